@@ -1,0 +1,5 @@
+import sys
+
+from hamtune.cli import main
+
+sys.exit(main())

@@ -1,0 +1,202 @@
+"""The `hamtune` command: parses arguments and calls the modules that do the work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+from hamtune import __version__
+from hamtune.errors import HamtuneError
+
+log = logging.getLogger("hamtune")
+
+
+def _format_value(value) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def print_metrics(metrics: dict, keys: tuple[str, ...]) -> None:
+    rows = [(k, _format_value(metrics[k])) for k in keys if k in metrics]
+    width = max(len(k) for k, _ in rows) if rows else 0
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+
+
+# ---- data -----------------------------------------------------------------------------------------
+
+
+def cmd_data_synth(args: argparse.Namespace) -> None:
+    from hamtune.data.synth import synthesize_release
+
+    width, height = args.image_size
+    started = time.perf_counter()
+    out = synthesize_release(args.out, n=args.n, seed=args.seed, image_size=(width, height), workers=args.workers)
+    print(f"synthetic HAM-like dataset ({args.n} images, {width}x{height}) in {out} ({time.perf_counter() - started:.1f} s)")
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> None:
+    from hamtune.data.prepare import load_prepared, prepare
+
+    started = time.perf_counter()
+    out = prepare(
+        args.src, size=args.size, crop=args.crop, channels=args.channels, out=args.out, workers=args.workers,
+        skip_missing=args.skip_missing, metadata=args.metadata, force=args.force,
+    )
+    manifest = load_prepared(out, verify=False).manifest
+    print(f"prepared {manifest['count']} images ({manifest['form']}, {manifest['mapping']}) in {time.perf_counter() - started:.2f} s")
+    print(f"  cache: {out}")
+    print(f"  classes: {', '.join(f'{k} {v}' for k, v in manifest['counts'].items() if v)}")
+    print(f"  fingerprint: {manifest['fingerprint']}")
+
+
+def cmd_data_info(args: argparse.Namespace) -> None:
+    from hamtune.data.prepare import load_prepared
+
+    print(json.dumps(load_prepared(args.cache).manifest, indent=2))
+
+
+# ---- train ----------------------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from hamtune.train.config import parse_assignments, preset_config
+    from hamtune.train.single import SUMMARY, load_data, run_and_record
+
+    config = preset_config(args.preset, parse_assignments(args.set))
+    data, config = load_data(args.data, config, skip_missing=args.skip_missing)
+    test_data = None
+    if args.test_data:
+        test_data, _ = load_data(args.test_data, config)
+    name = args.name or config.preset or "train"
+    result, row = run_and_record(config, data, Path(args.results) / name, name, test_data=test_data)
+    print(f"{config.kind.upper()} {config.arch} on {data.name}: {result.status} after {len(result.history)} epoch(s) "
+          f"in {result.wall_time_s:.1f} s on {result.device}" + (f" ({result.reason})" if result.reason else ""))
+    print_metrics(result.final, SUMMARY)
+    print(f"results: {Path(args.results) / name} (trial {row['trial_id']})")
+
+
+# ---- sweep ----------------------------------------------------------------------------------------
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.space import load_space
+
+    space = load_space(args.space)
+    options = SweepOptions(
+        name=args.name, results_root=Path(args.results), address=args.address, resume=args.resume,
+        storage=args.storage, num_samples=args.num_samples, gpus_per_trial=args.gpus_per_trial, num_cpus=args.num_cpus,
+    )
+    directory = run_sweep(space, options)
+    print(f"results: {directory}")
+    print(f"report:  python -m hamtune.report {directory}")
+
+
+# ---- demo -----------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from hamtune.data.prepare import resolve_data
+
+    data = resolve_data("synthetic")
+    print(f"synthetic default ready: {data.manifest['count']} images, {data.path}")
+
+
+# ---- parser ---------------------------------------------------------------------------------------
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 600x450, got {text!r}") from None
+    return width, height
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hamtune",
+        description="Hyperparameter search for autoencoders and VAEs on HAM10000 (Ray Tune + Optuna).",
+    )
+    parser.add_argument("--version", action="version", version=f"hamtune {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run the main job end to end on the embedded synthetic default")
+    demo.set_defaults(func=cmd_demo)
+
+    data = commands.add_parser("data", help="synthesise, prepare and inspect datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    synth = data_commands.add_parser("synth", help="write a synthetic HAM-like dataset in the original release's layout")
+    synth.add_argument("out", type=Path, help="folder to create")
+    synth.add_argument("--n", type=int, default=2000, help="number of images (default 2000)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--image-size", type=_image_size, default=(600, 450), help="WIDTHxHEIGHT (default 600x450)")
+    synth.add_argument("--workers", type=int, default=None, help="worker processes (default: cores, at most 4)")
+    synth.set_defaults(func=cmd_data_synth)
+
+    prep = data_commands.add_parser("prepare", help="decode any HAM10000 form into a cache (a re-run is a cache hit)")
+    prep.add_argument("src", type=Path, help="folder or file: release (metadata + JPEGs/zips), hmnist_*.csv, dermamnist*.npz, ISIC 2018")
+    prep.add_argument("--size", type=int, default=None, help="square side in px (default 64; arrays keep their size)")
+    prep.add_argument("--crop", choices=("center", "resize", "pad"), default="center", help="how a 4:3 image becomes square")
+    prep.add_argument("--channels", type=int, choices=(1, 3), default=3)
+    prep.add_argument("--out", type=Path, default=None, help="cache folder (default under $HAMTUNE_CACHE)")
+    prep.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores, at most 8)")
+    prep.add_argument("--skip-missing", action="store_true", help="go on without listed images that are missing or unreadable")
+    prep.add_argument("--metadata", type=Path, default=None, help="HAM10000_metadata.csv to attach lesion ids (hmnist, ISIC 2018)")
+    prep.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
+    prep.set_defaults(func=cmd_data_prepare)
+
+    info = data_commands.add_parser("info", help="print a prepared cache's manifest (and verify its contents)")
+    info.add_argument("cache", type=Path)
+    info.set_defaults(func=cmd_data_info)
+
+    tr = commands.add_parser("train", help="train one config and record it like a one-trial sweep")
+    tr.add_argument("--preset", default=None, help="seed-ae, seed-vae, medianomaly-ae, medianomaly-vae, cnn-ae")
+    tr.add_argument("--data", default="synthetic", help="'synthetic' (default), a prepared cache, or any source folder/file")
+    tr.add_argument("--test-data", default=None, help="an external test set (e.g. ISIC 2018 Task 3 test); val stays on --data")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
+    tr.add_argument("--name", default=None, help="results/<name> (default: the preset, or 'train')")
+    tr.add_argument("--results", default="results", help="results root (default ./results)")
+    tr.add_argument("--skip-missing", action="store_true", help="when preparing a source, skip missing/unreadable images")
+    tr.set_defaults(func=cmd_train)
+    sw = commands.add_parser("sweep", help="search a space (search_spaces/*.yaml) with Ray Tune + Optuna")
+    sw.add_argument("space", type=Path, help="a search-space YAML file, e.g. search_spaces/quick.yaml")
+    sw.add_argument("--name", default=None, help="results/<name> (default: the space's name)")
+    sw.add_argument("--results", default="results", help="results root (default ./results)")
+    sw.add_argument("--address", default=None, help="join a running Ray cluster: auto or HOST:PORT")
+    sw.add_argument("--resume", action="store_true", help="continue an interrupted sweep without redoing finished trials")
+    sw.add_argument("--num-samples", type=int, default=None, help="override the space's num_samples")
+    sw.add_argument("--gpus-per-trial", type=float, default=None, help="e.g. 0.25 packs four trials on one GPU")
+    sw.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
+    sw.add_argument("--storage", default=None, help="Ray Tune storage (a shared path or URI for clusters)")
+    sw.set_defaults(func=cmd_sweep)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="hamtune: %(levelname)s: %(message)s"
+    )
+    try:
+        args.func(args)
+    except HamtuneError as exc:
+        print(f"hamtune: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hamtune: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

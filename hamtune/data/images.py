@@ -1,0 +1,160 @@
+"""Decode dermoscopy images to small square uint8 arrays, fast: JPEG draft mode, worker processes."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from hamtune.errors import HamtuneError
+
+CROPS = ("center", "resize", "pad")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Where one image's bytes live: a file, or a member of a zip read in place."""
+
+    path: str
+    member: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}!{self.member}" if self.member else self.path
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a source image becomes a training array; recorded in caches and exported models."""
+
+    size: int = 64
+    crop: str = "center"
+    channels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.crop not in CROPS:
+            raise HamtuneError(f"--crop must be one of {', '.join(CROPS)}, got {self.crop!r}")
+        if self.channels not in (1, 3):
+            raise HamtuneError(f"--channels must be 1 or 3, got {self.channels}")
+        if not 4 <= self.size <= 1024:
+            raise HamtuneError(f"--size must be between 4 and 1024 pixels, got {self.size}")
+
+
+_open_zips: dict[str, zipfile.ZipFile] = {}
+
+
+def read_bytes(ref: ImageRef) -> bytes:
+    """Read an image's encoded bytes; zips stay open per process so members are read in place."""
+    if ref.member is None:
+        return Path(ref.path).read_bytes()
+    archive = _open_zips.get(ref.path)
+    if archive is None:
+        archive = _open_zips[ref.path] = zipfile.ZipFile(ref.path)
+    return archive.read(ref.member)
+
+
+def _crop_box(width: int, height: int, crop: str) -> tuple[float, float, float, float]:
+    if crop != "center":
+        return (0.0, 0.0, float(width), float(height))
+    side = min(width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    return (left, top, left + side, top + side)
+
+
+def to_square(image: Image.Image, pre: Preprocess) -> np.ndarray:
+    """Apply the crop/resize/pad rule to one decoded PIL image; returns HxWxC uint8."""
+    mode = "L" if pre.channels == 1 else "RGB"
+    if image.mode != mode:
+        image = image.convert(mode)
+    if pre.crop == "pad":
+        side = max(image.size)
+        canvas = Image.new(mode, (side, side))
+        canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+        image = canvas
+    box = _crop_box(image.width, image.height, pre.crop)
+    out = image.resize((pre.size, pre.size), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
+    array = np.asarray(out, dtype=np.uint8)
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def decode(data: bytes, pre: Preprocess) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode encoded bytes with DCT-domain downscaling first; returns the array and the source size."""
+    image = Image.open(io.BytesIO(data))
+    source_size = image.size
+    mode = "L" if pre.channels == 1 else "RGB"
+    if image.format == "JPEG":
+        w, h = image.size
+        if pre.crop == "center":
+            side = min(w, h)
+            want = (max(1, pre.size * w // side), max(1, pre.size * h // side))
+        elif pre.crop == "pad":
+            side = max(w, h)
+            want = (max(1, pre.size * w // side), max(1, pre.size * h // side))
+        else:
+            want = (pre.size, pre.size)
+        image.draft(mode, want)
+    image.load()
+    return to_square(image, pre), source_size
+
+
+def _decode_chunk(args: tuple[list[ImageRef], Preprocess]) -> tuple[np.ndarray, list[tuple[int, int]], list[tuple[int, str]]]:
+    refs, pre = args
+    out = np.zeros((len(refs), pre.size, pre.size, pre.channels), dtype=np.uint8)
+    sizes: list[tuple[int, int]] = []
+    errors: list[tuple[int, str]] = []
+    for i, ref in enumerate(refs):
+        try:
+            out[i], size = decode(read_bytes(ref), pre)
+            sizes.append(size)
+        except (OSError, UnidentifiedImageError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+            errors.append((i, f"{type(exc).__name__}: {exc}"))
+            sizes.append((0, 0))
+    return out, sizes, errors
+
+
+def default_workers() -> int:
+    """Worker processes for decoding: all cores but at most 8 (JPEG decode is CPU-bound)."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def decode_many(
+    refs: Sequence[ImageRef], pre: Preprocess, out: np.ndarray, workers: int | None = None, chunk: int = 64
+) -> Iterator[tuple[int, list[tuple[int, int]], list[tuple[int, str]]]]:
+    """Decode refs into `out` (N,H,W,C) in chunks; yields (count done, source sizes, errors) per chunk.
+
+    Errors come back as (global index, message) so the caller can name the file.
+    """
+    workers = workers or default_workers()
+    starts = list(range(0, len(refs), chunk))
+    jobs = [(list(refs[s : s + chunk]), pre) for s in starts]
+    if workers == 1 or len(jobs) == 1:
+        results: Iterator = map(_decode_chunk, jobs)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(max_workers=workers)
+        results = pool.map(_decode_chunk, jobs)
+    try:
+        for start, (arrays, sizes, errors) in zip(starts, results):
+            out[start : start + len(arrays)] = arrays
+            yield len(arrays), sizes, [(start + i, msg) for i, msg in errors]
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def resize_array(pixels: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """Bring already-decoded arrays (hmnist, DermaMNIST) to the requested size and channels."""
+    n, h, w, c = pixels.shape
+    if (h, w, c) == (pre.size, pre.size, pre.channels):
+        return np.ascontiguousarray(pixels, dtype=np.uint8)
+    out = np.empty((n, pre.size, pre.size, pre.channels), dtype=np.uint8)
+    for i in range(n):
+        image = Image.fromarray(pixels[i, :, :, 0] if c == 1 else pixels[i])
+        out[i] = to_square(image, pre)
+    return out

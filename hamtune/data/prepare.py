@@ -1,0 +1,282 @@
+"""Turn any HAM10000 source into a prepared cache: uint8 NHWC array + Parquet table + manifest.
+
+The cache is what every later stage reads. It is keyed by the source's file stats and the
+preprocessing options, so a re-run with the same inputs is a hit in well under a second, and it
+is written under a temporary name then renamed, so a crash never leaves half a cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+import hamtune
+from hamtune.data.images import Preprocess, decode_many, resize_array
+from hamtune.data.labels import DX_CODES
+from hamtune.data.sources import Source, detect, load_source
+from hamtune.errors import HamtuneError
+
+log = logging.getLogger("hamtune")
+
+CACHE_VERSION = 1
+ARRAY_FORMS = ("hmnist", "dermamnist")
+JPEG_DEFAULT_SIZE = 64
+SYNTHETIC_DEFAULT = {"n": 2000, "seed": 0, "image_size": (600, 450)}
+
+
+def cache_root() -> Path:
+    """Where prepared caches and the synthetic default live ($HAMTUNE_CACHE or ~/.cache/hamtune)."""
+    return Path(os.environ.get("HAMTUNE_CACHE") or Path.home() / ".cache" / "hamtune")
+
+
+@dataclass
+class Prepared:
+    """A loaded cache: images stay memory-mapped until someone copies them."""
+
+    path: Path
+    images: np.ndarray
+    meta: pd.DataFrame
+    manifest: dict
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["fingerprint"]
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return Preprocess(**self.manifest["preprocess"])
+
+
+def _input_files(src: Path, form: str, metadata: Path | None) -> list[Path]:
+    if src.is_file() and form in ARRAY_FORMS:
+        files = [src]
+    else:
+        folder = src if src.is_dir() else src.parent
+        files = [p for p in folder.iterdir() if p.is_file()]
+        for sub in folder.iterdir():
+            if sub.is_dir() and not sub.name.startswith("."):
+                files += [p for p in sub.iterdir() if p.is_file()]
+    return sorted(files) + ([metadata] if metadata else [])
+
+
+def source_signature(src: Path, form: str, options: dict, metadata: Path | None, skip_missing: bool) -> str:
+    """A key that changes when any input file or option changes; computed from file stats only."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps([CACHE_VERSION, form, options, skip_missing], sort_keys=True).encode())
+    for path in _input_files(src, form, metadata):
+        stat = path.stat()
+        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def content_fingerprint(images: np.ndarray, meta: pd.DataFrame) -> str:
+    """A hash of what a model actually sees: pixels and labels, independent of where they came from."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr(images.shape).encode())
+    step = max(1, (64 << 20) // max(1, images[0].nbytes)) if len(images) else 1
+    for start in range(0, len(images), step):
+        digest.update(np.ascontiguousarray(images[start : start + step]).tobytes())
+    lesions = meta["lesion_id"].fillna("").astype(str)
+    digest.update("\n".join(meta["image_id"] + "\t" + lesions + "\t" + meta["dx"]).encode())
+    return digest.hexdigest()
+
+
+def rebuild_command(manifest: dict) -> str:
+    pre = manifest.get("preprocess", {})
+    return (
+        f"hamtune data prepare {manifest.get('source', 'SRC')} --size {pre.get('size', JPEG_DEFAULT_SIZE)} "
+        f"--crop {pre.get('crop', 'center')} --channels {pre.get('channels', 3)} --force"
+    )
+
+
+def _decode_source(source: Source, pre: Preprocess, out: np.ndarray, workers: int | None, progress: bool) -> tuple[Counter, list[tuple[int, str]]]:
+    sizes: Counter = Counter()
+    errors: list[tuple[int, str]] = []
+    if source.pixels is not None:
+        out[:] = resize_array(source.pixels, pre)
+        _, h, w, _ = source.pixels.shape
+        sizes[f"{w}x{h}"] = len(out)
+        return sizes, errors
+    bar = tqdm(total=len(out), desc="decoding", unit="img", disable=not progress, leave=False)
+    with bar:
+        for done, chunk_sizes, chunk_errors in decode_many(source.refs, pre, out, workers=workers):
+            sizes.update(f"{w}x{h}" for w, h in chunk_sizes if w)
+            errors += chunk_errors
+            bar.update(done)
+    return sizes, errors
+
+
+def _drop_unreadable(source: Source, errors: list[tuple[int, str]], skip: bool) -> np.ndarray:
+    keep = np.ones(len(source.table), dtype=bool)
+    if not errors:
+        return keep
+    named = "; ".join(f"{source.refs[i]} ({msg})" for i, msg in errors[:3])
+    message = f"{len(errors)} image(s) could not be decoded: {named}"
+    if not skip:
+        raise HamtuneError(f"{message}; pass --skip-missing to go on without them")
+    source.note(message + "; skipped")
+    keep[[i for i, _ in errors]] = False
+    return keep
+
+
+def _write(tmp: Path, source: Source, pre: Preprocess, workers: int | None, skip_missing: bool, progress: bool) -> dict:
+    started = time.perf_counter()
+    n = len(source.table)
+    shape = (n, pre.size, pre.size, pre.channels)
+    images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
+    sizes, errors = _decode_source(source, pre, images, workers, progress)
+    keep = _drop_unreadable(source, errors, skip_missing)
+    meta = source.table[keep].reset_index(drop=True)
+    if not keep.all():
+        kept = np.array(images[keep])
+        del images
+        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=kept.shape)
+        images[:] = kept
+    if len(meta) == 0:
+        raise HamtuneError(f"{source.path}: no readable images left")
+    images.flush()
+    meta["label"] = meta["dx"].map({dx: i for i, dx in enumerate(DX_CODES)}).astype("int8")
+    meta["lesion_id"] = meta["lesion_id"].astype("string")
+    meta.to_parquet(tmp / "meta.parquet", index=False)
+    return {
+        "cache_version": CACHE_VERSION,
+        "hamtune_version": hamtune.__version__,
+        "form": source.form,
+        "source": str(source.path.resolve()),
+        "mapping": source.mapping,
+        "preprocess": asdict(pre),
+        "count": int(len(meta)),
+        "counts": {dx: int((meta["dx"] == dx).sum()) for dx in DX_CODES},
+        "lesion_ids": bool(meta["lesion_id"].notna().any()),
+        "source_sizes": dict(sizes.most_common()),
+        "shape": list(images.shape),
+        "fingerprint": content_fingerprint(images, meta),
+        "notes": source.notes,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def default_size(form: str, pixels_shape: tuple[int, ...] | None) -> int:
+    """Array sources keep their native size unless asked; JPEG sources default to 64 px."""
+    return int(pixels_shape[1]) if form in ARRAY_FORMS and pixels_shape else JPEG_DEFAULT_SIZE
+
+
+def prepare(
+    src: Path,
+    size: int | None = None,
+    crop: str = "center",
+    channels: int = 3,
+    out: Path | None = None,
+    workers: int | None = None,
+    skip_missing: bool = False,
+    metadata: Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Prepare `src` (any supported form) into a cache folder and return its path; a hit returns at once."""
+    src = Path(src)
+    form = detect(src)
+    Preprocess(size or JPEG_DEFAULT_SIZE, crop, channels)
+    requested = {"size": size, "crop": crop, "channels": channels}
+    signature = source_signature(src, form, requested, metadata, skip_missing)
+    size_label = f"{size}px" if size else "native"
+    name = f"{form}-{src.stem or src.name}-{size_label}-{crop}-{channels}ch-{signature[:10]}"
+    out = Path(out) if out else cache_root() / "prepared" / name
+    if not force and (out / "manifest.json").exists():
+        try:
+            if json.loads((out / "manifest.json").read_text()).get("signature") == signature:
+                log.info("cache hit: %s", out)
+                return out
+        except (OSError, ValueError):
+            pass
+    source = load_source(src, skip_missing, metadata)
+    native = source.pixels.shape if source.pixels is not None else None
+    pre = Preprocess(size or default_size(form, native), crop, channels)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        manifest = _write(tmp, source, pre, workers, skip_missing, progress)
+        manifest.update(name=out.name, signature=signature)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.rename(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def load_prepared(path: Path, verify: bool = True) -> Prepared:
+    """Open a cache; a truncated or corrupted one is an error that names the file and the rebuild command."""
+    path = Path(path)
+    manifest_path = path / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        manifest["fingerprint"], manifest["shape"], manifest["preprocess"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise HamtuneError(
+            f"{manifest_path}: missing or unreadable, so {path} is not a usable prepared cache; "
+            "rebuild it with: hamtune data prepare SRC --force"
+        ) from None
+    rebuild = f"rebuild it with: {rebuild_command(manifest)}"
+    if manifest.get("cache_version") != CACHE_VERSION:
+        raise HamtuneError(f"{path}: cache version {manifest.get('cache_version')} is not {CACHE_VERSION}; {rebuild}")
+    try:
+        images = np.load(path / "images.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise HamtuneError(f"{path / 'images.npy'}: unreadable or truncated ({exc}); {rebuild}") from None
+    if list(images.shape) != manifest["shape"] or images.dtype != np.uint8:
+        raise HamtuneError(f"{path / 'images.npy'}: shape {images.shape} does not match the manifest's {manifest['shape']}; {rebuild}")
+    try:
+        meta = pd.read_parquet(path / "meta.parquet")
+    except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+        raise HamtuneError(f"{path / 'meta.parquet'}: unreadable ({type(exc).__name__}); {rebuild}") from None
+    if len(meta) != len(images) or not {"image_id", "lesion_id", "dx"} <= set(meta.columns):
+        raise HamtuneError(f"{path / 'meta.parquet'}: does not match images.npy; {rebuild}")
+    if verify and content_fingerprint(images, meta) != manifest["fingerprint"]:
+        raise HamtuneError(f"{path}: contents do not match the manifest's fingerprint (corrupted?); {rebuild}")
+    return Prepared(path, images, meta, manifest)
+
+
+def synthetic_source(n: int | None = None, seed: int | None = None, progress: bool = True) -> Path:
+    """The embedded default: synthesise (once) a HAM-like dataset in the original release's layout."""
+    from hamtune.data.synth import synthesize_release
+
+    n = SYNTHETIC_DEFAULT["n"] if n is None else n
+    seed = SYNTHETIC_DEFAULT["seed"] if seed is None else seed
+    w, h = SYNTHETIC_DEFAULT["image_size"]
+    out = cache_root() / "synthetic" / f"ham-synth-n{n}-seed{seed}-{w}x{h}"
+    return synthesize_release(out, n=n, seed=seed, image_size=(w, h), progress=progress)
+
+
+def resolve_data(
+    spec: str | Path, size: int | None = None, crop: str = "center", channels: int = 3, progress: bool = True, **kwargs
+) -> Prepared:
+    """`synthetic`, a prepared cache folder, or any source (prepared on first use) -> a loaded cache."""
+    spec = str(spec)
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        options = dict(part.split("=", 1) for part in spec.partition(":")[2].split(",") if part)
+        src = synthetic_source(int(options.get("n", SYNTHETIC_DEFAULT["n"])), int(options.get("seed", 0)), progress)
+    else:
+        src = Path(spec).expanduser()
+        if (src / "manifest.json").exists():
+            return load_prepared(src)
+    return load_prepared(prepare(src, size=size, crop=crop, channels=channels, progress=progress, **kwargs))

@@ -1,0 +1,28 @@
+"""AE and VAE, each MLP or CNN, behind one interface; `build_model` maps a config to a module."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from hamtune.models.autoencoder import Autoencoder
+from hamtune.models.cnn import build_cnn
+from hamtune.models.mlp import build_mlp
+
+BUILDERS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {"mlp": build_mlp, "cnn": build_cnn}
+
+
+def build_model(config, shape: tuple[int, int, int]) -> Autoencoder:
+    """A fresh model for `config` (a TrainConfig) and images of shape (C, H, W)."""
+    if config.arch == "mlp":
+        width, depth = config.mlp_width, config.mlp_depth
+    else:
+        width, depth = config.cnn_channels, config.cnn_blocks
+    encoder, decoder = BUILDERS[config.arch](
+        shape, config.latent_dim, config.kind == "vae", width, depth, config.norm, config.dropout
+    )
+    return Autoencoder(encoder, decoder, config.latent_dim, config.kind == "vae", config.input_range)
+
+
+__all__ = ["Autoencoder", "build_model"]

@@ -1,0 +1,90 @@
+"""A Tune callback in the driver that writes each trial to the results folder the moment it ends."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from ray import tune
+
+from hamtune.errors import HamtuneError
+from hamtune.sweep.results import ResultsWriter, trial_row
+from hamtune.train import checkpoint as ckpt
+from hamtune.train.config import TrainConfig
+
+log = logging.getLogger("hamtune")
+
+
+def _error_text(trial) -> str:
+    for attribute in ("error_msg",):
+        text = getattr(trial, attribute, None)
+        if text:
+            return str(text)
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).exists():
+        return Path(path).read_text(errors="replace")
+    return "the trial raised an error (see the Ray logs)"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:500] if lines else text[:500]
+
+
+class ResultsRecorder(tune.Callback):
+    """Turns finished trials into rows of trials/epochs/scores Parquet files and prints a line each."""
+
+    def __init__(self, directory: Path, sweep: str, objectives, data_manifest: dict, test_manifest: dict | None, total: int):
+        self.directory, self.sweep, self.objectives = Path(directory), sweep, tuple(objectives)
+        self.data_manifest, self.test_manifest, self.total = data_manifest, test_manifest, total
+        self.started: dict[str, float] = {}
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.started.setdefault(trial.trial_id, time.time())
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        last = trial.last_result or {}
+        status = last.get("status", "running")
+        self._record(trial, "stopped" if status == "running" else status, last.get("reason") or "")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._record(trial, "failed", _last_line(_error_text(trial)))
+
+    def _record(self, trial, status: str, reason: str) -> None:
+        history, scores, samples, checkpoint = [], None, None, None
+        if trial.checkpoint is not None:
+            checkpoint = trial.checkpoint.path
+            try:
+                history = ckpt.read_json(Path(checkpoint) / ckpt.HISTORY)
+                if (Path(checkpoint) / ckpt.SCORES).exists():
+                    scores = pd.read_parquet(Path(checkpoint) / ckpt.SCORES)
+                samples = ckpt.load_samples(Path(checkpoint))
+            except (HamtuneError, OSError) as exc:
+                log.warning("trial %s: could not read its checkpoint %s (%s)", trial.trial_id, checkpoint, exc)
+        try:
+            params = TrainConfig.from_dict(trial.config, where=f"trial {trial.trial_id}").applicable()
+        except HamtuneError:
+            params = dict(trial.config)
+        last = trial.last_result or {}
+        wall = time.time() - self.started.get(trial.trial_id, time.time())
+        row = trial_row(
+            sweep=self.sweep, trial_id=trial.trial_id, status=status, reason=reason, params=params, history=history,
+            objective=self.objectives[0], wall_time_s=float(last.get("time_total_s", wall)),
+            device=str(last.get("device", "")) or None, data_manifest=self.data_manifest, test_manifest=self.test_manifest,
+            n_params=last.get("n_params"), checkpoint=checkpoint,
+            extra={"node_id": last.get("node_id"), "objective_metrics": ",".join(m for m, _ in self.objectives)},
+        )
+        writer = ResultsWriter(self.directory)
+        writer.add(row, history, scores if status != "failed" or history else None, samples)
+        done = len(writer.trials)
+        metric = self.objectives[0][0]
+        value = row.get(metric)
+        shown = f"{metric}={value:.4f}" if isinstance(value, float) and np.isfinite(value) else f"{metric}=n/a"
+        print(
+            f"[{done}/{self.total}] trial {trial.trial_id} {params.get('kind')}/{params.get('arch')} {status} "
+            f"after {len(history)} epoch(s): {shown}" + (f" ({reason[:120]})" if reason else ""),
+            flush=True,
+        )

@@ -1,0 +1,194 @@
+"""The results layout every run writes and the report reads: versioned Parquet files, written atomically.
+
+results/<name>/
+  trials.parquet   one row per trial (parameters, final and best metrics, provenance)
+  epochs.parquet   one row per trial and epoch
+  scores.parquet   per-image test scores of every trial that has them
+  samples/<trial_id>.npz  a few originals, reconstructions and (VAE) prior samples
+
+Files are replaced by rename, trials.parquet last: a reader that takes the trial ids from
+trials.parquet and filters the other files by them always sees a consistent snapshot.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import time
+import uuid
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import hamtune
+from hamtune.errors import HamtuneError
+
+SCHEMA_VERSION = 1
+SCHEMA_KEY = b"hamtune_schema_version"
+TRIALS, EPOCHS, SCORES, SAMPLES = "trials.parquet", "epochs.parquet", "scores.parquet", "samples"
+STATUSES = ("completed", "stopped", "diverged", "failed")
+RUNTIME_KEYS = ("status", "reason")
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The commit of the hamtune checkout, when it is one (provenance for every row)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(hamtune.__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def best_epoch(history: list[dict], metric: str, mode: str) -> dict:
+    """The epoch with the best value of the objective (ties: the earliest); {} when none is finite."""
+    best, best_value = {}, None
+    for row in history:
+        value = row.get(metric)
+        if value is None or not math.isfinite(value):
+            continue
+        if best_value is None or (value > best_value if mode == "max" else value < best_value):
+            best, best_value = row, value
+    return best
+
+
+def trial_row(
+    *,
+    sweep: str,
+    trial_id: str,
+    status: str,
+    reason: str,
+    params: dict,
+    history: list[dict],
+    objective: tuple[str, str],
+    wall_time_s: float,
+    device: str,
+    data_manifest: dict,
+    test_manifest: dict | None = None,
+    n_params: int | None = None,
+    checkpoint: str | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """One trials.parquet row: parameters (None where not applicable), final and best metrics, provenance."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    final = {k: v for k, v in (history[-1] if history else {}).items() if k not in RUNTIME_KEYS and k != "epoch"}
+    best = best_epoch(history, *objective)
+    row = {"schema_version": SCHEMA_VERSION, "sweep": sweep, "trial_id": trial_id, "status": status, "reason": reason or None}
+    row.update(params)
+    row.update(final)
+    row["best_epoch"] = best.get("epoch")
+    row.update({f"best_{k}": v for k, v in best.items() if k.startswith(("val_", "test_"))})
+    row.update(
+        objective_metric=objective[0], objective_mode=objective[1],
+        epochs_run=len(history), wall_time_s=wall_time_s,
+        time_per_epoch_s=float(np.mean([h["epoch_time_s"] for h in history])) if history else None,
+        device=device, n_params=n_params, hamtune_version=hamtune.__version__, git_commit=git_commit(),
+        data_name=data_manifest.get("name"), data_fingerprint=data_manifest.get("fingerprint"),
+        test_set=(test_manifest or data_manifest).get("name") + ("" if test_manifest else ":test-split"),
+        test_fingerprint=(test_manifest or data_manifest).get("fingerprint"),
+        checkpoint=checkpoint, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    row.update(extra or {})
+    return row
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), SCHEMA_KEY: str(SCHEMA_VERSION).encode()})
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """Read one of our files; a damaged file or another schema version is an error naming the file."""
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        raise HamtuneError(f"{path}: not found") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise HamtuneError(f"{path}: unreadable or truncated Parquet file ({str(exc).splitlines()[0][:160]})") from None
+    version = (table.schema.metadata or {}).get(SCHEMA_KEY)
+    if version is None or int(version) != SCHEMA_VERSION:
+        found = version.decode() if version else "none"
+        raise HamtuneError(f"{path}: results schema version {found}, this hamtune reads version {SCHEMA_VERSION}")
+    return table.to_pandas()
+
+
+class ResultsWriter:
+    """Upserts trials by trial_id into the results folder; safe to reopen after a crash or a resume."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        (self.directory / SAMPLES).mkdir(parents=True, exist_ok=True)
+        self.trials = self._existing(TRIALS)
+        self.epochs = self._existing(EPOCHS)
+        self.scores = self._existing(SCORES)
+
+    def _existing(self, name: str) -> pd.DataFrame:
+        path = self.directory / name
+        return read_parquet(path) if path.exists() else pd.DataFrame()
+
+    def trial_ids(self) -> set[str]:
+        return set(self.trials["trial_id"]) if len(self.trials) else set()
+
+    @staticmethod
+    def _upsert(frame: pd.DataFrame, rows: pd.DataFrame, trial_id: str) -> pd.DataFrame:
+        if len(frame):
+            frame = frame[frame["trial_id"] != trial_id]
+        parts = [f for f in (frame, rows) if len(f)]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    def add(self, row: dict, history: list[dict], scores: pd.DataFrame | None, samples: dict[str, np.ndarray] | None) -> None:
+        """Record one finished trial (replacing an earlier record of the same trial)."""
+        trial_id = row["trial_id"]
+        if samples:
+            tmp = self.directory / SAMPLES / f".{trial_id}.{uuid.uuid4().hex[:8]}.tmp.npz"
+            np.savez_compressed(tmp, **samples)
+            os.replace(tmp, self.directory / SAMPLES / f"{trial_id}.npz")
+        if scores is not None and len(scores):
+            scores = scores.assign(sweep=row["sweep"], trial_id=trial_id)
+            self.scores = self._upsert(self.scores, scores, trial_id)
+            _write_parquet(self.scores, self.directory / SCORES)
+        epochs = pd.DataFrame([{k: v for k, v in h.items() if k != "reason"} for h in history])
+        if len(epochs):
+            epochs.insert(0, "trial_id", trial_id)
+            epochs.insert(0, "sweep", row["sweep"])
+        self.epochs = self._upsert(self.epochs, epochs, trial_id)
+        if len(self.epochs):
+            _write_parquet(self.epochs, self.directory / EPOCHS)
+        self.trials = self._upsert(self.trials, pd.DataFrame([row]), trial_id)
+        _write_parquet(self.trials, self.directory / TRIALS)
+
+
+def load_results(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """trials, epochs and scores of one results folder, as one consistent snapshot."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise HamtuneError(f"{directory}: no such results folder")
+    if not (directory / TRIALS).exists():
+        raise HamtuneError(f"{directory}: no {TRIALS} (has a sweep or `hamtune train` written here yet?)")
+    trials = read_parquet(directory / TRIALS)
+    ids = set(trials["trial_id"])
+    frames = []
+    for name in (EPOCHS, SCORES):
+        path = directory / name
+        frame = read_parquet(path) if path.exists() else pd.DataFrame(columns=["trial_id"])
+        frames.append(frame[frame["trial_id"].isin(ids)].reset_index(drop=True))
+    return trials, frames[0], frames[1]
+
+
+def load_samples(directory: Path, trial_id: str) -> dict[str, np.ndarray]:
+    path = Path(directory) / SAMPLES / f"{trial_id}.npz"
+    if not path.exists():
+        return {}
+    with np.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}

@@ -1,0 +1,160 @@
+"""`hamtune sweep`: a Ray Tune Tuner with OptunaSearch over a declared space, results in Parquet.
+
+The dataset goes into Ray's object store once (tune.with_parameters), so trials read it
+zero-copy on every node without a shared filesystem. The Optuna study lives in the sweep folder
+(SQLite) so optuna-dashboard can open it and a resumed sweep keeps its sampler's memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from hamtune.data.prepare import Prepared
+from hamtune.errors import HamtuneError
+from hamtune.sweep.results import TRIALS
+from hamtune.sweep.space import SearchSpace, make_sampler
+from hamtune.train.single import load_data
+
+log = logging.getLogger("hamtune")
+
+EXPERIMENT = "tune"
+STUDY_DB = "optuna.db"
+
+
+@dataclass
+class SweepOptions:
+    """What the command line adds to a space file."""
+
+    name: str | None = None
+    results_root: Path = Path("results")
+    address: str | None = None
+    resume: bool = False
+    storage: str | None = None
+    num_samples: int | None = None
+    gpus_per_trial: float | None = None
+    num_cpus: int | None = None
+
+
+def _quiet_ray() -> None:
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="ray")
+    warnings.filterwarnings("ignore", module="optuna")
+
+
+def start_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Join a cluster (`--address`) or start a private local Ray without a public dashboard."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+def _study_storage(directory: Path):
+    import optuna
+
+    return optuna.storages.RDBStorage(f"sqlite:///{(directory / STUDY_DB).resolve()}")
+
+
+def _searcher(space: SearchSpace, name: str, directory: Path):
+    from ray.tune.search.optuna import OptunaSearch
+
+    metrics = [m for m, _ in space.objectives]
+    modes = [m for _, m in space.objectives]
+    return OptunaSearch(
+        space=space.define_by_run(),
+        metric=metrics if space.multi_objective else metrics[0],
+        mode=modes if space.multi_objective else modes[0],
+        points_to_evaluate=[dict(p) for p in space.points] or None,
+        sampler=make_sampler(space),
+        study_name=name,
+        storage=_study_storage(directory),
+    )
+
+
+def _scheduler(space: SearchSpace):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if space.scheduler["name"] != "asha":
+        return FIFOScheduler()
+    metric, mode = space.objectives[0]
+    return ASHAScheduler(
+        time_attr="training_iteration", metric=metric, mode=mode, max_t=space.max_epochs,
+        grace_period=int(space.scheduler.get("grace_period", 1)), reduction_factor=space.scheduler.get("reduction_factor", 2),
+    )
+
+
+def _trainable(space: SearchSpace, data: Prepared, test_data: Prepared | None, gpus: float):
+    from ray import tune
+
+    from hamtune.sweep.trainable import run_trial
+
+    resources = {"cpu": space.resources["cpus"], "gpu": gpus}
+    return tune.with_resources(tune.with_parameters(run_trial, data=data, test_data=test_data), resources)
+
+
+def _in_memory(data: Prepared) -> Prepared:
+    """A copy whose images are a plain array, so Ray ships pixels (not a file path) to every node."""
+    import numpy as np
+
+    return Prepared(data.path, np.ascontiguousarray(data.images), data.meta, data.manifest)
+
+
+def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
+    """Run (or resume) a sweep; returns its results folder."""
+    from ray import tune
+
+    from hamtune.sweep.recorder import ResultsRecorder
+
+    _quiet_ray()
+    name = options.name or space.name
+    directory = (Path(options.results_root) / name).resolve()
+    storage = options.storage or str(directory)
+    experiment = f"{storage.rstrip('/')}/{EXPERIMENT}"
+    if options.resume and not tune.Tuner.can_restore(experiment):
+        raise HamtuneError(f"{experiment}: no sweep to resume here (start it without --resume)")
+    if not options.resume and (directory / TRIALS).exists():
+        raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
+    num_samples = options.num_samples or space.num_samples
+    gpus = space.resources["gpus"] if options.gpus_per_trial is None else options.gpus_per_trial
+    config = space.fixed
+    from hamtune.train.config import TrainConfig
+
+    base = TrainConfig.from_dict(config, where=f"{space.path}: fixed")
+    data, base = load_data(space.data, base)
+    test_data = load_data(space.test_data, base)[0] if space.test_data else None
+    directory.mkdir(parents=True, exist_ok=True)
+    start_ray(options.address, options.num_cpus)
+    trainable = _trainable(space, _in_memory(data), _in_memory(test_data) if test_data else None, gpus)
+    recorder = ResultsRecorder(
+        directory, name, space.objectives, data.manifest, test_data.manifest if test_data else None, num_samples
+    )
+    print(f"sweep {name}: {num_samples} trial(s) of {space.path.name} on {data.name} ({data.manifest['count']} images); "
+          f"results -> {directory}", flush=True)
+    if options.resume:
+        tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=_searcher(space, name, directory), scheduler=_scheduler(space), num_samples=num_samples,
+                max_concurrent_trials=space.max_concurrent,
+            ),
+            run_config=tune.RunConfig(
+                name=EXPERIMENT, storage_path=storage, callbacks=[recorder], verbose=0,
+                failure_config=tune.FailureConfig(max_failures=space.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
+    tuner.fit()
+    return directory

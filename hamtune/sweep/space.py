@@ -1,0 +1,319 @@
+"""Search spaces declared in YAML, validated once (errors name the file and key), turned into Optuna.
+
+A space file holds: the data, the objective(s), the sampler, the scheduler, the budget, the
+resources per trial, fixed TrainConfig values, searchable parameters (with `when:` conditions on
+earlier ones) and starting points. Everything is checked before Ray starts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hamtune.errors import HamtuneError
+from hamtune.train.config import TrainConfig, field_value
+
+TOP_LEVEL = {
+    "name", "description", "data", "test_data", "protocol", "seed", "objective", "sampler", "scheduler",
+    "num_samples", "max_epochs", "max_concurrent", "resources", "fixed", "params", "points_to_evaluate",
+    "max_failures",
+}
+OBJECTIVE_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
+MULTI_OBJECTIVE_SAMPLERS = ("tpe", "random", "nsga2", "gp")
+NOT_SEARCHABLE = ("epochs", "preset", "device", "num_threads")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searchable parameter: a categorical choice or an int/float range, optionally conditional."""
+
+    name: str
+    kind: str  # choice | int | float
+    values: tuple = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    step: float | None = None
+    when: dict = field(default_factory=dict)
+
+    def applies(self, chosen: dict) -> bool:
+        return all(chosen.get(key) in allowed for key, allowed in self.when.items())
+
+    def suggest(self, trial) -> Any:
+        if self.kind == "choice":
+            return trial.suggest_categorical(self.name, list(self.values))
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+
+
+@dataclass(frozen=True)
+class DefineByRun:
+    """The Optuna define-by-run function (picklable, Tune saves it): suggests the parameters that
+    apply given earlier choices and returns the fixed values for Tune to add to the config."""
+
+    params: tuple[Param, ...]
+    fixed: dict
+
+    def __call__(self, trial) -> dict:
+        chosen = dict(self.fixed)
+        for param in self.params:
+            if param.applies(chosen):
+                chosen[param.name] = param.suggest(trial)
+        return self.fixed
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated space file: plain data, handed to the sweep runner."""
+
+    path: Path
+    name: str
+    data: str
+    test_data: str | None
+    objectives: tuple[tuple[str, str], ...]
+    sampler: dict
+    scheduler: dict
+    num_samples: int
+    max_epochs: int
+    max_concurrent: int | None
+    max_failures: int
+    resources: dict
+    fixed: dict
+    params: tuple[Param, ...]
+    points: tuple[dict, ...]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def define_by_run(self) -> DefineByRun:
+        return DefineByRun(self.params, dict(self.fixed))
+
+    def grid(self) -> dict[str, list]:
+        return {p.name: list(p.values) for p in self.params}
+
+
+class _Checker:
+    """Collects the file name into every error so a user knows where to look."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, key: str, message: str) -> HamtuneError:
+        return HamtuneError(f"{self.path}: {key}: {message}")
+
+    def mapping(self, value, key: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a mapping, got {type(value).__name__}")
+        return value
+
+    def number(self, value, key: str, kind: type = float, low: float | None = None) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(key, f"expected a number, got {value!r}")
+        if kind is int and value != int(value):
+            raise self.fail(key, f"expected a whole number, got {value!r}")
+        if low is not None and value < low:
+            raise self.fail(key, f"must be at least {low}, got {value!r}")
+        return kind(value)
+
+    def config_value(self, name: str, value, key: str):
+        try:
+            return field_value(name, value, key)
+        except HamtuneError as exc:
+            raise self.fail(key, str(exc).split(": ", 1)[-1]) from None
+
+
+def _param(check: _Checker, name: str, spec, earlier: dict) -> Param:
+    key = f"params.{name}"
+    if name not in TrainConfig.__dataclass_fields__:
+        raise check.fail(key, f"not a TrainConfig field; valid: {', '.join(TrainConfig.__dataclass_fields__)}")
+    if name in NOT_SEARCHABLE:
+        raise check.fail(key, "is not searchable (set max_epochs or fixed values instead)")
+    spec = check.mapping(spec, key)
+    kinds = [k for k in ("choice", "int", "float") if k in spec]
+    extra = set(spec) - {"choice", "int", "float", "log", "step", "when"}
+    if len(kinds) != 1 or extra:
+        raise check.fail(key, "give exactly one of choice: [...], int: [low, high], float: [low, high] (plus log, step, when)")
+    kind = kinds[0]
+    when = {}
+    for other, allowed in check.mapping(spec.get("when", {}), f"{key}.when").items():
+        if other not in earlier:
+            raise check.fail(f"{key}.when.{other}", "a condition may only refer to a parameter declared earlier or a fixed value")
+        when[other] = tuple(allowed) if isinstance(allowed, list) else (allowed,)
+    if kind == "choice":
+        values = spec["choice"]
+        if not isinstance(values, list) or not values:
+            raise check.fail(f"{key}.choice", "expected a non-empty list")
+        values = tuple(check.config_value(name, v, f"{key}.choice") for v in values)
+        return Param(name, "choice", values=values, when=when)
+    bounds = spec[kind]
+    if not isinstance(bounds, list) or len(bounds) != 2:
+        raise check.fail(f"{key}.{kind}", "expected [low, high]")
+    low, high = (check.number(b, f"{key}.{kind}", int if kind == "int" else float) for b in bounds)
+    if not low < high:
+        raise check.fail(f"{key}.{kind}", f"low must be below high, got [{low}, {high}]")
+    for bound in (low, high):
+        check.config_value(name, bound, f"{key}.{kind}")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise check.fail(f"{key}.log", "expected true or false")
+    if log and low <= 0:
+        raise check.fail(f"{key}.log", "a log scale needs low > 0")
+    step = spec.get("step")
+    if step is not None:
+        step = check.number(step, f"{key}.step", low=0)
+        if log or step <= 0:
+            raise check.fail(f"{key}.step", "a step must be positive and cannot be combined with log")
+    return Param(name, kind, low=low, high=high, log=log, step=step, when=when)
+
+
+def _objectives(check: _Checker, spec) -> tuple[tuple[str, str], ...]:
+    items = spec if isinstance(spec, list) else [spec]
+    if not items:
+        raise check.fail("objective", "expected {metric, mode} or a list of them")
+    out = []
+    for i, item in enumerate(items):
+        key = "objective" if not isinstance(spec, list) else f"objective[{i}]"
+        item = check.mapping(item, key)
+        metric, mode = item.get("metric"), item.get("mode", "max")
+        if set(item) - {"metric", "mode"}:
+            raise check.fail(key, f"unknown key(s) {', '.join(sorted(set(item) - {'metric', 'mode'}))}")
+        if metric not in OBJECTIVE_METRICS:
+            hint = " (test metrics are never an objective: the test split stays unseen)" if str(metric).startswith("test_") else ""
+            raise check.fail(f"{key}.metric", f"{metric!r} is not one of {', '.join(OBJECTIVE_METRICS)}{hint}")
+        if mode not in ("max", "min"):
+            raise check.fail(f"{key}.mode", f"expected max or min, got {mode!r}")
+        out.append((metric, mode))
+    return tuple(out)
+
+
+SAMPLER_OPTIONS: dict[str, dict[str, type]] = {
+    "tpe": {"seed": int, "n_startup_trials": int},
+    "random": {"seed": int},
+    "nsga2": {"seed": int, "population_size": int},
+    "gp": {"seed": int, "n_startup_trials": int},
+    "cmaes": {"seed": int, "n_startup_trials": int},
+    "grid": {"seed": int},
+}
+SCHEDULER_OPTIONS: dict[str, dict[str, type]] = {
+    "asha": {"grace_period": int, "reduction_factor": float},
+    "none": {},
+}
+
+
+def _options(check: _Checker, spec, key: str, known: dict[str, dict[str, type]]) -> dict:
+    if isinstance(spec, str) or spec is None:
+        spec = {"name": spec or "none"}
+    spec = dict(check.mapping(spec, key))
+    if spec.get("name") not in known:
+        raise check.fail(f"{key}.name", f"expected one of {', '.join(known)}, got {spec.get('name')!r}")
+    allowed = known[spec["name"]]
+    for option, value in spec.items():
+        if option == "name":
+            continue
+        if option not in allowed:
+            raise check.fail(f"{key}.{option}", f"unknown option; valid: {', '.join(allowed) or 'none'}")
+        spec[option] = check.number(value, f"{key}.{option}", allowed[option], low=0)
+    return spec
+
+
+def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchSpace:
+    """Validate a loaded YAML mapping (plus CLI overrides) into a SearchSpace."""
+    check = _Checker(path)
+    raw = dict(check.mapping(raw, "top level"))
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = set(raw) - TOP_LEVEL
+    if unknown:
+        raise check.fail(", ".join(sorted(unknown)), f"unknown key; valid top-level keys: {', '.join(sorted(TOP_LEVEL))}")
+    fixed_raw = dict(check.mapping(raw.get("fixed") or {}, "fixed"))
+    for key in ("protocol", "seed"):
+        if key in raw:
+            fixed_raw[key] = raw[key]
+    max_epochs = int(check.number(raw.get("max_epochs", 10), "max_epochs", int, low=1))
+    fixed_raw["epochs"] = max_epochs
+    fixed = {name: check.config_value(name, value, f"fixed.{name}") for name, value in fixed_raw.items()}
+    params_raw = check.mapping(raw.get("params") or {}, "params")
+    params: list[Param] = []
+    for name, spec in params_raw.items():
+        if name in fixed:
+            raise check.fail(f"params.{name}", "is also a fixed value; keep one")
+        params.append(_param(check, str(name), spec, {**fixed, **{p.name: p for p in params}}))
+    objectives = _objectives(check, raw.get("objective", {"metric": "val_auroc", "mode": "max"}))
+    sampler = _options(check, raw.get("sampler", "tpe"), "sampler", SAMPLER_OPTIONS)
+    scheduler = _options(check, raw.get("scheduler", "none"), "scheduler", SCHEDULER_OPTIONS)
+    if len(objectives) > 1 and sampler["name"] not in MULTI_OBJECTIVE_SAMPLERS:
+        raise check.fail("sampler.name", f"{sampler['name']} cannot optimise several objectives; use {', '.join(MULTI_OBJECTIVE_SAMPLERS)}")
+    if len(objectives) > 1 and scheduler["name"] != "none":
+        raise check.fail("scheduler", "early stopping (asha) needs a single objective; use scheduler: none")
+    if sampler["name"] == "grid" and any(p.kind != "choice" or p.when for p in params):
+        raise check.fail("sampler.name", "grid needs every parameter to be an unconditional choice: [...]")
+    resources = dict(check.mapping(raw.get("resources") or {}, "resources"))
+    if set(resources) - {"cpus", "gpus"}:
+        raise check.fail("resources", "only cpus and gpus can be set")
+    resources = {
+        "cpus": check.number(resources.get("cpus", 1), "resources.cpus", float, low=0.01),
+        "gpus": check.number(resources.get("gpus", 0), "resources.gpus", float, low=0),
+    }
+    points = []
+    for i, point in enumerate(raw.get("points_to_evaluate") or []):
+        point = check.mapping(point, f"points_to_evaluate[{i}]")
+        names = {p.name for p in params}
+        for name, value in point.items():
+            if name not in names:
+                raise check.fail(f"points_to_evaluate[{i}].{name}", "not a searchable parameter of this space")
+            check.config_value(name, value, f"points_to_evaluate[{i}].{name}")
+        points.append(dict(point))
+    num_samples = int(check.number(raw.get("num_samples", 10), "num_samples", int, low=1))
+    max_concurrent = raw.get("max_concurrent")
+    if max_concurrent is not None:
+        max_concurrent = int(check.number(max_concurrent, "max_concurrent", int, low=1))
+    data = raw.get("data", "synthetic")
+    if not isinstance(data, str) or not data:
+        raise check.fail("data", "expected 'synthetic', a prepared cache folder, or a source path")
+    test_data = raw.get("test_data")
+    if test_data is not None and not isinstance(test_data, str):
+        raise check.fail("test_data", "expected a path")
+    name = str(raw.get("name") or path.stem)
+    return SearchSpace(
+        path=path, name=name, data=data, test_data=test_data, objectives=objectives, sampler=sampler,
+        scheduler=scheduler, num_samples=num_samples, max_epochs=max_epochs, max_concurrent=max_concurrent,
+        max_failures=int(check.number(raw.get("max_failures", 2), "max_failures", int, low=0)),
+        resources=resources, fixed=fixed, params=tuple(params), points=tuple(points),
+    )
+
+
+def load_space(path: Path, overrides: dict | None = None) -> SearchSpace:
+    """Read and validate a search-space file; any problem is an error naming the file and key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise HamtuneError(f"{path}: no such search-space file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise HamtuneError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_space(raw if raw is not None else {}, path, overrides)
+
+
+def make_sampler(space: SearchSpace):
+    """The Optuna sampler the space asks for, seeded for reproducible suggestions."""
+    import optuna
+
+    options = {k: v for k, v in space.sampler.items() if k != "name"}
+    seed = options.pop("seed", space.fixed.get("seed", 0))
+    name = space.sampler["name"]
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, **options)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, **options)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, **options)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, **options)
+    return optuna.samplers.GridSampler(space.grid(), seed=seed)

@@ -1,0 +1,57 @@
+"""The Ray Tune trainable: a thin wrapper that reports hamtune's own training loop to Tune each epoch."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+
+import ray
+from ray import tune
+
+from hamtune.data.prepare import Prepared
+from hamtune.errors import HamtuneError
+from hamtune.train.config import TrainConfig
+from hamtune.train.loop import Run, device_name, train
+
+PLACEHOLDER_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
+
+
+def assigned_cpus() -> int:
+    """Torch threads for this trial: the CPUs Ray gave it (never the whole machine per trial)."""
+    resources = ray.get_runtime_context().get_assigned_resources()
+    return max(1, int(resources.get("CPU", 1)))
+
+
+def run_trial(config: dict, data: Prepared, test_data: Prepared | None = None) -> None:
+    """Train one sampled config; every epoch reports metrics and a checkpoint, so ASHA can stop the
+    trial and a crashed trial resumes from its last epoch. A config that cannot run, a diverging
+    loss or exhausted memory ends with a final report whose `status` says so."""
+    node = ray.get_runtime_context().get_node_id()
+    try:
+        cfg = TrainConfig.from_dict(config, where="trial config").replace(num_threads=assigned_cpus())
+    except HamtuneError as exc:
+        tune.report(_final({}, "failed", str(exc), node))
+        return
+    checkpoint = tune.get_checkpoint()
+
+    def on_epoch(metrics: dict, run: Run) -> None:
+        where = {"node_id": node, "device": device_name(run.device), "n_params": sum(p.numel() for p in run.model.parameters())}
+        with tempfile.TemporaryDirectory(prefix="hamtune-ckpt-") as directory:
+            run.save(directory)
+            tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    if checkpoint is None:
+        result = train(cfg, data, on_epoch=on_epoch, test_data=test_data)
+    else:
+        with checkpoint.as_directory() as resume_from:
+            result = train(cfg, data, on_epoch=on_epoch, test_data=test_data, resume_from=resume_from)
+    if result.status != "completed":
+        tune.report(_final(result.final, result.status, result.reason, node))
+
+
+def _final(last: dict, status: str, reason: str, node: str) -> dict:
+    """A closing report for a run that did not complete: its last good metrics (NaN where none)."""
+    metrics = {key: math.nan for key in PLACEHOLDER_METRICS}
+    metrics.update(last)
+    metrics.update(status=status, reason=reason, node_id=node)
+    return metrics

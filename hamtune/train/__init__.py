@@ -1,0 +1,1 @@
+"""Training one config (loop), scoring images (evaluate), and the metrics both report."""

@@ -1,0 +1,68 @@
+"""Checkpoints as plain files: weights (loaded with weights_only=True), config JSON, history, scores, samples."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hamtune.errors import HamtuneError
+
+WEIGHTS, TRAINER, CONFIG, HISTORY, SCORES, SAMPLES = (
+    "model.pt", "trainer.pt", "config.json", "history.json", "scores.parquet", "samples.npz",
+)
+
+
+def save_checkpoint(
+    directory: Path,
+    model_state: dict,
+    trainer_state: dict,
+    config: dict,
+    history: list[dict],
+    scores: pd.DataFrame | None = None,
+    samples: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Write one checkpoint folder; everything in it can be read without unpickling code."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save(model_state, directory / WEIGHTS)
+    torch.save(trainer_state, directory / TRAINER)
+    (directory / CONFIG).write_text(json.dumps(config, indent=1))
+    (directory / HISTORY).write_text(json.dumps(history, allow_nan=True))
+    if scores is not None:
+        scores.to_parquet(directory / SCORES, index=False)
+    if samples:
+        np.savez_compressed(directory / SAMPLES, **samples)
+    return directory
+
+
+def load_weights(path: Path, device: str | torch.device = "cpu") -> dict:
+    """Load tensors only; a file carrying pickled code is refused, never executed."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise HamtuneError(f"{path}: checkpoint file not found") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HamtuneError(f"{path}: refused to load, not a plain weights file or truncated ({first[:200]})") from None
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise HamtuneError(f"{path}: not found") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HamtuneError(f"{path}: unreadable JSON ({exc})") from None
+
+
+def load_samples(directory: Path) -> dict[str, np.ndarray]:
+    path = Path(directory) / SAMPLES
+    if not path.exists():
+        return {}
+    with np.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}

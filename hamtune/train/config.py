@@ -1,0 +1,262 @@
+"""TrainConfig: every knob of one training run, validated once at the edge, plus the named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field, fields
+
+from hamtune.errors import HamtuneError
+
+CHOICES: dict[str, tuple] = {
+    "kind": ("ae", "vae"),
+    "arch": ("mlp", "cnn"),
+    "norm": ("none", "batch", "group"),
+    "recon_loss": ("mse", "bce"),
+    "score": ("mse", "elbo"),
+    "input_range": ("01", "pm1"),
+    "lr_schedule": ("none", "cosine"),
+    "rebalance": ("none", "weighted"),
+    "protocol": ("cancer", "nevus"),
+    "split": ("lesion", "official"),
+    "crop": ("center", "resize", "pad"),
+    "channels": (1, 3),
+    "device": ("auto", "cpu", "cuda", "mps"),
+    "precision": ("fp32", "bf16"),
+}
+
+# Inclusive bounds; anything outside is a mistake worth stopping for (an absurd lr is allowed, it diverges).
+RANGES: dict[str, tuple[float, float]] = {
+    "latent_dim": (1, 4096),
+    "mlp_width": (4, 1 << 20),
+    "mlp_depth": (1, 8),
+    "cnn_channels": (4, 1024),
+    "cnn_blocks": (1, 7),
+    "dropout": (0.0, 0.9),
+    "beta": (0.0, 1e4),
+    "kl_warmup": (0, 10_000),
+    "batch_size": (2, 1 << 16),
+    "eval_batch_size": (1, 1 << 16),
+    "lr": (1e-8, 1e6),
+    "weight_decay": (0.0, 1.0),
+    "epochs": (1, 100_000),
+    "image_size": (4, 1024),
+    "val_fraction": (0.01, 0.5),
+    "test_fraction": (0.01, 0.5),
+    "max_train_images": (1, 10_000_000),
+    "num_threads": (0, 1024),
+    "seed": (0, 2**31 - 1),
+    "split_seed": (0, 2**31 - 1),
+}
+
+# Parameters that mean nothing for some models; stored as null in results so comparisons stay honest.
+APPLIES: dict[str, tuple[str, str]] = {
+    "mlp_width": ("arch", "mlp"),
+    "mlp_depth": ("arch", "mlp"),
+    "cnn_channels": ("arch", "cnn"),
+    "cnn_blocks": ("arch", "cnn"),
+    "beta": ("kind", "vae"),
+    "kl_warmup": ("kind", "vae"),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: model shape, optimisation, data protocol and runtime, as plain values."""
+
+    kind: str = "ae"
+    arch: str = "cnn"
+    latent_dim: int = 32
+    mlp_width: int = 512
+    mlp_depth: int = 2
+    cnn_channels: int = 32
+    cnn_blocks: int = 3
+    norm: str = "batch"
+    dropout: float = 0.0
+    beta: float = 1.0
+    kl_warmup: int = 0
+    recon_loss: str = "mse"
+    score: str = "mse"
+    input_range: str = "01"
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_schedule: str = "none"
+    epochs: int = 20
+    rebalance: str = "none"
+    protocol: str = "cancer"
+    split: str = "lesion"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    split_seed: int = 0
+    max_train_images: int | None = None
+    image_size: int = 64
+    crop: str = "center"
+    channels: int = 3
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    compile: bool = False
+    num_threads: int = 0
+    eval_batch_size: int = 512
+    preset: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "config") -> TrainConfig:
+        """Build from plain data (YAML, Ray, --set strings); unknown keys and bad values name themselves."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise HamtuneError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(known)}")
+        hints = typing.get_type_hints(cls)
+        converted = {key: coerce(key, value, hints[key], where) for key, value in values.items()}
+        try:
+            return cls(**converted)
+        except HamtuneError as exc:
+            raise HamtuneError(f"{where}: {exc}") from None
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def applicable(self) -> dict:
+        """All fields, with those that do not apply to this model set to None."""
+        values = self.to_dict()
+        for key, (other, needed) in APPLIES.items():
+            if values[other] != needed:
+                values[key] = None
+        if self.kind != "vae":
+            values["score"] = "mse"
+        return values
+
+
+def _base_types(hint) -> tuple:
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return tuple(a for a in args if a is not type(None))
+    return (hint,)
+
+
+def coerce(key: str, value, hint, where: str):
+    """Turn a YAML/CLI value into the field's type, or explain why it cannot be."""
+    allows_none = type(None) in typing.get_args(hint)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and allows_none):
+        if allows_none:
+            return None
+        raise HamtuneError(f"{where}: {key} cannot be empty")
+    base = _base_types(hint)[0]
+    try:
+        if base is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return value.lower() in ("true", "1", "yes")
+            if not isinstance(value, (bool, int)):
+                raise ValueError
+            return bool(value)
+        if base is int:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value) if isinstance(value, str) else value
+            if not isinstance(number, (int, float)) or not math.isfinite(number) or number != int(number):
+                raise ValueError
+            return int(number)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError
+            return number
+        if base is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise HamtuneError(f"{where}: {key} must be {base.__name__}, got {value!r}")
+
+
+def check_field(key: str, value) -> None:
+    """One field on its own: a known choice, inside its range."""
+    if key in CHOICES and value not in CHOICES[key]:
+        raise HamtuneError(f"{key} must be one of {', '.join(map(str, CHOICES[key]))}, got {value!r}")
+    if key in RANGES and value is not None:
+        low, high = RANGES[key]
+        if not low <= value <= high:
+            raise HamtuneError(f"{key} must be between {low:g} and {high:g}, got {value!r}")
+
+
+def field_value(key: str, value, where: str):
+    """Coerce and check a single TrainConfig value, as a search space declares it."""
+    hints = typing.get_type_hints(TrainConfig)
+    if key not in hints:
+        raise HamtuneError(f"{where}: unknown key {key!r}; valid keys: {', '.join(hints)}")
+    value = coerce(key, value, hints[key], where)
+    try:
+        check_field(key, value)
+    except HamtuneError as exc:
+        raise HamtuneError(f"{where}: {exc}") from None
+    return value
+
+
+def validate(config: TrainConfig) -> None:
+    for key in CHOICES.keys() | RANGES.keys():
+        check_field(key, getattr(config, key))
+    if config.score == "elbo" and config.kind != "vae":
+        raise HamtuneError("score=elbo needs kind=vae (an autoencoder has no ELBO)")
+    if config.recon_loss == "bce" and config.input_range != "01":
+        raise HamtuneError("recon_loss=bce needs input_range=01 (BCE compares values in [0, 1])")
+    if config.val_fraction + config.test_fraction >= 0.9:
+        raise HamtuneError("val_fraction + test_fraction must leave some training data")
+
+
+PRESETS: dict[str, dict] = {
+    "seed-ae": dict(
+        kind="ae", arch="mlp", mlp_width=512, mlp_depth=2, latent_dim=64, norm="none", batch_size=32,
+        lr=1e-3, weight_decay=0.0, epochs=100, image_size=28, protocol="cancer",
+    ),
+    "seed-vae": dict(
+        kind="vae", arch="mlp", mlp_width=512, mlp_depth=2, latent_dim=120, norm="none", batch_size=32,
+        lr=1e-3, weight_decay=0.0, epochs=100, image_size=28, beta=1.0, max_train_images=5000, protocol="cancer",
+    ),
+    "medianomaly-ae": dict(
+        kind="ae", arch="cnn", latent_dim=16, cnn_channels=32, cnn_blocks=4, image_size=64, channels=1,
+        input_range="pm1", lr=1e-3, weight_decay=0.0, batch_size=64, score="mse", epochs=250, protocol="nevus",
+    ),
+    "medianomaly-vae": dict(
+        kind="vae", arch="cnn", latent_dim=16, cnn_channels=32, cnn_blocks=4, image_size=64, channels=1,
+        input_range="pm1", lr=1e-3, weight_decay=0.0, batch_size=64, score="mse", beta=0.005, epochs=250,
+        protocol="nevus",
+    ),
+    "cnn-ae": dict(kind="ae", arch="cnn", latent_dim=32, cnn_channels=32, cnn_blocks=3, image_size=64),
+}
+
+
+def preset_config(name: str | None, overrides: dict | None = None, where: str = "--set") -> TrainConfig:
+    """A preset (or the defaults) with overrides applied, validated once."""
+    values: dict = {}
+    if name is not None:
+        if name not in PRESETS:
+            raise HamtuneError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        values.update(PRESETS[name], preset=name)
+    values.update(overrides or {})
+    return TrainConfig.from_dict(values, where)
+
+
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """`--set key=value` pairs to a dict; values stay strings until TrainConfig coerces them."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise HamtuneError(f"--set {item!r}: expected key=value")
+        out[key.strip()] = value.strip()
+    return out

@@ -1,0 +1,290 @@
+"""Train one config on one prepared dataset: the engine every sweep trial and `hamtune train` runs.
+
+The uint8 dataset goes to the device once; a batch is an index permutation gathered and
+converted to float on the device: no DataLoader, no per-item collate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hamtune.data.prepare import Prepared
+from hamtune.data.splits import get_protocol, rebalance_weights
+from hamtune.models import Autoencoder, build_model
+from hamtune.models.losses import per_image_terms, training_loss
+from hamtune.train import checkpoint as ckpt
+from hamtune.train.config import TrainConfig
+from hamtune.train.data import SplitPlan, plan_splits
+from hamtune.train.evaluate import EvalSet, evaluate
+from hamtune.train.tensors import to_input, to_uint8
+
+log = logging.getLogger("hamtune")
+
+N_SAMPLES = 8
+
+
+def resolve_device(name: str) -> torch.device:
+    """cuda, else mps, else cpu; or exactly what the config asks for."""
+    if name != "auto":
+        if name == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device=cuda requested but CUDA is not available")
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return device.type
+
+
+def _to_device(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # read-only arrays from Ray's object store: we never write
+        return torch.from_numpy(np.asarray(images)).to(device)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in text or "can't allocate memory" in text
+
+
+@dataclass
+class Run:
+    """The live state of one training run; checkpoints and samples are taken from it."""
+
+    config: TrainConfig
+    model: Autoencoder
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    device: torch.device
+    val: EvalSet
+    test: EvalSet
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    scores: pd.DataFrame | None = None
+
+    def trainer_state(self) -> dict:
+        state = {"optimizer": self.optimizer.state_dict(), "rng": torch.get_rng_state(), "epoch": self.epoch}
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
+        return state
+
+    @torch.no_grad()
+    def samples(self) -> dict[str, np.ndarray]:
+        """A few test originals, their reconstructions, and (VAE) draws from the prior, as uint8 images."""
+        labels = self.test.labels
+        pick = np.concatenate([np.flatnonzero(labels == 0)[: N_SAMPLES // 2], np.flatnonzero(labels == 1)[: N_SAMPLES // 2]])
+        rows = torch.as_tensor(self.test.index[pick], device=self.test.images.device)
+        was_training = self.model.training
+        self.model.eval()
+        x = to_input(self.test.images[rows], self.config.input_range)
+        recon = self.model(x)[0]
+        out = {
+            "original": to_uint8(x, self.config.input_range).numpy(),
+            "reconstruction": to_uint8(recon, self.config.input_range).numpy(),
+            "image_id": self.test.image_id[pick].astype(str),
+            "dx": self.test.dx[pick].astype(str),
+        }
+        if self.model.variational:
+            generator = torch.Generator().manual_seed(self.config.seed)
+            out["prior"] = to_uint8(self.model.sample(N_SAMPLES, generator), self.config.input_range).numpy()
+        self.model.train(was_training)
+        return out
+
+    def save(self, directory: Path) -> Path:
+        return ckpt.save_checkpoint(
+            directory, self.model.state_dict(), self.trainer_state(), self.config.to_dict(), self.history,
+            self.scores, self.samples(),
+        )
+
+
+@dataclass
+class RunResult:
+    """How a run ended, with everything the results layer writes."""
+
+    status: str  # completed | diverged | failed
+    reason: str
+    config: TrainConfig
+    history: list[dict]
+    scores: pd.DataFrame | None
+    samples: dict[str, np.ndarray]
+    wall_time_s: float
+    device: str
+    n_params: int
+    run: Run | None = None
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+OnEpoch = Callable[[dict, Run], None]
+
+
+def _eval_sets(data: Prepared, test_data: Prepared | None, plan: SplitPlan, device: torch.device) -> tuple[EvalSet, EvalSet]:
+    images = _to_device(data.images, device)
+    meta = data.meta
+    val = EvalSet("val", images, plan.val, plan.labels[plan.val], meta["dx"].to_numpy(str)[plan.val], meta["image_id"].to_numpy(str)[plan.val])
+    if test_data is None:
+        test_images, test_meta = images, meta
+    else:
+        test_images, test_meta = _to_device(test_data.images, device), test_data.meta
+    test = EvalSet(
+        "test", test_images, plan.test, plan.test_labels[plan.test],
+        test_meta["dx"].to_numpy(str)[plan.test], test_meta["image_id"].to_numpy(str)[plan.test],
+    )
+    return val, test
+
+
+def _build(config: TrainConfig, data: Prepared, test_data: Prepared | None, device: torch.device) -> tuple[Run, SplitPlan]:
+    plan = plan_splits(data, config, test_data)
+    val, test = _eval_sets(data, test_data, plan, device)
+    _, h, w, c = data.images.shape
+    torch.manual_seed(config.seed)
+    model = build_model(config, (c, h, w)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = None
+    if config.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    return Run(config, model, optimizer, scheduler, device, val, test), plan
+
+
+def _restore(run: Run, directory: Path) -> None:
+    run.model.load_state_dict(ckpt.load_weights(Path(directory) / ckpt.WEIGHTS, run.device))
+    state = ckpt.load_weights(Path(directory) / ckpt.TRAINER, "cpu")
+    run.optimizer.load_state_dict(state["optimizer"])
+    if run.scheduler is not None and "scheduler" in state:
+        run.scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    run.epoch = int(state["epoch"])
+    run.history = ckpt.read_json(Path(directory) / ckpt.HISTORY)
+    if (Path(directory) / ckpt.SCORES).exists():
+        run.scores = pd.read_parquet(Path(directory) / ckpt.SCORES)
+
+
+def _epoch_order(config: TrainConfig, n: int, weights: torch.Tensor | None, epoch: int) -> torch.Tensor:
+    """This epoch's sample order, from a generator seeded by (seed, epoch): identical after a resume."""
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    if weights is None:
+        return torch.randperm(n, generator=generator)
+    return torch.multinomial(weights, n, replacement=True, generator=generator)
+
+
+def _train_epoch(
+    run: Run, forward: Callable, images: torch.Tensor, train_rows: torch.Tensor, weights: torch.Tensor | None, beta: float
+) -> float:
+    config, model = run.config, run.model
+    order = _epoch_order(config, len(train_rows), weights, run.epoch).to(images.device)
+    pixels = math.prod(images.shape[1:])
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if config.precision == "bf16" and run.device.type == "cuda" else contextlib.nullcontext()
+    )
+    model.train()
+    total = torch.zeros((), device=images.device)
+    batches = 0
+    for start in range(0, len(order), config.batch_size):
+        rows = train_rows[order[start : start + config.batch_size]]
+        if len(rows) < 2:
+            continue
+        x = to_input(images[rows], config.input_range)
+        with autocast:
+            recon, mu, logvar = forward(x)
+        terms = per_image_terms(recon, x, mu, logvar, config.recon_loss)
+        loss = training_loss(terms, model.variational, config.recon_loss, beta, pixels)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        total += loss.detach()
+        batches += 1
+    if run.scheduler is not None:
+        run.scheduler.step()
+    return float(total / max(batches, 1))
+
+
+def kl_weight(config: TrainConfig, epoch: int) -> float:
+    """beta, ramped linearly over the first kl_warmup epochs."""
+    if config.kind != "vae":
+        return 0.0
+    if config.kl_warmup <= 0:
+        return config.beta
+    return config.beta * min(1.0, epoch / config.kl_warmup)
+
+
+def train(
+    config: TrainConfig,
+    data: Prepared,
+    on_epoch: OnEpoch | None = None,
+    test_data: Prepared | None = None,
+    resume_from: Path | None = None,
+) -> RunResult:
+    """Train, evaluating val and test after every epoch; call `on_epoch(metrics, run)` each time.
+
+    A NaN/inf loss or metric ends the run as `diverged` with the last good metrics; running out of
+    memory ends it as `failed`; both are results, not exceptions.
+    """
+    started = time.perf_counter()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    protocol = get_protocol(config.protocol)
+    status, reason, run = "completed", "", None
+    try:
+        run, plan = _build(config, data, test_data, device)
+        if resume_from is not None:
+            _restore(run, resume_from)
+        model_step = torch.compile(run.model) if config.compile and device.type == "cuda" else run.model
+        train_rows = torch.as_tensor(plan.train, device=device)
+        weights = None
+        if config.rebalance == "weighted":
+            weights = torch.as_tensor(rebalance_weights(data.meta["dx"].to_numpy(str)[plan.train]), dtype=torch.float64)
+        images = run.val.images
+        while run.epoch < config.epochs:
+            epoch_started = time.perf_counter()
+            beta = kl_weight(config, run.epoch + 1)
+            train_loss = _train_epoch(run, model_step, images, train_rows, weights, beta)
+            train_seconds = time.perf_counter() - epoch_started
+            if not math.isfinite(train_loss):
+                status, reason = "diverged", f"training loss became {train_loss} in epoch {run.epoch + 1}"
+                break
+            metrics, scores = evaluate(run.model, run.val, run.test, config, protocol, beta)
+            if not all(math.isfinite(metrics[k]) for k in ("val_mse", "test_mse", "val_loss")):
+                status, reason = "diverged", f"reconstructions became non-finite in epoch {run.epoch + 1}"
+                break
+            run.epoch += 1
+            metrics.update(
+                epoch=run.epoch, train_loss=train_loss, lr=run.optimizer.param_groups[0]["lr"],
+                epoch_time_s=time.perf_counter() - epoch_started, train_images_per_s=len(train_rows) / max(train_seconds, 1e-9),
+                status="completed" if run.epoch == config.epochs else "running",
+            )
+            run.history.append(metrics)
+            run.scores = scores
+            if on_epoch is not None:
+                on_epoch(metrics, run)
+    except Exception as exc:  # only memory exhaustion is an expected outcome; the rest propagates
+        if not is_out_of_memory(exc):
+            raise
+        status, reason = "failed", f"out of memory: {str(exc).splitlines()[0][:300]}"
+        log.warning("run failed: %s", reason)
+    n_params = sum(p.numel() for p in run.model.parameters()) if run else 0
+    samples = run.samples() if run is not None and status == "completed" and run.history else {}
+    return RunResult(
+        status, reason, config, run.history if run else [], run.scores if run else None, samples,
+        time.perf_counter() - started, device_name(device), n_params, run,
+    )

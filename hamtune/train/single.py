@@ -1,0 +1,56 @@
+"""`hamtune train`: one config on one dataset, with a progress bar, written in the sweep's results layout."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from hamtune.data.prepare import Prepared, resolve_data
+from hamtune.sweep.results import ResultsWriter, trial_row
+from hamtune.train.config import TrainConfig
+from hamtune.train.loop import Run, RunResult, train
+
+SUMMARY = (
+    "test_auroc", "test_auprc", "test_f1", "test_precision", "test_recall", "threshold",
+    "test_mse", "test_psnr", "test_ssim", "test_elbo", "val_auroc", "val_ssim",
+)
+
+
+def load_data(spec: str, config: TrainConfig, progress: bool = True, **kwargs) -> tuple[Prepared, TrainConfig]:
+    """Resolve the data the config asks for; a ready cache's own preprocessing wins over the config's."""
+    data = resolve_data(spec, size=config.image_size, crop=config.crop, channels=config.channels, progress=progress, **kwargs)
+    pre = data.preprocess
+    return data, config.replace(image_size=pre.size, crop=pre.crop, channels=pre.channels)
+
+
+def run_and_record(
+    config: TrainConfig,
+    data: Prepared,
+    results_dir: Path,
+    name: str,
+    test_data: Prepared | None = None,
+    progress: bool = True,
+) -> tuple[RunResult, dict]:
+    """Train with a per-epoch progress bar, checkpoint the final model, and append the run to results."""
+    trial_id = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-s{config.seed}"
+    checkpoint_dir = Path(results_dir) / "checkpoints" / trial_id
+    bar = tqdm(total=config.epochs, desc=f"training {config.kind}/{config.arch}", unit="epoch", disable=not progress)
+
+    def on_epoch(metrics: dict, run: Run) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{metrics['train_loss']:.4g}", val_auroc=f"{metrics['val_auroc']:.3f}", refresh=False)
+
+    with bar:
+        result = train(config, data, on_epoch=on_epoch, test_data=test_data)
+    if result.run is not None and result.history:
+        result.run.save(checkpoint_dir)
+    row = trial_row(
+        sweep=name, trial_id=trial_id, status=result.status, reason=result.reason, params=config.applicable(),
+        history=result.history, objective=("val_auroc", "max"), wall_time_s=result.wall_time_s,
+        device=result.device, data_manifest=data.manifest, test_manifest=test_data.manifest if test_data else None,
+        n_params=result.n_params, checkpoint=str(checkpoint_dir) if result.history else None,
+    )
+    ResultsWriter(results_dir).add(row, result.history, result.scores, result.samples)
+    return result, row
