@@ -66,10 +66,10 @@ def cmd_data_info(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from hamtune.train.config import parse_assignments, preset_config
+    from hamtune.train.config import build_config, parse_assignments
     from hamtune.train.single import SUMMARY, load_data, run_and_record
 
-    config = preset_config(args.preset, parse_assignments(args.set))
+    config = build_config({"preset": args.preset, **parse_assignments(args.set)})
     data, config = load_data(args.data, config, skip_missing=args.skip_missing)
     test_data = None
     if args.test_data:
@@ -89,7 +89,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from hamtune.sweep.runner import SweepOptions, run_sweep
     from hamtune.sweep.space import load_space
 
-    space = load_space(args.space)
+    space = load_space(args.space, {"data": args.data, "test_data": args.test_data})
     options = SweepOptions(
         name=args.name, results_root=Path(args.results), address=args.address, resume=args.resume,
         storage=args.storage, num_samples=args.num_samples, gpus_per_trial=args.gpus_per_trial, num_cpus=args.num_cpus,
@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw = commands.add_parser("sweep", help="search a space (search_spaces/*.yaml) with Ray Tune + Optuna")
     sw.add_argument("space", type=Path, help="a search-space YAML file, e.g. search_spaces/quick.yaml")
     sw.add_argument("--name", default=None, help="results/<name> (default: the space's name)")
+    sw.add_argument("--data", default=None, help="override the space's data: 'synthetic', a prepared cache or a source")
+    sw.add_argument("--test-data", default=None, help="override the space's external test set")
     sw.add_argument("--results", default="results", help="results root (default ./results)")
     sw.add_argument("--address", default=None, help="join a running Ray cluster: auto or HOST:PORT")
     sw.add_argument("--resume", action="store_true", help="continue an interrupted sweep without redoing finished trials")

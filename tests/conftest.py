@@ -43,3 +43,55 @@ def prepared(release_dir):
 
 def needs_shared(path: Path):
     return pytest.mark.skipif(not path.exists(), reason=f"{path} is absent (../shared is not beside this clone)")
+
+
+TINY_SPACE = {
+    "name": "tiny",
+    "objective": {"metric": "val_auroc", "mode": "max"},
+    "sampler": {"name": "tpe", "n_startup_trials": 2},
+    "scheduler": "none",
+    "num_samples": 4,
+    "max_epochs": 2,
+    "resources": {"cpus": 1},
+    "fixed": {"image_size": 28, "batch_size": 64, "cnn_channels": 8, "mlp_width": 64},
+    "params": {
+        "kind": {"choice": ["ae", "vae"]},
+        "arch": {"choice": ["mlp", "cnn"]},
+        "latent_dim": {"int": [4, 32], "log": True},
+        "lr": {"float": [1e-3, 5e-3], "log": True},
+        "rebalance": {"choice": ["none", "weighted"]},
+        "beta": {"float": [0.1, 1.0], "when": {"kind": "vae"}},
+    },
+    "points_to_evaluate": [
+        {"kind": "ae", "arch": "cnn", "latent_dim": 16, "lr": 2e-3, "rebalance": "none"},
+        {"kind": "vae", "arch": "mlp", "latent_dim": 8, "lr": 2e-3, "rebalance": "weighted", "beta": 0.5},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole session (starting Ray costs seconds); shut down at the end."""
+    import ray
+
+    from hamtune.sweep.runner import start_ray
+
+    start_ray(None, num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+def tiny_space(prepared, path: Path, **changes):
+    from hamtune.sweep.space import parse_space
+
+    raw = {**TINY_SPACE, "data": str(prepared.path), **changes}
+    return parse_space(raw, path)
+
+
+@pytest.fixture(scope="session")
+def sweep_results(tmp_path_factory, prepared, ray_local) -> Path:
+    """A real, tiny sweep (4 trials x 2 epochs at 28 px) written in the results layout."""
+    from hamtune.sweep.runner import SweepOptions, run_sweep
+
+    root = tmp_path_factory.mktemp("results")
+    return run_sweep(tiny_space(prepared, root / "tiny.yaml"), SweepOptions(results_root=root))

@@ -37,8 +37,8 @@ def digests(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def small_release(tmp_path_factory) -> Path:
-    return synthesize_release(tmp_path_factory.mktemp("synth") / "ham", n=200, seed=0, image_size=SMALL,
-                              workers=1, progress=False)
+    return synthesize_release(tmp_path_factory.mktemp("synth") / "ham", n=400, seed=0, image_size=SMALL,
+                              progress=False)
 
 
 def test_release_layout_and_metadata_look_like_the_real_file(small_release):
@@ -47,7 +47,7 @@ def test_release_layout_and_metadata_look_like_the_real_file(small_release):
     rows = read_rows(small_release / "HAM10000_metadata.csv")
     part1 = {p.stem for p in (small_release / "HAM10000_images_part_1").glob("*.jpg")}
     part2 = {p.stem for p in (small_release / "HAM10000_images_part_2").glob("*.jpg")}
-    assert len(rows) == 200 and len(part1) == len(part2) == 100 and part1 | part2 == {r["image_id"] for r in rows}
+    assert len(rows) == 400 and len(part1) == len(part2) == 200 and part1 | part2 == {r["image_id"] for r in rows}
     assert max(part1) < min(part2), "part_1 holds the first half of the image ids, as in the release"
     for row in rows:
         assert re.fullmatch(r"HAM_\d{7}", row["lesion_id"]) and re.fullmatch(r"ISIC_\d{7}", row["image_id"])
@@ -66,7 +66,9 @@ def test_release_layout_and_metadata_look_like_the_real_file(small_release):
 
 def test_prevalence_is_exact_and_every_class_is_present(small_release):
     rows = read_rows(small_release / "HAM10000_metadata.csv")
-    assert Counter(r["dx"] for r in rows) == class_counts(200)
+    assert Counter(r["dx"] for r in rows) == class_counts(400)
+    lesions = synth._plan(200, seed=0, stream=0, first_image=synth.FIRST_IMAGE)
+    assert Counter(dx for lesion in lesions for dx in [lesion.dx] * len(lesion.image_ids)) == class_counts(200)
     assert set(class_counts(200)) == set(DX_CODES) and min(class_counts(200).values()) >= 2
     assert class_counts(sum(HAM10000_COUNTS.values())) == HAM10000_COUNTS
     for n in (7, 8, 50, 99, 100, 2000):
@@ -102,18 +104,21 @@ def test_photos_of_one_lesion_show_the_same_lesion(small_release):
     assert all(not np.array_equal(pixels(a), pixels(b)) for a, b in pairs), "repeat photos differ in pose and light"
 
 
-def test_same_seed_gives_identical_files_whatever_the_workers(small_release, tmp_path):
-    again = synthesize_release(tmp_path / "w2", n=200, seed=0, image_size=SMALL, workers=2, progress=False)
-    assert digests(again) == digests(small_release)
-    assert synth._plan(200, 1, 0, synth.FIRST_IMAGE) != synth._plan(200, 0, 0, synth.FIRST_IMAGE)
+def test_same_seed_gives_identical_files_whatever_the_workers(tmp_path):
+    one = synthesize_release(tmp_path / "w1", n=80, seed=4, image_size=SMALL, workers=1, progress=False)
+    two = synthesize_release(tmp_path / "w2", n=80, seed=4, image_size=SMALL, workers=2, progress=False)
+    assert digests(one) == digests(two) and len(digests(one)) == 82
+    assert synth._plan(80, 5, 0, synth.FIRST_IMAGE) != synth._plan(80, 4, 0, synth.FIRST_IMAGE)
 
 
-def test_a_complete_dataset_is_reused_and_a_foreign_folder_refused(small_release, tmp_path):
+def test_a_complete_dataset_is_reused_another_replaced_and_a_foreign_folder_refused(small_release, tmp_path):
     stamp = (small_release / "HAM10000_metadata.csv").stat().st_mtime_ns
-    assert synthesize_release(small_release, n=200, seed=0, image_size=SMALL, progress=False) == small_release
+    assert synthesize_release(small_release, n=400, seed=0, image_size=SMALL, progress=False) == small_release
     assert (small_release / "HAM10000_metadata.csv").stat().st_mtime_ns == stamp
-    with pytest.raises(HamtuneError, match="exists"):
-        synthesize_release(small_release, n=201, seed=0, image_size=SMALL, progress=False)
+    out = synthesize_release(tmp_path / "ham", n=20, image_size=SMALL, progress=False)
+    synthesize_release(out, n=30, image_size=SMALL, progress=False)
+    assert len(read_rows(out / "HAM10000_metadata.csv")) == 30 and len(list(out.rglob("*.jpg"))) == 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ham"], "no partial or old folder is left behind"
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
@@ -171,7 +176,7 @@ def test_the_release_loader_reads_the_synthetic_release(small_release):
     from hamtune.data.sources import load_source
 
     source = load_source(small_release)
-    assert source.form == "release" and len(source.table) == 200 and not source.notes
+    assert source.form == "release" and len(source.table) == 400 and not source.notes
 
 
 def colour_features(image: Image.Image) -> np.ndarray:
@@ -218,21 +223,21 @@ def test_colours_match_the_real_photos_of_each_class():
         assert all((gap >= COLOUR_TOLERANCE).any() for gap in gaps.values()), "the check must catch grey or blue skin"
 
 
-def test_anomalies_are_learnable_from_pixels_but_not_trivially(release_dir):
+def test_anomalies_are_learnable_from_pixels_but_not_trivially(small_release):
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    rows = read_rows(release_dir / "HAM10000_metadata.csv")
-    paths = {p.stem: p for p in release_dir.rglob("*.jpg")}
+    rows = read_rows(small_release / "HAM10000_metadata.csv")
+    paths = {p.stem: p for p in small_release.rglob("*.jpg")}
     features = []
     for row in rows:
         with Image.open(paths[row["image_id"]]) as image:
             features.append(np.asarray(image.resize((16, 16), Image.BILINEAR), np.float32).ravel() / 255)
     anomaly = np.array([row["dx"] in ANOMALIES for row in rows])
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=2000))
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, solver="liblinear"))
     score = cross_val_predict(model, np.array(features), anomaly, cv=GroupKFold(5),
                               groups=[row["lesion_id"] for row in rows], method="predict_proba")[:, 1]
     auroc = roc_auc_score(anomaly, score)

@@ -15,7 +15,7 @@ from hamtune.models import build_model
 from hamtune.sweep.results import load_results
 from hamtune.train import metrics
 from hamtune.train.checkpoint import load_weights
-from hamtune.train.config import PRESETS, TrainConfig, preset_config
+from hamtune.train.config import PRESETS, TrainConfig, build_config
 from hamtune.train.loop import _epoch_order, train
 
 TIMING = ("epoch_time_s", "train_images_per_s")
@@ -162,11 +162,12 @@ def test_checkpoint_with_a_pickle_payload_is_refused(tmp_path):
 
 
 def test_presets_reproduce_the_original_projects():
-    vae = preset_config("seed-vae")
+    vae = build_config({"preset": "seed-vae"})
     assert (vae.kind, vae.arch, vae.latent_dim, vae.batch_size, vae.lr, vae.epochs, vae.max_train_images) == (
         "vae", "mlp", 120, 32, 1e-3, 100, 5000
     )
-    ae = preset_config("seed-ae")
+    ae = build_config({"preset": "seed-ae", "batch_size": 64})
+    assert ae.batch_size == 64 and ae.latent_dim == PRESETS["seed-ae"]["latent_dim"]
     assert (ae.kind, ae.arch, ae.recon_loss, ae.protocol) == ("ae", "mlp", "mse", "cancer")
     assert set(PRESETS) >= {"seed-ae", "seed-vae", "medianomaly-ae", "medianomaly-vae"}
 

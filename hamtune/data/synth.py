@@ -121,7 +121,7 @@ def _outline(rng: np.random.Generator, g: _Grid, radius: float, asym: float, rou
     bound = np.maximum(1 + (amp * np.cos(k * theta + rng.uniform(0, 2 * np.pi, (12, 1)))).sum(0), 0.4)
     index = ((np.arctan2(pv, pu) + np.pi) * (720 / (2 * np.pi))).astype(np.int32)
     d = np.hypot(pu, pv) / (radius * bound).astype(np.float32)[index]
-    d += rough * _noise(rng, g, radius * 0.3) + 0.04 * _noise(rng, g, 0.02)
+    d += rough * (_noise(rng, g, radius * 0.3) + 0.4 * _noise(rng, g, 0.02))
     return _smoothstep((1 - d) / soft + 0.5), d
 
 
@@ -413,14 +413,15 @@ def _render(lesions: list[_Lesion], paths: dict[str, Path], seed: int, stream: i
     tasks = [(seed, stream, lesion.index, lesion.dx, lesion.patient[0], size, [paths[i] for i in lesion.image_ids])
              for lesion in lesions]
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
-    with tqdm(total=len(paths), unit="img", desc=f"synthesizing {what}", disable=not progress) as bar:
-        if workers == 1:
-            for task in tasks:
-                bar.update(_render_lesion_photos(task))
-            return
-        with ProcessPoolExecutor(workers) as pool:
-            for done in pool.map(_render_lesion_photos, tasks, chunksize=8):
-                bar.update(done)
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    try:
+        done = pool.map(_render_lesion_photos, tasks, chunksize=8) if pool else map(_render_lesion_photos, tasks)
+        with tqdm(total=len(paths), unit="img", desc=f"synthesizing {what}", disable=not progress) as bar:
+            for count in done:
+                bar.update(count)
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
 
 
 def _write_metadata(path: Path, lesions: list[_Lesion]) -> None:
@@ -439,43 +440,45 @@ def _write_ground_truth(path: Path, lesions: list[_Lesion]) -> None:
             writer.writerow([image_id] + ["1.0" if c.lower() == dx else "0.0" for c in ISIC2018_COLUMNS])
 
 
-def _complete(out: Path, params: dict) -> bool:
+def _marker(out: Path) -> dict | None:
     try:
-        return json.loads((out / MARKER).read_text()) == params
+        return json.loads((out / MARKER).read_text())
     except (OSError, ValueError):
-        return False
+        return None
 
 
 def _build(out: Path, params: dict, write: Callable[[Path], None]) -> Path:
-    """Write into a hidden sibling folder, then rename it to `out`, so a crash never leaves half a dataset."""
-    if _complete(out, params):
+    """Write into a hidden sibling folder, then rename it to `out`: a crash never leaves half a dataset.
+
+    A synthetic dataset made with other parameters is replaced; any other non-empty `out` is refused.
+    """
+    old = _marker(out)
+    if old == params:
         return out
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise HamtuneError(f"{out} exists but is not a synthetic dataset made with {params}; "
-                           "remove it or choose another folder")
+    if old is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise HamtuneError(f"{out} exists and is not a synthetic dataset; remove it or choose another folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp, trash = (out.parent / f".{out.name}.{what}-{uuid.uuid4().hex[:8]}" for what in ("partial", "old"))
     try:
         tmp.mkdir()
         write(tmp)
         (tmp / MARKER).write_text(json.dumps(params))
-        if out.exists():
-            out.rmdir()
+        if old is not None:
+            out.rename(trash)
         try:
             tmp.rename(out)
         except OSError:
-            if not _complete(out, params):
+            if _marker(out) != params:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
     return out
 
 
 def _check_common(seed: object, image_size: object, workers: object) -> tuple[int, tuple[int, int], int | None]:
     seed = _check_int(seed, "seed", 0, "")
-    if workers is not None:
-        workers = _check_int(workers, "workers", 1, "")
-    return seed, _check_size(image_size), workers
+    return seed, _check_size(image_size), None if workers is None else _check_int(workers, "workers", 1, "")
 
 
 def synthesize_release(out: Path, n: int = 2000, seed: int = 0, image_size: tuple[int, int] = (600, 450),

@@ -13,7 +13,7 @@ from ray import tune
 from hamtune.errors import HamtuneError
 from hamtune.sweep.results import ResultsWriter, trial_row
 from hamtune.train import checkpoint as ckpt
-from hamtune.train.config import TrainConfig
+from hamtune.sweep.trainable import trial_config
 
 log = logging.getLogger("hamtune")
 
@@ -65,7 +65,7 @@ class ResultsRecorder(tune.Callback):
             except (HamtuneError, OSError) as exc:
                 log.warning("trial %s: could not read its checkpoint %s (%s)", trial.trial_id, checkpoint, exc)
         try:
-            params = TrainConfig.from_dict(trial.config, where=f"trial {trial.trial_id}").applicable()
+            params = trial_config(trial.config, self.data_manifest).applicable()
         except HamtuneError:
             params = dict(trial.config)
         last = trial.last_result or {}

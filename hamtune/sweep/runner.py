@@ -17,6 +17,7 @@ from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError
 from hamtune.sweep.results import TRIALS
 from hamtune.sweep.space import SearchSpace, make_sampler
+from hamtune.train.config import build_config
 from hamtune.train.single import load_data
 
 log = logging.getLogger("hamtune")
@@ -57,7 +58,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
 
 
 def _study_storage(directory: Path):
@@ -127,10 +128,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
     num_samples = options.num_samples or space.num_samples
     gpus = space.resources["gpus"] if options.gpus_per_trial is None else options.gpus_per_trial
-    config = space.fixed
-    from hamtune.train.config import TrainConfig
-
-    base = TrainConfig.from_dict(config, where=f"{space.path}: fixed")
+    base = build_config(space.fixed, where=f"{space.path}: fixed")
     data, base = load_data(space.data, base)
     test_data = load_data(space.test_data, base)[0] if space.test_data else None
     directory.mkdir(parents=True, exist_ok=True)

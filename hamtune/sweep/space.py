@@ -24,7 +24,7 @@ TOP_LEVEL = {
 }
 OBJECTIVE_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
 MULTI_OBJECTIVE_SAMPLERS = ("tpe", "random", "nsga2", "gp")
-NOT_SEARCHABLE = ("epochs", "preset", "device", "num_threads")
+NOT_SEARCHABLE = ("epochs", "device", "num_threads")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from ray import tune
 
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError
-from hamtune.train.config import TrainConfig
+from hamtune.train.config import TrainConfig, build_config
 from hamtune.train.loop import Run, device_name, train
 
 PLACEHOLDER_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
@@ -22,13 +22,19 @@ def assigned_cpus() -> int:
     return max(1, int(resources.get("CPU", 1)))
 
 
+def trial_config(values: dict, data_manifest: dict) -> TrainConfig:
+    """The config a trial runs: sampled values over any preset, at the prepared data's own preprocessing."""
+    pre = data_manifest["preprocess"]
+    return build_config(values, where="trial config").replace(image_size=pre["size"], crop=pre["crop"], channels=pre["channels"])
+
+
 def run_trial(config: dict, data: Prepared, test_data: Prepared | None = None) -> None:
     """Train one sampled config; every epoch reports metrics and a checkpoint, so ASHA can stop the
     trial and a crashed trial resumes from its last epoch. A config that cannot run, a diverging
     loss or exhausted memory ends with a final report whose `status` says so."""
     node = ray.get_runtime_context().get_node_id()
     try:
-        cfg = TrainConfig.from_dict(config, where="trial config").replace(num_threads=assigned_cpus())
+        cfg = trial_config(config, data.manifest).replace(num_threads=assigned_cpus())
     except HamtuneError as exc:
         tune.report(_final({}, "failed", str(exc), node))
         return

@@ -186,6 +186,8 @@ def coerce(key: str, value, hint, where: str):
 
 def check_field(key: str, value) -> None:
     """One field on its own: a known choice, inside its range."""
+    if key == "preset" and value is not None and value not in PRESETS:
+        raise HamtuneError(f"unknown preset {value!r}; choose one of {', '.join(PRESETS)}")
     if key in CHOICES and value not in CHOICES[key]:
         raise HamtuneError(f"{key} must be one of {', '.join(map(str, CHOICES[key]))}, got {value!r}")
     if key in RANGES and value is not None:
@@ -208,7 +210,7 @@ def field_value(key: str, value, where: str):
 
 
 def validate(config: TrainConfig) -> None:
-    for key in CHOICES.keys() | RANGES.keys():
+    for key in CHOICES.keys() | RANGES.keys() | {"preset"}:
         check_field(key, getattr(config, key))
     if config.score == "elbo" and config.kind != "vae":
         raise HamtuneError("score=elbo needs kind=vae (an autoencoder has no ELBO)")
@@ -240,15 +242,13 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def preset_config(name: str | None, overrides: dict | None = None, where: str = "--set") -> TrainConfig:
-    """A preset (or the defaults) with overrides applied, validated once."""
-    values: dict = {}
-    if name is not None:
-        if name not in PRESETS:
-            raise HamtuneError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-        values.update(PRESETS[name], preset=name)
-    values.update(overrides or {})
-    return TrainConfig.from_dict(values, where)
+def build_config(values: dict, where: str = "--set") -> TrainConfig:
+    """A config from plain values; a `preset` among them supplies defaults that the other values override."""
+    values = dict(values)
+    name = values.get("preset")
+    if name is not None and name not in PRESETS:
+        raise HamtuneError(f"{where}: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return TrainConfig.from_dict({**PRESETS.get(name, {}), **values}, where)
 
 
 def parse_assignments(items: list[str]) -> dict[str, str]:

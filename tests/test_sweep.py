@@ -1,0 +1,140 @@
+"""Sweeps run Ray for real (locally, small, 2 epochs) and write the documented Parquet layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, TINY_SPACE, tiny_space
+
+from hamtune.cli import main
+from hamtune.errors import HamtuneError
+from hamtune.sweep.results import SCHEMA_VERSION, load_results, load_samples
+from hamtune.sweep.space import load_space, parse_space
+
+pytestmark = pytest.mark.slow
+
+
+def test_sweep_writes_one_row_per_trial_with_the_schema(sweep_results):
+    trials, epochs, scores = load_results(sweep_results)
+    assert len(trials) == 4 and trials["trial_id"].is_unique
+    assert set(trials["status"]) == {"completed"}
+    assert (trials["schema_version"] == SCHEMA_VERSION).all()
+    for column in ("kind", "arch", "latent_dim", "lr", "rebalance", "val_auroc", "test_auroc", "test_f1", "test_ssim",
+                   "best_epoch", "best_val_auroc", "best_test_auroc", "epochs_run", "wall_time_s", "device", "seed",
+                   "hamtune_version", "data_fingerprint", "protocol", "test_set", "checkpoint"):
+        assert column in trials.columns, column
+    assert (trials["epochs_run"] == 2).all()
+    assert epochs.groupby("trial_id").size().eq(2).all()
+    assert set(scores["trial_id"]) == set(trials["trial_id"])
+    assert scores.groupby("trial_id").size().nunique() == 1
+    for trial_id in trials["trial_id"]:
+        assert load_samples(sweep_results, trial_id)["original"].shape == (8, 28, 28, 3)
+
+
+def test_conditional_parameters_are_null_where_they_do_not_apply(sweep_results):
+    trials, _, _ = load_results(sweep_results)
+    ae, vae = trials[trials["kind"] == "ae"], trials[trials["kind"] == "vae"]
+    assert len(ae) and len(vae)
+    assert ae["beta"].isna().all() and vae["beta"].notna().all()
+    mlp, cnn = trials[trials["arch"] == "mlp"], trials[trials["arch"] == "cnn"]
+    assert mlp["cnn_channels"].isna().all() and cnn["mlp_width"].isna().all()
+
+
+def test_starting_points_are_evaluated(sweep_results):
+    trials, _, _ = load_results(sweep_results)
+    pairs = set(zip(trials["kind"], trials["arch"], trials["latent_dim"]))
+    assert ("ae", "cnn", 16) in pairs and ("vae", "mlp", 8) in pairs
+
+
+def test_study_is_persisted_for_optuna_dashboard(sweep_results):
+    import optuna
+
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{sweep_results / 'optuna.db'}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 4
+
+
+def test_multi_objective_space_runs(prepared, ray_local, tmp_path):
+    from hamtune.sweep.runner import SweepOptions, run_sweep
+
+    space = tiny_space(
+        prepared, tmp_path / "pareto.yaml", name="pareto", num_samples=3, sampler={"name": "nsga2"},
+        objective=[{"metric": "val_ssim", "mode": "max"}, {"metric": "val_auroc", "mode": "max"}],
+    )
+    directory = run_sweep(space, SweepOptions(results_root=tmp_path))
+    trials, _, _ = load_results(directory)
+    assert len(trials) == 3 and trials["objective_metrics"].iloc[0] == "val_ssim,val_auroc"
+
+
+def test_asha_stops_weak_trials_early(prepared, ray_local, tmp_path):
+    from hamtune.sweep.runner import SweepOptions, run_sweep
+
+    space = tiny_space(
+        prepared, tmp_path / "asha.yaml", name="asha", num_samples=6, max_epochs=4, points_to_evaluate=[],
+        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 3}, sampler={"name": "random"},
+    )
+    directory = run_sweep(space, SweepOptions(results_root=tmp_path))
+    trials, epochs, _ = load_results(directory)
+    assert len(trials) == 6
+    assert "stopped" in set(trials["status"]) and "completed" in set(trials["status"])
+    stopped = trials[trials["status"] == "stopped"]
+    assert (stopped["epochs_run"] < 4).all()
+    assert set(epochs["trial_id"]) == set(trials["trial_id"])
+
+
+def test_shipped_spaces_are_valid():
+    names = {p.stem for p in (ROOT / "search_spaces").glob("*.yaml")}
+    assert {"quick", "seed-baselines", "ham10000", "pareto"} <= names
+    for path in (ROOT / "search_spaces").glob("*.yaml"):
+        load_space(path)
+    assert load_space(ROOT / "search_spaces" / "pareto.yaml").multi_objective
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"params": {"latent_dim": {"int": [64, 8]}}}, "params.latent_dim.int: low must be below high"),
+        ({"params": {"kind": {"choice": ["ae", "gan"]}}}, "params.kind.choice: kind must be one of ae, vae"),
+        ({"params": {"widht": {"choice": [1]}}}, "params.widht: not a TrainConfig field"),
+        ({"params": {"beta": {"float": [0.1, 1], "when": {"kind": "vae"}}}}, "params.beta.when.kind: a condition may only refer"),
+        ({"objective": {"metric": "test_auroc"}}, "objective.metric: 'test_auroc' is not one of"),
+        ({"sampler": {"name": "bayes"}}, "sampler.name: expected one of"),
+        ({"scheduler": {"name": "asha", "grace": 1}}, "scheduler.grace: unknown option"),
+        ({"num_samples": 0}, "num_samples: must be at least 1"),
+        ({"resources": {"cpus": 1, "gpu": 1}}, "resources: only cpus and gpus"),
+        ({"objective": [{"metric": "val_ssim"}, {"metric": "val_auroc"}], "scheduler": {"name": "asha"}}, "early stopping (asha) needs a single objective"),
+        ({"lerning_rate": 1}, "lerning_rate: unknown key"),
+    ],
+)
+def test_invalid_space_fails_before_ray_naming_the_key(tmp_path, capsys, change, message):
+    raw = {**TINY_SPACE, **change}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(HamtuneError) as error:
+        parse_space(yaml.safe_load(path.read_text()), path)
+    assert str(path) in str(error.value) and message in str(error.value)
+    assert main(["sweep", str(path), "--results", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_a_sweep_folder_is_not_overwritten_without_resume(sweep_results):
+    from hamtune.sweep.runner import SweepOptions, run_sweep
+
+    space = parse_space({**TINY_SPACE, "data": "unused"}, Path("tiny.yaml"))
+    with pytest.raises(HamtuneError, match="already holds a sweep; pass --resume"):
+        run_sweep(space, SweepOptions(results_root=sweep_results.parent))
+
+
+def test_results_are_versioned(sweep_results, tmp_path):
+    import pyarrow.parquet as pq
+
+    trials = pq.read_table(sweep_results / "trials.parquet")
+    old = trials.replace_schema_metadata({b"hamtune_schema_version": b"0"})
+    folder = tmp_path / "old"
+    folder.mkdir()
+    pq.write_table(old, folder / "trials.parquet")
+    with pytest.raises(HamtuneError, match="schema version 0"):
+        load_results(folder)
