@@ -100,7 +100,7 @@ def test_photos_of_one_lesion_show_the_same_lesion(small_release):
     singles = [ids[0] for ids in by_lesion.values()]
     same = np.mean([np.abs(pixels(a) - pixels(b)).mean() for a, b in pairs])
     other = np.mean([np.abs(pixels(a) - pixels(b)).mean() for a, b in zip(singles, singles[1:])])
-    assert len(pairs) >= 10 and same < 0.6 * other, (same, other)
+    assert len(pairs) >= 10 and same < 0.7 * other, (same, other)
     assert all(not np.array_equal(pixels(a), pixels(b)) for a, b in pairs), "repeat photos differ in pose and light"
 
 
