@@ -99,6 +99,15 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     print(f"report:  python -m hamtune.report {directory}")
 
 
+# ---- report ---------------------------------------------------------------------------------------
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from hamtune.report.__main__ import run
+
+    run(args)
+
+
 # ---- demo -----------------------------------------------------------------------------------------
 
 
@@ -180,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
     sw.add_argument("--storage", default=None, help="Ray Tune storage (a shared path or URI for clusters)")
     sw.set_defaults(func=cmd_sweep)
+
+    from hamtune.report.__main__ import add_arguments as add_report_arguments
+
+    rep = commands.add_parser("report", help="leaderboards and an HTML report of one or more sweeps (= python -m hamtune.report)")
+    add_report_arguments(rep)
+    rep.set_defaults(func=cmd_report)
     return parser
 
 
@@ -193,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except HamtuneError as exc:
         print(f"hamtune: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("hamtune: interrupted", file=sys.stderr)
         return 130

@@ -50,6 +50,13 @@ class ResultsRecorder(tune.Callback):
         status = last.get("status", "running")
         self._record(trial, "stopped" if status == "running" else status, last.get("reason") or "")
 
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        print(
+            f"trial {trial.trial_id} failed ({_last_line(_error_text(trial))[:160]}); "
+            f"retrying from its last checkpoint (failure {trial.num_failures})",
+            flush=True,
+        )
+
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._record(trial, "failed", _last_line(_error_text(trial)))
 

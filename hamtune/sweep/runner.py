@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError
-from hamtune.sweep.results import TRIALS
+from hamtune.sweep.results import TRIALS, load_results
 from hamtune.sweep.space import SearchSpace, make_sampler
 from hamtune.train.config import build_config
 from hamtune.train.single import load_data
@@ -24,6 +24,12 @@ log = logging.getLogger("hamtune")
 
 EXPERIMENT = "tune"
 STUDY_DB = "optuna.db"
+
+
+class SweepInterrupted(HamtuneError):
+    """Ctrl-C: Tune stops cleanly and returns; the sweep can be resumed."""
+
+    exit_code = 130
 
 
 @dataclass
@@ -40,25 +46,52 @@ class SweepOptions:
     num_cpus: int | None = None
 
 
-def _quiet_ray() -> None:
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+def _configure_tune() -> None:
+    """Tune's own tables are noise next to our one line per trial; and the experiment state must be
+    saved after every step, or a killed driver cannot be resumed against a persistent Optuna study."""
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     warnings.filterwarnings("ignore", category=FutureWarning, module="ray")
     warnings.filterwarnings("ignore", module="optuna")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def start_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Join a cluster (`--address`) or start a private local Ray without a public dashboard."""
+    """Join a cluster (`--address`, token authentication as the cluster has it) or start a private
+    local Ray, token-authenticated and without a dashboard."""
     import ray
 
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False)
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError) as exc:
+            raise HamtuneError(
+                f"could not join the Ray cluster at {address} ({str(exc).splitlines()[0][:200]}); clusters started "
+                "with `ray start` use token authentication: export RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH "
+                "(or copy the head's ~/.ray/auth_token), see the README's cluster recipe"
+            ) from None
     else:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(
+            address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+            logging_level=logging.WARNING, configure_logging=False,
+        )
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+
+
+def _check_gpus(gpus: float) -> None:
+    """A GPU request on a cluster without GPUs would wait forever; say so instead."""
+    import ray
+
+    available = ray.cluster_resources().get("GPU", 0)
+    if gpus > 0 and available == 0:
+        raise HamtuneError(f"trials ask for {gpus:g} GPU each but the Ray cluster has none; use --gpus-per-trial 0")
 
 
 def _study_storage(directory: Path):
@@ -117,7 +150,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
 
     from hamtune.sweep.recorder import ResultsRecorder
 
-    _quiet_ray()
+    _configure_tune()
     name = options.name or space.name
     directory = (Path(options.results_root) / name).resolve()
     storage = options.storage or str(directory)
@@ -132,21 +165,22 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     data, base = load_data(space.data, base)
     test_data = load_data(space.test_data, base)[0] if space.test_data else None
     directory.mkdir(parents=True, exist_ok=True)
+    print(f"sweep {name}: {num_samples} trial(s) of {space.path.name} on {data.name} ({data.manifest['count']} images); "
+          f"results -> {directory}", flush=True)
     start_ray(options.address, options.num_cpus)
+    _check_gpus(gpus)
     trainable = _trainable(space, _in_memory(data), _in_memory(test_data) if test_data else None, gpus)
     recorder = ResultsRecorder(
         directory, name, space.objectives, data.manifest, test_data.manifest if test_data else None, num_samples
     )
-    print(f"sweep {name}: {num_samples} trial(s) of {space.path.name} on {data.name} ({data.manifest['count']} images); "
-          f"results -> {directory}", flush=True)
     if options.resume:
-        tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=False)
     else:
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=_searcher(space, name, directory), scheduler=_scheduler(space), num_samples=num_samples,
-                max_concurrent_trials=space.max_concurrent,
+                max_concurrent_trials=space.max_concurrent, reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=storage, callbacks=[recorder], verbose=0,
@@ -155,4 +189,10 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
             ),
         )
     tuner.fit()
+    recorded = len(load_results(directory)[0]) if (directory / TRIALS).exists() else 0
+    if recorded < num_samples:
+        raise SweepInterrupted(
+            f"sweep {name} stopped with {recorded} of {num_samples} trials finished (all kept in {directory}); "
+            f"continue with: hamtune sweep {space.path} --name {name} --resume"
+        )
     return directory

@@ -1,0 +1,256 @@
+"""The HTML report: one self-contained file (plotly.js inlined once, images as data URIs) that opens offline.
+
+Every string that comes from results is escaped with html.escape here or in figures.py; Plotly's JSON
+already escapes '<', so nothing from a results file can become markup or script.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+import hamtune
+from hamtune.errors import HamtuneError
+from hamtune.report import figures
+from hamtune.report.images import data_uri, tile
+from hamtune.report.importance import Importance, param_importance
+from hamtune.report.load import Sweep, combine
+from hamtune.report.rank import Metric, Ranking, best_per_group, fmt, verdict
+from hamtune.report.summary import HOW_TO_READ, verdict_html
+from hamtune.report.tables import COLUMNS, UNRANKED_COLUMNS, columns_for, display
+from hamtune.sweep.results import load_samples
+
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+MAX_IMAGES = 8
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1360px;padding:16px 24px;color:#222}
+h1{margin-bottom:0} .meta{color:#666;margin-top:4px} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:36px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0 16px} th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
+th{background:#f4f4f4;cursor:pointer;position:sticky;top:0} th[data-order=asc]::after{content:" \\25B2"} th[data-order=desc]::after{content:" \\25BC"}
+td.text,th.text{text-align:left} tr.baseline td{background:#fff6d5} tr.classical td{background:#e8f1fb}
+.scroll{overflow-x:auto} .summary{background:#f7faf7;border:1px solid #cfe3cf;border-radius:6px;padding:4px 16px}
+.bad{color:#b15900} .flag{color:#b00020;font-weight:bold} .note{color:#555;font-style:italic}
+.figure{margin:12px 0 24px} figure{display:inline-block;margin:8px 24px 16px 0} figcaption{font-size:13px;color:#444;max-width:760px}
+"""
+
+SORT_SCRIPT = """
+document.querySelectorAll("table.sortable th").forEach(function (th) {
+  th.addEventListener("click", function () {
+    var table = th.closest("table"), body = table.tBodies[0], index = th.cellIndex;
+    var ascending = th.dataset.order !== "asc";
+    table.querySelectorAll("th").forEach(function (h) { delete h.dataset.order; });
+    th.dataset.order = ascending ? "asc" : "desc";
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = a.cells[index].textContent.trim(), y = b.cells[index].textContent.trim();
+      if (x === "" || y === "") { return (x === "") - (y === ""); }
+      var nx = Number(x), ny = Number(y);
+      var order = isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny;
+      return ascending ? order : -order;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+
+class Figures:
+    """Embeds figures in page order; the first carries plotly.js, so it is in the file exactly once."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, figure: go.Figure | None) -> str:
+        if figure is None:
+            return ""
+        height = figure.layout.height or figures.HEIGHT
+        markup = figure.to_html(
+            full_html=False, include_plotlyjs=self.count == 0, config=PLOTLY_CONFIG,
+            default_width="100%", default_height=f"{height}px",
+        )
+        self.count += 1
+        return f'<div class="figure">{markup}</div>'
+
+
+def table(frame: pd.DataFrame, row_classes: list[str] | None = None) -> str:
+    """A sortable HTML table of display strings; every header and cell is escaped."""
+    text = [not all(_is_number(v) for v in frame[c] if v != "") for c in frame.columns]
+    head = "".join(f'<th class="{"text" if t else ""}">{escape(str(c))}</th>' for c, t in zip(frame.columns, text))
+    rows = []
+    for i, values in enumerate(frame.itertuples(index=False)):
+        css = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
+        cells = "".join(f'<td class="{"text" if t else ""}">{escape(str(v))}</td>' for v, t in zip(values, text))
+        rows.append(f"<tr{css}>{cells}</tr>")
+    return f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _row_classes(board: pd.DataFrame) -> list[str]:
+    return ["baseline" if r.startswith("baseline:") else "classical" if r.startswith("classical:") else "" for r in board["role"]]
+
+
+def board_table(board: pd.DataFrame, metric: Metric) -> str:
+    return table(display(board, columns_for(board, metric, COLUMNS)), _row_classes(board))
+
+
+def _section(title: str, body: str, anchor: str) -> str:
+    return f'<section id="{anchor}"><h2>{escape(title)}</h2>{body}</section>' if body else ""
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{escape(text)}</p>'
+
+
+def _leaderboards(ranking: Ranking, by: tuple[str, ...]) -> str:
+    metric, parts = ranking.metric, []
+    if len(ranking.boards) > 1:
+        parts.append(_note(f"Trials were measured on {len(ranking.boards)} different test sets; each is ranked on its own."))
+    for key, board in ranking.boards.items():
+        parts.append(f"<h3>Test set {escape(key)}: {len(board)} ranked trial(s)</h3>{board_table(board, metric)}")
+        parts.append(f"<h4>Best per {escape(' x '.join(by))}</h4>{board_table(best_per_group(board, by), metric)}")
+    unranked = ranking.unranked
+    if len(unranked):
+        columns = [(h, c) for h, c in UNRANKED_COLUMNS if c in unranked.columns]
+        parts.append(f"<h3>Not ranked: {len(unranked)} trial(s) that diverged, failed or have no {escape(metric.column)}</h3>")
+        parts.append(table(display(unranked, columns)))
+    return "".join(parts)
+
+
+def _sample_grids(ranking: Ranking, directories: dict[str, Path]) -> str:
+    """Originals over reconstructions for the best AE and the best VAE, plus VAE draws from the prior."""
+    parts = []
+    for kind in ("ae", "vae"):
+        row = next((b[b["kind"] == kind].iloc[0] for b in ranking.boards.values() if "kind" in b and (b["kind"] == kind).any()), None)
+        if row is None:
+            continue
+        samples = load_samples(directories[row["sweep"]], row["trial_id"])
+        if "original" not in samples:
+            continue
+        rows = [samples["original"][:MAX_IMAGES], samples.get("reconstruction", [])[:MAX_IMAGES]]
+        caption = "top: test originals; below: reconstructions"
+        if "prior" in samples:
+            rows.append(samples["prior"][:MAX_IMAGES])
+            caption += "; bottom: samples from the prior"
+        dx = " ".join(str(d) for d in samples.get("dx", [])[:MAX_IMAGES])
+        label = f"Best {kind.upper()}: {row['sweep']}/{row['trial_id']} ({row.get('arch', '')}), {ranking.metric.column} {fmt(row[ranking.metric.column])}"
+        parts.append(
+            f'<figure><img alt="{escape(label)}" src="{data_uri(tile(rows))}">'
+            f"<figcaption><b>{escape(label)}</b><br>{escape(caption)}. Columns (dx): {escape(dx)}</figcaption></figure>"
+        )
+    return "".join(parts)
+
+
+def _sweep_comparison(ranking: Ranking, embed: Figures) -> str:
+    ranked, metric = ranking.ranked, ranking.metric
+    if ranked["sweep"].nunique() < 2:
+        return ""
+    best = ranked.sort_values(metric.column, ascending=not metric.higher_is_better, kind="stable").groupby("sweep", sort=False).head(1)
+    columns = [("sweep", "sweep")] + [(h, c) for h, c in columns_for(best, metric) if c not in ("sweep", "rank")] + [("test set", "test_key")]
+    note = _note("Best trial of each sweep; compare sweeps only within one test set.")
+    return note + table(display(best, columns), _row_classes(best)) + embed(figures.sweep_comparison(ranked, metric))
+
+
+def reproduction_summary(sweeps: list[Sweep]) -> pd.DataFrame:
+    """Mean and std over seeds of every numeric column of reproduce.parquet, per config_id."""
+    parts = []
+    for sweep in sweeps:
+        frame = sweep.reproduce
+        if frame is None or "config_id" not in frame.columns or not len(frame):
+            continue
+        numeric = [c for c in frame.columns if c not in ("config_id", "seed") and pd.api.types.is_numeric_dtype(frame[c])]
+        stats = frame.groupby("config_id")[numeric].agg(["mean", "std"])
+        stats.columns = [f"{c} {s}" for c, s in stats.columns]
+        stats.insert(0, "seeds", frame.groupby("config_id").size())
+        parts.append(stats.reset_index().assign(sweep=sweep.name))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _reproduction(sweeps: list[Sweep], metric: Metric, embed: Figures) -> str:
+    summary = reproduction_summary(sweeps)
+    if not len(summary):
+        return ""
+    metrics = sorted({c.rsplit(" ", 1)[0] for c in summary.columns if c.endswith(" mean")})
+    shown = pd.DataFrame({"sweep": summary["sweep"], "config": summary["config_id"], "seeds": summary["seeds"]})
+    for name in metrics:
+        shown[name] = [f"{fmt(m)} ± {fmt(s)}" if not pd.isna(s) else fmt(m) for m, s in zip(summary[f"{name} mean"], summary[f"{name} std"])]
+    column = next((c for c in (metric.column, metric.column.removeprefix("test_")) if c in metrics), None)
+    figure = figures.reproduction(summary, column) if column else None
+    return table(display(shown, [(c, c) for c in shown.columns])) + embed(figure)
+
+
+def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tuple[str, int]:
+    """The page and the number of Plotly figures in it."""
+    trials, epochs, scores = combine(sweeps)
+    metric, embed = ranking.metric, Figures()
+    directories = {str(name): s.directory for s in sweeps for name in s.trials["sweep"].unique()}
+    importances: dict[str, Importance] = {key: param_importance(board, metric) for key, board in ranking.boards.items()}
+    verdicts = [verdict_html(verdict(board, key, metric), importances[key], metric) for key, board in ranking.boards.items()]
+
+    sections = [
+        _section("Which model is best and why", f'<div class="summary">{"".join(verdicts)}</div>', "summary"),
+        _section("How to read this report", HOW_TO_READ.format(metric=escape(metric.label)), "how-to-read"),
+        _section("Leaderboard", _leaderboards(ranking, by), "leaderboard"),
+    ]
+    quality = "".join(embed(figures.quality_vs_detection(board, key)) for key, board in ranking.boards.items())
+    sections.append(_section("Reconstruction quality vs anomaly detection", quality, "quality"))
+    what = []
+    for key, board in ranking.boards.items():
+        importance = importances[key]
+        what.append(embed(figures.parallel_coordinates(importance, metric, key)))
+        what.append(embed(figures.importance_bar(importance, key)) or _note(f"{key}: {importance.note}"))
+    sections.append(_section("Parameters and their importance", "".join(what), "parameters"))
+    sections.append(_section("Optimisation history", embed(figures.optimisation_history(trials)), "history"))
+    top = pd.concat([b.head(figures.MAX_CURVES) for b in ranking.boards.values()], ignore_index=True)
+    top = top.sort_values("rank", kind="stable")
+    column = figures.validation_column(metric, epochs, trials)
+    sections.append(_section("Learning curves", embed(figures.learning_curves(top, epochs, column)), "curves"))
+    curves, distributions = [], []
+    for key, board in ranking.boards.items():
+        best = best_per_group(board, by)
+        curves.append(embed(figures.roc_pr(best, scores, key)))
+        distributions.append(embed(figures.score_distributions(best, scores, key)))
+    sections.append(_section("ROC and precision-recall of the best per group", "".join(curves), "roc"))
+    sections.append(_section("Anomaly scores, normal vs anomalous, per diagnosis", "".join(distributions), "scores"))
+    sections.append(_section("Originals, reconstructions and samples", _sample_grids(ranking, directories), "images"))
+    sections.append(_section("Sweeps side by side", _sweep_comparison(ranking, embed), "sweeps"))
+    sections.append(_section("Reproduction over seeds", _reproduction(sweeps, metric, embed), "reproduction"))
+
+    names = ", ".join(escape(s.name) for s in sweeps)
+    page = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>hamtune report: {names}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
+        f'<body data-figures="{embed.count}"><h1>hamtune report</h1>'
+        f'<p class="meta">{len(sweeps)} sweep(s): {names}; {len(trials)} trial(s); ranked by {escape(metric.label)}; '
+        f"hamtune {escape(hamtune.__version__)}, {escape(time.strftime('%Y-%m-%d %H:%M'))}</p>"
+        f'{"".join(sections)}<script>{SORT_SCRIPT}</script></body></html>'
+    )
+    return page, embed.count
+
+
+def write_report(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...], out: Path) -> int:
+    """Write the page atomically; returns the number of figures in it."""
+    page, count = build_page(sweeps, ranking, by)
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise HamtuneError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
+    return count

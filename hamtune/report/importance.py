@@ -1,0 +1,103 @@
+"""Which parameters moved the metric: an in-memory Optuna study rebuilt from trials.parquet, scored by fANOVA.
+
+Parameters that do not apply to every model (beta for AEs, mlp_width for CNNs: null in the results)
+are kept in the study for the parallel-coordinates plot but left out of fANOVA, which needs every
+trial to have every parameter; the note says which.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import typing
+import warnings
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from hamtune.report.rank import Metric
+from hamtune.train.config import TrainConfig
+
+MIN_TRIALS = 5
+RUNTIME_FIELDS = frozenset({"device", "num_threads", "eval_batch_size", "compile", "precision", "preset"})
+LOG_RATIO = 20.0
+
+
+@dataclass
+class Importance:
+    """fANOVA importances (largest first) or, when they cannot be estimated, a note saying why."""
+
+    study: object | None  # optuna.Study, built even when importances are not
+    values: dict[str, float]
+    note: str
+
+    @property
+    def top(self) -> str | None:
+        return next(iter(self.values), None)
+
+
+def _varying(trials: pd.DataFrame) -> list[str]:
+    names = [f.name for f in fields(TrainConfig) if f.name not in RUNTIME_FIELDS]
+    return [n for n in names if n in trials.columns and trials[n].dropna().astype(str).nunique() > 1]
+
+
+def _distribution(name: str, values: pd.Series):
+    import optuna.distributions as d
+
+    base = typing.get_type_hints(TrainConfig)[name]
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if not numeric or base in (str, bool) or str in typing.get_args(base):
+        return d.CategoricalDistribution(sorted({html.escape(str(v)) for v in values}))
+    low, high = float(values.min()), float(values.max())
+    log = low > 0 and high / low >= LOG_RATIO
+    if int in (base, *typing.get_args(base)):
+        return d.IntDistribution(int(low), int(high), log=log)
+    return d.FloatDistribution(low, high, log=log)
+
+
+def _param_value(distribution, value):
+    import optuna.distributions as d
+
+    if isinstance(distribution, d.CategoricalDistribution):
+        return html.escape(str(value))
+    return int(value) if isinstance(distribution, d.IntDistribution) else float(value)
+
+
+def build_study(ranked: pd.DataFrame, metric: Metric):
+    """A study with one COMPLETE trial per ranked row; string choices are HTML-escaped for display."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    names = _varying(ranked)
+    distributions = {n: _distribution(n, ranked[n].dropna()) for n in names}
+    study = optuna.create_study(direction="maximize" if metric.higher_is_better else "minimize")
+    for _, row in ranked.iterrows():
+        present = {n: dist for n, dist in distributions.items() if not pd.isna(row[n])}
+        params = {n: _param_value(dist, row[n]) for n, dist in present.items()}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=present, value=float(row[metric.column])))
+    return study, names
+
+
+def param_importance(ranked: pd.DataFrame, metric: Metric) -> Importance:
+    """fANOVA over the parameters every trial has; a note instead when there are too few trials or no spread."""
+    import optuna
+
+    study, names = build_study(ranked, metric)
+    conditional = [n for n in names if ranked[n].isna().any()]
+    always = [n for n in names if n not in conditional]
+    left_out = f" Left out because they apply to some models only: {', '.join(conditional)}." if conditional else ""
+    values = ranked[metric.column].astype(float).to_numpy()
+    if len(ranked) < MIN_TRIALS:
+        return Importance(study, {}, f"Too few trials to estimate parameter importance ({len(ranked)} ranked, at least {MIN_TRIALS} needed).")
+    if not always:
+        return Importance(study, {}, "No parameter varies across all ranked trials, so there is nothing to attribute." + left_out)
+    if not np.isfinite(values).all() or math.isclose(float(np.ptp(values)), 0.0, abs_tol=1e-12):
+        return Importance(study, {}, f"Every trial scored the same {metric.column}; importance is undefined.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        result = optuna.importance.get_param_importances(study, evaluator=evaluator, params=always)
+    ordered = dict(sorted(result.items(), key=lambda item: -item[1]))
+    note = f"fANOVA over {len(ranked)} trials, target {metric.column}." + left_out
+    return Importance(study, ordered, note)

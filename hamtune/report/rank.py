@@ -1,0 +1,202 @@
+"""What is ranked against what: metric direction, one ranking per test set, best per group, baselines.
+
+Trials measured on different test sets are never ranked together; diverged and failed trials (and
+trials without a value of the metric) are listed apart with their reason, never ranked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from hamtune.errors import HamtuneError
+from hamtune.report.load import RANKED_STATUSES
+
+HIGHER = frozenset({"auroc", "auprc", "f1", "precision", "recall", "psnr", "ssim", "elbo"})
+LOWER = frozenset({"mse", "loss", "time"})
+BASELINE_PRESETS = ("seed-ae", "seed-vae")
+DEEP_KINDS = ("ae", "vae")
+DEFAULT_GROUPS = ("kind", "arch", "rebalance")
+UNKNOWN_TEST_SET = "unknown test set"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A trials column and whether larger values are better."""
+
+    column: str
+    higher_is_better: bool
+
+    @property
+    def mode(self) -> str:
+        return "max" if self.higher_is_better else "min"
+
+    @property
+    def label(self) -> str:
+        return f"{self.column} ({'higher' if self.higher_is_better else 'lower'} is better)"
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.higher_is_better else a < b
+
+
+def direction(column: str) -> bool | None:
+    """True when higher is better, False when lower is, None when the name does not say."""
+    tokens = set(column.lower().split("_"))
+    if tokens & HIGHER:
+        return True
+    if tokens & LOWER:
+        return False
+    return None
+
+
+def resolve_metric(name: str, trials: pd.DataFrame) -> Metric:
+    """`auroc` means `test_auroc`; a name must be a numeric column with a known direction."""
+    for column in (name, f"test_{name}"):
+        if column in trials.columns and direction(column) is not None and pd.api.types.is_numeric_dtype(trials[column]):
+            return Metric(column, bool(direction(column)))
+    choices = [c for c in trials.columns if c.startswith("test_") and direction(c) is not None and "_score_" not in c]
+    raise HamtuneError(f"unknown metric {name!r}; choose one of {', '.join(choices) or 'none (no test metrics recorded)'}")
+
+
+def with_test_set(trials: pd.DataFrame) -> pd.DataFrame:
+    """Adds `test_key`: the test set's name and fingerprint, the unit within which trials are comparable."""
+    names = trials["test_set"] if "test_set" in trials.columns else pd.Series(None, index=trials.index, dtype=object)
+    prints = trials["test_fingerprint"] if "test_fingerprint" in trials.columns else pd.Series(None, index=trials.index, dtype=object)
+    keys = [
+        (str(n) if isinstance(n, str) and n else UNKNOWN_TEST_SET) + (f" ({f[:8]})" if isinstance(f, str) and f else "")
+        for n, f in zip(names, prints)
+    ]
+    return trials.assign(test_key=keys)
+
+
+def role(trials: pd.DataFrame) -> pd.Series:
+    """'baseline: seed-ae' for the notebook's configs, 'classical: pca' for non-deep models, '' otherwise."""
+    out = pd.Series("", index=trials.index, dtype=object)
+    if "model" in trials.columns:
+        kind = trials["kind"] if "kind" in trials.columns else pd.Series(None, index=trials.index)
+        classical = trials["model"].notna() & ~kind.isin(DEEP_KINDS)
+        out[classical] = "classical: " + trials.loc[classical, "model"].astype(str)
+    if "preset" in trials.columns:
+        seeded = trials["preset"].isin(BASELINE_PRESETS)
+        out[seeded] = "baseline: " + trials.loc[seeded, "preset"].astype(str)
+    return out
+
+
+def split_ranked(trials: pd.DataFrame, metric: Metric) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rankable trials, the others with a `why` column): only finished trials with a finite metric rank."""
+    trials = with_test_set(trials).assign(role=role(trials))
+    value = pd.to_numeric(trials[metric.column], errors="coerce")
+    finished = trials["status"].isin(RANKED_STATUSES)
+    rankable = finished & np.isfinite(value.astype(float))
+    others = trials[~rankable].copy()
+    reason = others["reason"] if "reason" in others.columns else pd.Series(None, index=others.index, dtype=object)
+    others["why"] = [
+        str(r) if isinstance(r, str) and r else (f"no {metric.column} value" if s in RANKED_STATUSES else s)
+        for r, s in zip(reason, others["status"])
+    ]
+    return trials[rankable].copy(), others
+
+
+def leaderboards(ranked: pd.DataFrame, metric: Metric) -> dict[str, pd.DataFrame]:
+    """One ranking per test set (best first, with a 1-based `rank`), the largest test set's ranking first."""
+    boards = {}
+    for key, group in ranked.groupby("test_key", sort=False):
+        board = group.sort_values([metric.column, "trial_id"], ascending=[not metric.higher_is_better, True], kind="stable")
+        boards[str(key)] = board.assign(rank=np.arange(1, len(board) + 1)).reset_index(drop=True)
+    return dict(sorted(boards.items(), key=lambda item: -len(item[1])))
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Everything ranked for one metric: a board per test set, and the trials that are not ranked."""
+
+    metric: Metric
+    boards: dict[str, pd.DataFrame]
+    unranked: pd.DataFrame
+
+    @property
+    def ranked(self) -> pd.DataFrame:
+        return pd.concat(self.boards.values(), ignore_index=True)
+
+
+def rank(trials: pd.DataFrame, metric: Metric) -> Ranking:
+    ranked, unranked = split_ranked(trials, metric)
+    if not len(ranked):
+        raise HamtuneError(f"no finished trial has a {metric.column} value to rank by; try another --metric")
+    return Ranking(metric, leaderboards(ranked, metric), unranked)
+
+
+def best_per_group(board: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
+    """The top-ranked trial of every combination of `by` (a board is already sorted best first)."""
+    columns = [c for c in by if c in board.columns]
+    if not columns:
+        return board.head(1)
+    return board.groupby(columns, dropna=False, sort=False).head(1).reset_index(drop=True)
+
+
+def parse_groups(text: str | None, trials: pd.DataFrame) -> tuple[str, ...]:
+    """`--by kind,arch`: known columns only (the defaults quietly drop the ones a sweep lacks)."""
+    if text is None:
+        return DEFAULT_GROUPS
+    columns = tuple(c.strip() for c in text.split(",") if c.strip())
+    unknown = [c for c in columns if c not in trials.columns]
+    if unknown or not columns:
+        raise HamtuneError(f"--by {text!r}: unknown column(s) {', '.join(unknown) or '(none given)'}; e.g. kind,arch,rebalance")
+    return columns
+
+
+def is_deep(board: pd.DataFrame) -> pd.Series:
+    return board["role"].eq("") | board["role"].str.startswith("baseline:")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Which model is best on one test set and how it compares with the baselines."""
+
+    test_key: str
+    n_ranked: int
+    best: pd.Series  # best deep model (notebook baselines included); the best row of any kind when there is none
+    best_searched: pd.Series | None  # best deep model that is not a notebook baseline
+    seeds: dict[str, float]  # role -> best value, e.g. {"baseline: seed-ae": 0.71}
+    classical: dict[str, float]  # role -> best value, e.g. {"classical: pca": 0.64}
+    beats_classical: bool | None  # None when there is no classical baseline
+
+
+def verdict(board: pd.DataFrame, key: str, metric: Metric) -> Verdict:
+    deep = board[is_deep(board)]
+    searched = board[board["role"] == ""]
+
+    def best_of(prefix: str) -> dict[str, float]:
+        rows = board[board["role"].str.startswith(prefix)]
+        return {str(name): float(group[metric.column].iloc[0]) for name, group in rows.groupby("role", sort=False)}
+
+    classical = best_of("classical:")
+    beats = None
+    if classical:
+        values = list(classical.values())
+        top = max(values) if metric.higher_is_better else min(values)
+        beats = bool(len(deep)) and metric.better(float(deep[metric.column].iloc[0]), top)
+    return Verdict(
+        key, len(board), (deep if len(deep) else board).iloc[0], searched.iloc[0] if len(searched) else None,
+        best_of("baseline:"), classical, beats,
+    )
+
+
+def fmt(value) -> str:
+    """Numbers for people: 4 significant digits, learning rates in e-notation, integers as integers."""
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return ""
+        if float(value).is_integer() and abs(value) < 1e6:
+            return str(int(value))
+        return f"{value:.4g}"
+    return str(value)

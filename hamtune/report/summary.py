@@ -1,0 +1,75 @@
+"""The report's opening prose: how to read it, and which model is best and why, as escaped HTML."""
+
+from __future__ import annotations
+
+from html import escape
+
+import pandas as pd
+
+from hamtune.report.importance import Importance
+from hamtune.report.rank import Metric, Verdict, fmt
+
+HOW_TO_READ = """
+<ul>
+<li>Every row is one trained model (one config of one sweep). Trials are ranked by <b>{metric}</b> on the
+held-out test set; trials measured on different test sets are never ranked together, so each test set has
+its own leaderboard.</li>
+<li><b>AUROC</b> is the chance that an anomalous image scores higher than a normal one (0.5 is a coin toss);
+<b>AUPRC</b> weighs the rare anomalous class; <b>F1, precision, recall</b> use the threshold chosen on the
+validation split, never on test labels. <b>PSNR, SSIM, MSE</b> measure reconstruction: a model that
+reconstructs everything well, anomalies included, detects poorly, which is why both are plotted together.</li>
+<li>Highlighted rows are baselines: the original notebook's configs (<i>seed-ae</i>, <i>seed-vae</i>) and
+classical models such as PCA. A searched model is only interesting if it beats them.</li>
+<li><i>stopped</i> trials were ended early by the scheduler and still rank; <i>diverged</i> and <i>failed</i>
+trials are listed apart with their reason.</li>
+<li>Click a table header to sort. Figures are interactive: hover for details, drag to zoom, double-click to
+reset, click a legend entry to hide it.</li>
+</ul>
+"""
+
+
+def _describe(row: pd.Series, metric: Metric) -> str:
+    parts = [f"{row.get('kind', '')} {row.get('arch', '')}".strip().upper() or str(row.get("model", "model"))]
+    for key in ("rebalance", "latent_dim", "lr", "beta"):
+        if key in row.index and not pd.isna(row[key]):
+            parts.append(f"{key} {fmt(row[key])}")
+    where = f"{row['sweep']}/{row['trial_id']}"
+    return f"<b>{escape(where)}</b> ({escape(', '.join(parts))}) with {escape(metric.column)} <b>{fmt(row[metric.column])}</b>"
+
+
+def _against(value: float, other: float, name: str, metric: Metric) -> str:
+    delta = value - other
+    if metric.better(value, other):
+        return f"beats {escape(name)} ({fmt(other)}) by {delta:+.4g}"
+    if value == other:
+        return f"ties with {escape(name)} ({fmt(other)})"
+    return f"<span class='bad'>does not beat {escape(name)} ({fmt(other)}; {delta:+.4g})</span>"
+
+
+def verdict_html(verdict: Verdict, importance: Importance, metric: Metric) -> str:
+    """One test set's answer: the best model, how it compares with each baseline, and what mattered most."""
+    best = verdict.best
+    value = float(best[metric.column])
+    lines = [f"Best of {verdict.n_ranked} ranked trial(s): {_describe(best, metric)}."]
+    if str(best["role"]).startswith("baseline:"):
+        searched = verdict.best_searched
+        tail = f" The best searched model is {_describe(searched, metric)}." if searched is not None else ""
+        lines.append(f"<span class='bad'>The best model is the notebook baseline {escape(str(best['role'])[10:])}: "
+                     f"no searched config beats it yet.</span>{tail}")
+    else:
+        for role, other in verdict.seeds.items():
+            lines.append(f"Against the notebook's {escape(role[10:])}: {_against(value, other, role[10:], metric)}.")
+    if verdict.classical:
+        comparisons = "; ".join(_against(value, other, role[11:], metric) for role, other in verdict.classical.items())
+        if verdict.beats_classical:
+            lines.append(f"Against classical baselines: {comparisons}.")
+        else:
+            lines.append(f"<span class='flag'>&#9888; No deep model beats the classical baseline(s): {comparisons}. "
+                         f"A simpler method is at least as good on this test set.</span>")
+    if importance.top is not None:
+        share = importance.values[importance.top]
+        lines.append(f"The parameter that mattered most for {escape(metric.column)} is <b>{escape(importance.top)}</b> "
+                     f"({share:.0%} of the explained variance, fANOVA).")
+    else:
+        lines.append(f"Parameter importance: {escape(importance.note)}")
+    return f"<h3>Test set {escape(verdict.test_key)}</h3><ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"
