@@ -113,7 +113,7 @@ def test_leaderboard_is_sorted_by_the_metric_with_the_decision_columns(sweep_res
                    "AUROC", "AUPRC", "F1", "precision", "recall", "PSNR", "SSIM", "MSE", "wall_s"):
         assert header in out
     board = out.split("Best per")[0]
-    order = trials.sort_values("test_auroc", ascending=False)["trial_id"].tolist()
+    order = trials.sort_values(["test_auroc", "trial_id"], ascending=[False, True])["trial_id"].tolist()
     assert [board.index(t) for t in order] == sorted(board.index(t) for t in order)
     assert "Best per kind x arch x rebalance" in out and "report:" not in out
 
@@ -181,6 +181,19 @@ def test_default_results_dir_and_hamtune_report_subcommand(sweep_results, tmp_pa
     assert "Too few trials to estimate parameter importance" in page  # 4 trials: a note, not a figure
 
 
+def test_a_sweep_with_few_columns_still_reports(tmp_path, capsys):
+    """Classical baselines or older sweeps lack most columns; the report shows what there is."""
+    sweep = tmp_path / "pca"
+    sweep.mkdir()
+    write_frame(pd.DataFrame({"trial_id": ["pca-8", "pca-32"], "status": ["completed"] * 2, "model": ["pca"] * 2,
+                              "test_auroc": [0.6, 0.7]}), sweep / "trials.parquet")
+    code, out, err = run([sweep], capsys)
+    assert code == 0, err
+    assert "unknown test set" in out and out.index("pca-32") < out.index("pca-8")
+    page = (sweep / "report.html").read_text(encoding="utf-8")
+    assert "No deep model beats the classical baseline(s)" in page and 'data-figures="0"' in page
+
+
 # ---- bad input ------------------------------------------------------------------------------------
 
 
@@ -238,7 +251,7 @@ def test_html_report_is_self_contained_with_every_section(report):
     for anchor in EXPECTED_SECTIONS:
         assert f'<section id="{anchor}">' in page, anchor
     assert page.index('id="summary"') < page.index('id="how-to-read"') < page.index('id="leaderboard"')
-    assert page.count('src="data:image/png;base64,') == 2  # the best AE and the best VAE
+    assert page.count('<figure><img alt=') == page.count('" src="data:image/png;base64,') == 2  # best AE and VAE
     assert '<table class="sortable">' in page and 'tr class="baseline"' in page
     assert "0.62 ± 0.01" in page  # reproduction: mean ± std over three seeds
 

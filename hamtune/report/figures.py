@@ -44,7 +44,10 @@ def with_labels(trials: pd.DataFrame) -> pd.DataFrame:
     ]
     multi = trials["sweep"].nunique() > 1
     labels = [f"{s}/{t}" if multi else str(t) for s, t in zip(trials["sweep"], trials["trial_id"])]
-    return _escaped(trials.assign(model_type=types, trial=labels))
+    out = trials.assign(model_type=types, trial=labels)
+    if "rebalance" in out.columns:
+        out["rebalance"] = out["rebalance"].fillna("n/a")
+    return _escaped(out)
 
 
 def _layout(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
@@ -81,8 +84,9 @@ def quality_vs_detection(board: pd.DataFrame, test_key: str) -> go.Figure | None
         part = long[long["detection"] == name]
         front = _pareto(part[quality].to_numpy(float), part["value"].to_numpy(float), bool(direction(quality)), True)
         fig.add_trace(
-            go.Scatter(x=part[quality].to_numpy()[front], y=part["value"].to_numpy()[front], mode="lines",
-                       line=dict(color="grey", dash="dot"), name="Pareto front", showlegend=col == 1),
+            go.Scatter(x=part[quality].to_numpy()[front], y=part["value"].to_numpy()[front], mode="lines+markers",
+                       line=dict(color="grey", dash="dot"), marker=dict(symbol="circle-open", size=14, color="grey"),
+                       name="Pareto front", showlegend=col == 1, hoverinfo="skip"),
             row=1, col=col,
         )
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
@@ -107,6 +111,11 @@ def importance_bar(importance: Importance, test_key: str) -> go.Figure | None:
     return _layout(fig, f"Parameter importance, fANOVA ({html.escape(test_key)})", height=max(260, 40 + 28 * len(frame)))
 
 
+def _first(frame: pd.DataFrame, column: str) -> str | None:
+    values = frame[column].dropna() if column in frame.columns else ()
+    return str(values.iloc[0]) if len(values) else None
+
+
 def optimisation_history(trials: pd.DataFrame) -> go.Figure | None:
     """Best-so-far of each sweep's own objective, trials in the order they finished."""
     if "objective_metric" not in trials.columns:
@@ -115,10 +124,10 @@ def optimisation_history(trials: pd.DataFrame) -> go.Figure | None:
     colors = px.colors.qualitative.Plotly
     for i, (sweep, group) in enumerate(trials.groupby("sweep", sort=False)):
         group = group.sort_values("finished_at") if "finished_at" in group.columns else group
-        objective = str(group["objective_metric"].dropna().iloc[0]) if group["objective_metric"].notna().any() else None
-        if objective not in group.columns:
+        objective = _first(group, "objective_metric")
+        if objective is None or objective not in group.columns:
             continue
-        mode = str(group["objective_mode"].dropna().iloc[0]) if "objective_mode" in group.columns and group["objective_mode"].notna().any() else "max"
+        mode = _first(group, "objective_mode") or "max"
         values = pd.to_numeric(group[objective], errors="coerce").to_numpy(float)
         order = np.arange(1, len(values) + 1)
         best = pd.Series(values).cummax() if mode == "max" else pd.Series(values).cummin()

@@ -21,7 +21,7 @@ from hamtune.report import figures
 from hamtune.report.images import data_uri, tile
 from hamtune.report.importance import Importance, param_importance
 from hamtune.report.load import Sweep, combine
-from hamtune.report.rank import Metric, Ranking, best_per_group, fmt, verdict
+from hamtune.report.rank import Metric, Ranking, best_per_group, fmt, is_deep, verdict
 from hamtune.report.summary import HOW_TO_READ, verdict_html
 from hamtune.report.tables import COLUMNS, UNRANKED_COLUMNS, columns_for, display
 from hamtune.sweep.results import load_samples
@@ -61,7 +61,7 @@ document.querySelectorAll("table.sortable th").forEach(function (th) {
 """
 
 
-class Figures:
+class Embedder:
     """Embeds figures in page order; the first carries plotly.js, so it is in the file exactly once."""
 
     def __init__(self) -> None:
@@ -134,7 +134,8 @@ def _sample_grids(ranking: Ranking, directories: dict[str, Path]) -> str:
     """Originals over reconstructions for the best AE and the best VAE, plus VAE draws from the prior."""
     parts = []
     for kind in ("ae", "vae"):
-        row = next((b[b["kind"] == kind].iloc[0] for b in ranking.boards.values() if "kind" in b and (b["kind"] == kind).any()), None)
+        boards = [b[b["kind"] == kind] for b in ranking.boards.values() if "kind" in b.columns]
+        row = next((b.iloc[0] for b in boards if len(b)), None)
         if row is None:
             continue
         samples = load_samples(directories[row["sweep"]], row["trial_id"])
@@ -146,7 +147,8 @@ def _sample_grids(ranking: Ranking, directories: dict[str, Path]) -> str:
             rows.append(samples["prior"][:MAX_IMAGES])
             caption += "; bottom: samples from the prior"
         dx = " ".join(str(d) for d in samples.get("dx", [])[:MAX_IMAGES])
-        label = f"Best {kind.upper()}: {row['sweep']}/{row['trial_id']} ({row.get('arch', '')}), {ranking.metric.column} {fmt(row[ranking.metric.column])}"
+        metric = ranking.metric.column
+        label = f"Best {kind.upper()}: {row['sweep']}/{row['trial_id']} ({row.get('arch', '')}), {metric} {fmt(row[metric])}"
         parts.append(
             f'<figure><img alt="{escape(label)}" src="{data_uri(tile(rows))}">'
             f"<figcaption><b>{escape(label)}</b><br>{escape(caption)}. Columns (dx): {escape(dx)}</figcaption></figure>"
@@ -154,7 +156,7 @@ def _sample_grids(ranking: Ranking, directories: dict[str, Path]) -> str:
     return "".join(parts)
 
 
-def _sweep_comparison(ranking: Ranking, embed: Figures) -> str:
+def _sweep_comparison(ranking: Ranking, embed: Embedder) -> str:
     ranked, metric = ranking.ranked, ranking.metric
     if ranked["sweep"].nunique() < 2:
         return ""
@@ -179,7 +181,7 @@ def reproduction_summary(sweeps: list[Sweep]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def _reproduction(sweeps: list[Sweep], metric: Metric, embed: Figures) -> str:
+def _reproduction(sweeps: list[Sweep], metric: Metric, embed: Embedder) -> str:
     summary = reproduction_summary(sweeps)
     if not len(summary):
         return ""
@@ -195,9 +197,11 @@ def _reproduction(sweeps: list[Sweep], metric: Metric, embed: Figures) -> str:
 def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tuple[str, int]:
     """The page and the number of Plotly figures in it."""
     trials, epochs, scores = combine(sweeps)
-    metric, embed = ranking.metric, Figures()
+    metric, embed = ranking.metric, Embedder()
     directories = {str(name): s.directory for s in sweeps for name in s.trials["sweep"].unique()}
-    importances: dict[str, Importance] = {key: param_importance(board, metric) for key, board in ranking.boards.items()}
+    importances: dict[str, Importance] = {
+        key: param_importance(board[is_deep(board)], metric) for key, board in ranking.boards.items()
+    }
     verdicts = [verdict_html(verdict(board, key, metric), importances[key], metric) for key, board in ranking.boards.items()]
 
     sections = [

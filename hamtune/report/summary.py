@@ -29,7 +29,8 @@ reset, click a legend entry to hide it.</li>
 
 
 def _describe(row: pd.Series, metric: Metric) -> str:
-    parts = [f"{row.get('kind', '')} {row.get('arch', '')}".strip().upper() or str(row.get("model", "model"))]
+    shape = [str(row[k]).upper() for k in ("kind", "arch") if isinstance(row.get(k), str)]
+    parts = [" ".join(shape) or str(row.get("model", "model"))]
     for key in ("rebalance", "latent_dim", "lr", "beta"):
         if key in row.index and not pd.isna(row[key]):
             parts.append(f"{key} {fmt(row[key])}")
