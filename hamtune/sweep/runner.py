@@ -85,13 +85,19 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
 
 
-def _check_gpus(gpus: float) -> None:
-    """A GPU request on a cluster without GPUs would wait forever; say so instead."""
+def concurrency(cpus: float, gpus: float, requested: int | None) -> int:
+    """Trials that fit the cluster at once. Tune keeps only one trial pending for a searcher unless
+    told, which serialises short trials, so the limit is always explicit. A GPU request on a
+    cluster without GPUs would wait forever: that is an error instead."""
     import ray
 
-    available = ray.cluster_resources().get("GPU", 0)
-    if gpus > 0 and available == 0:
+    resources = ray.cluster_resources()
+    if gpus > 0 and resources.get("GPU", 0) == 0:
         raise HamtuneError(f"trials ask for {gpus:g} GPU each but the Ray cluster has none; use --gpus-per-trial 0")
+    fits = int(resources.get("CPU", 1) // cpus)
+    if gpus > 0:
+        fits = min(fits, int(resources["GPU"] // gpus))
+    return max(1, min(fits, requested or fits))
 
 
 def _study_storage(directory: Path):
@@ -168,7 +174,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     print(f"sweep {name}: {num_samples} trial(s) of {space.path.name} on {data.name} ({data.manifest['count']} images); "
           f"results -> {directory}", flush=True)
     start_ray(options.address, options.num_cpus)
-    _check_gpus(gpus)
+    max_concurrent = concurrency(space.resources["cpus"], gpus, space.max_concurrent)
     trainable = _trainable(space, _in_memory(data), _in_memory(test_data) if test_data else None, gpus)
     recorder = ResultsRecorder(
         directory, name, space.objectives, data.manifest, test_data.manifest if test_data else None, num_samples
@@ -180,7 +186,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=_searcher(space, name, directory), scheduler=_scheduler(space), num_samples=num_samples,
-                max_concurrent_trials=space.max_concurrent, reuse_actors=True,
+                max_concurrent_trials=max_concurrent, reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=storage, callbacks=[recorder], verbose=0,
