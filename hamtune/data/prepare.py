@@ -62,6 +62,10 @@ class Prepared:
     def preprocess(self) -> Preprocess:
         return Preprocess(**self.manifest["preprocess"])
 
+    def located_manifest(self) -> dict:
+        """The manifest plus where this cache lives, for results that must find the data again."""
+        return {**self.manifest, "path": str(self.path)}
+
 
 def _input_files(src: Path, form: str, metadata: Path | None) -> list[Path]:
     if src.is_file() and form in ARRAY_FORMS:

@@ -92,6 +92,7 @@ def trial_row(
         time_per_epoch_s=float(np.mean([h["epoch_time_s"] for h in history])) if history else None,
         device=device, n_params=n_params, hamtune_version=hamtune.__version__, git_commit=git_commit(),
         data_name=data_manifest.get("name"), data_fingerprint=data_manifest.get("fingerprint"),
+        data_path=data_manifest.get("path"), test_path=(test_manifest or {}).get("path"),
         test_set=(test_manifest or data_manifest).get("name") + ("" if test_manifest else ":test-split"),
         test_fingerprint=(test_manifest or data_manifest).get("fingerprint"),
         checkpoint=checkpoint, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -177,7 +177,8 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     max_concurrent = concurrency(space.resources["cpus"], gpus, space.max_concurrent)
     trainable = _trainable(space, _in_memory(data), _in_memory(test_data) if test_data else None, gpus)
     recorder = ResultsRecorder(
-        directory, name, space.objectives, data.manifest, test_data.manifest if test_data else None, num_samples
+        directory, name, space.objectives, data.located_manifest(), test_data.located_manifest() if test_data else None,
+        num_samples,
     )
     if options.resume:
         tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=False)

@@ -99,6 +99,7 @@ class Run:
             "original": to_uint8(x, self.config.input_range).numpy(),
             "reconstruction": to_uint8(recon, self.config.input_range).numpy(),
             "image_id": self.test.image_id[pick].astype(str),
+            "label": labels[pick].astype(np.int8),
             "dx": self.test.dx[pick].astype(str),
         }
         if self.model.variational:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 from tqdm import tqdm
@@ -34,7 +35,7 @@ def run_and_record(
     progress: bool = True,
 ) -> tuple[RunResult, dict]:
     """Train with a per-epoch progress bar, checkpoint the final model, and append the run to results."""
-    trial_id = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-s{config.seed}"
+    trial_id = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     checkpoint_dir = Path(results_dir) / "checkpoints" / trial_id
     bar = tqdm(total=config.epochs, desc=f"training {config.kind}/{config.arch}", unit="epoch", disable=not progress)
 
@@ -49,7 +50,8 @@ def run_and_record(
     row = trial_row(
         sweep=name, trial_id=trial_id, status=result.status, reason=result.reason, params=config.applicable(),
         history=result.history, objective=("val_auroc", "max"), wall_time_s=result.wall_time_s,
-        device=result.device, data_manifest=data.manifest, test_manifest=test_data.manifest if test_data else None,
+        device=result.device, data_manifest=data.located_manifest(),
+        test_manifest=test_data.located_manifest() if test_data else None,
         n_params=result.n_params, checkpoint=str(checkpoint_dir) if result.history else None,
     )
     ResultsWriter(results_dir).add(row, result.history, result.scores, result.samples)
