@@ -85,11 +85,23 @@ def cmd_train(args: argparse.Namespace) -> None:
 # ---- sweep ----------------------------------------------------------------------------------------
 
 
+def _yaml_scalar(text: str):
+    """A --set value for a space key, read as YAML would read it (8 -> int); unparsable text stays text."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
 def cmd_sweep(args: argparse.Namespace) -> None:
     from hamtune.sweep.runner import SweepOptions, run_sweep
-    from hamtune.sweep.space import load_space
+    from hamtune.sweep.space import TOP_LEVEL, load_space
+    from hamtune.train.config import parse_assignments
 
-    space = load_space(args.space, {"data": args.data, "test_data": args.test_data})
+    overrides = {key: _yaml_scalar(value) if key in TOP_LEVEL else value for key, value in parse_assignments(args.set).items()}
+    space = load_space(args.space, {**overrides, "data": args.data, "test_data": args.test_data})
     options = SweepOptions(
         name=args.name, results_root=Path(args.results), address=args.address, resume=args.resume,
         storage=args.storage, num_samples=args.num_samples, gpus_per_trial=args.gpus_per_trial, num_cpus=args.num_cpus,
@@ -108,14 +120,65 @@ def cmd_report(args: argparse.Namespace) -> None:
     run(args)
 
 
+# ---- reproduce, export, score ---------------------------------------------------------------------
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from hamtune.sweep.reproduce import KEY_METRICS, ReproduceOptions, format_summary, run_reproduce, summarise
+
+    options = ReproduceOptions(
+        top=args.top, seeds=args.seeds, metric=args.metric, data=args.data, test_data=args.test_data,
+        address=args.address, num_cpus=args.num_cpus, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+    )
+    frame, chosen, metric = run_reproduce(args.results_dir, options)
+    metrics = tuple(dict.fromkeys((*KEY_METRICS, metric.column)))
+    print()
+    print(format_summary(summarise(frame, chosen, metrics), chosen, metric))
+    print(f"runs: {Path(args.results_dir) / 'reproduce.parquet'}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from hamtune.export.bundle import export_trial
+
+    out, row = export_trial(args.results_dir, args.rank, args.out, args.metric, args.force)
+    print(f"exported trial {row['trial_id']} (rank {args.rank}, {row.get('kind')}/{row.get('arch')}) to {out}")
+    print(f"  model card: {out / 'MODEL_CARD.md'}")
+    print(f"  score images: hamtune score {out} IMAGES... --out scores.csv")
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from hamtune.export.bundle import load_bundle
+    from hamtune.export.score import report_problems, score_inputs
+
+    bundle = load_bundle(args.model)
+    scored = score_inputs(bundle, args.inputs, device=args.device, progress=not args.no_progress)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    scored.table.to_csv(args.out, index=False)
+    report_problems(scored)
+    flagged = int(scored.table["flagged"].sum())
+    print(f"scored {len(scored.table)} image(s), {flagged} flagged (score > {bundle.threshold:.6g}): {args.out}")
+
+
 # ---- demo -----------------------------------------------------------------------------------------
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    from hamtune.data.prepare import resolve_data
+SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
-    data = resolve_data("synthetic")
-    print(f"synthetic default ready: {data.manifest['count']} images, {data.path}")
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """The main job on the embedded default: synthesise HAM-like data, sweep quick.yaml, write the report."""
+    from hamtune.report.__main__ import build_parser as report_parser
+    from hamtune.report.__main__ import run as report
+    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.space import load_space
+
+    started = time.perf_counter()
+    space = load_space(args.space)
+    name = args.name or f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    directory = run_sweep(space, SweepOptions(name=name, results_root=Path(args.results), num_cpus=args.num_cpus))
+    print(f"sweep finished in {time.perf_counter() - started:.0f} s\n")
+    report(report_parser().parse_args([str(directory)]))
+    print(f"open the report in a browser: {directory / 'report.html'}")
 
 
 # ---- parser ---------------------------------------------------------------------------------------
@@ -139,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run the main job end to end on the embedded synthetic default")
+    demo.add_argument("--space", type=Path, default=SPACES / "quick.yaml", help="search space (default search_spaces/quick.yaml)")
+    demo.add_argument("--name", default=None, help="results/<name> (default demo-<time>)")
+    demo.add_argument("--results", default="results", help="results root (default ./results)")
+    demo.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray (default: all)")
     demo.set_defaults(func=cmd_demo)
 
     data = commands.add_parser("data", help="synthesise, prepare and inspect datasets")
@@ -181,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--name", default=None, help="results/<name> (default: the space's name)")
     sw.add_argument("--data", default=None, help="override the space's data: 'synthetic', a prepared cache or a source")
     sw.add_argument("--test-data", default=None, help="override the space's external test set")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a space key (num_samples=4) or fix a TrainConfig value (image_size=64); repeatable")
     sw.add_argument("--results", default="results", help="results root (default ./results)")
     sw.add_argument("--address", default=None, help="join a running Ray cluster: auto or HOST:PORT")
     sw.add_argument("--resume", action="store_true", help="continue an interrupted sweep without redoing finished trials")
@@ -195,6 +264,35 @@ def build_parser() -> argparse.ArgumentParser:
     rep = commands.add_parser("report", help="leaderboards and an HTML report of one or more sweeps (= python -m hamtune.report)")
     add_report_arguments(rep)
     rep.set_defaults(func=cmd_report)
+
+    rp = commands.add_parser("reproduce", help="retrain a sweep's best configs on their original and new seeds")
+    rp.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a sweep's results folder")
+    rp.add_argument("--top", type=int, default=3, help="how many of the best configs (default 3)")
+    rp.add_argument("--seeds", type=int, default=5, help="new seeds per config, besides the original (default 5)")
+    rp.add_argument("--metric", default=None, help="rank by this column instead of the sweep's objective")
+    rp.add_argument("--data", type=Path, default=None, help="the sweep's prepared cache, if it moved (fingerprint-checked)")
+    rp.add_argument("--test-data", type=Path, default=None, help="the sweep's external test cache, if it moved")
+    rp.add_argument("--address", default=None, help="join a running Ray cluster: auto or HOST:PORT")
+    rp.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
+    rp.add_argument("--cpus-per-trial", type=float, default=None, help="default: as the original trial ran (= its torch threads)")
+    rp.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per run (default 0: CPU reproduces exactly)")
+    rp.set_defaults(func=cmd_reproduce)
+
+    ex = commands.add_parser("export", help="write a trial's model, preprocessing, threshold and model card to a folder")
+    ex.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a sweep's results folder")
+    ex.add_argument("--rank", type=int, default=1, help="which trial, 1 = best by the sweep's objective (default 1)")
+    ex.add_argument("--metric", default=None, help="rank by this column instead of the sweep's objective")
+    ex.add_argument("--out", type=Path, required=True, help="folder to write")
+    ex.add_argument("--force", action="store_true", help="replace --out if it exists")
+    ex.set_defaults(func=cmd_export)
+
+    sc = commands.add_parser("score", help="anomaly scores of images with an exported model, as a CSV")
+    sc.add_argument("model", type=Path, metavar="DIR", help="a folder written by hamtune export")
+    sc.add_argument("inputs", type=Path, nargs="+", metavar="INPUTS", help="JPEG/PNG files, folders (recursive) or prepared caches")
+    sc.add_argument("--out", type=Path, default=Path("scores.csv"), help="CSV to write (default ./scores.csv)")
+    sc.add_argument("--device", choices=("cpu", "auto", "cuda", "mps"), default="cpu", help="where the model runs (default cpu)")
+    sc.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sc.set_defaults(func=cmd_score)
     return parser
 
 

@@ -260,25 +260,37 @@ def load_prepared(path: Path, verify: bool = True) -> Prepared:
     return Prepared(path, images, meta, manifest)
 
 
-def synthetic_source(n: int | None = None, seed: int | None = None, progress: bool = True) -> Path:
-    """The embedded default: synthesise (once) a HAM-like dataset in the original release's layout."""
-    from hamtune.data.synth import synthesize_release
+def synthetic_source(spec: str = "synthetic", progress: bool = True) -> Path:
+    """The embedded default, synthesised once under the cache: `synthetic[:n=2000,seed=0,size=600x450]`
+    writes the HAM10000 release layout; `synthetic-isic2018[:n=2000,test=500,...]` the ISIC 2018 Task 3
+    layout (its training images are those of `synthetic` with the same n and seed)."""
+    from hamtune.data.synth import synthesize_isic2018, synthesize_release
 
-    n = SYNTHETIC_DEFAULT["n"] if n is None else n
-    seed = SYNTHETIC_DEFAULT["seed"] if seed is None else seed
-    w, h = SYNTHETIC_DEFAULT["image_size"]
-    out = cache_root() / "synthetic" / f"ham-synth-n{n}-seed{seed}-{w}x{h}"
-    return synthesize_release(out, n=n, seed=seed, image_size=(w, h), progress=progress)
+    layout, _, rest = spec.partition(":")
+    try:
+        options = dict(part.split("=", 1) for part in rest.split(",") if part)
+        n = int(options.pop("n", SYNTHETIC_DEFAULT["n"]))
+        seed = int(options.pop("seed", SYNTHETIC_DEFAULT["seed"]))
+        n_test = int(options.pop("test", 500))
+        w, h = (int(v) for v in options.pop("size", "x".join(map(str, SYNTHETIC_DEFAULT["image_size"]))).split("x"))
+    except ValueError:
+        raise HamtuneError(f"{spec!r}: expected e.g. synthetic:n=2000,seed=0,size=600x450") from None
+    if options or layout not in ("synthetic", "synthetic-isic2018"):
+        raise HamtuneError(f"{spec!r}: unknown synthetic dataset or option(s) {', '.join(options)}; valid: n, seed, size (and test for synthetic-isic2018)")
+    root = cache_root() / "synthetic"
+    if layout == "synthetic":
+        return synthesize_release(root / f"ham-synth-n{n}-seed{seed}-{w}x{h}", n=n, seed=seed, image_size=(w, h), progress=progress)
+    out = root / f"isic2018-synth-n{n}-test{n_test}-seed{seed}-{w}x{h}"
+    return synthesize_isic2018(out, n_train=n, n_test=n_test, seed=seed, image_size=(w, h), progress=progress)
 
 
 def resolve_data(
     spec: str | Path, size: int | None = None, crop: str = "center", channels: int = 3, progress: bool = True, **kwargs
 ) -> Prepared:
-    """`synthetic`, a prepared cache folder, or any source (prepared on first use) -> a loaded cache."""
+    """`synthetic...`, a prepared cache folder, or any source (prepared on first use) -> a loaded cache."""
     spec = str(spec)
-    if spec == "synthetic" or spec.startswith("synthetic:"):
-        options = dict(part.split("=", 1) for part in spec.partition(":")[2].split(",") if part)
-        src = synthetic_source(int(options.get("n", SYNTHETIC_DEFAULT["n"])), int(options.get("seed", 0)), progress)
+    if spec.startswith("synthetic"):
+        src = synthetic_source(spec, progress)
     else:
         src = Path(spec).expanduser()
         if (src / "manifest.json").exists():

@@ -75,10 +75,10 @@ def detect(src: Path) -> str:
             return "release"
         raise HamtuneError(f"{src}: not a dataset file I know (.csv, .tab or .npz expected)")
     names = {p.name.lower() for p in src.iterdir()}
-    if {"ham10000_metadata.csv", "ham10000_metadata.tab"} & names:
-        return "release"
     if any(n.startswith("isic2018_task3") for n in names):
         return "isic2018"
+    if {"ham10000_metadata.csv", "ham10000_metadata.tab"} & names:
+        return "release"
     if any(n.startswith("hmnist_") and n.endswith(".csv") for n in names):
         return "hmnist"
     if any(n.startswith("dermamnist") and n.endswith(".npz") for n in names):

@@ -226,7 +226,18 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
     """Validate a loaded YAML mapping (plus CLI overrides) into a SearchSpace."""
     check = _Checker(path)
     raw = dict(check.mapping(raw, "top level"))
-    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    raw["fixed"] = dict(check.mapping(raw.get("fixed") or {}, "fixed"))
+    raw["params"] = dict(check.mapping(raw.get("params") or {}, "params"))
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key in TOP_LEVEL:
+            raw[key] = value
+        elif key in TrainConfig.__dataclass_fields__:
+            raw["fixed"][key] = value
+            raw["params"].pop(key, None)
+        else:
+            raise HamtuneError(f"--set {key}: neither a search-space key ({', '.join(sorted(TOP_LEVEL))}) nor a TrainConfig field")
     unknown = set(raw) - TOP_LEVEL
     if unknown:
         raise check.fail(", ".join(sorted(unknown)), f"unknown key; valid top-level keys: {', '.join(sorted(TOP_LEVEL))}")
@@ -288,7 +299,8 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
 
 
 def load_space(path: Path, overrides: dict | None = None) -> SearchSpace:
-    """Read and validate a search-space file; any problem is an error naming the file and key."""
+    """Read and validate a search-space file; any problem is an error naming the file and key.
+    `overrides` (from --set, --data...) replace top-level keys or fix TrainConfig fields."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())

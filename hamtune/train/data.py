@@ -26,6 +26,10 @@ def plan_splits(data: Prepared, config, test_data: Prepared | None = None) -> Sp
     """Split the main data; with an external test set, its in-protocol rows are the whole test split."""
     protocol = get_protocol(config.protocol)
     labels = protocol.labels(data.meta["dx"].to_numpy())
+    if test_data is not None:
+        check_external(data, test_data)
+        if config.split != "official":
+            labels[official_test_rows(data)] = -1
     if config.split == "official":
         split = official_splits(data.meta)
     else:
@@ -41,11 +45,8 @@ def plan_splits(data: Prepared, config, test_data: Prepared | None = None) -> Sp
         test_labels = labels
         test = np.flatnonzero((split == "test") & (labels >= 0))
     else:
-        check_no_overlap(data, test_data)
         test_labels = protocol.labels(test_data.meta["dx"].to_numpy())
-        test_split = test_data.meta.get("official_split")
-        in_test = np.ones(len(test_labels), bool) if test_split is None else (test_split.fillna("test") == "test").to_numpy()
-        test = np.flatnonzero(in_test & (test_labels >= 0))
+        test = np.flatnonzero(external_rows(test_data) & (test_labels >= 0))
     for name, rows, of in (("train", train, labels), ("val", val, labels), ("test", test, test_labels)):
         if len(rows) == 0:
             raise HamtuneError(f"the {name} split is empty under protocol {protocol.name!r}; the dataset is too small")
@@ -54,9 +55,29 @@ def plan_splits(data: Prepared, config, test_data: Prepared | None = None) -> Sp
     return SplitPlan(train, val, test, labels, test_labels)
 
 
-def check_no_overlap(data: Prepared, test_data: Prepared) -> None:
-    """An image in both the training data and the external test set would make the test dishonest."""
-    both = np.intersect1d(data.meta["image_id"].to_numpy(str), test_data.meta["image_id"].to_numpy(str))
+def official_test_rows(data: Prepared) -> np.ndarray:
+    """Rows the source itself marks as its test split (ISIC 2018, DermaMNIST); none elsewhere."""
+    split = data.meta.get("official_split")
+    return np.zeros(len(data.meta), bool) if split is None else (split == "test").fillna(False).to_numpy(bool)
+
+
+def external_rows(test_data: Prepared) -> np.ndarray:
+    """Rows an external test set contributes: its official test split where it has one, else all of it."""
+    rows = official_test_rows(test_data)
+    return rows if rows.any() else np.ones(len(rows), bool)
+
+
+def check_external(data: Prepared, test_data: Prepared) -> None:
+    """An external test set must be preprocessed like the training data, and share no image with it
+    (the main data's own official test rows are left out of training, so they do not count)."""
+    if test_data.preprocess != data.preprocess:
+        raise HamtuneError(
+            f"the external test set {test_data.name} was prepared as {test_data.preprocess} but the training data "
+            f"{data.name} as {data.preprocess}; prepare both the same way"
+        )
+    used = data.meta["image_id"][~official_test_rows(data)]
+    tested = test_data.meta["image_id"][external_rows(test_data)]
+    both = np.intersect1d(used.to_numpy(str), tested.to_numpy(str))
     if len(both):
         raise HamtuneError(
             f"{len(both)} image(s) are both in the training data ({data.name}) and the external test set "
