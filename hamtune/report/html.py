@@ -173,7 +173,8 @@ def reproduction_summary(sweeps: list[Sweep]) -> pd.DataFrame:
         frame = sweep.reproduce
         if frame is None or "config_id" not in frame.columns or not len(frame):
             continue
-        numeric = [c for c in frame.columns if c not in ("config_id", "seed") and pd.api.types.is_numeric_dtype(frame[c])]
+        numeric = [c for c in frame.columns if c not in ("config_id", "seed") and pd.api.types.is_numeric_dtype(frame[c])
+                   and not pd.api.types.is_bool_dtype(frame[c])]
         stats = frame.groupby("config_id")[numeric].agg(["mean", "std"])
         stats.columns = [f"{c} {s}" for c, s in stats.columns]
         stats.insert(0, "seeds", frame.groupby("config_id").size())

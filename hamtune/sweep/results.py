@@ -101,7 +101,7 @@ def trial_row(
     return row
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), SCHEMA_KEY: str(SCHEMA_VERSION).encode()})
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -158,16 +158,16 @@ class ResultsWriter:
         if scores is not None and len(scores):
             scores = scores.assign(sweep=row["sweep"], trial_id=trial_id)
             self.scores = self._upsert(self.scores, scores, trial_id)
-            _write_parquet(self.scores, self.directory / SCORES)
+            write_parquet(self.scores, self.directory / SCORES)
         epochs = pd.DataFrame([{k: v for k, v in h.items() if k != "reason"} for h in history])
         if len(epochs):
             epochs.insert(0, "trial_id", trial_id)
             epochs.insert(0, "sweep", row["sweep"])
         self.epochs = self._upsert(self.epochs, epochs, trial_id)
         if len(self.epochs):
-            _write_parquet(self.epochs, self.directory / EPOCHS)
+            write_parquet(self.epochs, self.directory / EPOCHS)
         self.trials = self._upsert(self.trials, pd.DataFrame([row]), trial_id)
-        _write_parquet(self.trials, self.directory / TRIALS)
+        write_parquet(self.trials, self.directory / TRIALS)
 
 
 def load_results(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

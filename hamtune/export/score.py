@@ -1,0 +1,148 @@
+"""`hamtune score`: anomaly scores of new images from an exported model, computed exactly as in training.
+
+Files are decoded by the same code that prepared the training cache (hamtune.data.images), and the
+score is the same function the evaluation used (hamtune.train.evaluate), so a prepared test image
+scores here what it scored in its trial.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from hamtune.data.images import ImageRef, decode_many
+from hamtune.data.prepare import Prepared, load_prepared
+from hamtune.data.splits import get_protocol
+from hamtune.errors import HamtuneError
+from hamtune.export.bundle import Bundle
+from hamtune.models import Autoencoder
+from hamtune.train.evaluate import anomaly_score, score_images
+
+SUFFIXES = (".jpg", ".jpeg", ".png")
+CHUNK = 1024
+MANY = 100
+
+
+@dataclass
+class Inputs:
+    """What the command line named, sorted into image files and prepared caches."""
+
+    files: list[Path] = field(default_factory=list)
+    caches: list[Path] = field(default_factory=list)
+    missing: list[Path] = field(default_factory=list)
+
+
+def collect(paths: list[Path]) -> Inputs:
+    """Files as given; folders searched recursively for jpg/jpeg/png; a folder with manifest.json is a cache."""
+    found = Inputs()
+    for path in map(Path, paths):
+        if (path / "manifest.json").is_file():
+            found.caches.append(path)
+        elif path.is_dir():
+            found.files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        elif path.is_file():
+            found.files.append(path)
+        else:
+            found.missing.append(path)
+    return found
+
+
+@torch.no_grad()
+def scores_of(bundle: Bundle, model: Autoencoder, images: np.ndarray, device: torch.device) -> np.ndarray:
+    """The configured anomaly score of uint8 (N,H,W,C) images, as the trial's evaluation computed it."""
+    config = bundle.config
+    tensor = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device)
+    per_image = score_images(model, tensor, np.arange(len(images)), config.input_range, config.recon_loss, config.eval_batch_size)
+    return anomaly_score(per_image, config.score)
+
+
+def _reason(message: str) -> str:
+    if "cannot identify image file" in message:
+        return "not a JPEG or PNG image (unknown format)"
+    return message
+
+
+def score_files(bundle: Bundle, model: Autoencoder, files: list[Path], device: torch.device, progress: bool) -> tuple[pd.DataFrame, list[tuple[Path, str]]]:
+    """Decode and score image files in chunks; unreadable files come back with the reason, not as an error."""
+    pre = bundle.preprocess
+    names, scores, problems = [], [], []
+    bar = tqdm(total=len(files), desc="scoring", unit="img", disable=not progress or len(files) < MANY, leave=False)
+    with bar:
+        for start in range(0, len(files), CHUNK):
+            chunk = files[start : start + CHUNK]
+            images = np.zeros((len(chunk), pre.size, pre.size, pre.channels), dtype=np.uint8)
+            failed: dict[int, str] = {}
+            for done, _, errors in decode_many([ImageRef(str(p)) for p in chunk], pre, images):
+                failed.update(errors)
+                bar.update(done)
+            keep = [i for i in range(len(chunk)) if i not in failed]
+            problems += [(chunk[i], _reason(failed[i])) for i in sorted(failed)]
+            if keep:
+                names += [str(chunk[i]) for i in keep]
+                scores.append(scores_of(bundle, model, images[keep], device))
+    values = np.concatenate(scores) if scores else np.zeros(0)
+    return pd.DataFrame({"image": names, "score": values}), problems
+
+
+def score_prepared(bundle: Bundle, model: Autoencoder, data: Prepared, device: torch.device) -> pd.DataFrame:
+    """Every image of a prepared cache, with its diagnosis and its label under the model's protocol."""
+    if data.preprocess != bundle.preprocess:
+        raise HamtuneError(
+            f"{data.path}: prepared as {data.preprocess}, but the model expects {bundle.preprocess}; "
+            "prepare the source again with the model's size, crop and channels"
+        )
+    scores = np.concatenate([scores_of(bundle, model, data.images[s : s + CHUNK], device) for s in range(0, len(data.images), CHUNK)])
+    dx = data.meta["dx"].astype(str).to_numpy()
+    labels = pd.array(get_protocol(bundle.config.protocol).labels(dx), dtype="Int8")
+    return pd.DataFrame({"image": data.meta["image_id"].astype(str).to_numpy(), "score": scores, "dx": dx, "label": labels})
+
+
+@dataclass
+class Scored:
+    """The table written, and the inputs that could not be scored."""
+
+    table: pd.DataFrame
+    problems: list[tuple[Path, str]]
+    notes: list[str]
+
+
+def score_inputs(bundle: Bundle, paths: list[Path], device: str = "cpu", progress: bool = True) -> Scored:
+    """Score every readable image among `paths`; flagged = score above the bundle's validation threshold."""
+    from hamtune.train.loop import resolve_device
+
+    found = collect(paths)
+    target = resolve_device(device)
+    model = bundle.model(target)
+    problems = [(p, "no such file or folder") for p in found.missing]
+    notes, parts = [], []
+    for cache in found.caches:
+        data = load_prepared(cache)
+        if data.fingerprint == bundle.info["data"].get("fingerprint"):
+            notes.append(f"{cache} is the model's own training data: its train and val images score optimistically")
+        parts.append(score_prepared(bundle, model, data, target))
+    if found.files:
+        table, unreadable = score_files(bundle, model, found.files, target, progress)
+        parts.append(table)
+        problems += unreadable
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        raise HamtuneError(f"no readable image among {', '.join(map(str, paths))} ({len(problems)} unreadable)")
+    table = pd.concat(parts, ignore_index=True)
+    table.insert(2, "flagged", table["score"] > bundle.threshold)
+    return Scored(table, problems, notes)
+
+
+def report_problems(scored: Scored) -> None:
+    """One line per skipped input on stderr, then the count."""
+    for path, reason in scored.problems:
+        print(f"hamtune: skipped {path}: {reason.splitlines()[0][:200]}", file=sys.stderr)
+    if scored.problems:
+        print(f"hamtune: {len(scored.problems)} input(s) could not be read and were skipped", file=sys.stderr)
+    for note in scored.notes:
+        print(f"hamtune: note: {note}", file=sys.stderr)

@@ -1,0 +1,105 @@
+"""`hamtune reproduce` retrains a real sweep's best config on Ray: the original seed gives the original numbers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hamtune.cli import main
+from hamtune.errors import HamtuneError
+from hamtune.sweep.reproduce import REPRODUCE, ReproduceOptions, run_reproduce, spread, summarise, top_trials
+from hamtune.sweep.results import load_results, read_parquet, write_parquet
+
+pytestmark = pytest.mark.slow
+
+
+def copy_results(src: Path, dst: Path) -> Path:
+    """The Parquet files of a results folder; its checkpoints stay where the sweep wrote them."""
+    dst.mkdir(parents=True)
+    for path in src.glob("*.parquet"):
+        shutil.copy(path, dst / path.name)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def reproduced(sweep_results, tmp_path_factory):
+    """The best config of the tiny sweep, trained again with its original seed and two new ones."""
+    directory = copy_results(sweep_results, tmp_path_factory.mktemp("reproduce") / "tiny")
+    return directory
+
+
+def test_original_seed_gives_the_original_metrics_exactly(reproduced, capsys):
+    assert main(["reproduce", str(reproduced), "--top", "1", "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    trials = load_results(reproduced)[0]
+    best = top_trials(reproduced, 1)[0].iloc[0]
+    assert best["val_auroc"] == trials["val_auroc"].max()
+
+    runs = read_parquet(reproduced / REPRODUCE)
+    assert list(runs["seed"]) == [best["seed"], best["seed"] + 1, best["seed"] + 2]
+    assert set(runs["config_id"]) == {best["trial_id"]} and runs["is_original"].tolist() == [True, False, False]
+    assert set(runs["status"]) == {"completed"} and (runs["epochs_run"] == best["epochs_run"]).all()
+    for column in ("test_auroc", "test_auprc", "test_f1", "test_ssim", "test_psnr", "test_mse", "val_auroc", "wall_time_s"):
+        assert pd.api.types.is_float_dtype(runs[column]), column
+    original = runs[runs["is_original"]].iloc[0]
+    for column in ("test_auroc", "val_auroc", "test_mse", "test_ssim", "threshold"):
+        assert original[column] == best[column], column
+    assert not (runs.loc[~runs["is_original"], "test_mse"] == best["test_mse"]).any()  # new seeds really differ
+
+    assert "holds / does not hold:" in out and str(best["trial_id"]) in out
+    line = next(text for text in out.splitlines() if text.strip().startswith("test_auroc"))
+    assert f"= {best['test_auroc']:.4g}" in line and line.rstrip().endswith(("holds", "does not hold"))
+
+    from hamtune.report.html import reproduction_summary
+    from hamtune.report.load import load_sweep
+
+    summary = reproduction_summary([load_sweep(reproduced)])
+    assert summary["seeds"].tolist() == [3] and "test_auroc mean" in summary and "is_original mean" not in summary
+
+
+def test_spread_and_verdict():
+    mean, std, low, high, lo, hi = spread(np.array([0.60, 0.62, 0.64]))
+    assert mean == pytest.approx(0.62) and std == pytest.approx(0.02)
+    assert low == pytest.approx(0.62 - 4.302653 * 0.02 / np.sqrt(3), abs=1e-6) and lo == low and hi == high
+    frame = pd.DataFrame({"config_id": ["a"] * 4, "seed": [0, 1, 2, 3], "is_original": [True, False, False, False],
+                          "test_auroc": [0.9, 0.60, 0.62, 0.64], "val_auroc": [0.5, 0.60, 0.62, 0.64]})
+    chosen = pd.DataFrame({"trial_id": ["a"], "test_auroc": [0.9], "val_auroc": [0.61]})
+    verdicts = summarise(frame, chosen, ("test_auroc", "val_auroc")).set_index("metric")["verdict"]
+    assert verdicts.to_dict() == {"test_auroc": "does not hold", "val_auroc": "holds"}
+
+
+def _fail(argv: list[str], capsys) -> str:
+    assert main(argv) == 2
+    return capsys.readouterr().err
+
+
+def test_changed_fingerprint_is_refused_naming_both(sweep_results, prepared, tmp_path, capsys):
+    moved = tmp_path / "moved-cache"
+    shutil.copytree(prepared.path, moved)
+    manifest = json.loads((moved / "manifest.json").read_text())
+    manifest["fingerprint"] = "0" * 32
+    (moved / "manifest.json").write_text(json.dumps(manifest))
+    err = _fail(["reproduce", str(sweep_results), "--data", str(moved), "--seeds", "0"], capsys)
+    assert prepared.fingerprint in err and "0" * 32 in err and str(moved) in err and "same data" in err
+
+
+def test_another_cache_is_refused(sweep_results, release_dir, tmp_path):
+    from hamtune.data.prepare import load_prepared, prepare
+
+    other = load_prepared(prepare(release_dir, size=16, out=tmp_path / "other", progress=False))
+    with pytest.raises(HamtuneError, match=other.fingerprint):
+        run_reproduce(sweep_results, ReproduceOptions(top=1, seeds=0, data=other.path))
+
+
+def test_missing_data_is_refused(sweep_results, prepared, tmp_path, capsys):
+    directory = copy_results(sweep_results, tmp_path / "tiny")
+    trials = read_parquet(directory / "trials.parquet")
+    write_parquet(trials.assign(data_path=str(tmp_path / "gone")), directory / "trials.parquet")
+    err = _fail(["reproduce", str(directory), "--top", "1"], capsys)
+    assert "missing" in err and str(tmp_path / "gone") in err and prepared.fingerprint in err
+    assert not (directory / REPRODUCE).exists()
