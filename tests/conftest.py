@@ -13,9 +13,6 @@ REAL_METADATA = SHARED / "data" / "HAM10000_metadata.csv"
 REAL_SAMPLE = SHARED / "data" / "ham10000_sample"
 
 
-def pytest_configure(config) -> None:
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
-
 
 @pytest.fixture(scope="session", autouse=True)
 def hamtune_cache(tmp_path_factory) -> Path:

@@ -29,19 +29,25 @@ def sweep_command(space: Path, results: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "hamtune", "sweep", str(space), "--results", str(results), "--num-cpus", "2", *extra]
 
 
-def finished_trials(results: Path) -> int:
-    try:
-        return len(load_results(results)[0])
-    except Exception:
+def consistent_snapshot(results: Path) -> int:
+    """Read the results the way the report does while the sweep writes them; every trial listed must
+    come with all its epochs and scores. Returns how many trials the snapshot holds."""
+    if not (results / "trials.parquet").exists():
         return 0
+    trials, epochs, scores = load_results(results)
+    per_trial = epochs.groupby("trial_id").size()
+    for row in trials.itertuples():
+        assert per_trial.get(row.trial_id, 0) == row.epochs_run, row.trial_id
+    assert set(scores["trial_id"]) == set(trials["trial_id"])
+    return len(trials)
 
 
 def start_and_interrupt(command: list[str], results: Path, sig: int, after: int) -> tuple[int, set[str]]:
     """Run a sweep driver and send it `sig` once `after` trials are recorded; returns its exit code and those trials."""
     driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
     deadline = time.time() + 240
-    while finished_trials(results) < after and driver.poll() is None and time.time() < deadline:
-        time.sleep(0.3)
+    while consistent_snapshot(results) < after and driver.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
     assert driver.poll() is None, f"the sweep ended before it could be interrupted:\n{driver.stdout.read()}"
     before = set(load_results(results)[0]["trial_id"])
     driver.send_signal(sig)

@@ -59,6 +59,33 @@ def _to_device(images: np.ndarray, device: torch.device) -> torch.Tensor:
         return torch.from_numpy(np.asarray(images)).to(device)
 
 
+def free_memory(device: torch.device) -> int:
+    """Bytes this run can still allocate on its device (MemAvailable on Linux CPUs)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
+
+
+def check_fits(config: TrainConfig, shape: tuple[int, int, int], device: torch.device) -> None:
+    """Refuse a model whose weights, gradients and two AdamW moments cannot fit, before allocating
+    them: an absurd width becomes a `failed` result at once instead of a machine swapping to death."""
+    with torch.device("meta"):
+        probe = build_model(config, shape)
+    need = 4 * sum(p.numel() * p.element_size() for p in probe.parameters())
+    available = free_memory(device)
+    if need > available:
+        raise MemoryError(
+            f"the model needs {need / 2**30:.1f} GiB for weights, gradients and optimizer state; "
+            f"{device.type} has {available / 2**30:.1f} GiB free"
+        )
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in text or "can't allocate memory" in text
@@ -157,6 +184,7 @@ def _build(config: TrainConfig, data: Prepared, test_data: Prepared | None, devi
     plan = plan_splits(data, config, test_data)
     val, test = _eval_sets(data, test_data, plan, device)
     _, h, w, c = data.images.shape
+    check_fits(config, (c, h, w), device)
     torch.manual_seed(config.seed)
     model = build_model(config, (c, h, w)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
