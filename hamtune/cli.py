@@ -82,6 +82,34 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"results: {Path(args.results) / name} (trial {row['trial_id']})")
 
 
+# ---- baselines ------------------------------------------------------------------------------------
+
+
+def cmd_baselines(args: argparse.Namespace) -> None:
+    from hamtune.baselines import parse_methods, run_baselines
+    from hamtune.train.config import build_config, parse_assignments
+    from hamtune.train.single import load_data
+
+    values = parse_assignments(args.set)
+    if args.protocol:
+        values["protocol"] = args.protocol
+    config = build_config(values)
+    methods = parse_methods(args.methods, seed=config.seed)
+    data, config = load_data(args.data, config)
+    test_data = load_data(args.test_data, config)[0] if args.test_data else None
+    directory = Path(args.results) / args.name
+    started = time.perf_counter()
+    rows = run_baselines(config, data, methods, directory, args.name, test_data=test_data)
+    print(f"{len(rows)} classical baseline(s) on {data.name}, protocol {config.protocol}, "
+          f"{rows[0]['train_images']} normal training images, in {time.perf_counter() - started:.1f} s")
+    width = max(len(row["model"]) for row in rows)
+    for row in rows:
+        shown = "  ".join(f"{key} {_format_value(row[key])}" for key in ("test_auroc", "test_auprc", "test_f1", "val_auroc") if key in row)
+        print(f"  {row['model']:<{width}}  {shown}")
+    print(f"results: {directory}")
+    print(f"report:  python -m hamtune.report {directory} <sweep results>")
+
+
 # ---- sweep ----------------------------------------------------------------------------------------
 
 
@@ -243,6 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--results", default="results", help="results root (default ./results)")
     tr.add_argument("--skip-missing", action="store_true", help="when preparing a source, skip missing/unreadable images")
     tr.set_defaults(func=cmd_train)
+    bl = commands.add_parser("baselines", help="PCA, IsolationForest and k-NN on pixels, on exactly the deep models' splits")
+    bl.add_argument("data", help="'synthetic', a prepared cache, or any source folder/file (the sweep's data)")
+    bl.add_argument("--protocol", choices=("cancer", "nevus"), default=None, help="anomaly protocol (default cancer)")
+    bl.add_argument("--test-data", default=None, help="an external test set, as for train and sweep")
+    bl.add_argument("--methods", default="pca-8,pca-32,pca-64,iforest,knn-5",
+                    help="comma-separated pca-N, iforest, knn-K (default pca-8,pca-32,pca-64,iforest,knn-5)")
+    bl.add_argument("--name", default="baselines", help="results/<name> (default baselines)")
+    bl.add_argument("--results", default="results", help="results root (default ./results)")
+    bl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="split settings as the sweep has them: split_seed, val_fraction, test_fraction, max_train_images...")
+    bl.set_defaults(func=cmd_baselines)
+
     sw = commands.add_parser("sweep", help="search a space (search_spaces/*.yaml) with Ray Tune + Optuna")
     sw.add_argument("space", type=Path, help="a search-space YAML file, e.g. search_spaces/quick.yaml")
     sw.add_argument("--name", default=None, help="results/<name> (default: the space's name)")

@@ -1,0 +1,177 @@
+"""Classical baselines: fitted on training normals only, on the deep models' exact splits, ranked beside them."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hamtune.baselines import parse_method, parse_methods, run_baselines
+from hamtune.baselines.classical import knn, pca, pixels
+from hamtune.baselines.run import Split, evaluate_method, reconstruction_terms
+from hamtune.cli import main as cli_main
+from hamtune.data.prepare import Prepared
+from hamtune.data.splits import get_protocol
+from hamtune.errors import HamtuneError
+from hamtune.report.__main__ import main as report_main
+from hamtune.report.load import combine, load_sweeps
+from hamtune.report.rank import rank, resolve_metric, verdict
+from hamtune.sweep.results import EPOCHS, SCHEMA_VERSION, load_results, load_samples
+from hamtune.train.config import TrainConfig
+from hamtune.train.data import plan_splits
+from hamtune.train.metrics import choose_threshold
+
+METHODS = "pca-8,iforest-50,knn-3"
+DEEP = ["--set", "arch=mlp", "--set", "mlp_width=64", "--set", "latent_dim=8", "--set", "epochs=1", "--set", "norm=none"]
+
+
+@pytest.fixture(scope="module")
+def results(prepared, tmp_path_factory) -> Path:
+    """A one-epoch deep model (`hamtune train`) and the baselines (`hamtune baselines`) on the same data."""
+    root = tmp_path_factory.mktemp("baseline-results")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli_main(["train", "--data", str(prepared.path), *DEEP, "--results", str(root), "--name", "deep"]) == 0
+        assert cli_main(["baselines", str(prepared.path), "--methods", METHODS, "--results", str(root)]) == 0
+    return root
+
+
+def test_rows_follow_the_results_schema_and_name_the_model(results, prepared):
+    trials, epochs, scores = load_results(results / "baselines")
+    assert list(trials["model"]) == ["pca-8", "iforest-50", "knn-3"]
+    assert (trials["schema_version"] == SCHEMA_VERSION).all() and (trials["status"] == "completed").all()
+    assert trials["kind"].isna().all() and trials["arch"].isna().all() and trials["lr"].isna().all()
+    assert set(trials["baseline"]) == {"pca", "iforest", "knn"}
+    assert (trials["protocol"] == "cancer").all() and (trials["image_size"] == 28).all()
+    assert (trials["test_set"] == f"{prepared.name}:test-split").all()
+    assert (trials["test_fingerprint"] == prepared.fingerprint).all()
+    assert trials["test_auroc"].between(0, 1).all() and np.isfinite(trials["threshold"]).all()
+    pca_row = trials.set_index("model").loc["pca-8"]
+    assert pca_row["latent_dim"] == 8 and 0 < pca_row["test_ssim"] <= 1 and pca_row["test_mse"] > 0
+    assert trials.set_index("model").loc[["iforest-50", "knn-3"], ["test_mse", "test_ssim"]].isna().all().all()
+    assert len(epochs) == 0 and not (results / "baselines" / EPOCHS).exists()
+    assert set(scores["trial_id"]) == set(trials["trial_id"])
+    assert set(load_samples(results / "baselines", pca_row["trial_id"])) >= {"original", "reconstruction"}
+
+
+def test_baselines_score_exactly_the_deep_models_test_images(results, prepared):
+    deep_scores = load_results(results / "deep")[2]
+    baseline_scores = load_results(results / "baselines")[2]
+    plan = plan_splits(prepared, TrainConfig())
+    expected = sorted(prepared.meta["image_id"].to_numpy(str)[plan.test])
+    assert sorted(deep_scores["image_id"]) == expected
+    for _, group in baseline_scores.groupby("trial_id"):
+        assert sorted(group["image_id"]) == expected
+        assert (group.sort_values("image_id")["label"].to_numpy() == deep_scores.sort_values("image_id")["label"].to_numpy()).all()
+
+
+def test_a_rerun_replaces_its_rows_instead_of_adding_new_ones(results, prepared):
+    config = TrainConfig(image_size=28)
+    before = load_results(results / "baselines")[0]
+    run_baselines(config, prepared, parse_methods(["knn-3"]), results / "baselines", "baselines")
+    after = load_results(results / "baselines")[0]
+    assert len(after) == len(before) and set(after["trial_id"]) == set(before["trial_id"])
+
+
+def _splits(prepared: Prepared) -> tuple[np.ndarray, Split, Split]:
+    plan = plan_splits(prepared, TrainConfig())
+    meta, shape = prepared.meta, tuple(prepared.images.shape[1:])
+
+    def split(rows: np.ndarray) -> Split:
+        return Split(pixels(prepared.images[rows]), plan.labels[rows], meta["dx"].to_numpy(str)[rows],
+                     meta["image_id"].to_numpy(str)[rows], shape)
+
+    return pixels(prepared.images[plan.train]), split(plan.val), split(plan.test)
+
+
+def test_the_threshold_is_chosen_on_validation_and_never_sees_test_labels(prepared):
+    train, val, test = _splits(prepared)
+    scorer = pca(train, 8)
+    val_scored, test_scored = scorer(val.x), scorer(test.x)
+    protocol = get_protocol("cancer")
+    result, _ = evaluate_method(val, test, val_scored, test_scored, protocol)
+    assert result["threshold"] == choose_threshold(val.labels, val_scored.scores)
+    flipped = Split(test.x, 1 - test.labels, test.dx, test.image_id, test.shape)
+    other, _ = evaluate_method(val, flipped, val_scored, test_scored, protocol)
+    assert other["threshold"] == result["threshold"] and other["test_auroc"] == pytest.approx(1 - result["test_auroc"])
+
+
+def test_only_training_normals_are_fitted(prepared, tmp_path):
+    plan = plan_splits(prepared, TrainConfig())
+    assert (plan.labels[plan.train] == 0).all()
+    method, fitted = parse_method("knn-3"), {}
+
+    def spy(x: np.ndarray):
+        fitted["x"] = x
+        return knn(x, 3)
+
+    object.__setattr__(method, "fit", spy)
+    run_baselines(TrainConfig(image_size=28), prepared, [method], tmp_path / "spy", "spy")
+    assert np.array_equal(fitted["x"], pixels(prepared.images[plan.train]))
+
+
+def _patterned(prepared: Prepared, patterns: int) -> Prepared:
+    """The fixture's metadata with images rebuilt: every normal one of a few fixed patterns, every anomaly noise."""
+    rng = np.random.default_rng(0)
+    labels = get_protocol("cancer").labels(prepared.meta["dx"].to_numpy())
+    shape = prepared.images.shape
+    library = rng.integers(0, 256, (patterns, *shape[1:]), dtype=np.uint8)
+    images = rng.integers(0, 256, shape, dtype=np.uint8)
+    normal = np.flatnonzero(labels == 0)
+    images[normal] = library[rng.integers(0, patterns, len(normal))]
+    manifest = {**prepared.manifest, "fingerprint": "patterned", "name": "patterned"}
+    return Prepared(prepared.path, images, prepared.meta, manifest)
+
+
+def test_pca_reconstructs_images_inside_its_subspace_perfectly_and_flags_the_rest(prepared, tmp_path):
+    data = _patterned(prepared, patterns=4)  # four points span a 3-dimensional affine subspace
+    train, val, test = _splits(data)
+    exact, short = pca(train, 3), pca(train, 1)
+    normal = val.labels == 0
+    scored = exact(val.x)
+    assert scored.scores[normal].max() < 1e-9 and scored.scores[~normal].min() > 0.01
+    terms = reconstruction_terms(val, scored)
+    assert np.allclose(terms["psnr"][normal], 100.0) and np.allclose(terms["ssim"][normal], 1.0, atol=1e-4)
+    assert short(val.x).scores[normal].max() > 1e-4  # one component cannot hold four patterns
+    rows = run_baselines(TrainConfig(image_size=28), data, parse_methods("pca-3"), tmp_path / "b", "b")
+    row = rows[0]
+    assert row["test_auroc"] == 1.0 and row["val_auroc"] == 1.0
+    assert row["test_f1"] == 1.0 and row["test_precision"] == 1.0 and row["test_recall"] == 1.0
+    assert row["test_psnr"] < 100 and math.isfinite(row["threshold"])
+
+
+def test_the_report_ranks_baselines_beside_the_deep_model_and_says_who_wins(results, tmp_path):
+    sweeps = load_sweeps([results / "deep", results / "baselines"])
+    trials = combine(sweeps)[0]
+    metric = resolve_metric("test_auroc", trials)
+    ranking = rank(trials, metric)
+    assert len(ranking.boards) == 1  # one test set: the deep model and the baselines share a leaderboard
+    key, board = next(iter(ranking.boards.items()))
+    assert set(board["role"]) == {"", "classical: pca-8", "classical: iforest-50", "classical: knn-3"}
+    answer = verdict(board, key, metric)
+    deep = float(board.loc[board["role"] == "", "test_auroc"].max())
+    assert answer.beats_classical == (deep > max(answer.classical.values()))
+    html = tmp_path / "report.html"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert report_main([str(results / "deep"), str(results / "baselines"), "--html", str(html)]) == 0
+    assert "classical: pca-8" in out.getvalue() and "classical: knn-3" in out.getvalue()
+    page = html.read_text(encoding="utf-8")
+    flag = "No deep model beats the classical baseline(s)"
+    assert (flag in page) == (not answer.beats_classical)
+
+
+@pytest.mark.parametrize("text", ["pca-0", "svm", "knn-x", ","])
+def test_bad_methods_are_user_errors(text, prepared, capsys):
+    with pytest.raises(HamtuneError):
+        parse_methods(text)
+    assert cli_main(["baselines", str(prepared.path), "--methods", text]) == 2
+    assert "hamtune: error" in capsys.readouterr().err
+
+
+def test_more_components_than_training_images_is_a_user_error(prepared, tmp_path):
+    with pytest.raises(HamtuneError, match="pca-5000"):
+        run_baselines(TrainConfig(image_size=28), prepared, parse_methods("pca-5000"), tmp_path / "x", "x")
