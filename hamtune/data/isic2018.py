@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hamtune.data.images import ImageRef
 from hamtune.data.release import attach_images, index_images, read_metadata
 from hamtune.data.sources import Source, check_mapping
 from hamtune.errors import HamtuneError

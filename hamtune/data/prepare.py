@@ -11,9 +11,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
-import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from hamtune.data.images import Preprocess, decode_many, resize_array
 from hamtune.data.labels import DX_CODES
 from hamtune.data.sources import Source, detect, load_source
 from hamtune.errors import HamtuneError
+from hamtune.files import atomic_folder
 
 log = logging.getLogger("hamtune")
 
@@ -213,18 +212,10 @@ def prepare(
     source = load_source(src, skip_missing, metadata)
     native = source.pixels.shape if source.pixels is not None else None
     pre = Preprocess(size or default_size(form, native), crop, channels)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(out) as tmp:
         manifest = _write(tmp, source, pre, workers, skip_missing, progress)
         manifest.update(name=out.name, signature=signature)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

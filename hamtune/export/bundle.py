@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +22,7 @@ import hamtune
 from hamtune.data.images import Preprocess
 from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError
+from hamtune.files import atomic_folder
 from hamtune.models import Autoencoder, build_model
 from hamtune.train import checkpoint as ckpt
 from hamtune.train.config import TrainConfig
@@ -131,19 +129,11 @@ def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool 
     config = TrainConfig.from_dict(ckpt.read_json(Path(source) / ckpt.CONFIG), where=f"{source}/{ckpt.CONFIG}")
     info = bundle_info(row, config, metric, rank)
     weights = ckpt.load_weights(Path(source) / ckpt.WEIGHTS)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(out) as tmp:
         torch.save(weights, tmp / WEIGHTS)
         (tmp / CONFIG).write_text(json.dumps(config.to_dict(), indent=1))
         (tmp / META).write_text(json.dumps(info, indent=1))
         (tmp / CARD).write_text(model_card(info, config))
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -10,7 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from hamtune.errors import HamtuneError
 
 DEFAULT_ROOT = Path("results")
 HTML_NAME = "report.html"
@@ -63,23 +62,11 @@ def run(args: argparse.Namespace) -> Path | None:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hamtune.report", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except HamtuneError as exc:
-        print(f"hamtune: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("hamtune: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    """`python -m hamtune.report ARGS` is `hamtune report ARGS`: same parser, same error handling."""
+    from hamtune.cli import main as hamtune_main
+
+    return hamtune_main(["report", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -13,10 +13,8 @@ trials.parquet and filters the other files by them always sees a consistent snap
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import time
-import uuid
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import pyarrow.parquet as pq
 
 import hamtune
 from hamtune.errors import HamtuneError
+from hamtune.files import atomic_file
 
 SCHEMA_VERSION = 1
 SCHEMA_KEY = b"hamtune_schema_version"
@@ -104,9 +103,8 @@ def trial_row(
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), SCHEMA_KEY: str(SCHEMA_VERSION).encode()})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
@@ -152,9 +150,8 @@ class ResultsWriter:
         """Record one finished trial (replacing an earlier record of the same trial)."""
         trial_id = row["trial_id"]
         if samples:
-            tmp = self.directory / SAMPLES / f".{trial_id}.{uuid.uuid4().hex[:8]}.tmp.npz"
-            np.savez_compressed(tmp, **samples)
-            os.replace(tmp, self.directory / SAMPLES / f"{trial_id}.npz")
+            with atomic_file(self.directory / SAMPLES / f"{trial_id}.npz") as tmp:
+                np.savez_compressed(tmp, **samples)
         if scores is not None and len(scores):
             scores = scores.assign(sweep=row["sweep"], trial_id=trial_id)
             self.scores = self._upsert(self.scores, scores, trial_id)
