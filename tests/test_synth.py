@@ -242,3 +242,42 @@ def test_anomalies_are_learnable_from_pixels_but_not_trivially(small_release):
                               groups=[row["lesion_id"] for row in rows], method="predict_proba")[:, 1]
     auroc = roc_auc_score(anomaly, score)
     assert 0.65 < auroc < 0.97, f"AUROC {auroc:.3f} of logistic regression on 16x16 pixels"
+
+
+
+@pytest.fixture(scope="module")
+def thousand_lesions(tmp_path_factory) -> Path:
+    return synthesize_release(tmp_path_factory.mktemp("synth") / "ham", n=1000, seed=1, image_size=(160, 120),
+                              progress=False)
+
+
+def test_a_model_of_normal_lesions_reconstructs_cancers_worse_but_not_trivially(thousand_lesions, tmp_path):
+    """PCA (a linear autoencoder) fit on the normal training images of a lesion-grouped split.
+
+    The malignant classes carry structure that a model of benign lesions reconstructs poorly
+    (melanoma's notched border, colours and globules; BCC's vessels, nests and crusts; AK's scale,
+    strawberry pattern and erosions), so reconstruction error flags them, as on real dermoscopy, but
+    with overlap. Scored on everything the PCA never saw (held-out normals, every anomaly), which at
+    1000 images is much steadier than the 15% test split alone; at n=4000 the AUROC is 0.74-0.85 over
+    16-32 components in RGB or grey, and 0.78 with this test's settings.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import roc_auc_score
+
+    from hamtune.data.prepare import load_prepared, prepare
+    from hamtune.data.splits import PROTOCOLS, split_by_lesion
+
+    data = load_prepared(prepare(thousand_lesions, size=32, out=tmp_path / "prepared", progress=False))
+    pixels = data.images.reshape(len(data.images), -1).astype(np.float32) / 255
+    split, dx = split_by_lesion(data.meta), data.meta["dx"].to_numpy()
+    protocol = PROTOCOLS["cancer"]
+    label = protocol.labels(dx)
+    pca = PCA(24, random_state=0).fit(pixels[(split == "train") & (label == 0)])
+    error = ((pixels - pca.inverse_transform(pca.transform(pixels))) ** 2).mean(axis=1)
+    unseen = ((split != "train") & (label == 0)) | (label == 1)
+    auroc = roc_auc_score(label[unseen], error[unseen])
+    assert 0.62 < auroc < 0.85, f"AUROC {auroc:.3f} of PCA reconstruction error"
+    for cancer in protocol.anomalous:
+        pick = unseen & ((label == 0) | (dx == cancer))
+        per_class = roc_auc_score(dx[pick] == cancer, error[pick])
+        assert per_class > 0.55, f"{cancer}: AUROC {per_class:.3f} of PCA reconstruction error against normals"

@@ -4,6 +4,13 @@ The default dataset goes through the same loaders as the real download, so metad
 lesion-grouped splits and JPEG decoding are exercised without the 3 GB release. Classes differ
 as the ABCD rule says (asymmetry, border, colours, diameter), with overlap between them, and the
 colours are matched per class to real HAM10000 photos.
+
+As in real dermoscopy, the malignant classes carry more structure than the benign ones at the
+same mean colour: melanoma a notched border, several colours and lopsided black globules; basal
+cell carcinoma sharp arborizing vessels, blue-grey ovoid nests, white streaks and ulcer crusts;
+actinic keratosis scale flakes, keratin crusts, a red strawberry pseudo-network and erosions.
+A model of benign lesions therefore reconstructs them worse, so reconstruction-error anomaly
+detection beats chance on the default dataset, without being trivial.
 """
 
 from __future__ import annotations
@@ -20,13 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from hamtune.data.labels import DX_CODES, HAM10000_COUNTS
 from hamtune.errors import HamtuneError
 
-VERSION = 1
+VERSION = 2
 MARKER = ".hamtune-synth.json"
 METADATA_HEADER = ("lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization")
 ISIC2018_COLUMNS = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
@@ -65,8 +72,9 @@ TANS = _rgb((196, 160, 140), (160, 118, 98), (128, 98, 92), (92, 68, 62))
 PINKS = _rgb((218, 168, 172), (200, 130, 136), (172, 98, 110))
 DF_RING = _rgb((226, 150, 160), (196, 122, 118), (156, 96, 90))
 PURPLES = _rgb((210, 70, 125), (180, 42, 78), (115, 38, 88), (66, 24, 46))
-MILIA, PEARL, VESSEL, NEST = _rgb((236, 224, 214)), _rgb((236, 218, 224)), _rgb((150, 25, 45)), _rgb((96, 100, 128))
+MILIA, PEARL, VESSEL, NEST = _rgb((236, 224, 214)), _rgb((238, 228, 230)), _rgb((150, 25, 45)), _rgb((72, 76, 104))
 SCALE, SEPTA, SCAR = _rgb((238, 226, 210)), _rgb((224, 186, 198)), _rgb((240, 226, 228))
+BLACK, CRUST, EROSION, KERATIN = _rgb((38, 28, 34)), _rgb((110, 42, 40)), _rgb((168, 62, 66)), _rgb((232, 214, 168))
 
 Layer = tuple[np.ndarray, np.ndarray]
 
@@ -140,6 +148,32 @@ def _grain(rng: np.random.Generator, g: _Grid, amount: float) -> np.ndarray:
     return (1 + amount * _noise(rng, g, 0.018))[..., None]
 
 
+def _dabs(rng: np.random.Generator, g: _Grid, spread: float, count: int, size: tuple[float, float],
+          elongation: float = 1.0, lopsided: float = 0.0) -> np.ndarray:
+    """Sharp-edged irregular blobs (globules, ovoid nests, scale flakes, crusts) scattered over a lesion.
+
+    Centres fall within `spread` photo heights of the canvas centre, crowded to one side when
+    `lopsided` > 0 (an asymmetric lesion); each blob is a jittered polygon `size` photo heights across.
+    """
+    mask = Image.new("L", (g.cols, g.rows), 0)
+    draw, unit = ImageDraw.Draw(mask), g.unit
+    side = rng.normal(0, 1, 2)
+    side *= lopsided / max(float(np.hypot(*side)), 1e-6)
+    corners = np.linspace(0, 2 * np.pi, 9)[:-1]
+    for _ in range(count):
+        r, a = spread * math.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
+        x = g.cols / 2 + (r * math.cos(a) + side[0] * spread) * unit
+        y = g.rows / 2 + (r * math.sin(a) + side[1] * spread) * unit
+        half = rng.uniform(*size) * unit / 2
+        turn, stretch = rng.uniform(0, np.pi), 1 + abs(rng.normal(0, elongation - 1))
+        radii = half * rng.uniform(0.6, 1.2, len(corners))
+        pu, pv = radii * np.cos(corners) * stretch, radii * np.sin(corners)
+        c, s = math.cos(turn), math.sin(turn)
+        draw.polygon([(x + u * c - v * s, y + u * s + v * c) for u, v in zip(pu, pv)],
+                     fill=int(rng.uniform(150, 255)))
+    return np.asarray(mask.filter(ImageFilter.GaussianBlur(unit * 0.003)), np.float32) / 255
+
+
 def _nv(rng: np.random.Generator, g: _Grid) -> list[Layer]:
     atypical = bool(rng.random() < 0.2)
     radius = rng.uniform(0.1, 0.36) * (1.25 if atypical else 1.0)
@@ -148,68 +182,97 @@ def _nv(rng: np.random.Generator, g: _Grid) -> list[Layer]:
     layers = [(alpha * rng.uniform(0.7, 0.95), _ramp(BROWNS, t) * _grain(rng, g, 0.06))]
     if rng.random() < 0.5:
         layers.append((alpha * _network(rng, g, 0.025) * rng.uniform(0.1, 0.3), BROWNS[3]))
+    if rng.random() < 0.2:  # globular nevus: evenly spread brown globules
+        globules = _dabs(rng, g, radius * 0.8, int(rng.integers(10, 30)), (0.015, 0.03))
+        layers.append((alpha * globules * rng.uniform(0.4, 0.7), BROWNS[3]))
     return layers
 
 
 def _mel(rng: np.random.Generator, g: _Grid) -> list[Layer]:
+    """Asymmetric, notched, several colours: dark and black globules, blue-grey veil, regression, red."""
     radius = rng.uniform(0.1, 0.22) if rng.random() < 0.25 else rng.uniform(0.22, 0.48)
-    alpha, d = _outline(rng, g, radius, rng.uniform(0.08, 0.25), rng.uniform(0.05, 0.12), rng.uniform(0.2, 0.6))
-    t = rng.uniform(0.15, 0.45) + 0.3 * (1 - d) + 0.3 * _noise(rng, g, radius * 0.4) + 0.15 * _noise(rng, g, 0.03)
-    layers = [(alpha * rng.uniform(0.55, 0.85), _ramp(MEL[:3], t) * _grain(rng, g, 0.15))]
-    for colour in rng.choice(np.arange(3, 6), size=rng.integers(1, 3), replace=False):
-        patch = _smoothstep((_noise(rng, g, radius * 0.4) - 0.4) / 1.2) * rng.uniform(0.3, 0.6)
+    early = 0.5 if rng.random() < 0.3 else 1.0  # thin melanomas can look much like a nevus
+    alpha, d = _outline(rng, g, radius, rng.uniform(0.12, 0.3) * early, rng.uniform(0.07, 0.14) * early,
+                        rng.uniform(0.2, 0.45))
+    t = rng.uniform(0.2, 0.5) + 0.3 * (1 - d) + 0.35 * _noise(rng, g, radius * 0.4) + 0.25 * _noise(rng, g, 0.04)
+    layers = [(alpha * rng.uniform(0.6, 0.85), _ramp(MEL[:3], t) * _grain(rng, g, 0.15))]
+    for colour in rng.choice(np.arange(3, 6), size=rng.integers(0 if early < 1 else 1, 4), replace=False):
+        patch = _smoothstep((_noise(rng, g, radius * 0.35) - 0.4) / 0.8) * rng.uniform(0.3, 0.65)
         layers.append((alpha * patch, MEL[colour]))
-    layers.append((alpha * _network(rng, g, 0.03) * rng.uniform(0.1, 0.3), MEL[2]))
-    return layers + [(alpha * _spots(rng, g, 0.012, 2.3) * 0.6, MEL[2])]
+    atypical = _network(rng, g, rng.uniform(0.03, 0.05)) * _smoothstep(_noise(rng, g, radius * 0.5) + 0.5)
+    layers.append((alpha * atypical * rng.uniform(0.3, 0.6), MEL[2]))
+    side = rng.uniform(0.2, 0.5)
+    globules = _dabs(rng, g, radius * 0.7, int(rng.integers(8, 30) * early), (0.012, 0.03), lopsided=side)
+    return layers + [(alpha * globules * rng.uniform(0.7, 0.95), BLACK)]
 
 
 def _bkl(rng: np.random.Generator, g: _Grid) -> list[Layer]:
     radius = rng.uniform(0.18, 0.48)
     alpha, d = _outline(rng, g, radius, rng.uniform(0.04, 0.15), rng.uniform(0.04, 0.12), rng.uniform(0.3, 0.9))
     t = rng.uniform(0.1, 0.8) + 0.2 * _noise(rng, g, 0.04) + 0.25 * _noise(rng, g, radius * 0.4)
-    return [(alpha * rng.uniform(0.5, 0.9), _ramp(TANS, t) * _grain(rng, g, 0.15)),
-            (alpha * _spots(rng, g, 0.015, 2.4) * 0.5, MILIA), (alpha * _spots(rng, g, 0.015, 2.4) * 0.5, TANS[3])]
+    fissures = _network(rng, g, rng.uniform(0.04, 0.07)) * rng.uniform(0.1, 0.35)
+    cysts = _dabs(rng, g, radius * 0.8, int(rng.integers(1, 10)), (0.015, 0.035))
+    openings = _dabs(rng, g, radius * 0.8, int(rng.integers(1, 12)), (0.015, 0.035))
+    return [(alpha * rng.uniform(0.5, 0.9), _ramp(TANS, t) * _grain(rng, g, 0.15)), (alpha * fissures, TANS[3]),
+            (alpha * cysts * rng.uniform(0.4, 0.8), MILIA), (alpha * openings * rng.uniform(0.4, 0.8), TANS[3])]
 
 
 def _bcc(rng: np.random.Generator, g: _Grid) -> list[Layer]:
+    """Pink and shiny, with sharp arborizing vessels, blue-grey ovoid nests and often an ulcer's crust."""
     radius = rng.uniform(0.15, 0.42)
     alpha, d = _outline(rng, g, radius, rng.uniform(0.05, 0.2), rng.uniform(0.04, 0.1), rng.uniform(0.4, 0.9))
     pink = _ramp(PINKS, 0.45 + 0.3 * _noise(rng, g, radius * 0.5)) * _grain(rng, g, 0.12)
-    shiny = _smoothstep((_noise(rng, g, radius * 0.4) - 0.3) / 1.5) * rng.uniform(0.2, 0.45)
+    shiny = _smoothstep((_noise(rng, g, radius * 0.3) - 0.2) / 1.2) * rng.uniform(0.35, 0.6)
     layers = [(alpha * rng.uniform(0.4, 0.75), pink), (alpha * shiny, PEARL)]
     layers.append((alpha * _vessels(rng, g, radius), VESSEL))
-    if rng.random() < 0.35:
-        layers.append((alpha * _spots(rng, g, radius * 0.15, 1.8) * 0.6, NEST))
+    streaks = _dabs(rng, g, radius * 0.8, int(rng.integers(3, 12)), (0.02, 0.05), elongation=3.0)
+    layers.append((alpha * streaks * rng.uniform(0.6, 0.9), PEARL))
+    if rng.random() < 0.85:
+        nests = _dabs(rng, g, radius * 0.7, int(rng.integers(4, 16)), (0.04, 0.13), elongation=1.6)
+        shade = np.clip(0.8 + 0.3 * _noise(rng, g, 0.02), 0.4, 1.0)
+        layers.append((alpha * nests * shade * rng.uniform(0.7, 0.95), NEST))
+    if rng.random() < 0.5:
+        ulcer = _dabs(rng, g, radius * 0.3, int(rng.integers(1, 5)), (0.05, 0.12))
+        layers.append((alpha * ulcer * rng.uniform(0.7, 0.95), CRUST))
     if rng.random() < 0.5:
         layers.append((alpha * _spots(rng, g, 0.015, 1.6) * 0.5, TANS[2]))
     return layers
 
 
 def _vessels(rng: np.random.Generator, g: _Grid, radius: float) -> np.ndarray:
-    """Arborizing vessels of basal cell carcinoma: thin lines that fork and fade."""
+    """Arborizing vessels of basal cell carcinoma: sharp red lines that fork, thin out and fade."""
     mask = Image.new("L", (g.cols, g.rows), 0)
     draw, scale = ImageDraw.Draw(mask), g.unit * radius
     stack = [(g.cols / 2 + rng.normal(0, 0.4) * scale, g.rows / 2 + rng.normal(0, 0.4) * scale,
-              rng.uniform(0, 2 * np.pi), 0.8 * scale, 255.0) for _ in range(rng.integers(1, 5))]
+              rng.uniform(0, 2 * np.pi), 0.9 * scale, 255.0, g.unit * rng.uniform(0.01, 0.018))
+             for _ in range(rng.integers(2, 6))]
     while stack:
-        x, y, heading, length, strength = stack.pop()
+        x, y, heading, length, strength, width = stack.pop()
         points = [(x, y)]
         for _ in range(6):
             heading += rng.normal(0, 0.35)
             x, y = x + math.cos(heading) * length / 6, y + math.sin(heading) * length / 6
             points.append((x, y))
-        draw.line(points, fill=int(strength), width=max(1, round(g.unit / 300)))
+        draw.line(points, fill=int(strength), width=max(1, round(width)), joint="curve")
         if length > 0.15 * scale:
-            stack += [(x, y, heading + turn * rng.uniform(0.3, 0.9), length * 0.6, strength * 0.8) for turn in (-1, 1)]
-    return np.asarray(mask, np.float32) / 255 * rng.uniform(0.5, 0.9)
+            stack += [(x, y, heading + turn * rng.uniform(0.3, 0.9), length * 0.6, strength * 0.85, width * 0.65)
+                      for turn in (-1, 1)]
+    return np.asarray(mask, np.float32) / 255 * rng.uniform(0.75, 0.95)
 
 
 def _akiec(rng: np.random.Generator, g: _Grid) -> list[Layer]:
+    """Rough and scaly: white-yellow flakes, a red pseudo-network around follicles, small erosions."""
     radius = rng.uniform(0.2, 0.5)
     alpha, d = _outline(rng, g, radius, rng.uniform(0.05, 0.2), rng.uniform(0.06, 0.15), rng.uniform(0.6, 1.2))
-    red = _ramp(PINKS, 0.6 + 0.35 * _noise(rng, g, radius * 0.4)) * _grain(rng, g, 0.15)
-    scale = _spots(rng, g, 0.012, 1.8) * rng.uniform(0.3, 0.6)
-    layers = [(alpha * rng.uniform(0.25, 0.55), red), (alpha * scale, SCALE)]
+    red = _ramp(PINKS, 0.6 + 0.35 * _noise(rng, g, radius * 0.4)) * _grain(rng, g, 0.2)
+    strawberry = _network(rng, g, rng.uniform(0.04, 0.07)) * rng.uniform(0.35, 0.6)
+    flakes = _dabs(rng, g, radius * 0.9, int(rng.integers(15, 50)), (0.02, 0.05), elongation=1.8)
+    crust = _dabs(rng, g, radius * 0.5, int(rng.integers(2, 7)), (0.05, 0.12), elongation=1.5, lopsided=0.4)
+    layers = [(alpha * rng.uniform(0.4, 0.7), red), (alpha * strawberry, EROSION), (alpha * flakes * 0.9, SCALE),
+              (alpha * crust * rng.uniform(0.6, 0.9), KERATIN)]
+    if rng.random() < 0.8:
+        erosions = _dabs(rng, g, radius * 0.7, int(rng.integers(2, 8)), (0.03, 0.08))
+        layers.append((alpha * erosions * rng.uniform(0.6, 0.9), CRUST))
     if rng.random() < 0.5:
         layers.append((alpha * _spots(rng, g, 0.02, 1.0) * 0.6, TANS[1]))
     return layers
