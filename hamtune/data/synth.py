@@ -19,8 +19,6 @@ import csv
 import json
 import math
 import os
-import shutil
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from tqdm import tqdm
 
 from hamtune.data.labels import DX_CODES, HAM10000_COUNTS
 from hamtune.errors import HamtuneError
+from hamtune.files import atomic_folder
 
 VERSION = 2
 MARKER = ".hamtune-synth.json"
@@ -520,22 +519,9 @@ def _build(out: Path, params: dict, write: Callable[[Path], None]) -> Path:
         return out
     if old is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise HamtuneError(f"{out} exists and is not a synthetic dataset; remove it or choose another folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp, trash = (out.parent / f".{out.name}.{what}-{uuid.uuid4().hex[:8]}" for what in ("partial", "old"))
-    try:
-        tmp.mkdir()
+    with atomic_folder(out) as tmp:
         write(tmp)
         (tmp / MARKER).write_text(json.dumps(params))
-        if old is not None:
-            out.rename(trash)
-        try:
-            tmp.rename(out)
-        except OSError:
-            if _marker(out) != params:
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(trash, ignore_errors=True)
     return out
 
 
