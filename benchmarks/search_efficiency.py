@@ -129,12 +129,12 @@ def figure(curves: dict[tuple[str, int], pd.DataFrame], budget: int, target: flo
 def main(argv: list[str] | None = None) -> dict:
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default 3, quick 1)")
-    parser.add_argument("--random-trials", type=int, default=None, help="random-search trials (default 12, quick 2)")
+    parser.add_argument("--random-trials", type=int, default=None, help="random-search trials (default 20, quick 2)")
     parser.add_argument("--max-epochs", type=int, default=None, help="epochs of a trial that is not stopped (default 4, quick 2)")
     parser.add_argument("--images", type=int, default=None, help="synthetic images at 28 px (default 1000, quick 120)")
     args = parser.parse_args(argv)
     seeds = args.seeds or (1 if args.quick else 3)
-    random_trials = args.random_trials or (2 if args.quick else 12)
+    random_trials = args.random_trials or (2 if args.quick else 20)
     max_epochs = args.max_epochs or (2 if args.quick else 4)
     budget = random_trials * max_epochs
     trials = {"random, no early stopping": random_trials, "TPE + ASHA": 2 * random_trials}
@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
             "test_of_best": float(np.nanmedian([f["test_auroc_of_best"] for f in final])),
             "epochs_to_target": float(np.median(hits)) if len(hits) == len(runs) else None,
             "reached": f"{len(hits)}/{len(runs)}",
+            "per_seed": " / ".join("-" if r is None else str(r) for r in reached),
             "seconds": float(np.median([seconds[method, s] for s, _ in runs])),
         })
         per_run += [{"method": method, "seed": s, "epochs_to_target": r, "seconds": seconds[method, s],
@@ -183,7 +184,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(common.table(rows, [
         ("method", "method"), ("trials", "trials"), ("epochs run", "epochs_spent"),
         (f"best val AUROC @{budget} epochs", "best_at_budget"), ("its test AUROC", "test_of_best"),
-        (f"epochs to {TARGET:.0%} of best ({target:.3f})", "epochs_to_target"), ("seeds reaching it", "reached"),
+        (f"epochs to {TARGET:.0%} of best ({target:.3f}), median", "epochs_to_target"), ("per seed", "per_seed"),
+        ("seeds reaching it", "reached"),
         ("sweep s", "seconds")]))
     out = Path(args.out) if args.out else (common.QUICK_RESULTS if args.quick else common.RESULTS)
     out.mkdir(parents=True, exist_ok=True)

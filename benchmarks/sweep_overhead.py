@@ -118,17 +118,17 @@ def gpu_packing(data: Prepared, epochs: int, trials: int, root: Path) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=None, help=f"trials per set (default {len(LRS)}, quick 1)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 3, quick 1)")
-    parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 2, quick 1)")
-    parser.add_argument("--images", type=int, default=None, help="synthetic images at 28 px (default 600, quick 120)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 5, quick 1)")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 3, quick 1)")
+    parser.add_argument("--images", type=int, default=None, help="synthetic images at 28 px (default 1000, quick 120)")
     args = parser.parse_args(argv)
     lrs = LRS[: args.trials or (1 if args.quick else len(LRS))]
-    epochs = args.epochs or (1 if args.quick else 3)
-    repeats = args.repeats or (1 if args.quick else 2)
+    epochs = args.epochs or (1 if args.quick else 5)
+    repeats = args.repeats or (1 if args.quick else 3)
     cores = len(os.sched_getaffinity(0))
     info, started = common.machine("cpu"), common.load()
     print(common.header(NAME, info, started), flush=True)
-    data = common.synthetic_prepared(args.images or (120 if args.quick else 600), 28)
+    data = common.synthetic_prepared(args.images or (120 if args.quick else 1000), 28)
     startup = ray_startup(cores)
     root = Path(tempfile.mkdtemp(prefix="hamtune-sweep-bench-"))
     directories: dict[str, list[Path]] = {"sweep, 1 at a time": [], "sweep, packed": []}

@@ -140,9 +140,12 @@ class Notebook:
 class Hamtune:
     """hamtune's own training state, built by the loop's `_build` (data on the device once)."""
 
-    def __init__(self, config: TrainConfig, data: Prepared, device: torch.device):
+    def __init__(self, config: TrainConfig, data: Prepared, device: torch.device, fused_adamw: bool = False):
         started = time.perf_counter()
         self.run, plan = loop._build(config, data, None, device)
+        if fused_adamw:  # what-if only: loop.py builds the default (per-parameter, unfused) AdamW
+            self.run.optimizer = torch.optim.AdamW(self.run.model.parameters(), lr=config.lr,
+                                                   weight_decay=config.weight_decay, fused=True)
         self.images = self.run.val.images
         self.train_rows = torch.as_tensor(plan.train, device=device)
         self.rows = plan.train
@@ -164,7 +167,7 @@ class Hamtune:
         started = time.perf_counter()
         order = loop._epoch_order(config, len(self.train_rows), None, 0).to(self.images.device)
         for start in range(0, len(order), config.batch_size):
-            x = to_input(self.images[self.train_rows[order[start : start + config.batch_size]]], config.input_range)
+            to_input(self.images[self.train_rows[order[start : start + config.batch_size]]], config.input_range)
         _sync(self.run.device)
         return time.perf_counter() - started
 
@@ -176,9 +179,11 @@ def _top_ops(prof, n: int = 6) -> list[dict]:
     return [{"op": e.key, "self_cpu_share": e.self_cpu_time_total / total, "calls": e.count} for e in top]
 
 
-def profile_cell(notebooks: dict[str, Notebook], hamtune: Hamtune, beta: float, epoch_s: dict[str, float], repeats: int) -> dict:
-    """Where the epochs go: each loop's data path timed alone (interleaved), and one epoch of the
-    pixel-table notebook and of hamtune under torch.profiler (top ops by self CPU time)."""
+def profile_cell(notebooks: dict[str, Notebook], hamtune: Hamtune, fused: Hamtune, beta: float, epoch_s: dict[str, float],
+                 repeats: int) -> dict:
+    """Where the epochs go: each loop's data path timed alone (interleaved), one epoch of the
+    pixel-table notebook and of hamtune under torch.profiler (top ops by self CPU time), and what
+    a fused AdamW step would change in hamtune's epoch."""
     from torch.profiler import ProfilerActivity, profile
 
     alone = {name: nb.data_only for name, nb in notebooks.items()}
@@ -191,6 +196,7 @@ def profile_cell(notebooks: dict[str, Notebook], hamtune: Hamtune, beta: float, 
     notebook_ops = _top_ops(prof)
     with profile(activities=activities) as prof:
         hamtune.epoch(beta)
+    optimizers = common.interleaved({"unfused": lambda: hamtune.epoch(beta), "fused": lambda: fused.epoch(beta)}, repeats)
     out = {
         "data_path_alone_s": data_s,
         "epoch_s": epoch_s,
@@ -204,6 +210,8 @@ def profile_cell(notebooks: dict[str, Notebook], hamtune: Hamtune, beta: float, 
         "notebook_regions_s": regions,
         "notebook_top_ops": notebook_ops,
         "hamtune_top_ops": _top_ops(prof),
+        "hamtune_epoch_s_by_adamw": optimizers,
+        "fused_adamw_speedup": common.ratio(optimizers["unfused"], optimizers["fused"]),
     }
     return out
 
@@ -218,7 +226,8 @@ def explain(cell: dict, notebook: str) -> str:
         f"({p['data_share'][notebook]:.0%}); hamtune's gather + convert takes {p['data_path_alone_s']['hamtune']:.3g} s. "
         f"Loops that differ only there can differ by {p['ratio_if_only_data_path_differed'][notebook]:.2f}x "
         f"(at most {p['ratio_if_notebook_data_were_free'][notebook]:.2f}x with free data): the rest of the epoch is the "
-        f"same model's forward/backward/optimizer step, identical in both (hamtune's top ops: {ops})."
+        f"same model's forward/backward/optimizer step, identical in both (hamtune's top ops: {ops}). "
+        f"A fused AdamW step would make hamtune's epoch {p['fused_adamw_speedup']['median']:.2f}x faster."
     )
 
 
@@ -247,7 +256,8 @@ def measure_cell(model: str, size: int, batch: int, data: Prepared, device: torc
     cell["goal_met"] = {name: cell["ratios"][name]["median"] >= goal for name in NOTEBOOKS} if cell["goal"] else None
     if missed and profile:
         medians = {name: common.median(t) for name, t in times.items()}
-        cell["profile"] = profile_cell(notebooks, hamtune, beta, medians, repeats)
+        fused = Hamtune(config, data, device, fused_adamw=True)
+        cell["profile"] = profile_cell(notebooks, hamtune, fused, beta, medians, repeats)
         cell["gap"] = {name: explain(cell, name) for name in missed}
     return cell
 
