@@ -41,9 +41,11 @@ def test_train_throughput_compares_both_notebook_loops_with_hamtune(tmp_path):
     _, result, printed = run_script("train_throughput", tmp_path)
     alternatives = {"notebook (pixel table)", "notebook (array)", "hamtune"}
     assert result["cells"] and result["goal"] == {"ratio": 2.0, "batch": 32, "against": sorted(alternatives - {"hamtune"}, reverse=True)}
+    written = "notebook (pixel table, default AdamW)"
+    assert result["as_written"]["name"] == written
     for cell in result["cells"]:
-        assert set(cell["images_per_s"]) == alternatives and all(v > 0 for v in cell["images_per_s"].values())
-        assert set(cell["ratios"]) == alternatives - {"hamtune"}
+        assert set(cell["images_per_s"]) == alternatives | {written} and all(v > 0 for v in cell["images_per_s"].values())
+        assert set(cell["ratios"]) == alternatives - {"hamtune"} | {written}
         assert all(r["min"] <= r["median"] <= r["max"] for r in cell["ratios"].values())
         assert cell["train_images"] > 0 and cell["batch"] == 32
         if not all(cell["goal_met"].values()):
