@@ -195,7 +195,6 @@ SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """The main job on the embedded default: synthesise HAM-like data, sweep quick.yaml, write the report."""
-    from hamtune.report.__main__ import build_parser as report_parser
     from hamtune.report.__main__ import run as report
     from hamtune.sweep.runner import SweepOptions, run_sweep
     from hamtune.sweep.space import load_space
@@ -205,7 +204,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     name = args.name or f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     directory = run_sweep(space, SweepOptions(name=name, results_root=Path(args.results), num_cpus=args.num_cpus))
     print(f"sweep finished in {time.perf_counter() - started:.0f} s\n")
-    report(report_parser().parse_args([str(directory)]))
+    report(build_parser().parse_args(["report", str(directory)]))
     print(f"open the report in a browser: {directory / 'report.html'}")
 
 

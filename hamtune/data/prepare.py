@@ -66,25 +66,36 @@ class Prepared:
         return {**self.manifest, "path": str(self.path)}
 
 
-def _input_files(src: Path, form: str, metadata: Path | None) -> list[Path]:
-    if src.is_file() and form in ARRAY_FORMS:
-        files = [src]
-    else:
-        folder = src if src.is_dir() else src.parent
-        files = [p for p in folder.iterdir() if p.is_file()]
-        for sub in folder.iterdir():
-            if sub.is_dir() and not sub.name.startswith("."):
-                files += [p for p in sub.iterdir() if p.is_file()]
-    return sorted(files) + ([metadata] if metadata else [])
+def _stat(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def _scan(folder: Path) -> list[tuple[str, int, int]]:
+    """(path, size, mtime) of the files in a folder and its subfolders, one os.scandir each (stat results
+    come cached with the listing, which keeps a cache hit on 10,015 JPEGs well under a second)."""
+    folder = folder.resolve()
+    with os.scandir(folder) as entries:
+        folders = [folder] + [Path(e.path) for e in entries if e.is_dir() and not e.name.startswith(".")]
+    stats = []
+    for directory in folders:
+        with os.scandir(directory) as entries:
+            stats += [(e.path, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file()]
+    return sorted(stats)
+
+
+def _file_stats(src: Path, form: str, metadata: Path | None) -> list[tuple[str, int, int]]:
+    """Every input file: an array file on its own, or the whole folder around a release/ISIC source."""
+    stats = [_stat(src)] if src.is_file() and form in ARRAY_FORMS else _scan(src if src.is_dir() else src.parent)
+    return stats + ([_stat(metadata)] if metadata else [])
 
 
 def source_signature(src: Path, form: str, options: dict, metadata: Path | None, skip_missing: bool) -> str:
     """A key that changes when any input file or option changes; computed from file stats only."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(json.dumps([CACHE_VERSION, form, options, skip_missing], sort_keys=True).encode())
-    for path in _input_files(src, form, metadata):
-        stat = path.stat()
-        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    for path, size, mtime in _file_stats(src, form, metadata):
+        digest.update(f"{path}\0{size}\0{mtime}\n".encode())
     return digest.hexdigest()
 
 

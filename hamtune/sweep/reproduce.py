@@ -112,7 +112,7 @@ def sweep_data(rows: pd.DataFrame, data: Path | None, test_data: Path | None) ->
     """The main (and external test) data of the chosen trials, fingerprint-checked."""
     main = checked_data(data or _one(rows, "data_path"), _one(rows, "data_fingerprint"), "data")
     test_path = test_data or _one(rows, "test_path")
-    test = checked_data(test_path, _one(rows, "test_fingerprint"), "test data") if test_path else None
+    test = checked_data(test_path, _one(rows, "test_data_fingerprint"), "test data") if test_path else None
     return main, test
 
 

@@ -12,6 +12,8 @@ trials.parquet and filters the other files by them always sees a consistent snap
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import subprocess
 import time
@@ -58,6 +60,24 @@ def best_epoch(history: list[dict], metric: str, mode: str) -> dict:
     return best
 
 
+def test_identity(params: dict, data_manifest: dict, test_manifest: dict | None) -> dict:
+    """Name and fingerprint of the images and labels a trial's test metrics come from: the test set,
+    the protocol that labels it and, for a split of the main data, the split that chose it. Only trials
+    with the same identity are ranked together."""
+    protocol = params.get("protocol")
+    if test_manifest is not None:
+        name, basis = f"{test_manifest.get('name')} ({protocol})", [test_manifest.get("fingerprint"), "external"]
+    else:
+        split = [params.get(k) for k in ("split", "split_seed", "val_fraction", "test_fraction")]
+        name = f"{data_manifest.get('name')}:test-split ({protocol}, split seed {params.get('split_seed')})"
+        basis = [data_manifest.get("fingerprint"), *split]
+    digest = hashlib.blake2b(json.dumps([*basis, protocol], default=str).encode(), digest_size=16).hexdigest()
+    return {
+        "test_set": name, "test_fingerprint": digest,
+        "test_data_fingerprint": test_manifest.get("fingerprint") if test_manifest else None,
+    }
+
+
 def trial_row(
     *,
     sweep: str,
@@ -92,8 +112,7 @@ def trial_row(
         device=device, n_params=n_params, hamtune_version=hamtune.__version__, git_commit=git_commit(),
         data_name=data_manifest.get("name"), data_fingerprint=data_manifest.get("fingerprint"),
         data_path=data_manifest.get("path"), test_path=(test_manifest or {}).get("path"),
-        test_set=(test_manifest or data_manifest).get("name") + ("" if test_manifest else ":test-split"),
-        test_fingerprint=(test_manifest or data_manifest).get("fingerprint"),
+        **test_identity(params, data_manifest, test_manifest),
         checkpoint=checkpoint, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     row.update(extra or {})
