@@ -69,7 +69,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from hamtune.train.config import build_config, parse_assignments
     from hamtune.train.single import SUMMARY, load_data, run_and_record
 
-    config = build_config({"preset": args.preset, **parse_assignments(args.set)})
+    device = {"device": args.device} if args.device else {}
+    config = build_config({"preset": args.preset, **device, **parse_assignments(args.set)})
     data, config = load_data(args.data, config, skip_missing=args.skip_missing)
     test_data = None
     if args.test_data:
@@ -266,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", default="synthetic", help="'synthetic' (default), a prepared cache, or any source folder/file")
     tr.add_argument("--test-data", default=None, help="an external test set (e.g. ISIC 2018 Task 3 test); val stays on --data")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
+    tr.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
+                    help="where to train (default auto: cuda, else mps, else cpu)")
     tr.add_argument("--name", default=None, help="results/<name> (default: the preset, or 'train')")
     tr.add_argument("--results", default="results", help="results root (default ./results)")
     tr.add_argument("--skip-missing", action="store_true", help="when preparing a source, skip missing/unreadable images")

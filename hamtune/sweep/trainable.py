@@ -33,12 +33,6 @@ def run_trial(config: dict, data: Prepared, test_data: Prepared | None = None) -
     trial and a crashed trial resumes from its last epoch. A config that cannot run, a diverging
     loss or exhausted memory ends with a final report whose `status` says so."""
     node = ray.get_runtime_context().get_node_id()
-    try:
-        cfg = trial_config(config, data.manifest).replace(num_threads=assigned_cpus())
-    except HamtuneError as exc:
-        tune.report(_final({}, "failed", str(exc), node))
-        return
-    checkpoint = tune.get_checkpoint()
 
     def on_epoch(metrics: dict, run: Run) -> None:
         where = {"node_id": node, "device": device_name(run.device), "n_params": sum(p.numel() for p in run.model.parameters())}
@@ -46,11 +40,17 @@ def run_trial(config: dict, data: Prepared, test_data: Prepared | None = None) -
             run.save(directory)
             tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(directory))
 
-    if checkpoint is None:
-        result = train(cfg, data, on_epoch=on_epoch, test_data=test_data)
-    else:
-        with checkpoint.as_directory() as resume_from:
-            result = train(cfg, data, on_epoch=on_epoch, test_data=test_data, resume_from=resume_from)
+    try:
+        cfg = trial_config(config, data.manifest).replace(num_threads=assigned_cpus())
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            result = train(cfg, data, on_epoch=on_epoch, test_data=test_data)
+        else:
+            with checkpoint.as_directory() as resume_from:
+                result = train(cfg, data, on_epoch=on_epoch, test_data=test_data, resume_from=resume_from)
+    except HamtuneError as exc:  # a config that cannot run here fails at once: retrying would not help
+        tune.report(_final({}, "failed", str(exc), node))
+        return
     if result.status != "completed":
         tune.report(_final(result.final, result.status, result.reason, node))
 

@@ -21,6 +21,7 @@ import torch
 
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import get_protocol, rebalance_weights
+from hamtune.errors import HamtuneError
 from hamtune.models import Autoencoder, build_model
 from hamtune.models.losses import per_image_terms, training_loss
 from hamtune.train import checkpoint as ckpt
@@ -36,15 +37,13 @@ N_SAMPLES = 8
 
 def resolve_device(name: str) -> torch.device:
     """cuda, else mps, else cpu; or exactly what the config asks for."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    available = {"cuda": torch.cuda.is_available(), "mps": mps, "cpu": True}
     if name != "auto":
-        if name == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("device=cuda requested but CUDA is not available")
+        if not available[name]:
+            raise HamtuneError(f"device={name} requested but this torch build or machine has no {name.upper()}")
         return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device(next(d for d in ("cuda", "mps", "cpu") if available[d]))
 
 
 def device_name(device: torch.device) -> str:
