@@ -15,9 +15,6 @@ The images are synthetic (hamtune.data.synth.synthesize_release) at the real rel
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import shutil
 import sys
 import tempfile
@@ -32,8 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 from hamtune.data.images import default_workers  # noqa: E402
-from hamtune.data.prepare import CACHE_VERSION, load_prepared, prepare, source_signature  # noqa: E402
-from hamtune.data.sources import detect  # noqa: E402
+from hamtune.data.prepare import load_prepared, prepare  # noqa: E402
 
 NAME = "prepare_speed"
 SIZE = 64
@@ -67,43 +63,6 @@ def _timed(fn) -> float:
 def warm_page_cache(src: Path) -> int:
     """Read every file once, untimed, so no alternative pays for the first read from disk."""
     return sum(len(p.read_bytes()) for p in src.glob("HAM10000_images_part_*/*.jpg"))
-
-
-def scandir_signature(src: Path, form: str, options: dict, metadata: Path | None, skip_missing: bool) -> str:
-    """What-if for hamtune.data.prepare.source_signature (which this must equal, digest for digest): list
-    with os.scandir and resolve the folders (and symlinked files) only, not every file."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(json.dumps([CACHE_VERSION, form, options, skip_missing], sort_keys=True).encode())
-    folder = src if src.is_dir() else src.parent
-    entries: list[tuple[list[str], str, os.stat_result]] = []
-
-    def scan(listed: str, real: str) -> None:
-        with os.scandir(listed) as found:
-            for entry in found:
-                if entry.is_file():
-                    resolved = os.path.realpath(entry.path) if entry.is_symlink() else os.path.join(real, entry.name)
-                    entries.append((entry.path.split(os.sep), resolved, entry.stat()))
-
-    scan(str(folder), os.path.realpath(folder))
-    with os.scandir(folder) as found:
-        subfolders = [e.path for e in found if e.is_dir() and not e.name.startswith(".")]
-    for sub in subfolders:
-        scan(sub, os.path.realpath(sub))
-    entries.sort(key=lambda item: item[0])
-    if metadata:
-        entries.append(([], str(Path(metadata).resolve()), Path(metadata).stat()))
-    for _, resolved, stat in entries:
-        digest.update(f"{resolved}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-def signature_what_if(src: Path, repeats: int) -> dict:
-    """source_signature (all of a cached re-run) against the scandir what-if, interleaved."""
-    args = (src, detect(src), {"size": SIZE, "crop": "center", "channels": 3}, None, False)
-    same = source_signature(*args) == scandir_signature(*args)
-    times = common.interleaved({"source_signature": lambda: _timed(lambda: source_signature(*args)),
-                                "scandir what-if": lambda: _timed(lambda: scandir_signature(*args))}, repeats)
-    return {"same_digest": same, "seconds": times, "speedup": common.ratio(times["source_signature"], times["scandir what-if"])}
 
 
 def profile_prepare(src: Path, out: Path, workers: int | None, naive_s: float) -> dict:
@@ -165,7 +124,6 @@ def main(argv: list[str] | None = None) -> dict:
         hamtune_x = common.ratio(times["naive"], times["hamtune"])
         met = hamtune_x["median"] >= GOAL
         profile = None if met else profile_prepare(src, fresh, args.workers, common.median(times["naive"]))
-        signature = signature_what_if(src, repeats)
         naive, ids = naive_prepare(src, SIZE)
         ours = load_prepared(cached_out)
         order = pd.Series(np.arange(len(ours.meta)), index=ours.meta["image_id"]).loc[ids].to_numpy()
@@ -184,9 +142,6 @@ def main(argv: list[str] | None = None) -> dict:
           f"{n:,} images in {common.median(times['hamtune']):.1f} s; mean |naive - hamtune| = {difference:.2f} grey levels")
     if gap:
         print("gap: " + gap)
-    print(f"what-if: source_signature {common.median(signature['seconds']['source_signature']):.3f} s, with os.scandir "
-          f"{common.median(signature['seconds']['scandir what-if']):.3f} s ({signature['speedup']['median']:.1f}x, "
-          f"same digest: {signature['same_digest']})")
     payload = {
         "benchmark": NAME, "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
         "quick": args.quick, "machine": info, "load_start": started, "load_end": common.load(),
@@ -194,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
         "workers": args.workers or default_workers(), "repeats": repeats, "synthesis_s": synth_s,
         "seconds": times, "table": rows,
         "ratios": {name: common.ratio(times["naive"], t) for name, t in times.items() if name != "naive"},
-        "goal": {"ratio": GOAL, "met": met}, "profile": profile, "gap": gap, "signature_what_if": signature,
+        "goal": {"ratio": GOAL, "met": met}, "profile": profile, "gap": gap,
         "hamtune_prepare_s": common.median(times["hamtune"]),
         "mean_abs_difference_vs_naive": difference,
     }

@@ -60,7 +60,6 @@ def test_prepare_speed_times_naive_hamtune_and_cached_runs(tmp_path):
     assert result["images"] == 40 and result["source_size"] == [600, 450] and result["size"] == 64
     assert result["hamtune_prepare_s"] > 0 and result["goal"]["ratio"] == 4.0
     assert result["mean_abs_difference_vs_naive"] < 3  # draft-mode decoding gives (nearly) the same pixels
-    assert result["signature_what_if"]["same_digest"] is True  # the what-if computes exactly hamtune's cache key
     if not result["goal"]["met"]:
         assert result["gap"] and result["profile"]["decoding_s"] > 0
     assert "x vs naive" in printed
