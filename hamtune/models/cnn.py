@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import math
 
 from torch import nn
 
+from hamtune.models.layers import norm
+
 
 def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "group":
-        return nn.GroupNorm(math.gcd(8, channels), channels)
-    return nn.Identity()
+    return norm(kind, channels, nn.BatchNorm2d)
 
 
 def channel_plan(base: int, blocks: int) -> list[int]:

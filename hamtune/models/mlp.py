@@ -6,17 +6,15 @@ import math
 
 from torch import nn
 
+from hamtune.models.layers import norm
+
 
 def hidden_sizes(width: int, depth: int, latent_dim: int) -> list[int]:
     return [max(width // 2**i, latent_dim) for i in range(depth)]
 
 
 def _norm(kind: str, features: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm1d(features)
-    if kind == "group":
-        return nn.GroupNorm(math.gcd(8, features), features)
-    return nn.Identity()
+    return norm(kind, features, nn.BatchNorm1d)
 
 
 def _stack(sizes: list[int], norm: str, dropout: float) -> list[nn.Module]:
