@@ -88,7 +88,7 @@ def ray_startup(cpus: int) -> float | None:
     """Ray's start-up, or None when this process already runs Ray (as under the tests)."""
     import ray
 
-    runner._configure_tune()
+    runner.configure_tune()
     if ray.is_initialized():
         return None
     started = time.perf_counter()

@@ -244,7 +244,7 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     """Retrain the top configurations on their original and new seeds; write and return reproduce.parquet."""
     from ray import tune
 
-    from hamtune.sweep.runner import _configure_tune, _in_memory, concurrency, start_ray
+    from hamtune.sweep.runner import configure_tune, in_memory, concurrency, start_ray
 
     directory = Path(directory).resolve()
     chosen, metric = top_trials(directory, options.top, options.metric)
@@ -258,12 +258,12 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
         print(f"note: no checkpoint left for {', '.join(guessed)}: config read from trials.parquet, "
               f"{options.cpus_per_trial or 1:g} thread(s) per run; the original seed may not give the original numbers",
               flush=True)
-    _configure_tune()
+    configure_tune()
     start_ray(options.address, options.num_cpus)
     most_cpus = max(r["cpus"] for r in runs)
     limit = concurrency(most_cpus, options.gpus_per_trial, None)
     trainable = tune.with_resources(
-        tune.with_parameters(reproduce_trial, data=_in_memory(data), test_data=_in_memory(test_data) if test_data else None,
+        tune.with_parameters(reproduce_trial, data=in_memory(data), test_data=in_memory(test_data) if test_data else None,
                              configs=configs),
         run_resources,
     )

@@ -46,7 +46,7 @@ class SweepOptions:
     num_cpus: int | None = None
 
 
-def _configure_tune() -> None:
+def configure_tune() -> None:
     """Tune's own tables are noise next to our one line per trial; and the experiment state must be
     saved after every step, or a killed driver cannot be resumed against a persistent Optuna study."""
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
@@ -143,7 +143,7 @@ def _trainable(space: SearchSpace, data: Prepared, test_data: Prepared | None, g
     return tune.with_resources(tune.with_parameters(run_trial, data=data, test_data=test_data), resources)
 
 
-def _in_memory(data: Prepared) -> Prepared:
+def in_memory(data: Prepared) -> Prepared:
     """A copy whose images are a plain array, so Ray ships pixels (not a file path) to every node."""
     import numpy as np
 
@@ -156,7 +156,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
 
     from hamtune.sweep.recorder import ResultsRecorder
 
-    _configure_tune()
+    configure_tune()
     name = options.name or space.name
     directory = (Path(options.results_root) / name).resolve()
     storage = options.storage or str(directory)
@@ -175,7 +175,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
           f"results -> {directory}", flush=True)
     start_ray(options.address, options.num_cpus)
     max_concurrent = concurrency(space.resources["cpus"], gpus, space.max_concurrent)
-    trainable = _trainable(space, _in_memory(data), _in_memory(test_data) if test_data else None, gpus)
+    trainable = _trainable(space, in_memory(data), in_memory(test_data) if test_data else None, gpus)
     recorder = ResultsRecorder(
         directory, name, space.objectives, data.located_manifest(), test_data.located_manifest() if test_data else None,
         num_samples,
