@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def test_killed_driver_resumes_to_exactly_num_samples(prepared, tmp_path, sig):
     trials, epochs, scores = load_results(results)
     assert len(trials) == 6 and trials["trial_id"].is_unique
     assert before <= set(trials["trial_id"])
-    assert set(trials["status"]) == {"completed"}
+    assert set(trials["status"]) == {"completed"}, trials[["trial_id", "status", "reason"]].to_string() + done.stdout[-3000:]
     assert (epochs.groupby("trial_id")["epoch"].apply(list).map(sorted) == pd_list([1, 2, 3], len(trials))).all()
     assert scores.groupby("trial_id").size().nunique() == 1
 
@@ -86,6 +87,115 @@ def trial_results(results: Path) -> dict[str, list[dict]]:
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         out[path.parent.name] = lines
     return out
+
+
+def named_in_saved_state(results: Path) -> set[str]:
+    """IDs of the unfinished trials whose checkpoint Tune's saved experiment state names."""
+    import ray.cloudpickle
+
+    states = sorted((results / "tune").glob("experiment_state-*.json"), key=lambda path: path.stat().st_mtime)
+    try:
+        trial_data = json.loads(states[-1].read_text())["trial_data"] if states else []
+    except (json.JSONDecodeError, OSError):  # being rewritten
+        return set()
+    named = set()
+    for trial, metadata in trial_data:
+        trial, manager = json.loads(trial), json.loads(metadata)["checkpoint_manager"]
+        latest = ray.cloudpickle.loads(bytes.fromhex(manager["value"])).latest_checkpoint_result
+        if trial["status"] not in ("TERMINATED", "ERROR") and latest is not None:
+            named.add(trial["trial_id"])
+    return named
+
+
+def unfinished_checkpoints(results: Path) -> dict[Path, list[Path]]:
+    """Checkpoint folders, oldest first, of each trial not yet in trials.parquet that the saved state
+    names a checkpoint of."""
+    recorded = set(load_results(results)[0]["trial_id"]) if (results / "trials.parquet").exists() else set()
+    found = {}
+    for trial_id in named_in_saved_state(results) - recorded:
+        for folder in (results / "tune").glob(f"run_trial_{trial_id}_*"):
+            found[folder] = sorted(folder.glob("checkpoint_*"))
+    return found
+
+
+def settled(results: Path) -> dict[Path, list[Path]]:
+    """unfinished_checkpoints once the killed cluster's workers have stopped writing."""
+    seen, deadline = None, time.time() + 20
+    while time.time() < deadline:
+        now = unfinished_checkpoints(results)
+        if now == seen:
+            return now
+        seen = now
+        time.sleep(1.0)
+    return seen
+
+
+@pytest.mark.parametrize("damage", ["moved", "lost"])
+def test_resume_survives_a_state_naming_a_deleted_checkpoint(prepared, tmp_path, damage):
+    """A driver killed after Tune deleted a trial's older checkpoint but before its state reached disk
+    leaves a state naming a folder that is gone. "moved": a newer checkpoint survives and the trial
+    goes on from it; "lost": none survives and the trial starts over. Either way it completes."""
+    space = write_space(tmp_path / "gone.yaml", prepared, name="gone", num_samples=4, max_epochs=4)
+    results = tmp_path / "gone"
+    driver = subprocess.Popen(sweep_command(space, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while not unfinished_checkpoints(results) and driver.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert driver.poll() is None, f"the sweep ended before it could be interrupted:\n{driver.stdout.read()}"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=120)
+    damaged = settled(results)
+    assert damaged, "no unfinished trial had a checkpoint when the driver was killed"
+    survivors = set()
+    for folder, checkpoints in damaged.items():
+        if damage == "moved" and checkpoints:
+            index = int(checkpoints[-1].name.split("_")[1])
+            checkpoints.pop().rename(folder / f"checkpoint_{index + 1:06d}")
+            survivors.add(folder.name)
+        for checkpoint in checkpoints:
+            shutil.rmtree(checkpoint)
+    done = subprocess.run(sweep_command(space, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ("resuming from checkpoint_" if damage == "moved" else "the trial starts over") in done.stdout, done.stdout
+    trials, epochs, _ = load_results(results)
+    assert len(trials) == 4 and set(trials["status"]) == {"completed"}, trials[["trial_id", "status", "reason"]].to_string()
+    assert (epochs.groupby("trial_id")["epoch"].apply(sorted) == pd_list([1, 2, 3, 4], 4)).all()
+    reported = trial_results(results)
+    for folder in survivors:  # a trial that started over would report epoch 1 at a later Tune iteration
+        steps = [(r["training_iteration"], r["epoch"]) for r in reported[folder] if "epoch" in r]
+        assert all(epoch >= step for step, epoch in steps), f"{folder} did not go on from its newest checkpoint: {steps}"
+    for folder in damaged:
+        assert len(list((results / "tune" / folder.name).glob("checkpoint_*"))) == 1
+
+
+def test_repair_puts_the_newest_complete_checkpoint_where_a_missing_one_is_named(tmp_path):
+    from ray import tune
+
+    from hamtune.sweep.repair import is_complete, repair_checkpoint
+    from hamtune.train import checkpoint as ckpt
+
+    def make(name: str, complete: bool) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        for file in (ckpt.WEIGHTS, ckpt.TRAINER, ckpt.CONFIG, ckpt.HISTORY)[: 4 if complete else 2]:
+            (folder / file).write_text(name)
+        return folder
+
+    def named(name: str) -> tune.Checkpoint:
+        return tune.Checkpoint(str(tmp_path / name))
+
+    make("checkpoint_000001", True)
+    assert repair_checkpoint(named("checkpoint_000001")) is None
+    make("checkpoint_000003", True)
+    make("checkpoint_000004", False)
+    assert "resuming from checkpoint_000003" in repair_checkpoint(named("checkpoint_000002"))
+    assert (tmp_path / "checkpoint_000002" / ckpt.HISTORY).read_text() == "checkpoint_000003"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_000001", "checkpoint_000002"]
+    shutil.rmtree(tmp_path / "checkpoint_000002")
+    make("checkpoint_000005", False)
+    assert "starts over" in repair_checkpoint(named("checkpoint_000002"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_000001", "checkpoint_000002"]
+    assert not is_complete(named("checkpoint_000002")) and is_complete(named("checkpoint_000001"))
 
 
 def test_killed_trial_worker_is_retried_from_its_checkpoint(prepared, tmp_path):

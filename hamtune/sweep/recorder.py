@@ -12,8 +12,8 @@ from ray import tune
 
 from hamtune.errors import HamtuneError
 from hamtune.sweep.results import ResultsWriter, trial_row
-from hamtune.train import checkpoint as ckpt
 from hamtune.sweep.trainable import trial_config
+from hamtune.train import checkpoint as ckpt
 
 log = logging.getLogger("hamtune")
 
@@ -71,6 +71,8 @@ class ResultsRecorder(tune.Callback):
                 samples = ckpt.load_samples(Path(checkpoint))
             except (HamtuneError, OSError) as exc:
                 log.warning("trial %s: could not read its checkpoint %s (%s)", trial.trial_id, checkpoint, exc)
+        if status == "stopped" and history and history[-1].get("status") == "completed":
+            status = "completed"  # resumed at its last epoch: Tune's last result predates that epoch
         try:
             params = trial_config(trial.config, self.data_manifest).applicable()
         except HamtuneError:

@@ -185,7 +185,7 @@ def _stopper():
 
         def __call__(self, trial_id: str, result: dict) -> bool:
             limit = result.get("config", {}).get("run", {}).get("stop_after")
-            return limit is not None and result.get("training_iteration", 0) >= limit
+            return limit is not None and result.get("epoch", 0) >= limit
 
         def stop_all(self) -> bool:
             return False
@@ -244,7 +244,7 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     """Retrain the top configurations on their original and new seeds; write and return reproduce.parquet."""
     from ray import tune
 
-    from hamtune.sweep.runner import configure_tune, in_memory, concurrency, start_ray
+    from hamtune.sweep.runner import concurrency, configure_tune, in_memory, start_ray
 
     directory = Path(directory).resolve()
     chosen, metric = top_trials(directory, options.top, options.metric)

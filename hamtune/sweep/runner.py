@@ -129,7 +129,7 @@ def _scheduler(space: SearchSpace):
         return FIFOScheduler()
     metric, mode = space.objectives[0]
     return ASHAScheduler(
-        time_attr="training_iteration", metric=metric, mode=mode, max_t=space.max_epochs,
+        time_attr="epoch", metric=metric, mode=mode, max_t=space.max_epochs,
         grace_period=int(space.scheduler.get("grace_period", 1)), reduction_factor=space.scheduler.get("reduction_factor", 2),
     )
 
@@ -155,6 +155,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     from ray import tune
 
     from hamtune.sweep.recorder import ResultsRecorder
+    from hamtune.sweep.repair import RepairCheckpoints
 
     configure_tune()
     name = options.name or space.name
@@ -190,7 +191,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
                 max_concurrent_trials=max_concurrent, reuse_actors=True,
             ),
             run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=storage, callbacks=[recorder], verbose=0,
+                name=EXPERIMENT, storage_path=storage, callbacks=[RepairCheckpoints(), recorder], verbose=0,
                 failure_config=tune.FailureConfig(max_failures=space.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),

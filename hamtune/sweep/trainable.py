@@ -10,6 +10,7 @@ from ray import tune
 
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError
+from hamtune.sweep.repair import is_complete
 from hamtune.train.config import TrainConfig, build_config
 from hamtune.train.loop import Run, device_name, train
 
@@ -43,7 +44,7 @@ def run_trial(config: dict, data: Prepared, test_data: Prepared | None = None) -
     try:
         cfg = trial_config(config, data.manifest).replace(num_threads=assigned_cpus())
         checkpoint = tune.get_checkpoint()
-        if checkpoint is None:
+        if checkpoint is None or not is_complete(checkpoint):
             result = train(cfg, data, on_epoch=on_epoch, test_data=test_data)
         else:
             with checkpoint.as_directory() as resume_from:
