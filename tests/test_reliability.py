@@ -149,11 +149,11 @@ def test_concurrent_trials_share_one_copy_of_the_dataset(ray_local, tmp_path):
     rng = np.random.default_rng(0)
     dx = np.array(["nv"] * 70 + ["mel"] * 12 + ["bkl"] * 11 + ["bcc"] * 4 + ["vasc"] * 3)
     sizes = {}
-    for n in (400, 5000):
+    for n in (400, 10000):
         pixels = rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8)
         path = write_dermamnist(tmp_path / f"dermamnist_{n}.npz", pixels, list(np.resize(dx, n)))
         data = load_prepared(prepare(path, progress=False))
-        # the same small evaluation in both runs (~50 images), so only the dataset's size differs
+        # a small evaluation in both runs (48 and 100 images), so mainly the dataset's size differs
         fraction = 0.12 if n == 400 else 0.01
         fixed = {"kind": "ae", "arch": "mlp", "mlp_width": 16, "mlp_depth": 1, "batch_size": 32, "eval_batch_size": 64,
                  "val_fraction": fraction, "test_fraction": fraction}
@@ -161,9 +161,10 @@ def test_concurrent_trials_share_one_copy_of_the_dataset(ray_local, tmp_path):
                            params={"latent_dim": {"choice": [4, 8]}}, points_to_evaluate=[], fixed=fixed,
                            resources={"cpus": 0.5}, sampler={"name": "random"})
         sizes[n] = (_peak_worker_memory(space, tmp_path), data.images.nbytes)
-    (small, _), (large, dataset) = sizes[400], sizes[5000]
-    assert dataset > 50 * 2**20
-    assert large - small < dataset / 4, (
+    (small, _), (large, dataset) = sizes[400], sizes[10000]
+    assert dataset > 100 * 2**20
+    # one copy adds the whole dataset (117 MiB); a torch worker's allocator alone wanders by up to ~50 MiB
+    assert large - small < 0.75 * dataset, (
         f"a trial's private memory grew {(large - small) / 2**20:.0f} MiB with a {dataset / 2**20:.0f} MiB dataset"
     )
 

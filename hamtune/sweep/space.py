@@ -210,7 +210,7 @@ def _options(check: _Checker, spec, key: str, known: dict[str, dict[str, type]])
     if isinstance(spec, str) or spec is None:
         spec = {"name": spec or "none"}
     spec = dict(check.mapping(spec, key))
-    if spec.get("name") not in known:
+    if not isinstance(spec.get("name"), str) or spec["name"] not in known:
         raise check.fail(f"{key}.name", f"expected one of {', '.join(known)}, got {spec.get('name')!r}")
     allowed = known[spec["name"]]
     for option, value in spec.items():
@@ -270,8 +270,10 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
         "cpus": check.number(resources.get("cpus", 1), "resources.cpus", float, low=0.01),
         "gpus": check.number(resources.get("gpus", 0), "resources.gpus", float, low=0),
     }
-    points = []
-    for i, point in enumerate(raw.get("points_to_evaluate") or []):
+    points, raw_points = [], raw.get("points_to_evaluate") or []
+    if not isinstance(raw_points, list):
+        raise check.fail("points_to_evaluate", "expected a list of {parameter: value} mappings")
+    for i, point in enumerate(raw_points):
         point = check.mapping(point, f"points_to_evaluate[{i}]")
         names = {p.name for p in params}
         for name, value in point.items():
