@@ -16,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from hamtune.errors import HamtuneError
 
 CROPS = ("center", "resize", "pad")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 @dataclass(frozen=True)

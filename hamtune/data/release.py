@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hamtune.data.images import ImageRef
+from hamtune.data.images import IMAGE_SUFFIXES, ImageRef
 from hamtune.data.labels import DX_CODES
 from hamtune.data.sources import Source, check_mapping
 from hamtune.errors import HamtuneError
@@ -78,7 +78,7 @@ def index_images(folder: Path) -> tuple[dict[str, ImageRef], list[Path]]:
     folders = [folder] + sorted(p for p in folder.iterdir() if p.is_dir())
     for directory in folders:
         for entry in sorted(directory.iterdir()) if directory.is_dir() else []:
-            if entry.suffix.lower() in (".jpg", ".jpeg", ".png") and entry.is_file():
+            if entry.suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
                 found.setdefault(entry.stem, ImageRef(str(entry)))
                 files.append(entry)
     for archive in sorted(folder.glob("*.zip")):

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from hamtune.data.images import ImageRef, decode_many
+from hamtune.data.images import IMAGE_SUFFIXES, ImageRef, decode_many
 from hamtune.data.prepare import Prepared, load_prepared
 from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError
@@ -24,7 +24,6 @@ from hamtune.export.bundle import Bundle
 from hamtune.models import Autoencoder
 from hamtune.train.evaluate import anomaly_score, score_images
 
-SUFFIXES = (".jpg", ".jpeg", ".png")
 CHUNK = 1024
 MANY = 100
 
@@ -45,7 +44,7 @@ def collect(paths: list[Path]) -> Inputs:
         if (path / "manifest.json").is_file():
             found.caches.append(path)
         elif path.is_dir():
-            found.files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            found.files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         elif path.is_file():
             found.files.append(path)
         else:

@@ -6,9 +6,7 @@ already escapes '<', so nothing from a results file can become markup or script.
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from html import escape
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import plotly.graph_objects as go
 
 import hamtune
 from hamtune.errors import HamtuneError
+from hamtune.files import atomic_file
 from hamtune.report import figures
 from hamtune.report.images import data_uri, tile
 from hamtune.report.importance import Importance, param_importance
@@ -250,12 +249,10 @@ def write_report(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...], out
     """Write the page atomically; returns the number of figures in it."""
     page, count = build_page(sweeps, ranking, by)
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, out)
+        with atomic_file(out) as tmp:
+            tmp.write_text(page, encoding="utf-8")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise HamtuneError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
     return count
