@@ -13,7 +13,6 @@ REAL_METADATA = SHARED / "data" / "HAM10000_metadata.csv"
 REAL_SAMPLE = SHARED / "data" / "ham10000_sample"
 
 
-
 @pytest.fixture(scope="session", autouse=True)
 def hamtune_cache(tmp_path_factory) -> Path:
     """Every test writes caches under a temp folder, never under the user's home."""

@@ -52,3 +52,13 @@ def zip_release(release: Path, out: Path, tab: bool = False) -> Path:
 def copy_release(release: Path, out: Path) -> Path:
     shutil.copytree(release, out, ignore=shutil.ignore_patterns(".hamtune*"))
     return out
+
+
+def copy_results(src: Path, dst: Path) -> Path:
+    """The Parquet files and samples of a results folder (not its Ray checkpoints)."""
+    dst.mkdir(parents=True)
+    for path in src.glob("*.parquet"):
+        shutil.copy(path, dst / path.name)
+    if (src / "samples").exists():
+        shutil.copytree(src / "samples", dst / "samples")
+    return dst

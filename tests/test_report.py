@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from formats import copy_results
 
 from hamtune.cli import main as cli_main
 from hamtune.report.__main__ import main
@@ -29,16 +30,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 def write_frame(frame: pd.DataFrame, path: Path, version: int = SCHEMA_VERSION) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     pq.write_table(table.replace_schema_metadata({SCHEMA_KEY: str(version).encode()}), path)
-
-
-def copy_results(src: Path, dst: Path) -> Path:
-    """The Parquet files and samples of a results folder (not its Ray checkpoints)."""
-    dst.mkdir(parents=True)
-    for path in src.glob("*.parquet"):
-        shutil.copy(path, dst / path.name)
-    if (src / "samples").exists():
-        shutil.copytree(src / "samples", dst / "samples")
-    return dst
 
 
 def edit_trials(directory: Path, change) -> pd.DataFrame:

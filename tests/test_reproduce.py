@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from formats import copy_results
 
 from hamtune.cli import main
 from hamtune.errors import HamtuneError
@@ -18,19 +18,10 @@ from hamtune.sweep.results import load_results, read_parquet, write_parquet
 pytestmark = pytest.mark.slow
 
 
-def copy_results(src: Path, dst: Path) -> Path:
-    """The Parquet files of a results folder; its checkpoints stay where the sweep wrote them."""
-    dst.mkdir(parents=True)
-    for path in src.glob("*.parquet"):
-        shutil.copy(path, dst / path.name)
-    return dst
-
-
 @pytest.fixture(scope="module")
 def reproduced(sweep_results, tmp_path_factory):
-    """The best config of the tiny sweep, trained again with its original seed and two new ones."""
-    directory = copy_results(sweep_results, tmp_path_factory.mktemp("reproduce") / "tiny")
-    return directory
+    """A copy of the tiny sweep's results (its checkpoints stay where the sweep wrote them) to reproduce."""
+    return copy_results(sweep_results, tmp_path_factory.mktemp("reproduce") / "tiny")
 
 
 def test_original_seed_gives_the_original_metrics_exactly(reproduced, capsys):

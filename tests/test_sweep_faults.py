@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,14 +44,14 @@ def consistent_snapshot(results: Path) -> int:
     return len(trials)
 
 
-def start_and_interrupt(command: list[str], results: Path, sig: int, after: int) -> tuple[int, set[str]]:
-    """Run a sweep driver and send it `sig` once `after` trials are recorded; returns its exit code and those trials."""
+def start_and_interrupt(command: list[str], results: Path, sig: int, ready: Callable[[], bool]) -> tuple[int, set[str]]:
+    """Run a sweep driver and send it `sig` once `ready()`; returns its exit code and the trials recorded by then."""
     driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
     deadline = time.time() + 240
-    while consistent_snapshot(results) < after and driver.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
+    while not ready() and driver.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
     assert driver.poll() is None, f"the sweep ended before it could be interrupted:\n{driver.stdout.read()}"
-    before = set(load_results(results)[0]["trial_id"])
+    before = set(load_results(results)[0]["trial_id"]) if (results / "trials.parquet").exists() else set()
     driver.send_signal(sig)
     code = driver.wait(timeout=120)
     driver.stdout.read()
@@ -61,7 +62,7 @@ def start_and_interrupt(command: list[str], results: Path, sig: int, after: int)
 def test_killed_driver_resumes_to_exactly_num_samples(prepared, tmp_path, sig):
     space = write_space(tmp_path / "resume.yaml", prepared, name="resume")
     results = tmp_path / "resume"
-    code, before = start_and_interrupt(sweep_command(space, tmp_path), results, sig, after=2)
+    code, before = start_and_interrupt(sweep_command(space, tmp_path), results, sig, lambda: consistent_snapshot(results) >= 2)
     if sig == signal.SIGINT:
         assert code == 130
     done = subprocess.run(sweep_command(space, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
@@ -137,13 +138,7 @@ def test_resume_survives_a_state_naming_a_deleted_checkpoint(prepared, tmp_path,
     goes on from it; "lost": none survives and the trial starts over. Either way it completes."""
     space = write_space(tmp_path / "gone.yaml", prepared, name="gone", num_samples=4, max_epochs=4)
     results = tmp_path / "gone"
-    driver = subprocess.Popen(sweep_command(space, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 240
-    while not unfinished_checkpoints(results) and driver.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert driver.poll() is None, f"the sweep ended before it could be interrupted:\n{driver.stdout.read()}"
-    driver.send_signal(signal.SIGKILL)
-    driver.wait(timeout=120)
+    start_and_interrupt(sweep_command(space, tmp_path), results, signal.SIGKILL, lambda: bool(unfinished_checkpoints(results)))
     damaged = settled(results)
     assert damaged, "no unfinished trial had a checkpoint when the driver was killed"
     survivors = set()
@@ -165,7 +160,7 @@ def test_resume_survives_a_state_naming_a_deleted_checkpoint(prepared, tmp_path,
         steps = [(r["training_iteration"], r["epoch"]) for r in reported[folder] if "epoch" in r]
         assert all(epoch >= step for step, epoch in steps), f"{folder} did not go on from its newest checkpoint: {steps}"
     for folder in damaged:
-        assert len(list((results / "tune" / folder.name).glob("checkpoint_*"))) == 1
+        assert len(list(folder.glob("checkpoint_*"))) == 1
 
 
 def test_repair_puts_the_newest_complete_checkpoint_where_a_missing_one_is_named(tmp_path):
@@ -177,7 +172,7 @@ def test_repair_puts_the_newest_complete_checkpoint_where_a_missing_one_is_named
     def make(name: str, complete: bool) -> Path:
         folder = tmp_path / name
         folder.mkdir()
-        for file in (ckpt.WEIGHTS, ckpt.TRAINER, ckpt.CONFIG, ckpt.HISTORY)[: 4 if complete else 2]:
+        for file in ckpt.RESUME_FILES[: 4 if complete else 2]:
             (folder / file).write_text(name)
         return folder
 

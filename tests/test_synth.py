@@ -244,7 +244,6 @@ def test_anomalies_are_learnable_from_pixels_but_not_trivially(small_release):
     assert 0.65 < auroc < 0.97, f"AUROC {auroc:.3f} of logistic regression on 16x16 pixels"
 
 
-
 @pytest.fixture(scope="module")
 def thousand_lesions(tmp_path_factory) -> Path:
     return synthesize_release(tmp_path_factory.mktemp("synth") / "ham", n=1000, seed=1, image_size=(160, 120),

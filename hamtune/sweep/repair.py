@@ -16,16 +16,13 @@ from ray import tune
 
 from hamtune.train import checkpoint as ckpt
 
-REQUIRED = (ckpt.WEIGHTS, ckpt.TRAINER, ckpt.CONFIG, ckpt.HISTORY)
-
-
 def is_complete(checkpoint: tune.Checkpoint) -> bool:
     """Whether a checkpoint folder holds everything a run resumes from."""
     return _is_complete(checkpoint.filesystem, checkpoint.path)
 
 
 def _is_complete(filesystem: pafs.FileSystem, path: str) -> bool:
-    infos = filesystem.get_file_info([posixpath.join(path, name) for name in REQUIRED])
+    infos = filesystem.get_file_info([posixpath.join(path, name) for name in ckpt.RESUME_FILES])
     return all(info.type == pafs.FileType.File for info in infos)
 
 

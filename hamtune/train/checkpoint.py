@@ -15,6 +15,7 @@ from hamtune.errors import HamtuneError
 WEIGHTS, TRAINER, CONFIG, HISTORY, SCORES, SAMPLES = (
     "model.pt", "trainer.pt", "config.json", "history.json", "scores.parquet", "samples.npz",
 )
+RESUME_FILES = (WEIGHTS, TRAINER, CONFIG, HISTORY)  # always written; scores and samples are optional
 
 
 def save_checkpoint(
