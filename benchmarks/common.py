@@ -129,13 +129,11 @@ def command(script: str, argv: list[str]) -> str:
 
 
 def synthetic_release(n: int, image_size: tuple[int, int], seed: int = 0) -> Path:
-    """A synthetic release-layout dataset under the hamtune cache, made once and reused by later runs."""
-    from hamtune.data.prepare import cache_root
-    from hamtune.data.synth import synthesize_release
+    """A synthetic release-layout dataset under the hamtune cache (`--data synthetic:...`), made once."""
+    from hamtune.data.prepare import synthetic_source
 
     width, height = image_size
-    out = cache_root() / "benchmarks" / f"release-n{n}-seed{seed}-{width}x{height}"
-    return synthesize_release(out, n=n, seed=seed, image_size=image_size, progress=False)
+    return synthetic_source(f"synthetic:n={n},seed={seed},size={width}x{height}", progress=False)
 
 
 def synthetic_prepared(n: int, size: int, image_size: tuple[int, int] = (160, 120)):

@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -96,13 +97,14 @@ def ray_startup(cpus: int) -> float | None:
     return time.perf_counter() - started
 
 
-def gpu_packing(data: Prepared, epochs: int, trials: int, root: Path) -> dict:
+def gpu_packing(make_data: Callable[[], Prepared], epochs: int, trials: int, root: Path) -> dict:
     """Fractional GPUs per trial: aggregate training images/s and trials/hour at each packing."""
     import torch
 
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA GPU on this machine: the fractional-packing part (1, 0.5, 0.25, 0.125 GPU "
                            "per trial) needs one; no GPU figure is claimed"}
+    data = make_data()
     lrs = tuple(1e-3 * (1 + i / trials) for i in range(trials))
     out = {"device": torch.cuda.get_device_name(0), "fixed": GPU_FIXED, "epochs": epochs, "trials": trials, "packing": []}
     for fraction in GPU_FRACTIONS:
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
             "sweep, packed": lambda: swept("sweep, packed", cores),
         }, repeats, warmup=0)
         inside = [in_trial_seconds(d) for d in directories["sweep, 1 at a time"]]
-        gpu = gpu_packing(common.synthetic_prepared(args.images or 600, 64), epochs, 16, root)
+        gpu = gpu_packing(lambda: common.synthetic_prepared(args.images or 600, 64), epochs, 16, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     k = len(lrs)

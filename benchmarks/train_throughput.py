@@ -229,7 +229,7 @@ def explain(cell: dict, notebook: str) -> str:
     )
 
 
-def measure_cell(model: str, size: int, batch: int, data: Prepared, device: torch.device, repeats: int, profile: bool) -> dict:
+def measure_cell(model: str, size: int, batch: int, data: Prepared, device: torch.device, repeats: int) -> dict:
     config = TrainConfig(**MODELS[model], image_size=size, batch_size=batch, device=device.type, seed=0)
     beta = loop.kl_weight(config, 1)
     hamtune = Hamtune(config, data, device)
@@ -254,7 +254,7 @@ def measure_cell(model: str, size: int, batch: int, data: Prepared, device: torc
     missed = [name for name in NOTEBOOKS if goal and batch == GOAL_BATCH and cell["ratios"][name]["median"] < goal]
     cell["goal"] = goal if batch == GOAL_BATCH else None
     cell["goal_met"] = {name: cell["ratios"][name]["median"] >= goal for name in NOTEBOOKS} if cell["goal"] else None
-    if missed and profile:
+    if missed:
         medians = {name: common.median(t) for name, t in times.items()}
         same = {name: notebooks[name] for name in NOTEBOOKS}
         cell["profile"] = profile_cell(same, hamtune, beta, medians, repeats)
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
         data = common.synthetic_prepared(n, size)
         for model in models:
             for batch in batches:
-                cell = measure_cell(model, size, batch, data, device, repeats, profile=True)
+                cell = measure_cell(model, size, batch, data, device, repeats)
                 cells.append(cell)
                 r = cell["ratios"]
                 written = f", {r[AS_WRITTEN]['median']:.2f}x as written (default AdamW)" if AS_WRITTEN in r else ""
