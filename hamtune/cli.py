@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hamtune import __version__
 from hamtune.errors import HamtuneError
+from hamtune.train.config import CHOICES
 
 log = logging.getLogger("hamtune")
 
@@ -249,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     prep = data_commands.add_parser("prepare", help="decode any HAM10000 form into a cache (a re-run is a cache hit)")
     prep.add_argument("src", type=Path, help="folder or file: release (metadata + JPEGs/zips), hmnist_*.csv, dermamnist*.npz, ISIC 2018")
     prep.add_argument("--size", type=int, default=None, help="square side in px (default 64; arrays keep their size)")
-    prep.add_argument("--crop", choices=("center", "resize", "pad"), default="center", help="how a 4:3 image becomes square")
-    prep.add_argument("--channels", type=int, choices=(1, 3), default=3)
+    prep.add_argument("--crop", choices=CHOICES["crop"], default="center", help="how a 4:3 image becomes square")
+    prep.add_argument("--channels", type=int, choices=CHOICES["channels"], default=3)
     prep.add_argument("--out", type=Path, default=None, help="cache folder (default under $HAMTUNE_CACHE)")
     prep.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores, at most 8)")
     prep.add_argument("--skip-missing", action="store_true", help="go on without listed images that are missing or unreadable")
@@ -267,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", default="synthetic", help="'synthetic' (default), a prepared cache, or any source folder/file")
     tr.add_argument("--test-data", default=None, help="an external test set (e.g. ISIC 2018 Task 3 test); val stays on --data")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
-    tr.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
+    tr.add_argument("--device", choices=CHOICES["device"], default=None,
                     help="where to train (default auto: cuda, else mps, else cpu)")
     tr.add_argument("--name", default=None, help="results/<name> (default: the preset, or 'train')")
     tr.add_argument("--results", default="results", help="results root (default ./results)")
@@ -275,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
     bl = commands.add_parser("baselines", help="PCA, IsolationForest and k-NN on pixels, on exactly the deep models' splits")
     bl.add_argument("data", help="'synthetic', a prepared cache, or any source folder/file (the sweep's data)")
-    bl.add_argument("--protocol", choices=("cancer", "nevus"), default=None, help="anomaly protocol (default cancer)")
+    bl.add_argument("--protocol", choices=CHOICES["protocol"], default=None, help="anomaly protocol (default cancer)")
     bl.add_argument("--test-data", default=None, help="an external test set, as for train and sweep")
     bl.add_argument("--methods", default="pca-8,pca-32,pca-64,iforest,knn-5",
                     help="comma-separated pca-N, iforest, knn-K (default pca-8,pca-32,pca-64,iforest,knn-5)")
@@ -332,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("model", type=Path, metavar="DIR", help="a folder written by hamtune export")
     sc.add_argument("inputs", type=Path, nargs="+", metavar="INPUTS", help="JPEG/PNG files, folders (recursive) or prepared caches")
     sc.add_argument("--out", type=Path, default=Path("scores.csv"), help="CSV to write (default ./scores.csv)")
-    sc.add_argument("--device", choices=("cpu", "auto", "cuda", "mps"), default="cpu", help="where the model runs (default cpu)")
+    sc.add_argument("--device", choices=CHOICES["device"], default="cpu", help="where the model runs (default cpu)")
     sc.add_argument("--no-progress", action="store_true", help="no progress bar")
     sc.set_defaults(func=cmd_score)
     return parser
