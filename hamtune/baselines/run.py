@@ -1,15 +1,14 @@
 """Run classical baselines on exactly the deep models' splits and record them as results rows.
 
 The split plan, the protocol's labels, the val-chosen threshold and every metric come from the same
-functions a training run uses (plan_splits, choose_threshold, split_metrics, per_class,
-detection_at), so a baseline row ranks in the same leaderboard as the sweep it is compared with.
+functions a training run uses (plan_splits, evaluate.detection_metrics), so a baseline row ranks in
+the same leaderboard as the sweep it is compared with.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from hamtune.sweep.results import ResultsWriter, trial_row
 from hamtune.train import metrics
 from hamtune.train.config import TrainConfig
 from hamtune.train.data import plan_splits
-from hamtune.train.evaluate import per_class, split_metrics
+from hamtune.train.evaluate import detection_metrics
 from hamtune.train.loop import N_SAMPLES
 
 # TrainConfig fields that define which images a model is trained and tested on; the rest describe
@@ -66,31 +65,16 @@ def reconstruction_terms(split: Split, scored: Scored) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def _split_metrics(prefix: str, split: Split, scored: Scored) -> tuple[dict[str, float], dict[str, np.ndarray] | None]:
-    terms = reconstruction_terms(split, scored) if scored.reconstructions is not None else None
-    nan = np.full(len(split.x), math.nan)
-    out = split_metrics(prefix, terms or {k: nan for k in RECONSTRUCTION}, scored.scores, split.labels)
-    if terms is None:
-        for key in RECONSTRUCTION:
-            out.pop(f"{prefix}_{key}")
-    return out, terms
-
-
 def evaluate_method(val: Split, test: Split, val_scored: Scored, test_scored: Scored, protocol: Protocol) -> tuple[dict, pd.DataFrame]:
     """The deep models' metrics for one baseline: threshold from val only, then test."""
-    threshold = metrics.choose_threshold(val.labels, val_scored.scores)
-    out, val_terms = _split_metrics("val", val, val_scored)
-    if val_terms is not None and (val.labels == 0).any():
-        out["val_loss"] = float(val_terms["mse"][val.labels == 0].mean())
-    out["val_f1"] = metrics.detection_at(val.labels, val_scored.scores, threshold)["f1"]
-    out["threshold"] = threshold
-    test_metrics, test_terms = _split_metrics("test", test, test_scored)
-    out.update(test_metrics)
-    out.update({f"test_{k}": v for k, v in metrics.detection_at(test.labels, test_scored.scores, threshold).items()})
-    out.update(per_class("test", test_scored.scores, test.labels, test.dx, protocol))
+    val_terms = reconstruction_terms(val, val_scored) if val_scored.reconstructions is not None else {}
+    test_terms = reconstruction_terms(test, test_scored) if test_scored.reconstructions is not None else {}
+    normal = val.labels == 0
+    val_loss = float(val_terms["mse"][normal].mean()) if val_terms and normal.any() else None
+    out = detection_metrics(val, val_terms, val_scored.scores, test, test_terms, test_scored.scores, protocol, val_loss)
     table = pd.DataFrame({"image_id": test.image_id, "dx": test.dx, "label": test.labels.astype(np.int8),
                           "score": test_scored.scores})
-    if test_terms is not None:
+    if test_terms:
         table["mse"], table["ssim"] = test_terms["mse"], test_terms["ssim"]
     return out, table
 

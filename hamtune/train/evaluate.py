@@ -57,13 +57,12 @@ def anomaly_score(per_image: dict[str, np.ndarray], score: str) -> np.ndarray:
 
 
 def split_metrics(prefix: str, per_image: dict[str, np.ndarray], scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    out = {
-        f"{prefix}_auroc": metrics.auroc(labels, scores),
-        f"{prefix}_auprc": metrics.auprc(labels, scores),
-        f"{prefix}_mse": float(per_image["mse"].mean()),
-        f"{prefix}_psnr": float(per_image["psnr"].mean()),
-        f"{prefix}_ssim": float(per_image["ssim"].mean()),
-    }
+    """AUROC and AUPRC of the scores, and the mean of each reconstruction term there is (none for a
+    baseline that does not reconstruct)."""
+    out = {f"{prefix}_auroc": metrics.auroc(labels, scores), f"{prefix}_auprc": metrics.auprc(labels, scores)}
+    for key in ("mse", "psnr", "ssim"):
+        if key in per_image:
+            out[f"{prefix}_{key}"] = float(per_image[key].mean())
     if "neg_elbo" in per_image:
         out[f"{prefix}_elbo"] = float(-per_image["neg_elbo"].mean())
     return out
@@ -83,6 +82,25 @@ def per_class(prefix: str, scores: np.ndarray, labels: np.ndarray, dx: np.ndarra
     return out
 
 
+def detection_metrics(
+    val, val_terms: dict[str, np.ndarray], val_scores: np.ndarray,
+    test, test_terms: dict[str, np.ndarray], test_scores: np.ndarray,
+    protocol: Protocol, val_loss: float | None,
+) -> dict[str, float]:
+    """Every val and test metric of a scored model, deep or classical (`val`/`test` give `labels` and
+    `dx`): the threshold is chosen on val only, then applied to test."""
+    threshold = metrics.choose_threshold(val.labels, val_scores)
+    out = split_metrics("val", val_terms, val_scores, val.labels)
+    if val_loss is not None:
+        out["val_loss"] = val_loss
+    out["val_f1"] = metrics.detection_at(val.labels, val_scores, threshold)["f1"]
+    out["threshold"] = threshold
+    out.update(split_metrics("test", test_terms, test_scores, test.labels))
+    out.update({f"test_{k}": v for k, v in metrics.detection_at(test.labels, test_scores, threshold).items()})
+    out.update(per_class("test", test_scores, test.labels, test.dx, protocol))
+    return out
+
+
 def evaluate(model: Autoencoder, val: EvalSet, test: EvalSet, config, protocol: Protocol, beta: float) -> tuple[dict[str, float], pd.DataFrame]:
     """All val and test metrics plus the per-image test scores; test labels never touch the threshold."""
     args = (config.input_range, config.recon_loss, config.eval_batch_size)
@@ -90,8 +108,6 @@ def evaluate(model: Autoencoder, val: EvalSet, test: EvalSet, config, protocol: 
     test_images = score_images(model, test.images, test.index, *args)
     val_scores = anomaly_score(val_images, config.score)
     test_scores = anomaly_score(test_images, config.score)
-    threshold = metrics.choose_threshold(val.labels, val_scores)
-    out = split_metrics("val", val_images, val_scores, val.labels)
     normal = val.labels == 0
     if "neg_elbo" in val_images:
         val_loss = val_images["nll"][normal] + beta * val_images["kl"][normal]
@@ -99,12 +115,10 @@ def evaluate(model: Autoencoder, val: EvalSet, test: EvalSet, config, protocol: 
         val_loss = val_images["nll"][normal] / math.prod(val.images.shape[1:])
     else:
         val_loss = val_images["mse"][normal]
-    out["val_loss"] = float(val_loss.mean()) if normal.any() else math.nan
-    out["val_f1"] = metrics.detection_at(val.labels, val_scores, threshold)["f1"]
-    out["threshold"] = threshold
-    out.update(split_metrics("test", test_images, test_scores, test.labels))
-    out.update({f"test_{k}": v for k, v in metrics.detection_at(test.labels, test_scores, threshold).items()})
-    out.update(per_class("test", test_scores, test.labels, test.dx, protocol))
+    out = detection_metrics(
+        val, val_images, val_scores, test, test_images, test_scores, protocol,
+        float(val_loss.mean()) if normal.any() else math.nan,
+    )
     table = pd.DataFrame(
         {"image_id": test.image_id, "dx": test.dx, "label": test.labels.astype(np.int8), "score": test_scores,
          "mse": test_images["mse"], "ssim": test_images["ssim"]}
