@@ -25,7 +25,7 @@ from hamtune.train import metrics
 from hamtune.train.config import TrainConfig
 from hamtune.train.data import plan_splits
 from hamtune.train.evaluate import detection_metrics
-from hamtune.train.loop import N_SAMPLES
+from hamtune.train.loop import sample_picks
 
 # TrainConfig fields that define which images a model is trained and tested on; the rest describe
 # a network and are null for a classical row.
@@ -83,7 +83,7 @@ def samples(test: Split, scored: Scored) -> dict[str, np.ndarray]:
     """A few test originals and their reconstructions, as a deep model's samples (PCA only)."""
     if scored.reconstructions is None:
         return {}
-    pick = np.concatenate([np.flatnonzero(test.labels == 0)[: N_SAMPLES // 2], np.flatnonzero(test.labels == 1)[: N_SAMPLES // 2]])
+    pick = sample_picks(test.labels)
 
     def to_uint8(x: np.ndarray) -> np.ndarray:
         return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8).reshape(-1, *test.shape)

@@ -35,6 +35,11 @@ log = logging.getLogger("hamtune")
 N_SAMPLES = 8
 
 
+def sample_picks(labels: np.ndarray) -> np.ndarray:
+    """Positions of the test images shown as samples: the first few normal, then the first few anomalous."""
+    return np.concatenate([np.flatnonzero(labels == 0)[: N_SAMPLES // 2], np.flatnonzero(labels == 1)[: N_SAMPLES // 2]])
+
+
 def resolve_device(name: str) -> torch.device:
     """cuda, else mps, else cpu; or exactly what the config asks for."""
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
@@ -114,8 +119,7 @@ class Run:
     @torch.no_grad()
     def samples(self) -> dict[str, np.ndarray]:
         """A few test originals, their reconstructions, and (VAE) draws from the prior, as uint8 images."""
-        labels = self.test.labels
-        pick = np.concatenate([np.flatnonzero(labels == 0)[: N_SAMPLES // 2], np.flatnonzero(labels == 1)[: N_SAMPLES // 2]])
+        pick = sample_picks(self.test.labels)
         rows = torch.as_tensor(self.test.index[pick], device=self.test.images.device)
         was_training = self.model.training
         self.model.eval()
@@ -125,7 +129,7 @@ class Run:
             "original": to_uint8(x, self.config.input_range).numpy(),
             "reconstruction": to_uint8(recon, self.config.input_range).numpy(),
             "image_id": self.test.image_id[pick].astype(str),
-            "label": labels[pick].astype(np.int8),
+            "label": self.test.labels[pick].astype(np.int8),
             "dx": self.test.dx[pick].astype(str),
         }
         if self.model.variational:
