@@ -12,7 +12,7 @@ import pytest
 
 from hamtune.baselines import parse_method, parse_methods, run_baselines
 from hamtune.baselines.classical import knn, pca, pixels
-from hamtune.baselines.run import Split, evaluate_method, reconstruction_terms
+from hamtune.baselines.run import Split, _split, evaluate_method, reconstruction_terms
 from hamtune.cli import main as cli_main
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import get_protocol
@@ -78,13 +78,7 @@ def test_a_rerun_replaces_its_rows_instead_of_adding_new_ones(results, prepared)
 
 def _splits(prepared: Prepared) -> tuple[np.ndarray, Split, Split]:
     plan = plan_splits(prepared, TrainConfig())
-    meta, shape = prepared.meta, tuple(prepared.images.shape[1:])
-
-    def split(rows: np.ndarray) -> Split:
-        return Split(pixels(prepared.images[rows]), plan.labels[rows], meta["dx"].to_numpy(str)[rows],
-                     meta["image_id"].to_numpy(str)[rows], shape)
-
-    return pixels(prepared.images[plan.train]), split(plan.val), split(plan.test)
+    return pixels(prepared.images[plan.train]), _split(prepared, plan.val, plan.labels), _split(prepared, plan.test, plan.labels)
 
 
 def test_the_threshold_is_chosen_on_validation_and_never_sees_test_labels(prepared):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,25 @@ from hamtune.sweep.results import ResultsWriter, load_results
 from hamtune.train.checkpoint import load_weights
 
 pytestmark = pytest.mark.slow
+
+
+@contextlib.contextmanager
+def sampling(sample: Callable[[], None], every: float = 0.2) -> Iterator[None]:
+    """Call `sample()` every `every` seconds on a thread while the body runs."""
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.is_set():
+            sample()
+            time.sleep(every)
+
+    watcher = threading.Thread(target=loop, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 def test_diverging_and_out_of_memory_configs_end_as_rows_and_the_sweep_goes_on(prepared, ray_local, tmp_path):
@@ -75,21 +96,14 @@ def test_sixty_four_trials_are_all_recorded_with_flat_driver_memory(prepared, ra
         sampler={"name": "random"}, resources={"cpus": 0.5},
         fixed={"image_size": 28, "kind": "ae", "arch": "mlp", "mlp_width": 16, "mlp_depth": 1, "eval_batch_size": 512},
     )
-    driver, samples, done = psutil.Process(), [], threading.Event()
+    driver, samples = psutil.Process(), []
 
     def sample() -> None:
-        while not done.is_set():
-            rows = len(load_results(tmp_path / "load")[0]) if (tmp_path / "load" / "trials.parquet").exists() else 0
-            samples.append((rows, driver.memory_info().rss))
-            time.sleep(0.2)
+        rows = len(load_results(tmp_path / "load")[0]) if (tmp_path / "load" / "trials.parquet").exists() else 0
+        samples.append((rows, driver.memory_info().rss))
 
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
-    try:
+    with sampling(sample):
         trials, epochs, scores = load_results(run_sweep(space, SweepOptions(results_root=tmp_path)))
-    finally:
-        done.set()
-        watcher.join()
     samples.append((len(trials), driver.memory_info().rss))
     assert len(trials) == 64 and trials["trial_id"].is_unique and set(trials["status"]) == {"completed"}
     assert epochs["trial_id"].nunique() == 64 and scores["trial_id"].nunique() == 64
@@ -120,24 +134,17 @@ def _anonymous_rss(pid: int) -> int:
 def _peak_worker_memory(space, tmp_path: Path) -> int:
     from hamtune.sweep.runner import SweepOptions, run_sweep
 
-    peak, done = [0], threading.Event()
+    peak = [0]
 
     def sample() -> None:
-        while not done.is_set():
-            for worker in _trial_workers():
-                try:
-                    peak[0] = max(peak[0], _anonymous_rss(worker.pid))
-                except (OSError, psutil.Error):
-                    pass
-            time.sleep(0.2)
+        for worker in _trial_workers():
+            try:
+                peak[0] = max(peak[0], _anonymous_rss(worker.pid))
+            except (OSError, psutil.Error):
+                pass
 
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
-    try:
+    with sampling(sample):
         run_sweep(space, SweepOptions(results_root=tmp_path))
-    finally:
-        done.set()
-        watcher.join()
     return peak[0]
 
 
