@@ -34,7 +34,8 @@ def atomic_folder(out: Path) -> Iterator[Path]:
 def atomic_file(out: Path) -> Iterator[Path]:
     """Yield a temporary sibling path to write; on success it replaces `out` (os.replace is atomic)."""
     out = Path(out)
-    tmp = _aside(out).with_suffix(out.suffix)
+    tmp = _aside(out)
+    tmp = tmp.with_name(tmp.name + out.suffix)  # keep the suffix writers look at (np.savez adds .npz otherwise)
     try:
         yield tmp
         os.replace(tmp, out)

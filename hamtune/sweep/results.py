@@ -128,8 +128,9 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 def read_parquet(path: Path) -> pd.DataFrame:
     """Read one of our files; a damaged file or another schema version is an error naming the file."""
-    try:
-        table = pq.read_table(path)
+    try:  # one open file: a writer's os.replace between pyarrow's footer and data reads cannot mix two files
+        with open(path, "rb") as handle:
+            table = pq.read_table(handle)
     except FileNotFoundError:
         raise HamtuneError(f"{path}: not found") from None
     except (pa.ArrowException, OSError) as exc:
