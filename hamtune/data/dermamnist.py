@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hamtune.data.labels import DERMAMNIST_LABELS
-from hamtune.data.sources import Source, check_mapping, pick_one
+from hamtune.data.loader import Source, check_mapping, pick_one
 from hamtune.errors import HamtuneError
 
 MAPPING = "DermaMNIST order (0 akiec, 1 bcc, 2 bkl, 3 df, 4 mel, 5 nv, 6 vasc)"
@@ -22,7 +22,7 @@ def find_file(src: Path) -> Path:
     return pick_one(src, sorted(src.glob("dermamnist*.npz")), "dermamnist")
 
 
-def load(src: Path) -> Source:
+def load(src: Path, *, skip_missing: bool = False, metadata: Path | None = None) -> Source:
     path = find_file(src)
     try:
         archive = np.load(path, allow_pickle=False)

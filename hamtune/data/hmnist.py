@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hamtune.data.labels import HMNIST_LABELS
-from hamtune.data.sources import Source, check_mapping, pick_one
+from hamtune.data.loader import Source, check_mapping, pick_one
 from hamtune.errors import HamtuneError
 
 MAPPING = "hmnist order (0 akiec, 1 bcc, 2 bkl, 3 df, 4 nv, 5 vasc, 6 mel)"
@@ -96,7 +96,7 @@ def attach_metadata(table: pd.DataFrame, metadata: Path, file: Path) -> pd.DataF
     return out
 
 
-def load(src: Path, metadata: Path | None = None) -> Source:
+def load(src: Path, *, skip_missing: bool = False, metadata: Path | None = None) -> Source:
     path = find_table(src)
     pixels, labels = read_table(path)
     dx = pd.Series([HMNIST_LABELS[i] for i in labels], dtype=str)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hamtune.data.loader import Source, check_mapping
 from hamtune.data.release import attach_images, index_images, read_metadata
-from hamtune.data.sources import Source, check_mapping
 from hamtune.errors import HamtuneError
 
 COLUMNS = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
@@ -65,7 +65,7 @@ def read_ground_truth(where: str, data: bytes) -> pd.DataFrame:
     return pd.DataFrame({"image_id": frame["image"].str.strip(), "dx": dx})
 
 
-def load(src: Path, skip_missing: bool = False, metadata: Path | None = None) -> Source:
+def load(src: Path, *, skip_missing: bool = False, metadata: Path | None = None) -> Source:
     folder = src if src.is_dir() else src.parent
     parts, files = [], []
     for split, where, data in find_ground_truth(src):

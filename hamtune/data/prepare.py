@@ -23,7 +23,8 @@ from tqdm import tqdm
 import hamtune
 from hamtune.data.images import Preprocess, decode_many, resize_array
 from hamtune.data.labels import DX_CODES
-from hamtune.data.sources import Source, detect, load_source
+from hamtune.data.loader import Source
+from hamtune.data.sources import detect, load_source
 from hamtune.errors import HamtuneError
 from hamtune.files import atomic_folder
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from hamtune.data.images import IMAGE_SUFFIXES, ImageRef
 from hamtune.data.labels import DX_CODES
-from hamtune.data.sources import Source, check_mapping
+from hamtune.data.loader import Source, check_mapping
 from hamtune.errors import HamtuneError
 
 REQUIRED = ("lesion_id", "image_id", "dx")
@@ -112,7 +112,7 @@ def attach_images(
     return table, [images[i] for i in table["image_id"]], note
 
 
-def load(src: Path, skip_missing: bool = False) -> Source:
+def load(src: Path, *, skip_missing: bool = False, metadata: Path | None = None) -> Source:
     metadata = find_metadata(src)
     folder = metadata.parent
     table = read_metadata(metadata)

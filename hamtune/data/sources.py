@@ -2,56 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from hamtune.data.images import ImageRef
-from hamtune.data.labels import DX_CODES
+from hamtune.data import dermamnist, hmnist, isic2018, release
+from hamtune.data.loader import Loader, Source
 from hamtune.errors import HamtuneError
 
-log = logging.getLogger("hamtune")
-
-FORMS = ("release", "hmnist", "dermamnist", "isic2018")
-
-
-@dataclass
-class Source:
-    """A loaded dataset before decoding: one row per image with canonical dx codes.
-
-    `table` has at least image_id, lesion_id (may be missing), dx; images are either encoded
-    (`refs`, one per row) or already decoded (`pixels`, N x H x W x C uint8).
-    """
-
-    form: str
-    path: Path
-    table: pd.DataFrame
-    mapping: str
-    files: list[Path]
-    refs: list[ImageRef] | None = None
-    pixels: np.ndarray | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def note(self, message: str) -> None:
-        self.notes.append(message)
-        log.warning(message)
-
-
-def check_mapping(dx: pd.Series, mapping: str, file: Path) -> None:
-    """Refuse a label order that cannot be right: in every HAM10000 subset, nevi are the majority."""
-    unknown = sorted(set(dx) - set(DX_CODES))
-    if unknown:
-        raise HamtuneError(f"{file}: unknown dx {unknown}; expected one of {', '.join(DX_CODES)}")
-    counts = dx.value_counts()
-    if len(dx) >= 50 and counts.index[0] != "nv":
-        raise HamtuneError(
-            f"{file}: under the {mapping} label order the most frequent class is {counts.index[0]!r} "
-            f"({counts.iloc[0]} of {len(dx)} rows), but nevi (nv) are the majority of HAM10000; "
-            "is this file really in that format?"
-        )
+LOADERS: dict[str, Loader] = {
+    "release": release.load, "hmnist": hmnist.load, "dermamnist": dermamnist.load, "isic2018": isic2018.load,
+}
+FORMS = tuple(LOADERS)
 
 
 def detect(src: Path) -> str:
@@ -91,25 +51,7 @@ def detect(src: Path) -> str:
 
 def load_source(src: Path, skip_missing: bool = False, metadata: Path | None = None) -> Source:
     """Detect the form of `src` and load it to the canonical table."""
-    from hamtune.data import dermamnist, hmnist, isic2018, release
-
-    form = detect(src)
-    if form == "release":
-        source = release.load(src, skip_missing=skip_missing)
-    elif form == "hmnist":
-        source = hmnist.load(src, metadata=metadata)
-    elif form == "dermamnist":
-        source = dermamnist.load(src)
-    else:
-        source = isic2018.load(src, skip_missing=skip_missing, metadata=metadata)
+    source = LOADERS[detect(src)](src, skip_missing=skip_missing, metadata=metadata)
     if source.table.empty:
         raise HamtuneError(f"{src}: no images left to prepare")
     return source
-
-
-def pick_one(folder: Path, candidates: list[Path], what: str) -> Path:
-    """Choose among several files of one form, or ask the user to name one."""
-    if len(candidates) == 1:
-        return candidates[0]
-    names = ", ".join(sorted(p.name for p in candidates))
-    raise HamtuneError(f"{folder}: several {what} files ({names}); pass the one you want as SRC")
