@@ -45,7 +45,7 @@ def machine(device: str = "cpu") -> dict:
     """CPU model, cores, torch version and the device the figures were measured on."""
     import torch
 
-    from hamtune.sweep.results import git_commit
+    from hamtune.results.store import git_commit
 
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else device
     return {

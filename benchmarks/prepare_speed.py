@@ -28,6 +28,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
+
 from hamtune.data.images import default_workers  # noqa: E402
 from hamtune.data.prepare import load_prepared, prepare  # noqa: E402
 

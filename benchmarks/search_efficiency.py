@@ -28,9 +28,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
+
 from hamtune.data.prepare import Prepared  # noqa: E402
+from hamtune.results.store import load_results  # noqa: E402
 from hamtune.sweep import runner  # noqa: E402
-from hamtune.sweep.results import load_results  # noqa: E402
 from hamtune.sweep.space import parse_space  # noqa: E402
 
 NAME = "search_efficiency"

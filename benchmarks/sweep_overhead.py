@@ -29,9 +29,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
+
 from hamtune.data.prepare import Prepared  # noqa: E402
+from hamtune.results.store import load_results  # noqa: E402
 from hamtune.sweep import runner  # noqa: E402
-from hamtune.sweep.results import load_results  # noqa: E402
 from hamtune.sweep.space import parse_space  # noqa: E402
 from hamtune.train.config import build_config  # noqa: E402
 from hamtune.train.loop import Run, train  # noqa: E402

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
+
 from hamtune.data.prepare import Prepared  # noqa: E402
 from hamtune.models import build_model  # noqa: E402
 from hamtune.models.losses import per_image_terms, training_loss  # noqa: E402

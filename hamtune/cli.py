@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from pathlib import Path
@@ -17,14 +16,10 @@ from hamtune.train.config import CHOICES
 log = logging.getLogger("hamtune")
 
 
-def _format_value(value) -> str:
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4g}"
-    return str(value)
-
-
 def print_metrics(metrics: dict, keys: tuple[str, ...]) -> None:
-    rows = [(k, _format_value(metrics[k])) for k in keys if k in metrics]
+    from hamtune.results.numbers import fmt
+
+    rows = [(k, fmt(metrics[k], missing="nan")) for k in keys if k in metrics]
     width = max(len(k) for k, _ in rows) if rows else 0
     for key, value in rows:
         print(f"  {key:<{width}}  {value}")
@@ -89,6 +84,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_baselines(args: argparse.Namespace) -> None:
     from hamtune.baselines import parse_methods, run_baselines
+    from hamtune.results.numbers import fmt
     from hamtune.train.config import build_config, parse_assignments
     from hamtune.train.single import load_data
 
@@ -106,7 +102,7 @@ def cmd_baselines(args: argparse.Namespace) -> None:
           f"{rows[0]['train_images']} normal training images, in {time.perf_counter() - started:.1f} s")
     width = max(len(row["model"]) for row in rows)
     for row in rows:
-        shown = "  ".join(f"{key} {_format_value(row[key])}" for key in ("test_auroc", "test_auprc", "test_f1", "val_auroc") if key in row)
+        shown = "  ".join(f"{key} {fmt(row[key], missing='nan')}" for key in ("test_auroc", "test_auprc", "test_f1", "val_auroc") if key in row)
         print(f"  {row['model']:<{width}}  {shown}")
     print(f"results: {directory}")
     print(f"report:  python -m hamtune.report {directory} <sweep results>")
@@ -145,16 +141,20 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from hamtune.report.__main__ import run
+    from hamtune.report.command import run_report
 
-    run(args)
+    run_report(
+        args.results_dirs, metric=args.metric, top=args.top, by=args.by, html=args.html, no_html=args.no_html,
+        output_format=args.format,
+    )
 
 
 # ---- reproduce, export, score ---------------------------------------------------------------------
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from hamtune.sweep.reproduce import KEY_METRICS, ReproduceOptions, format_summary, run_reproduce, summarise
+    from hamtune.results.reproduction import KEY_METRICS, REPRODUCE, format_summary, summarise
+    from hamtune.sweep.reproduce import ReproduceOptions, run_reproduce
 
     options = ReproduceOptions(
         top=args.top, seeds=args.seeds, metric=args.metric, data=args.data, test_data=args.test_data,
@@ -164,7 +164,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     metrics = tuple(dict.fromkeys((*KEY_METRICS, metric.column)))
     print()
     print(format_summary(summarise(frame, chosen, metrics), chosen, metric))
-    print(f"runs: {Path(args.results_dir) / 'reproduce.parquet'}")
+    print(f"runs: {Path(args.results_dir) / REPRODUCE}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -197,7 +197,7 @@ SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """The main job on the embedded default: synthesise HAM-like data, sweep quick.yaml, write the report."""
-    from hamtune.report.__main__ import run as report
+    from hamtune.report.command import run_report
     from hamtune.sweep.runner import SweepOptions, run_sweep
     from hamtune.sweep.space import load_space
 
@@ -206,7 +206,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     name = args.name or f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     directory = run_sweep(space, SweepOptions(name=name, results_root=Path(args.results), num_cpus=args.num_cpus))
     print(f"sweep finished in {time.perf_counter() - started:.0f} s\n")
-    report(build_parser().parse_args(["report", str(directory)]))
+    run_report([directory])
     print(f"open the report in a browser: {directory / 'report.html'}")
 
 
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--storage", default=None, help="Ray Tune storage (a shared path or URI for clusters)")
     sw.set_defaults(func=cmd_sweep)
 
-    from hamtune.report.__main__ import add_arguments as add_report_arguments
+    from hamtune.report.command import add_arguments as add_report_arguments
 
     rep = commands.add_parser("report", help="leaderboards and an HTML report of one or more sweeps (= python -m hamtune.report)")
     add_report_arguments(rep)

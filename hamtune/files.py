@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 
 def _aside(path: Path) -> Path:
     return path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -41,3 +43,12 @@ def atomic_file(out: Path) -> Iterator[Path]:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file (no pickles), or {} when there is none."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    with np.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import TINY_SPACE
 
-from hamtune.sweep.results import load_results
+from hamtune.results.store import load_results
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from hamtune.cli import main
 from hamtune.errors import HamtuneError
 from hamtune.export.bundle import CARD, CONFIG, META, WEIGHTS, export_trial, load_bundle, model_card
 from hamtune.export.score import score_inputs
-from hamtune.sweep.reproduce import top_trials
-from hamtune.sweep.results import load_results
+from hamtune.results.rank import top_trials
+from hamtune.results.store import load_results
 
 pytestmark = pytest.mark.slow
 

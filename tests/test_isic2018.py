@@ -15,7 +15,7 @@ from hamtune.data.prepare import load_prepared, prepare, resolve_data
 from hamtune.data.sources import load_source
 from hamtune.data.synth import synthesize_isic2018
 from hamtune.errors import HamtuneError
-from hamtune.sweep.results import load_results
+from hamtune.results.store import load_results
 from hamtune.train.config import TrainConfig
 from hamtune.train.loop import train
 

@@ -17,7 +17,7 @@ from formats import write_dermamnist
 
 from hamtune.cli import main
 from hamtune.errors import HamtuneError
-from hamtune.sweep.results import ResultsWriter, load_results
+from hamtune.results.store import ResultsWriter, load_results
 from hamtune.train.checkpoint import load_weights
 
 pytestmark = pytest.mark.slow

@@ -12,12 +12,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from formats import copy_results
 
 from hamtune.cli import main as cli_main
 from hamtune.report.__main__ import main
-from hamtune.sweep.results import SCHEMA_KEY, SCHEMA_VERSION, load_results, read_parquet
+from hamtune.results.store import SCHEMA_KEY, SCHEMA_VERSION, load_results, read_parquet
 
 pytestmark = pytest.mark.slow
 

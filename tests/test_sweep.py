@@ -10,7 +10,7 @@ from conftest import ROOT, TINY_SPACE, tiny_space
 
 from hamtune.cli import main
 from hamtune.errors import HamtuneError
-from hamtune.sweep.results import SCHEMA_VERSION, load_results, load_samples
+from hamtune.results.store import SCHEMA_VERSION, load_results, load_samples
 from hamtune.sweep.space import load_space, parse_space
 
 pytestmark = pytest.mark.slow
@@ -129,7 +129,7 @@ def test_a_sweep_folder_is_not_overwritten_without_resume(sweep_results):
 
 
 def test_only_trials_tested_on_the_same_images_and_labels_share_a_test_identity():
-    from hamtune.sweep.results import test_identity
+    from hamtune.results.store import test_identity
 
     data, isic = {"name": "ham", "fingerprint": "aa"}, {"name": "isic-test", "fingerprint": "bb"}
     base = {"protocol": "cancer", "split": "lesion", "split_seed": 0, "val_fraction": 0.15, "test_fraction": 0.15}

@@ -12,7 +12,7 @@ import torch
 from hamtune.cli import main
 from hamtune.errors import HamtuneError
 from hamtune.models import build_model
-from hamtune.sweep.results import load_results
+from hamtune.results.store import load_results
 from hamtune.train import metrics
 from hamtune.train.checkpoint import load_weights
 from hamtune.train.config import PRESETS, TrainConfig, build_config

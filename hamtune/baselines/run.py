@@ -20,7 +20,7 @@ import torch
 from hamtune.baselines.classical import Method, Scored, pixels
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import Protocol, get_protocol
-from hamtune.sweep.results import ResultsWriter, trial_row
+from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.train import metrics
 from hamtune.train.config import TrainConfig
 from hamtune.train.data import plan_splits

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from hamtune.data.images import IMAGE_SUFFIXES, ImageRef, decode_many
 from hamtune.data.prepare import Prepared, load_prepared
 from hamtune.data.splits import get_protocol
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, first_line
 from hamtune.export.bundle import Bundle
 from hamtune.models import Autoencoder
 from hamtune.train.evaluate import anomaly_score, score_images
@@ -140,7 +140,7 @@ def score_inputs(bundle: Bundle, paths: list[Path], device: str = "cpu", progres
 def report_problems(scored: Scored) -> None:
     """One line per skipped input on stderr, then the count."""
     for path, reason in scored.problems:
-        print(f"hamtune: skipped {path}: {reason.splitlines()[0][:200]}", file=sys.stderr)
+        print(f"hamtune: skipped {path}: {first_line(reason, 200)}", file=sys.stderr)
     if scored.problems:
         print(f"hamtune: {len(scored.problems)} input(s) could not be read and were skipped", file=sys.stderr)
     for note in scored.notes:

@@ -1,5 +1,6 @@
 """Reports over finished sweeps: terminal leaderboards (`python -m hamtune.report`) and a self-contained HTML page.
 
-load.py reads results folders, rank.py decides what is ranked against what, tables.py prints the
-leaderboards, html.py assembles the page from figures.py, importance.py and images.py.
+command.py is the command (plain values in, report out); load.py reads results folders; ranking comes from
+hamtune.results.rank; tables.py prints the leaderboards; html.py assembles the page from figures.py,
+importance.py, images.py and summary.py.
 """

@@ -1,7 +1,7 @@
-"""`python -m hamtune.report` (also `hamtune report`): leaderboards in the terminal and an HTML report.
+"""The report command (`hamtune report`, `python -m hamtune.report`): leaderboards in the terminal and an HTML report.
 
-Only argparse is imported at module level: `hamtune`'s parser borrows add_arguments without paying for
-pandas or Plotly.
+Only argparse is imported at module level: `hamtune`'s parser takes add_arguments without paying for
+pandas or Plotly. `run_report` takes plain values, so `hamtune demo` (or a notebook) calls it directly.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
 
 DEFAULT_ROOT = Path("results")
 HTML_NAME = "report.html"
@@ -40,34 +39,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="terminal output; csv prints the leaderboards only, one row per trial (default table)")
 
 
-def run(args: argparse.Namespace) -> Path | None:
-    """Print the leaderboards and write the HTML report; returns the report's path."""
+def run_report(
+    results_dirs: list[Path] | None = None,
+    *,
+    metric: str = "test_auroc",
+    top: int = 10,
+    by: str | None = None,
+    html: Path | None = None,
+    no_html: bool = False,
+    output_format: str = "table",
+) -> Path | None:
+    """Print the leaderboards and write the HTML report; returns the report's path (None with no_html)."""
     from hamtune.report.load import combine, load_sweeps
-    from hamtune.report.rank import parse_groups, rank, resolve_metric
     from hamtune.report.tables import text_report
+    from hamtune.results.rank import parse_groups, rank, resolve_metric
 
-    sweeps = load_sweeps(args.results_dirs, DEFAULT_ROOT)
+    sweeps = load_sweeps(results_dirs, DEFAULT_ROOT)
     trials = combine(sweeps)[0]
-    metric = resolve_metric(args.metric, trials)
-    by = parse_groups(args.by, trials)
-    ranking = rank(trials, metric)
-    print(text_report(ranking, by, args.top, args.format), flush=True)
-    if args.no_html:
+    chosen = resolve_metric(metric, trials)
+    groups = parse_groups(by, trials)
+    ranking = rank(trials, chosen)
+    print(text_report(ranking, groups, top, output_format), flush=True)
+    if no_html:
         return None
     from hamtune.report.html import write_report
 
-    out = args.html or sweeps[0].directory / HTML_NAME
-    write_report(sweeps, ranking, by, out)
-    print(f"report: {out}", file=sys.stderr if args.format == "csv" else sys.stdout)
+    out = html or sweeps[0].directory / HTML_NAME
+    write_report(sweeps, ranking, groups, out)
+    print(f"report: {out}", file=sys.stderr if output_format == "csv" else sys.stdout)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m hamtune.report ARGS` is `hamtune report ARGS`: same parser, same error handling."""
-    from hamtune.cli import main as hamtune_main
-
-    return hamtune_main(["report", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hamtune.report.importance import Importance
-from hamtune.report.rank import Metric, direction
+from hamtune.results.rank import Metric, direction
 
 HEIGHT = 420
 MAX_CURVES = 8

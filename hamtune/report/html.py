@@ -20,10 +20,12 @@ from hamtune.report import figures
 from hamtune.report.images import data_uri, tile
 from hamtune.report.importance import Importance, param_importance
 from hamtune.report.load import Sweep, combine
-from hamtune.report.rank import Metric, Ranking, best_per_group, fmt, is_deep, verdict
 from hamtune.report.summary import HOW_TO_READ, verdict_html
 from hamtune.report.tables import COLUMNS, UNRANKED_COLUMNS, columns_for, display
-from hamtune.sweep.results import load_samples
+from hamtune.results.numbers import fmt
+from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, verdict
+from hamtune.results.reproduction import SPREAD, summarise
+from hamtune.results.store import load_samples
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 MAX_IMAGES = 8
@@ -166,18 +168,24 @@ def _sweep_comparison(ranking: Ranking, embed: Embedder) -> str:
 
 
 def reproduction_summary(sweeps: list[Sweep]) -> pd.DataFrame:
-    """Mean and std over seeds of every numeric column of reproduce.parquet, per config_id."""
+    """Per sweep and config_id, for every numeric column of reproduce.parquet: the new seeds' mean, std and
+    the verdict, from the one summary `hamtune reproduce` prints (results.reproduction.summarise)."""
     parts = []
     for sweep in sweeps:
         frame = sweep.reproduce
         if frame is None or "config_id" not in frame.columns or not len(frame):
             continue
-        numeric = [c for c in frame.columns if c not in ("config_id", "seed") and pd.api.types.is_numeric_dtype(frame[c])
-                   and not pd.api.types.is_bool_dtype(frame[c])]
-        stats = frame.groupby("config_id")[numeric].agg(["mean", "std"])
-        stats.columns = [f"{c} {s}" for c, s in stats.columns]
-        stats.insert(0, "seeds", frame.groupby("config_id").size())
-        parts.append(stats.reset_index().assign(sweep=sweep.name))
+        metrics = tuple(c for c in frame.columns if c not in ("config_id", "seed") and pd.api.types.is_numeric_dtype(frame[c])
+                        and not pd.api.types.is_bool_dtype(frame[c]))
+        summary = summarise(frame, sweep.trials, metrics)
+        rows = []
+        for config_id, block in summary.groupby("config_id", sort=True):
+            row = {"config_id": config_id, "seeds": int(block["seeds"].max())}
+            for item in block.itertuples(index=False):
+                row.update({f"{item.metric} mean": item.mean, f"{item.metric} std": item.std, f"{item.metric} verdict": item.verdict})
+            rows.append(row)
+        if rows:
+            parts.append(pd.DataFrame(rows).assign(sweep=sweep.name))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
@@ -186,12 +194,16 @@ def _reproduction(sweeps: list[Sweep], metric: Metric, embed: Embedder) -> str:
     if not len(summary):
         return ""
     metrics = sorted({c.rsplit(" ", 1)[0] for c in summary.columns if c.endswith(" mean")})
-    shown = pd.DataFrame({"sweep": summary["sweep"], "config": summary["config_id"], "seeds": summary["seeds"]})
+    shown = pd.DataFrame({"sweep": summary["sweep"], "config": summary["config_id"], "new seeds": summary["seeds"]})
     for name in metrics:
         shown[name] = [f"{fmt(m)} ± {fmt(s)}" if not pd.isna(s) else fmt(m) for m, s in zip(summary[f"{name} mean"], summary[f"{name} std"])]
+        verdicts = summary[f"{name} verdict"].fillna("n/a")
+        if (verdicts != "n/a").any():
+            shown[f"{name}: holds?"] = verdicts
     column = next((c for c in (metric.column, metric.column.removeprefix("test_")) if c in metrics), None)
     figure = figures.reproduction(summary, column) if column else None
-    return table(display(shown, [(c, c) for c in shown.columns])) + embed(figure)
+    note = _note(f"Mean ± std over the new seeds (the original seed's rerun is not counted); {SPREAD}.")
+    return note + table(display(shown, [(c, c) for c in shown.columns])) + embed(figure)
 
 
 def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tuple[str, int]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from hamtune.report.rank import Metric
+from hamtune.results.rank import Metric
 from hamtune.train.config import TrainConfig
 
 MIN_TRIALS = 5

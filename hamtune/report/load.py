@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from hamtune.errors import HamtuneError
-from hamtune.sweep.results import TRIALS, load_results
+from hamtune.errors import HamtuneError, first_line
+from hamtune.results.rank import RANKED_STATUSES
+from hamtune.results.reproduction import REPRODUCE
+from hamtune.results.store import TRIALS, load_results, read_parquet
 
-RANKED_STATUSES = ("completed", "stopped")
-REPRODUCE = "reproduce.parquet"
 REQUIRED = ("trial_id", "status")
 
 
@@ -56,7 +56,7 @@ def load_sweep(directory: Path) -> Sweep:
     if "sweep" not in trials.columns:
         trials = trials.assign(sweep=directory.name)
     trials["sweep"] = trials["sweep"].fillna(directory.name).astype(str)
-    reproduce = pd.read_parquet(directory / REPRODUCE) if (directory / REPRODUCE).exists() else None
+    reproduce = read_parquet(directory / REPRODUCE) if (directory / REPRODUCE).exists() else None
     name = str(trials["sweep"].iloc[0]) if len(trials) else directory.name
     return Sweep(name, directory, trials, epochs, scores, reproduce)
 
@@ -67,7 +67,7 @@ def _no_ranked_trials(sweep: Sweep) -> str:
     counts = sweep.trials["status"].value_counts()
     summary = ", ".join(f"{n} {status}" for status, n in counts.items())
     reasons = sweep.trials["reason"].dropna() if "reason" in sweep.trials.columns else pd.Series(dtype=str)
-    first = f"; first reason: {str(reasons.iloc[0]).splitlines()[0][:160]}" if len(reasons) else ""
+    first = f"; first reason: {first_line(reasons.iloc[0], 160)}" if len(reasons) else ""
     return f"{sweep.directory}: no completed or stopped trials to rank ({summary}{first})"
 
 

@@ -7,7 +7,8 @@ from html import escape
 import pandas as pd
 
 from hamtune.report.importance import Importance
-from hamtune.report.rank import Metric, Verdict, fmt
+from hamtune.results.numbers import fmt
+from hamtune.results.rank import Metric, Verdict
 
 HOW_TO_READ = """
 <ul>

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hamtune.report.rank import Metric, Ranking, best_per_group, fmt
+from hamtune.results.numbers import fmt
+from hamtune.results.rank import Metric, Ranking, best_per_group
 
 # (header, trials column); absent columns are left out, so sweeps without a VAE or with classical rows still print.
 COLUMNS = (

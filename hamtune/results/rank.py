@@ -1,4 +1,5 @@
-"""What is ranked against what: metric direction, one ranking per test set, best per group, baselines.
+"""What is ranked against what: metric direction, one ranking per test set, best per group, baselines,
+and the top trials of a results folder (what `reproduce` retrains and `export` writes).
 
 Trials measured on different test sets are never ranked together; diverged and failed trials (and
 trials without a value of the metric) are listed apart with their reason, never ranked.
@@ -6,15 +7,16 @@ trials without a value of the metric) are listed apart with their reason, never 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from hamtune.errors import HamtuneError
-from hamtune.report.load import RANKED_STATUSES
+from hamtune.results.store import load_results
 
+RANKED_STATUSES = ("completed", "stopped")
 HIGHER = frozenset({"auroc", "auprc", "f1", "precision", "recall", "psnr", "ssim", "elbo"})
 LOWER = frozenset({"mse", "loss", "time"})
 BASELINE_PRESETS = ("seed-ae", "seed-vae")
@@ -185,18 +187,27 @@ def verdict(board: pd.DataFrame, key: str, metric: Metric) -> Verdict:
     )
 
 
-def fmt(value) -> str:
-    """Numbers for people: 4 significant digits, learning rates in e-notation, integers as integers."""
-    if value is None or value is pd.NA:
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        if math.isnan(value):
-            return ""
-        if float(value).is_integer() and abs(value) < 1e6:
-            return str(int(value))
-        return f"{value:.4g}"
-    return str(value)
+def objective(trials: pd.DataFrame, metric: str | None = None) -> Metric:
+    """The ranking metric: `--metric` when given, else the sweep's own objective from trials.parquet."""
+    if metric is not None:
+        return resolve_metric(metric, trials)
+    if "objective_metric" not in trials.columns or trials["objective_metric"].dropna().empty:
+        return resolve_metric("val_auroc", trials)
+    column = str(trials["objective_metric"].dropna().mode().iloc[0])
+    modes = trials.loc[trials["objective_metric"] == column, "objective_mode"].dropna()
+    return Metric(column, (str(modes.iloc[0]) if len(modes) else "max") == "max")
+
+
+def leaderboard(trials: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """Completed and stopped trials best first (1-based `rank`), as the report ranks them; one test set only."""
+    boards = rank(trials, metric).boards
+    return next(iter(boards.values()))
+
+
+def top_trials(directory: Path, top: int, metric: str | None = None) -> tuple[pd.DataFrame, Metric]:
+    """The `top` best trials of a results folder and the metric that ranked them."""
+    if top < 1:
+        raise HamtuneError(f"--top must be at least 1, got {top}")
+    trials = load_results(directory)[0]
+    chosen = objective(trials, metric)
+    return leaderboard(trials, chosen).head(top), chosen

@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import hamtune
-from hamtune.errors import HamtuneError
-from hamtune.files import atomic_file
+from hamtune.errors import HamtuneError, first_line
+from hamtune.files import atomic_file, read_npz
 
 SCHEMA_VERSION = 1
 SCHEMA_KEY = b"hamtune_schema_version"
@@ -134,7 +134,7 @@ def read_parquet(path: Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise HamtuneError(f"{path}: not found") from None
     except (pa.ArrowException, OSError) as exc:
-        raise HamtuneError(f"{path}: unreadable or truncated Parquet file ({str(exc).splitlines()[0][:160]})") from None
+        raise HamtuneError(f"{path}: unreadable or truncated Parquet file ({first_line(exc, 160)})") from None
     version = (table.schema.metadata or {}).get(SCHEMA_KEY)
     if version is None or int(version) != SCHEMA_VERSION:
         found = version.decode() if version else "none"
@@ -205,8 +205,4 @@ def load_results(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
 
 
 def load_samples(directory: Path, trial_id: str) -> dict[str, np.ndarray]:
-    path = Path(directory) / SAMPLES / f"{trial_id}.npz"
-    if not path.exists():
-        return {}
-    with np.load(path, allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
+    return read_npz(Path(directory) / SAMPLES / f"{trial_id}.npz")

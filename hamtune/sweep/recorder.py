@@ -7,11 +7,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from ray import tune
 
 from hamtune.errors import HamtuneError
-from hamtune.sweep.results import ResultsWriter, trial_row
+from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.sweep.trainable import trial_config
 from hamtune.train import checkpoint as ckpt
 
@@ -65,9 +64,7 @@ class ResultsRecorder(tune.Callback):
         if trial.checkpoint is not None:
             checkpoint = trial.checkpoint.path
             try:
-                history = ckpt.read_json(Path(checkpoint) / ckpt.HISTORY)
-                if (Path(checkpoint) / ckpt.SCORES).exists():
-                    scores = pd.read_parquet(Path(checkpoint) / ckpt.SCORES)
+                history, scores = ckpt.load_history(Path(checkpoint))
                 samples = ckpt.load_samples(Path(checkpoint))
             except (HamtuneError, OSError) as exc:
                 log.warning("trial %s: could not read its checkpoint %s (%s)", trial.trial_id, checkpoint, exc)

@@ -16,6 +16,7 @@ from ray import tune
 
 from hamtune.train import checkpoint as ckpt
 
+
 def is_complete(checkpoint: tune.Checkpoint) -> bool:
     """Whether a checkpoint folder holds everything a run resumes from."""
     return _is_complete(checkpoint.filesystem, checkpoint.path)

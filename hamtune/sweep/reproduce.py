@@ -16,20 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hamtune.data.prepare import Prepared, load_prepared
-from hamtune.errors import HamtuneError
-from hamtune.report.rank import Metric, rank, resolve_metric
-from hamtune.sweep.results import load_results, write_parquet
+from hamtune.data.prepare import Prepared
+from hamtune.errors import HamtuneError, first_line
+from hamtune.results.rank import Metric, top_trials
+from hamtune.results.reproduction import REPRODUCE
+from hamtune.results.store import write_parquet
+from hamtune.sweep.same_data import sweep_data
 from hamtune.train import checkpoint as ckpt
 from hamtune.train.config import TrainConfig
 
-REPRODUCE = "reproduce.parquet"
 EXPERIMENT = "reproduce"
-KEY_METRICS = ("test_auroc", "test_auprc", "test_f1", "test_ssim", "test_psnr", "test_mse", "val_auroc")
-SPREAD = (
-    "a configuration holds on a metric when the original trial's value lies within the spread of the new seeds: "
-    "[min, max] of their values, widened to the 95% t-interval of their mean where that is wider"
-)
 RUNTIME = ("train_loss", "threshold")
 ROW_NOT_CONFIG = ("device", "num_threads")  # in a trials row: the device that ran it, and no thread count
 
@@ -49,74 +45,7 @@ class ReproduceOptions:
     gpus_per_trial: float = 0.0
 
 
-# ---- which trials ---------------------------------------------------------------------------------
-
-
-def objective(trials: pd.DataFrame, metric: str | None = None) -> Metric:
-    """The ranking metric: `--metric` when given, else the sweep's own objective from trials.parquet."""
-    if metric is not None:
-        return resolve_metric(metric, trials)
-    if "objective_metric" not in trials.columns or trials["objective_metric"].dropna().empty:
-        return resolve_metric("val_auroc", trials)
-    column = str(trials["objective_metric"].dropna().mode().iloc[0])
-    modes = trials.loc[trials["objective_metric"] == column, "objective_mode"].dropna()
-    return Metric(column, (str(modes.iloc[0]) if len(modes) else "max") == "max")
-
-
-def leaderboard(trials: pd.DataFrame, metric: Metric) -> pd.DataFrame:
-    """Completed and stopped trials best first (1-based `rank`), as the report ranks them; one test set only."""
-    boards = rank(trials, metric).boards
-    return next(iter(boards.values()))
-
-
-def top_trials(directory: Path, top: int, metric: str | None = None) -> tuple[pd.DataFrame, Metric]:
-    """The `top` best trials of a results folder and the metric that ranked them."""
-    if top < 1:
-        raise HamtuneError(f"--top must be at least 1, got {top}")
-    trials = load_results(directory)[0]
-    chosen = objective(trials, metric)
-    return leaderboard(trials, chosen).head(top), chosen
-
-
-# ---- the same data --------------------------------------------------------------------------------
-
-
-def checked_data(path: Path | None, fingerprint: str | None, what: str) -> Prepared:
-    """The prepared cache a trial used, refused unless it is byte for byte the data the trial saw."""
-    if path is None:
-        raise HamtuneError(f"trials.parquet names no {what} folder; point --data at the prepared cache ({fingerprint})")
-    path = Path(path)
-    if not (path / "manifest.json").exists():
-        raise HamtuneError(
-            f"{what} {path} is missing (expected fingerprint {fingerprint}, found none); "
-            "point --data at the moved prepared cache"
-        )
-    found = load_prepared(path, verify=False).fingerprint
-    if found != fingerprint:
-        raise HamtuneError(
-            f"{what} {path} has fingerprint {found}, but the sweep was trained on {fingerprint}; "
-            "a reproduction must use the same data (point --data at the sweep's prepared cache)"
-        )
-    return load_prepared(path)
-
-
-def _one(rows: pd.DataFrame, column: str):
-    values = rows[column].dropna().unique() if column in rows.columns else []
-    if len(values) > 1:
-        raise HamtuneError(f"the chosen trials ran on different data ({column}: {', '.join(map(str, values))}); "
-                           "reproduce them one sweep at a time")
-    return values[0] if len(values) else None
-
-
-def sweep_data(rows: pd.DataFrame, data: Path | None, test_data: Path | None) -> tuple[Prepared, Prepared | None]:
-    """The main (and external test) data of the chosen trials, fingerprint-checked."""
-    main = checked_data(data or _one(rows, "data_path"), _one(rows, "data_fingerprint"), "data")
-    test_path = test_data or _one(rows, "test_path")
-    test = checked_data(test_path, _one(rows, "test_data_fingerprint"), "test data") if test_path else None
-    return main, test
-
-
-# ---- what each run trains -------------------------------------------------------------------------
+# ---- what each run trains (the trials: results.rank.top_trials; the data: same_data) ----------------
 
 
 def has_checkpoint_config(row: pd.Series) -> bool:
@@ -165,7 +94,7 @@ def plan_runs(rows: pd.DataFrame, seeds: int, cpus: float | None, gpus: float) -
 
 
 def reproduce_trial(config: dict, data: Prepared, test_data: Prepared | None = None, configs: dict | None = None) -> None:
-    """One (configuration, seed) run: the sweep's trainable with only the seed changed."""
+    """One (configuration, seed) run: the sweep's trainable with only the seed changed (`config` is Tune's grid point)."""
     from hamtune.sweep.trainable import run_trial
 
     run = config["run"]
@@ -232,7 +161,7 @@ def _row(result, sweep: str) -> dict:
     metrics = {k: v for k, v in last.items() if k.startswith(("val_", "test_")) or k in RUNTIME}
     return {
         "sweep": sweep, "config_id": run["config_id"], "seed": int(run["seed"]), "is_original": bool(run["is_original"]),
-        "status": status, "reason": last.get("reason") or (str(result.error).splitlines()[0][:300] if result.error else None),
+        "status": status, "reason": last.get("reason") or (first_line(result.error, 300) if result.error else None),
         **metrics,
         "epochs_run": int(last.get("epoch") or 0), "wall_time_s": float(last.get("time_total_s", math.nan)),
         "device": last.get("device"), "node_id": last.get("node_id"),
@@ -287,74 +216,3 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     frame = frame.sort_values("config_id", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
     write_parquet(frame, directory / REPRODUCE)
     return frame, chosen, metric
-
-
-# ---- did it hold ----------------------------------------------------------------------------------
-
-
-def spread(values: np.ndarray) -> tuple[float, float, float, float, float, float]:
-    """(mean, std, ci low, ci high, spread low, spread high) of the new seeds' finite values."""
-    from scipy import stats
-
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return (math.nan,) * 6
-    mean = float(values.mean())
-    if len(values) == 1:
-        return mean, math.nan, math.nan, math.nan, mean, mean
-    std = float(values.std(ddof=1))
-    half = float(stats.t.ppf(0.975, len(values) - 1)) * std / math.sqrt(len(values))
-    low, high = mean - half, mean + half
-    return mean, std, low, high, min(float(values.min()), low), max(float(values.max()), high)
-
-
-def summarise(frame: pd.DataFrame, chosen: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
-    """Per configuration and metric: the original trial's value, its rerun, the new seeds' statistics, the verdict."""
-    out = []
-    originals = chosen.set_index("trial_id")
-    for config_id, runs in frame.groupby("config_id", sort=False):
-        fresh, rerun = runs[~runs["is_original"]], runs[runs["is_original"]]
-        for name in metrics:
-            if name not in runs.columns:
-                continue
-            original = float(originals.at[config_id, name]) if name in originals.columns else math.nan
-            mean, std, low, high, lo, hi = spread(pd.to_numeric(fresh[name], errors="coerce").to_numpy(float))
-            if len(fresh.dropna(subset=[name])) < 2 or not math.isfinite(original):
-                verdict = "n/a"
-            else:
-                verdict = "holds" if lo <= original <= hi else "does not hold"
-            out.append({
-                "config_id": config_id, "metric": name, "original": original,
-                "rerun": float(rerun[name].iloc[0]) if len(rerun) else math.nan,
-                "seeds": int(np.isfinite(pd.to_numeric(fresh[name], errors="coerce")).sum()),
-                "mean": mean, "std": std, "ci_low": low, "ci_high": high, "verdict": verdict,
-            })
-    return pd.DataFrame(out)
-
-
-def _num(value: float) -> str:
-    return "" if value is None or not math.isfinite(value) else f"{value:.4g}"
-
-
-def format_summary(summary: pd.DataFrame, chosen: pd.DataFrame, metric: Metric) -> str:
-    """The terminal table: one block per configuration, one line per metric."""
-    lines = [f"holds / does not hold: {SPREAD} (needs 2+ new seeds)."]
-    header = ("metric", "original", "rerun", "new seeds", "mean", "std", "95% CI", "verdict")
-    for config_id, block in summary.groupby("config_id", sort=False):
-        row = chosen.set_index("trial_id").loc[config_id]
-        label = "/".join(str(row.get(k)) for k in ("kind", "arch") if k in row.index)
-        lines.append("")
-        lines.append(f"{config_id} (rank {int(row['rank'])} by {metric.column}, {label}, original seed {row.get('seed')}):")
-        table = [header]
-        for _, item in block.iterrows():
-            ci = f"[{_num(item['ci_low'])}, {_num(item['ci_high'])}]" if math.isfinite(item["ci_low"]) else ""
-            exact = item["original"] == item["rerun"]
-            table.append((
-                item["metric"], _num(item["original"]), ("= " if exact else "") + _num(item["rerun"]), str(item["seeds"]),
-                _num(item["mean"]), _num(item["std"]), ci, item["verdict"],
-            ))
-        widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-        lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
-    lines.append("")
-    lines.append("rerun: the original seed trained again ('=' marks a value identical to the sweep's).")
-    return "\n".join(lines)

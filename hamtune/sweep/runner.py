@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hamtune.data.prepare import Prepared
-from hamtune.errors import HamtuneError
-from hamtune.sweep.results import TRIALS, load_results
+from hamtune.errors import HamtuneError, first_line
+from hamtune.results.store import TRIALS, load_results
 from hamtune.sweep.space import SearchSpace, make_sampler
 from hamtune.train.config import build_config
 from hamtune.train.single import load_data
@@ -73,7 +73,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError) as exc:
             raise HamtuneError(
-                f"could not join the Ray cluster at {address} ({str(exc).splitlines()[0][:200]}); clusters started "
+                f"could not join the Ray cluster at {address} ({first_line(exc, 200)}); clusters started "
                 "with `ray start` use token authentication: export RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH "
                 "(or copy the head's ~/.ray/auth_token), see the README's cluster recipe"
             ) from None
@@ -150,18 +150,56 @@ def in_memory(data: Prepared) -> Prepared:
     return Prepared(data.path, np.ascontiguousarray(data.images), data.meta, data.manifest)
 
 
+def experiment_path(storage: str) -> str:
+    """Where Tune keeps a sweep's experiment state (a path or URI under the storage)."""
+    return f"{storage.rstrip('/')}/{EXPERIMENT}"
+
+
+def make_tuner(
+    space: SearchSpace,
+    trainable,
+    recorder,
+    *,
+    name: str,
+    directory: Path,
+    storage: str,
+    num_samples: int,
+    max_concurrent: int,
+    resume: bool,
+):
+    """The Tuner of a sweep: Optuna searching, the space's scheduler, the recorder writing results; or, on
+    --resume, the interrupted experiment restored with its unfinished trials."""
+    from ray import tune
+
+    from hamtune.sweep.repair import RepairCheckpoints
+
+    if resume:
+        return tune.Tuner.restore(experiment_path(storage), trainable, resume_unfinished=True, resume_errored=False)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=_searcher(space, name, directory), scheduler=_scheduler(space), num_samples=num_samples,
+            max_concurrent_trials=max_concurrent, reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT, storage_path=storage, callbacks=[RepairCheckpoints(), recorder], verbose=0,
+            failure_config=tune.FailureConfig(max_failures=space.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+
+
 def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     """Run (or resume) a sweep; returns its results folder."""
     from ray import tune
 
     from hamtune.sweep.recorder import ResultsRecorder
-    from hamtune.sweep.repair import RepairCheckpoints
 
     configure_tune()
     name = options.name or space.name
     directory = (Path(options.results_root) / name).resolve()
     storage = options.storage or str(directory)
-    experiment = f"{storage.rstrip('/')}/{EXPERIMENT}"
+    experiment = experiment_path(storage)
     if options.resume and not tune.Tuner.can_restore(experiment):
         raise HamtuneError(f"{experiment}: no sweep to resume here (start it without --resume)")
     if not options.resume and (directory / TRIALS).exists():
@@ -181,21 +219,8 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         directory, name, space.objectives, data.located_manifest(), test_data.located_manifest() if test_data else None,
         num_samples,
     )
-    if options.resume:
-        tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=False)
-    else:
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=_searcher(space, name, directory), scheduler=_scheduler(space), num_samples=num_samples,
-                max_concurrent_trials=max_concurrent, reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=storage, callbacks=[RepairCheckpoints(), recorder], verbose=0,
-                failure_config=tune.FailureConfig(max_failures=space.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            ),
-        )
+    tuner = make_tuner(space, trainable, recorder, name=name, directory=directory, storage=storage, num_samples=num_samples,
+                       max_concurrent=max_concurrent, resume=options.resume)
     tuner.fit()
     recorded = len(load_results(directory)[0]) if (directory / TRIALS).exists() else 0
     if recorded < num_samples:

@@ -11,10 +11,9 @@ from ray import tune
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError
 from hamtune.sweep.repair import is_complete
+from hamtune.sweep.space import OBJECTIVE_METRICS
 from hamtune.train.config import TrainConfig, build_config
 from hamtune.train.loop import Run, device_name, train
-
-PLACEHOLDER_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
 
 
 def assigned_cpus() -> int:
@@ -25,14 +24,14 @@ def assigned_cpus() -> int:
 
 def trial_config(values: dict, data_manifest: dict) -> TrainConfig:
     """The config a trial runs: sampled values over any preset, at the prepared data's own preprocessing."""
-    pre = data_manifest["preprocess"]
-    return build_config(values, where="trial config").replace(image_size=pre["size"], crop=pre["crop"], channels=pre["channels"])
+    return build_config(values, where="trial config").at_preprocessing(data_manifest)
 
 
 def run_trial(config: dict, data: Prepared, test_data: Prepared | None = None) -> None:
     """Train one sampled config; every epoch reports metrics and a checkpoint, so ASHA can stop the
     trial and a crashed trial resumes from its last epoch. A config that cannot run, a diverging
-    loss or exhausted memory ends with a final report whose `status` says so."""
+    loss or exhausted memory ends with a final report whose `status` says so. `config` is Tune's
+    (the sampled values as plain data); trial_config turns it into the TrainConfig that trains."""
     node = ray.get_runtime_context().get_node_id()
 
     def on_epoch(metrics: dict, run: Run) -> None:
@@ -57,8 +56,9 @@ def run_trial(config: dict, data: Prepared, test_data: Prepared | None = None) -
 
 
 def _final(last: dict, status: str, reason: str, node: str) -> dict:
-    """A closing report for a run that did not complete: its last good metrics (NaN where none)."""
-    metrics = {key: math.nan for key in PLACEHOLDER_METRICS}
+    """A closing report for a run that did not complete: its last good metrics, NaN for every metric a space may
+    optimise that it lacks (so the searcher always finds its objective)."""
+    metrics = {key: math.nan for key in OBJECTIVE_METRICS}
     metrics.update(last)
     metrics.update(status=status, reason=reason, node_id=node)
     return metrics

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, first_line
+from hamtune.files import read_npz
 
 WEIGHTS, TRAINER, CONFIG, HISTORY, SCORES, SAMPLES = (
     "model.pt", "trainer.pt", "config.json", "history.json", "scores.parquet", "samples.npz",
@@ -48,8 +49,8 @@ def load_weights(path: Path, device: str | torch.device = "cpu") -> dict:
     except FileNotFoundError:
         raise HamtuneError(f"{path}: checkpoint file not found") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HamtuneError(f"{path}: refused to load, not a plain weights file or truncated ({first[:200]})") from None
+        first = first_line(exc, 200) or type(exc).__name__
+        raise HamtuneError(f"{path}: refused to load, not a plain weights file or truncated ({first})") from None
 
 
 def read_json(path: Path):
@@ -62,8 +63,12 @@ def read_json(path: Path):
 
 
 def load_samples(directory: Path) -> dict[str, np.ndarray]:
-    path = Path(directory) / SAMPLES
-    if not path.exists():
-        return {}
-    with np.load(path, allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
+    return read_npz(Path(directory) / SAMPLES)
+
+
+def load_history(directory: Path) -> tuple[list[dict], pd.DataFrame | None]:
+    """A checkpoint's per-epoch history and, when it has them, its per-image test scores."""
+    directory = Path(directory)
+    history = read_json(directory / HISTORY)
+    scores = pd.read_parquet(directory / SCORES) if (directory / SCORES).exists() else None
+    return history, scores

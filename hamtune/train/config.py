@@ -126,6 +126,11 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def at_preprocessing(self, manifest: dict) -> TrainConfig:
+        """This config at a prepared cache's own preprocessing: the cache's size, crop and channels win."""
+        pre = manifest["preprocess"]
+        return self.replace(image_size=pre["size"], crop=pre["crop"], channels=pre["channels"])
+
     def applicable(self) -> dict:
         """All fields, with those that do not apply to this model set to None."""
         values = self.to_dict()

@@ -21,7 +21,7 @@ import torch
 
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import get_protocol, rebalance_weights
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, first_line
 from hamtune.models import Autoencoder, build_model
 from hamtune.models.losses import per_image_terms, training_loss
 from hamtune.train import checkpoint as ckpt
@@ -211,9 +211,10 @@ def _restore(run: Run, directory: Path) -> None:
         run.scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
     run.epoch = int(state["epoch"])
-    run.history = ckpt.read_json(Path(directory) / ckpt.HISTORY)
-    if (Path(directory) / ckpt.SCORES).exists():
-        run.scores = pd.read_parquet(Path(directory) / ckpt.SCORES)
+    history, scores = ckpt.load_history(directory)
+    run.history = history
+    if scores is not None:
+        run.scores = scores
 
 
 def _epoch_order(config: TrainConfig, n: int, weights: torch.Tensor | None, epoch: int) -> torch.Tensor:
@@ -318,7 +319,7 @@ def train(
     except Exception as exc:  # only memory exhaustion is an expected outcome; the rest propagates
         if not is_out_of_memory(exc):
             raise
-        status, reason = "failed", f"out of memory: {str(exc).splitlines()[0][:300]}"
+        status, reason = "failed", f"out of memory: {first_line(exc, 300)}"
         log.warning("run failed: %s", reason)
     n_params = sum(p.numel() for p in run.model.parameters()) if run else 0
     samples = run.samples() if run is not None and status == "completed" and run.history else {}

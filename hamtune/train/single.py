@@ -9,7 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hamtune.data.prepare import Prepared, resolve_data
-from hamtune.sweep.results import ResultsWriter, trial_row
+from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.train.config import TrainConfig
 from hamtune.train.loop import Run, RunResult, train
 
@@ -22,8 +22,7 @@ SUMMARY = (
 def load_data(spec: str, config: TrainConfig, progress: bool = True, **kwargs) -> tuple[Prepared, TrainConfig]:
     """Resolve the data the config asks for; a ready cache's own preprocessing wins over the config's."""
     data = resolve_data(spec, size=config.image_size, crop=config.crop, channels=config.channels, progress=progress, **kwargs)
-    pre = data.preprocess
-    return data, config.replace(image_size=pre.size, crop=pre.crop, channels=pre.channels)
+    return data, config.at_preprocessing(data.manifest)
 
 
 def run_and_record(
