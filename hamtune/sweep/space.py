@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, first_line
 from hamtune.train.config import TrainConfig, field_value
 
 TOP_LEVEL = {
@@ -222,39 +222,55 @@ def _options(check: _Checker, spec, key: str, known: dict[str, dict[str, type]])
     return spec
 
 
-def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchSpace:
-    """Validate a loaded YAML mapping (plus CLI overrides) into a SearchSpace."""
-    check = _Checker(path)
+def merge_overrides(check: _Checker, raw, overrides: dict | None) -> tuple[dict, dict, dict]:
+    """The file's top-level mapping, its `fixed` values and its `params`, with the command line's overrides
+    applied: a space key replaces the file's value; a TrainConfig field becomes a fixed value (no longer searched)."""
     raw = dict(check.mapping(raw, "top level"))
-    raw["fixed"] = dict(check.mapping(raw.get("fixed") or {}, "fixed"))
-    raw["params"] = dict(check.mapping(raw.get("params") or {}, "params"))
+    fixed = dict(check.mapping(raw.get("fixed") or {}, "fixed"))
+    params = dict(check.mapping(raw.get("params") or {}, "params"))
     for key, value in (overrides or {}).items():
         if value is None:
             continue
-        if key in TOP_LEVEL:
+        if key == "fixed":
+            fixed = dict(check.mapping(value or {}, "fixed"))
+        elif key == "params":
+            params = dict(check.mapping(value or {}, "params"))
+        elif key in TOP_LEVEL:
             raw[key] = value
         elif key in TrainConfig.__dataclass_fields__:
-            raw["fixed"][key] = value
-            raw["params"].pop(key, None)
+            fixed[key] = value
+            params.pop(key, None)
         else:
             raise HamtuneError(f"--set {key}: neither a search-space key ({', '.join(sorted(TOP_LEVEL))}) nor a TrainConfig field")
     unknown = set(raw) - TOP_LEVEL
     if unknown:
         raise check.fail(", ".join(sorted(unknown)), f"unknown key; valid top-level keys: {', '.join(sorted(TOP_LEVEL))}")
-    fixed_raw = dict(check.mapping(raw.get("fixed") or {}, "fixed"))
+    return raw, fixed, params
+
+
+def fixed_values(check: _Checker, raw: dict, fixed: dict) -> tuple[dict, int]:
+    """The validated fixed TrainConfig values (top-level protocol and seed included, epochs = max_epochs) and max_epochs."""
+    fixed = dict(fixed)
     for key in ("protocol", "seed"):
         if key in raw:
-            fixed_raw[key] = raw[key]
+            fixed[key] = raw[key]
     max_epochs = int(check.number(raw.get("max_epochs", 10), "max_epochs", int, low=1))
-    fixed_raw["epochs"] = max_epochs
-    fixed = {name: check.config_value(name, value, f"fixed.{name}") for name, value in fixed_raw.items()}
-    params_raw = check.mapping(raw.get("params") or {}, "params")
-    params: list[Param] = []
-    for name, spec in params_raw.items():
+    fixed["epochs"] = max_epochs
+    return {name: check.config_value(name, value, f"fixed.{name}") for name, value in fixed.items()}, max_epochs
+
+
+def search_params(check: _Checker, params: dict, fixed: dict) -> tuple[Param, ...]:
+    """The searchable parameters in file order; a condition may refer to a fixed value or an earlier parameter."""
+    out: list[Param] = []
+    for name, spec in params.items():
         if name in fixed:
             raise check.fail(f"params.{name}", "is also a fixed value; keep one")
-        params.append(_param(check, str(name), spec, {**fixed, **{p.name: p for p in params}}))
-    objectives = _objectives(check, raw.get("objective", {"metric": "val_auroc", "mode": "max"}))
+        out.append(_param(check, str(name), spec, {**fixed, **{p.name: p for p in out}}))
+    return tuple(out)
+
+
+def search_strategy(check: _Checker, raw: dict, objectives: tuple, params: tuple[Param, ...]) -> tuple[dict, dict]:
+    """The sampler and the scheduler, refused where they cannot serve the objectives or the parameters."""
     sampler = _options(check, raw.get("sampler", "tpe"), "sampler", SAMPLER_OPTIONS)
     scheduler = _options(check, raw.get("scheduler", "none"), "scheduler", SCHEDULER_OPTIONS)
     if len(objectives) > 1 and sampler["name"] not in MULTI_OBJECTIVE_SAMPLERS:
@@ -263,40 +279,73 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
         raise check.fail("scheduler", "early stopping (asha) needs a single objective; use scheduler: none")
     if sampler["name"] == "grid" and any(p.kind != "choice" or p.when for p in params):
         raise check.fail("sampler.name", "grid needs every parameter to be an unconditional choice: [...]")
-    resources = dict(check.mapping(raw.get("resources") or {}, "resources"))
+    return sampler, scheduler
+
+
+def trial_resources(check: _Checker, spec) -> dict:
+    """CPUs and GPUs per trial."""
+    resources = dict(check.mapping(spec or {}, "resources"))
     if set(resources) - {"cpus", "gpus"}:
         raise check.fail("resources", "only cpus and gpus can be set")
-    resources = {
+    return {
         "cpus": check.number(resources.get("cpus", 1), "resources.cpus", float, low=0.01),
         "gpus": check.number(resources.get("gpus", 0), "resources.gpus", float, low=0),
     }
-    points, raw_points = [], raw.get("points_to_evaluate") or []
+
+
+def starting_points(check: _Checker, spec, params: tuple[Param, ...]) -> tuple[dict, ...]:
+    """points_to_evaluate: each a mapping of searchable parameters to valid values."""
+    points, raw_points = [], spec or []
     if not isinstance(raw_points, list):
         raise check.fail("points_to_evaluate", "expected a list of {parameter: value} mappings")
+    names = {p.name for p in params}
     for i, point in enumerate(raw_points):
         point = check.mapping(point, f"points_to_evaluate[{i}]")
-        names = {p.name for p in params}
         for name, value in point.items():
             if name not in names:
                 raise check.fail(f"points_to_evaluate[{i}].{name}", "not a searchable parameter of this space")
             check.config_value(name, value, f"points_to_evaluate[{i}].{name}")
         points.append(dict(point))
+    return tuple(points)
+
+
+def budget(check: _Checker, raw: dict) -> tuple[int, int | None]:
+    """num_samples and max_concurrent (None: as many as fit)."""
     num_samples = int(check.number(raw.get("num_samples", 10), "num_samples", int, low=1))
     max_concurrent = raw.get("max_concurrent")
     if max_concurrent is not None:
         max_concurrent = int(check.number(max_concurrent, "max_concurrent", int, low=1))
+    return num_samples, max_concurrent
+
+
+def data_specs(check: _Checker, raw: dict) -> tuple[str, str | None]:
+    """The data to sweep on and the optional external test set, as the command line names them."""
     data = raw.get("data", "synthetic")
     if not isinstance(data, str) or not data:
         raise check.fail("data", "expected 'synthetic', a prepared cache folder, or a source path")
     test_data = raw.get("test_data")
     if test_data is not None and not isinstance(test_data, str):
         raise check.fail("test_data", "expected a path")
-    name = str(raw.get("name") or path.stem)
+    return data, test_data
+
+
+def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchSpace:
+    """Validate a loaded YAML mapping (plus CLI overrides) into a SearchSpace, one step per part of the file."""
+    check = _Checker(path)
+    raw, fixed, params_raw = merge_overrides(check, raw, overrides)
+    fixed, max_epochs = fixed_values(check, raw, fixed)
+    params = search_params(check, params_raw, fixed)
+    objectives = _objectives(check, raw.get("objective", {"metric": "val_auroc", "mode": "max"}))
+    sampler, scheduler = search_strategy(check, raw, objectives, params)
+    resources = trial_resources(check, raw.get("resources"))
+    points = starting_points(check, raw.get("points_to_evaluate"), params)
+    num_samples, max_concurrent = budget(check, raw)
+    data, test_data = data_specs(check, raw)
     return SearchSpace(
-        path=path, name=name, data=data, test_data=test_data, objectives=objectives, sampler=sampler,
-        scheduler=scheduler, num_samples=num_samples, max_epochs=max_epochs, max_concurrent=max_concurrent,
+        path=path, name=str(raw.get("name") or path.stem), data=data, test_data=test_data, objectives=objectives,
+        sampler=sampler, scheduler=scheduler, num_samples=num_samples, max_epochs=max_epochs, max_concurrent=max_concurrent,
         max_failures=int(check.number(raw.get("max_failures", 2), "max_failures", int, low=0)),
-        resources=resources, fixed=fixed, params=tuple(params), points=tuple(points),
+        resources=resources, fixed=fixed, params=params, points=points,
     )
 
 
@@ -309,7 +358,7 @@ def load_space(path: Path, overrides: dict | None = None) -> SearchSpace:
     except FileNotFoundError:
         raise HamtuneError(f"{path}: no such search-space file") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise HamtuneError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise HamtuneError(f"{path}: not valid YAML ({first_line(exc)})") from None
     return parse_space(raw if raw is not None else {}, path, overrides)
 
 
