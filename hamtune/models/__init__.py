@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from torch import nn
 
@@ -10,11 +10,14 @@ from hamtune.models.autoencoder import Autoencoder
 from hamtune.models.cnn import build_cnn
 from hamtune.models.mlp import build_mlp
 
+if TYPE_CHECKING:  # for the annotation only: models sit below train and never import it at run time
+    from hamtune.train.config import TrainConfig
+
 BUILDERS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {"mlp": build_mlp, "cnn": build_cnn}
 
 
-def build_model(config, shape: tuple[int, int, int]) -> Autoencoder:
-    """A fresh model for `config` (a TrainConfig) and images of shape (C, H, W)."""
+def build_model(config: TrainConfig, shape: tuple[int, int, int]) -> Autoencoder:
+    """A fresh model for `config` and images of shape (C, H, W)."""
     if config.arch == "mlp":
         width, depth = config.mlp_width, config.mlp_depth
     else:

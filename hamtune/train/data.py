@@ -9,6 +9,7 @@ import numpy as np
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import get_protocol, official_splits, split_by_lesion
 from hamtune.errors import HamtuneError
+from hamtune.train.config import TrainConfig
 
 
 @dataclass
@@ -22,7 +23,7 @@ class SplitPlan:
     test_labels: np.ndarray  # per row of the test data (the main data, or an external test set)
 
 
-def plan_splits(data: Prepared, config, test_data: Prepared | None = None) -> SplitPlan:
+def plan_splits(data: Prepared, config: TrainConfig, test_data: Prepared | None = None) -> SplitPlan:
     """Split the main data; with an external test set, its in-protocol rows are the whole test split."""
     protocol = get_protocol(config.protocol)
     labels = protocol.labels(data.meta["dx"].to_numpy())

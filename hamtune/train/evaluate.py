@@ -13,6 +13,7 @@ from hamtune.data.splits import Protocol
 from hamtune.models import Autoencoder
 from hamtune.models.losses import per_image_terms
 from hamtune.train import metrics
+from hamtune.train.config import TrainConfig
 from hamtune.train.tensors import to_input, to_unit
 
 
@@ -101,7 +102,7 @@ def detection_metrics(
     return out
 
 
-def evaluate(model: Autoencoder, val: EvalSet, test: EvalSet, config, protocol: Protocol, beta: float) -> tuple[dict[str, float], pd.DataFrame]:
+def evaluate(model: Autoencoder, val: EvalSet, test: EvalSet, config: TrainConfig, protocol: Protocol, beta: float) -> tuple[dict[str, float], pd.DataFrame]:
     """All val and test metrics plus the per-image test scores; test labels never touch the threshold."""
     args = (config.input_range, config.recon_loss, config.eval_batch_size)
     val_images = score_images(model, val.images, val.index, *args)
