@@ -37,6 +37,14 @@ def prepared(release_dir):
     return load_prepared(prepare(release_dir, size=28, progress=False))
 
 
+@pytest.fixture(scope="session")
+def isic_dir(tmp_path_factory) -> Path:
+    """The ISIC 2018 layout with 600x450 JPEGs: training = HAM10000 (with its metadata), plus a test set."""
+    from hamtune.data.synth import synthesize_isic2018
+
+    return synthesize_isic2018(tmp_path_factory.mktemp("isic") / "isic", n_train=300, n_test=150, seed=0, progress=False)
+
+
 def needs_shared(path: Path):
     return pytest.mark.skipif(not path.exists(), reason=f"{path} is absent (../shared is not beside this clone)")
 

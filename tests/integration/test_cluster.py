@@ -107,9 +107,9 @@ def test_sweep_on_a_two_node_cluster_uses_both_nodes(cluster, prepared, tmp_path
 def node_ids(cluster: LocalCluster) -> tuple[str, str]:
     """(head, worker) node ids, asked of the cluster itself."""
     script = (
-        "import ray; ray.init(address='%s'); "
+        f"import ray; ray.init(address='{cluster.address}'); "
         "print(*[n['NodeID'] + ('-head' if 'node:__internal_head__' in n['Resources'] else '') "
-        "for n in ray.nodes() if n['Alive']])" % cluster.address
+        "for n in ray.nodes() if n['Alive']])"
     )
     out = subprocess.run([sys.executable, "-c", script], env=cluster.env, capture_output=True, text=True, timeout=120)
     ids = out.stdout.split()

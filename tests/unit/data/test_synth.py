@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 from PIL import Image
 
 from hamtune.data import synth
@@ -17,7 +18,7 @@ from hamtune.data.labels import DX_CODES, HAM10000_COUNTS
 from hamtune.data.synth import class_counts, render_lesion, synthesize_isic2018, synthesize_release
 from hamtune.errors import HamtuneError
 
-REAL_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000_sample"
+REAL_SAMPLE = SHARED / "data" / "ham10000_sample"
 SMALL = (120, 90)
 ANOMALIES = ("mel", "bcc", "akiec")
 SITES = {"abdomen", "acral", "back", "chest", "ear", "face", "foot", "genital", "hand", "lower extremity",

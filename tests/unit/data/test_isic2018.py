@@ -6,26 +6,18 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from hamtune.cli import main
 from hamtune.data.prepare import load_prepared, prepare, resolve_data
 from hamtune.data.sources import load_source
-from hamtune.data.synth import synthesize_isic2018
 from hamtune.errors import HamtuneError
 from hamtune.results.store import load_results
 from hamtune.train.config import TrainConfig
 from hamtune.train.loop import train
 
 SQUARE = "synthetic-isic2018:n=300,test=150,size=224x224"
-
-
-@pytest.fixture(scope="module")
-def isic_dir(tmp_path_factory) -> Path:
-    """The ISIC 2018 layout with 600x450 JPEGs: training = HAM10000 (with its metadata), plus a test set."""
-    return synthesize_isic2018(tmp_path_factory.mktemp("isic") / "isic", n_train=300, n_test=150, seed=0, progress=False)
 
 
 def zipped(isic_dir: Path, out: Path) -> Path:
@@ -112,16 +104,3 @@ def test_cli_train_with_external_test_data_in_both_layouts(isic_dir, tmp_path, c
     assert scores.groupby("trial_id").size().nunique() == 1
 
 
-@pytest.mark.slow
-def test_isic2018_space_sweeps_on_synthetic_stand_ins(ray_local, tmp_path, isic_dir):
-    from hamtune.sweep.runner import SweepOptions, run_sweep
-    from hamtune.sweep.space import load_space
-
-    root = Path(__file__).resolve().parents[1] / "search_spaces" / "isic2018.yaml"
-    overrides = {"num_samples": 2, "max_epochs": 1, "image_size": 24, "data": str(isic_dir), "test_data": str(isic_dir),
-                 "scheduler": "none"}
-    directory = run_sweep(load_space(root, overrides), SweepOptions(results_root=tmp_path))
-    trials, _, _ = load_results(directory)
-    assert len(trials) == 2 and (trials["protocol"] == "nevus").all()
-    assert trials["test_auroc_mel"].notna().all()
-    assert np.all(trials["test_set"].str.startswith("isic2018-"))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 MACHINE_KEYS = {"cpu", "cores", "usable_cores", "torch", "device", "device_name", "gpu_available"}
 
 pytestmark = pytest.mark.slow

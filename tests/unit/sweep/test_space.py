@@ -1,0 +1,47 @@
+"""Search-space files are validated before Ray starts: every mistake names the file and the key."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import ROOT, TINY_SPACE
+
+from hamtune.cli import main
+from hamtune.errors import HamtuneError
+from hamtune.sweep.space import load_space, parse_space
+
+
+def test_shipped_spaces_are_valid():
+    names = {p.stem for p in (ROOT / "search_spaces").glob("*.yaml")}
+    assert {"quick", "seed-baselines", "ham10000", "pareto"} <= names
+    for path in (ROOT / "search_spaces").glob("*.yaml"):
+        load_space(path)
+    assert load_space(ROOT / "search_spaces" / "pareto.yaml").multi_objective
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"params": {"latent_dim": {"int": [64, 8]}}}, "params.latent_dim.int: low must be below high"),
+        ({"params": {"kind": {"choice": ["ae", "gan"]}}}, "params.kind.choice: kind must be one of ae, vae"),
+        ({"params": {"widht": {"choice": [1]}}}, "params.widht: not a TrainConfig field"),
+        ({"params": {"beta": {"float": [0.1, 1], "when": {"kind": "vae"}}}}, "params.beta.when.kind: a condition may only refer"),
+        ({"objective": {"metric": "test_auroc"}}, "objective.metric: 'test_auroc' is not one of"),
+        ({"sampler": {"name": "bayes"}}, "sampler.name: expected one of"),
+        ({"scheduler": {"name": "asha", "grace": 1}}, "scheduler.grace: unknown option"),
+        ({"num_samples": 0}, "num_samples: must be at least 1"),
+        ({"resources": {"cpus": 1, "gpu": 1}}, "resources: only cpus and gpus"),
+        ({"objective": [{"metric": "val_ssim"}, {"metric": "val_auroc"}], "scheduler": {"name": "asha"}}, "early stopping (asha) needs a single objective"),
+        ({"lerning_rate": 1}, "lerning_rate: unknown key"),
+    ],
+)
+def test_invalid_space_fails_before_ray_naming_the_key(tmp_path, capsys, change, message):
+    raw = {**TINY_SPACE, **change}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(HamtuneError) as error:
+        parse_space(yaml.safe_load(path.read_text()), path)
+    assert str(path) in str(error.value) and message in str(error.value)
+    assert main(["sweep", str(path), "--results", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "tiny").exists()
