@@ -27,10 +27,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
-from hamtune.data.images import default_workers  # noqa: E402
-from hamtune.data.prepare import load_prepared, prepare  # noqa: E402
+from hamtune.data.images import default_workers
+from hamtune.data.prepare import load_prepared, prepare
 
 NAME = "prepare_speed"
 SIZE = 64
@@ -89,7 +89,8 @@ def profile_prepare(src: Path, out: Path, workers: int | None, naive_s: float) -
 
 
 def explain(ratio: float, profile: dict) -> str:
-    parts = ", ".join(f"{k} {v:.2f} s" for k, v in profile["cumulative_s"].items() if k not in ("prepare._decode_source", "images.decode_many"))
+    inner = ("prepare._decode_source", "images.decode_many")
+    parts = ", ".join(f"{k} {v:.2f} s" for k, v in profile["cumulative_s"].items() if k not in inner)
     return (f"hamtune data prepare is {ratio:.2f}x the naive loop. cProfile of one run: {profile['decoding_s']:.2f} s of "
             f"{profile['total_s']:.2f} s is decoding in the worker processes ({profile['ratio_if_only_decoding']:.2f}x the "
             f"naive loop by itself); {profile['serial_outside_decoding_s']:.2f} s is serial work in the main process "
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=None, help=f"synthetic JPEGs (default {FULL_N:,}; quick {QUICK_N})")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 3, quick 1)")
-    parser.add_argument("--workers", type=int, default=None, help=f"hamtune's decoding processes (default: its own, {default_workers()} here)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"hamtune's decoding processes (default: its own, {default_workers()} here)")
     args = parser.parse_args(argv)
     n = args.images or (QUICK_N if args.quick else FULL_N)
     repeats = args.repeats or (1 if args.quick else 3)

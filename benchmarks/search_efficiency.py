@@ -27,12 +27,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
-from hamtune.data.prepare import Prepared  # noqa: E402
-from hamtune.results.store import load_results  # noqa: E402
-from hamtune.sweep import runner  # noqa: E402
-from hamtune.sweep.space import parse_space  # noqa: E402
+from hamtune.data.prepare import Prepared
+from hamtune.results.store import load_results
+from hamtune.sweep import runner
+from hamtune.sweep.space import parse_space
 
 NAME = "search_efficiency"
 TARGET = 0.95

@@ -28,14 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
-from hamtune.data.prepare import Prepared  # noqa: E402
-from hamtune.results.store import load_results  # noqa: E402
-from hamtune.sweep import runner  # noqa: E402
-from hamtune.sweep.space import parse_space  # noqa: E402
-from hamtune.train.config import build_config  # noqa: E402
-from hamtune.train.loop import Run, train  # noqa: E402
+from hamtune.data.prepare import Prepared
+from hamtune.results.store import load_results
+from hamtune.sweep import runner
+from hamtune.sweep.space import parse_space
+from hamtune.train.config import build_config
+from hamtune.train.loop import Run, train
 
 NAME = "sweep_overhead"
 FIXED = {"kind": "ae", "arch": "mlp", "mlp_width": 128, "mlp_depth": 2, "latent_dim": 16, "norm": "none",

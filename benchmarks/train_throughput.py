@@ -33,14 +33,14 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
-from hamtune.data.prepare import Prepared  # noqa: E402
-from hamtune.models import build_model  # noqa: E402
-from hamtune.models.losses import per_image_terms, training_loss  # noqa: E402
-from hamtune.train import loop  # noqa: E402
-from hamtune.train.config import TrainConfig  # noqa: E402
-from hamtune.train.tensors import to_input  # noqa: E402
+from hamtune.data.prepare import Prepared
+from hamtune.models import build_model
+from hamtune.models.losses import per_image_terms, training_loss
+from hamtune.train import loop
+from hamtune.train.config import TrainConfig
+from hamtune.train.tensors import to_input
 
 NAME = "train_throughput"
 MODELS = {
@@ -251,7 +251,7 @@ def measure_cell(model: str, size: int, batch: int, data: Prepared, device: torc
         "ratios": {name: common.ratio(times[name], times["hamtune"]) for name in notebooks},
         "setup_s": {"hamtune (to device once)": hamtune.setup_s, **{k: nb.setup_s for k, nb in notebooks.items()}},
     }
-    goal = GOALS[device.type] if device.type in GOALS else None
+    goal = GOALS.get(device.type)
     missed = [name for name in NOTEBOOKS if goal and batch == GOAL_BATCH and cell["ratios"][name]["median"] < goal]
     cell["goal"] = goal if batch == GOAL_BATCH else None
     cell["goal_met"] = {name: cell["ratios"][name]["median"] >= goal for name in NOTEBOOKS} if cell["goal"] else None

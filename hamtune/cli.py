@@ -102,7 +102,8 @@ def cmd_baselines(args: argparse.Namespace) -> None:
           f"{rows[0]['train_images']} normal training images, in {time.perf_counter() - started:.1f} s")
     width = max(len(row["model"]) for row in rows)
     for row in rows:
-        shown = "  ".join(f"{key} {fmt(row[key], missing='nan')}" for key in ("test_auroc", "test_auprc", "test_f1", "val_auroc") if key in row)
+        keys = [key for key in ("test_auroc", "test_auprc", "test_f1", "val_auroc") if key in row]
+        shown = "  ".join(f"{key} {fmt(row[key], missing='nan')}" for key in keys)
         print(f"  {row['model']:<{width}}  {shown}")
     print(f"results: {directory}")
     print(f"report:  python -m hamtune.report {directory} <sweep results>")

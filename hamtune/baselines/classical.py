@@ -8,9 +8,9 @@ anomalous), plus reconstructions where the method has them (PCA).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 import numpy as np
 

@@ -30,7 +30,7 @@ def image_shape(path: Path, n_pixels: int) -> tuple[int, int, int]:
             return h, w, c
         raise HamtuneError(f"{path}: the name says {h}x{w}x{c} = {h * w * c} pixels per row but the table has {n_pixels}")
     for c in (3, 1):
-        side = int(round((n_pixels / c) ** 0.5))
+        side = round((n_pixels / c) ** 0.5)
         if side * side * c == n_pixels:
             return side, side, c
     raise HamtuneError(f"{path}: {n_pixels} pixel columns is not a square RGB or grey image")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError

@@ -120,7 +120,9 @@ def rebuild_command(manifest: dict) -> str:
     )
 
 
-def _decode_source(source: Source, pre: Preprocess, out: np.ndarray, workers: int | None, progress: bool) -> tuple[Counter, list[tuple[int, str]]]:
+def _decode_source(
+    source: Source, pre: Preprocess, out: np.ndarray, workers: int | None, progress: bool
+) -> tuple[Counter, list[tuple[int, str]]]:
     sizes: Counter = Counter()
     errors: list[tuple[int, str]] = []
     if source.pixels is not None:
@@ -176,7 +178,7 @@ def _write(tmp: Path, source: Source, pre: Preprocess, workers: int | None, skip
         "source": str(source.path.resolve()),
         "mapping": source.mapping,
         "preprocess": asdict(pre),
-        "count": int(len(meta)),
+        "count": len(meta),
         "counts": {dx: int((meta["dx"] == dx).sum()) for dx in DX_CODES},
         "lesion_ids": bool(meta["lesion_id"].notna().any()),
         "source_sizes": dict(sizes.most_common()),
@@ -279,7 +281,8 @@ def synthetic_source(spec: str = "synthetic", progress: bool = True) -> Path:
     except ValueError:
         raise HamtuneError(f"{spec!r}: expected e.g. synthetic:n=2000,seed=0,size=600x450") from None
     if options or layout not in ("synthetic", "synthetic-isic2018"):
-        raise HamtuneError(f"{spec!r}: unknown synthetic dataset or option(s) {', '.join(options)}; valid: n, seed, size (and test for synthetic-isic2018)")
+        raise HamtuneError(f"{spec!r}: unknown synthetic dataset or option(s) {', '.join(options)}; "
+                           "valid: n, seed, size (and test for synthetic-isic2018)")
     root = cache_root() / "synthetic"
     if layout == "synthetic":
         return synthesize_release(root / f"ham-synth-n{n}-seed{seed}-{w}x{h}", n=n, seed=seed, image_size=(w, h), progress=progress)

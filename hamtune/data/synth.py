@@ -207,7 +207,7 @@ def _mel(rng: np.random.Generator, g: _Grid) -> list[Layer]:
 
 def _bkl(rng: np.random.Generator, g: _Grid) -> list[Layer]:
     radius = rng.uniform(0.18, 0.48)
-    alpha, d = _outline(rng, g, radius, rng.uniform(0.04, 0.15), rng.uniform(0.04, 0.12), rng.uniform(0.3, 0.9))
+    alpha, _ = _outline(rng, g, radius, rng.uniform(0.04, 0.15), rng.uniform(0.04, 0.12), rng.uniform(0.3, 0.9))
     t = rng.uniform(0.1, 0.8) + 0.2 * _noise(rng, g, 0.04) + 0.25 * _noise(rng, g, radius * 0.4)
     fissures = _network(rng, g, rng.uniform(0.04, 0.07)) * rng.uniform(0.1, 0.35)
     cysts = _dabs(rng, g, radius * 0.8, int(rng.integers(1, 10)), (0.015, 0.035))
@@ -219,7 +219,7 @@ def _bkl(rng: np.random.Generator, g: _Grid) -> list[Layer]:
 def _bcc(rng: np.random.Generator, g: _Grid) -> list[Layer]:
     """Pink and shiny, with sharp arborizing vessels, blue-grey ovoid nests and often an ulcer's crust."""
     radius = rng.uniform(0.15, 0.42)
-    alpha, d = _outline(rng, g, radius, rng.uniform(0.05, 0.2), rng.uniform(0.04, 0.1), rng.uniform(0.4, 0.9))
+    alpha, _ = _outline(rng, g, radius, rng.uniform(0.05, 0.2), rng.uniform(0.04, 0.1), rng.uniform(0.4, 0.9))
     pink = _ramp(PINKS, 0.45 + 0.3 * _noise(rng, g, radius * 0.5)) * _grain(rng, g, 0.12)
     shiny = _smoothstep((_noise(rng, g, radius * 0.3) - 0.2) / 1.2) * rng.uniform(0.35, 0.6)
     layers = [(alpha * rng.uniform(0.4, 0.75), pink), (alpha * shiny, PEARL)]
@@ -262,7 +262,7 @@ def _vessels(rng: np.random.Generator, g: _Grid, radius: float) -> np.ndarray:
 def _akiec(rng: np.random.Generator, g: _Grid) -> list[Layer]:
     """Rough and scaly: white-yellow flakes, a red pseudo-network around follicles, small erosions."""
     radius = rng.uniform(0.2, 0.5)
-    alpha, d = _outline(rng, g, radius, rng.uniform(0.05, 0.2), rng.uniform(0.06, 0.15), rng.uniform(0.6, 1.2))
+    alpha, _ = _outline(rng, g, radius, rng.uniform(0.05, 0.2), rng.uniform(0.06, 0.15), rng.uniform(0.6, 1.2))
     red = _ramp(PINKS, 0.6 + 0.35 * _noise(rng, g, radius * 0.4)) * _grain(rng, g, 0.2)
     strawberry = _network(rng, g, rng.uniform(0.04, 0.07)) * rng.uniform(0.35, 0.6)
     flakes = _dabs(rng, g, radius * 0.9, int(rng.integers(15, 50)), (0.02, 0.05), elongation=1.8)

@@ -67,7 +67,9 @@ def _reason(message: str) -> str:
     return message
 
 
-def score_files(bundle: Bundle, model: Autoencoder, files: list[Path], device: torch.device, progress: bool) -> tuple[pd.DataFrame, list[tuple[Path, str]]]:
+def score_files(
+    bundle: Bundle, model: Autoencoder, files: list[Path], device: torch.device, progress: bool
+) -> tuple[pd.DataFrame, list[tuple[Path, str]]]:
     """Decode and score image files in chunks; unreadable files come back with the reason, not as an error."""
     pre = bundle.preprocess
     names, scores, problems = [], [], []

@@ -24,7 +24,9 @@ def spatial_plan(size: int, blocks: int) -> list[int]:
     return sizes
 
 
-def build_cnn(shape: tuple[int, int, int], latent_dim: int, variational: bool, base: int, blocks: int, norm: str, dropout: float) -> tuple[nn.Module, nn.Module]:
+def build_cnn(
+    shape: tuple[int, int, int], latent_dim: int, variational: bool, base: int, blocks: int, norm: str, dropout: float
+) -> tuple[nn.Module, nn.Module]:
     """Encoder (C,H,W) -> latent (x2 for a VAE) and a decoder that upsamples back to exactly (C,H,W)."""
     channels, height, _ = shape
     plan, sizes = channel_plan(base, blocks), spatial_plan(height, blocks)

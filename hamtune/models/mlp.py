@@ -26,7 +26,9 @@ def _stack(sizes: list[int], norm: str, dropout: float) -> list[nn.Module]:
     return layers
 
 
-def build_mlp(shape: tuple[int, int, int], latent_dim: int, variational: bool, width: int, depth: int, norm: str, dropout: float) -> tuple[nn.Module, nn.Module]:
+def build_mlp(
+    shape: tuple[int, int, int], latent_dim: int, variational: bool, width: int, depth: int, norm: str, dropout: float
+) -> tuple[nn.Module, nn.Module]:
     """Encoder (C,H,W) -> latent (x2 for a VAE) and the mirrored decoder latent -> (C,H,W)."""
     flat = math.prod(shape)
     hidden = hidden_sizes(width, depth, latent_dim)

@@ -33,8 +33,10 @@ MAX_IMAGES = 8
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1360px;padding:16px 24px;color:#222}
 h1{margin-bottom:0} .meta{color:#666;margin-top:4px} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:36px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0 16px} th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
-th{background:#f4f4f4;cursor:pointer;position:sticky;top:0} th[data-order=asc]::after{content:" \\25B2"} th[data-order=desc]::after{content:" \\25BC"}
+table{border-collapse:collapse;font-size:13px;margin:8px 0 16px}
+th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
+th{background:#f4f4f4;cursor:pointer;position:sticky;top:0}
+th[data-order=asc]::after{content:" \\25B2"} th[data-order=desc]::after{content:" \\25BC"}
 td.text,th.text{text-align:left} tr.baseline td{background:#fff6d5} tr.classical td{background:#e8f1fb}
 .scroll{overflow-x:auto} .summary{background:#f7faf7;border:1px solid #cfe3cf;border-radius:6px;padding:4px 16px}
 .bad{color:#b15900} .flag{color:#b00020;font-weight:bold} .note{color:#555;font-style:italic}
@@ -162,7 +164,8 @@ def _sweep_comparison(ranking: Ranking, embed: Embedder) -> str:
     if ranked["sweep"].nunique() < 2:
         return ""
     best = ranked.sort_values(metric.column, ascending=not metric.higher_is_better, kind="stable").groupby("sweep", sort=False).head(1)
-    columns = [("sweep", "sweep")] + [(h, c) for h, c in columns_for(best, metric) if c not in ("sweep", "rank")] + [("test set", "test_key")]
+    shared = [(h, c) for h, c in columns_for(best, metric) if c not in ("sweep", "rank")]
+    columns = [("sweep", "sweep"), *shared, ("test set", "test_key")]
     note = _note("Best trial of each sweep; compare sweeps only within one test set.")
     return note + table(display(best, columns), _row_classes(best)) + embed(figures.sweep_comparison(ranked, metric))
 
@@ -196,7 +199,8 @@ def _reproduction(sweeps: list[Sweep], metric: Metric, embed: Embedder) -> str:
     metrics = sorted({c.rsplit(" ", 1)[0] for c in summary.columns if c.endswith(" mean")})
     shown = pd.DataFrame({"sweep": summary["sweep"], "config": summary["config_id"], "new seeds": summary["seeds"]})
     for name in metrics:
-        shown[name] = [f"{fmt(m)} ± {fmt(s)}" if not pd.isna(s) else fmt(m) for m, s in zip(summary[f"{name} mean"], summary[f"{name} std"])]
+        pairs = zip(summary[f"{name} mean"], summary[f"{name} std"])
+        shown[name] = [f"{fmt(m)} ± {fmt(s)}" if not pd.isna(s) else fmt(m) for m, s in pairs]
         verdicts = summary[f"{name} verdict"].fillna("n/a")
         if (verdicts != "n/a").any():
             shown[f"{name}: holds?"] = verdicts
@@ -224,7 +228,7 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tu
     quality = "".join(embed(figures.quality_vs_detection(board, key)) for key, board in ranking.boards.items())
     sections.append(_section("Reconstruction quality vs anomaly detection", quality, "quality"))
     what = []
-    for key, board in ranking.boards.items():
+    for key in ranking.boards:
         importance = importances[key]
         what.append(embed(figures.parallel_coordinates(importance, metric, key)))
         what.append(embed(figures.importance_bar(importance, key)) or _note(f"{key}: {importance.note}"))

@@ -89,7 +89,8 @@ def param_importance(ranked: pd.DataFrame, metric: Metric) -> Importance:
     left_out = f" Left out because they apply to some models only: {', '.join(conditional)}." if conditional else ""
     values = ranked[metric.column].astype(float).to_numpy()
     if len(ranked) < MIN_TRIALS:
-        return Importance(study, {}, f"Too few trials to estimate parameter importance ({len(ranked)} ranked, at least {MIN_TRIALS} needed).")
+        note = f"Too few trials to estimate parameter importance ({len(ranked)} ranked, at least {MIN_TRIALS} needed)."
+        return Importance(study, {}, note)
     if not always:
         return Importance(study, {}, "No parameter varies across all ranked trials, so there is nothing to attribute." + left_out)
     if not np.isfinite(values).all() or math.isclose(float(np.ptp(values)), 0.0, abs_tol=1e-12):

@@ -30,7 +30,9 @@ class EvalSet:
 
 
 @torch.no_grad()
-def score_images(model: Autoencoder, images: torch.Tensor, index: np.ndarray, input_range: str, recon_loss: str, batch_size: int) -> dict[str, np.ndarray]:
+def score_images(
+    model: Autoencoder, images: torch.Tensor, index: np.ndarray, input_range: str, recon_loss: str, batch_size: int
+) -> dict[str, np.ndarray]:
     """Per-image mse, psnr, ssim (on [0,1]) and, for a VAE, nll, kl and the negative ELBO."""
     was_training = model.training
     model.eval()
@@ -102,7 +104,9 @@ def detection_metrics(
     return out
 
 
-def evaluate(model: Autoencoder, val: EvalSet, test: EvalSet, config: TrainConfig, protocol: Protocol, beta: float) -> tuple[dict[str, float], pd.DataFrame]:
+def evaluate(
+    model: Autoencoder, val: EvalSet, test: EvalSet, config: TrainConfig, protocol: Protocol, beta: float
+) -> tuple[dict[str, float], pd.DataFrame]:
     """All val and test metrics plus the per-image test scores; test labels never touch the threshold."""
     args = (config.input_range, config.recon_loss, config.eval_batch_size)
     val_images = score_images(model, val.images, val.index, *args)

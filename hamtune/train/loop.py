@@ -11,9 +11,9 @@ import logging
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -171,7 +171,9 @@ OnEpoch = Callable[[dict, Run], None]
 def _eval_sets(data: Prepared, test_data: Prepared | None, plan: SplitPlan, device: torch.device) -> tuple[EvalSet, EvalSet]:
     images = _to_device(data.images, device)
     meta = data.meta
-    val = EvalSet("val", images, plan.val, plan.labels[plan.val], meta["dx"].to_numpy(str)[plan.val], meta["image_id"].to_numpy(str)[plan.val])
+    val = EvalSet(
+        "val", images, plan.val, plan.labels[plan.val], meta["dx"].to_numpy(str)[plan.val], meta["image_id"].to_numpy(str)[plan.val],
+    )
     if test_data is None:
         test_images, test_meta = images, meta
     else:

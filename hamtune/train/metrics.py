@@ -23,7 +23,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     averaged over channels and the valid region; matches scikit-image's structural_similarity
     with gaussian_weights=True, use_sample_covariance=False."""
     x, y = x.float(), y.float()
-    n, c, h, _ = x.shape
+    _, c, h, _ = x.shape
     size = min(SSIM_WINDOW, h if h % 2 else h - 1)
     sigma = SSIM_SIGMA * size / SSIM_WINDOW
     g = _gaussian_window(size, sigma, x.device)
