@@ -7,10 +7,15 @@ Each test runs the command a careless or hostile user would, for real, and check
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from conftest import TINY_SPACE
 
 from hamtune.cli import main
 
@@ -83,3 +88,86 @@ def test_export_force_replaces_an_earlier_bundle(capsys, trained, tmp_path):
     assert_one_line_error(code, err, "--force")
     assert run_cli(capsys, "export", trained, "--out", out, "--force")[0] == 0
     assert json.loads((out / "bundle.json").read_text())["bundle_version"] == 1
+
+
+# ---- 2. code execution: --resume of a folder someone else wrote ------------------------------------
+
+
+def sweep_cli(space: Path, results: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "hamtune", "sweep", str(space), "--results", str(results), "--num-cpus", "2", *extra]
+
+
+def small_space(path: Path, prepared, **changes) -> Path:
+    raw = {**TINY_SPACE, "data": str(prepared.path), "num_samples": 2, "max_epochs": 1, "points_to_evaluate": [],
+           "params": {"kind": {"choice": ["ae"]}, "arch": {"choice": ["mlp"]}, "lr": {"float": [1e-3, 5e-3]}}, **changes}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+class Payload:
+    """A pickle that, when loaded, creates a marker file (a stand-in for os.system)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "payload ran"))
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(prepared, tmp_path_factory) -> tuple[Path, Path]:
+    """A 2-trial sweep run to the end by the CLI; returns (space file, results root)."""
+    root = tmp_path_factory.mktemp("sweeps")
+    space = small_space(root / "z.yaml", prepared, name="z")
+    done = subprocess.run(sweep_cli(space, root), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return space, root
+
+
+def copy_of(finished_sweep, tmp_path: Path, name: str) -> Path:
+    """The finished sweep copied under another name, with this user's records for its Tune state."""
+    space, root = finished_sweep
+    shutil.copytree(root / "z", tmp_path / name)
+    return tmp_path / name
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_tuner_pickle_it_did_not_write_and_never_runs_it(finished_sweep, tmp_path):
+    space, root = finished_sweep
+    resumed = subprocess.run(sweep_cli(space, root, "--resume"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr  # its own state resumes (nothing left to run)
+    marker = tmp_path / "pwned"
+    (root / "z" / "tune" / "tuner.pkl").write_bytes(pickle.dumps(Payload(marker)))
+    refused = subprocess.run(sweep_cli(space, root, "--resume"), capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "tuner.pkl: not written by this user's hamtune" in refused.stderr and "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_resume_refuses_planted_state_and_a_folder_without_a_record(finished_sweep, tmp_path, monkeypatch):
+    space, root = finished_sweep
+    marker = tmp_path / "pwned"
+    planted = copy_of(finished_sweep, tmp_path, "z")  # a folder from elsewhere: no record for this path
+    code = subprocess.run(sweep_cli(space, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
+    assert code.returncode == 2 and "no record of its Tune state" in code.stderr, code.stderr
+    tune_dir = root / "z" / "tune"
+    (tune_dir / "searcher-state-9999-99-99_99-99-99.pkl").write_bytes(pickle.dumps(Payload(marker)))
+    code = subprocess.run(sweep_cli(space, root, "--resume"), capture_output=True, text=True, timeout=600)
+    assert code.returncode == 2 and "searcher-state-9999" in code.stderr, code.stderr
+    (tune_dir / "searcher-state-9999-99-99_99-99-99.pkl").unlink()
+    assert not marker.exists() and planted.exists()
+
+
+def test_a_refused_pickle_gives_hamtunes_advice_never_torchs_weights_only_false(capsys, tmp_path):
+    from hamtune.errors import HamtuneError
+    from hamtune.train.checkpoint import load_weights
+
+    marker = tmp_path / "pwned"
+    (tmp_path / "model.pt").write_bytes(pickle.dumps({"w": Payload(marker)}))
+    with pytest.raises(HamtuneError) as caught:
+        load_weights(tmp_path / "model.pt")
+    message = str(caught.value)
+    assert "refused to load" in message and "do not load it with weights_only=False" in message
+    assert "Re-running" not in message and "will likely succeed" not in message and not marker.exists()

@@ -154,6 +154,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     """Run (or resume) a sweep; returns its results folder."""
     from ray import tune
 
+    from hamtune.sweep import trust
     from hamtune.sweep.recorder import ResultsRecorder
     from hamtune.sweep.repair import RepairCheckpoints
 
@@ -164,6 +165,8 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     experiment = f"{storage.rstrip('/')}/{EXPERIMENT}"
     if options.resume and not tune.Tuner.can_restore(experiment):
         raise HamtuneError(f"{experiment}: no sweep to resume here (start it without --resume)")
+    if options.resume:
+        trust.verify(experiment)  # before Tune unpickles anything
     if not options.resume and (directory / TRIALS).exists():
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
     num_samples = options.num_samples or space.num_samples
@@ -191,11 +194,12 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
                 max_concurrent_trials=max_concurrent, reuse_actors=True,
             ),
             run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=storage, callbacks=[RepairCheckpoints(), recorder], verbose=0,
+                name=EXPERIMENT, storage_path=storage, callbacks=[RepairCheckpoints(), recorder, trust.TrustRecorder()], verbose=0,
                 failure_config=tune.FailureConfig(max_failures=space.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
+        trust.record_tuner(experiment)
     tuner.fit()
     recorded = len(load_results(directory)[0]) if (directory / TRIALS).exists() else 0
     if recorded < num_samples:

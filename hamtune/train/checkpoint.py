@@ -47,9 +47,20 @@ def load_weights(path: Path, device: str | torch.device = "cpu") -> dict:
         return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise HamtuneError(f"{path}: checkpoint file not found") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Weights only" in str(exc):  # torch's advice (weights_only=False) would run it
+            raise HamtuneError(
+                f"{path}: refused to load, it holds pickled objects other than tensors, which could run code; hamtune "
+                "never writes such a file, so do not load it with weights_only=False: export or train the model again"
+            ) from None
+        raise HamtuneError(f"{path}: refused to load, not a plain weights file or truncated ({_first_line(exc)})") from None
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
+        first = _first_line(exc)
         raise HamtuneError(f"{path}: refused to load, not a plain weights file or truncated ({first[:200]})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def read_json(path: Path):
