@@ -67,21 +67,24 @@ def cmd_data_info(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from hamtune.paths import results_folder, results_lock
     from hamtune.train.config import build_config, parse_assignments
     from hamtune.train.single import SUMMARY, load_data, run_and_record
 
     device = {"device": args.device} if args.device else {}
     config = build_config({"preset": args.preset, **device, **parse_assignments(args.set)})
-    data, config = load_data(args.data, config, skip_missing=args.skip_missing)
-    test_data = None
-    if args.test_data:
-        test_data, _ = load_data(args.test_data, config)
     name = args.name or config.preset or "train"
-    result, row = run_and_record(config, data, Path(args.results) / name, name, test_data=test_data)
+    directory = results_folder(args.results, name)
+    with results_lock(directory):
+        data, config = load_data(args.data, config, skip_missing=args.skip_missing)
+        test_data = None
+        if args.test_data:
+            test_data, _ = load_data(args.test_data, config)
+        result, row = run_and_record(config, data, directory, name, test_data=test_data)
     print(f"{config.kind.upper()} {config.arch} on {data.name}: {result.status} after {len(result.history)} epoch(s) "
           f"in {result.wall_time_s:.1f} s on {result.device}" + (f" ({result.reason})" if result.reason else ""))
     print_metrics(result.final, SUMMARY)
-    print(f"results: {Path(args.results) / name} (trial {row['trial_id']})")
+    print(f"results: {directory} (trial {row['trial_id']})")
 
 
 # ---- baselines ------------------------------------------------------------------------------------
@@ -89,6 +92,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_baselines(args: argparse.Namespace) -> None:
     from hamtune.baselines import parse_methods, run_baselines
+    from hamtune.paths import results_folder, results_lock
     from hamtune.train.config import build_config, parse_assignments
     from hamtune.train.single import load_data
 
@@ -97,11 +101,12 @@ def cmd_baselines(args: argparse.Namespace) -> None:
         values["protocol"] = args.protocol
     config = build_config(values)
     methods = parse_methods(args.methods, seed=config.seed)
+    directory = results_folder(args.results, args.name)
     data, config = load_data(args.data, config)
     test_data = load_data(args.test_data, config)[0] if args.test_data else None
-    directory = Path(args.results) / args.name
     started = time.perf_counter()
-    rows = run_baselines(config, data, methods, directory, args.name, test_data=test_data)
+    with results_lock(directory):
+        rows = run_baselines(config, data, methods, directory, args.name, test_data=test_data)
     print(f"{len(rows)} classical baseline(s) on {data.name}, protocol {config.protocol}, "
           f"{rows[0]['train_images']} normal training images, in {time.perf_counter() - started:.1f} s")
     width = max(len(row["model"]) for row in rows)

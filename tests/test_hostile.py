@@ -7,10 +7,12 @@ Each test runs the command a careless or hostile user would, for real, and check
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,43 @@ def test_a_refused_pickle_gives_hamtunes_advice_never_torchs_weights_only_false(
     message = str(caught.value)
     assert "refused to load" in message and "do not load it with weights_only=False" in message
     assert "Re-running" not in message and "will likely succeed" not in message and not marker.exists()
+
+
+# ---- 6, 7. one writer per results folder; a name is one folder -------------------------------------
+
+
+@pytest.mark.slow
+def test_a_second_sweep_on_a_folder_in_use_is_refused_naming_the_holder_and_a_dead_holders_lock_is_taken_over(
+        capsys, prepared, tmp_path):
+    from hamtune.paths import results_lock
+
+    space = small_space(tmp_path / "same.yaml", prepared, name="same", num_samples=3, max_epochs=2)
+    first = subprocess.Popen(sweep_cli(space, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lock = tmp_path / "same" / ".lock"
+    deadline = time.time() + 120
+    while not (lock.exists() and lock.read_text().strip()) and first.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert first.poll() is None, first.stdout.read()
+    code, _, err = run_cli(capsys, "sweep", space, "--results", tmp_path, "--num-cpus", "1")
+    assert_one_line_error(code, err, "in use by another hamtune", f"PID {first.pid}")
+    first.kill()
+    first.wait(timeout=60)
+    first.stdout.read()
+    assert lock.read_text().strip() == str(first.pid)  # the dead process's PID is still written there
+    with results_lock(tmp_path / "same"):
+        assert lock.read_text().strip() == str(os.getpid())
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/escaped", "a/b", "..", ".hidden", "a\\b"])
+def test_a_results_name_that_is_not_one_folder_is_refused(capsys, prepared, tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    space = small_space(tmp_path / "s.yaml", prepared, name="ok")
+    results = tmp_path / "deep" / "results"
+    for argv in (["sweep", space, "--name", name], ["train", "--data", prepared.path, "--name", name],
+                 ["baselines", prepared.path, "--name", name]):
+        code, _, err = run_cli(capsys, *argv, "--results", results)
+        assert_one_line_error(code, err, "a results name is one folder name")
+    named = small_space(tmp_path / "named.yaml", prepared, name=name)
+    code, _, err = run_cli(capsys, "sweep", named, "--results", results)
+    assert_one_line_error(code, err, f"{named}: name:")
+    assert not results.exists() and not (tmp_path / "escaped").exists() and not Path("/tmp/escaped").exists()

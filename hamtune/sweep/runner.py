@@ -151,7 +151,14 @@ def in_memory(data: Prepared) -> Prepared:
 
 
 def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
-    """Run (or resume) a sweep; returns its results folder."""
+    """Run (or resume) a sweep; returns its results folder. One sweep at a time writes a folder."""
+    from hamtune.paths import results_folder, results_lock
+
+    with results_lock(results_folder(options.results_root, options.name or space.name)):
+        return _run_sweep(space, options)
+
+
+def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     from ray import tune
 
     from hamtune.sweep import trust

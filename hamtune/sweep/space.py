@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from hamtune.errors import HamtuneError
+from hamtune.paths import safe_name
 from hamtune.train.config import TrainConfig, field_value
 
 TOP_LEVEL = {
@@ -292,6 +293,10 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
     if test_data is not None and not isinstance(test_data, str):
         raise check.fail("test_data", "expected a path")
     name = str(raw.get("name") or path.stem)
+    try:
+        safe_name(name, "name")
+    except HamtuneError as exc:
+        raise check.fail("name", str(exc).split(": ", 1)[-1]) from None
     return SearchSpace(
         path=path, name=name, data=data, test_data=test_data, objectives=objectives, sampler=sampler,
         scheduler=scheduler, num_samples=num_samples, max_epochs=max_epochs, max_concurrent=max_concurrent,
