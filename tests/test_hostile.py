@@ -213,3 +213,29 @@ def test_a_results_name_that_is_not_one_folder_is_refused(capsys, prepared, tmp_
     code, _, err = run_cli(capsys, "sweep", named, "--results", results)
     assert_one_line_error(code, err, f"{named}: name:")
     assert not results.exists() and not (tmp_path / "escaped").exists() and not Path("/tmp/escaped").exists()
+
+
+# ---- 3, 4. sweep options that would hang or run without end ----------------------------------------
+
+
+@pytest.mark.parametrize("option, value, needle", [
+    ("--num-samples", "-1", "--num-samples must be at least 1"),
+    ("--num-samples", "0", "--num-samples must be at least 1"),
+    ("--gpus-per-trial", "-1", "--gpus-per-trial must be 0 or more"),
+    ("--gpus-per-trial", "nan", "--gpus-per-trial must be 0 or more"),
+    ("--gpus-per-trial", "1.5", "whole number"),
+    ("--num-cpus", "0", "--num-cpus must be at least 1"),
+])
+def test_sweep_options_that_would_hang_or_never_end_are_refused_up_front(capsys, prepared, tmp_path, option, value, needle):
+    space = small_space(tmp_path / "s.yaml", prepared, name="s")
+    started = time.perf_counter()
+    code, _, err = run_cli(capsys, "sweep", space, "--results", tmp_path, option, value)
+    assert_one_line_error(code, err, needle)
+    assert time.perf_counter() - started < 30 and not (tmp_path / "s" / "trials.parquet").exists()
+
+
+@pytest.mark.slow
+def test_a_trial_asking_for_more_than_the_cluster_has_is_refused_before_it_waits_forever(capsys, prepared, tmp_path, ray_local):
+    space = small_space(tmp_path / "s.yaml", prepared, name="s")
+    code, _, err = run_cli(capsys, "sweep", space, "--results", tmp_path, "--set", "resources={cpus: 3}")
+    assert_one_line_error(code, err, "ask for 3 CPUs each", "has 2")

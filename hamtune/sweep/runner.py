@@ -8,6 +8,7 @@ zero-copy on every node without a shared filesystem. The Optuna study lives in t
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -44,6 +45,17 @@ class SweepOptions:
     num_samples: int | None = None
     gpus_per_trial: float | None = None
     num_cpus: int | None = None
+
+    def __post_init__(self) -> None:
+        """Checked before anything starts: a negative or zero count would run forever or wait forever."""
+        if self.num_samples is not None and self.num_samples < 1:
+            raise HamtuneError(f"--num-samples must be at least 1, got {self.num_samples}")
+        if self.gpus_per_trial is not None and not (math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
+            raise HamtuneError(f"--gpus-per-trial must be 0 or more (a fraction packs trials on a GPU), got {self.gpus_per_trial:g}")
+        if self.gpus_per_trial is not None and self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            raise HamtuneError(f"--gpus-per-trial above 1 must be a whole number, got {self.gpus_per_trial:g}")
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise HamtuneError(f"--num-cpus must be at least 1, got {self.num_cpus}")
 
 
 def configure_tune() -> None:
@@ -94,6 +106,12 @@ def concurrency(cpus: float, gpus: float, requested: int | None) -> int:
     resources = ray.cluster_resources()
     if gpus > 0 and resources.get("GPU", 0) == 0:
         raise HamtuneError(f"trials ask for {gpus:g} GPU each but the Ray cluster has none; use --gpus-per-trial 0")
+    if gpus > resources.get("GPU", 0):
+        raise HamtuneError(f"trials ask for {gpus:g} GPUs each but the Ray cluster has {resources['GPU']:g}; "
+                           "lower --gpus-per-trial")
+    if cpus > resources.get("CPU", 0):
+        raise HamtuneError(f"trials ask for {cpus:g} CPUs each (resources.cpus) but the Ray cluster has "
+                           f"{resources.get('CPU', 0):g}; lower resources.cpus or raise --num-cpus")
     fits = int(resources.get("CPU", 1) // cpus)
     if gpus > 0:
         fits = min(fits, int(resources["GPU"] // gpus))
@@ -176,7 +194,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         trust.verify(experiment)  # before Tune unpickles anything
     if not options.resume and (directory / TRIALS).exists():
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
-    num_samples = options.num_samples or space.num_samples
+    num_samples = space.num_samples if options.num_samples is None else options.num_samples
     gpus = space.resources["gpus"] if options.gpus_per_trial is None else options.gpus_per_trial
     base = build_config(space.fixed, where=f"{space.path}: fixed")
     data, base = load_data(space.data, base)
