@@ -72,14 +72,14 @@ def results_lock(directory: Path) -> Iterator[None]:
 
 
 def relative_to_results(path: str | Path | None, directory: Path) -> str | None:
-    """How a results row names a file: relative to the results folder when inside it, else absolute."""
+    """How a results row names a file: relative to the results folder when inside it (so a copied or moved
+    folder, read from any working directory, finds its own files), else as given."""
     if path is None:
         return None
-    absolute = Path(path).resolve()
-    try:
-        return absolute.relative_to(Path(directory).resolve()).as_posix()
-    except ValueError:
-        return str(absolute)
+    absolute, root = os.path.realpath(os.path.abspath(path)), os.path.realpath(directory)
+    if os.path.commonpath([absolute, root]) == root:
+        return Path(os.path.relpath(absolute, root)).as_posix()
+    return str(path)
 
 
 def in_results(path, directory: Path):

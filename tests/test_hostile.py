@@ -239,3 +239,27 @@ def test_a_trial_asking_for_more_than_the_cluster_has_is_refused_before_it_waits
     space = small_space(tmp_path / "s.yaml", prepared, name="s")
     code, _, err = run_cli(capsys, "sweep", space, "--results", tmp_path, "--set", "resources={cpus: 3}")
     assert_one_line_error(code, err, "ask for 3 CPUs each", "has 2")
+
+
+# ---- 8. a copied results folder uses its own checkpoints, from any working directory ---------------
+
+
+def test_a_copied_results_folder_exports_its_own_weights_from_any_directory(capsys, prepared, tmp_path, monkeypatch):
+    import torch
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(work)
+    assert run_cli(capsys, "train", "--data", prepared.path, "--set", "epochs=1", "--set", "image_size=28",
+                   "--set", "mlp_width=32", "--name", "x", "--results", "results")[0] == 0
+    shutil.copytree(work / "results" / "x", tmp_path / "copy")
+    (weights,) = (tmp_path / "copy" / "checkpoints").glob("*/model.pt")
+    state = torch.load(weights, weights_only=True)
+    torch.save({k: torch.zeros_like(v) for k, v in state.items()}, weights)  # the copy's own, different weights
+    shutil.rmtree(work / "results")
+    monkeypatch.chdir(elsewhere)
+    code, _, err = run_cli(capsys, "export", tmp_path / "copy", "--out", "model")
+    assert code == 0, err
+    exported = torch.load(elsewhere / "model" / "model.pt", weights_only=True)
+    assert all(torch.count_nonzero(v) == 0 for v in exported.values())

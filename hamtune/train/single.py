@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hamtune.data.prepare import Prepared, resolve_data
+from hamtune.paths import relative_to_results
 from hamtune.sweep.results import ResultsWriter, trial_row
 from hamtune.train.config import TrainConfig
 from hamtune.train.loop import Run, RunResult, train
@@ -52,7 +53,7 @@ def run_and_record(
         history=result.history, objective=("val_auroc", "max"), wall_time_s=result.wall_time_s,
         device=result.device, data_manifest=data.located_manifest(),
         test_manifest=test_data.located_manifest() if test_data else None,
-        n_params=result.n_params, checkpoint=str(checkpoint_dir) if result.history else None,
+        n_params=result.n_params, checkpoint=relative_to_results(checkpoint_dir, results_dir) if result.history else None,
     )
     ResultsWriter(results_dir).add(row, result.history, result.scores, result.samples)
     return result, row
