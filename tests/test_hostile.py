@@ -263,3 +263,48 @@ def test_a_copied_results_folder_exports_its_own_weights_from_any_directory(caps
     assert code == 0, err
     exported = torch.load(elsewhere / "model" / "model.pt", weights_only=True)
     assert all(torch.count_nonzero(v) == 0 for v in exported.values())
+
+
+# ---- 5. a killed `data prepare` leaves no workers and no temporaries behind ------------------------
+
+SLOW_PREPARE = """
+import sys, time
+import hamtune.data.images as images
+decode = images._decode_chunk
+def slow(job):
+    time.sleep(0.5)
+    return decode(job)
+images._decode_chunk = slow
+from hamtune.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_prepare_takes_its_workers_with_it_and_the_next_run_removes_its_temporary(capsys, release_dir, tmp_path):
+    import psutil
+
+    out = tmp_path / "caches" / "ham"
+    script = tmp_path / "slow_prepare.py"
+    script.write_text(SLOW_PREPARE)
+    driver = subprocess.Popen([sys.executable, str(script), "data", "prepare", str(release_dir), "--size", "16",
+                               "--workers", "2", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    workers: list = []
+    while time.time() < deadline and driver.poll() is None:
+        workers = psutil.Process(driver.pid).children()
+        if len(workers) >= 2 and list(out.parent.glob(".ham.tmp-*")):
+            break
+        time.sleep(0.05)
+    assert len(workers) >= 2 and driver.poll() is None, "the prepare ended before it could be killed"
+    (temporary,) = out.parent.glob(".ham.tmp-*")
+    driver.kill()
+    driver.wait(timeout=30)
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, [p.pid for p in alive]
+    assert temporary.exists()  # what SIGKILL leaves; the next run removes it
+    live = out.parent / f".other.tmp-{os.getpid()}-0123abcd"  # a live process's temporary stays
+    live.mkdir()
+    code, _, err = run_cli(capsys, "data", "prepare", release_dir, "--size", "16", "--workers", "1", "--out", out)
+    assert code == 0, err
+    assert not temporary.exists() and live.exists() and (out / "manifest.json").exists()

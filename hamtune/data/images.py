@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -14,6 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from hamtune.errors import HamtuneError
+from hamtune.workers import pool as worker_pool
 
 CROPS = ("center", "resize", "pad")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -138,7 +138,7 @@ def decode_many(
         results: Iterator = map(_decode_chunk, jobs)
         pool = None
     else:
-        pool = ProcessPoolExecutor(max_workers=workers)
+        pool = worker_pool(workers)  # workers die with this process
         results = pool.map(_decode_chunk, jobs)
     try:
         for start, (arrays, sizes, errors) in zip(starts, results):

@@ -26,6 +26,7 @@ from hamtune.data.labels import DX_CODES
 from hamtune.data.sources import Source, detect, load_source
 from hamtune.errors import HamtuneError
 from hamtune.files import atomic_folder
+from hamtune.workers import remove_stale_temporaries
 
 log = logging.getLogger("hamtune")
 
@@ -220,6 +221,8 @@ def prepare(
                 return out
         except (OSError, ValueError):
             pass
+    for stale in remove_stale_temporaries(out.parent):
+        log.warning("removed %s, left by a process that died while preparing", stale)
     source = load_source(src, skip_missing, metadata)
     native = source.pixels.shape if source.pixels is not None else None
     pre = Preprocess(size or default_size(form, native), crop, channels)
