@@ -308,3 +308,17 @@ def test_a_killed_prepare_takes_its_workers_with_it_and_the_next_run_removes_its
     code, _, err = run_cli(capsys, "data", "prepare", release_dir, "--size", "16", "--workers", "1", "--out", out)
     assert code == 0, err
     assert not temporary.exists() and live.exists() and (out / "manifest.json").exists()
+
+
+# ---- 9. a run that cannot take one optimiser step is not `completed` -------------------------------
+
+
+def test_a_run_with_too_few_training_images_for_one_step_is_failed_not_completed(capsys, prepared, tmp_path):
+    from hamtune.sweep.results import load_results
+
+    code, out, err = run_cli(capsys, "train", "--data", prepared.path, "--set", "max_train_images=1", "--set", "epochs=1",
+                             "--set", "image_size=28", "--name", "one", "--results", tmp_path)
+    assert code == 0, err
+    assert "failed" in out and "an optimiser step needs at least 2" in out
+    (row,) = load_results(tmp_path / "one")[0].itertuples()
+    assert row.status == "failed" and row.epochs_run == 0 and "max_train_images=1" in row.reason
