@@ -322,3 +322,39 @@ def test_a_run_with_too_few_training_images_for_one_step_is_failed_not_completed
     assert "failed" in out and "an optimiser step needs at least 2" in out
     (row,) = load_results(tmp_path / "one")[0].itertuples()
     assert row.status == "failed" and row.epochs_run == 0 and "max_train_images=1" in row.reason
+
+
+# ---- 10. images: 16-bit PNG, images too small to mean anything, --size 0 ----------------------------
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_16_bit_png_decodes_to_its_grey_not_to_white(tmp_path, channels):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from hamtune.data.images import Preprocess, decode
+
+    grey = np.full((40, 40), 32896, dtype=np.uint16)  # 128 * 257: mid-grey in 16 bits
+    buffer = io.BytesIO()
+    Image.fromarray(grey).save(buffer, format="PNG")  # a 16-bit grayscale PNG (mode I;16)
+    array, size = decode(buffer.getvalue(), Preprocess(16, "center", channels))
+    assert size == (40, 40) and array.shape == (16, 16, channels) and abs(float(array.mean()) - 128) < 1
+
+
+def test_an_image_too_small_to_hold_a_lesion_is_refused_and_size_0_is_an_error(capsys, tmp_path, trained, release_dir):
+    import numpy as np
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.full((1, 1, 3), 200, dtype=np.uint8)).save(photos / "dot.jpg")
+    Image.fromarray(np.full((30, 30, 3), 120, dtype=np.uint8)).save(photos / "fine.jpg")
+    assert run_cli(capsys, "export", trained, "--out", tmp_path / "model")[0] == 0
+    code, out, err = run_cli(capsys, "score", tmp_path / "model", photos, "--out", tmp_path / "s.csv", "--no-progress")
+    assert code == 0, err
+    assert "dot.jpg" in err and "smaller than 8 px" in err
+    assert "scored 1 image(s)" in out
+    code, _, err = run_cli(capsys, "data", "prepare", release_dir, "--size", "0", "--out", tmp_path / "c")
+    assert_one_line_error(code, err, "--size must be between 4 and 1024 pixels, got 0")

@@ -68,9 +68,25 @@ def _crop_box(width: int, height: int, crop: str) -> tuple[float, float, float, 
     return (left, top, left + side, top + side)
 
 
+MIN_SOURCE_SIDE = 8  # px: below this an image carries no lesion to learn from, only a stretched colour
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit grayscale (PNG/TIFF 'I;16', 'I', 'F') scaled to 8 bits; PIL's own convert clips
+    them at 255, which turns a 16-bit photograph white."""
+    if image.mode not in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return image
+    array = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or (image.mode == "I" and array.max(initial=0) > 255) else 255.0
+    if image.mode == "F":
+        top = 1.0 if array.max(initial=0) <= 1.0 else top
+    return Image.fromarray(np.clip(np.rint(array * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+
+
 def to_square(image: Image.Image, pre: Preprocess) -> np.ndarray:
     """Apply the crop/resize/pad rule to one decoded PIL image; returns HxWxC uint8."""
     mode = "L" if pre.channels == 1 else "RGB"
+    image = to_8bit(image)
     if image.mode != mode:
         image = image.convert(mode)
     if pre.crop == "pad":
@@ -88,6 +104,8 @@ def decode(data: bytes, pre: Preprocess) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode encoded bytes with DCT-domain downscaling first; returns the array and the source size."""
     image = Image.open(io.BytesIO(data))
     source_size = image.size
+    if min(source_size) < MIN_SOURCE_SIDE:
+        raise ValueError(f"the image is only {source_size[0]}x{source_size[1]} px, smaller than {MIN_SOURCE_SIDE} px a side")
     mode = "L" if pre.channels == 1 else "RGB"
     if image.format == "JPEG":
         w, h = image.size

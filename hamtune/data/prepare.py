@@ -208,7 +208,7 @@ def prepare(
     """Prepare `src` (any supported form) into a cache folder and return its path; a hit returns at once."""
     src = Path(src)
     form = detect(src)
-    Preprocess(size or JPEG_DEFAULT_SIZE, crop, channels)
+    Preprocess(JPEG_DEFAULT_SIZE if size is None else size, crop, channels)  # --size 0 is an error, not the default
     requested = {"size": size, "crop": crop, "channels": channels}
     signature = source_signature(src, form, requested, metadata, skip_missing)
     size_label = f"{size}px" if size else "native"
