@@ -358,3 +358,22 @@ def test_an_image_too_small_to_hold_a_lesion_is_refused_and_size_0_is_an_error(c
     assert "scored 1 image(s)" in out
     code, _, err = run_cli(capsys, "data", "prepare", release_dir, "--size", "0", "--out", tmp_path / "c")
     assert_one_line_error(code, err, "--size must be between 4 and 1024 pixels, got 0")
+
+
+# ---- 11. space files: empty, a condition that can never hold, a key given twice --------------------
+
+
+def test_an_empty_space_file_a_condition_on_a_value_that_is_not_a_choice_and_a_duplicated_key_are_errors(capsys, tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_bytes(b"")
+    code, _, err = run_cli(capsys, "sweep", empty, "--results", tmp_path)
+    assert_one_line_error(code, err, str(empty), "empty")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("params:\n  kind: {choice: [ae, vae]}\n  beta: {float: [0.1, 1.0], when: {kind: vea}}\n")
+    code, _, err = run_cli(capsys, "sweep", typo, "--results", tmp_path)
+    assert_one_line_error(code, err, str(typo), "params.beta.when.kind", "'vea' is not among params.kind's choices")
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("num_samples: 2\nparams:\n  lr: {float: [0.001, 0.01]}\nnum_samples: 50\n")
+    code, _, err = run_cli(capsys, "sweep", twice, "--results", tmp_path)
+    assert_one_line_error(code, err, str(twice), "'num_samples' is given twice (lines 1 and 4)")
+    assert not any(tmp_path.glob("*/trials.parquet"))

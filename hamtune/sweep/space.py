@@ -16,6 +16,7 @@ import yaml
 
 from hamtune.errors import HamtuneError
 from hamtune.paths import safe_name
+from hamtune.yamlfile import DuplicateKey, load_yaml
 from hamtune.train.config import TrainConfig, field_value
 
 TOP_LEVEL = {
@@ -129,6 +130,15 @@ class _Checker:
             raise self.fail(key, str(exc).split(": ", 1)[-1]) from None
 
 
+def _check_condition(check: _Checker, key: str, target, allowed: tuple) -> None:
+    """A condition on a choice must name values among its choices: a typo would silently never match."""
+    if isinstance(target, Param) and target.kind == "choice":
+        missing = [v for v in allowed if v not in target.values]
+        if missing:
+            raise check.fail(key, f"{', '.join(map(repr, missing))} is not among params.{target.name}'s choices "
+                                  f"({', '.join(map(repr, target.values))}), so the condition could never hold")
+
+
 def _param(check: _Checker, name: str, spec, earlier: dict) -> Param:
     key = f"params.{name}"
     if name not in TrainConfig.__dataclass_fields__:
@@ -146,6 +156,7 @@ def _param(check: _Checker, name: str, spec, earlier: dict) -> Param:
         if other not in earlier:
             raise check.fail(f"{key}.when.{other}", "a condition may only refer to a parameter declared earlier or a fixed value")
         when[other] = tuple(allowed) if isinstance(allowed, list) else (allowed,)
+        _check_condition(check, f"{key}.when.{other}", earlier[other], when[other])
     if kind == "choice":
         values = spec["choice"]
         if not isinstance(values, list) or not values:
@@ -310,12 +321,19 @@ def load_space(path: Path, overrides: dict | None = None) -> SearchSpace:
     `overrides` (from --set, --data...) replace top-level keys or fix TrainConfig fields."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except FileNotFoundError:
         raise HamtuneError(f"{path}: no such search-space file") from None
+    except IsADirectoryError:
+        raise HamtuneError(f"{path}: a folder, not a search-space file") from None
+    except DuplicateKey as exc:
+        raise HamtuneError(f"{path}: {exc}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise HamtuneError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_space(raw if raw is not None else {}, path, overrides)
+    if raw is None:
+        raise HamtuneError(f"{path}: the file is empty; a search space names at least its params "
+                           "(see search_spaces/quick.yaml)")
+    return parse_space(raw, path, overrides)
 
 
 def make_sampler(space: SearchSpace):
