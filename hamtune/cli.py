@@ -92,11 +92,16 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_baselines(args: argparse.Namespace) -> None:
     from hamtune.baselines import parse_methods, run_baselines
+    from hamtune.baselines.run import DATA_KEYS
     from hamtune.paths import results_folder, results_lock
     from hamtune.train.config import build_config, parse_assignments
     from hamtune.train.single import load_data
 
     values = parse_assignments(args.set)
+    unused = sorted(set(values) - set(DATA_KEYS))
+    if unused:
+        raise HamtuneError(f"--set {', '.join(unused)}: not used by classical baselines (they fit no network); "
+                           f"they take {', '.join(DATA_KEYS)}")
     if args.protocol:
         values["protocol"] = args.protocol
     config = build_config(values)

@@ -377,3 +377,12 @@ def test_an_empty_space_file_a_condition_on_a_value_that_is_not_a_choice_and_a_d
     code, _, err = run_cli(capsys, "sweep", twice, "--results", tmp_path)
     assert_one_line_error(code, err, str(twice), "'num_samples' is given twice (lines 1 and 4)")
     assert not any(tmp_path.glob("*/trials.parquet"))
+
+
+# ---- 12. baselines refuse settings they would ignore ------------------------------------------------
+
+
+def test_baselines_refuse_a_set_key_they_do_not_use(capsys, prepared, tmp_path):
+    code, _, err = run_cli(capsys, "baselines", prepared.path, "--set", "lr=3", "--results", tmp_path)
+    assert_one_line_error(code, err, "--set lr: not used by classical baselines", "split_seed")
+    assert not (tmp_path / "baselines").exists()
