@@ -189,11 +189,18 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_score(args: argparse.Namespace) -> None:
     from hamtune.export.bundle import load_bundle
     from hamtune.export.score import report_problems, score_inputs
+    from hamtune.files import atomic_file
 
+    if args.out.is_dir():
+        raise HamtuneError(f"--out {args.out} is a folder; give the CSV file to write, e.g. {args.out / 'scores.csv'}")
     bundle = load_bundle(args.model)
     scored = score_inputs(bundle, args.inputs, device=args.device, progress=not args.no_progress)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    scored.table.to_csv(args.out, index=False)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(args.out) as tmp:
+            scored.table.to_csv(tmp, index=False)
+    except OSError as exc:
+        raise HamtuneError(f"--out {args.out}: cannot write the scores ({exc.strerror or exc})") from None
     report_problems(scored)
     flagged = int(scored.table["flagged"].sum())
     print(f"scored {len(scored.table)} image(s), {flagged} flagged (score > {bundle.threshold:.6g}): {args.out}")

@@ -386,3 +386,39 @@ def test_baselines_refuse_a_set_key_they_do_not_use(capsys, prepared, tmp_path):
     code, _, err = run_cli(capsys, "baselines", prepared.path, "--set", "lr=3", "--results", tmp_path)
     assert_one_line_error(code, err, "--set lr: not used by classical baselines", "split_seed")
     assert not (tmp_path / "baselines").exists()
+
+
+# ---- 13, 14. an edited bundle; score's --out -------------------------------------------------------
+
+
+@pytest.mark.parametrize("edit, needle", [
+    ("config_size", "disagree with bundle.json's preprocess"),
+    ("both_sizes", "model.pt: does not fit the exported config"),
+    ("threshold", "threshold must be a number or null, got 'abc'"),
+])
+def test_an_edited_bundle_is_refused_not_used(capsys, trained, tmp_path, edit, needle):
+    import numpy as np
+    from PIL import Image
+
+    model = tmp_path / "model"
+    assert run_cli(capsys, "export", trained, "--out", model)[0] == 0
+    config, info = json.loads((model / "config.json").read_text()), json.loads((model / "bundle.json").read_text())
+    if edit in ("config_size", "both_sizes"):
+        config["image_size"] = 64
+    if edit == "both_sizes":
+        info["preprocess"]["size"] = 64
+    if edit == "threshold":
+        info["threshold"] = "abc"
+    (model / "config.json").write_text(json.dumps(config))
+    (model / "bundle.json").write_text(json.dumps(info))
+    Image.fromarray(np.full((30, 30, 3), 120, dtype=np.uint8)).save(tmp_path / "a.jpg")
+    code, _, err = run_cli(capsys, "score", model, tmp_path / "a.jpg", "--out", tmp_path / "s.csv", "--no-progress")
+    assert_one_line_error(code, err, needle)
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_score_out_an_existing_folder_is_an_error_before_scoring(capsys, trained, tmp_path):
+    assert run_cli(capsys, "export", trained, "--out", tmp_path / "model")[0] == 0
+    (tmp_path / "here").mkdir()
+    code, _, err = run_cli(capsys, "score", tmp_path / "model", tmp_path, "--out", tmp_path / "here", "--no-progress")
+    assert_one_line_error(code, err, "is a folder")

@@ -193,10 +193,27 @@ def load_bundle(path: Path) -> Bundle:
         found = info.get("bundle_version") if isinstance(info, dict) else None
         raise HamtuneError(f"{path / META}: bundle version {found}, this hamtune reads version {BUNDLE_VERSION}")
     config = TrainConfig.from_dict(ckpt.read_json(path / CONFIG), where=str(path / CONFIG))
-    pre = info["preprocess"]
-    threshold = info.get("threshold")
-    return Bundle(path, config, Preprocess(pre["size"], pre["crop"], pre["channels"]),
-                  math.inf if threshold is None else float(threshold), info)
+    pre = info.get("preprocess")
+    try:
+        preprocess = Preprocess(int(pre["size"]), pre["crop"], int(pre["channels"]))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise HamtuneError(f"{path / META}: preprocess must hold size, crop and channels ({exc!r})") from None
+    exported = (config.image_size, config.crop, config.channels)
+    if exported != (preprocess.size, preprocess.crop, preprocess.channels):
+        raise HamtuneError(
+            f"{path / CONFIG}: image_size/crop/channels {exported} disagree with {META}'s preprocess "
+            f"{(preprocess.size, preprocess.crop, preprocess.channels)}; the bundle was edited, export it again"
+        )
+    return Bundle(path, config, preprocess, _threshold(info.get("threshold"), path / META), info)
+
+
+def _threshold(value, where: Path) -> float:
+    """The decision threshold: a finite number, or null (nothing is flagged)."""
+    if value is None:
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise HamtuneError(f"{where}: threshold must be a number or null, got {value!r}")
+    return float(value)
 
 
 def _fmt(value) -> str:
