@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import math
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 
 from hamtune import __version__
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, one_line
 from hamtune.train.config import CHOICES
 
 log = logging.getLogger("hamtune")
@@ -370,6 +371,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hamtune: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"hamtune: error: {one_line(where)}no space left on device; free some space and run again "
+              "(what was being written was not kept)", file=sys.stderr)
+        return 2
     return 0
 
 

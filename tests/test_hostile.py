@@ -6,6 +6,7 @@ Each test runs the command a careless or hostile user would, for real, and check
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -422,3 +423,68 @@ def test_score_out_an_existing_folder_is_an_error_before_scoring(capsys, trained
     (tmp_path / "here").mkdir()
     code, _, err = run_cli(capsys, "score", tmp_path / "model", tmp_path, "--out", tmp_path / "here", "--no-progress")
     assert_one_line_error(code, err, "is a folder")
+
+
+# ---- 14. tracebacks that are now one-line errors ---------------------------------------------------
+
+
+def test_bad_prepare_inputs_are_one_line_errors(capsys, release_dir, tmp_path):
+    import numpy as np
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "HAM10000_metadata.csv").write_bytes(b"")
+    shutil.copytree(release_dir / "HAM10000_images_part_1", empty / "HAM10000_images_part_1")
+    code, _, err = run_cli(capsys, "data", "prepare", empty, "--out", tmp_path / "c1")
+    assert_one_line_error(code, err, "HAM10000_metadata.csv: the metadata file is empty")
+    objects = tmp_path / "dermamnist.npz"
+    arrays = {f"{s}_{k}": np.array([object()] * 2, dtype=object) for s in ("train", "val", "test") for k in ("images", "labels")}
+    np.savez(objects, **arrays)
+    code, _, err = run_cli(capsys, "data", "prepare", objects, "--out", tmp_path / "c2")
+    assert_one_line_error(code, err, "dermamnist.npz", "not plain arrays")
+    code, _, err = run_cli(capsys, "data", "prepare", release_dir, "--workers", "-3", "--out", tmp_path / "c3")
+    assert_one_line_error(code, err, "--workers must be at least 1, got -3")
+    code, _, err = run_cli(capsys, "data", "prepare", release_dir, "--metadata", tmp_path / "nope.csv", "--out", tmp_path / "c4")
+    assert_one_line_error(code, err, "--metadata", "nope.csv: no such file")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("c", ".c"))]
+
+
+def test_train_results_naming_a_file_fails_before_training(capsys, prepared, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    started = time.perf_counter()
+    code, _, err = run_cli(capsys, "train", "--data", prepared.path, "--set", "epochs=50", "--results", tmp_path / "file")
+    assert_one_line_error(code, err, "is a file")
+    assert time.perf_counter() - started < 20 and (tmp_path / "file").read_text() == "not a folder"
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_during_prepare_is_a_one_line_error_and_leaves_no_temporary(capsys, release_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    out = tmp_path / "caches" / "full"
+    code, _, err = run_cli(capsys, "data", "prepare", release_dir, "--size", "16", "--workers", "1", "--out", out)
+    assert_one_line_error(code, err, "no space left on device")
+    assert not out.exists() and list(out.parent.iterdir()) == []
+
+
+def test_a_full_disk_while_train_writes_its_checkpoint_is_a_one_line_error_and_leaves_no_half_checkpoint(
+        capsys, prepared, tmp_path, monkeypatch):
+    import torch
+
+    from hamtune.train import checkpoint
+
+    saved = []
+
+    def save_then_fill(obj, path, *args, **kwargs):
+        if saved:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        saved.append(path)
+        torch.save(obj, path)
+
+    monkeypatch.setattr(checkpoint.torch, "save", save_then_fill)
+    code, _, err = run_cli(capsys, "train", "--data", prepared.path, "--set", "epochs=1", "--set", "image_size=28",
+                           "--set", "mlp_width=32", "--name", "full", "--results", tmp_path)
+    assert_one_line_error(code, err, "no space left on device")
+    assert saved and not any((tmp_path / "full" / "checkpoints").iterdir())
