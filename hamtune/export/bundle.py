@@ -150,7 +150,7 @@ def check_out(out: Path, sources: list[Path], force: bool) -> None:
         raise HamtuneError(f"--out {out} is a non-empty folder that hamtune export did not write; --force only "
                            "replaces an earlier bundle, so choose another --out (nothing was replaced)")
     if not force:
-        raise HamtuneError(f"{out} holds an exported bundle; choose another --out or pass --force to replace it")
+        raise HamtuneError(f"{out} exists and is not empty (an exported bundle); choose another --out or pass --force to replace it")
 
 
 def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool = False,
