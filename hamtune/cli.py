@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 from hamtune import __version__
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, one_line
 from hamtune.train.config import CHOICES
 
 log = logging.getLogger("hamtune")
@@ -62,21 +63,24 @@ def cmd_data_info(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from hamtune.paths import results_folder, results_lock
     from hamtune.train.config import build_config, parse_assignments
     from hamtune.train.single import SUMMARY, load_data, run_and_record
 
     device = {"device": args.device} if args.device else {}
     config = build_config({"preset": args.preset, **device, **parse_assignments(args.set)})
-    data, config = load_data(args.data, config, skip_missing=args.skip_missing)
-    test_data = None
-    if args.test_data:
-        test_data, _ = load_data(args.test_data, config)
     name = args.name or config.preset or "train"
-    result, row = run_and_record(config, data, Path(args.results) / name, name, test_data=test_data)
+    directory = results_folder(args.results, name)
+    with results_lock(directory):
+        data, config = load_data(args.data, config, skip_missing=args.skip_missing)
+        test_data = None
+        if args.test_data:
+            test_data, _ = load_data(args.test_data, config)
+        result, row = run_and_record(config, data, directory, name, test_data=test_data)
     print(f"{config.kind.upper()} {config.arch} on {data.name}: {result.status} after {len(result.history)} epoch(s) "
           f"in {result.wall_time_s:.1f} s on {result.device}" + (f" ({result.reason})" if result.reason else ""))
     print_metrics(result.final, SUMMARY)
-    print(f"results: {Path(args.results) / name} (trial {row['trial_id']})")
+    print(f"results: {directory} (trial {row['trial_id']})")
 
 
 # ---- baselines ------------------------------------------------------------------------------------
@@ -84,20 +88,27 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_baselines(args: argparse.Namespace) -> None:
     from hamtune.baselines import parse_methods, run_baselines
+    from hamtune.baselines.run import DATA_KEYS
+    from hamtune.paths import results_folder, results_lock
     from hamtune.results.numbers import fmt
     from hamtune.train.config import build_config, parse_assignments
     from hamtune.train.single import load_data
 
     values = parse_assignments(args.set)
+    unused = sorted(set(values) - set(DATA_KEYS))
+    if unused:
+        raise HamtuneError(f"--set {', '.join(unused)}: not used by classical baselines (they fit no network); "
+                           f"they take {', '.join(DATA_KEYS)}")
     if args.protocol:
         values["protocol"] = args.protocol
     config = build_config(values)
     methods = parse_methods(args.methods, seed=config.seed)
+    directory = results_folder(args.results, args.name)
     data, config = load_data(args.data, config)
     test_data = load_data(args.test_data, config)[0] if args.test_data else None
-    directory = Path(args.results) / args.name
     started = time.perf_counter()
-    rows = run_baselines(config, data, methods, directory, args.name, test_data=test_data)
+    with results_lock(directory):
+        rows = run_baselines(config, data, methods, directory, args.name, test_data=test_data)
     print(f"{len(rows)} classical baseline(s) on {data.name}, protocol {config.protocol}, "
           f"{rows[0]['train_images']} normal training images, in {time.perf_counter() - started:.1f} s")
     width = max(len(row["model"]) for row in rows)
@@ -180,11 +191,18 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_score(args: argparse.Namespace) -> None:
     from hamtune.export.bundle import load_bundle
     from hamtune.export.score import report_problems, score_inputs
+    from hamtune.files import atomic_file
 
+    if args.out.is_dir():
+        raise HamtuneError(f"--out {args.out} is a folder; give the CSV file to write, e.g. {args.out / 'scores.csv'}")
     bundle = load_bundle(args.model)
     scored = score_inputs(bundle, args.inputs, device=args.device, progress=not args.no_progress)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    scored.table.to_csv(args.out, index=False)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(args.out) as tmp:
+            scored.table.to_csv(tmp, index=False)
+    except OSError as exc:
+        raise HamtuneError(f"--out {args.out}: cannot write the scores ({exc.strerror or exc})") from None
     report_problems(scored)
     flagged = int(scored.table["flagged"].sum())
     print(f"scored {len(scored.table)} image(s), {flagged} flagged (score > {bundle.threshold:.6g}): {args.out}")
@@ -354,6 +372,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hamtune: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"hamtune: error: {one_line(where)}no space left on device; free some space and run again "
+              "(what was being written was not kept)", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -21,6 +21,14 @@ def hamtune_cache(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def hamtune_config(tmp_path_factory) -> Path:
+    """hamtune's per-user records (the digests of Tune state a sweep wrote) go to a temp folder too."""
+    path = tmp_path_factory.mktemp("config")
+    os.environ["XDG_CONFIG_HOME"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def release_dir(tmp_path_factory) -> Path:
     """A small synthetic dataset in the original release's layout (metadata CSV + part_1/part_2 JPEGs)."""

@@ -35,7 +35,10 @@ def load(src: Path, *, skip_missing: bool = False, metadata: Path | None = None)
         raise HamtuneError(f"{path}: missing key(s) {', '.join(missing)}; found {', '.join(sorted(keys)) or 'none'}")
     images, labels, splits, ids = [], [], [], []
     for split in SPLITS:
-        x, y = archive[f"{split}_images"], archive[f"{split}_labels"].reshape(-1)
+        try:
+            x, y = archive[f"{split}_images"], archive[f"{split}_labels"].reshape(-1)
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:  # object arrays need pickle: refused, never loaded
+            raise HamtuneError(f"{path}: {split}_images/{split}_labels are not plain arrays ({exc})") from None
         if x.ndim == 3:
             x = x[..., None]
         if x.ndim != 4 or x.shape[-1] not in (1, 3) or x.dtype != np.uint8 or len(x) != len(y):

@@ -6,7 +6,6 @@ import io
 import os
 import zipfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from hamtune.errors import HamtuneError
+from hamtune.workers import pool as worker_pool
 
 CROPS = ("center", "resize", "pad")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -68,9 +68,25 @@ def _crop_box(width: int, height: int, crop: str) -> tuple[float, float, float, 
     return (left, top, left + side, top + side)
 
 
+MIN_SOURCE_SIDE = 8  # px: below this an image carries no lesion to learn from, only a stretched colour
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit grayscale (PNG/TIFF 'I;16', 'I', 'F') scaled to 8 bits; PIL's own convert clips
+    them at 255, which turns a 16-bit photograph white."""
+    if image.mode not in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return image
+    array = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or (image.mode == "I" and array.max(initial=0) > 255) else 255.0
+    if image.mode == "F":
+        top = 1.0 if array.max(initial=0) <= 1.0 else top
+    return Image.fromarray(np.clip(np.rint(array * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+
+
 def to_square(image: Image.Image, pre: Preprocess) -> np.ndarray:
     """Apply the crop/resize/pad rule to one decoded PIL image; returns HxWxC uint8."""
     mode = "L" if pre.channels == 1 else "RGB"
+    image = to_8bit(image)
     if image.mode != mode:
         image = image.convert(mode)
     if pre.crop == "pad":
@@ -88,6 +104,8 @@ def decode(data: bytes, pre: Preprocess) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode encoded bytes with DCT-domain downscaling first; returns the array and the source size."""
     image = Image.open(io.BytesIO(data))
     source_size = image.size
+    if min(source_size) < MIN_SOURCE_SIDE:
+        raise ValueError(f"the image is only {source_size[0]}x{source_size[1]} px, smaller than {MIN_SOURCE_SIDE} px a side")
     mode = "L" if pre.channels == 1 else "RGB"
     if image.format == "JPEG":
         w, h = image.size
@@ -138,7 +156,7 @@ def decode_many(
         results: Iterator = map(_decode_chunk, jobs)
         pool = None
     else:
-        pool = ProcessPoolExecutor(max_workers=workers)
+        pool = worker_pool(workers)  # workers die with this process
         results = pool.map(_decode_chunk, jobs)
     try:
         for start, (arrays, sizes, errors) in zip(starts, results):

@@ -7,6 +7,7 @@ is written under a temporary name then renamed, so a crash never leaves half a c
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -27,6 +28,7 @@ from hamtune.data.loader import Source
 from hamtune.data.sources import detect, load_source
 from hamtune.errors import HamtuneError
 from hamtune.files import atomic_folder
+from hamtune.workers import remove_stale_temporaries
 
 log = logging.getLogger("hamtune")
 
@@ -152,11 +154,20 @@ def _drop_unreadable(source: Source, errors: list[tuple[int, str]], skip: bool) 
     return keep
 
 
+def allocate(path: Path) -> None:
+    """Reserve a memory map's file on disk now: a full disk is then an OSError (ENOSPC) here, not a
+    SIGBUS (rc 135) when the decoder first touches a page that cannot be backed."""
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as handle:
+            os.posix_fallocate(handle.fileno(), 0, os.path.getsize(path))
+
+
 def _write(tmp: Path, source: Source, pre: Preprocess, workers: int | None, skip_missing: bool, progress: bool) -> dict:
     started = time.perf_counter()
     n = len(source.table)
     shape = (n, pre.size, pre.size, pre.channels)
     images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
+    allocate(tmp / "images.npy")
     sizes, errors = _decode_source(source, pre, images, workers, progress)
     keep = _drop_unreadable(source, errors, skip_missing)
     meta = source.table[keep].reset_index(drop=True)
@@ -164,6 +175,7 @@ def _write(tmp: Path, source: Source, pre: Preprocess, workers: int | None, skip
         kept = np.array(images[keep])
         del images
         images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=kept.shape)
+        allocate(tmp / "images.npy")
         images[:] = kept
     if len(meta) == 0:
         raise HamtuneError(f"{source.path}: no readable images left")
@@ -209,8 +221,12 @@ def prepare(
 ) -> Path:
     """Prepare `src` (any supported form) into a cache folder and return its path; a hit returns at once."""
     src = Path(src)
+    if workers is not None and workers < 1:
+        raise HamtuneError(f"--workers must be at least 1, got {workers}")
+    if metadata is not None and not Path(metadata).is_file():
+        raise HamtuneError(f"--metadata {metadata}: no such file")
     form = detect(src)
-    Preprocess(size or JPEG_DEFAULT_SIZE, crop, channels)
+    Preprocess(JPEG_DEFAULT_SIZE if size is None else size, crop, channels)  # --size 0 is an error, not the default
     requested = {"size": size, "crop": crop, "channels": channels}
     signature = source_signature(src, form, requested, metadata, skip_missing)
     size_label = f"{size}px" if size else "native"
@@ -223,13 +239,21 @@ def prepare(
                 return out
         except (OSError, ValueError):
             pass
+    for stale in remove_stale_temporaries(out.parent):
+        log.warning("removed %s, left by a process that died while preparing", stale)
     source = load_source(src, skip_missing, metadata)
     native = source.pixels.shape if source.pixels is not None else None
     pre = Preprocess(size or default_size(form, native), crop, channels)
-    with atomic_folder(out) as tmp:
-        manifest = _write(tmp, source, pre, workers, skip_missing, progress)
-        manifest.update(name=out.name, signature=signature)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    try:
+        with atomic_folder(out) as tmp:  # on any error the temporary folder is removed
+            manifest = _write(tmp, source, pre, workers, skip_missing, progress)
+            manifest.update(name=out.name, signature=signature)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise HamtuneError(f"{out.parent}: no space left on device while preparing {src} (nothing was kept); "
+                           "free some space or point HAMTUNE_CACHE (or --out) at a larger disk") from None
     return out
 
 

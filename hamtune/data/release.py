@@ -33,7 +33,11 @@ def read_metadata(path: Path) -> pd.DataFrame:
     sep = "\t" if path.suffix.lower() == ".tab" else ","
     try:
         table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, quotechar='"')
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except FileNotFoundError:
+        raise HamtuneError(f"{path}: no such metadata file") from None
+    except pd.errors.EmptyDataError:
+        raise HamtuneError(f"{path}: the metadata file is empty; expected a header line and one row per image") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, IsADirectoryError) as exc:
         raise HamtuneError(f"{path}: not a readable metadata table ({exc})") from None
     table.columns = [c.strip().strip('"').lower() for c in table.columns]
     missing = [c for c in REQUIRED if c not in table.columns]

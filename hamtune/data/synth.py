@@ -20,7 +20,6 @@ import json
 import math
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from tqdm import tqdm
 from hamtune.data.labels import DX_CODES, HAM10000_COUNTS
 from hamtune.errors import HamtuneError
 from hamtune.files import atomic_folder
+from hamtune.workers import pool as worker_pool
 
 VERSION = 2
 MARKER = ".hamtune-synth.json"
@@ -475,7 +475,7 @@ def _render(lesions: list[_Lesion], paths: dict[str, Path], seed: int, stream: i
     tasks = [(seed, stream, lesion.index, lesion.dx, lesion.patient[0], size, [paths[i] for i in lesion.image_ids])
              for lesion in lesions]
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    pool = worker_pool(workers) if workers > 1 else None  # workers die with this process
     try:
         done = pool.map(_render_lesion_photos, tasks, chunksize=8) if pool else map(_render_lesion_photos, tasks)
         with tqdm(total=len(paths), unit="img", desc=f"synthesizing {what}", disable=not progress) as bar:

@@ -120,14 +120,49 @@ def bundle_info(row: pd.Series, config: TrainConfig, metric: str, rank: int) -> 
     }
 
 
-def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool = False) -> Path:
+def is_bundle(folder: Path) -> bool:
+    """Whether a folder is one `hamtune export` wrote: its bundle.json names a bundle version and it holds
+    nothing but a bundle's files (a folder that merely contains a bundle.json is not one)."""
+    try:
+        names = {p.name for p in folder.iterdir()}
+        info = json.loads((folder / META).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(info, dict) and "bundle_version" in info and names <= {WEIGHTS, CONFIG, META, CARD}
+
+
+def check_out(out: Path, sources: list[Path], force: bool) -> None:
+    """Refuse an --out whose replacement would lose data: the results folder or checkpoint exported from, a
+    folder above them, a link, a file, or (even with --force) a non-empty folder that is not a bundle."""
+    target = out.resolve()
+    for source in sources:
+        source = source.resolve()
+        if target == source or target in source.parents:
+            raise HamtuneError(f"--out {out} is {'the folder' if target == source else 'a folder above'} {source} "
+                               "that is exported from; choose an --out outside it")
+    if out.is_symlink():
+        raise HamtuneError(f"--out {out} is a symbolic link; give the folder itself (nothing was replaced)")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise HamtuneError(f"--out {out} is a file, not a folder; choose another --out (nothing was replaced)")
+    if not any(out.iterdir()):
+        return
+    if not is_bundle(out):
+        raise HamtuneError(f"--out {out} is a non-empty folder that hamtune export did not write; --force only "
+                           "replaces an earlier bundle, so choose another --out (nothing was replaced)")
+    if not force:
+        raise HamtuneError(f"{out} exists and is not empty (an exported bundle); choose another --out or pass --force to replace it")
+
+
+def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool = False,
+                 results_dir: Path | None = None) -> Path:
     """Export one trial's final checkpoint to `out`, written under a temporary name then renamed."""
     source = row.get("checkpoint")
     if not isinstance(source, str) or not (Path(source) / ckpt.WEIGHTS).exists():
         raise HamtuneError(f"trial {row['trial_id']}: its checkpoint {source} is missing; nothing to export")
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise HamtuneError(f"{out} exists and is not empty; choose another --out or pass --force to replace it")
+    check_out(out, [Path(source)] + ([Path(results_dir)] if results_dir is not None else []), force)
     config = TrainConfig.from_dict(ckpt.read_json(Path(source) / ckpt.CONFIG), where=f"{source}/{ckpt.CONFIG}")
     info = bundle_info(row, config, metric, rank)
     weights = ckpt.load_weights(Path(source) / ckpt.WEIGHTS)
@@ -147,7 +182,7 @@ def export_trial(directory: Path, rank: int, out: Path, metric: str | None = Non
     if len(board) < rank:
         raise HamtuneError(f"{directory}: only {len(board)} ranked trial(s) by {chosen.column}; --rank {rank} does not exist")
     row = board.iloc[rank - 1]
-    return write_bundle(row, out, chosen.column, rank, force), row
+    return write_bundle(row, out, chosen.column, rank, force, results_dir=directory), row
 
 
 def load_bundle(path: Path) -> Bundle:
@@ -158,10 +193,27 @@ def load_bundle(path: Path) -> Bundle:
         found = info.get("bundle_version") if isinstance(info, dict) else None
         raise HamtuneError(f"{path / META}: bundle version {found}, this hamtune reads version {BUNDLE_VERSION}")
     config = TrainConfig.from_dict(ckpt.read_json(path / CONFIG), where=str(path / CONFIG))
-    pre = info["preprocess"]
-    threshold = info.get("threshold")
-    return Bundle(path, config, Preprocess(pre["size"], pre["crop"], pre["channels"]),
-                  math.inf if threshold is None else float(threshold), info)
+    pre = info.get("preprocess")
+    try:
+        preprocess = Preprocess(int(pre["size"]), pre["crop"], int(pre["channels"]))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise HamtuneError(f"{path / META}: preprocess must hold size, crop and channels ({exc!r})") from None
+    exported = (config.image_size, config.crop, config.channels)
+    if exported != (preprocess.size, preprocess.crop, preprocess.channels):
+        raise HamtuneError(
+            f"{path / CONFIG}: image_size/crop/channels {exported} disagree with {META}'s preprocess "
+            f"{(preprocess.size, preprocess.crop, preprocess.channels)}; the bundle was edited, export it again"
+        )
+    return Bundle(path, config, preprocess, _threshold(info.get("threshold"), path / META), info)
+
+
+def _threshold(value, where: Path) -> float:
+    """The decision threshold: a finite number, or null (nothing is flagged)."""
+    if value is None:
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise HamtuneError(f"{where}: threshold must be a number or null, got {value!r}")
+    return float(value)
 
 
 def model_card(info: dict, config: TrainConfig) -> str:

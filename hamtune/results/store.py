@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 import hamtune
 from hamtune.errors import HamtuneError, first_line
 from hamtune.files import atomic_file, read_npz
+from hamtune.paths import in_results
 
 SCHEMA_VERSION = 1
 SCHEMA_KEY = b"hamtune_schema_version"
@@ -195,6 +196,8 @@ def load_results(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     if not (directory / TRIALS).exists():
         raise HamtuneError(f"{directory}: no {TRIALS} (has a sweep or `hamtune train` written here yet?)")
     trials = read_parquet(directory / TRIALS)
+    if "checkpoint" in trials:  # stored relative to the results folder: this folder's own checkpoints
+        trials["checkpoint"] = trials["checkpoint"].map(lambda path: in_results(path, directory))
     ids = set(trials["trial_id"])
     frames = []
     for name in (EPOCHS, SCORES):

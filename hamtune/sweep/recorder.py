@@ -10,6 +10,7 @@ import numpy as np
 from ray import tune
 
 from hamtune.errors import HamtuneError
+from hamtune.paths import relative_to_results
 from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.sweep.trainable import trial_config
 from hamtune.train import checkpoint as ckpt
@@ -80,7 +81,7 @@ class ResultsRecorder(tune.Callback):
             sweep=self.sweep, trial_id=trial.trial_id, status=status, reason=reason, params=params, history=history,
             objective=self.objectives[0], wall_time_s=float(last.get("time_total_s", wall)),
             device=str(last.get("device", "")) or None, data_manifest=self.data_manifest, test_manifest=self.test_manifest,
-            n_params=last.get("n_params"), checkpoint=checkpoint,
+            n_params=last.get("n_params"), checkpoint=relative_to_results(checkpoint, self.directory),
             extra={"node_id": last.get("node_id"), "objective_metrics": ",".join(m for m, _ in self.objectives)},
         )
         writer = ResultsWriter(self.directory)

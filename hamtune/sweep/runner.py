@@ -8,6 +8,7 @@ zero-copy on every node without a shared filesystem. The Optuna study lives in t
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -44,6 +45,17 @@ class SweepOptions:
     num_samples: int | None = None
     gpus_per_trial: float | None = None
     num_cpus: int | None = None
+
+    def __post_init__(self) -> None:
+        """Checked before anything starts: a negative or zero count would run forever or wait forever."""
+        if self.num_samples is not None and self.num_samples < 1:
+            raise HamtuneError(f"--num-samples must be at least 1, got {self.num_samples}")
+        if self.gpus_per_trial is not None and not (math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
+            raise HamtuneError(f"--gpus-per-trial must be 0 or more (a fraction packs trials on a GPU), got {self.gpus_per_trial:g}")
+        if self.gpus_per_trial is not None and self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            raise HamtuneError(f"--gpus-per-trial above 1 must be a whole number, got {self.gpus_per_trial:g}")
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise HamtuneError(f"--num-cpus must be at least 1, got {self.num_cpus}")
 
 
 def configure_tune() -> None:
@@ -94,6 +106,12 @@ def concurrency(cpus: float, gpus: float, requested: int | None) -> int:
     resources = ray.cluster_resources()
     if gpus > 0 and resources.get("GPU", 0) == 0:
         raise HamtuneError(f"trials ask for {gpus:g} GPU each but the Ray cluster has none; use --gpus-per-trial 0")
+    if gpus > resources.get("GPU", 0):
+        raise HamtuneError(f"trials ask for {gpus:g} GPUs each but the Ray cluster has {resources['GPU']:g}; "
+                           "lower --gpus-per-trial")
+    if cpus > resources.get("CPU", 0):
+        raise HamtuneError(f"trials ask for {cpus:g} CPUs each (resources.cpus) but the Ray cluster has "
+                           f"{resources.get('CPU', 0):g}; lower resources.cpus or raise --num-cpus")
     fits = int(resources.get("CPU", 1) // cpus)
     if gpus > 0:
         fits = min(fits, int(resources["GPU"] // gpus))
@@ -171,6 +189,7 @@ def make_tuner(
     --resume, the interrupted experiment restored with its unfinished trials."""
     from ray import tune
 
+    from hamtune.sweep import trust
     from hamtune.sweep.repair import RepairCheckpoints
 
     if resume:
@@ -182,7 +201,7 @@ def make_tuner(
             max_concurrent_trials=max_concurrent, reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=EXPERIMENT, storage_path=storage, callbacks=[RepairCheckpoints(), recorder], verbose=0,
+            name=EXPERIMENT, storage_path=storage, callbacks=[RepairCheckpoints(), recorder, trust.TrustRecorder()], verbose=0,
             failure_config=tune.FailureConfig(max_failures=space.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
@@ -190,9 +209,17 @@ def make_tuner(
 
 
 def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
-    """Run (or resume) a sweep; returns its results folder."""
+    """Run (or resume) a sweep; returns its results folder. One sweep at a time writes a folder."""
+    from hamtune.paths import results_folder, results_lock
+
+    with results_lock(results_folder(options.results_root, options.name or space.name)):
+        return _run_sweep(space, options)
+
+
+def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     from ray import tune
 
+    from hamtune.sweep import trust
     from hamtune.sweep.recorder import ResultsRecorder
 
     configure_tune()
@@ -202,9 +229,11 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     experiment = experiment_path(storage)
     if options.resume and not tune.Tuner.can_restore(experiment):
         raise HamtuneError(f"{experiment}: no sweep to resume here (start it without --resume)")
+    if options.resume:
+        trust.verify(experiment)  # before Tune unpickles anything
     if not options.resume and (directory / TRIALS).exists():
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
-    num_samples = options.num_samples or space.num_samples
+    num_samples = space.num_samples if options.num_samples is None else options.num_samples
     gpus = space.resources["gpus"] if options.gpus_per_trial is None else options.gpus_per_trial
     base = build_config(space.fixed, where=f"{space.path}: fixed")
     data, base = load_data(space.data, base)
@@ -221,6 +250,8 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     )
     tuner = make_tuner(space, trainable, recorder, name=name, directory=directory, storage=storage, num_samples=num_samples,
                        max_concurrent=max_concurrent, resume=options.resume)
+    if not options.resume:
+        trust.record_tuner(experiment)
     tuner.fit()
     recorded = len(load_results(directory)[0]) if (directory / TRIALS).exists() else 0
     if recorded < num_samples:

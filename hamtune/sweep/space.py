@@ -15,7 +15,9 @@ from typing import Any
 import yaml
 
 from hamtune.errors import HamtuneError, first_line
+from hamtune.paths import safe_name
 from hamtune.train.config import TrainConfig, field_value
+from hamtune.yamlfile import DuplicateKey, load_yaml
 
 TOP_LEVEL = {
     "name", "description", "data", "test_data", "protocol", "seed", "objective", "sampler", "scheduler",
@@ -128,6 +130,15 @@ class _Checker:
             raise self.fail(key, str(exc).split(": ", 1)[-1]) from None
 
 
+def _check_condition(check: _Checker, key: str, target, allowed: tuple) -> None:
+    """A condition on a choice must name values among its choices: a typo would silently never match."""
+    if isinstance(target, Param) and target.kind == "choice":
+        missing = [v for v in allowed if v not in target.values]
+        if missing:
+            raise check.fail(key, f"{', '.join(map(repr, missing))} is not among params.{target.name}'s choices "
+                                  f"({', '.join(map(repr, target.values))}), so the condition could never hold")
+
+
 def _param(check: _Checker, name: str, spec, earlier: dict) -> Param:
     key = f"params.{name}"
     if name not in TrainConfig.__dataclass_fields__:
@@ -145,6 +156,7 @@ def _param(check: _Checker, name: str, spec, earlier: dict) -> Param:
         if other not in earlier:
             raise check.fail(f"{key}.when.{other}", "a condition may only refer to a parameter declared earlier or a fixed value")
         when[other] = tuple(allowed) if isinstance(allowed, list) else (allowed,)
+        _check_condition(check, f"{key}.when.{other}", earlier[other], when[other])
     if kind == "choice":
         values = spec["choice"]
         if not isinstance(values, list) or not values:
@@ -341,8 +353,13 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
     points = starting_points(check, raw.get("points_to_evaluate"), params)
     num_samples, max_concurrent = budget(check, raw)
     data, test_data = data_specs(check, raw)
+    name = str(raw.get("name") or path.stem)
+    try:
+        safe_name(name, "name")
+    except HamtuneError as exc:
+        raise check.fail("name", str(exc).split(": ", 1)[-1]) from None
     return SearchSpace(
-        path=path, name=str(raw.get("name") or path.stem), data=data, test_data=test_data, objectives=objectives,
+        path=path, name=name, data=data, test_data=test_data, objectives=objectives,
         sampler=sampler, scheduler=scheduler, num_samples=num_samples, max_epochs=max_epochs, max_concurrent=max_concurrent,
         max_failures=int(check.number(raw.get("max_failures", 2), "max_failures", int, low=0)),
         resources=resources, fixed=fixed, params=params, points=points,
@@ -354,12 +371,19 @@ def load_space(path: Path, overrides: dict | None = None) -> SearchSpace:
     `overrides` (from --set, --data...) replace top-level keys or fix TrainConfig fields."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except FileNotFoundError:
         raise HamtuneError(f"{path}: no such search-space file") from None
+    except IsADirectoryError:
+        raise HamtuneError(f"{path}: a folder, not a search-space file") from None
+    except DuplicateKey as exc:
+        raise HamtuneError(f"{path}: {exc}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise HamtuneError(f"{path}: not valid YAML ({first_line(exc)})") from None
-    return parse_space(raw if raw is not None else {}, path, overrides)
+    if raw is None:
+        raise HamtuneError(f"{path}: the file is empty; a search space names at least its params "
+                           "(see search_spaces/quick.yaml)")
+    return parse_space(raw, path, overrides)
 
 
 def make_sampler(space: SearchSpace):

@@ -48,7 +48,14 @@ def load_weights(path: Path, device: str | torch.device = "cpu") -> dict:
         return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise HamtuneError(f"{path}: checkpoint file not found") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Weights only" in str(exc):  # torch's advice (weights_only=False) would run it
+            raise HamtuneError(
+                f"{path}: refused to load, it holds pickled objects other than tensors, which could run code; hamtune "
+                "never writes such a file, so do not load it with weights_only=False: export or train the model again"
+            ) from None
+        raise HamtuneError(f"{path}: refused to load, not a plain weights file or truncated ({first_line(exc, 200)})") from None
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
         first = first_line(exc, 200) or type(exc).__name__
         raise HamtuneError(f"{path}: refused to load, not a plain weights file or truncated ({first})") from None
 

@@ -296,7 +296,11 @@ def train(
         if config.rebalance == "weighted":
             weights = torch.as_tensor(rebalance_weights(data.meta["dx"].to_numpy(str)[plan.train]), dtype=torch.float64)
         images = run.val.images
-        while run.epoch < config.epochs:
+        if len(train_rows) < 2:  # a batch of one is skipped (batch statistics): no optimiser step would run
+            status = "failed"
+            reason = (f"{len(train_rows)} normal training image(s) (max_train_images={config.max_train_images}): "
+                      "an optimiser step needs at least 2, so nothing would be trained")
+        while status == "completed" and run.epoch < config.epochs:
             epoch_started = time.perf_counter()
             beta = kl_weight(config, run.epoch + 1)
             train_loss = _train_epoch(run, model_step, images, train_rows, weights, beta)

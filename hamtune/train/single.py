@@ -9,6 +9,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hamtune.data.prepare import Prepared, resolve_data
+from hamtune.files import atomic_folder
+from hamtune.paths import relative_to_results
 from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.train.config import TrainConfig
 from hamtune.train.loop import Run, RunResult, train
@@ -45,13 +47,14 @@ def run_and_record(
     with bar:
         result = train(config, data, on_epoch=on_epoch, test_data=test_data)
     if result.run is not None and result.history:
-        result.run.save(checkpoint_dir)
+        with atomic_folder(checkpoint_dir) as tmp:  # a failed write (a full disk) leaves no half checkpoint
+            result.run.save(tmp)
     row = trial_row(
         sweep=name, trial_id=trial_id, status=result.status, reason=result.reason, params=config.applicable(),
         history=result.history, objective=("val_auroc", "max"), wall_time_s=result.wall_time_s,
         device=result.device, data_manifest=data.located_manifest(),
         test_manifest=test_data.located_manifest() if test_data else None,
-        n_params=result.n_params, checkpoint=str(checkpoint_dir) if result.history else None,
+        n_params=result.n_params, checkpoint=relative_to_results(checkpoint_dir, results_dir) if result.history else None,
     )
     ResultsWriter(results_dir).add(row, result.history, result.scores, result.samples)
     return result, row

@@ -1,0 +1,174 @@
+"""Resume only Tune state this user's hamtune wrote: Ray Tune restores a sweep by unpickling files.
+
+`Tuner.restore` (Ray 2.60) unpickles `tuner.pkl`, the newest `experiment_state-*.json` (trial states
+carry cloudpickled fields), `search_gen_state-*.json`, `searcher-state-*.pkl` and
+`callback-states-*.pkl`, and the finished sweep's result grid unpickles each errored trial's
+`error.pkl`. A file someone else put there would run code in the driver. So hamtune records the
+sha256 of every such file when its own driver writes it, outside the results folder
+(`$XDG_CONFIG_HOME/hamtune/trust/`, default `~/.config/hamtune/trust/`, keyed by the experiment
+path), and `--resume` refuses a folder holding any such file whose digest it never recorded.
+
+When digests are taken: `tuner.pkl` right after the Tuner writes it (once per sweep); the rest in
+`TrustRecorder.get_state`, which Tune calls while it saves the experiment state, after it has written
+the experiment and searcher state to its local staging folder and before it copies them to storage
+(and once more at the end of the experiment, as a resumed sweep with nothing left to run saves its
+state without a step).
+So every version that can reach the results folder is recorded before it gets there, and a driver
+killed by SIGKILL at any point leaves only recorded versions behind (the last few versions of each
+file are kept, as the copy to storage lags the staging folder). The one gap: a driver killed in the
+milliseconds between Tune writing its first `tuner.pkl` and hamtune recording it; that sweep cannot be
+resumed and is started again.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import posixpath
+from pathlib import Path
+
+from pyarrow import fs as pafs
+from ray import tune
+
+from hamtune.errors import HamtuneError
+from hamtune.files import atomic_file
+
+log = logging.getLogger("hamtune")
+
+TUNER = "tuner.pkl"
+STATE_PATTERNS = (TUNER, "experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl",
+                  "callback-states-*.pkl", "basic-variant-state-*.json")
+TRIAL_PATTERNS = ("error.pkl",)
+KEEP = 64  # versions of each file remembered
+
+
+def config_dir() -> Path:
+    """hamtune's per-user configuration folder ($XDG_CONFIG_HOME/hamtune, default ~/.config/hamtune)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "hamtune"
+
+
+def _filesystem(experiment: str):
+    from ray.train._internal.storage import get_fs_and_path
+
+    return get_fs_and_path(experiment, None)
+
+
+def record_path(fs_path: str) -> Path:
+    key = hashlib.sha256(fs_path.rstrip("/").encode()).hexdigest()[:40]
+    return config_dir() / "trust" / f"{key}.json"
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def state_digests(filesystem, root: str, names: tuple[str, ...] | None = None) -> dict[str, str]:
+    """sha256 of every file under `root` that Tune unpickles on restore, by its path relative to `root`."""
+    found = {}
+    try:
+        entries = filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.type == pafs.FileType.File and _matches(entry.base_name, names or STATE_PATTERNS):
+            found[entry.base_name] = entry.path
+        elif entry.type == pafs.FileType.Directory and names is None:
+            for pattern in TRIAL_PATTERNS:
+                path = posixpath.join(entry.path, pattern)
+                if filesystem.get_file_info(path).type == pafs.FileType.File:
+                    found[f"{entry.base_name}/{pattern}"] = path
+    digests = {}
+    for name, path in found.items():
+        try:
+            with filesystem.open_input_stream(path) as handle:
+                digests[name] = hashlib.sha256(handle.readall()).hexdigest()
+        except OSError:
+            continue  # vanished between listing and reading (Tune replaced it): taken at the next save
+    return digests
+
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise HamtuneError(f"{path}: unreadable trust record ({exc}); delete it and start the sweep again") from None
+    return record if isinstance(record, dict) and isinstance(record.get("files"), dict) else None
+
+
+def record(fs_path: str, filesystem, root: str, names: tuple[str, ...] | None = None) -> None:
+    """Remember the digests of Tune's state files found under `root` as written for experiment `fs_path`."""
+    digests = state_digests(filesystem, root, names)
+    path = record_path(fs_path)
+    saved = _read_record(path) or {"experiment": fs_path, "files": {}}
+    changed = False
+    for name, digest in digests.items():
+        known = saved["files"].setdefault(name, [])
+        if digest not in known:
+            known.append(digest)
+            del known[:-KEEP]
+            changed = True
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as tmp:
+            tmp.write_text(json.dumps(saved))
+            os.chmod(tmp, 0o600)
+
+
+def record_tuner(experiment: str) -> None:
+    """Record the tuner.pkl a new Tuner has just written."""
+    filesystem, fs_path = _filesystem(experiment)
+    record(fs_path, filesystem, fs_path, names=(TUNER,))
+
+
+def verify(experiment: str) -> None:
+    """Refuse, before anything is unpickled, a Tune folder holding state this user's hamtune did not write."""
+    filesystem, fs_path = _filesystem(experiment)
+    where = record_path(fs_path)
+    saved = _read_record(where)
+    advice = ("Ray Tune resumes by unpickling it, which runs any code it holds, so hamtune will not resume it; "
+              "`hamtune report` reads the folder safely; to continue, run the sweep again without --resume under a new --name")
+    if saved is None:
+        raise HamtuneError(f"{experiment}: not written by this user's hamtune (no record of its Tune state in {where}); {advice}")
+    for name, digest in sorted(state_digests(filesystem, fs_path).items()):
+        if digest not in saved["files"].get(name, []):
+            raise HamtuneError(
+                f"{experiment}/{name}: not written by this user's hamtune (its sha256 is not among those recorded "
+                f"in {where}); {advice}"
+            )
+
+
+class TrustRecorder(tune.Callback):
+    """Records the digests of the state Tune saves, while it saves it (see the module docstring)."""
+
+    def setup(self, **info) -> None:
+        self.trials = None
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        self.trials = trials  # Tune's own list: trials it adds later in this step are in it at save time
+
+    def get_state(self) -> None:
+        self._record(getattr(self, "trials", None))
+        return None
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self._record(trials)  # a resumed sweep with nothing left to run saves its state without a step
+
+    @staticmethod
+    def _record(trials) -> None:
+        if not trials:
+            return
+        storage = trials[0].storage
+        try:
+            record(storage.experiment_fs_path, _local(), storage.experiment_driver_staging_path)
+        except (OSError, HamtuneError) as exc:
+            log.warning("could not record the digests of Tune's state (%s); --resume will refuse this sweep", exc)
+
+
+def _local():
+    return pafs.LocalFileSystem()
