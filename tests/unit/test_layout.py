@@ -9,7 +9,7 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "hamtune"
 FLOORS = (  # lowest first; a module may import its own floor and the ones below
-    ("hamtune", "hamtune.errors", "hamtune.files"),
+    ("hamtune", "hamtune.errors", "hamtune.files", "hamtune.paths", "hamtune.workers", "hamtune.yamlfile"),
     ("hamtune.models",),
     ("hamtune.data",),
     ("hamtune.results",),
