@@ -16,7 +16,7 @@ from pathlib import Path
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError
 from hamtune.sweep.results import TRIALS, load_results
-from hamtune.sweep.space import SearchSpace, make_sampler
+from hamtune.sweep.space import SearchSpace, make_sampler, tune_metric
 from hamtune.train.config import build_config
 from hamtune.train.single import load_data
 
@@ -109,7 +109,7 @@ def _study_storage(directory: Path):
 def _searcher(space: SearchSpace, name: str, directory: Path):
     from ray.tune.search.optuna import OptunaSearch
 
-    metrics = [m for m, _ in space.objectives]
+    metrics = [tune_metric(m) for m, _ in space.objectives]
     modes = [m for _, m in space.objectives]
     return OptunaSearch(
         space=space.define_by_run(),
@@ -129,7 +129,7 @@ def _scheduler(space: SearchSpace):
         return FIFOScheduler()
     metric, mode = space.objectives[0]
     return ASHAScheduler(
-        time_attr="epoch", metric=metric, mode=mode, max_t=space.max_epochs,
+        time_attr="epoch", metric=tune_metric(metric), mode=mode, max_t=space.max_epochs,
         grace_period=int(space.scheduler.get("grace_period", 1)), reduction_factor=space.scheduler.get("reduction_factor", 2),
     )
 
@@ -140,7 +140,8 @@ def _trainable(space: SearchSpace, data: Prepared, test_data: Prepared | None, g
     from hamtune.sweep.trainable import run_trial
 
     resources = {"cpu": space.resources["cpus"], "gpu": gpus}
-    return tune.with_resources(tune.with_parameters(run_trial, data=data, test_data=test_data), resources)
+    trainable = tune.with_parameters(run_trial, data=data, test_data=test_data, objectives=tuple(space.objectives))
+    return tune.with_resources(trainable, resources)
 
 
 def in_memory(data: Prepared) -> Prepared:
