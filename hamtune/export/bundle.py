@@ -1,7 +1,8 @@
 """An exported model: one folder that holds everything needed to score new images as training did.
 
 DIR/
-  model.pt       the weights (a state dict; torch.load(weights_only=True))
+  model.pt       the weights of the trial's best validation epoch (a state dict; torch.load(weights_only=True))
+  score.pt       what the score fitted besides the weights (latent Gaussian, standardisation; tensors only)
   config.json    the TrainConfig the trial ran
   bundle.json    preprocessing, input range, score, threshold, protocol, metrics, data fingerprint, provenance
   MODEL_CARD.md  what it is, on what data, how well, and what it must not be used for
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -28,10 +32,13 @@ from hamtune.models import Autoencoder, build_model
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import top_trials
 from hamtune.train import checkpoint as ckpt
-from hamtune.train.config import TrainConfig
+from hamtune.train.config import TrainConfig, score_parts
+from hamtune.train.evaluate import ScoreState, anomaly_score, score_images
 
 BUNDLE_VERSION = 1
-WEIGHTS, CONFIG, META, CARD = "model.pt", "config.json", "bundle.json", "MODEL_CARD.md"
+WEIGHTS, SCORE_STATE, CONFIG, META, CARD = "model.pt", "score.pt", "config.json", "bundle.json", "MODEL_CARD.md"
+MEMBERS = "members"  # an ensemble's folder of member bundles
+Scorer = Callable[[np.ndarray], np.ndarray]  # uint8 (N,H,W,C) images -> anomaly scores
 CARD_METRICS = ("auroc", "auprc", "f1", "precision", "recall", "mse", "psnr", "ssim", "elbo")
 
 
@@ -54,6 +61,48 @@ class Bundle:
         except RuntimeError as exc:
             raise HamtuneError(f"{self.path / WEIGHTS}: does not fit the exported config ({first_line(exc, 200)})") from None
         return model.to(device).eval()
+
+    def score_state(self) -> ScoreState:
+        path = self.path / SCORE_STATE
+        return ScoreState.from_dict(ckpt.load_weights(path) if path.exists() else {})
+
+    @property
+    def protocol(self) -> str:
+        return self.config.protocol
+
+    def scorer(self, device: torch.device) -> Scorer:
+        """The trial's anomaly score of uint8 images, computed by the very functions its evaluation used."""
+        model, state, config = self.model(device), self.score_state(), self.config
+
+        def score(images: np.ndarray) -> np.ndarray:
+            tensor = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device)
+            return anomaly_score(score_images(model, tensor, np.arange(len(images)), config, state), config.score, state)
+
+        return score
+
+
+def combine(scores: list[np.ndarray], members: list[dict]) -> np.ndarray:
+    """An ensemble's score: the mean of its members' scores, each standardised by its validation-normal mean and spread."""
+    return np.mean([(s - m["center"]) / m["scale"] for s, m in zip(scores, members)], axis=0)
+
+
+@dataclass
+class EnsembleBundle:
+    """A loaded ensemble export: member bundles and how their scores are standardised and combined."""
+
+    path: Path
+    members: list[Bundle]
+    preprocess: Preprocess
+    threshold: float
+    info: dict
+
+    @property
+    def protocol(self) -> str:
+        return self.info["protocol"]["name"]
+
+    def scorer(self, device: torch.device) -> Scorer:
+        scorers = [member.scorer(device) for member in self.members]
+        return lambda images: combine([score(images) for score in scorers], self.info["members"])
 
 
 def _plain(value):
@@ -128,7 +177,7 @@ def is_bundle(folder: Path) -> bool:
         info = json.loads((folder / META).read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         return False
-    return isinstance(info, dict) and "bundle_version" in info and names <= {WEIGHTS, CONFIG, META, CARD}
+    return isinstance(info, dict) and "bundle_version" in info and names <= {WEIGHTS, SCORE_STATE, CONFIG, META, CARD, MEMBERS}
 
 
 def check_out(out: Path, sources: list[Path], force: bool) -> None:
@@ -159,15 +208,24 @@ def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool 
                  results_dir: Path | None = None) -> Path:
     """Export one trial's final checkpoint to `out`, written under a temporary name then renamed."""
     source = row.get("checkpoint")
-    if not isinstance(source, str) or not (Path(source) / ckpt.WEIGHTS).exists():
+    ensemble = isinstance(source, str) and (Path(source) / META).exists()
+    if not isinstance(source, str) or not (ensemble or ckpt.delivered_weights(Path(source)).exists()):
         raise HamtuneError(f"trial {row['trial_id']}: its checkpoint {source} is missing; nothing to export")
     out = Path(out)
     check_out(out, [Path(source)] + ([Path(results_dir)] if results_dir is not None else []), force)
+    if ensemble:
+        with atomic_folder(out) as tmp:
+            shutil.copytree(source, tmp, dirs_exist_ok=True)
+            info = {**ckpt.read_json(tmp / META), "rank": rank, "ranked_by": metric}
+            (tmp / META).write_text(json.dumps(info, indent=1))
+        return out
     config = TrainConfig.from_dict(ckpt.read_json(Path(source) / ckpt.CONFIG), where=f"{source}/{ckpt.CONFIG}")
     info = bundle_info(row, config, metric, rank)
-    weights = ckpt.load_weights(Path(source) / ckpt.WEIGHTS)
+    weights = ckpt.load_weights(ckpt.delivered_weights(Path(source)))
+    state = ckpt.load_score_state(Path(source))
     with atomic_folder(out) as tmp:
         torch.save(weights, tmp / WEIGHTS)
+        torch.save(state, tmp / SCORE_STATE)
         (tmp / CONFIG).write_text(json.dumps(config.to_dict(), indent=1))
         (tmp / META).write_text(json.dumps(info, indent=1))
         (tmp / CARD).write_text(model_card(info, config))
@@ -185,26 +243,33 @@ def export_trial(directory: Path, rank: int, out: Path, metric: str | None = Non
     return write_bundle(row, out, chosen.column, rank, force, results_dir=directory), row
 
 
-def load_bundle(path: Path) -> Bundle:
-    """Open an exported folder; anything missing or from another bundle version is an error naming the file."""
+def load_bundle(path: Path) -> Bundle | EnsembleBundle:
+    """Open an exported folder (a model or an ensemble of them); anything missing or from another bundle
+    version is an error naming the file."""
     path = Path(path)
     info = ckpt.read_json(path / META)
     if not isinstance(info, dict) or info.get("bundle_version") != BUNDLE_VERSION:
         found = info.get("bundle_version") if isinstance(info, dict) else None
         raise HamtuneError(f"{path / META}: bundle version {found}, this hamtune reads version {BUNDLE_VERSION}")
-    config = TrainConfig.from_dict(ckpt.read_json(path / CONFIG), where=str(path / CONFIG))
     pre = info.get("preprocess")
     try:
         preprocess = Preprocess(int(pre["size"]), pre["crop"], int(pre["channels"]))
     except (TypeError, KeyError, ValueError) as exc:
         raise HamtuneError(f"{path / META}: preprocess must hold size, crop and channels ({exc!r})") from None
+    threshold = _threshold(info.get("threshold"), path / META)
+    if info.get("kind") == "ensemble":
+        members = [load_bundle(path / str(m["path"])) for m in info.get("members") or []]
+        if not members or any(not isinstance(m, Bundle) or m.preprocess != preprocess for m in members):
+            raise HamtuneError(f"{path / META}: an ensemble's members must be single models prepared as {preprocess}")
+        return EnsembleBundle(path, members, preprocess, threshold, info)
+    config = TrainConfig.from_dict(ckpt.read_json(path / CONFIG), where=str(path / CONFIG))
     exported = (config.image_size, config.crop, config.channels)
     if exported != (preprocess.size, preprocess.crop, preprocess.channels):
         raise HamtuneError(
             f"{path / CONFIG}: image_size/crop/channels {exported} disagree with {META}'s preprocess "
             f"{(preprocess.size, preprocess.crop, preprocess.channels)}; the bundle was edited, export it again"
         )
-    return Bundle(path, config, preprocess, _threshold(info.get("threshold"), path / META), info)
+    return Bundle(path, config, preprocess, threshold, info)
 
 
 def _threshold(value, where: Path) -> float:
@@ -216,10 +281,25 @@ def _threshold(value, where: Path) -> float:
     return float(value)
 
 
+SCORE_WORDS = {
+    "mse": "the mean squared reconstruction error (on [0, 1] pixels)",
+    "ssim": "one minus the SSIM of its reconstruction",
+    "latent": "the Mahalanobis distance of its code from the codes of the normal training images",
+    "elbo": "the negative ELBO",
+}
+
+
+def describe_score(config: TrainConfig) -> str:
+    """The anomaly score in words, as a model card states it."""
+    parts = [SCORE_WORDS[p] for p in score_parts(config.score)]
+    text = parts[0] if len(parts) == 1 else "the sum of " + " and ".join(parts) + ", each standardised on the validation normals"
+    return text + (", averaged over the image and its three flips" if config.tta else "")
+
+
 def model_card(info: dict, config: TrainConfig) -> str:
     """A short, honest description: what the model does, how it was measured, and where it must not be used."""
     data, protocol, metrics, pre = info["data"], info["protocol"], info["metrics"], info["preprocess"]
-    score = "the negative ELBO" if info["score"] == "elbo" else "the mean squared reconstruction error (on [0, 1] pixels)"
+    score = describe_score(config)
     rows = []
     for name in CARD_METRICS:
         val, test = metrics.get(f"val_{name}"), metrics.get(f"test_{name}")
@@ -269,6 +349,7 @@ pixels scaled to {'[-1, 1]' if pre['input_range'] == 'pm1' else '[0, 1]'}.
 - {provenance}
 
 ## Files
-`model.pt` (weights, `torch.load(weights_only=True)`), `config.json` (training config), `bundle.json`
+`model.pt` (weights of the best validation epoch, `torch.load(weights_only=True)`), `score.pt` (the score's fitted
+statistics), `config.json` (training config), `bundle.json`
 (everything above, machine-readable). Score images with: `hamtune score THIS_FOLDER IMAGES... --out scores.csv`.
 """

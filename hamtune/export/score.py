@@ -13,16 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from hamtune.data.images import IMAGE_SUFFIXES, ImageRef, decode_many
 from hamtune.data.prepare import Prepared, load_prepared
 from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError, first_line
-from hamtune.export.bundle import Bundle
-from hamtune.models import Autoencoder
-from hamtune.train.evaluate import anomaly_score, score_images
+from hamtune.export.bundle import Bundle, EnsembleBundle, Scorer
 
 CHUNK = 1024
 MANY = 100
@@ -52,15 +49,6 @@ def collect(paths: list[Path]) -> Inputs:
     return found
 
 
-@torch.no_grad()
-def scores_of(bundle: Bundle, model: Autoencoder, images: np.ndarray, device: torch.device) -> np.ndarray:
-    """The configured anomaly score of uint8 (N,H,W,C) images, as the trial's evaluation computed it."""
-    config = bundle.config
-    tensor = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device)
-    per_image = score_images(model, tensor, np.arange(len(images)), config.input_range, config.recon_loss, config.eval_batch_size)
-    return anomaly_score(per_image, config.score)
-
-
 def _reason(message: str) -> str:
     if "cannot identify image file" in message:
         return "not a JPEG or PNG image (unknown format)"
@@ -68,7 +56,7 @@ def _reason(message: str) -> str:
 
 
 def score_files(
-    bundle: Bundle, model: Autoencoder, files: list[Path], device: torch.device, progress: bool
+    bundle: Bundle | EnsembleBundle, scorer: Scorer, files: list[Path], progress: bool
 ) -> tuple[pd.DataFrame, list[tuple[Path, str]]]:
     """Decode and score image files in chunks; unreadable files come back with the reason, not as an error."""
     pre = bundle.preprocess
@@ -86,21 +74,21 @@ def score_files(
             problems += [(chunk[i], _reason(failed[i])) for i in sorted(failed)]
             if keep:
                 names += [str(chunk[i]) for i in keep]
-                scores.append(scores_of(bundle, model, images[keep], device))
+                scores.append(scorer(images[keep]))
     values = np.concatenate(scores) if scores else np.zeros(0)
     return pd.DataFrame({"image": names, "score": values}), problems
 
 
-def score_prepared(bundle: Bundle, model: Autoencoder, data: Prepared, device: torch.device) -> pd.DataFrame:
+def score_prepared(bundle: Bundle | EnsembleBundle, scorer: Scorer, data: Prepared) -> pd.DataFrame:
     """Every image of a prepared cache, with its diagnosis and its label under the model's protocol."""
     if data.preprocess != bundle.preprocess:
         raise HamtuneError(
             f"{data.path}: prepared as {data.preprocess}, but the model expects {bundle.preprocess}; "
             "prepare the source again with the model's size, crop and channels"
         )
-    scores = np.concatenate([scores_of(bundle, model, data.images[s : s + CHUNK], device) for s in range(0, len(data.images), CHUNK)])
+    scores = np.concatenate([scorer(data.images[s : s + CHUNK]) for s in range(0, len(data.images), CHUNK)])
     dx = data.meta["dx"].astype(str).to_numpy()
-    labels = pd.array(get_protocol(bundle.config.protocol).labels(dx), dtype="Int8")
+    labels = pd.array(get_protocol(bundle.protocol).labels(dx), dtype="Int8")
     return pd.DataFrame({"image": data.meta["image_id"].astype(str).to_numpy(), "score": scores, "dx": dx, "label": labels})
 
 
@@ -113,22 +101,22 @@ class Scored:
     notes: list[str]
 
 
-def score_inputs(bundle: Bundle, paths: list[Path], device: str = "cpu", progress: bool = True) -> Scored:
+def score_inputs(bundle: Bundle | EnsembleBundle, paths: list[Path], device: str = "cpu", progress: bool = True) -> Scored:
     """Score every readable image among `paths`; flagged = score above the bundle's validation threshold."""
     from hamtune.train.loop import resolve_device
 
     found = collect(paths)
     target = resolve_device(device)
-    model = bundle.model(target)
+    scorer = bundle.scorer(target)
     problems = [(p, "no such file or folder") for p in found.missing]
     notes, parts = [], []
     for cache in found.caches:
         data = load_prepared(cache)
         if data.fingerprint == bundle.info["data"].get("fingerprint"):
             notes.append(f"{cache} is the model's own training data: its train and val images score optimistically")
-        parts.append(score_prepared(bundle, model, data, target))
+        parts.append(score_prepared(bundle, scorer, data))
     if found.files:
-        table, unreadable = score_files(bundle, model, found.files, target, progress)
+        table, unreadable = score_files(bundle, scorer, found.files, progress)
         parts.append(table)
         problems += unreadable
     parts = [p for p in parts if len(p)]

@@ -1,7 +1,7 @@
 """The results layout every run writes and the report reads: versioned Parquet files, written atomically.
 
 results/<name>/
-  trials.parquet   one row per trial (parameters, final and best metrics, provenance)
+  trials.parquet   one row per trial (parameters, the delivered model's metrics, provenance)
   epochs.parquet   one row per trial and epoch
   scores.parquet   per-image test scores of every trial that has them
   samples/<trial_id>.npz  a few originals, reconstructions and (VAE) prior samples
@@ -30,7 +30,7 @@ from hamtune.errors import HamtuneError, first_line
 from hamtune.files import atomic_file, read_npz
 from hamtune.paths import in_results
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a trial's metrics are its best validation epoch's (1: its last epoch's)
 SCHEMA_KEY = b"hamtune_schema_version"
 TRIALS, EPOCHS, SCORES, SAMPLES = "trials.parquet", "epochs.parquet", "scores.parquet", "samples"
 STATUSES = ("completed", "stopped", "diverged", "failed")
@@ -49,15 +49,20 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def is_better(value: float | None, best: float | None, mode: str) -> bool:
+    """Finite and strictly better than `best` (None: nothing yet), so ties keep the earlier epoch."""
+    if value is None or not math.isfinite(value):
+        return False
+    return best is None or (value > best if mode == "max" else value < best)
+
+
 def best_epoch(history: list[dict], metric: str, mode: str) -> dict:
-    """The epoch with the best value of the objective (ties: the earliest); {} when none is finite."""
-    best, best_value = {}, None
+    """The epoch a run delivers: the best value of the validation objective (ties: the earliest); {}
+    when none is finite."""
+    best: dict = {}
     for row in history:
-        value = row.get(metric)
-        if value is None or not math.isfinite(value):
-            continue
-        if best_value is None or (value > best_value if mode == "max" else value < best_value):
-            best, best_value = row, value
+        if is_better(row.get(metric), best.get(metric), mode):
+            best = row
     return best
 
 
@@ -96,16 +101,17 @@ def trial_row(
     checkpoint: str | None = None,
     extra: dict | None = None,
 ) -> dict:
-    """One trials.parquet row: parameters (None where not applicable), final and best metrics, provenance."""
+    """One trials.parquet row: parameters (None where not applicable), the metrics of the model the
+    trial delivers (its best validation epoch by the objective; the last epoch when none is finite),
+    and provenance."""
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}")
-    final = {k: v for k, v in (history[-1] if history else {}).items() if k not in RUNTIME_KEYS and k != "epoch"}
     best = best_epoch(history, *objective)
+    delivered = best or (history[-1] if history else {})
     row = {"schema_version": SCHEMA_VERSION, "sweep": sweep, "trial_id": trial_id, "status": status, "reason": reason or None}
     row.update(params)
-    row.update(final)
+    row.update({k: v for k, v in delivered.items() if k not in RUNTIME_KEYS and k != "epoch"})
     row["best_epoch"] = best.get("epoch")
-    row.update({f"best_{k}": v for k, v in best.items() if k.startswith(("val_", "test_"))})
     row.update(
         objective_metric=objective[0], objective_mode=objective[1],
         epochs_run=len(history), wall_time_s=wall_time_s,

@@ -17,7 +17,7 @@ from pathlib import Path
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, first_line
 from hamtune.results.store import TRIALS, load_results
-from hamtune.sweep.space import SearchSpace, make_sampler
+from hamtune.sweep.space import SearchSpace, make_sampler, tune_metric
 from hamtune.train.config import build_config
 from hamtune.train.single import load_data
 
@@ -127,7 +127,7 @@ def _study_storage(directory: Path):
 def _searcher(space: SearchSpace, name: str, directory: Path):
     from ray.tune.search.optuna import OptunaSearch
 
-    metrics = [m for m, _ in space.objectives]
+    metrics = [tune_metric(m) for m, _ in space.objectives]
     modes = [m for _, m in space.objectives]
     return OptunaSearch(
         space=space.define_by_run(),
@@ -147,7 +147,7 @@ def _scheduler(space: SearchSpace):
         return FIFOScheduler()
     metric, mode = space.objectives[0]
     return ASHAScheduler(
-        time_attr="epoch", metric=metric, mode=mode, max_t=space.max_epochs,
+        time_attr="epoch", metric=tune_metric(metric), mode=mode, max_t=space.max_epochs,
         grace_period=int(space.scheduler.get("grace_period", 1)), reduction_factor=space.scheduler.get("reduction_factor", 2),
     )
 
@@ -158,7 +158,8 @@ def _trainable(space: SearchSpace, data: Prepared, test_data: Prepared | None, g
     from hamtune.sweep.trainable import run_trial
 
     resources = {"cpu": space.resources["cpus"], "gpu": gpus}
-    return tune.with_resources(tune.with_parameters(run_trial, data=data, test_data=test_data), resources)
+    trainable = tune.with_parameters(run_trial, data=data, test_data=test_data, objectives=tuple(space.objectives))
+    return tune.with_resources(trainable, resources)
 
 
 def in_memory(data: Prepared) -> Prepared:

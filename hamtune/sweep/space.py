@@ -25,6 +25,12 @@ TOP_LEVEL = {
     "max_failures",
 }
 OBJECTIVE_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
+
+
+def tune_metric(metric: str) -> str:
+    """The name under which Tune, Optuna and ASHA see an objective: its value for the model the trial
+    would deliver if it ended now (its best validation epoch so far), the value its results row shows."""
+    return f"best_{metric}"
 MULTI_OBJECTIVE_SAMPLERS = ("tpe", "random", "nsga2", "gp")
 NOT_SEARCHABLE = ("epochs", "device", "num_threads")
 

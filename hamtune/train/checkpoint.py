@@ -13,10 +13,12 @@ import torch
 from hamtune.errors import HamtuneError, first_line
 from hamtune.files import read_npz
 
-WEIGHTS, TRAINER, CONFIG, HISTORY, SCORES, SAMPLES = (
-    "model.pt", "trainer.pt", "config.json", "history.json", "scores.parquet", "samples.npz",
+WEIGHTS, TRAINER, CONFIG, HISTORY, SCORES, SAMPLES, BEST, SCORE_STATE = (
+    "model.pt", "trainer.pt", "config.json", "history.json", "scores.parquet", "samples.npz", "best.pt", "score.pt",
 )
-RESUME_FILES = (WEIGHTS, TRAINER, CONFIG, HISTORY)  # always written; scores and samples are optional
+RESUME_FILES = (WEIGHTS, TRAINER, CONFIG, HISTORY)  # always written; the rest exist once an epoch was best
+# model.pt is the last epoch's weights (to resume training); best.pt, score.pt, scores.parquet and
+# samples.npz describe the model the run delivers: its best validation epoch.
 
 
 def save_checkpoint(
@@ -27,6 +29,8 @@ def save_checkpoint(
     history: list[dict],
     scores: pd.DataFrame | None = None,
     samples: dict[str, np.ndarray] | None = None,
+    best_weights: dict | None = None,
+    score_state: dict | None = None,
 ) -> Path:
     """Write one checkpoint folder; everything in it can be read without unpickling code."""
     directory = Path(directory)
@@ -39,7 +43,22 @@ def save_checkpoint(
         scores.to_parquet(directory / SCORES, index=False)
     if samples:
         np.savez_compressed(directory / SAMPLES, **samples)
+    if best_weights is not None:
+        torch.save(best_weights, directory / BEST)
+        torch.save(score_state or {}, directory / SCORE_STATE)
     return directory
+
+
+def delivered_weights(directory: Path) -> Path:
+    """The weights a checkpoint delivers: its best validation epoch's, or the last epoch's in a
+    checkpoint written before hamtune kept the best."""
+    best = Path(directory) / BEST
+    return best if best.exists() else Path(directory) / WEIGHTS
+
+
+def load_score_state(directory: Path) -> dict:
+    path = Path(directory) / SCORE_STATE
+    return load_weights(path) if path.exists() else {}
 
 
 def load_weights(path: Path, device: str | torch.device = "cpu") -> dict:

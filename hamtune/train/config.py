@@ -15,7 +15,7 @@ CHOICES: dict[str, tuple] = {
     "arch": ("mlp", "cnn"),
     "norm": ("none", "batch", "group"),
     "recon_loss": ("mse", "bce"),
-    "score": ("mse", "elbo"),
+    "augment": ("none", "flips", "dihedral"),
     "input_range": ("01", "pm1"),
     "lr_schedule": ("none", "cosine"),
     "rebalance": ("none", "weighted"),
@@ -35,6 +35,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "cnn_channels": (4, 1024),
     "cnn_blocks": (1, 7),
     "dropout": (0.0, 0.9),
+    "color_jitter": (0.0, 0.5),
     "beta": (0.0, 1e4),
     "kl_warmup": (0, 10_000),
     "batch_size": (2, 1 << 16),
@@ -61,6 +62,10 @@ APPLIES: dict[str, tuple[str, str]] = {
     "kl_warmup": ("kind", "vae"),
 }
 
+# An anomaly score is one part or several joined by '+'; several are standardised on the validation
+# normals and summed (see hamtune.train.evaluate).
+SCORE_PARTS = ("mse", "ssim", "latent", "elbo")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -79,6 +84,7 @@ class TrainConfig:
     kl_warmup: int = 0
     recon_loss: str = "mse"
     score: str = "mse"
+    tta: bool = False
     input_range: str = "01"
     batch_size: int = 64
     lr: float = 1e-3
@@ -86,6 +92,8 @@ class TrainConfig:
     lr_schedule: str = "none"
     epochs: int = 20
     rebalance: str = "none"
+    augment: str = "none"
+    color_jitter: float = 0.0
     protocol: str = "cancer"
     split: str = "lesion"
     val_fraction: float = 0.15
@@ -101,6 +109,7 @@ class TrainConfig:
     compile: bool = False
     num_threads: int = 0
     eval_batch_size: int = 512
+    test_every_epoch: bool = False
     preset: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -137,8 +146,6 @@ class TrainConfig:
         for key, (other, needed) in APPLIES.items():
             if values[other] != needed:
                 values[key] = None
-        if self.kind != "vae":
-            values["score"] = "mse"
         return values
 
 
@@ -193,6 +200,8 @@ def check_field(key: str, value) -> None:
     """One field on its own: a known choice, inside its range."""
     if key == "preset" and value is not None and value not in PRESETS:
         raise HamtuneError(f"unknown preset {value!r}; choose one of {', '.join(PRESETS)}")
+    if key == "score":
+        check_score(value)
     if key in CHOICES and value not in CHOICES[key]:
         raise HamtuneError(f"{key} must be one of {', '.join(map(str, CHOICES[key]))}, got {value!r}")
     if key in RANGES and value is not None:
@@ -214,11 +223,23 @@ def field_value(key: str, value, where: str):
     return value
 
 
+def score_parts(score: str) -> tuple[str, ...]:
+    return tuple(score.split("+"))
+
+
+def check_score(score: str, kind: str | None = None) -> None:
+    """`mse`, `ssim`, `latent`, `elbo` (VAE only) or several joined by '+', each once."""
+    parts = score_parts(score)
+    if any(p not in SCORE_PARTS for p in parts) or len(set(parts)) != len(parts):
+        raise HamtuneError(f"score must be one of {', '.join(SCORE_PARTS)} or several joined by '+' (e.g. mse+latent), got {score!r}")
+    if "elbo" in parts and kind is not None and kind != "vae":
+        raise HamtuneError(f"score={score} needs kind=vae (an autoencoder has no ELBO)")
+
+
 def validate(config: TrainConfig) -> None:
     for key in CHOICES.keys() | RANGES.keys() | {"preset"}:
         check_field(key, getattr(config, key))
-    if config.score == "elbo" and config.kind != "vae":
-        raise HamtuneError("score=elbo needs kind=vae (an autoencoder has no ELBO)")
+    check_score(config.score, config.kind)
     if config.recon_loss == "bce" and config.input_range != "01":
         raise HamtuneError("recon_loss=bce needs input_range=01 (BCE compares values in [0, 1])")
     if config.val_fraction + config.test_fraction >= 0.9:

@@ -1,9 +1,10 @@
-"""Per-image anomaly scores and the metrics derived from them; the threshold is chosen on validation only."""
+"""Per-image anomaly scores and the metrics derived from them; everything a score fits (threshold,
+latent Gaussian, standardisation) is fitted on training normals or validation only, never on test."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from hamtune.data.splits import Protocol
 from hamtune.models import Autoencoder
 from hamtune.models.losses import per_image_terms
 from hamtune.train import metrics
-from hamtune.train.config import TrainConfig
+from hamtune.train.config import TrainConfig, score_parts
 from hamtune.train.tensors import to_input, to_unit
 
 
@@ -29,34 +30,119 @@ class EvalSet:
     image_id: np.ndarray
 
 
+@dataclass
+class ScoreState:
+    """What a score needs besides the weights: the Gaussian of the normal training images' codes (the
+    `latent` part) and, for a score of several parts, each part's mean and spread on the validation
+    normals, so that parts on different scales weigh alike. Saved with checkpoints and exports."""
+
+    latent_mean: torch.Tensor | None = None
+    latent_precision: torch.Tensor | None = None
+    center: dict[str, float] = field(default_factory=dict)
+    scale: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Plain tensors, lists and floats: loadable with torch.load(weights_only=True)."""
+        out: dict = {"center": dict(self.center), "scale": dict(self.scale)}
+        if self.latent_mean is not None:
+            out.update(latent_mean=self.latent_mean.cpu(), latent_precision=self.latent_precision.cpu())
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ScoreState:
+        return cls(values.get("latent_mean"), values.get("latent_precision"), dict(values.get("center", {})), dict(values.get("scale", {})))
+
+
+FLIPS = ((), (-1,), (-2,), (-2, -1))  # test-time augmentation: the image and its three flips
+
+
+@torch.no_grad()
+def encode_images(model: Autoencoder, images: torch.Tensor, index: np.ndarray, config: TrainConfig) -> torch.Tensor:
+    """The codes (VAE: means) of some images, in float32 on the images' device."""
+    was_training = model.training
+    model.eval()
+    positions = torch.as_tensor(index, dtype=torch.long, device=images.device)
+    codes = [model.encode(to_input(images[positions[s : s + config.eval_batch_size]], config.input_range))[0].float()
+             for s in range(0, len(positions), config.eval_batch_size)]
+    model.train(was_training)
+    return torch.cat(codes)
+
+
+def latent_gaussian(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and Ledoit-Wolf-shrunk precision of codes: well conditioned even with few images per dimension."""
+    from sklearn.covariance import LedoitWolf
+
+    values = codes.double().cpu().numpy()
+    fitted = LedoitWolf().fit(values)
+    return torch.as_tensor(values.mean(0), dtype=torch.float32), torch.as_tensor(fitted.precision_, dtype=torch.float32)
+
+
 @torch.no_grad()
 def score_images(
-    model: Autoencoder, images: torch.Tensor, index: np.ndarray, input_range: str, recon_loss: str, batch_size: int
+    model: Autoencoder, images: torch.Tensor, index: np.ndarray, config: TrainConfig, state: ScoreState | None = None
 ) -> dict[str, np.ndarray]:
-    """Per-image mse, psnr, ssim (on [0,1]) and, for a VAE, nll, kl and the negative ELBO."""
+    """Per-image mse, psnr, ssim (on [0,1]), for a VAE nll, kl and the negative ELBO, and with a
+    fitted latent Gaussian the Mahalanobis distance of the code; with `config.tta` each is the mean
+    over the image and its flips."""
     was_training = model.training
     model.eval()
     out: dict[str, list[torch.Tensor]] = {}
     positions = torch.as_tensor(index, dtype=torch.long, device=images.device)
-    for start in range(0, len(positions), batch_size):
-        x = to_input(images[positions[start : start + batch_size]], input_range)
-        recon, mu, logvar = model(x)
-        terms = per_image_terms(recon, x, mu, logvar, recon_loss)
-        unit_x, unit_recon = to_unit(x, input_range), to_unit(recon, input_range)
-        mse = (unit_recon - unit_x).pow(2).flatten(1).mean(1)
-        batch = {"mse": mse, "psnr": metrics.psnr(mse), "ssim": metrics.ssim(unit_recon, unit_x), "nll": terms["nll"]}
-        if "kl" in terms:
-            batch["kl"] = terms["kl"]
-            batch["neg_elbo"] = terms["nll"] + terms["kl"]
+    latent = state is not None and state.latent_mean is not None
+    if latent:
+        mean, precision = state.latent_mean.to(images.device), state.latent_precision.to(images.device)
+    views = FLIPS if config.tta else FLIPS[:1]
+    for start in range(0, len(positions), config.eval_batch_size):
+        original = to_input(images[positions[start : start + config.eval_batch_size]], config.input_range)
+        batch: dict[str, torch.Tensor] = {}
+        for dims in views:
+            x = original.flip(dims) if dims else original
+            recon, mu, logvar = model(x)
+            terms = per_image_terms(recon, x, mu, logvar, config.recon_loss)
+            unit_x, unit_recon = to_unit(x, config.input_range), to_unit(recon, config.input_range)
+            mse = (unit_recon - unit_x).pow(2).flatten(1).mean(1)
+            view = {"mse": mse, "ssim": metrics.ssim(unit_recon, unit_x), "nll": terms["nll"]}
+            if "kl" in terms:
+                view["kl"] = terms["kl"]
+                view["neg_elbo"] = terms["nll"] + terms["kl"]
+            if latent:
+                d = mu.float() - mean
+                view["latent"] = ((d @ precision) * d).sum(1)
+            for key, value in view.items():
+                batch[key] = batch.get(key, 0) + value.detach().float() / len(views)
+        batch["psnr"] = metrics.psnr(batch["mse"])
         for key, value in batch.items():
-            out.setdefault(key, []).append(value.detach().float().cpu())
+            out.setdefault(key, []).append(value.cpu())
     model.train(was_training)
     return {key: torch.cat(values).numpy().astype(np.float64) for key, values in out.items()}
 
 
-def anomaly_score(per_image: dict[str, np.ndarray], score: str) -> np.ndarray:
-    """The configured score: reconstruction MSE, or the negative ELBO (VAE)."""
-    return per_image["neg_elbo"] if score == "elbo" else per_image["mse"]
+def _part(per_image: dict[str, np.ndarray], part: str) -> np.ndarray:
+    """One part of a score, oriented so that higher is more anomalous."""
+    if part == "ssim":
+        return 1.0 - per_image["ssim"]
+    return per_image["neg_elbo" if part == "elbo" else part]
+
+
+def fit_standardisation(per_image: dict[str, np.ndarray], labels: np.ndarray, score: str, state: ScoreState) -> None:
+    """Mean and standard deviation of each part on the validation normals (only for a score of several parts)."""
+    parts = score_parts(score)
+    if len(parts) < 2:
+        return
+    normal = labels == 0
+    for part in parts:
+        values = _part(per_image, part)[normal]
+        state.center[part] = float(values.mean()) if len(values) else 0.0
+        spread = float(values.std()) if len(values) > 1 else 0.0
+        state.scale[part] = spread if spread > 0 and math.isfinite(spread) else 1.0
+
+
+def anomaly_score(per_image: dict[str, np.ndarray], score: str, state: ScoreState | None = None) -> np.ndarray:
+    """The configured score: one part as it is, or the sum of several parts standardised on validation normals."""
+    parts = score_parts(score)
+    if len(parts) == 1:
+        return _part(per_image, parts[0])
+    return sum((_part(per_image, p) - state.center[p]) / state.scale[p] for p in parts)
 
 
 def split_metrics(prefix: str, per_image: dict[str, np.ndarray], scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -85,6 +171,27 @@ def per_class(prefix: str, scores: np.ndarray, labels: np.ndarray, dx: np.ndarra
     return out
 
 
+def val_metrics(val, val_terms: dict[str, np.ndarray], val_scores: np.ndarray, val_loss: float | None) -> dict[str, float]:
+    """Every validation metric, and the threshold: the F1-maximising one on validation."""
+    threshold = metrics.choose_threshold(val.labels, val_scores)
+    out = split_metrics("val", val_terms, val_scores, val.labels)
+    if val_loss is not None:
+        out["val_loss"] = val_loss
+    out["val_f1"] = metrics.detection_at(val.labels, val_scores, threshold)["f1"]
+    out["threshold"] = threshold
+    return out
+
+
+def test_metrics(
+    test, test_terms: dict[str, np.ndarray], test_scores: np.ndarray, threshold: float, protocol: Protocol
+) -> dict[str, float]:
+    """Every test metric at the validation threshold; test labels choose nothing."""
+    out = split_metrics("test", test_terms, test_scores, test.labels)
+    out.update({f"test_{k}": v for k, v in metrics.detection_at(test.labels, test_scores, threshold).items()})
+    out.update(per_class("test", test_scores, test.labels, test.dx, protocol))
+    return out
+
+
 def detection_metrics(
     val, val_terms: dict[str, np.ndarray], val_scores: np.ndarray,
     test, test_terms: dict[str, np.ndarray], test_scores: np.ndarray,
@@ -92,42 +199,69 @@ def detection_metrics(
 ) -> dict[str, float]:
     """Every val and test metric of a scored model, deep or classical (`val`/`test` give `labels` and
     `dx`): the threshold is chosen on val only, then applied to test."""
-    threshold = metrics.choose_threshold(val.labels, val_scores)
-    out = split_metrics("val", val_terms, val_scores, val.labels)
-    if val_loss is not None:
-        out["val_loss"] = val_loss
-    out["val_f1"] = metrics.detection_at(val.labels, val_scores, threshold)["f1"]
-    out["threshold"] = threshold
-    out.update(split_metrics("test", test_terms, test_scores, test.labels))
-    out.update({f"test_{k}": v for k, v in metrics.detection_at(test.labels, test_scores, threshold).items()})
-    out.update(per_class("test", test_scores, test.labels, test.dx, protocol))
+    out = val_metrics(val, val_terms, val_scores, val_loss)
+    out.update(test_metrics(test, test_terms, test_scores, out["threshold"], protocol))
     return out
 
 
-def evaluate(
-    model: Autoencoder, val: EvalSet, test: EvalSet, config: TrainConfig, protocol: Protocol, beta: float
-) -> tuple[dict[str, float], pd.DataFrame]:
-    """All val and test metrics plus the per-image test scores; test labels never touch the threshold."""
-    args = (config.input_range, config.recon_loss, config.eval_batch_size)
-    val_images = score_images(model, val.images, val.index, *args)
-    test_images = score_images(model, test.images, test.index, *args)
-    val_scores = anomaly_score(val_images, config.score)
-    test_scores = anomaly_score(test_images, config.score)
+def _val_loss(val: EvalSet, terms: dict[str, np.ndarray], config: TrainConfig, beta: float) -> float:
+    """The training objective on the validation normals (what a loss curve shows)."""
     normal = val.labels == 0
-    if "neg_elbo" in val_images:
-        val_loss = val_images["nll"][normal] + beta * val_images["kl"][normal]
+    if not normal.any():
+        return math.nan
+    if "neg_elbo" in terms:
+        loss = terms["nll"][normal] + beta * terms["kl"][normal]
     elif config.recon_loss == "bce":
-        val_loss = val_images["nll"][normal] / math.prod(val.images.shape[1:])
+        loss = terms["nll"][normal] / math.prod(val.images.shape[1:])
     else:
-        val_loss = val_images["mse"][normal]
-    out = detection_metrics(
-        val, val_images, val_scores, test, test_images, test_scores, protocol,
-        float(val_loss.mean()) if normal.any() else math.nan,
-    )
+        loss = terms["mse"][normal]
+    return float(loss.mean())
+
+
+@dataclass
+class Evaluation:
+    """One evaluation of a model: its metrics, the fitted score state, and (with test) per-image test scores."""
+
+    metrics: dict[str, float]
+    state: ScoreState
+    scores: pd.DataFrame | None = None
+
+
+def fit_score(model: Autoencoder, train: EvalSet | None, config: TrainConfig) -> ScoreState:
+    """The latent Gaussian of the normal training images, when the score has a latent part."""
+    state = ScoreState()
+    if "latent" in score_parts(config.score):
+        if train is None:
+            raise ValueError("a latent score needs the training images")
+        state.latent_mean, state.latent_precision = latent_gaussian(encode_images(model, train.images, train.index, config))
+    return state
+
+
+def evaluate_val(model: Autoencoder, val: EvalSet, config: TrainConfig, beta: float, train: EvalSet | None = None) -> Evaluation:
+    """Validation metrics and the threshold, fitting the score on training normals and validation."""
+    state = fit_score(model, train, config)
+    terms = score_images(model, val.images, val.index, config, state)
+    fit_standardisation(terms, val.labels, config.score, state)
+    return Evaluation(val_metrics(val, terms, anomaly_score(terms, config.score, state), _val_loss(val, terms, config, beta)), state)
+
+
+def evaluate_test(model: Autoencoder, test: EvalSet, config: TrainConfig, protocol: Protocol, evaluation: Evaluation) -> Evaluation:
+    """Test metrics and per-image test scores of the score and threshold that validation fitted."""
+    terms = score_images(model, test.images, test.index, config, evaluation.state)
+    scores = anomaly_score(terms, config.score, evaluation.state)
+    out = {**evaluation.metrics, **test_metrics(test, terms, scores, evaluation.metrics["threshold"], protocol)}
     table = pd.DataFrame(
-        {"image_id": test.image_id, "dx": test.dx, "label": test.labels.astype(np.int8), "score": test_scores,
-         "mse": test_images["mse"], "ssim": test_images["ssim"]}
+        {"image_id": test.image_id, "dx": test.dx, "label": test.labels.astype(np.int8), "score": scores,
+         "mse": terms["mse"], "ssim": terms["ssim"]}
     )
-    if "neg_elbo" in test_images:
-        table["neg_elbo"] = test_images["neg_elbo"]
-    return out, table
+    if "neg_elbo" in terms:
+        table["neg_elbo"] = terms["neg_elbo"]
+    return Evaluation(out, evaluation.state, table)
+
+
+def evaluate(
+    model: Autoencoder, val: EvalSet, test: EvalSet, config: TrainConfig, protocol: Protocol, beta: float,
+    train: EvalSet | None = None,
+) -> Evaluation:
+    """Validation, then test at the validation's threshold and fitted score: test labels choose nothing."""
+    return evaluate_test(model, test, config, protocol, evaluate_val(model, val, config, beta, train))

@@ -24,10 +24,12 @@ from hamtune.data.splits import get_protocol, rebalance_weights
 from hamtune.errors import HamtuneError, first_line
 from hamtune.models import Autoencoder, build_model
 from hamtune.models.losses import per_image_terms, training_loss
+from hamtune.results.store import best_epoch, is_better
 from hamtune.train import checkpoint as ckpt
+from hamtune.train.augment import augment
 from hamtune.train.config import TrainConfig
 from hamtune.train.data import SplitPlan, plan_splits
-from hamtune.train.evaluate import EvalSet, evaluate
+from hamtune.train.evaluate import EvalSet, Evaluation, ScoreState, evaluate_test, evaluate_val
 from hamtune.train.tensors import to_input, to_uint8
 
 log = logging.getLogger("hamtune")
@@ -95,6 +97,23 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in text or "can't allocate memory" in text
 
 
+Selection = tuple[str, str]  # (validation metric, "max" | "min"): which epoch a run delivers
+DEFAULT_SELECTION: Selection = ("val_auroc", "max")
+
+
+@dataclass
+class Best:
+    """The model a run delivers: its weights at the best validation epoch, the score fitted then, its
+    test scores and samples. Exports, reproduction and the results row all describe this model."""
+
+    epoch: int
+    value: float
+    weights: dict[str, torch.Tensor]
+    state: ScoreState
+    scores: pd.DataFrame | None
+    samples: dict[str, np.ndarray]
+
+
 @dataclass
 class Run:
     """The live state of one training run; checkpoints and samples are taken from it."""
@@ -106,9 +125,14 @@ class Run:
     device: torch.device
     val: EvalSet
     test: EvalSet
+    train_set: EvalSet | None = None
     epoch: int = 0
     history: list[dict] = field(default_factory=list)
-    scores: pd.DataFrame | None = None
+    best: Best | None = None
+
+    @property
+    def scores(self) -> pd.DataFrame | None:
+        return self.best.scores if self.best else None
 
     def trainer_state(self) -> dict:
         state = {"optimizer": self.optimizer.state_dict(), "rng": torch.get_rng_state(), "epoch": self.epoch}
@@ -139,9 +163,11 @@ class Run:
         return out
 
     def save(self, directory: Path) -> Path:
+        best = self.best
         return ckpt.save_checkpoint(
             directory, self.model.state_dict(), self.trainer_state(), self.config.to_dict(), self.history,
-            self.scores, self.samples(),
+            best.scores if best else None, best.samples if best else None,
+            best.weights if best else None, best.state.to_dict() if best else None,
         )
 
 
@@ -159,21 +185,25 @@ class RunResult:
     device: str
     n_params: int
     run: Run | None = None
+    selection: Selection = DEFAULT_SELECTION
 
     @property
     def final(self) -> dict:
-        return self.history[-1] if self.history else {}
+        """The delivered model's metrics: its best validation epoch's (the last epoch's when none is finite)."""
+        return best_epoch(self.history, *self.selection) or (self.history[-1] if self.history else {})
 
 
 OnEpoch = Callable[[dict, Run], None]
 
 
-def _eval_sets(data: Prepared, test_data: Prepared | None, plan: SplitPlan, device: torch.device) -> tuple[EvalSet, EvalSet]:
+def _eval_sets(data: Prepared, test_data: Prepared | None, plan: SplitPlan, device: torch.device) -> tuple[EvalSet, EvalSet, EvalSet]:
     images = _to_device(data.images, device)
     meta = data.meta
-    val = EvalSet(
-        "val", images, plan.val, plan.labels[plan.val], meta["dx"].to_numpy(str)[plan.val], meta["image_id"].to_numpy(str)[plan.val],
-    )
+
+    def split(name: str, rows: np.ndarray) -> EvalSet:
+        return EvalSet(name, images, rows, plan.labels[rows], meta["dx"].to_numpy(str)[rows], meta["image_id"].to_numpy(str)[rows])
+
+    train, val = split("train", plan.train), split("val", plan.val)
     if test_data is None:
         test_images, test_meta = images, meta
     else:
@@ -182,12 +212,12 @@ def _eval_sets(data: Prepared, test_data: Prepared | None, plan: SplitPlan, devi
         "test", test_images, plan.test, plan.test_labels[plan.test],
         test_meta["dx"].to_numpy(str)[plan.test], test_meta["image_id"].to_numpy(str)[plan.test],
     )
-    return val, test
+    return train, val, test
 
 
 def _build(config: TrainConfig, data: Prepared, test_data: Prepared | None, device: torch.device) -> tuple[Run, SplitPlan]:
     plan = plan_splits(data, config, test_data)
-    val, test = _eval_sets(data, test_data, plan, device)
+    train, val, test = _eval_sets(data, test_data, plan, device)
     _, h, w, c = data.images.shape
     check_fits(config, (c, h, w), device)
     torch.manual_seed(config.seed)
@@ -196,7 +226,7 @@ def _build(config: TrainConfig, data: Prepared, test_data: Prepared | None, devi
     scheduler = None
     if config.lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    return Run(config, model, optimizer, scheduler, device, val, test), plan
+    return Run(config, model, optimizer, scheduler, device, val, test, train), plan
 
 
 def make_optimizer(model: Autoencoder, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -205,18 +235,22 @@ def make_optimizer(model: Autoencoder, config: TrainConfig, device: torch.device
     return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
 
-def _restore(run: Run, directory: Path) -> None:
-    run.model.load_state_dict(ckpt.load_weights(Path(directory) / ckpt.WEIGHTS, run.device))
-    state = ckpt.load_weights(Path(directory) / ckpt.TRAINER, "cpu")
+def _restore(run: Run, directory: Path, selection: Selection) -> None:
+    directory = Path(directory)
+    run.model.load_state_dict(ckpt.load_weights(directory / ckpt.WEIGHTS, run.device))
+    state = ckpt.load_weights(directory / ckpt.TRAINER, "cpu")
     run.optimizer.load_state_dict(state["optimizer"])
     if run.scheduler is not None and "scheduler" in state:
         run.scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
     run.epoch = int(state["epoch"])
-    history, scores = ckpt.load_history(directory)
-    run.history = history
-    if scores is not None:
-        run.scores = scores
+    run.history, scores = ckpt.load_history(directory)
+    best = best_epoch(run.history, *selection)
+    if best and (directory / ckpt.BEST).exists():
+        run.best = Best(
+            int(best["epoch"]), float(best[selection[0]]), ckpt.load_weights(directory / ckpt.BEST, "cpu"),
+            ScoreState.from_dict(ckpt.load_score_state(directory)), scores, ckpt.load_samples(directory),
+        )
 
 
 def _epoch_order(config: TrainConfig, n: int, weights: torch.Tensor | None, epoch: int) -> torch.Tensor:
@@ -232,6 +266,8 @@ def _train_epoch(
 ) -> float:
     config, model = run.config, run.model
     order = _epoch_order(config, len(train_rows), weights, run.epoch).to(images.device)
+    augmenting = config.augment != "none" or config.color_jitter > 0
+    draws = torch.Generator().manual_seed(config.seed * 100_003 + run.epoch + (1 << 40))
     pixels = math.prod(images.shape[1:])
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
@@ -245,6 +281,8 @@ def _train_epoch(
         if len(rows) < 2:
             continue
         x = to_input(images[rows], config.input_range)
+        if augmenting:
+            x = augment(x, config.augment, config.color_jitter, config.input_range, draws)
         with autocast:
             recon, mu, logvar = forward(x)
         terms = per_image_terms(recon, x, mu, logvar, config.recon_loss)
@@ -268,14 +306,28 @@ def kl_weight(config: TrainConfig, epoch: int) -> float:
     return config.beta * min(1.0, epoch / config.kl_warmup)
 
 
+def _keep_if_best(run: Run, evaluation: Evaluation, selection: Selection) -> bool:
+    """Make this epoch the delivered model when its validation value beats every earlier epoch's."""
+    value = evaluation.metrics.get(selection[0])
+    if not is_better(value, run.best.value if run.best else None, selection[1]):
+        return False
+    weights = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+    run.best = Best(run.epoch + 1, float(value), weights, evaluation.state, evaluation.scores, run.samples())
+    return True
+
+
 def train(
     config: TrainConfig,
     data: Prepared,
     on_epoch: OnEpoch | None = None,
     test_data: Prepared | None = None,
     resume_from: Path | None = None,
+    selection: Selection = DEFAULT_SELECTION,
 ) -> RunResult:
-    """Train, evaluating val and test after every epoch; call `on_epoch(metrics, run)` each time.
+    """Train, evaluating validation after every epoch, and deliver the model of the best validation
+    epoch (by `selection`); test is evaluated only for that model (each time validation improves,
+    so a run stopped early still has it), or every epoch with `test_every_epoch`. Calls
+    `on_epoch(metrics, run)` after each epoch.
 
     A NaN/inf loss or metric ends the run as `diverged` with the last good metrics; running out of
     memory ends it as `failed`; both are results, not exceptions.
@@ -289,7 +341,7 @@ def train(
     try:
         run, plan = _build(config, data, test_data, device)
         if resume_from is not None:
-            _restore(run, resume_from)
+            _restore(run, resume_from, selection)
         model_step = torch.compile(run.model) if config.compile and device.type == "cuda" else run.model
         train_rows = torch.as_tensor(plan.train, device=device)
         weights = None
@@ -308,10 +360,15 @@ def train(
             if not math.isfinite(train_loss):
                 status, reason = "diverged", f"training loss became {train_loss} in epoch {run.epoch + 1}"
                 break
-            metrics, scores = evaluate(run.model, run.val, run.test, config, protocol, beta)
-            if not all(math.isfinite(metrics[k]) for k in ("val_mse", "test_mse", "val_loss")):
+            evaluation = evaluate_val(run.model, run.val, config, beta, run.train_set)
+            if not all(math.isfinite(evaluation.metrics[k]) for k in ("val_mse", "val_loss")):
                 status, reason = "diverged", f"reconstructions became non-finite in epoch {run.epoch + 1}"
                 break
+            value = evaluation.metrics.get(selection[0])
+            if config.test_every_epoch or is_better(value, run.best.value if run.best else None, selection[1]):
+                evaluation = evaluate_test(run.model, run.test, config, protocol, evaluation)
+            _keep_if_best(run, evaluation, selection)
+            metrics = evaluation.metrics
             run.epoch += 1
             metrics.update(
                 epoch=run.epoch, train_loss=train_loss, lr=run.optimizer.param_groups[0]["lr"],
@@ -319,7 +376,6 @@ def train(
                 status="completed" if run.epoch == config.epochs else "running",
             )
             run.history.append(metrics)
-            run.scores = scores
             if on_epoch is not None:
                 on_epoch(metrics, run)
     except Exception as exc:  # only memory exhaustion is an expected outcome; the rest propagates
@@ -328,8 +384,10 @@ def train(
         status, reason = "failed", f"out of memory: {first_line(exc, 300)}"
         log.warning("run failed: %s", reason)
     n_params = sum(p.numel() for p in run.model.parameters()) if run else 0
-    samples = run.samples() if run is not None and status == "completed" and run.history else {}
+    if run is not None and run.best is not None:
+        run.model.load_state_dict(run.best.weights)
+    samples = run.best.samples if run is not None and run.best is not None and status == "completed" else {}
     return RunResult(
         status, reason, config, run.history if run else [], run.scores if run else None, samples,
-        time.perf_counter() - started, device_name(device), n_params, run,
+        time.perf_counter() - started, device_name(device), n_params, run, selection,
     )

@@ -15,6 +15,7 @@ from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.train.config import TrainConfig
 from hamtune.train.loop import Run, RunResult, train
 
+OBJECTIVE = ("val_auroc", "max")  # the epoch `hamtune train` delivers, as a sweep's default objective chooses it
 SUMMARY = (
     "test_auroc", "test_auprc", "test_f1", "test_precision", "test_recall", "threshold",
     "test_mse", "test_psnr", "test_ssim", "test_elbo", "val_auroc", "val_ssim",
@@ -45,13 +46,13 @@ def run_and_record(
         bar.set_postfix(loss=f"{metrics['train_loss']:.4g}", val_auroc=f"{metrics['val_auroc']:.3f}", refresh=False)
 
     with bar:
-        result = train(config, data, on_epoch=on_epoch, test_data=test_data)
+        result = train(config, data, on_epoch=on_epoch, test_data=test_data, selection=OBJECTIVE)
     if result.run is not None and result.history:
         with atomic_folder(checkpoint_dir) as tmp:  # a failed write (a full disk) leaves no half checkpoint
             result.run.save(tmp)
     row = trial_row(
         sweep=name, trial_id=trial_id, status=result.status, reason=result.reason, params=config.applicable(),
-        history=result.history, objective=("val_auroc", "max"), wall_time_s=result.wall_time_s,
+        history=result.history, objective=OBJECTIVE, wall_time_s=result.wall_time_s,
         device=result.device, data_manifest=data.located_manifest(),
         test_manifest=test_data.located_manifest() if test_data else None,
         n_params=result.n_params, checkpoint=relative_to_results(checkpoint_dir, results_dir) if result.history else None,

@@ -13,7 +13,7 @@ import torch
 
 from hamtune.cli import main
 from hamtune.errors import HamtuneError
-from hamtune.export.bundle import CARD, CONFIG, META, WEIGHTS, export_trial, load_bundle, model_card
+from hamtune.export.bundle import CARD, CONFIG, META, SCORE_STATE, WEIGHTS, export_trial, load_bundle, model_card
 from hamtune.export.score import score_inputs
 from hamtune.results.rank import top_trials
 from hamtune.results.store import load_results
@@ -40,7 +40,7 @@ def trial_scores(sweep_results, best) -> pd.DataFrame:
 
 
 def test_bundle_holds_weights_config_preprocessing_threshold_and_card(exported, best, prepared):
-    assert {p.name for p in exported.iterdir()} == {WEIGHTS, CONFIG, META, CARD}
+    assert {p.name for p in exported.iterdir()} == {WEIGHTS, SCORE_STATE, CONFIG, META, CARD}
     state = torch.load(exported / WEIGHTS, weights_only=True)
     assert state and all(isinstance(v, torch.Tensor) for v in state.values())
     info = json.loads((exported / META).read_text())

@@ -75,13 +75,13 @@ def test_threshold_comes_from_validation_only(prepared):
     result = train(small(epochs=1), prepared)
     run = result.run
     config = result.config
-    base, _ = evaluate(run.model, run.val, run.test, config, get_protocol("cancer"), 0.0)
+    base = evaluate(run.model, run.val, run.test, config, get_protocol("cancer"), 0.0).metrics
     flipped = EvalSet("test", run.test.images, run.test.index, 1 - run.test.labels, run.test.dx, run.test.image_id)
-    changed_test, _ = evaluate(run.model, run.val, flipped, config, get_protocol("cancer"), 0.0)
+    changed_test = evaluate(run.model, run.val, flipped, config, get_protocol("cancer"), 0.0).metrics
     assert changed_test["threshold"] == base["threshold"]
     assert changed_test["test_auroc"] == pytest.approx(1 - base["test_auroc"])
     shuffled = EvalSet("val", run.val.images, run.val.index, np.roll(run.val.labels, 7), run.val.dx, run.val.image_id)
-    changed_val, _ = evaluate(run.model, shuffled, run.test, config, get_protocol("cancer"), 0.0)
+    changed_val = evaluate(run.model, shuffled, run.test, config, get_protocol("cancer"), 0.0).metrics
     assert changed_val["threshold"] != base["threshold"]
 
 

@@ -1,0 +1,139 @@
+"""`hamtune ensemble`: the K best trials of a sweep BY VALIDATION, combined into one detector.
+
+Each member scores an image as its trial did; each member's score is standardised by its mean and
+standard deviation on the validation normals, and the ensemble's score is the mean of those. The
+threshold is chosen on validation like any trial's. The ensemble is written as a row of the results
+schema (so the report ranks it against single models and baselines) and as a bundle (members are
+ordinary bundles) that `hamtune export` and `hamtune score` use like any model. Test labels choose
+nothing: not the members, not the standardisation, not the threshold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+import hamtune
+from hamtune.data.prepare import Prepared
+from hamtune.data.splits import get_protocol
+from hamtune.errors import HamtuneError
+from hamtune.export.bundle import BUNDLE_VERSION, CARD, MEMBERS, META, Bundle, combine, load_bundle, write_bundle
+from hamtune.files import atomic_folder
+from hamtune.results.rank import top_trials
+from hamtune.results.store import ResultsWriter, trial_row
+from hamtune.sweep.same_data import sweep_data
+from hamtune.train.data import plan_splits
+from hamtune.train.evaluate import EvalSet, detection_metrics
+from hamtune.train.loop import resolve_device
+
+DEEP_KINDS = ("ae", "vae")
+# TrainConfig fields that decide which images are train, val and test: members must agree on all of them.
+SPLIT_KEYS = ("protocol", "split", "val_fraction", "test_fraction", "split_seed", "max_train_images",
+              "image_size", "crop", "channels")
+
+
+def _standardisation(val_scores: np.ndarray, labels: np.ndarray) -> dict:
+    normal = val_scores[labels == 0]
+    spread = float(normal.std())
+    return {"center": float(normal.mean()), "scale": spread if spread > 0 else 1.0}
+
+
+def _check_same_split(bundles: list[Bundle]) -> None:
+    first = bundles[0].config
+    for bundle in bundles[1:]:
+        differs = [k for k in SPLIT_KEYS if getattr(bundle.config, k) != getattr(first, k)]
+        if differs:
+            raise HamtuneError(f"the chosen trials do not share one split ({', '.join(differs)} differ); "
+                               "an ensemble combines trials of one sweep")
+
+
+def _eval_set(name: str, data: Prepared, rows: np.ndarray, labels: np.ndarray) -> EvalSet:
+    """The split's labels and names; its pixels are scored through each member's bundle, as `hamtune score` does."""
+    meta = data.meta
+    return EvalSet(name, torch.empty(0), rows, labels[rows], meta["dx"].to_numpy(str)[rows], meta["image_id"].to_numpy(str)[rows])
+
+
+def build_ensemble(directory: Path, top: int, results_root: Path, name: str | None = None, device: str = "cpu") -> tuple[Path, dict]:
+    """Combine the `top` best trials of `directory` (ranked by the sweep's validation objective) and
+    record the ensemble in results/<name> (default: <sweep>-ensemble); returns that folder and its row."""
+    if top < 2:
+        raise HamtuneError(f"--top must be at least 2 for an ensemble, got {top}")
+    board, metric = top_trials(directory, top)
+    if not metric.column.startswith("val_"):
+        raise HamtuneError(f"{directory}: ranked by {metric.column}; an ensemble chooses its members on validation only")
+    board = board[board["kind"].isin(DEEP_KINDS)].reset_index(drop=True)
+    if len(board) < 2:
+        raise HamtuneError(f"{directory}: {len(board)} ranked deep trial(s); an ensemble needs at least 2")
+    data, test_data = sweep_data(board, None, None)
+    sweep = str(board["sweep"].iloc[0])
+    name = name or f"{sweep}-ensemble"
+    ids = [str(t) for t in board["trial_id"]]
+    trial_id = f"ensemble-top{len(ids)}-{hashlib.blake2b(json.dumps(ids).encode(), digest_size=4).hexdigest()}"
+    out = Path(results_root) / name
+    target = resolve_device(device)
+    started = time.perf_counter()
+    with atomic_folder(out / "checkpoints" / trial_id) as tmp:
+        paths = [write_bundle(row, tmp / MEMBERS / str(i + 1), metric.column, i + 1) for i, (_, row) in enumerate(board.iterrows())]
+        bundles = [load_bundle(p) for p in paths]
+        _check_same_split(bundles)
+        config = bundles[0].config
+        plan = plan_splits(data, config, test_data)
+        val = _eval_set("val", data, plan.val, plan.labels)
+        test = _eval_set("test", test_data or data, plan.test, plan.test_labels)
+        scorers = [b.scorer(target) for b in bundles]
+        val_parts = [scorer(data.images[plan.val]) for scorer in scorers]
+        members = [{"path": f"{MEMBERS}/{i + 1}", "trial_id": ids[i], **_standardisation(s, val.labels)} for i, s in enumerate(val_parts)]
+        val_scores = combine(val_parts, members)
+        test_scores = combine([scorer((test_data or data).images[plan.test]) for scorer in scorers], members)
+        protocol = get_protocol(config.protocol)
+        result = detection_metrics(val, {}, val_scores, test, {}, test_scores, protocol, None)
+        seconds = time.perf_counter() - started
+        params = {k: (getattr(config, k) if k in SPLIT_KEYS or k == "input_range" else None) for k in config.to_dict()}
+        row = trial_row(
+            sweep=name, trial_id=trial_id, status="completed", reason="", params={**params, "kind": "ensemble"},
+            history=[{**result, "epoch_time_s": seconds}], objective=(metric.column, metric.mode), wall_time_s=seconds,
+            device=str(target), data_manifest=data.located_manifest(),
+            test_manifest=test_data.located_manifest() if test_data else None,
+            checkpoint=str((out / "checkpoints" / trial_id).resolve()),
+            extra={"model": f"ensemble-top{len(ids)}", "members": ",".join(ids), "members_from": sweep,
+                   "epochs_run": None, "best_epoch": None, "time_per_epoch_s": None},
+        )
+        info = {**bundles[0].info, "bundle_version": BUNDLE_VERSION, "kind": "ensemble", "members": members,
+                "sweep": name, "trial_id": trial_id, "score": f"mean of {len(ids)} standardised member scores",
+                "threshold": result["threshold"], "metrics": {k: v for k, v in result.items() if k.startswith(("val_", "test_"))},
+                "model": {"kind": "ensemble", "members": ids}, "hamtune_version": hamtune.__version__,
+                "rank": None, "ranked_by": metric.column,
+                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        (tmp / META).write_text(json.dumps(info, indent=1, default=float))
+        (tmp / CARD).write_text(ensemble_card(info, bundles))
+    table = pd.DataFrame({"image_id": test.image_id, "dx": test.dx, "label": test.labels.astype(np.int8), "score": test_scores})
+    ResultsWriter(out).add(row, [], table, None)
+    return out, row
+
+
+def ensemble_card(info: dict, bundles: list[Bundle]) -> str:
+    """The model card of an ensemble: what it combines, how, and how well; the members' cards hold the rest."""
+    lines = "\n".join(f"| {m['path']} | {b.info['trial_id']} | {b.config.kind}/{b.config.arch} | {b.config.score} | "
+                      f"{m['center']:.4g} | {m['scale']:.4g} |" for m, b in zip(info["members"], bundles))
+    metrics = info["metrics"]
+    return f"""# Ensemble of {len(bundles)} anomaly detectors: {info['sweep']}/{info['trial_id']}
+
+The {len(bundles)} best trials of sweep `{bundles[0].info.get('sweep')}` by validation; each member's score is standardised
+by its mean and standard deviation on the validation normals, and the ensemble's score is their mean. Images
+scoring above **{info['threshold']:.4g}** (the F1-maximising threshold on validation) are flagged. Test labels
+chose nothing. Validation AUROC {metrics.get('val_auroc', float('nan')):.4g}, test AUROC {metrics.get('test_auroc', float('nan')):.4g}.
+
+| member | trial | model | score | validation mean | validation std |
+|---|---|---|---|---|---|
+{lines}
+
+Each member folder is an ordinary bundle with its own model card (data, preprocessing, intended use and
+limits apply to the ensemble too: **not a medical device**). Score images with:
+`hamtune score THIS_FOLDER IMAGES... --out scores.csv`.
+"""
