@@ -156,7 +156,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from hamtune.report.command import run_report
 
     run_report(
-        args.results_dirs, metric=args.metric, top=args.top, by=args.by, html=args.html, no_html=args.no_html,
+        args.results_dirs, metric=args.metric, rank_by=args.rank_by, top=args.top, by=args.by, html=args.html, no_html=args.no_html,
         output_format=args.format,
     )
 
@@ -186,6 +186,23 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"exported trial {row['trial_id']} (rank {args.rank}, {row.get('kind')}/{row.get('arch')}) to {out}")
     print(f"  model card: {out / 'MODEL_CARD.md'}")
     print(f"  score images: hamtune score {out} IMAGES... --out scores.csv")
+
+
+def cmd_ensemble(args: argparse.Namespace) -> None:
+    from hamtune.export.ensemble import build_ensemble
+    from hamtune.paths import results_folder, results_lock
+    from hamtune.results.store import load_results
+
+    sweep = str(load_results(args.results_dir)[0]["sweep"].iloc[0])
+    directory = results_folder(args.results, args.name or f"{sweep}-ensemble")
+    with results_lock(directory):
+        out, row = build_ensemble(args.results_dir, args.top, directory.parent, directory.name, args.device)
+    print(f"ensemble of {row['members'].count(',') + 1} trial(s) ranked by {row['objective_metric']} on validation: "
+          f"{row['members']}")
+    print(f"  val_auroc {row['val_auroc']:.4f}  test_auroc {row['test_auroc']:.4f}  test_auprc {row['test_auprc']:.4f}  "
+          f"test_f1 {row['test_f1']:.4f}")
+    print(f"  results: {out}  (compare: python -m hamtune.report {args.results_dir} {out})")
+    print(f"  export:  hamtune export {out} --out models/ensemble")
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -347,6 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", type=Path, required=True, help="folder to write")
     ex.add_argument("--force", action="store_true", help="replace --out if it exists")
     ex.set_defaults(func=cmd_export)
+
+    en = commands.add_parser("ensemble", help="combine a sweep's best trials, chosen on validation, into one detector")
+    en.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a sweep's results folder")
+    en.add_argument("--top", type=int, default=3, help="how many of the best trials by the sweep's objective (default 3)")
+    en.add_argument("--name", default=None, help="results/<name> (default <sweep>-ensemble)")
+    en.add_argument("--results", default="results", help="results root (default ./results)")
+    en.add_argument("--device", choices=CHOICES["device"], default="cpu", help="where the members score (default cpu)")
+    en.set_defaults(func=cmd_ensemble)
 
     sc = commands.add_parser("score", help="anomaly scores of images with an exported model, as a CSV")
     sc.add_argument("model", type=Path, metavar="DIR", help="a folder written by hamtune export")

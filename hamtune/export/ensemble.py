@@ -25,6 +25,7 @@ from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError
 from hamtune.export.bundle import BUNDLE_VERSION, CARD, MEMBERS, META, Bundle, combine, load_bundle, write_bundle
 from hamtune.files import atomic_folder
+from hamtune.paths import relative_to_results
 from hamtune.results.rank import top_trials
 from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.sweep.same_data import sweep_data
@@ -100,7 +101,7 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
             history=[{**result, "epoch_time_s": seconds}], objective=(metric.column, metric.mode), wall_time_s=seconds,
             device=str(target), data_manifest=data.located_manifest(),
             test_manifest=test_data.located_manifest() if test_data else None,
-            checkpoint=str((out / "checkpoints" / trial_id).resolve()),
+            checkpoint=relative_to_results(out / "checkpoints" / trial_id, out),
             extra={"model": f"ensemble-top{len(ids)}", "members": ",".join(ids), "members_from": sweep,
                    "epochs_run": None, "best_epoch": None, "time_per_epoch_s": None},
         )

@@ -29,8 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "results_dirs", nargs="*", type=Path, metavar="RESULTS_DIR",
         help=f"sweep results folders (default: every folder under ./{DEFAULT_ROOT} with a trials.parquet)",
     )
-    parser.add_argument("--metric", default="test_auroc", help="rank by this column, e.g. test_auprc, test_ssim, "
-                        "test_mse, wall_time_s; a bare name means test_<name> (default test_auroc)")
+    parser.add_argument("--metric", default="test_auroc", help="the column reported and compared with the baselines, e.g. "
+                        "test_auprc, test_ssim, test_mse, wall_time_s; a bare name means test_<name> (default test_auroc)")
+    parser.add_argument("--rank-by", default=None, help="the column that orders the leaderboards (default: the sweeps' "
+                        "validation objective, e.g. val_auroc); a test column is labelled optimistic")
     parser.add_argument("--top", type=_positive, default=10, help="rows of each leaderboard to print (default 10)")
     parser.add_argument("--by", default=None, help="columns for the best-per-group table (default kind,arch,rebalance)")
     parser.add_argument("--html", type=Path, default=None, help=f"write the HTML report here (default <first results dir>/{HTML_NAME})")
@@ -43,6 +45,7 @@ def run_report(
     results_dirs: list[Path] | None = None,
     *,
     metric: str = "test_auroc",
+    rank_by: str | None = None,
     top: int = 10,
     by: str | None = None,
     html: Path | None = None,
@@ -52,13 +55,14 @@ def run_report(
     """Print the leaderboards and write the HTML report; returns the report's path (None with no_html)."""
     from hamtune.report.load import combine, load_sweeps
     from hamtune.report.tables import text_report
-    from hamtune.results.rank import parse_groups, rank, resolve_metric
+    from hamtune.results.rank import objective, parse_groups, rank, resolve_metric
 
     sweeps = load_sweeps(results_dirs, DEFAULT_ROOT)
     trials = combine(sweeps)[0]
     chosen = resolve_metric(metric, trials)
     groups = parse_groups(by, trials)
-    ranking = rank(trials, chosen)
+    select = resolve_metric(rank_by, trials) if rank_by else objective(trials)
+    ranking = rank(trials, chosen, select)
     print(text_report(ranking, groups, top, output_format), flush=True)
     if no_html:
         return None

@@ -20,7 +20,7 @@ from hamtune.report import figures
 from hamtune.report.images import data_uri, tile
 from hamtune.report.importance import Importance, param_importance
 from hamtune.report.load import Sweep, combine
-from hamtune.report.summary import HOW_TO_READ, verdict_html
+from hamtune.report.summary import how_to_read, verdict_html
 from hamtune.report.tables import COLUMNS, UNRANKED_COLUMNS, columns_for, display
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, verdict
@@ -106,8 +106,8 @@ def _row_classes(board: pd.DataFrame) -> list[str]:
     return ["baseline" if r.startswith("baseline:") else "classical" if r.startswith("classical:") else "" for r in board["role"]]
 
 
-def board_table(board: pd.DataFrame, metric: Metric) -> str:
-    return table(display(board, columns_for(board, metric, COLUMNS)), _row_classes(board))
+def board_table(board: pd.DataFrame, metric: Metric, select: Metric | None = None) -> str:
+    return table(display(board, columns_for(board, metric, COLUMNS, select)), _row_classes(board))
 
 
 def _section(title: str, body: str, anchor: str) -> str:
@@ -123,12 +123,13 @@ def _leaderboards(ranking: Ranking, by: tuple[str, ...]) -> str:
     if len(ranking.boards) > 1:
         parts.append(_note(f"Trials were measured on {len(ranking.boards)} different test sets; each is ranked on its own."))
     for key, board in ranking.boards.items():
-        parts.append(f"<h3>Test set {escape(key)}: {len(board)} ranked trial(s)</h3>{board_table(board, metric)}")
-        parts.append(f"<h4>Best per {escape(' x '.join(by))}</h4>{board_table(best_per_group(board, by), metric)}")
+        parts.append(f"<h3>Test set {escape(key)}: {len(board)} ranked trial(s)</h3>{board_table(board, metric, ranking.select)}")
+        best = best_per_group(board, by)
+        parts.append(f"<h4>Best per {escape(' x '.join(by))}</h4>{board_table(best, metric, ranking.select)}")
     unranked = ranking.unranked
     if len(unranked):
         columns = [(h, c) for h, c in UNRANKED_COLUMNS if c in unranked.columns]
-        parts.append(f"<h3>Not ranked: {len(unranked)} trial(s) that diverged, failed or have no {escape(metric.column)}</h3>")
+        parts.append(f"<h3>Not ranked: {len(unranked)} trial(s) that diverged, failed or have no {escape(ranking.select.column)}</h3>")
         parts.append(table(display(unranked, columns)))
     return "".join(parts)
 
@@ -218,11 +219,11 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tu
     importances: dict[str, Importance] = {
         key: param_importance(board[is_deep(board)], metric) for key, board in ranking.boards.items()
     }
-    verdicts = [verdict_html(verdict(board, key, metric), importances[key], metric) for key, board in ranking.boards.items()]
+    verdicts = [verdict_html(verdict(board, key, metric), importances[key], ranking) for key, board in ranking.boards.items()]
 
     sections = [
         _section("Which model is best and why", f'<div class="summary">{"".join(verdicts)}</div>', "summary"),
-        _section("How to read this report", HOW_TO_READ.format(metric=escape(metric.label)), "how-to-read"),
+        _section("How to read this report", how_to_read(ranking), "how-to-read"),
         _section("Leaderboard", _leaderboards(ranking, by), "leaderboard"),
     ]
     quality = "".join(embed(figures.quality_vs_detection(board, key)) for key, board in ranking.boards.items())
@@ -254,7 +255,7 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tu
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>hamtune report: {names}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
         f'<body data-figures="{embed.count}"><h1>hamtune report</h1>'
-        f'<p class="meta">{len(sweeps)} sweep(s): {names}; {len(trials)} trial(s); ranked by {escape(metric.label)}; '
+        f'<p class="meta">{len(sweeps)} sweep(s): {names}; {len(trials)} trial(s); {escape(ranking.label)}; '
         f"hamtune {escape(hamtune.__version__)}, {escape(time.strftime('%Y-%m-%d %H:%M'))}</p>"
         f'{"".join(sections)}<script>{SORT_SCRIPT}</script></body></html>'
     )

@@ -8,13 +8,14 @@ import pandas as pd
 
 from hamtune.report.importance import Importance
 from hamtune.results.numbers import fmt
-from hamtune.results.rank import Metric, Verdict
+from hamtune.results.rank import Metric, Ranking, Verdict
 
 HOW_TO_READ = """
 <ul>
-<li>Every row is one trained model (one config of one sweep). Trials are ranked by <b>{metric}</b> on the
-held-out test set; trials measured on different test sets are never ranked together, so each test set has
-its own leaderboard.</li>
+<li>Every row is one trained model (one config of one sweep), with the metrics of its best validation epoch
+(the model it delivers and exports). Trials are ranked by <b>{select}</b> ({chosen}) and show
+<b>{metric}</b> on the held-out test set; trials measured on different test sets are never ranked together,
+so each test set has its own leaderboard.</li>
 <li><b>AUROC</b> is the chance that an anomalous image scores higher than a normal one (0.5 is a coin toss);
 <b>AUPRC</b> weighs the rare anomalous class; <b>F1, precision, recall</b> use the threshold chosen on the
 validation split, never on test labels. <b>PSNR, SSIM, MSE</b> measure reconstruction: a model that
@@ -27,6 +28,12 @@ trials are listed apart with their reason.</li>
 reset, click a legend entry to hide it.</li>
 </ul>
 """
+
+
+def how_to_read(ranking: Ranking) -> str:
+    chosen = ("optimistic: chosen on test labels, which a user could not have done" if ranking.optimistic
+              else "chosen on validation, as a user without test labels would choose")
+    return HOW_TO_READ.format(select=escape(ranking.select.label), chosen=escape(chosen), metric=escape(ranking.metric.label))
 
 
 def _describe(row: pd.Series, metric: Metric) -> str:
@@ -48,11 +55,20 @@ def _against(value: float, other: float, name: str, metric: Metric) -> str:
     return f"<span class='bad'>does not beat {escape(name)} ({fmt(other)}; {delta:+.4g})</span>"
 
 
-def verdict_html(verdict: Verdict, importance: Importance, metric: Metric) -> str:
-    """One test set's answer: the best model, how it compares with each baseline, and what mattered most."""
+def verdict_html(verdict: Verdict, importance: Importance, ranking: Ranking) -> str:
+    """One test set's answer: the best model (top-ranked: on validation in an honest ranking), how it compares
+    with each baseline, how optimistic choosing on test would have been, and what mattered most."""
+    metric, select = ranking.metric, ranking.select
     best = verdict.best
     value = float(best[metric.column])
-    lines = [f"Best of {verdict.n_ranked} ranked trial(s): {_describe(best, metric)}."]
+    how = "chosen on test labels (optimistic)" if ranking.optimistic else f"chosen by {escape(select.column)} on validation"
+    lines = [f"Best of {verdict.n_ranked} ranked trial(s), {how}: {_describe(best, metric)}."]
+    other = verdict.best_on_metric
+    if other is not None and not ranking.optimistic and other["trial_id"] != best["trial_id"]:
+        gap = float(other[metric.column]) - value
+        lines.append(f"The best {escape(metric.column)} of any deep trial is {fmt(other[metric.column])} "
+                     f"({escape(str(other['sweep']))}/{escape(str(other['trial_id']))}): picking it would be choosing on "
+                     f"test labels, optimistic by {gap:+.4g}.")
     if str(best["role"]).startswith("baseline:"):
         searched = verdict.best_searched
         tail = f" The best searched model is {_describe(searched, metric)}." if searched is not None else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from hamtune.results.numbers import fmt
-from hamtune.results.rank import Metric, Ranking, best_per_group
+from hamtune.results.rank import Metric, Ranking, best_per_group, verdict
 
 # (header, trials column); absent columns are left out, so sweeps without a VAE or with classical rows still print.
 COLUMNS = (
@@ -21,8 +21,9 @@ UNRANKED_COLUMNS = (("sweep", "sweep"), ("trial", "trial_id"), ("kind", "kind"),
 FORMATS = ("table", "markdown", "csv")
 
 
-def columns_for(board: pd.DataFrame, metric: Metric, spec=COLUMNS) -> list[tuple[str, str]]:
-    """The spec's columns this board has and that say something (all-empty ones, like role without baselines, go)."""
+def columns_for(board: pd.DataFrame, metric: Metric, spec=COLUMNS, select: Metric | None = None) -> list[tuple[str, str]]:
+    """The spec's columns this board has and that say something (all-empty ones, like role without baselines, go),
+    with the column that ranked the board (`select`) just before the test metrics."""
     chosen = []
     for header, column in spec:
         if column not in board.columns or board[column].isna().all():
@@ -36,6 +37,10 @@ def columns_for(board: pd.DataFrame, metric: Metric, spec=COLUMNS) -> list[tuple
         chosen.append((header, column))
     if metric.column not in {c for _, c in chosen} and metric.column in board.columns:
         chosen.append((metric.column, metric.column))
+    if select is not None and select.column != metric.column and select.column in board.columns:
+        chosen = [(h, c) for h, c in chosen if c != select.column]
+        first_test = next((i for i, (_, c) in enumerate(chosen) if c.startswith("test_")), len(chosen))
+        chosen.insert(first_test, (f"{select.column} (ranks)", select.column))
     return chosen
 
 
@@ -63,31 +68,46 @@ def heading(text: str, form: str) -> str:
     return f"## {text}" if form == "markdown" else text
 
 
+def optimism_line(board: pd.DataFrame, ranking: Ranking) -> str:
+    """How far the top-ranked model's test value is from the best test value of any deep trial: what choosing
+    on test labels would have claimed."""
+    found = verdict(board, "", ranking.metric)
+    best, chosen = found.best_on_metric, found.best
+    if best is None or ranking.optimistic:
+        return ""
+    column = ranking.metric.column
+    gap = float(best[column]) - float(chosen[column])
+    return (f"Chosen on validation: {chosen['trial_id']} with {column} {fmt(chosen[column])}. The best {column} of any "
+            f"deep trial is {fmt(best[column])} ({best['trial_id']}); claiming it would be choosing on test labels "
+            f"(optimistic by {gap:+.4g}).")
+
+
 def text_report(ranking: Ranking, by: tuple[str, ...], top: int, form: str) -> str:
     """The terminal's view: per test set the leaderboard, the best per group and the baselines; then the unranked."""
     metric = ranking.metric
     if form == "csv":
         boards = [b.head(top).assign(test_set=key) for key, b in ranking.boards.items()]
         board = pd.concat(boards, ignore_index=True)
-        return render(display(board, columns_for(board, metric) + [("test_set", "test_set")]), form)
+        return render(display(board, columns_for(board, metric, select=ranking.select) + [("test_set", "test_set")]), form)
     ranked = ranking.ranked
     sweeps = list(dict.fromkeys(ranked["sweep"]))
-    parts = [f"{len(ranked)} ranked trial(s) of {len(sweeps)} sweep(s) ({', '.join(sweeps)}), by {metric.label}"]
+    parts = [f"{len(ranked)} trial(s) of {len(sweeps)} sweep(s) ({', '.join(sweeps)}), {ranking.label}"]
     if len(ranking.boards) > 1:
         parts[0] += f"\ntrials were measured on {len(ranking.boards)} different test sets: each is ranked on its own"
     for key, board in ranking.boards.items():
         shown = f"top {top} of {len(board)}" if len(board) > top else f"{len(board)} trial(s)"
         parts.append(heading(f"Leaderboard, test set {key} ({shown})", form))
-        parts.append(render(display(board.head(top), columns_for(board, metric)), form))
+        parts.append(render(display(board.head(top), columns_for(board, metric, select=ranking.select)), form))
         groups = best_per_group(board, by)
         parts.append(heading(f"Best per {' x '.join(by)}, test set {key}", form))
-        parts.append(render(display(groups, columns_for(groups, metric)), form))
+        parts.append(render(display(groups, columns_for(groups, metric, select=ranking.select)), form))
         marked = board[board["role"].astype(bool)]
         if len(marked):
             parts.append(heading(f"Baselines, test set {key} (rank among {len(board)})", form))
-            parts.append(render(display(marked, columns_for(marked, metric)), form))
+            parts.append(render(display(marked, columns_for(marked, metric, select=ranking.select)), form))
+        parts.append(optimism_line(board, ranking))
     if len(ranking.unranked):
         unranked = ranking.unranked
-        parts.append(heading(f"Not ranked ({len(unranked)}: diverged, failed or without a {metric.column} value)", form))
+        parts.append(heading(f"Not ranked ({len(unranked)}: diverged, failed or without a {ranking.select.column} value)", form))
         parts.append(render(display(unranked, [(h, c) for h, c in UNRANKED_COLUMNS if c in unranked.columns]), form))
     return "\n\n".join(parts)

@@ -113,22 +113,36 @@ def leaderboards(ranked: pd.DataFrame, metric: Metric) -> dict[str, pd.DataFrame
 
 @dataclass(frozen=True)
 class Ranking:
-    """Everything ranked for one metric: a board per test set, and the trials that are not ranked."""
+    """Trials ordered by `select` (a board per test set) with `metric` reported beside it, and the trials
+    that are not ranked. Honest rankings select on validation and report test; one that selects on a
+    test metric is optimistic (a user without test labels could not have chosen that way)."""
 
     metric: Metric
     boards: dict[str, pd.DataFrame]
     unranked: pd.DataFrame
+    select: Metric
 
     @property
     def ranked(self) -> pd.DataFrame:
         return pd.concat(self.boards.values(), ignore_index=True)
 
+    @property
+    def optimistic(self) -> bool:
+        return not self.select.column.startswith("val_")
 
-def rank(trials: pd.DataFrame, metric: Metric) -> Ranking:
-    ranked, unranked = split_ranked(trials, metric)
+    @property
+    def label(self) -> str:
+        chosen = "optimistic: chosen on test labels" if self.optimistic else "chosen on validation"
+        return f"ranked by {self.select.label} ({chosen}), reporting {self.metric.label}"
+
+
+def rank(trials: pd.DataFrame, metric: Metric, select: Metric | None = None) -> Ranking:
+    """Rank by `select` (default: `metric` itself) and report `metric`."""
+    select = select or metric
+    ranked, unranked = split_ranked(trials, select)
     if not len(ranked):
-        raise HamtuneError(f"no finished trial has a {metric.column} value to rank by; try another --metric")
-    return Ranking(metric, leaderboards(ranked, metric), unranked)
+        raise HamtuneError(f"no finished trial has a {select.column} value to rank by; try another --rank-by")
+    return Ranking(metric, leaderboards(ranked, select), unranked, select)
 
 
 def best_per_group(board: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
@@ -162,18 +176,26 @@ class Verdict:
     n_ranked: int
     best: pd.Series  # best deep model (notebook baselines included); the best row of any kind when there is none
     best_searched: pd.Series | None  # best deep model that is not a notebook baseline
-    seeds: dict[str, float]  # role -> best value, e.g. {"baseline: seed-ae": 0.71}
-    classical: dict[str, float]  # role -> best value, e.g. {"classical: pca": 0.64}
+    seeds: dict[str, float]  # role -> the value of its top-ranked row, e.g. {"baseline: seed-ae": 0.71}
+    classical: dict[str, float]  # role -> the value of its top-ranked row, e.g. {"classical: pca-64": 0.64}
     beats_classical: bool | None  # None when there is no classical baseline
+    best_on_metric: pd.Series | None = None  # the deep row with the best reported metric (chosen on it: optimistic)
 
 
 def verdict(board: pd.DataFrame, key: str, metric: Metric) -> Verdict:
+    """The top-ranked deep model of a board (as the board was ordered: on validation in an honest ranking)
+    against the top-ranked row of every baseline, compared on the reported metric."""
     deep = board[is_deep(board)]
     searched = board[board["role"] == ""]
 
     def best_of(prefix: str) -> dict[str, float]:
         rows = board[board["role"].str.startswith(prefix)]
         return {str(name): float(group[metric.column].iloc[0]) for name, group in rows.groupby("role", sort=False)}
+
+    values = pd.to_numeric(deep[metric.column], errors="coerce") if len(deep) else pd.Series(dtype=float)
+    best_on_metric = None
+    if values.notna().any():
+        best_on_metric = deep.loc[values.idxmax() if metric.higher_is_better else values.idxmin()]
 
     classical = best_of("classical:")
     beats = None
@@ -183,7 +205,7 @@ def verdict(board: pd.DataFrame, key: str, metric: Metric) -> Verdict:
         beats = bool(len(deep)) and metric.better(float(deep[metric.column].iloc[0]), top)
     return Verdict(
         key, len(board), (deep if len(deep) else board).iloc[0], searched.iloc[0] if len(searched) else None,
-        best_of("baseline:"), classical, beats,
+        best_of("baseline:"), classical, beats, best_on_metric,
     )
 
 
