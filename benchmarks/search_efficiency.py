@@ -81,9 +81,10 @@ def curve(directory: Path) -> pd.DataFrame:
 
 
 def _test_of_best(trials: pd.DataFrame) -> np.ndarray:
-    """The test AUROC (at its best epoch) of the trial that is val-best so far: what a user would report."""
-    val = pd.to_numeric(trials.get("best_val_auroc"), errors="coerce").to_numpy(float)
-    test = pd.to_numeric(trials.get("best_test_auroc"), errors="coerce").to_numpy(float)
+    """The test AUROC (of its delivered, best-validation epoch) of the trial that is val-best so far: what a user
+    would report."""
+    val = pd.to_numeric(trials.get("val_auroc"), errors="coerce").to_numpy(float)
+    test = pd.to_numeric(trials.get("test_auroc"), errors="coerce").to_numpy(float)
     out, best, chosen = [], -math.inf, math.nan
     for v, t in zip(val, test):
         if np.isfinite(v) and v > best:

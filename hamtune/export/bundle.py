@@ -30,12 +30,13 @@ from hamtune.errors import HamtuneError, first_line
 from hamtune.files import atomic_folder
 from hamtune.models import Autoencoder, build_model
 from hamtune.results.numbers import fmt
-from hamtune.results.rank import top_trials
+from hamtune.results.rank import ENSEMBLE, top_trials
 from hamtune.train import checkpoint as ckpt
 from hamtune.train.config import TrainConfig, score_parts
 from hamtune.train.evaluate import ScoreState, anomaly_score, score_images
 
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # 2 adds score.pt and ensembles; a version-1 bundle (MSE or ELBO score, no score.pt) still reads
+READABLE_VERSIONS = (1, 2)
 WEIGHTS, SCORE_STATE, CONFIG, META, CARD = "model.pt", "score.pt", "config.json", "bundle.json", "MODEL_CARD.md"
 MEMBERS = "members"  # an ensemble's folder of member bundles
 Scorer = Callable[[np.ndarray], np.ndarray]  # uint8 (N,H,W,C) images -> anomaly scores
@@ -248,16 +249,17 @@ def load_bundle(path: Path) -> Bundle | EnsembleBundle:
     version is an error naming the file."""
     path = Path(path)
     info = ckpt.read_json(path / META)
-    if not isinstance(info, dict) or info.get("bundle_version") != BUNDLE_VERSION:
+    if not isinstance(info, dict) or info.get("bundle_version") not in READABLE_VERSIONS:
         found = info.get("bundle_version") if isinstance(info, dict) else None
-        raise HamtuneError(f"{path / META}: bundle version {found}, this hamtune reads version {BUNDLE_VERSION}")
+        raise HamtuneError(f"{path / META}: bundle version {found}, this hamtune reads versions "
+                           f"{', '.join(map(str, READABLE_VERSIONS))}")
     pre = info.get("preprocess")
     try:
         preprocess = Preprocess(int(pre["size"]), pre["crop"], int(pre["channels"]))
     except (TypeError, KeyError, ValueError) as exc:
         raise HamtuneError(f"{path / META}: preprocess must hold size, crop and channels ({exc!r})") from None
     threshold = _threshold(info.get("threshold"), path / META)
-    if info.get("kind") == "ensemble":
+    if info.get("kind") == ENSEMBLE:
         members = [load_bundle(path / str(m["path"])) for m in info.get("members") or []]
         if not members or any(not isinstance(m, Bundle) or m.preprocess != preprocess for m in members):
             raise HamtuneError(f"{path / META}: an ensemble's members must be single models prepared as {preprocess}")

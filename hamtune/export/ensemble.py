@@ -26,14 +26,13 @@ from hamtune.errors import HamtuneError
 from hamtune.export.bundle import BUNDLE_VERSION, CARD, MEMBERS, META, Bundle, combine, load_bundle, write_bundle
 from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
-from hamtune.results.rank import top_trials
+from hamtune.results.rank import DEEP_KINDS, ENSEMBLE, top_trials
 from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.sweep.same_data import sweep_data
 from hamtune.train.data import plan_splits
 from hamtune.train.evaluate import EvalSet, detection_metrics
 from hamtune.train.loop import resolve_device
 
-DEEP_KINDS = ("ae", "vae")
 # TrainConfig fields that decide which images are train, val and test: members must agree on all of them.
 SPLIT_KEYS = ("protocol", "split", "val_fraction", "test_fraction", "split_seed", "max_train_images",
               "image_size", "crop", "channels")
@@ -97,7 +96,7 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
         seconds = time.perf_counter() - started
         params = {k: (getattr(config, k) if k in SPLIT_KEYS or k == "input_range" else None) for k in config.to_dict()}
         row = trial_row(
-            sweep=name, trial_id=trial_id, status="completed", reason="", params={**params, "kind": "ensemble"},
+            sweep=name, trial_id=trial_id, status="completed", reason="", params={**params, "kind": ENSEMBLE},
             history=[{**result, "epoch_time_s": seconds}], objective=(metric.column, metric.mode), wall_time_s=seconds,
             device=str(target), data_manifest=data.located_manifest(),
             test_manifest=test_data.located_manifest() if test_data else None,
@@ -105,10 +104,10 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
             extra={"model": f"ensemble-top{len(ids)}", "members": ",".join(ids), "members_from": sweep,
                    "epochs_run": None, "best_epoch": None, "time_per_epoch_s": None},
         )
-        info = {**bundles[0].info, "bundle_version": BUNDLE_VERSION, "kind": "ensemble", "members": members,
+        info = {**bundles[0].info, "bundle_version": BUNDLE_VERSION, "kind": ENSEMBLE, "members": members,
                 "sweep": name, "trial_id": trial_id, "score": f"mean of {len(ids)} standardised member scores",
                 "threshold": result["threshold"], "metrics": {k: v for k, v in result.items() if k.startswith(("val_", "test_"))},
-                "model": {"kind": "ensemble", "members": ids}, "hamtune_version": hamtune.__version__,
+                "model": {"kind": ENSEMBLE, "members": ids}, "hamtune_version": hamtune.__version__,
                 "rank": None, "ranked_by": metric.column,
                 "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         (tmp / META).write_text(json.dumps(info, indent=1, default=float))

@@ -101,7 +101,7 @@ def text_report(ranking: Ranking, by: tuple[str, ...], top: int, form: str) -> s
         groups = best_per_group(board, by)
         parts.append(heading(f"Best per {' x '.join(by)}, test set {key}", form))
         parts.append(render(display(groups, columns_for(groups, metric, select=ranking.select)), form))
-        marked = board[board["role"].astype(bool)]
+        marked = board[board["role"].str.startswith(("baseline:", "classical:"))]
         if len(marked):
             parts.append(heading(f"Baselines, test set {key} (rank among {len(board)})", form))
             parts.append(render(display(marked, columns_for(marked, metric, select=ranking.select)), form))

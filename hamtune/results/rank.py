@@ -21,6 +21,7 @@ HIGHER = frozenset({"auroc", "auprc", "f1", "precision", "recall", "psnr", "ssim
 LOWER = frozenset({"mse", "loss", "time"})
 BASELINE_PRESETS = ("seed-ae", "seed-vae")
 DEEP_KINDS = ("ae", "vae")
+ENSEMBLE = "ensemble"  # the kind of an ensemble's row
 DEFAULT_GROUPS = ("kind", "arch", "rebalance")
 UNKNOWN_TEST_SET = "unknown test set"
 
@@ -75,12 +76,13 @@ def with_test_set(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def role(trials: pd.DataFrame) -> pd.Series:
-    """'baseline: seed-ae' for the notebook's configs, 'classical: pca' for non-deep models, '' otherwise."""
+    """'baseline: seed-ae' for the notebook's configs, 'classical: pca' for non-deep models, 'ensemble: ensemble-top3'
+    for ensembles of deep trials, '' otherwise."""
     out = pd.Series("", index=trials.index, dtype=object)
     if "model" in trials.columns:
         kind = trials["kind"] if "kind" in trials.columns else pd.Series(None, index=trials.index)
-        classical = trials["model"].notna() & ~kind.isin(DEEP_KINDS)
-        out[classical] = "classical: " + trials.loc[classical, "model"].astype(str)
+        named = trials["model"].notna() & ~kind.isin(DEEP_KINDS)
+        out[named] = np.where(kind[named] == ENSEMBLE, "ensemble: ", "classical: ") + trials.loc[named, "model"].astype(str)
     if "preset" in trials.columns:
         seeded = trials["preset"].isin(BASELINE_PRESETS)
         out[seeded] = "baseline: " + trials.loc[seeded, "preset"].astype(str)
@@ -165,7 +167,8 @@ def parse_groups(text: str | None, trials: pd.DataFrame) -> tuple[str, ...]:
 
 
 def is_deep(board: pd.DataFrame) -> pd.Series:
-    return board["role"].eq("") | board["role"].str.startswith("baseline:")
+    """Deep models: searched trials, the notebook's configs and ensembles of deep trials."""
+    return board["role"].eq("") | board["role"].str.startswith(("baseline:", "ensemble:"))
 
 
 @dataclass(frozen=True)

@@ -287,8 +287,10 @@ def search_params(check: _Checker, params: dict, fixed: dict) -> tuple[Param, ..
     return tuple(out)
 
 
-def search_strategy(check: _Checker, raw: dict, objectives: tuple, params: tuple[Param, ...]) -> tuple[dict, dict]:
-    """The sampler and the scheduler, refused where they cannot serve the objectives or the parameters."""
+def search_strategy(
+    check: _Checker, raw: dict, objectives: tuple, params: tuple[Param, ...], max_epochs: int | None = None
+) -> tuple[dict, dict]:
+    """The sampler and the scheduler, refused where they cannot serve the objectives, the parameters or the epochs."""
     sampler = _options(check, raw.get("sampler", "tpe"), "sampler", SAMPLER_OPTIONS)
     scheduler = _options(check, raw.get("scheduler", "none"), "scheduler", SCHEDULER_OPTIONS)
     if len(objectives) > 1 and sampler["name"] not in MULTI_OBJECTIVE_SAMPLERS:
@@ -297,6 +299,9 @@ def search_strategy(check: _Checker, raw: dict, objectives: tuple, params: tuple
         raise check.fail("scheduler", "early stopping (asha) needs a single objective; use scheduler: none")
     if sampler["name"] == "grid" and any(p.kind != "choice" or p.when for p in params):
         raise check.fail("sampler.name", "grid needs every parameter to be an unconditional choice: [...]")
+    grace = scheduler.get("grace_period", 1)
+    if scheduler["name"] == "asha" and max_epochs is not None and isinstance(grace, (int, float)) and grace > max_epochs:
+        raise check.fail("scheduler.grace_period", f"{grace} is more than max_epochs ({max_epochs}): no trial would reach a rung")
     return sampler, scheduler
 
 
@@ -354,7 +359,7 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
     fixed, max_epochs = fixed_values(check, raw, fixed)
     params = search_params(check, params_raw, fixed)
     objectives = _objectives(check, raw.get("objective", {"metric": "val_auroc", "mode": "max"}))
-    sampler, scheduler = search_strategy(check, raw, objectives, params)
+    sampler, scheduler = search_strategy(check, raw, objectives, params, max_epochs)
     resources = trial_resources(check, raw.get("resources"))
     points = starting_points(check, raw.get("points_to_evaluate"), params)
     num_samples, max_concurrent = budget(check, raw)

@@ -306,14 +306,10 @@ def kl_weight(config: TrainConfig, epoch: int) -> float:
     return config.beta * min(1.0, epoch / config.kl_warmup)
 
 
-def _keep_if_best(run: Run, evaluation: Evaluation, selection: Selection) -> bool:
-    """Make this epoch the delivered model when its validation value beats every earlier epoch's."""
-    value = evaluation.metrics.get(selection[0])
-    if not is_better(value, run.best.value if run.best else None, selection[1]):
-        return False
+def _keep_as_best(run: Run, evaluation: Evaluation, value: float) -> None:
+    """Make the model as it is now (the epoch about to be counted) the one the run delivers."""
     weights = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
-    run.best = Best(run.epoch + 1, float(value), weights, evaluation.state, evaluation.scores, run.samples())
-    return True
+    run.best = Best(run.epoch + 1, value, weights, evaluation.state, evaluation.scores, run.samples())
 
 
 def train(
@@ -365,9 +361,11 @@ def train(
                 status, reason = "diverged", f"reconstructions became non-finite in epoch {run.epoch + 1}"
                 break
             value = evaluation.metrics.get(selection[0])
-            if config.test_every_epoch or is_better(value, run.best.value if run.best else None, selection[1]):
+            improved = is_better(value, run.best.value if run.best else None, selection[1])
+            if improved or config.test_every_epoch:
                 evaluation = evaluate_test(run.model, run.test, config, protocol, evaluation)
-            _keep_if_best(run, evaluation, selection)
+            if improved:
+                _keep_as_best(run, evaluation, float(value))
             metrics = evaluation.metrics
             run.epoch += 1
             metrics.update(

@@ -197,7 +197,7 @@ def _all_failed(t: pd.DataFrame) -> pd.DataFrame:
         ("missing", "no such results folder"),
         ("empty", "no trials.parquet"),
         ("no-completed", "no completed or stopped trials to rank (4 failed; first reason: RuntimeError: CUDA out of memory)"),
-        ("old-schema", "results schema version 0, this hamtune reads version 1"),
+        ("old-schema", f"results schema version 0, this hamtune reads version {SCHEMA_VERSION}"),
         ("unknown-metric", "unknown metric 'accuracy'; choose one of test_auroc"),
         ("unknown-group", "--by 'kind,colour': unknown column(s) colour"),
         ("no-default", "results: no sweep results found"),

@@ -49,6 +49,8 @@ def test_strategy_resources_points_budget_and_data():
     assert sampler == {"name": "grid"} and scheduler == {"name": "none"}
     with pytest.raises(HamtuneError, match="early stopping"):
         search_strategy(CHECK, {"scheduler": "asha"}, (("val_auroc", "max"), ("val_mse", "min")), params)
+    with pytest.raises(HamtuneError, match="scheduler.grace_period: 5 is more than max_epochs"):
+        search_strategy(CHECK, {"scheduler": {"name": "asha", "grace_period": 5}}, (("val_auroc", "max"),), params, 3)
     assert trial_resources(CHECK, None) == {"cpus": 1.0, "gpus": 0.0}
     assert starting_points(CHECK, [{"kind": "ae"}], params) == ({"kind": "ae"},)
     with pytest.raises(HamtuneError, match=r"points_to_evaluate\[0\].lr: not a searchable parameter"):
