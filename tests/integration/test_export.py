@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from hamtune.cli import main
 from hamtune.errors import HamtuneError
@@ -58,7 +59,7 @@ def test_bundle_holds_weights_config_preprocessing_threshold_and_card(exported, 
     assert "CC BY-NC" in model_card({**bundle.info, "data": {**bundle.info["data"], "synthetic": False}}, bundle.config)
 
 
-def test_scoring_the_prepared_data_gives_the_trials_test_scores(exported, prepared, trial_scores, tmp_path):
+def test_scoring_the_prepared_data_gives_the_trials_test_scores(exported, prepared, trial_scores, best, tmp_path):
     out = tmp_path / "scores.csv"
     assert main(["score", str(exported), str(prepared.path), "--out", str(out)]) == 0
     table = pd.read_csv(out).set_index("image")
@@ -66,6 +67,7 @@ def test_scoring_the_prepared_data_gives_the_trials_test_scores(exported, prepar
     mine = table.loc[trial_scores.index]
     np.testing.assert_allclose(mine["score"], trial_scores["score"], rtol=0, atol=1e-5)
     assert (mine["label"] == trial_scores["label"]).all() and (mine["dx"] == trial_scores["dx"]).all()
+    assert roc_auc_score(mine["label"], mine["score"]) == pytest.approx(best["test_auroc"], abs=1e-4)  # its leaderboard row
     threshold = json.loads((exported / META).read_text())["threshold"]
     assert (table["flagged"] == (table["score"] > threshold)).all()
 
