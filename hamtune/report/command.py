@@ -41,6 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="terminal output; csv prints the leaderboards only, one row per trial (default table)")
 
 
+def validation_objective(trials):
+    """The sweeps' validation objective; None for results without validation metrics (only the reported metric
+    can order them then, and the report says that this is optimistic)."""
+    from hamtune.errors import HamtuneError
+    from hamtune.results.rank import objective
+
+    try:
+        return objective(trials)
+    except HamtuneError:
+        return None
+
+
 def run_report(
     results_dirs: list[Path] | None = None,
     *,
@@ -55,13 +67,13 @@ def run_report(
     """Print the leaderboards and write the HTML report; returns the report's path (None with no_html)."""
     from hamtune.report.load import combine, load_sweeps
     from hamtune.report.tables import text_report
-    from hamtune.results.rank import objective, parse_groups, rank, resolve_metric
+    from hamtune.results.rank import parse_groups, rank, resolve_metric
 
     sweeps = load_sweeps(results_dirs, DEFAULT_ROOT)
     trials = combine(sweeps)[0]
     chosen = resolve_metric(metric, trials)
     groups = parse_groups(by, trials)
-    select = resolve_metric(rank_by, trials) if rank_by else objective(trials)
+    select = resolve_metric(rank_by, trials) if rank_by else validation_objective(trials)
     ranking = rank(trials, chosen, select)
     print(text_report(ranking, groups, top, output_format), flush=True)
     if no_html:

@@ -91,7 +91,7 @@ def text_report(ranking: Ranking, by: tuple[str, ...], top: int, form: str) -> s
         return render(display(board, columns_for(board, metric, select=ranking.select) + [("test_set", "test_set")]), form)
     ranked = ranking.ranked
     sweeps = list(dict.fromkeys(ranked["sweep"]))
-    parts = [f"{len(ranked)} trial(s) of {len(sweeps)} sweep(s) ({', '.join(sweeps)}), {ranking.label}"]
+    parts = [f"{len(ranked)} ranked trial(s) of {len(sweeps)} sweep(s) ({', '.join(sweeps)}), {ranking.label}"]
     if len(ranking.boards) > 1:
         parts[0] += f"\ntrials were measured on {len(ranking.boards)} different test sets: each is ranked on its own"
     for key, board in ranking.boards.items():

@@ -55,10 +55,10 @@ def seed_dir(prepared, tmp_path_factory) -> Path:
 def classical_rows(template: pd.Series) -> pd.DataFrame:
     """A PCA baseline that beats everything, and a failed trial whose reason is markup."""
     pca = {"schema_version": SCHEMA_VERSION, "sweep": "classical", "trial_id": "pca-16", "status": "completed",
-           "reason": None, "model": "pca", "latent_dim": 16, "test_auroc": 0.99, "test_auprc": 0.9, "test_f1": 0.8,
+           "reason": None, "model": "pca", "latent_dim": 16, "val_auroc": 0.99, "test_auroc": 0.99, "test_auprc": 0.9, "test_f1": 0.8,
            "test_ssim": 0.5, "test_mse": 0.01, "wall_time_s": 0.5, "test_set": template["test_set"],
            "test_fingerprint": template["test_fingerprint"], "finished_at": template["finished_at"]}
-    failed = {**pca, "trial_id": "pca-bad", "status": "failed", "reason": f"ValueError: {EVIL}", "test_auroc": None}
+    failed = {**pca, "trial_id": "pca-bad", "status": "failed", "reason": f"ValueError: {EVIL}", "val_auroc": None, "test_auroc": None}
     return pd.DataFrame([pca, failed])
 
 
@@ -95,7 +95,7 @@ def report(sweep_results, seed_dir, tmp_path_factory) -> Report:
 # ---- terminal -------------------------------------------------------------------------------------
 
 
-def test_leaderboard_is_sorted_by_the_metric_with_the_decision_columns(sweep_results, capsys):
+def test_leaderboard_is_sorted_by_the_validation_objective_with_the_decision_columns(sweep_results, capsys):
     code, out, err = run([sweep_results, "--no-html"], capsys)
     assert code == 0, err
     trials, _, _ = load_results(sweep_results)
@@ -103,13 +103,14 @@ def test_leaderboard_is_sorted_by_the_metric_with_the_decision_columns(sweep_res
                    "AUROC", "AUPRC", "F1", "precision", "recall", "PSNR", "SSIM", "MSE", "wall_s"):
         assert header in out
     board = out.split("Best per")[0]
-    order = trials.sort_values(["test_auroc", "trial_id"], ascending=[False, True])["trial_id"].tolist()
+    order = trials.sort_values(["val_auroc", "trial_id"], ascending=[False, True])["trial_id"].tolist()
     assert [board.index(t) for t in order] == sorted(board.index(t) for t in order)
     assert "Best per kind x arch x rebalance" in out and "report:" not in out
+    assert "ranked by val_auroc (higher is better) (chosen on validation), reporting test_auroc" in out
 
 
 def test_lower_is_better_metrics_rank_ascending_and_csv_is_machine_readable(sweep_results, capsys):
-    code, out, _ = run([sweep_results, "--no-html", "--metric", "mse", "--format", "csv", "--top", "3"], capsys)
+    code, out, _ = run([sweep_results, "--no-html", "--metric", "mse", "--rank-by", "mse", "--format", "csv", "--top", "3"], capsys)
     assert code == 0
     frame = pd.read_csv(io.StringIO(out))
     assert frame["rank"].tolist() == [1, 2, 3]
