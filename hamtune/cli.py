@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_data_info)
 
     tr = commands.add_parser("train", help="train one config and record it like a one-trial sweep")
-    tr.add_argument("--preset", default=None, help="seed-ae, seed-vae, medianomaly-ae, medianomaly-vae, cnn-ae")
+    tr.add_argument("--preset", default=None, help="seed-ae, seed-vae, medianomaly-ae, medianomaly-vae, cnn-ae, ham-best")
     tr.add_argument("--data", default="synthetic", help="'synthetic' (default), a prepared cache, or any source folder/file")
     tr.add_argument("--test-data", default=None, help="an external test set (e.g. ISIC 2018 Task 3 test); val stays on --data")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
