@@ -24,7 +24,6 @@ from hamtune.train.single import load_data
 log = logging.getLogger("hamtune")
 
 EXPERIMENT = "tune"
-STUDY_DB = "optuna.db"
 
 
 class SweepInterrupted(HamtuneError):
@@ -118,25 +117,20 @@ def concurrency(cpus: float, gpus: float, requested: int | None) -> int:
     return max(1, min(fits, requested or fits))
 
 
-def _study_storage(directory: Path):
-    import optuna
-
-    return optuna.storages.RDBStorage(f"sqlite:///{(directory / STUDY_DB).resolve()}")
-
-
 def _searcher(space: SearchSpace, name: str, directory: Path):
-    from ray.tune.search.optuna import OptunaSearch
+    from hamtune.sweep.study import MirroredOptunaSearch, study_storage
 
     metrics = [tune_metric(m) for m, _ in space.objectives]
     modes = [m for _, m in space.objectives]
-    return OptunaSearch(
+    return MirroredOptunaSearch(
         space=space.define_by_run(),
         metric=metrics if space.multi_objective else metrics[0],
         mode=modes if space.multi_objective else modes[0],
         points_to_evaluate=[dict(p) for p in space.points] or None,
         sampler=make_sampler(space),
         study_name=name,
-        storage=_study_storage(directory),
+        storage=study_storage(directory),
+        results_path=str(directory),
     )
 
 
