@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, first_line
-from hamtune.results.store import TRIALS, load_results
+from hamtune.results.store import TRIALS, load_results, write_distributions
 from hamtune.sweep.space import SearchSpace, make_sampler, tune_metric
 from hamtune.train.config import build_config
 from hamtune.train.single import load_data
@@ -234,6 +234,8 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     data, base = load_data(space.data, base)
     test_data = load_data(space.test_data, base)[0] if space.test_data else None
     directory.mkdir(parents=True, exist_ok=True)
+    if not options.resume:
+        write_distributions(directory, space.distributions())
     print(f"sweep {name}: {num_samples} trial(s) of {space.path.name} on {data.name} ({data.manifest['count']} images); "
           f"results -> {directory}", flush=True)
     start_ray(options.address, options.num_cpus)

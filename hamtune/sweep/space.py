@@ -58,6 +58,16 @@ class Param:
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
         return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
 
+    def distribution(self):
+        """The Optuna distribution this parameter declares (what the study and importance use)."""
+        import optuna.distributions as d
+
+        if self.kind == "choice":
+            return d.CategoricalDistribution(list(self.values))
+        if self.kind == "int":
+            return d.IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
+        return d.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+
 
 @dataclass(frozen=True)
 class DefineByRun:
@@ -101,6 +111,12 @@ class SearchSpace:
 
     def define_by_run(self) -> DefineByRun:
         return DefineByRun(self.params, dict(self.fixed))
+
+    def distributions(self) -> dict[str, str]:
+        """Each searched parameter's declared distribution, as Optuna's JSON."""
+        from optuna.distributions import distribution_to_json
+
+        return {p.name: distribution_to_json(p.distribution()) for p in self.params}
 
     def grid(self) -> dict[str, list]:
         return {p.name: list(p.values) for p in self.params}
