@@ -72,6 +72,24 @@ def configure_tune() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+class NoAdviceToDisableAuth(logging.Filter):
+    """Ray 2.60 turns token authentication on for a local cluster and logs, on every start, how to turn it
+    off ("Set RAY_AUTH_MODE=disabled to opt out"): advice against the README's security stance. hamtune keeps
+    authentication on and drops that one line where Ray logs it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "to opt out" not in record.getMessage()
+
+
+def quiet_auth_advice() -> None:
+    logger = logging.getLogger(AUTH_LOGGER)
+    if not any(isinstance(f, NoAdviceToDisableAuth) for f in logger.filters):
+        logger.addFilter(NoAdviceToDisableAuth())
+
+
 def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     """Join a cluster (`--address`, token authentication as the cluster has it) or start a private
     local Ray, token-authenticated and without a dashboard."""
@@ -79,6 +97,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
+    quiet_auth_advice()
     if address:
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
