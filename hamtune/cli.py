@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hamtune import __version__
 from hamtune.errors import HamtuneError, one_line
+from hamtune.export import FORMATS
 from hamtune.train.config import CHOICES
 
 log = logging.getLogger("hamtune")
@@ -181,9 +182,15 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     from hamtune.export.bundle import export_trial
+    from hamtune.export.portable import require, write_formats
 
+    formats = tuple(args.format or ("torch",))
+    require(formats)
     out, row = export_trial(args.results_dir, args.rank, args.out, args.metric, args.force)
+    programs = write_formats(out, formats)
     print(f"exported trial {row['trial_id']} (rank {args.rank}, {row.get('kind')}/{row.get('arch')}) to {out}")
+    for program in programs:
+        print(f"  program: {program} (hamtune score {out} IMAGES... --format {'onnx' if program.suffix == '.onnx' else 'torch-export'})")
     print(f"  model card: {out / 'MODEL_CARD.md'}")
     print(f"  score images: hamtune score {out} IMAGES... --out scores.csv")
 
@@ -213,7 +220,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     if args.out.is_dir():
         raise HamtuneError(f"--out {args.out} is a folder; give the CSV file to write, e.g. {args.out / 'scores.csv'}")
     bundle = load_bundle(args.model)
-    scored = score_inputs(bundle, args.inputs, device=args.device, progress=not args.no_progress)
+    scored = score_inputs(bundle, args.inputs, device=args.device, progress=not args.no_progress, format=args.format)
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(args.out) as tmp:
@@ -363,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--metric", default=None, help="rank by this column instead of the sweep's objective")
     ex.add_argument("--out", type=Path, required=True, help="folder to write")
     ex.add_argument("--force", action="store_true", help="replace --out if it exists")
+    ex.add_argument("--format", action="append", choices=FORMATS, default=None,
+                    help="also write a portable program: onnx (model.onnx; pip install \"hamtune[onnx]\") or torch-export "
+                    "(model.pt2); repeatable (default torch: the weights only)")
     ex.set_defaults(func=cmd_export)
 
     en = commands.add_parser("ensemble", help="combine a sweep's best trials, chosen on validation, into one detector")
@@ -379,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--out", type=Path, default=Path("scores.csv"), help="CSV to write (default ./scores.csv)")
     sc.add_argument("--device", choices=CHOICES["device"], default="cpu", help="where the model runs (default cpu)")
     sc.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sc.add_argument("--format", choices=FORMATS, default="torch",
+                    help="run the model as: torch (the weights), onnx or torch-export (programs written by export --format)")
     sc.set_defaults(func=cmd_score)
     return parser
 
