@@ -13,6 +13,7 @@ from pathlib import Path
 from hamtune import __version__
 from hamtune.errors import HamtuneError, one_line
 from hamtune.export import FORMATS
+from hamtune.sweep.space import TRACKERS
 from hamtune.train.config import CHOICES
 
 log = logging.getLogger("hamtune")
@@ -144,6 +145,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     options = SweepOptions(
         name=args.name, results_root=Path(args.results), address=args.address, resume=args.resume,
         storage=args.storage, num_samples=args.num_samples, gpus_per_trial=args.gpus_per_trial, num_cpus=args.num_cpus,
+        log_to=tuple(args.log_to or ()),
     )
     directory = run_sweep(space, options)
     print(f"results: {directory}")
@@ -343,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--gpus-per-trial", type=float, default=None, help="e.g. 0.25 packs four trials on one GPU")
     sw.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
     sw.add_argument("--storage", default=None, help="Ray Tune storage (a shared path or URI for clusters)")
+    sw.add_argument("--log-to", action="append", choices=TRACKERS, default=None,
+                    help="also log to an experiment tracker through Tune's own callbacks: mlflow (pip install \"hamtune[mlflow]\"), "
+                    "wandb (pip install \"hamtune[wandb]\") or tensorboard; repeatable, added to the space's log_to")
     sw.set_defaults(func=cmd_sweep)
 
     from hamtune.report.command import add_arguments as add_report_arguments

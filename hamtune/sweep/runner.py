@@ -44,6 +44,7 @@ class SweepOptions:
     num_samples: int | None = None
     gpus_per_trial: float | None = None
     num_cpus: int | None = None
+    log_to: tuple[str, ...] = ()  # experiment trackers, beside the space's `log_to:`
 
     def __post_init__(self) -> None:
         """Checked before anything starts: a negative or zero count would run forever or wait forever."""
@@ -198,6 +199,7 @@ def make_tuner(
     num_samples: int,
     max_concurrent: int,
     resume: bool,
+    trackers: tuple = (),
 ):
     """The Tuner of a sweep: Optuna searching, the space's scheduler, the recorder writing results; or, on
     --resume, the interrupted experiment restored with its unfinished trials."""
@@ -215,7 +217,8 @@ def make_tuner(
             max_concurrent_trials=max_concurrent, reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=EXPERIMENT, storage_path=storage, callbacks=[RepairCheckpoints(), recorder, trust.TrustRecorder()], verbose=0,
+            name=EXPERIMENT, storage_path=storage, verbose=0,
+            callbacks=[RepairCheckpoints(), recorder, trust.TrustRecorder(), *trackers],  # trackers after the recorder: they log its row
             failure_config=tune.FailureConfig(max_failures=space.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
@@ -235,6 +238,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
 
     from hamtune.sweep import trust
     from hamtune.sweep.recorder import ResultsRecorder
+    from hamtune.sweep.trackers import tracker_callbacks
 
     configure_tune()
     name = options.name or space.name
@@ -249,6 +253,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
     num_samples = space.num_samples if options.num_samples is None else options.num_samples
     gpus = space.resources["gpus"] if options.gpus_per_trial is None else options.gpus_per_trial
+    trackers = tracker_callbacks(tuple(dict.fromkeys(space.log_to + tuple(options.log_to))), directory, name)
     base = build_config(space.fixed, where=f"{space.path}: fixed")
     data, base = load_data(space.data, base)
     test_data = load_data(space.test_data, base)[0] if space.test_data else None
@@ -265,7 +270,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         num_samples,
     )
     tuner = make_tuner(space, trainable, recorder, name=name, directory=directory, storage=storage, num_samples=num_samples,
-                       max_concurrent=max_concurrent, resume=options.resume)
+                       max_concurrent=max_concurrent, resume=options.resume, trackers=tuple(trackers))
     if not options.resume:
         trust.record_tuner(experiment)
     tuner.fit()

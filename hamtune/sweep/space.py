@@ -22,7 +22,7 @@ from hamtune.yamlfile import DuplicateKey, load_yaml
 TOP_LEVEL = {
     "name", "description", "data", "test_data", "protocol", "seed", "objective", "sampler", "scheduler",
     "num_samples", "max_epochs", "max_concurrent", "resources", "fixed", "params", "points_to_evaluate",
-    "max_failures",
+    "max_failures", "log_to",
 }
 OBJECTIVE_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
 
@@ -33,6 +33,7 @@ def tune_metric(metric: str) -> str:
     return f"best_{metric}"
 MULTI_OBJECTIVE_SAMPLERS = ("tpe", "random", "nsga2", "gp")
 NOT_SEARCHABLE = ("epochs", "device", "num_threads")
+TRACKERS = ("mlflow", "wandb", "tensorboard")  # experiment trackers a sweep can log to (sweep/trackers.py)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class SearchSpace:
     fixed: dict
     params: tuple[Param, ...]
     points: tuple[dict, ...]
+    log_to: tuple[str, ...] = ()  # experiment trackers (sweep/trackers.py)
 
     @property
     def multi_objective(self) -> bool:
@@ -390,7 +392,16 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
         sampler=sampler, scheduler=scheduler, num_samples=num_samples, max_epochs=max_epochs, max_concurrent=max_concurrent,
         max_failures=int(check.number(raw.get("max_failures", 2), "max_failures", int, low=0)),
         resources=resources, fixed=fixed, params=params, points=points,
+        log_to=trackers(check, raw.get("log_to")),
     )
+
+
+def trackers(check: _Checker, spec) -> tuple[str, ...]:
+    """`log_to: mlflow` or a list of mlflow, wandb, tensorboard."""
+    names = [spec] if isinstance(spec, str) else spec or []
+    if not isinstance(names, list) or any(n not in TRACKERS for n in names):
+        raise check.fail("log_to", f"must be one or a list of {', '.join(TRACKERS)}, got {spec!r}")
+    return tuple(dict.fromkeys(names))
 
 
 def load_space(path: Path, overrides: dict | None = None) -> SearchSpace:
