@@ -78,7 +78,7 @@ AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 class NoAdviceToDisableAuth(logging.Filter):
     """Ray 2.60 turns token authentication on for a local cluster and logs, on every start, how to turn it
-    off ("Set RAY_AUTH_MODE=disabled to opt out"): advice against the README's security stance. hamtune keeps
+    off (the line ending "to opt out"): advice against the README's security stance. hamtune keeps
     authentication on and drops that one line where Ray logs it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
