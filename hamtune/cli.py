@@ -12,6 +12,8 @@ from pathlib import Path
 
 from hamtune import __version__
 from hamtune.errors import HamtuneError, one_line
+from hamtune.export import FORMATS
+from hamtune.sweep.space import TRACKERS
 from hamtune.train.config import CHOICES
 
 log = logging.getLogger("hamtune")
@@ -143,6 +145,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     options = SweepOptions(
         name=args.name, results_root=Path(args.results), address=args.address, resume=args.resume,
         storage=args.storage, num_samples=args.num_samples, gpus_per_trial=args.gpus_per_trial, num_cpus=args.num_cpus,
+        log_to=tuple(args.log_to or ()),
     )
     directory = run_sweep(space, options)
     print(f"results: {directory}")
@@ -181,9 +184,15 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     from hamtune.export.bundle import export_trial
+    from hamtune.export.portable import require, write_formats
 
+    formats = tuple(args.format or ("torch",))
+    require(formats)
     out, row = export_trial(args.results_dir, args.rank, args.out, args.metric, args.force)
+    programs = write_formats(out, formats)
     print(f"exported trial {row['trial_id']} (rank {args.rank}, {row.get('kind')}/{row.get('arch')}) to {out}")
+    for program in programs:
+        print(f"  program: {program} (hamtune score {out} IMAGES... --format {'onnx' if program.suffix == '.onnx' else 'torch-export'})")
     print(f"  model card: {out / 'MODEL_CARD.md'}")
     print(f"  score images: hamtune score {out} IMAGES... --out scores.csv")
 
@@ -213,7 +222,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     if args.out.is_dir():
         raise HamtuneError(f"--out {args.out} is a folder; give the CSV file to write, e.g. {args.out / 'scores.csv'}")
     bundle = load_bundle(args.model)
-    scored = score_inputs(bundle, args.inputs, device=args.device, progress=not args.no_progress)
+    scored = score_inputs(bundle, args.inputs, device=args.device, progress=not args.no_progress, format=args.format)
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(args.out) as tmp:
@@ -336,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--gpus-per-trial", type=float, default=None, help="e.g. 0.25 packs four trials on one GPU")
     sw.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
     sw.add_argument("--storage", default=None, help="Ray Tune storage (a shared path or URI for clusters)")
+    sw.add_argument("--log-to", action="append", choices=TRACKERS, default=None,
+                    help="also log to an experiment tracker through Tune's own callbacks: mlflow (pip install \"hamtune[mlflow]\"), "
+                    "wandb (pip install \"hamtune[wandb]\") or tensorboard; repeatable, added to the space's log_to")
     sw.set_defaults(func=cmd_sweep)
 
     from hamtune.report.command import add_arguments as add_report_arguments
@@ -363,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--metric", default=None, help="rank by this column instead of the sweep's objective")
     ex.add_argument("--out", type=Path, required=True, help="folder to write")
     ex.add_argument("--force", action="store_true", help="replace --out if it exists")
+    ex.add_argument("--format", action="append", choices=FORMATS, default=None,
+                    help="also write a portable program: onnx (model.onnx; pip install \"hamtune[onnx]\") or torch-export "
+                    "(model.pt2); repeatable (default torch: the weights only)")
     ex.set_defaults(func=cmd_export)
 
     en = commands.add_parser("ensemble", help="combine a sweep's best trials, chosen on validation, into one detector")
@@ -379,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--out", type=Path, default=Path("scores.csv"), help="CSV to write (default ./scores.csv)")
     sc.add_argument("--device", choices=CHOICES["device"], default="cpu", help="where the model runs (default cpu)")
     sc.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sc.add_argument("--format", choices=FORMATS, default="torch",
+                    help="run the model as: torch (the weights), onnx or torch-export (programs written by export --format)")
     sc.set_defaults(func=cmd_score)
     return parser
 

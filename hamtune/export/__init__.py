@@ -1,1 +1,4 @@
-"""Exported models: a trial's weights with everything needed to score new images (bundle), and scoring (score)."""
+"""Exported models: a trial's weights with everything needed to score new images (bundle), scoring (score), and
+portable programs of the model (portable: torch.export and ONNX)."""
+
+FORMATS = ("torch", "onnx", "torch-export")  # here, not in portable, so the command line names them without importing torch

@@ -6,6 +6,7 @@ DIR/
   config.json    the TrainConfig the trial ran
   bundle.json    preprocessing, input range, score, threshold, protocol, metrics, data fingerprint, provenance
   MODEL_CARD.md  what it is, on what data, how well, and what it must not be used for
+  model.onnx, model.pt2  (with `export --format onnx|torch-export`) the model as portable programs
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ BUNDLE_VERSION = 2  # 2 adds score.pt and ensembles; a version-1 bundle (MSE or 
 READABLE_VERSIONS = (1, 2)
 WEIGHTS, SCORE_STATE, CONFIG, META, CARD = "model.pt", "score.pt", "config.json", "bundle.json", "MODEL_CARD.md"
 MEMBERS = "members"  # an ensemble's folder of member bundles
+PROGRAMS = {"onnx": "model.onnx", "torch-export": "model.pt2"}  # portable programs `export --format` adds (export/portable.py)
 Scorer = Callable[[np.ndarray], np.ndarray]  # uint8 (N,H,W,C) images -> anomaly scores
 CARD_METRICS = ("auroc", "auprc", "f1", "precision", "recall", "mse", "psnr", "ssim", "elbo")
 
@@ -71,9 +73,10 @@ class Bundle:
     def protocol(self) -> str:
         return self.config.protocol
 
-    def scorer(self, device: torch.device) -> Scorer:
-        """The trial's anomaly score of uint8 images, computed by the very functions its evaluation used."""
-        model, state, config = self.model(device), self.score_state(), self.config
+    def scorer(self, device: torch.device, model=None) -> Scorer:
+        """The trial's anomaly score of uint8 images, computed by the very functions its evaluation used
+        (`model`: a stand-in for the PyTorch module, such as an exported program)."""
+        model, state, config = model or self.model(device), self.score_state(), self.config
 
         def score(images: np.ndarray) -> np.ndarray:
             tensor = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device)
@@ -178,7 +181,8 @@ def is_bundle(folder: Path) -> bool:
         info = json.loads((folder / META).read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         return False
-    return isinstance(info, dict) and "bundle_version" in info and names <= {WEIGHTS, SCORE_STATE, CONFIG, META, CARD, MEMBERS}
+    files = {WEIGHTS, SCORE_STATE, CONFIG, META, CARD, MEMBERS, *PROGRAMS.values()}
+    return isinstance(info, dict) and "bundle_version" in info and names <= files
 
 
 def check_out(out: Path, sources: list[Path], force: bool) -> None:

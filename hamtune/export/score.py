@@ -101,13 +101,17 @@ class Scored:
     notes: list[str]
 
 
-def score_inputs(bundle: Bundle | EnsembleBundle, paths: list[Path], device: str = "cpu", progress: bool = True) -> Scored:
-    """Score every readable image among `paths`; flagged = score above the bundle's validation threshold."""
+def score_inputs(
+    bundle: Bundle | EnsembleBundle, paths: list[Path], device: str = "cpu", progress: bool = True, format: str = "torch"
+) -> Scored:
+    """Score every readable image among `paths` with the bundle's model as `format` (torch, onnx, torch-export);
+    flagged = score above the bundle's validation threshold."""
+    from hamtune.export.portable import scorer as make_scorer
     from hamtune.train.loop import resolve_device
 
     found = collect(paths)
     target = resolve_device(device)
-    scorer = bundle.scorer(target)
+    scorer = make_scorer(bundle, format, target)
     problems = [(p, "no such file or folder") for p in found.missing]
     notes, parts = [], []
     for cache in found.caches:

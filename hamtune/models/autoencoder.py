@@ -30,10 +30,14 @@ class Autoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.output(self.decoder(z))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reconstruction, code and log-variance: tensors only, so torch.export, ONNX and tracing take the
+        model as it is. An AE's code has no variance: its log-variance has zero columns (no KL term)."""
         mu, logvar = self.encode(x)
         z = mu
-        if self.variational and self.training:
+        if logvar is None:
+            logvar = mu[:, :0]
+        elif self.training:
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         return self.decode(z), mu, logvar
 

@@ -14,7 +14,7 @@ def per_image_terms(
     recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor | None, recon_loss: str
 ) -> dict[str, torch.Tensor]:
     """Per image: mse (mean squared error per pixel), nll (reconstruction negative log-likelihood
-    summed over pixels, in nats) and kl (KL to the prior, VAE only).
+    summed over pixels, in nats) and kl (KL to the prior, VAE only: an AE's logvar is None or has zero columns).
 
     For mse the likelihood is Gaussian with variance 1/2, so nll = SSE + D/2 log(pi): the loss
     keeps the familiar summed squared error and the ELBO is still a real quantity in nats.
@@ -27,7 +27,7 @@ def per_image_terms(
         terms["nll"] = F.binary_cross_entropy(recon.clamp(1e-6, 1 - 1e-6), x, reduction="none").flatten(1).sum(1)
     else:
         terms["nll"] = squared.sum(1) + pixels * HALF_LOG_PI
-    if logvar is not None:
+    if logvar is not None and logvar.shape[-1] > 0:
         mu, logvar = mu.float(), logvar.float()
         terms["kl"] = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
     return terms

@@ -216,8 +216,9 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tu
     trials, epochs, scores = combine(sweeps)
     metric, embed = ranking.metric, Embedder()
     directories = {str(name): s.directory for s in sweeps for name in s.trials["sweep"].unique()}
+    declared = {str(name): s.distributions for s in sweeps for name in s.trials["sweep"].unique()}
     importances: dict[str, Importance] = {
-        key: param_importance(board[is_deep(board)], metric) for key, board in ranking.boards.items()
+        key: param_importance(board[is_deep(board)], metric, declared) for key, board in ranking.boards.items()
     }
     verdicts = [verdict_html(verdict(board, key, metric), importances[key], ranking) for key, board in ranking.boards.items()]
 

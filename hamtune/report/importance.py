@@ -1,5 +1,10 @@
 """Which parameters moved the metric: an in-memory Optuna study rebuilt from trials.parquet, scored by fANOVA.
 
+Each parameter keeps the distribution its sweep's space declared (distributions.json: a log-int
+latent_dim, a categorical batch_size), since fANOVA splits a log range and a categorical set
+differently from a linear one; only a parameter no sweep of the board declared the same way (or a
+`hamtune train` column) gets one read from its values.
+
 Parameters that do not apply to every model (beta for AEs, mlp_width for CNNs: null in the results)
 are kept in the study for the parallel-coordinates plot but left out of fANOVA, which needs every
 trial to have every parameter; the note says which.
@@ -56,21 +61,56 @@ def _distribution(name: str, values: pd.Series):
     return d.FloatDistribution(low, high, log=log)
 
 
+def _escaped(distribution):
+    """String choices are HTML-escaped for display, as the values are."""
+    import optuna.distributions as d
+
+    if not isinstance(distribution, d.CategoricalDistribution):
+        return distribution
+    return d.CategoricalDistribution([html.escape(c) if isinstance(c, str) else c for c in distribution.choices])
+
+
+def _holds(distribution, values: pd.Series) -> bool:
+    import optuna.distributions as d
+
+    if isinstance(distribution, d.CategoricalDistribution):
+        return all(_param_value(distribution, v) in distribution.choices for v in values)
+    return bool(((values >= distribution.low) & (values <= distribution.high)).all())
+
+
+def declared_distribution(name: str, ranked: pd.DataFrame, declared: dict[str, dict[str, str]]):
+    """The one distribution every sweep of these rows declared for `name` and that holds their values; None otherwise."""
+    from optuna.distributions import json_to_distribution
+
+    sweeps = ranked["sweep"].astype(str).unique() if "sweep" in ranked.columns else []
+    found = {declared.get(sweep, {}).get(name) for sweep in sweeps}
+    if len(found) != 1 or None in found:
+        return None
+    try:
+        distribution = _escaped(json_to_distribution(found.pop()))
+    except (ValueError, KeyError, TypeError):
+        return None
+    values = ranked[name].dropna()
+    return distribution if _holds(distribution, values) else None
+
+
 def _param_value(distribution, value):
     import optuna.distributions as d
 
     if isinstance(distribution, d.CategoricalDistribution):
-        return html.escape(str(value))
+        shown = html.escape(str(value))
+        return next((c for c in distribution.choices if c == shown or (not isinstance(c, str) and c == value)), shown)
     return int(value) if isinstance(distribution, d.IntDistribution) else float(value)
 
 
-def build_study(ranked: pd.DataFrame, metric: Metric):
-    """A study with one COMPLETE trial per ranked row; string choices are HTML-escaped for display."""
+def build_study(ranked: pd.DataFrame, metric: Metric, declared: dict[str, dict[str, str]] | None = None):
+    """A study with one COMPLETE trial per ranked row, on the declared distributions (`declared`: sweep ->
+    parameter -> Optuna JSON) where there are some; string choices are HTML-escaped for display."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     names = _varying(ranked)
-    distributions = {n: _distribution(n, ranked[n].dropna()) for n in names}
+    distributions = {n: declared_distribution(n, ranked, declared or {}) or _distribution(n, ranked[n].dropna()) for n in names}
     study = optuna.create_study(direction="maximize" if metric.higher_is_better else "minimize")
     for _, row in ranked.iterrows():
         present = {n: dist for n, dist in distributions.items() if not pd.isna(row[n])}
@@ -79,11 +119,11 @@ def build_study(ranked: pd.DataFrame, metric: Metric):
     return study, names
 
 
-def param_importance(ranked: pd.DataFrame, metric: Metric) -> Importance:
+def param_importance(ranked: pd.DataFrame, metric: Metric, declared: dict[str, dict[str, str]] | None = None) -> Importance:
     """fANOVA over the parameters every trial has; a note instead when there are too few trials or no spread."""
     import optuna
 
-    study, names = build_study(ranked, metric)
+    study, names = build_study(ranked, metric, declared)
     conditional = [n for n in names if ranked[n].isna().any()]
     always = [n for n in names if n not in conditional]
     left_out = f" Left out because they apply to some models only: {', '.join(conditional)}." if conditional else ""

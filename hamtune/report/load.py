@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +11,7 @@ import pandas as pd
 from hamtune.errors import HamtuneError, first_line
 from hamtune.results.rank import RANKED_STATUSES
 from hamtune.results.reproduction import REPRODUCE
-from hamtune.results.store import TRIALS, load_results, read_parquet
+from hamtune.results.store import TRIALS, load_results, read_distributions, read_parquet
 
 REQUIRED = ("trial_id", "status")
 
@@ -26,6 +26,7 @@ class Sweep:
     epochs: pd.DataFrame
     scores: pd.DataFrame
     reproduce: pd.DataFrame | None = None
+    distributions: dict[str, str] = field(default_factory=dict)  # the space's declared ones (Optuna JSON)
 
 
 def discover(root: Path = Path("results")) -> list[Path]:
@@ -58,7 +59,7 @@ def load_sweep(directory: Path) -> Sweep:
     trials["sweep"] = trials["sweep"].fillna(directory.name).astype(str)
     reproduce = read_parquet(directory / REPRODUCE) if (directory / REPRODUCE).exists() else None
     name = str(trials["sweep"].iloc[0]) if len(trials) else directory.name
-    return Sweep(name, directory, trials, epochs, scores, reproduce)
+    return Sweep(name, directory, trials, epochs, scores, reproduce, read_distributions(directory))
 
 
 def _no_ranked_trials(sweep: Sweep) -> str:

@@ -33,6 +33,7 @@ from hamtune.paths import in_results
 SCHEMA_VERSION = 2  # 2: a trial's metrics are its best validation epoch's (1: its last epoch's)
 SCHEMA_KEY = b"hamtune_schema_version"
 TRIALS, EPOCHS, SCORES, SAMPLES = "trials.parquet", "epochs.parquet", "scores.parquet", "samples"
+DISTRIBUTIONS = "distributions.json"  # the space's declared Optuna distributions, by parameter (Optuna's JSON)
 STATUSES = ("completed", "stopped", "diverged", "failed")
 RUNTIME_KEYS = ("status", "reason")
 
@@ -211,6 +212,27 @@ def load_results(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
         frame = read_parquet(path) if path.exists() else pd.DataFrame(columns=["trial_id"])
         frames.append(frame[frame["trial_id"].isin(ids)].reset_index(drop=True))
     return trials, frames[0], frames[1]
+
+
+def write_distributions(directory: Path, declared: dict[str, str]) -> None:
+    """Keep the space's declared distributions beside the results, so importance is computed on them, not on guesses."""
+    with atomic_file(Path(directory) / DISTRIBUTIONS) as tmp:
+        tmp.write_text(json.dumps(declared, indent=1, sort_keys=True))
+
+
+def read_distributions(directory: Path) -> dict[str, str]:
+    """Parameter -> Optuna distribution JSON as the sweep declared it; {} for a folder without a space (train, baselines)."""
+    path = Path(directory) / DISTRIBUTIONS
+    if not path.exists():
+        return {}
+    try:
+        declared = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise HamtuneError(f"{path}: unreadable ({first_line(exc, 120)}); delete it to fall back to distributions "
+                           "read from the values") from None
+    if not isinstance(declared, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in declared.items()):
+        raise HamtuneError(f"{path}: not a mapping of parameter names to Optuna distribution JSON; delete it or rerun the sweep")
+    return declared
 
 
 def load_samples(directory: Path, trial_id: str) -> dict[str, np.ndarray]:

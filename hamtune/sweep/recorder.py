@@ -12,6 +12,7 @@ from ray import tune
 from hamtune.errors import HamtuneError
 from hamtune.paths import relative_to_results
 from hamtune.results.store import ResultsWriter, trial_row
+from hamtune.sweep.study import finish_trial
 from hamtune.sweep.trainable import trial_config
 from hamtune.train import checkpoint as ckpt
 
@@ -86,6 +87,7 @@ class ResultsRecorder(tune.Callback):
         )
         writer = ResultsWriter(self.directory)
         writer.add(row, history, scores if status != "failed" or history else None, samples)
+        finish_trial(self.directory, self.sweep, trial.trial_id, status, row, history, self.objectives)
         done = len(writer.trials)
         metric = self.objectives[0][0]
         value = row.get(metric)

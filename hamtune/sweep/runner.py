@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, first_line
-from hamtune.results.store import TRIALS, load_results
+from hamtune.results.store import TRIALS, load_results, write_distributions
 from hamtune.sweep.space import SearchSpace, make_sampler, tune_metric
 from hamtune.train.config import build_config
 from hamtune.train.single import load_data
@@ -24,7 +24,6 @@ from hamtune.train.single import load_data
 log = logging.getLogger("hamtune")
 
 EXPERIMENT = "tune"
-STUDY_DB = "optuna.db"
 
 
 class SweepInterrupted(HamtuneError):
@@ -45,6 +44,7 @@ class SweepOptions:
     num_samples: int | None = None
     gpus_per_trial: float | None = None
     num_cpus: int | None = None
+    log_to: tuple[str, ...] = ()  # experiment trackers, beside the space's `log_to:`
 
     def __post_init__(self) -> None:
         """Checked before anything starts: a negative or zero count would run forever or wait forever."""
@@ -73,6 +73,24 @@ def configure_tune() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+class NoAdviceToDisableAuth(logging.Filter):
+    """Ray 2.60 turns token authentication on for a local cluster and logs, on every start, how to turn it
+    off (the line ending "to opt out"): advice against the README's security stance. hamtune keeps
+    authentication on and drops that one line where Ray logs it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "to opt out" not in record.getMessage()
+
+
+def quiet_auth_advice() -> None:
+    logger = logging.getLogger(AUTH_LOGGER)
+    if not any(isinstance(f, NoAdviceToDisableAuth) for f in logger.filters):
+        logger.addFilter(NoAdviceToDisableAuth())
+
+
 def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     """Join a cluster (`--address`, token authentication as the cluster has it) or start a private
     local Ray, token-authenticated and without a dashboard."""
@@ -80,6 +98,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
+    quiet_auth_advice()
     if address:
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
@@ -118,25 +137,20 @@ def concurrency(cpus: float, gpus: float, requested: int | None) -> int:
     return max(1, min(fits, requested or fits))
 
 
-def _study_storage(directory: Path):
-    import optuna
-
-    return optuna.storages.RDBStorage(f"sqlite:///{(directory / STUDY_DB).resolve()}")
-
-
 def _searcher(space: SearchSpace, name: str, directory: Path):
-    from ray.tune.search.optuna import OptunaSearch
+    from hamtune.sweep.study import MirroredOptunaSearch, study_storage
 
     metrics = [tune_metric(m) for m, _ in space.objectives]
     modes = [m for _, m in space.objectives]
-    return OptunaSearch(
+    return MirroredOptunaSearch(
         space=space.define_by_run(),
         metric=metrics if space.multi_objective else metrics[0],
         mode=modes if space.multi_objective else modes[0],
         points_to_evaluate=[dict(p) for p in space.points] or None,
         sampler=make_sampler(space),
         study_name=name,
-        storage=_study_storage(directory),
+        storage=study_storage(directory),
+        results_path=str(directory),
     )
 
 
@@ -185,6 +199,7 @@ def make_tuner(
     num_samples: int,
     max_concurrent: int,
     resume: bool,
+    trackers: tuple = (),
 ):
     """The Tuner of a sweep: Optuna searching, the space's scheduler, the recorder writing results; or, on
     --resume, the interrupted experiment restored with its unfinished trials."""
@@ -202,7 +217,8 @@ def make_tuner(
             max_concurrent_trials=max_concurrent, reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=EXPERIMENT, storage_path=storage, callbacks=[RepairCheckpoints(), recorder, trust.TrustRecorder()], verbose=0,
+            name=EXPERIMENT, storage_path=storage, verbose=0,
+            callbacks=[RepairCheckpoints(), recorder, trust.TrustRecorder(), *trackers],  # trackers after the recorder: they log its row
             failure_config=tune.FailureConfig(max_failures=space.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
@@ -222,6 +238,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
 
     from hamtune.sweep import trust
     from hamtune.sweep.recorder import ResultsRecorder
+    from hamtune.sweep.trackers import tracker_callbacks
 
     configure_tune()
     name = options.name or space.name
@@ -236,10 +253,13 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
     num_samples = space.num_samples if options.num_samples is None else options.num_samples
     gpus = space.resources["gpus"] if options.gpus_per_trial is None else options.gpus_per_trial
+    trackers = tracker_callbacks(tuple(dict.fromkeys(space.log_to + tuple(options.log_to))), directory, name)
     base = build_config(space.fixed, where=f"{space.path}: fixed")
     data, base = load_data(space.data, base)
     test_data = load_data(space.test_data, base)[0] if space.test_data else None
     directory.mkdir(parents=True, exist_ok=True)
+    if not options.resume:
+        write_distributions(directory, space.distributions())
     print(f"sweep {name}: {num_samples} trial(s) of {space.path.name} on {data.name} ({data.manifest['count']} images); "
           f"results -> {directory}", flush=True)
     start_ray(options.address, options.num_cpus)
@@ -250,7 +270,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         num_samples,
     )
     tuner = make_tuner(space, trainable, recorder, name=name, directory=directory, storage=storage, num_samples=num_samples,
-                       max_concurrent=max_concurrent, resume=options.resume)
+                       max_concurrent=max_concurrent, resume=options.resume, trackers=tuple(trackers))
     if not options.resume:
         trust.record_tuner(experiment)
     tuner.fit()

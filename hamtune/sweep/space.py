@@ -22,7 +22,7 @@ from hamtune.yamlfile import DuplicateKey, load_yaml
 TOP_LEVEL = {
     "name", "description", "data", "test_data", "protocol", "seed", "objective", "sampler", "scheduler",
     "num_samples", "max_epochs", "max_concurrent", "resources", "fixed", "params", "points_to_evaluate",
-    "max_failures",
+    "max_failures", "log_to",
 }
 OBJECTIVE_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
 
@@ -33,6 +33,7 @@ def tune_metric(metric: str) -> str:
     return f"best_{metric}"
 MULTI_OBJECTIVE_SAMPLERS = ("tpe", "random", "nsga2", "gp")
 NOT_SEARCHABLE = ("epochs", "device", "num_threads")
+TRACKERS = ("mlflow", "wandb", "tensorboard")  # experiment trackers a sweep can log to (sweep/trackers.py)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,16 @@ class Param:
         if self.kind == "int":
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
         return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+
+    def distribution(self):
+        """The Optuna distribution this parameter declares (what the study and importance use)."""
+        import optuna.distributions as d
+
+        if self.kind == "choice":
+            return d.CategoricalDistribution(list(self.values))
+        if self.kind == "int":
+            return d.IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
+        return d.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,7 @@ class SearchSpace:
     fixed: dict
     params: tuple[Param, ...]
     points: tuple[dict, ...]
+    log_to: tuple[str, ...] = ()  # experiment trackers (sweep/trackers.py)
 
     @property
     def multi_objective(self) -> bool:
@@ -101,6 +113,12 @@ class SearchSpace:
 
     def define_by_run(self) -> DefineByRun:
         return DefineByRun(self.params, dict(self.fixed))
+
+    def distributions(self) -> dict[str, str]:
+        """Each searched parameter's declared distribution, as Optuna's JSON."""
+        from optuna.distributions import distribution_to_json
+
+        return {p.name: distribution_to_json(p.distribution()) for p in self.params}
 
     def grid(self) -> dict[str, list]:
         return {p.name: list(p.values) for p in self.params}
@@ -374,7 +392,16 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
         sampler=sampler, scheduler=scheduler, num_samples=num_samples, max_epochs=max_epochs, max_concurrent=max_concurrent,
         max_failures=int(check.number(raw.get("max_failures", 2), "max_failures", int, low=0)),
         resources=resources, fixed=fixed, params=params, points=points,
+        log_to=trackers(check, raw.get("log_to")),
     )
+
+
+def trackers(check: _Checker, spec) -> tuple[str, ...]:
+    """`log_to: mlflow` or a list of mlflow, wandb, tensorboard."""
+    names = [spec] if isinstance(spec, str) else spec or []
+    if not isinstance(names, list) or any(n not in TRACKERS for n in names):
+        raise check.fail("log_to", f"must be one or a list of {', '.join(TRACKERS)}, got {spec!r}")
+    return tuple(dict.fromkeys(names))
 
 
 def load_space(path: Path, overrides: dict | None = None) -> SearchSpace:

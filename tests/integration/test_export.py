@@ -108,3 +108,36 @@ def test_export_ranks_like_reproduce_and_refuses_to_overwrite(sweep_results, exp
         export_trial(sweep_results, 1, out)
     with pytest.raises(HamtuneError, match="--rank 9 does not exist"):
         export_trial(sweep_results, 9, tmp_path / "ninth")
+
+
+@pytest.mark.parametrize("fmt", ["torch-export", "onnx"])
+def test_each_portable_format_scores_a_folder_as_the_pytorch_bundle_does(sweep_results, release_dir, tmp_path, fmt):
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime", reason='the optional extra: pip install "hamtune[onnx]"')
+    out = tmp_path / "bundle"
+    assert main(["export", str(sweep_results), "--out", str(out), "--format", fmt]) == 0
+    program = out / {"onnx": "model.onnx", "torch-export": "model.pt2"}[fmt]
+    assert program.stat().st_size > 0
+    folder = release_dir / "HAM10000_images_part_1"
+    tables = {}
+    for name in ("torch", fmt):
+        csv = tmp_path / f"{name}.csv"
+        assert main(["score", str(out), str(folder), "--out", str(csv), "--format", name, "--no-progress"]) == 0
+        tables[name] = pd.read_csv(csv)
+    assert len(tables["torch"]) == len(list(folder.glob("*.jpg"))) > 0
+    assert list(tables[fmt]["image"]) == list(tables["torch"]["image"])
+    np.testing.assert_allclose(tables[fmt]["score"], tables["torch"]["score"], rtol=1e-4, atol=1e-6)
+    assert (tables[fmt]["flagged"] == tables["torch"]["flagged"]).all()
+    with pytest.raises(HamtuneError, match=r"model.pt2: missing; export the model with --format torch-export") if fmt == "onnx" else \
+            pytest.raises(HamtuneError, match=r"model.onnx: missing; export the model with --format onnx"):
+        score_inputs(load_bundle(out), [folder], progress=False, format="torch-export" if fmt == "onnx" else "onnx")
+
+
+def test_onnx_without_its_extra_is_a_one_line_error_naming_the_install(sweep_results, tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what a machine without the extra sees: ImportError
+    out = tmp_path / "bundle"
+    assert main(["export", str(sweep_results), "--out", str(out), "--format", "onnx"]) != 0
+    assert capsys.readouterr().err == 'hamtune: error: ONNX export and scoring need the optional extra: pip install "hamtune[onnx]"\n'
+    assert not out.exists()  # checked before anything is written

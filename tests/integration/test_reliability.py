@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from conftest import ROOT, tiny_space
+from conftest import ROOT, TINY_SPACE, tiny_space
 from formats import write_dermamnist
 
 from hamtune.cli import main
@@ -186,3 +189,21 @@ def test_the_cluster_recipe_keeps_authentication_and_nothing_disables_it():
         text = path.read_text()
         assert not re.search(r"environ(\[|\.setdefault\(|\.update\().{0,3}RAY_AUTH_MODE|RAY_AUTH_MODE.{0,20}disabled", text), path
         assert "0.0.0.0" not in text, path
+
+
+def test_a_local_sweep_keeps_token_authentication_and_prints_no_advice_to_disable_it(prepared, tmp_path):
+    import yaml
+
+    space = tmp_path / "auth.yaml"
+    space.write_text(yaml.safe_dump({**TINY_SPACE, "data": str(prepared.path), "num_samples": 1, "max_epochs": 1,
+                                     "points_to_evaluate": TINY_SPACE["points_to_evaluate"][:1]}, sort_keys=False))
+    home = tmp_path / "home"  # Ray writes the token it generates for a local cluster to ~/.ray/auth_token
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    env["HOME"] = str(home)
+    command = [sys.executable, "-m", "hamtune", "sweep", str(space), "--results", str(tmp_path / "results"), "--num-cpus", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "[1/1] trial" in output
+    assert "RAY_AUTH_MODE=disabled" not in output and "opt out" not in output, output
+    assert (home / ".ray" / "auth_token").stat().st_size > 0  # token authentication was on: Ray made the token

@@ -59,6 +59,17 @@ def test_study_is_persisted_for_optuna_dashboard(sweep_results):
     assert len(complete) == 4
 
 
+def test_the_sweep_keeps_the_distributions_its_space_declared(sweep_results):
+    from optuna.distributions import CategoricalDistribution, IntDistribution, json_to_distribution
+
+    from hamtune.results.store import read_distributions
+
+    declared = {k: json_to_distribution(v) for k, v in read_distributions(sweep_results).items()}
+    assert declared["latent_dim"] == IntDistribution(4, 32, log=True)
+    assert declared["rebalance"] == CategoricalDistribution(["none", "weighted"])
+    assert set(declared) == set(TINY_SPACE["params"])
+
+
 def test_multi_objective_space_runs(prepared, ray_local, tmp_path):
     from hamtune.sweep.runner import SweepOptions, run_sweep
 

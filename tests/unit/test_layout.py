@@ -17,7 +17,7 @@ FLOORS = (  # lowest first; a module may import its own floor and the ones below
     ("hamtune.baselines",),
     ("hamtune.sweep",),
     ("hamtune.report", "hamtune.export"),
-    ("hamtune.cli", "hamtune.__main__"),
+    ("hamtune.cli", "hamtune.__main__", "hamtune.api"),
 )
 SHIM = ("hamtune.report.__main__", "hamtune.cli")
 

@@ -1,0 +1,136 @@
+"""hamtune's Python API: what the `hamtune` command does, as functions a notebook calls.
+
+Each function takes plain values (paths, dicts, keyword settings), does exactly what its command
+does (same validation, same results layout, same one-line `HamtuneError` on a problem) and returns
+something to keep working with: a results folder, a DataFrame, a bundle path. Re-exported lazily by
+`hamtune/__init__.py`, so `import hamtune` stays cheap and torch, Ray and pandas load on first use.
+The names differ from the commands where a command's name is a subpackage's (hamtune.sweep, .train,
+.report, .export): Python binds a subpackage to its name on the package once it is imported, so a
+function called `hamtune.train` would turn into a module under a notebook's feet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from hamtune.errors import HamtuneError
+
+
+def _space(space: str | Path | dict, overrides: dict):
+    from hamtune.sweep.space import load_space, parse_space
+
+    if isinstance(space, dict):
+        return parse_space({**space, **overrides}, Path(f"{space.get('name', 'space')}.yaml"))
+    return load_space(Path(space), overrides)
+
+
+def load_space(path: str | Path, **overrides):
+    """A validated search-space file (SearchSpace); keyword overrides as `hamtune sweep --set` takes them."""
+    from hamtune.sweep.space import load_space as load
+
+    return load(Path(path), overrides or None)
+
+
+def run_sweep(
+    space: str | Path | dict,
+    *,
+    name: str | None = None,
+    results: str | Path = "results",
+    data: str | None = None,
+    test_data: str | None = None,
+    num_samples: int | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    num_cpus: int | None = None,
+    log_to: tuple[str, ...] = (),
+    **overrides,
+) -> Path:
+    """Run (or resume) a sweep of a space file (or the same mapping as a dict); returns its results folder.
+    Keyword overrides are top-level space keys or fixed TrainConfig fields, as `hamtune sweep --set` takes them."""
+    from hamtune.sweep.runner import SweepOptions
+    from hamtune.sweep.runner import run_sweep as run
+
+    changes = {**overrides, **({"data": data} if data else {}), **({"test_data": test_data} if test_data else {})}
+    options = SweepOptions(name=name, results_root=Path(results), address=address, resume=resume, num_samples=num_samples,
+                           num_cpus=num_cpus, log_to=tuple(log_to))
+    return run(_space(space, changes), options)
+
+
+def train_model(
+    preset: str | None = None,
+    *,
+    data: str = "synthetic",
+    test_data: str | None = None,
+    results: str | Path = "results",
+    name: str | None = None,
+    progress: bool = True,
+    **settings,
+) -> Path:
+    """Train one config (a preset and/or TrainConfig fields as keywords) like `hamtune train`; returns its results folder."""
+    from hamtune.paths import results_folder, results_lock
+    from hamtune.train.config import build_config
+    from hamtune.train.single import load_data, run_and_record
+
+    config = build_config({"preset": preset, **settings}, where="hamtune.train()")
+    name = name or config.preset or "train"
+    directory = results_folder(Path(results), name)
+    with results_lock(directory):
+        prepared, config = load_data(data, config, progress=progress)
+        external = load_data(test_data, config, progress=progress)[0] if test_data else None
+        run_and_record(config, prepared, directory, name, test_data=external, progress=progress)
+    return directory
+
+
+def load_results(directory: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """trials, epochs and scores of a results folder (one consistent snapshot, even while a sweep writes it)."""
+    from hamtune.results.store import load_results as load
+
+    return load(Path(directory))
+
+
+def rank(results: str | Path | pd.DataFrame, *, metric: str = "test_auroc", rank_by: str | None = None) -> pd.DataFrame:
+    """The leaderboard the report prints: trials chosen on the sweep's validation objective (or `rank_by`),
+    best first with a 1-based `rank`, reporting `metric`. Takes a results folder or its trials frame."""
+    from hamtune.results.rank import objective, resolve_metric
+    from hamtune.results.rank import rank as ranking
+
+    trials = results if isinstance(results, pd.DataFrame) else load_results(results)[0]
+    select = resolve_metric(rank_by, trials) if rank_by else objective(trials)
+    return next(iter(ranking(trials, resolve_metric(metric, trials), select).boards.values()))
+
+
+def write_report(*results: str | Path, html: str | Path | None = None, metric: str = "test_auroc", rank_by: str | None = None) -> Path:
+    """Print the leaderboards and write the self-contained HTML report of one or more results folders; returns its path."""
+    from hamtune.report.command import run_report
+
+    if not results:
+        raise HamtuneError("hamtune.write_report(): name at least one results folder")
+    out = run_report([Path(r) for r in results], metric=metric, rank_by=rank_by, html=Path(html) if html else None)
+    assert out is not None
+    return out
+
+
+def export_model(results: str | Path, out: str | Path, *, rank: int = 1, metric: str | None = None, force: bool = False,
+           formats: tuple[str, ...] = ("torch",)) -> Path:
+    """Export the trial ranked `rank` (by the sweep's validation objective, or `metric`) as a bundle that `score` uses;
+    `formats` adds portable programs beside the weights ("onnx", "torch-export")."""
+    from hamtune.export.bundle import export_trial
+    from hamtune.export.portable import write_formats
+
+    folder, _ = export_trial(Path(results), rank, Path(out), metric, force)
+    write_formats(folder, formats)
+    return folder
+
+
+def score(model: str | Path, *inputs: str | Path, device: str = "cpu", format: str = "torch") -> pd.DataFrame:
+    """Score images (files, folders or a prepared cache) with an exported bundle: image, score, flagged (score > the
+    threshold chosen on validation), exactly as `hamtune score` writes them."""
+    from hamtune.export.bundle import load_bundle
+    from hamtune.export.score import score_inputs
+
+    if not inputs:
+        raise HamtuneError("hamtune.score(): name at least one image, folder or prepared cache to score")
+    bundle = load_bundle(Path(model))
+    return score_inputs(bundle, [Path(i) for i in inputs], device=device, progress=False, format=format).table

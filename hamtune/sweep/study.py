@@ -1,0 +1,116 @@
+"""The Optuna study as a mirror of trials.parquet, so optuna-dashboard shows the sweep the report shows.
+
+Ray's OptunaSearch tells Optuna a trial's last result when it ends: an ASHA-stopped trial becomes
+COMPLETE (it marks PRUNED only when the value is None), a diverged one is told NaN and stays RUNNING,
+and its intermediate values are Tune's iterations without the last one. hamtune's searcher instead
+reports the objective as Tune sees it (`best_<metric>`: the delivered model's value so far) at
+step = epoch, and leaves the trial open when it ends; the results recorder, which decides the row's
+status, then closes it (`finish_trial`): completed -> COMPLETE, stopped -> PRUNED with the delivered
+value, diverged/failed -> FAIL, every epoch an intermediate value, and the user attributes
+`trial_id`, `status` and `results_path` linking it to its row. (Optuna refuses to change a finished
+trial, hence the deferred close; the recorder runs right after the searcher in the same Tune step.)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from ray.tune.search.optuna import OptunaSearch
+
+from hamtune.results.store import is_better
+
+log = logging.getLogger("hamtune")
+
+STUDY_DB = "optuna.db"
+
+
+def study_storage(directory: Path):
+    """The sweep's study storage: SQLite in the results folder (what optuna-dashboard opens)."""
+    import optuna
+
+    return optuna.storages.RDBStorage(f"sqlite:///{(Path(directory) / STUDY_DB).resolve()}")
+
+
+class MirroredOptunaSearch(OptunaSearch):
+    """OptunaSearch that tags each study trial with its Tune trial_id, reports per epoch, and leaves
+    closing the trial to `finish_trial` (see the module docstring)."""
+
+    def __init__(self, *args, results_path: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._results_path = results_path
+
+    def suggest(self, trial_id: str) -> dict | None:
+        params = super().suggest(trial_id)
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None:
+            ot_trial.set_user_attr("trial_id", trial_id)
+            ot_trial.set_user_attr("results_path", self._results_path)
+        return params
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._report(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        self._report(trial_id, result or {})  # an ASHA-stopped trial's last epoch arrives only here
+        self._completed_trials.add(trial_id)
+
+    def _report(self, trial_id: str, result: dict) -> None:
+        if isinstance(self.metric, list) or trial_id not in self._ot_trials:
+            return  # Optuna keeps no intermediate values for multi-objective studies
+        value, epoch = result.get(self.metric), result.get("epoch")
+        if isinstance(value, (int, float)) and math.isfinite(value) and isinstance(epoch, int):
+            ot_trial = self._ot_trials[trial_id]
+            self._ot_study._storage.set_trial_intermediate_value(ot_trial._trial_id, epoch, float(value))
+
+
+def _open_trial(storage, study_name: str, trial_id: str):
+    import optuna
+
+    study_id = storage.get_study_id_from_name(study_name)
+    running = storage.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return next((t for t in running if t.user_attrs.get("trial_id") == trial_id), None)
+
+
+def delivered_curve(history: list[dict], metric: str, mode: str) -> dict[int, float]:
+    """Per epoch, the objective of the model the trial would deliver had it ended there."""
+    best, curve = None, {}
+    for row in history:
+        if is_better(row.get(metric), best, mode):
+            best = float(row[metric])
+        if best is not None and isinstance(row.get("epoch"), (int, float)):
+            curve[int(row["epoch"])] = best
+    return curve
+
+
+def finish_trial(directory: Path, study_name: str, trial_id: str, status: str, row: dict, history: list[dict], objectives) -> None:
+    """Close the study trial of `trial_id` as its results row says (state, values, intermediate values, attributes)."""
+    import optuna
+
+    State = optuna.trial.TrialState
+    try:
+        storage = study_storage(directory)
+        trial = _open_trial(storage, study_name, trial_id)
+    except (KeyError, ValueError, ImportError, optuna.exceptions.StorageInternalError) as exc:
+        log.warning("trial %s: could not open the Optuna study in %s (%s)", trial_id, directory, exc)
+        return
+    if trial is None:
+        return  # not hamtune's searcher (a sweep started by an older hamtune) or already closed
+    single = len(objectives) == 1
+    if single:
+        for epoch, value in delivered_curve(history, *objectives[0]).items():
+            storage.set_trial_intermediate_value(trial._trial_id, epoch, value)
+    values = [row.get(metric) for metric, _ in objectives]
+    finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+    if status == "completed" and finite:
+        state, told = State.COMPLETE, [float(v) for v in values]
+    elif status == "stopped":
+        state, told = State.PRUNED, [float(v) for v in values] if single and finite else None
+    else:
+        state, told = State.FAIL, None
+    storage.set_trial_user_attr(trial._trial_id, "status", status)
+    storage.set_trial_user_attr(trial._trial_id, "results_path", str(directory))
+    storage.set_trial_state_values(trial._trial_id, state, told)

@@ -1,0 +1,65 @@
+"""The Python API, used as a notebook would: train, load results, rank, report, export, score; and a sweep's
+results read back through Ray Tune's own ResultGrid."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_import_hamtune_is_cheap_and_lists_the_api():
+    code = ("import sys, hamtune; heavy = [m for m in ('torch', 'ray', 'pandas', 'optuna') if m in sys.modules]; "
+            "print(heavy, sorted(set(hamtune.API) <= set(dir(hamtune)) for _ in [0]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.stdout.strip() == "[] [True]", done.stdout + done.stderr
+
+
+def test_a_notebook_trains_loads_ranks_reports_exports_and_scores(prepared, tmp_path):
+    import hamtune
+    import hamtune.export.bundle
+    import hamtune.train.loop  # a notebook may have imported the subpackages: the API's names still hold
+
+    folder = hamtune.train_model(data=str(prepared.path), results=tmp_path / "results", name="notebook", progress=False,
+                           kind="ae", arch="mlp", epochs=2, image_size=28, mlp_width=64, latent_dim=8)
+    assert folder == tmp_path / "results" / "notebook"
+    trials, epochs, scores = hamtune.load_results(folder)
+    assert len(trials) == 1 and trials["status"].iloc[0] == "completed" and len(epochs) == 2
+
+    board = hamtune.rank(folder)
+    assert list(board["rank"]) == [1] and board["trial_id"].iloc[0] == trials["trial_id"].iloc[0]
+    assert hamtune.rank(trials, metric="test_auprc")["test_auprc"].iloc[0] == trials["test_auprc"].iloc[0]
+
+    html = hamtune.write_report(folder, html=tmp_path / "report.html")
+    assert html.exists() and "Which model is best and why" in html.read_text()
+
+    bundle = hamtune.export_model(folder, tmp_path / "model", formats=("torch", "torch-export"))
+    assert (bundle / "model.pt").exists() and (bundle / "model.pt2").exists()
+    table = hamtune.score(bundle, prepared.path).set_index("image")
+    mine = scores.set_index("image_id")
+    np.testing.assert_allclose(table.loc[mine.index, "score"], mine["score"], rtol=0, atol=1e-5)  # the trial's own test scores
+    program = hamtune.score(bundle, prepared.path, format="torch-export").set_index("image")
+    np.testing.assert_allclose(program["score"], table["score"], rtol=1e-5, atol=1e-7)
+
+    with pytest.raises(hamtune.HamtuneError, match="name at least one image"):
+        hamtune.score(bundle)
+
+
+def test_a_sweeps_results_load_through_tunes_own_result_grid(sweep_results, ray_local):
+    from ray import tune
+
+    import hamtune
+    from hamtune.sweep.trainable import run_trial
+
+    grid = tune.Tuner.restore(str(sweep_results / "tune"), trainable=run_trial).get_results()
+    trials = hamtune.load_results(sweep_results)[0]
+    assert len(grid) == len(trials) and not grid.errors
+    frame = grid.get_dataframe()
+    assert set(frame["trial_id"]) == set(trials["trial_id"])
+    last = frame.set_index("trial_id")["best_val_auroc"]  # Tune's view of each trial's delivered model
+    np.testing.assert_allclose(last.loc[trials["trial_id"]], trials["val_auroc"], rtol=0, atol=0)
