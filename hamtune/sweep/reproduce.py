@@ -18,9 +18,9 @@ import pandas as pd
 
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, first_line
-from hamtune.results.rank import Metric, top_trials
+from hamtune.results.rank import Metric, objective, top_trials
 from hamtune.results.reproduction import REPRODUCE
-from hamtune.results.store import write_parquet
+from hamtune.results.store import best_epoch, load_results, write_parquet
 from hamtune.sweep.same_data import sweep_data
 from hamtune.train import checkpoint as ckpt
 from hamtune.train.config import TrainConfig
@@ -93,12 +93,16 @@ def plan_runs(rows: pd.DataFrame, seeds: int, cpus: float | None, gpus: float) -
     return runs, configs
 
 
-def reproduce_trial(config: dict, data: Prepared, test_data: Prepared | None = None, configs: dict | None = None) -> None:
-    """One (configuration, seed) run: the sweep's trainable with only the seed changed (`config` is Tune's grid point)."""
+def reproduce_trial(
+    config: dict, data: Prepared, test_data: Prepared | None = None, configs: dict | None = None,
+    objectives: tuple[tuple[str, str], ...] = (("val_auroc", "max"),),
+) -> None:
+    """One (configuration, seed) run: the sweep's trainable with only the seed changed (`config` is Tune's grid
+    point), delivering its best epoch by the sweep's own objective."""
     from hamtune.sweep.trainable import run_trial
 
     run = config["run"]
-    run_trial({**configs[run["config_id"]], "seed": run["seed"]}, data, test_data)
+    run_trial({**configs[run["config_id"]], "seed": run["seed"]}, data, test_data, objectives)
 
 
 def run_resources(config: dict) -> dict:
@@ -151,14 +155,17 @@ def _progress(total: int):
 # ---- running and recording ------------------------------------------------------------------------
 
 
-def _row(result, sweep: str) -> dict:
+def _row(result, sweep: str, selection: tuple[str, str]) -> dict:
+    """One run's row: the metrics of the model it delivers (its best validation epoch, as the sweep's rows)."""
     run, last = result.config["run"], dict(result.metrics or {})
     status = str(last.get("status") or "completed")
     if result.error is not None:
         status = "failed"
     elif status == "running":
         status = "stopped"
-    metrics = {k: v for k, v in last.items() if k.startswith(("val_", "test_")) or k in RUNTIME}
+    history = ckpt.load_history(result.checkpoint.path)[0] if result.checkpoint is not None else []
+    delivered = best_epoch(history, *selection) or last
+    metrics = {k: v for k, v in delivered.items() if k.startswith(("val_", "test_")) or k in RUNTIME}
     return {
         "sweep": sweep, "config_id": run["config_id"], "seed": int(run["seed"]), "is_original": bool(run["is_original"]),
         "status": status, "reason": last.get("reason") or (first_line(result.error, 300) if result.error else None),
@@ -177,6 +184,8 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
 
     directory = Path(directory).resolve()
     chosen, metric = top_trials(directory, options.top, options.metric)
+    objective_of = objective(load_results(directory)[0])  # the epoch each run delivers, as the sweep chose it
+    selection = (objective_of.column, objective_of.mode)
     data, test_data = sweep_data(chosen, options.data, options.test_data)
     runs, configs = plan_runs(chosen, options.seeds, options.cpus_per_trial, options.gpus_per_trial)
     sweep = str(chosen["sweep"].iloc[0]) if "sweep" in chosen.columns else directory.name
@@ -193,7 +202,7 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     limit = concurrency(most_cpus, options.gpus_per_trial, None)
     trainable = tune.with_resources(
         tune.with_parameters(reproduce_trial, data=in_memory(data), test_data=in_memory(test_data) if test_data else None,
-                             configs=configs),
+                             configs=configs, objectives=(selection,)),
         run_resources,
     )
     storage = directory / EXPERIMENT
@@ -208,7 +217,7 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
         ),
     )
     results = tuner.fit()
-    rows = [_row(result, sweep) for result in results]
+    rows = [_row(result, sweep, selection) for result in results]
     if len(rows) < len(runs):
         raise HamtuneError(f"only {len(rows)} of {len(runs)} reproduction runs finished; nothing written")
     frame = pd.DataFrame(rows).sort_values(["config_id", "is_original", "seed"], ascending=[True, False, True], kind="stable")

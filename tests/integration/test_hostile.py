@@ -21,6 +21,7 @@ import yaml
 from conftest import TINY_SPACE
 
 from hamtune.cli import main
+from hamtune.export.bundle import BUNDLE_VERSION
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -90,7 +91,7 @@ def test_export_force_replaces_an_earlier_bundle(capsys, trained, tmp_path):
     code, _, err = run_cli(capsys, "export", trained, "--out", out)
     assert_one_line_error(code, err, "--force")
     assert run_cli(capsys, "export", trained, "--out", out, "--force")[0] == 0
-    assert json.loads((out / "bundle.json").read_text())["bundle_version"] == 1
+    assert json.loads((out / "bundle.json").read_text())["bundle_version"] == BUNDLE_VERSION
 
 
 # ---- 2. code execution: --resume of a folder someone else wrote ------------------------------------
@@ -255,7 +256,7 @@ def test_a_copied_results_folder_exports_its_own_weights_from_any_directory(caps
     assert run_cli(capsys, "train", "--data", prepared.path, "--set", "epochs=1", "--set", "image_size=28",
                    "--set", "mlp_width=32", "--name", "x", "--results", "results")[0] == 0
     shutil.copytree(work / "results" / "x", tmp_path / "copy")
-    (weights,) = (tmp_path / "copy" / "checkpoints").glob("*/model.pt")
+    (weights,) = (tmp_path / "copy" / "checkpoints").glob("*/best.pt")  # the delivered (best validation epoch) weights
     state = torch.load(weights, weights_only=True)
     torch.save({k: torch.zeros_like(v) for k, v in state.items()}, weights)  # the copy's own, different weights
     shutil.rmtree(work / "results")
@@ -277,6 +278,7 @@ def slow(job):
     return decode(job)
 images._decode_chunk = slow
 from hamtune.cli import main
+from hamtune.export.bundle import BUNDLE_VERSION
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -315,7 +317,7 @@ def test_a_killed_prepare_takes_its_workers_with_it_and_the_next_run_removes_its
 
 
 def test_a_run_with_too_few_training_images_for_one_step_is_failed_not_completed(capsys, prepared, tmp_path):
-    from hamtune.sweep.results import load_results
+    from hamtune.results.store import load_results
 
     code, out, err = run_cli(capsys, "train", "--data", prepared.path, "--set", "max_train_images=1", "--set", "epochs=1",
                              "--set", "image_size=28", "--name", "one", "--results", tmp_path)
