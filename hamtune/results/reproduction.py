@@ -67,6 +67,8 @@ def summarise(frame: pd.DataFrame, chosen: pd.DataFrame, metrics: tuple[str, ...
 
 def format_summary(summary: pd.DataFrame, chosen: pd.DataFrame, metric: Metric) -> str:
     """The terminal table: one block per configuration, one line per metric."""
+    if summary.empty:
+        return f"no reproduction run finished with metrics; each run's status and reason are in {REPRODUCE}"
     lines = [f"holds / does not hold: {SPREAD} (needs 2+ new seeds)."]
     header = ("metric", "original", "rerun", "new seeds", "mean", "std", "95% CI", "verdict")
     for config_id, block in summary.groupby("config_id", sort=False):

@@ -18,3 +18,13 @@ def test_spread_and_verdict():
     chosen = pd.DataFrame({"trial_id": ["a"], "test_auroc": [0.9], "val_auroc": [0.61]})
     verdicts = summarise(frame, chosen, ("test_auroc", "val_auroc")).set_index("metric")["verdict"]
     assert verdicts.to_dict() == {"test_auroc": "does not hold", "val_auroc": "holds"}
+
+
+def test_runs_that_all_failed_summarise_to_one_line():
+    from hamtune.results.rank import Metric
+    from hamtune.results.reproduction import format_summary
+
+    frame = pd.DataFrame({"config_id": ["a"] * 2, "seed": [0, 1], "is_original": [True, False], "status": ["failed"] * 2})
+    chosen = pd.DataFrame({"trial_id": ["a"], "test_auroc": [0.9], "rank": [1]})
+    summary = summarise(frame, chosen, ("test_auroc",))
+    assert format_summary(summary, chosen, Metric("val_auroc", True)).startswith("no reproduction run finished with metrics")
