@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hamtune.models.layers import norm
+
+# Which low-resolution taps each output phase of "nearest 2x upsampling, then a 3x3 convolution" reads:
+# FOLD[a] maps the kernel's 3 rows to the 2 low-resolution rows that output rows 2i+a see.
+FOLD = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
+PHASE_MAX_CHANNELS = 8  # up to here the 3x3 convolution is memory-bound and the phase form wins
+
+
+class UpsampleConv2d(nn.Conv2d):
+    """Nearest upsampling to `size`, then a 3x3 convolution (padding 1): the decoder's last layer.
+
+    When the upsampling exactly doubles and the layer has few output channels (the image itself), it
+    computes the same sums as four 2x2 convolutions on the low-resolution map, one per output phase,
+    interleaved: 2.25x fewer FLOPs and no upsampled map in memory (2.6x faster on a CPU at 64 px,
+    benchmarks/README.md). Same parameters as the plain Conv2d it replaces, same values up to float
+    summation order."""
+
+    def __init__(self, in_channels: int, out_channels: int, size: int):
+        super().__init__(in_channels, out_channels, 3, padding=1)
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        if (height * 2, width * 2) != (self.size, self.size) or self.out_channels > PHASE_MAX_CHANNELS:
+            return super().forward(F.interpolate(x, size=(self.size, self.size), mode="nearest"))
+        fold = FOLD.to(self.weight)
+        kernels = torch.einsum("apr,oirc,bqc->oabipq", fold, self.weight, fold).flatten(0, 2)
+        y = F.conv2d(F.pad(x, (1, 1, 1, 1)), kernels, self.bias.repeat_interleave(4))
+        phases = [y[:, 2 * a + b :: 4, a : a + height, b : b + width] for a in (0, 1) for b in (0, 1)]
+        interleaved = torch.stack(phases, 2).unflatten(2, (2, 2)).permute(0, 1, 4, 2, 5, 3)
+        return interleaved.flatten(4, 5).flatten(2, 3)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -45,5 +77,6 @@ def build_cnn(
             _norm(norm, c_out),
             nn.ReLU(inplace=True),
         ]
-    up += [nn.Upsample(size=(height, height), mode="nearest"), nn.Conv2d(plan[0], channels, 3, padding=1)]
+    # The Identity keeps the output layer's index, so weights saved before UpsampleConv2d still load.
+    up += [nn.Identity(), UpsampleConv2d(plan[0], channels, height)]
     return encoder, nn.Sequential(*up)

@@ -25,7 +25,7 @@ from hamtune.results.rank import Metric
 from hamtune.train.config import TrainConfig
 
 MIN_TRIALS = 5
-RUNTIME_FIELDS = frozenset({"device", "num_threads", "eval_batch_size", "compile", "precision", "preset"})
+RUNTIME_FIELDS = frozenset({"device", "num_threads", "eval_batch_size", "compile", "channels_last", "precision", "preset"})
 LOG_RATIO = 20.0
 
 

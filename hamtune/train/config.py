@@ -43,6 +43,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "lr": (1e-8, 1e6),
     "weight_decay": (0.0, 1.0),
     "epochs": (1, 100_000),
+    "patience": (0, 100_000),
     "image_size": (4, 1024),
     "val_fraction": (0.01, 0.5),
     "test_fraction": (0.01, 0.5),
@@ -91,6 +92,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     lr_schedule: str = "none"
     epochs: int = 20
+    patience: int = 0
     rebalance: str = "none"
     augment: str = "none"
     color_jitter: float = 0.0
@@ -107,6 +109,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "fp32"
     compile: bool = False
+    channels_last: bool = True
     num_threads: int = 0
     eval_batch_size: int = 512
     test_every_epoch: bool = False
