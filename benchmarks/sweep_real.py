@@ -21,6 +21,7 @@ side finished (from Tune's per-epoch results), with the test AUROC of that trial
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -79,8 +80,7 @@ def jpeg_files(data: Path, into: Path) -> dict[str, Path]:
     for archive in sorted(data.glob("*.zip")):
         with zipfile.ZipFile(archive) as z:
             z.extractall(into)
-    files = {p.stem: p for root in (data, into) for p in root.rglob("*.jpg")}
-    return files
+    return {p.stem: p for root in (data, into) for p in root.rglob("*.jpg")}
 
 
 def plain_trial(config: dict, files: dict, split: dict, epochs: int) -> None:
@@ -148,14 +148,12 @@ def run_plain(data: Path, trials: int, epochs: int, protocol: str, storage: Path
     split = {"train": list(ids[plan.train]), "val": list(ids[plan.val]), "val_labels": plan.labels[plan.val].tolist(),
              "test": list(ids[plan.test]), "test_labels": plan.test_labels[plan.test].tolist()}
     files = jpeg_files(data, storage / "jpegs")
-    started = time.time()
     ray.init()
     search = OptunaSearch(space=define_by_run, metric="val_auroc", mode="max", seed=0)
     trainable = tune.with_resources(tune.with_parameters(plain_trial, files=files, split=split, epochs=epochs), {"cpu": 1})
     tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(num_samples=trials, search_alg=search),
                        run_config=tune.RunConfig(name="plain", storage_path=str(storage)))
     tuner.fit()
-    (storage / "plain_started").write_text(str(started))
 
 
 def events(folder: Path) -> list[dict]:
@@ -197,8 +195,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--protocol", default="cancer", choices=("cancer", "nevus"))
     parser.add_argument("--data", type=Path, default=None,
                         help=f"release-layout folder (default {REAL}; quick: 160 synthetic images)")
-    parser.add_argument("--side", choices=("hamtune", "plain"), help=argparse_hidden())
-    parser.add_argument("--storage", type=Path, help=argparse_hidden())
+    parser.add_argument("--side", choices=("hamtune", "plain"), help=argparse.SUPPRESS)
+    parser.add_argument("--storage", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     trials, epochs = args.trials or (2 if args.quick else 8), args.epochs or (1 if args.quick else 5)
     data = args.data or (common.synthetic_release(160, (160, 120)) if args.quick else REAL)
@@ -234,12 +232,6 @@ def main(argv: list[str] | None = None) -> dict | None:
     path = common.write(NAME, payload, args.out, args.quick)
     print(f"results: {path}")
     return payload
-
-
-def argparse_hidden():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ class UpsampleConv2d(nn.Conv2d):
 
     When the upsampling exactly doubles and the layer has few output channels (the image itself), it
     computes the same sums as four 2x2 convolutions on the low-resolution map, one per output phase,
-    interleaved: 2.25x fewer FLOPs and no upsampled map in memory (2.6x faster on a CPU at 64 px,
-    benchmarks/README.md). Same parameters as the plain Conv2d it replaces, same values up to float
-    summation order."""
+    interleaved: 2.25x fewer FLOPs and no upsampled map in memory, where a 3-channel convolution over
+    the full-size map is memory-bound. Same parameters as the plain Conv2d it replaces, same values up
+    to float summation order."""
 
     def __init__(self, in_channels: int, out_channels: int, size: int):
         super().__init__(in_channels, out_channels, 3, padding=1)

@@ -61,10 +61,17 @@ class MirroredOptunaSearch(OptunaSearch):
     def _report(self, trial_id: str, result: dict) -> None:
         if isinstance(self.metric, list) or trial_id not in self._ot_trials:
             return  # Optuna keeps no intermediate values for multi-objective studies
+        import optuna
+
         value, epoch = result.get(self.metric), result.get("epoch")
         if isinstance(value, (int, float)) and math.isfinite(value) and isinstance(epoch, int):
             ot_trial = self._ot_trials[trial_id]
-            self._ot_study._storage.set_trial_intermediate_value(ot_trial._trial_id, epoch, float(value))
+            try:
+                self._ot_study._storage.set_trial_intermediate_value(ot_trial._trial_id, epoch, float(value))
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # A driver killed after finish_trial closed it but before Tune saved that the trial ended
+                # resumes it: the study already holds its row's account, and the mirror must not fail the trial.
+                log.debug("trial %s: its study trial is already closed; epoch %s not mirrored again", trial_id, epoch)
 
 
 def _open_trial(storage, study_name: str, trial_id: str):
