@@ -33,11 +33,12 @@ import common
 NAME = "gpu_real"
 PACKED = "images.delta.zlib"
 MODEL = dict(kind="ae", arch="cnn", latent_dim=32, cnn_channels=32, cnn_blocks=3, score="mse", image_size=64)
-VARIANTS = {  # name: (channels_last, precision, compile)
-    "fp32 NCHW": (False, "fp32", False),
-    "fp32 channels_last": (True, "fp32", False),
-    "bf16 channels_last": (True, "bf16", False),
-    "bf16 channels_last, compiled": (True, "bf16", True),
+VARIANTS = {  # name: (channels_last, precision, torch.compile mode or None)
+    "fp32 NCHW": (False, "fp32", None),
+    "fp32 channels_last": (True, "fp32", None),
+    "bf16 channels_last": (True, "bf16", None),
+    "bf16 channels_last + compile": (True, "bf16", "default"),
+    "fp32 channels_last + CUDA graphs": (True, "fp32", "reduce-overhead"),
 }
 PACKS = (1, 4, 8)
 
@@ -87,12 +88,13 @@ def epoch_times(data, batch: int, variant: str, device: str, limit: int | None =
     from hamtune.train import loop
     from hamtune.train.config import TrainConfig
 
-    channels_last, precision, compiled = VARIANTS[variant]
-    config = TrainConfig(**MODEL, batch_size=batch, device=device, precision=precision, channels_last=channels_last, compile=compiled)
+    channels_last, precision, mode = VARIANTS[variant]
+    config = TrainConfig(**MODEL, batch_size=batch, device=device, precision=precision, channels_last=channels_last,
+                         compile=mode is not None)
     run, _ = loop._build(config, data, None, torch.device(device))
     images = run.val.images
     rows = torch.arange(min(limit or len(images), len(images)), device=images.device)
-    forward = torch.compile(run.model) if compiled else run.model
+    forward = torch.compile(run.model, mode=mode) if mode else run.model
     seconds = []
     for _ in range(1 + repeats):
         _sync(device)
@@ -141,6 +143,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--epochs", type=int, default=10, help="epochs per packed trial")
     parser.add_argument("--device", default="cuda", help="cuda; cpu only to check the script itself")
     parser.add_argument("--batches", default="64,256")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS to time")
     parser.add_argument("--packs", default=",".join(map(str, PACKS)))
     parser.add_argument("--limit", type=int, default=None, help="images per timed epoch (default all; a CPU check uses few)")
     parser.add_argument("--trial", action="store_true", help=argparse.SUPPRESS)
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     print(f"{NAME}: {info['device_name']}, torch {info['torch']} (CUDA {info['torch_cuda']}), {os.cpu_count()} CPUs", flush=True)
     data = load(args.data)
     for batch in map(int, args.batches.split(",")):
-        for variant in VARIANTS:
+        for variant in args.variants.split(","):
             try:
                 cell = epoch_times(data, batch, variant, args.device, args.limit)
             except Exception as exc:  # a variant this torch or GPU cannot run is a finding, not the end of the run
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             print(f"  epoch on {cell['images']} images, batch {batch:3d}, {variant:30s}: {cell['epoch_s']:.3f} s "
                   f"({cell['images_per_s']:.0f} img/s; first epoch {cell['first_epoch_s']:.1f} s)", flush=True)
             save()
-    for n in map(int, args.packs.split(",")):
+    for n in [int(v) for v in args.packs.split(",") if v]:
         cell = packed_trials(args.data, n, args.epochs, args.device)
         payload["packing"].append(cell)
         mean_epoch = statistics.mean(e for t in cell["trials"] for e in t["epoch_s"])
