@@ -56,6 +56,14 @@ def machine(device: str = "cpu") -> dict:
     }
 
 
+def sync(device) -> None:
+    """Wait for a CUDA device's queued work, so a timer measures it; nothing to wait for on a CPU."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
 def interleaved(alternatives: dict[str, Callable[[], float]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
     """Run the alternatives in turn (A, B, A, B...) `repeats` times after `warmup` unrecorded rounds.
 

@@ -74,13 +74,6 @@ def load(packed: Path):
     return load_prepared(unpack(packed), verify=True)
 
 
-def _sync(device: str) -> None:
-    import torch
-
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def epoch_times(data, batch: int, variant: str, device: str, limit: int | None = None, repeats: int = 3) -> dict:
     """A training epoch over all images (every class, no split): the first (warm-up, compilation) and the median of the rest."""
     import torch
@@ -97,10 +90,10 @@ def epoch_times(data, batch: int, variant: str, device: str, limit: int | None =
     forward = torch.compile(run.model, mode=mode) if mode else run.model
     seconds = []
     for _ in range(1 + repeats):
-        _sync(device)
+        common.sync(device)
         started = time.perf_counter()
         loop._train_epoch(run, forward, images, rows, None, 0.0)
-        _sync(device)
+        common.sync(device)
         seconds.append(time.perf_counter() - started)
     median = statistics.median(seconds[1:])
     return {"variant": variant, "batch": batch, "images": len(rows), "first_epoch_s": seconds[0], "epoch_s": median,

@@ -84,11 +84,6 @@ class ImageArray(Dataset):
         return torch.from_numpy(self.images[i]).permute(2, 0, 1).float() / 255.0
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 class Notebook:
     """A notebook's training state as written: the model as built, torch's default AdamW, a DataLoader."""
 
@@ -104,7 +99,7 @@ class Notebook:
     def epoch(self, beta: float) -> float:
         config, model = self.config, self.model
         model.train()
-        _sync(self.device)
+        common.sync(self.device)
         started = time.perf_counter()
         running = 0.0
         for x in self.loader:
@@ -116,7 +111,7 @@ class Notebook:
             loss.backward()
             self.optimizer.step()
             running += loss.item()
-        _sync(self.device)
+        common.sync(self.device)
         return time.perf_counter() - started
 
 
@@ -131,10 +126,10 @@ class Hamtune:
 
     def epoch(self, beta: float) -> float:
         run = self.run
-        _sync(run.device)
+        common.sync(run.device)
         started = time.perf_counter()
         loop._train_epoch(run, run.model, self.images, self.train_rows, None, beta)
-        _sync(run.device)
+        common.sync(run.device)
         return time.perf_counter() - started
 
 
@@ -157,11 +152,11 @@ def sgemm(device: torch.device, repeats: int = 3):
 
     def measure() -> float:
         a @ b
-        _sync(device)
+        common.sync(device)
         started = time.perf_counter()
         for _ in range(repeats):
             a @ b
-        _sync(device)
+        common.sync(device)
         return (time.perf_counter() - started) / repeats
 
     return measure

@@ -18,8 +18,6 @@ from hamtune.train.evaluate import evaluate
 from hamtune.train.loop import _build, train
 from hamtune.train.tensors import to_input
 
-TIMING = ("epoch_time_s", "train_images_per_s")
-
 
 def small(**changes) -> TrainConfig:
     base = dict(image_size=28, epochs=2, latent_dim=16, cnn_channels=8, batch_size=32, lr=2e-3, arch="cnn")
@@ -104,12 +102,6 @@ def test_an_epoch_in_channels_last_trains_an_ae_to_the_metrics_of_the_contiguous
         assert math.isclose(fast[key], plain[key], rel_tol=2e-3), (key, fast[key], plain[key])
     for key in ("val_auroc", "test_auroc"):  # a rank statistic: near-tied scores may swap a pair or two
         assert abs(fast[key] - plain[key]) < 0.01, (key, fast[key], plain[key])
-
-
-def test_channels_last_runs_are_deterministic_on_cpu(prepared):
-    a, b = train(small(), prepared), train(small(), prepared)
-    strip = [{k: v for k, v in h.items() if k not in TIMING} for h in a.history]
-    assert strip == [{k: v for k, v in h.items() if k not in TIMING} for h in b.history]
 
 
 def test_patience_stops_a_run_that_stopped_improving(prepared):
