@@ -17,7 +17,7 @@ from pathlib import Path
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, first_line
 from hamtune.results.store import TRIALS, load_results, write_distributions
-from hamtune.sweep.space import SearchSpace, make_sampler, tune_metric
+from hamtune.sweep.space import SearchSpace, sampler_spec, tune_metric
 from hamtune.train.config import build_config
 from hamtune.train.single import load_data
 
@@ -138,7 +138,7 @@ def concurrency(cpus: float, gpus: float, requested: int | None) -> int:
 
 
 def _searcher(space: SearchSpace, name: str, directory: Path):
-    from hamtune.sweep.study import MirroredOptunaSearch, study_storage
+    from hamtune.sweep.study import MirroredOptunaSearch, study_url
 
     metrics = [tune_metric(m) for m, _ in space.objectives]
     modes = [m for _, m in space.objectives]
@@ -147,9 +147,9 @@ def _searcher(space: SearchSpace, name: str, directory: Path):
         metric=metrics if space.multi_objective else metrics[0],
         mode=modes if space.multi_objective else modes[0],
         points_to_evaluate=[dict(p) for p in space.points] or None,
-        sampler=make_sampler(space),
+        sampler_spec=sampler_spec(space),
         study_name=name,
-        storage=study_storage(directory),
+        storage_url=study_url(directory),
         results_path=str(directory),
     )
 

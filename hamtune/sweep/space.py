@@ -16,6 +16,7 @@ import yaml
 
 from hamtune.errors import HamtuneError, first_line
 from hamtune.paths import safe_name
+from hamtune.sweep.samplers import MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SamplerSpec
 from hamtune.train.config import TrainConfig, field_value
 from hamtune.yamlfile import DuplicateKey, load_yaml
 
@@ -31,7 +32,6 @@ def tune_metric(metric: str) -> str:
     """The name under which Tune, Optuna and ASHA see an objective: its value for the model the trial
     would deliver if it ended now (its best validation epoch so far), the value its results row shows."""
     return f"best_{metric}"
-MULTI_OBJECTIVE_SAMPLERS = ("tpe", "random", "nsga2", "gp")
 NOT_SEARCHABLE = ("epochs", "device", "num_threads")
 TRACKERS = ("mlflow", "wandb", "tensorboard")  # experiment trackers a sweep can log to (sweep/trackers.py)
 
@@ -228,14 +228,7 @@ def _objectives(check: _Checker, spec) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-SAMPLER_OPTIONS: dict[str, dict[str, type]] = {
-    "tpe": {"seed": int, "n_startup_trials": int},
-    "random": {"seed": int},
-    "nsga2": {"seed": int, "population_size": int},
-    "gp": {"seed": int, "n_startup_trials": int},
-    "cmaes": {"seed": int, "n_startup_trials": int},
-    "grid": {"seed": int},
-}
+SAMPLER_OPTIONS: dict[str, dict[str, type]] = {name: kind.options for name, kind in SAMPLERS.items()}
 SCHEDULER_OPTIONS: dict[str, dict[str, type]] = {
     "asha": {"grace_period": int, "reduction_factor": float},
     "none": {},
@@ -424,21 +417,9 @@ def load_space(path: Path, overrides: dict | None = None) -> SearchSpace:
     return parse_space(raw, path, overrides)
 
 
-def make_sampler(space: SearchSpace):
-    """The Optuna sampler the space asks for, seeded for reproducible suggestions."""
-    import optuna
-
+def sampler_spec(space: SearchSpace) -> SamplerSpec:
+    """The sampler the space asks for, as plain data (built by the searcher), seeded for reproducible suggestions."""
     options = {k: v for k, v in space.sampler.items() if k != "name"}
-    seed = options.pop("seed", space.fixed.get("seed", 0))
+    seed = int(options.pop("seed", space.fixed.get("seed", 0)))
     name = space.sampler["name"]
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, **options)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, **options)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, **options)
-    if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, **options)
-    return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    return SamplerSpec(name, seed, options, space.grid() if name == "grid" else {})

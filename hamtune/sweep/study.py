@@ -15,31 +15,73 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 from pathlib import Path
 
 from ray.tune.search.optuna import OptunaSearch
 
 from hamtune.results.store import is_better
+from hamtune.sweep.samplers import SamplerSpec
 
 log = logging.getLogger("hamtune")
 
 STUDY_DB = "optuna.db"
 
 
+def study_url(directory: Path) -> str:
+    """Where the sweep's study lives: SQLite in the results folder (what optuna-dashboard opens)."""
+    return f"sqlite:///{(Path(directory) / STUDY_DB).resolve()}"
+
+
 def study_storage(directory: Path):
-    """The sweep's study storage: SQLite in the results folder (what optuna-dashboard opens)."""
     import optuna
 
-    return optuna.storages.RDBStorage(f"sqlite:///{(Path(directory) / STUDY_DB).resolve()}")
+    return optuna.storages.RDBStorage(study_url(directory))
 
 
 class MirroredOptunaSearch(OptunaSearch):
     """OptunaSearch that tags each study trial with its Tune trial_id, reports per epoch, and leaves
-    closing the trial to `finish_trial` (see the module docstring)."""
+    closing the trial to `finish_trial` (see the module docstring).
 
-    def __init__(self, *args, results_path: str = "", **kwargs):
-        super().__init__(*args, **kwargs)
+    It pickles as plain data: Tune pickles the searcher when the Tuner is built and at every save, and
+    neither the sampler nor the study's storage is promised to pickle (Optuna 5.1's NSGA-II does not). The
+    pickle holds the sampler's spec, the storage URL and the study trial numbers; unpickling reopens the
+    study from its storage and rebuilds the sampler (`SamplerSpec.build`)."""
+
+    def __init__(self, *, sampler_spec: SamplerSpec, storage_url: str, results_path: str = "", **kwargs):
+        import optuna
+
+        self._sampler_spec = sampler_spec
+        self._storage_url = storage_url
         self._results_path = results_path
+        super().__init__(sampler=sampler_spec.build(), storage=optuna.storages.RDBStorage(storage_url), **kwargs)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update(_sampler=None, _storage=None, _ot_study=None,
+                     _ot_trials={tune_id: trial._trial_id for tune_id, trial in self._ot_trials.items()})
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        import optuna
+
+        self.__dict__.update(state)
+        self._storage = optuna.storages.RDBStorage(self._storage_url)
+        study_id = self._storage.get_study_id_from_name(self._study_name)
+        held = len(self._storage.get_all_trials(study_id, deepcopy=False))
+        self._sampler = self._sampler_spec.build(resumed_trials=held)
+        self._ot_study = optuna.load_study(
+            study_name=self._study_name, storage=self._storage, sampler=self._sampler, pruner=optuna.pruners.NopPruner()
+        )
+        self._ot_trials = {tune_id: optuna.trial.Trial(self._ot_study, held_id) for tune_id, held_id in state["_ot_trials"].items()}
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump(self.__getstate__(), file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            self.__setstate__(pickle.load(file))
 
     def suggest(self, trial_id: str) -> dict | None:
         params = super().suggest(trial_id)

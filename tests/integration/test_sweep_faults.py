@@ -58,9 +58,14 @@ def start_and_interrupt(command: list[str], results: Path, sig: int, ready: Call
     return code, before
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "sigint"])
-def test_killed_driver_resumes_to_exactly_num_samples(prepared, tmp_path, sig):
-    space = write_space(tmp_path / "resume.yaml", prepared, name="resume")
+PARETO = {"objective": [{"metric": "val_ssim", "mode": "max"}, {"metric": "val_auroc", "mode": "max"}],
+          "sampler": {"name": "nsga2", "population_size": 4}}
+
+
+@pytest.mark.parametrize(("sig", "changes"), [(signal.SIGKILL, {}), (signal.SIGINT, {}), (signal.SIGKILL, PARETO)],
+                         ids=["sigkill", "sigint", "sigkill-multi-objective-nsga2"])
+def test_killed_driver_resumes_to_exactly_num_samples(prepared, tmp_path, sig, changes):
+    space = write_space(tmp_path / "resume.yaml", prepared, name="resume", **changes)
     results = tmp_path / "resume"
     code, before = start_and_interrupt(sweep_command(space, tmp_path), results, sig, lambda: consistent_snapshot(results) >= 2)
     if sig == signal.SIGINT:
