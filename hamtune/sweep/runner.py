@@ -137,7 +137,8 @@ def concurrency(cpus: float, gpus: float, requested: int | None) -> int:
     return max(1, min(fits, requested or fits))
 
 
-def _searcher(space: SearchSpace, name: str, directory: Path):
+def make_searcher(space: SearchSpace, name: str, directory: Path):
+    """hamtune's Optuna searcher for a space: its study in the results folder, mirrored from trials.parquet."""
     from hamtune.sweep.study import MirroredOptunaSearch, study_url
 
     metrics = [tune_metric(m) for m, _ in space.objectives]
@@ -213,7 +214,7 @@ def make_tuner(
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=_searcher(space, name, directory), scheduler=_scheduler(space), num_samples=num_samples,
+            search_alg=make_searcher(space, name, directory), scheduler=_scheduler(space), num_samples=num_samples,
             max_concurrent_trials=max_concurrent, reuse_actors=True,
         ),
         run_config=tune.RunConfig(

@@ -75,6 +75,15 @@ class MirroredOptunaSearch(OptunaSearch):
         )
         self._ot_trials = {tune_id: optuna.trial.Trial(self._ot_study, held_id) for tune_id, held_id in state["_ot_trials"].items()}
 
+    @property
+    def study(self):
+        """The Optuna study this searcher suggests from (its sampler is `study.sampler`)."""
+        return self._ot_study
+
+    def study_trial(self, trial_id: str):
+        """The study trial a Tune trial was suggested as, or None."""
+        return self._ot_trials.get(trial_id)
+
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as file:
             pickle.dump(self.__getstate__(), file)

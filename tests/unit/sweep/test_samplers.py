@@ -11,7 +11,7 @@ import pytest
 from conftest import TINY_SPACE
 
 from hamtune.errors import HamtuneError
-from hamtune.sweep.runner import _searcher
+from hamtune.sweep.runner import make_searcher
 from hamtune.sweep.samplers import MULTI_OBJECTIVE_SAMPLERS, SAMPLERS
 from hamtune.sweep.space import parse_space
 
@@ -41,34 +41,38 @@ def test_every_sampler_survives_a_tuner_save_restore_and_pickle(tmp_path, name, 
     from ray import tune
 
     space = space_for(name, objectives, tmp_path / "space.yaml")
-    searcher = _searcher(space, "study", tmp_path)
+    searcher = make_searcher(space, "study", tmp_path)
     first = searcher.suggest("t1")
     tune.Tuner(lambda config: None, tune_config=tune.TuneConfig(search_alg=searcher, num_samples=4),
                run_config=tune.RunConfig(name="tune", storage_path=str(tmp_path)))  # pickles the searcher to tuner.pkl
     restored = tune.Tuner.restore(str(tmp_path / "tune"), lambda config: None)._local_tuner._tune_config.search_alg
     for again in (restored, pickle.loads(pickle.dumps(searcher))):
-        assert type(again._sampler) is type(searcher._sampler)
-        assert again._ot_trials["t1"].params == searcher._ot_trials["t1"].params
+        assert type(again.study.sampler) is type(searcher.study.sampler)
+        assert again.study_trial("t1").params == searcher.study_trial("t1").params
         config = again.suggest(f"t2-{id(again)}")
         assert in_space(space, config) and in_space(space, first)
-    study = pickle.loads(pickle.dumps(searcher))._ot_study
-    assert len(study.trials) == 3 and study.directions == searcher._ot_study.directions
+    study = pickle.loads(pickle.dumps(searcher)).study
+    assert len(study.trials) == 3 and study.directions == searcher.study.directions
 
 
-def test_a_saved_searcher_restores_into_a_fresh_one(tmp_path):
+def test_a_savedmake_searcher_restores_into_a_fresh_one(tmp_path):
     space = space_for("nsga2", "multi", tmp_path / "space.yaml")
-    searcher = _searcher(space, "study", tmp_path)
+    searcher = make_searcher(space, "study", tmp_path)
     searcher.suggest("t1")
     searcher.save(str(tmp_path / "searcher.pkl"))
-    fresh = _searcher(space, "study", tmp_path)
+    fresh = make_searcher(space, "study", tmp_path)
     fresh.restore(str(tmp_path / "searcher.pkl"))
-    assert set(fresh._ot_trials) == {"t1"} and fresh._ot_trials["t1"].params == searcher._ot_trials["t1"].params
+    assert fresh.study_trial("t1").params == searcher.study_trial("t1").params
 
 
 def test_a_sampler_rebuilt_on_resume_draws_past_the_trials_it_already_made(tmp_path):
-    spec = _searcher(space_for("random", "single", tmp_path / "space.yaml"), "study", tmp_path)._sampler_spec
-    assert spec.build()._rng.rng.random() == spec.build()._rng.rng.random()
-    assert spec.build()._rng.rng.random() != spec.build(resumed_trials=3)._rng.rng.random()
+    import optuna
+
+    from hamtune.sweep.space import sampler_spec
+
+    spec, unit = sampler_spec(space_for("random", "single", tmp_path / "space.yaml")), optuna.distributions.FloatDistribution(0, 1)
+    draws = [spec.build(resumed).sample_independent(None, None, "x", unit) for resumed in (0, 0, 3)]
+    assert draws[0] == draws[1] != draws[2]
 
 
 def test_samplers_that_cannot_optimise_several_objectives_are_refused(tmp_path):
