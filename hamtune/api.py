@@ -101,6 +101,26 @@ def rank(results: str | Path | pd.DataFrame, *, metric: str = "test_auroc", rank
     return next(iter(ranking(trials, resolve_metric(metric, trials), select).boards.values()))
 
 
+def configurations(results: str | Path | pd.DataFrame, *, rank_by: str | None = None) -> pd.DataFrame:
+    """Configurations over seeds (the confirm stage's and `reproduce`'s seeds included): one row per configuration
+    with n seeds and the mean, sd and 95% interval of its validation and test metrics, best mean validation
+    objective first (configurations with 2+ seeds ahead). Takes a results folder or its trials frame."""
+    from hamtune.results.configurations import per_configuration, seed_rows
+    from hamtune.results.rank import objective, resolve_metric
+    from hamtune.results.reproduction import REPRODUCE
+    from hamtune.results.store import read_parquet
+
+    reproduced = None
+    if isinstance(results, pd.DataFrame):
+        trials = results
+    else:
+        trials = load_results(results)[0]
+        if (Path(results) / REPRODUCE).exists():
+            reproduced = read_parquet(Path(results) / REPRODUCE)
+    select = resolve_metric(rank_by, trials) if rank_by else objective(trials)
+    return per_configuration(seed_rows(trials, reproduced), select)
+
+
 def write_report(*results: str | Path, html: str | Path | None = None, metric: str = "test_auroc", rank_by: str | None = None) -> Path:
     """Print the leaderboards and write the self-contained HTML report of one or more results folders; returns its path."""
     from hamtune.report.command import run_report

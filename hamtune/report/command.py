@@ -75,7 +75,9 @@ def run_report(
     groups = parse_groups(by, trials)
     select = resolve_metric(rank_by, trials) if rank_by else validation_objective(trials)
     ranking = rank(trials, chosen, select)
-    print(text_report(ranking, groups, top, output_format), flush=True)
+    from hamtune.report.html import reproduced
+
+    print(text_report(ranking, groups, top, output_format, reproduced(sweeps)), flush=True)
     if no_html:
         return None
     from hamtune.report.html import write_report

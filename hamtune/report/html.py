@@ -21,7 +21,8 @@ from hamtune.report.images import data_uri, tile
 from hamtune.report.importance import Importance, param_importance
 from hamtune.report.load import Sweep, combine
 from hamtune.report.summary import how_to_read, verdict_html
-from hamtune.report.tables import COLUMNS, UNRANKED_COLUMNS, columns_for, display
+from hamtune.report.tables import COLUMNS, UNRANKED_COLUMNS, columns_for, display, seed_tables, seeds_heading
+from hamtune.results import configurations
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, verdict
 from hamtune.results.reproduction import SPREAD, summarise
@@ -118,7 +119,7 @@ def _note(text: str) -> str:
     return f'<p class="note">{escape(text)}</p>'
 
 
-def _leaderboards(ranking: Ranking, by: tuple[str, ...]) -> str:
+def _leaderboards(ranking: Ranking, by: tuple[str, ...], reproduced: pd.DataFrame | None = None) -> str:
     metric, parts = ranking.metric, []
     if len(ranking.boards) > 1:
         parts.append(_note(f"Trials were measured on {len(ranking.boards)} different test sets; each is ranked on its own."))
@@ -126,6 +127,9 @@ def _leaderboards(ranking: Ranking, by: tuple[str, ...]) -> str:
         parts.append(f"<h3>Test set {escape(key)}: {len(board)} ranked trial(s)</h3>{board_table(board, metric, ranking.select)}")
         best = best_per_group(board, by)
         parts.append(f"<h4>Best per {escape(' x '.join(by))}</h4>{board_table(best, metric, ranking.select)}")
+    for key, seeds in seed_tables(ranking, reproduced).items():
+        shown = configurations.display(seeds, ranking.select)
+        parts.append(f"<h3>{escape(seeds_heading(key, ranking))}</h3>{table(display(shown, [(c, c) for c in shown.columns]))}")
     unranked = ranking.unranked
     if len(unranked):
         columns = [(h, c) for h, c in UNRANKED_COLUMNS if c in unranked.columns]
@@ -169,6 +173,12 @@ def _sweep_comparison(ranking: Ranking, embed: Embedder) -> str:
     columns = [("sweep", "sweep"), *shared, ("test set", "test_key")]
     note = _note("Best trial of each sweep; compare sweeps only within one test set.")
     return note + table(display(best, columns), _row_classes(best)) + embed(figures.sweep_comparison(ranked, metric))
+
+
+def reproduced(sweeps: list[Sweep]) -> pd.DataFrame | None:
+    """Every sweep's reproduce.parquet rows, one frame (None when no sweep was reproduced)."""
+    frames = [s.reproduce for s in sweeps if s.reproduce is not None and "config_id" in s.reproduce.columns]
+    return pd.concat(frames, ignore_index=True) if frames else None
 
 
 def reproduction_summary(sweeps: list[Sweep]) -> pd.DataFrame:
@@ -225,7 +235,7 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tu
     sections = [
         _section("Which model is best and why", f'<div class="summary">{"".join(verdicts)}</div>', "summary"),
         _section("How to read this report", how_to_read(ranking), "how-to-read"),
-        _section("Leaderboard", _leaderboards(ranking, by), "leaderboard"),
+        _section("Leaderboard", _leaderboards(ranking, by, reproduced(sweeps)), "leaderboard"),
     ]
     quality = "".join(embed(figures.quality_vs_detection(board, key)) for key, board in ranking.boards.items())
     sections.append(_section("Reconstruction quality vs anomaly detection", quality, "quality"))

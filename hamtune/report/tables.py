@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from hamtune.results import configurations
 from hamtune.results.numbers import fmt
-from hamtune.results.rank import Metric, Ranking, best_per_group, verdict
+from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, verdict
 
 # (header, trials column); absent columns are left out, so sweeps without a VAE or with classical rows still print.
 COLUMNS = (
@@ -82,7 +83,22 @@ def optimism_line(board: pd.DataFrame, ranking: Ranking) -> str:
             f"(optimistic by {gap:+.4g}).")
 
 
-def text_report(ranking: Ranking, by: tuple[str, ...], top: int, form: str) -> str:
+def seed_tables(ranking: Ranking, reproduced: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """Per test set, the configurations measured on 2+ seeds (confirm stage, reproduce), best mean validation first."""
+    tables = {}
+    for key, board in ranking.boards.items():
+        table = configurations.per_configuration(configurations.seed_rows(board[is_deep(board)], reproduced), ranking.select)
+        if configurations.has_seeds(table):
+            tables[key] = table[table["n"] >= 2]
+    return tables
+
+
+def seeds_heading(key: str, ranking: Ranking) -> str:
+    return (f"Configurations over seeds, test set {key}: chosen by the mean {ranking.select.column} "
+            "(mean +- sd over seeds, [95% t-interval of the mean])")
+
+
+def text_report(ranking: Ranking, by: tuple[str, ...], top: int, form: str, reproduced: pd.DataFrame | None = None) -> str:
     """The terminal's view: per test set the leaderboard, the best per group and the baselines; then the unranked."""
     metric = ranking.metric
     if form == "csv":
@@ -106,6 +122,9 @@ def text_report(ranking: Ranking, by: tuple[str, ...], top: int, form: str) -> s
             parts.append(heading(f"Baselines, test set {key} (rank among {len(board)})", form))
             parts.append(render(display(marked, columns_for(marked, metric, select=ranking.select)), form))
         parts.append(optimism_line(board, ranking))
+    for key, table in seed_tables(ranking, reproduced).items():
+        parts.append(heading(seeds_heading(key, ranking), form))
+        parts.append(render(configurations.display(table, ranking.select), form))
     if len(ranking.unranked):
         unranked = ranking.unranked
         parts.append(heading(f"Not ranked ({len(unranked)}: diverged, failed or without a {ranking.select.column} value)", form))

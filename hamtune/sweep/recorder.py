@@ -12,6 +12,7 @@ from ray import tune
 from hamtune.errors import HamtuneError
 from hamtune.paths import relative_to_results
 from hamtune.results.store import ResultsWriter, trial_row
+from hamtune.sweep.confirm import split_config
 from hamtune.sweep.study import finish_trial
 from hamtune.sweep.trainable import trial_config
 from hamtune.train import checkpoint as ckpt
@@ -72,10 +73,11 @@ class ResultsRecorder(tune.Callback):
                 log.warning("trial %s: could not read its checkpoint %s (%s)", trial.trial_id, checkpoint, exc)
         if status == "stopped" and history and history[-1].get("status") == "completed":
             status = "completed"  # resumed at its last epoch: Tune's last result predates that epoch
+        values, confirms = split_config(trial.config)
         try:
-            params = trial_config(trial.config, self.data_manifest).applicable()
+            params = trial_config(values, self.data_manifest).applicable()
         except HamtuneError:
-            params = dict(trial.config)
+            params = values
         last = trial.last_result or {}
         wall = time.time() - self.started.get(trial.trial_id, time.time())
         row = trial_row(
@@ -83,7 +85,8 @@ class ResultsRecorder(tune.Callback):
             objective=self.objectives[0], wall_time_s=float(last.get("time_total_s", wall)),
             device=str(last.get("device", "")) or None, data_manifest=self.data_manifest, test_manifest=self.test_manifest,
             n_params=last.get("n_params"), checkpoint=relative_to_results(checkpoint, self.directory),
-            extra={"node_id": last.get("node_id"), "objective_metrics": ",".join(m for m, _ in self.objectives)},
+            extra={"node_id": last.get("node_id"), "objective_metrics": ",".join(m for m, _ in self.objectives),
+                   "config_id": confirms or trial.trial_id, "stage": "confirm" if confirms else "search"},
         )
         writer = ResultsWriter(self.directory)
         writer.add(row, history, scores if status != "failed" or history else None, samples)
@@ -93,7 +96,8 @@ class ResultsRecorder(tune.Callback):
         value = row.get(metric)
         shown = f"{metric}={value:.4f}" if isinstance(value, float) and np.isfinite(value) else f"{metric}=n/a"
         print(
-            f"[{done}/{self.total}] trial {trial.trial_id} {params.get('kind')}/{params.get('arch')} {status} "
+            f"[{done}/{self.total}] trial {trial.trial_id} {params.get('kind')}/{params.get('arch')}"
+            + (f" seed {params.get('seed')} of {confirms}" if confirms else "") + f" {status} "
             f"after {len(history)} epoch(s): {shown}" + (f" ({reason[:120]})" if reason else ""),
             flush=True,
         )

@@ -21,6 +21,7 @@ from hamtune.errors import HamtuneError, first_line
 from hamtune.results.rank import Metric, objective, top_trials
 from hamtune.results.reproduction import REPRODUCE
 from hamtune.results.store import best_epoch, load_results, write_parquet
+from hamtune.sweep.confirm import new_seeds
 from hamtune.sweep.same_data import sweep_data
 from hamtune.train import checkpoint as ckpt
 from hamtune.train.config import TrainConfig
@@ -68,11 +69,6 @@ def trial_values(row: pd.Series) -> dict:
             continue
         values[name] = value.item() if isinstance(value, np.generic) else value
     return values
-
-
-def new_seeds(original: int, n: int) -> list[int]:
-    """original+1 ... original+n: distinct from the original and the same on every rerun."""
-    return [original + i for i in range(1, n + 1)]
 
 
 def plan_runs(rows: pd.DataFrame, seeds: int, cpus: float | None, gpus: float) -> tuple[list[dict], dict[str, dict]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, first_line
 from hamtune.results.store import TRIALS, load_results, write_distributions
+from hamtune.sweep.confirm import read_plan
 from hamtune.sweep.space import SearchSpace, sampler_spec, tune_metric
 from hamtune.train.config import build_config
 from hamtune.train.single import load_data
@@ -137,13 +138,15 @@ def concurrency(cpus: float, gpus: float, requested: int | None) -> int:
     return max(1, min(fits, requested or fits))
 
 
-def make_searcher(space: SearchSpace, name: str, directory: Path):
-    """hamtune's Optuna searcher for a space: its study in the results folder, mirrored from trials.parquet."""
+def make_searcher(space: SearchSpace, name: str, directory: Path, search_trials: int | None = None):
+    """hamtune's Optuna searcher for a space: its study in the results folder, mirrored from trials.parquet;
+    with a confirm stage, the confirm trials follow the `search_trials` searched ones."""
+    from hamtune.sweep.confirm import ConfirmingSearch
     from hamtune.sweep.study import MirroredOptunaSearch, study_url
 
     metrics = [tune_metric(m) for m, _ in space.objectives]
     modes = [m for _, m in space.objectives]
-    return MirroredOptunaSearch(
+    common = dict(
         space=space.define_by_run(),
         metric=metrics if space.multi_objective else metrics[0],
         mode=modes if space.multi_objective else modes[0],
@@ -153,15 +156,21 @@ def make_searcher(space: SearchSpace, name: str, directory: Path):
         storage_url=study_url(directory),
         results_path=str(directory),
     )
+    if space.confirm_trials:
+        return ConfirmingSearch(search_trials=search_trials or space.num_samples, top=space.confirm_top,
+                                seeds=space.confirm_seeds, **common)
+    return MirroredOptunaSearch(**common)
 
 
 def _scheduler(space: SearchSpace):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
+
+    from hamtune.sweep.confirm import ConfirmingASHA
 
     if space.scheduler["name"] != "asha":
         return FIFOScheduler()
     metric, mode = space.objectives[0]
-    return ASHAScheduler(
+    return ConfirmingASHA(
         time_attr="epoch", metric=tune_metric(metric), mode=mode, max_t=space.max_epochs,
         grace_period=int(space.scheduler.get("grace_period", 1)), reduction_factor=space.scheduler.get("reduction_factor", 2),
     )
@@ -214,7 +223,8 @@ def make_tuner(
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=make_searcher(space, name, directory), scheduler=_scheduler(space), num_samples=num_samples,
+            search_alg=make_searcher(space, name, directory, num_samples), scheduler=_scheduler(space),
+            num_samples=num_samples + space.confirm_trials,
             max_concurrent_trials=max_concurrent, reuse_actors=True,
         ),
         run_config=tune.RunConfig(
@@ -261,14 +271,16 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     if not options.resume:
         write_distributions(directory, space.distributions())
-    print(f"sweep {name}: {num_samples} trial(s) of {space.path.name} on {data.name} ({data.manifest['count']} images); "
+    confirm = (f" + up to {space.confirm_trials} confirming the best {space.confirm_top} on {space.confirm_seeds} new seeds each"
+               if space.confirm_trials else "")
+    print(f"sweep {name}: {num_samples} trial(s){confirm} of {space.path.name} on {data.name} ({data.manifest['count']} images); "
           f"results -> {directory}", flush=True)
     start_ray(options.address, options.num_cpus)
     max_concurrent = concurrency(space.resources["cpus"], gpus, space.max_concurrent)
     trainable = _trainable(space, in_memory(data), in_memory(test_data) if test_data else None, gpus)
     recorder = ResultsRecorder(
         directory, name, space.objectives, data.located_manifest(), test_data.located_manifest() if test_data else None,
-        num_samples,
+        num_samples + space.confirm_trials,
     )
     tuner = make_tuner(space, trainable, recorder, name=name, directory=directory, storage=storage, num_samples=num_samples,
                        max_concurrent=max_concurrent, resume=options.resume, trackers=tuple(trackers))
@@ -276,9 +288,11 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         trust.record_tuner(experiment)
     tuner.fit()
     recorded = len(load_results(directory)[0]) if (directory / TRIALS).exists() else 0
-    if recorded < num_samples:
+    plan = read_plan(directory)
+    expected = num_samples + (plan["trials"] if plan else space.confirm_trials)
+    if recorded < expected:
         raise SweepInterrupted(
-            f"sweep {name} stopped with {recorded} of {num_samples} trials finished (all kept in {directory}); "
+            f"sweep {name} stopped with {recorded} of {expected} trials finished (all kept in {directory}); "
             f"continue with: hamtune sweep {space.path} --name {name} --resume"
         )
     return directory

@@ -23,7 +23,7 @@ from hamtune.yamlfile import DuplicateKey, load_yaml
 TOP_LEVEL = {
     "name", "description", "data", "test_data", "protocol", "seed", "objective", "sampler", "scheduler",
     "num_samples", "max_epochs", "max_concurrent", "resources", "fixed", "params", "points_to_evaluate",
-    "max_failures", "log_to",
+    "max_failures", "log_to", "confirm",
 }
 OBJECTIVE_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
 
@@ -106,10 +106,17 @@ class SearchSpace:
     params: tuple[Param, ...]
     points: tuple[dict, ...]
     log_to: tuple[str, ...] = ()  # experiment trackers (sweep/trackers.py)
+    confirm_top: int = 0  # after the search, the best configurations by validation that run more seeds (sweep/confirm.py)
+    confirm_seeds: int = 0  # new seeds per confirmed configuration
 
     @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
+
+    @property
+    def confirm_trials(self) -> int:
+        """Trials the confirm stage adds after num_samples (at most: fewer when fewer configurations finished)."""
+        return self.confirm_top * self.confirm_seeds
 
     def define_by_run(self) -> DefineByRun:
         return DefineByRun(self.params, dict(self.fixed))
@@ -386,7 +393,25 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
         max_failures=int(check.number(raw.get("max_failures", 2), "max_failures", int, low=0)),
         resources=resources, fixed=fixed, params=params, points=points,
         log_to=trackers(check, raw.get("log_to")),
+        **confirm_stage(check, raw.get("confirm"), objectives, num_samples),
     )
+
+
+def confirm_stage(check: _Checker, spec, objectives: tuple, num_samples: int) -> dict:
+    """`confirm: {top: K, seeds: N}`: after the search, the K best configurations by the validation objective
+    each run N new seeds, so the sweep chooses on a mean over seeds rather than on one seed's draw."""
+    if spec is None:
+        return {}
+    spec = dict(check.mapping(spec, "confirm"))
+    if set(spec) - {"top", "seeds"}:
+        raise check.fail("confirm", f"only top and seeds can be set, got {', '.join(sorted(set(spec) - {'top', 'seeds'}))}")
+    top = int(check.number(spec.get("top", 3), "confirm.top", int, low=0))
+    seeds = int(check.number(spec.get("seeds", 5), "confirm.seeds", int, low=0))
+    if top and seeds and len(objectives) > 1:
+        raise check.fail("confirm", "the confirm stage ranks configurations by one objective; a multi-objective space cannot have one")
+    if top > num_samples:
+        raise check.fail("confirm.top", f"{top} is more than num_samples ({num_samples}): there are not that many configurations")
+    return {"confirm_top": top if seeds else 0, "confirm_seeds": seeds if top else 0}
 
 
 def trackers(check: _Checker, spec) -> tuple[str, ...]:

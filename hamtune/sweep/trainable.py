@@ -11,6 +11,7 @@ from ray import tune
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError
 from hamtune.results.store import best_epoch
+from hamtune.sweep.confirm import split_config
 from hamtune.sweep.repair import is_complete
 from hamtune.sweep.space import OBJECTIVE_METRICS, tune_metric
 from hamtune.train.config import TrainConfig, build_config
@@ -24,8 +25,9 @@ def assigned_cpus() -> int:
 
 
 def trial_config(values: dict, data_manifest: dict) -> TrainConfig:
-    """The config a trial runs: sampled values over any preset, at the prepared data's own preprocessing."""
-    return build_config(values, where="trial config").at_preprocessing(data_manifest)
+    """The config a trial runs: sampled values over any preset, at the prepared data's own preprocessing
+    (a confirm trial's marker is not a TrainConfig value)."""
+    return build_config(split_config(values)[0], where="trial config").at_preprocessing(data_manifest)
 
 
 def delivered(history: list[dict], objectives: tuple[tuple[str, str], ...]) -> dict:

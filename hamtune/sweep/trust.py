@@ -14,8 +14,9 @@ the experiment and searcher state to its local staging folder and before it copi
 (and once more at the end of the experiment, as a resumed sweep with nothing left to run saves its
 state without a step).
 So every version that can reach the results folder is recorded before it gets there, and a driver
-killed by SIGKILL at any point leaves only recorded versions behind (the last few versions of each
-file are kept, as the copy to storage lags the staging folder). The one gap: a driver killed in the
+killed by SIGKILL at any point leaves only recorded versions behind. The copy to storage lags the staging
+folder by any number of saves (Tune saves at every step, about ten a second while trials train), so each
+file's versions are kept from the one the results folder holds now onwards, not a fixed number of them. The one gap: a driver killed in the
 milliseconds between Tune writing its first `tuner.pkl` and hamtune recording it; that sweep cannot be
 resumed and is started again.
 """
@@ -42,7 +43,7 @@ TUNER = "tuner.pkl"
 STATE_PATTERNS = (TUNER, "experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl",
                   "callback-states-*.pkl", "basic-variant-state-*.json")
 TRIAL_PATTERNS = ("error.pkl",)
-KEEP = 64  # versions of each file remembered
+KEEP = 4096  # versions of each file remembered at most: those not yet copied to the experiment folder (see record)
 
 
 def config_dir() -> Path:
@@ -101,8 +102,10 @@ def _read_record(path: Path) -> dict | None:
     return record if isinstance(record, dict) and isinstance(record.get("files"), dict) else None
 
 
-def record(fs_path: str, filesystem, root: str, names: tuple[str, ...] | None = None) -> None:
-    """Remember the digests of Tune's state files found under `root` as written for experiment `fs_path`."""
+def record(fs_path: str, filesystem, root: str, names: tuple[str, ...] | None = None, stored: dict[str, str] | None = None) -> None:
+    """Remember the digests of Tune's state files found under `root` as written for experiment `fs_path`.
+    `stored`: the digests of the versions the experiment folder holds now; versions older than those can no
+    longer reach it (Tune's copies to storage only move forward) and are forgotten."""
     digests = state_digests(filesystem, root, names)
     path = record_path(fs_path)
     saved = _read_record(path) or {"experiment": fs_path, "files": {}}
@@ -111,6 +114,12 @@ def record(fs_path: str, filesystem, root: str, names: tuple[str, ...] | None = 
         known = saved["files"].setdefault(name, [])
         if digest not in known:
             known.append(digest)
+            changed = True
+        there = (stored or {}).get(name)
+        if there in known and known.index(there) > 0:
+            del known[:known.index(there)]
+            changed = True
+        if len(known) > KEEP:
             del known[:-KEEP]
             changed = True
     if changed:
@@ -165,7 +174,8 @@ class TrustRecorder(tune.Callback):
             return
         storage = trials[0].storage
         try:
-            record(storage.experiment_fs_path, _local(), storage.experiment_driver_staging_path)
+            stored = state_digests(storage.storage_filesystem, storage.experiment_fs_path)
+            record(storage.experiment_fs_path, _local(), storage.experiment_driver_staging_path, stored=stored)
         except (OSError, HamtuneError) as exc:
             log.warning("could not record the digests of Tune's state (%s); --resume will refuse this sweep", exc)
 

@@ -80,6 +80,34 @@ def test_killed_driver_resumes_to_exactly_num_samples(prepared, tmp_path, sig, c
     assert scores.groupby("trial_id").size().nunique() == 1
 
 
+def test_a_confirm_stage_killed_midway_resumes_to_exactly_its_seeds_and_chooses_on_the_mean(prepared, tmp_path):
+    """3 search trials, then the best 2 by validation on 2 new seeds each; SIGKILL once a confirm trial is recorded."""
+    from hamtune.api import configurations
+
+    space = write_space(tmp_path / "confirm.yaml", prepared, name="confirm", num_samples=3, max_epochs=2,
+                        scheduler={"name": "asha", "grace_period": 1}, confirm={"top": 2, "seeds": 2})
+    results = tmp_path / "confirm"
+    start_and_interrupt(sweep_command(space, tmp_path), results, signal.SIGKILL, lambda: consistent_snapshot(results) >= 4)
+    done = subprocess.run(sweep_command(space, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    trials = load_results(results)[0]
+    search, confirm = trials[trials["stage"] == "search"], trials[trials["stage"] == "confirm"]
+    assert len(search) == 3 and len(confirm) == 4 and trials["trial_id"].is_unique
+    plan = json.loads((results / "confirm.json").read_text())
+    best = search.sort_values("val_auroc", ascending=False, kind="stable")["trial_id"].head(2)
+    assert sorted(plan["configurations"]) == sorted(best) == sorted(set(confirm["config_id"]))
+    originals = search.set_index("trial_id")["seed"]
+    for config_id, seeds in confirm.groupby("config_id")["seed"]:
+        assert sorted(seeds) == [originals[config_id] + 1, originals[config_id] + 2]
+    assert (confirm["status"] == "completed").all() and (confirm["epochs_run"] == 2).all()  # ASHA does not stop a seed
+    table = configurations(results)
+    assert list(table["n"][:2]) == [3, 3] and set(table["config_id"][:2]) == set(best)
+    means = trials.groupby("config_id")["val_auroc"].mean()
+    assert table["config_id"].iloc[0] == means[list(best)].idxmax()
+    report = subprocess.run([sys.executable, "-m", "hamtune", "report", str(results), "--no-html"], capture_output=True, text=True)
+    assert "Configurations over seeds" in report.stdout and "+-" in report.stdout, report.stdout + report.stderr
+
+
 def pd_list(value: list, n: int):
     import pandas as pd
 

@@ -33,6 +33,11 @@ def test_shipped_spaces_are_valid():
         ({"resources": {"cpus": 1, "gpu": 1}}, "resources: only cpus and gpus"),
         ({"objective": [{"metric": "val_ssim"}, {"metric": "val_auroc"}], "scheduler": {"name": "asha"}}, "early stopping (asha) needs a single objective"),
         ({"lerning_rate": 1}, "lerning_rate: unknown key"),
+        ({"confirm": {"top": 2, "seed": 3}}, "confirm: only top and seeds can be set"),
+        ({"confirm": {"top": 5, "seeds": 2}}, "confirm.top: 5 is more than num_samples (4)"),
+        ({"confirm": {"top": 1, "seeds": -1}}, "confirm.seeds: must be at least 0"),
+        ({"objective": [{"metric": "val_ssim"}, {"metric": "val_auroc"}], "confirm": {"top": 1, "seeds": 2}},
+         "confirm: the confirm stage ranks configurations by one objective"),
     ],
 )
 def test_invalid_space_fails_before_ray_naming_the_key(tmp_path, capsys, change, message):

@@ -1,0 +1,95 @@
+"""Configurations over seeds: one trial is one seed's draw, a configuration is what a user takes away.
+
+Trials that share a `config_id` are seeds of one configuration: the confirm stage's seeds carry the id of
+the search trial they repeat, and `hamtune reproduce`'s new seeds the id of the trial they retrain (its rerun
+of the original seed is left out: it is the trial again). Results without a `config_id` (single runs, older
+sweeps) count each trial as its own configuration. The chosen configuration is the best MEAN validation
+objective among those measured on 2+ seeds, when any are; test metrics are only reported.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from hamtune.results.numbers import fmt
+from hamtune.results.rank import RANKED_STATUSES, Metric
+from hamtune.results.reproduction import spread
+
+SEED_METRICS = ("val_auroc", "test_auroc", "test_auprc", "test_f1", "test_ssim", "test_mse")
+DESCRIBE = ("kind", "arch", "latent_dim", "lr", "score")
+
+
+def config_ids(trials: pd.DataFrame) -> pd.Series:
+    """Each trial's configuration: its `config_id` where it has one, else itself."""
+    own = trials["trial_id"].astype(str)
+    if "config_id" not in trials.columns:
+        return own
+    return trials["config_id"].where(trials["config_id"].notna(), own).astype(str)
+
+
+def seed_rows(trials: pd.DataFrame, reproduced: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every ranked seed of every configuration: the trials, plus `reproduce`'s new seeds of them."""
+    rows = trials[trials["status"].isin(RANKED_STATUSES)].assign(config_id=lambda t: config_ids(t))
+    if reproduced is not None and len(reproduced):
+        fresh = reproduced[~reproduced["is_original"].astype(bool) & reproduced["status"].isin(RANKED_STATUSES)]
+        fresh = fresh[fresh["config_id"].astype(str).isin(set(rows["trial_id"].astype(str)))]
+        rows = pd.concat([rows, fresh.assign(config_id=fresh["config_id"].astype(str))], ignore_index=True)
+    return rows
+
+
+def per_configuration(seeds: pd.DataFrame, select: Metric, metrics: tuple[str, ...] = SEED_METRICS) -> pd.DataFrame:
+    """One row per configuration: n seeds, and the mean, sd and 95% t-interval of the mean of each metric;
+    best first by the mean of `select` (the validation objective), configurations with 2+ seeds ahead."""
+    columns = [select.column, *(m for m in metrics if m != select.column)]
+    out = []
+    for config_id, runs in seeds.groupby("config_id", sort=False):
+        first = runs[runs["trial_id"].astype(str) == config_id]
+        described = (first if len(first) else runs).iloc[0]
+        row = {"config_id": config_id, "n": len(runs), "seeds": ",".join(str(s) for s in runs.get("seed", pd.Series(dtype=int)))}
+        row.update({k: described.get(k) for k in DESCRIBE if k in runs.columns})
+        for name in columns:
+            if name not in runs.columns:
+                continue
+            mean, sd, low, high, _, _ = spread(pd.to_numeric(runs[name], errors="coerce").to_numpy(float))
+            row.update({f"{name}_mean": mean, f"{name}_sd": sd, f"{name}_ci_low": low, f"{name}_ci_high": high})
+        out.append(row)
+    frame = pd.DataFrame(out)
+    if frame.empty:
+        return frame
+    key = f"{select.column}_mean"
+    order = frame[key] if select.higher_is_better else -frame[key]
+    frame = frame.assign(_confirmed=frame["n"] >= 2, _order=order.fillna(-np.inf))
+    frame = frame.sort_values(["_confirmed", "_order"], ascending=False, kind="stable").drop(columns=["_confirmed", "_order"])
+    return frame.reset_index(drop=True).assign(rank=lambda f: np.arange(1, len(f) + 1))
+
+
+def has_seeds(table: pd.DataFrame) -> bool:
+    return len(table) > 0 and bool((table["n"] >= 2).any())
+
+
+def mean_sd(row: pd.Series, name: str) -> str:
+    """'0.842 +- 0.018 [0.820, 0.864]' (mean +- sd [95% interval of the mean]), to the sd's second significant
+    digit (more would be noise); the mean alone for one seed."""
+    mean, sd = row.get(f"{name}_mean", math.nan), row.get(f"{name}_sd", math.nan)
+    if not isinstance(mean, float) or not math.isfinite(mean):
+        return "-"
+    if not math.isfinite(sd):
+        return fmt(mean)
+    places = min(6, max(1, 1 - math.floor(math.log10(sd)))) if sd > 0 else 4
+    low, high = row[f"{name}_ci_low"], row[f"{name}_ci_high"]
+    return f"{mean:.{places}f} +- {sd:.{places}f} [{low:.{places}f}, {high:.{places}f}]"
+
+
+def display(table: pd.DataFrame, select: Metric, metrics: tuple[str, ...] = ("test_auroc", "test_auprc")) -> pd.DataFrame:
+    """The table as people read it: rank, configuration, seeds, and mean +- sd [95% CI] per metric."""
+    shown = pd.DataFrame({"rank": table["rank"], "config": table["config_id"], "seeds": table["n"]})
+    for key in DESCRIBE:
+        if key in table.columns:
+            shown[key] = table[key].map(lambda v: fmt(v) if isinstance(v, float) else ("" if v is None else str(v)))
+    for name in (select.column, *metrics):
+        if f"{name}_mean" in table.columns:
+            shown[f"{name} mean +- sd [95% CI]"] = [mean_sd(row, name) for _, row in table.iterrows()]
+    return shown

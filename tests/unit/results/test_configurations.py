@@ -1,0 +1,52 @@
+"""Configurations over seeds: aggregation, the choice by mean validation objective, reproduce's seeds joined."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hamtune.results.configurations import mean_sd, per_configuration, seed_rows
+from hamtune.results.rank import Metric
+from hamtune.sweep.confirm import choose, new_seeds
+
+VAL = Metric("val_auroc", True)
+
+
+def trials() -> pd.DataFrame:
+    """a: one lucky search trial (0.90) whose seeds fall back; b: steady; c: searched once, not confirmed."""
+    rows = [("a", "a", 0, 0.90, 0.80), ("a1", "a", 1, 0.70, 0.70), ("a2", "a", 2, 0.71, 0.72),
+            ("b", "b", 0, 0.85, 0.84), ("b1", "b", 1, 0.84, 0.83), ("b2", "b", 2, 0.86, 0.85),
+            ("c", None, 0, 0.95, 0.60), ("d", "d", 0, 0.99, 0.99)]
+    frame = pd.DataFrame(rows, columns=["trial_id", "config_id", "seed", "val_auroc", "test_auroc"])
+    return frame.assign(status=["completed"] * 7 + ["failed"], kind="ae", arch="cnn")
+
+
+def test_the_chosen_configuration_is_the_best_mean_over_seeds_not_the_luckiest_trial():
+    table = per_configuration(seed_rows(trials()), VAL, metrics=("test_auroc",))
+    assert list(table["config_id"]) == ["b", "a", "c"] and list(table["n"]) == [3, 3, 1]  # d failed: not a seed
+    b = table.iloc[0]
+    values = np.array([0.85, 0.84, 0.86])
+    assert b["val_auroc_mean"] == pytest.approx(values.mean()) and b["val_auroc_sd"] == pytest.approx(values.std(ddof=1))
+    half = 4.302652729911275 * values.std(ddof=1) / math.sqrt(3)  # t(0.975, 2)
+    assert (b["val_auroc_ci_low"], b["val_auroc_ci_high"]) == pytest.approx((values.mean() - half, values.mean() + half))
+    assert b["seeds"] == "0,1,2" and table.iloc[2]["config_id"] == "c" and math.isnan(table.iloc[2]["val_auroc_sd"])
+    assert mean_sd(b, "val_auroc") == "0.850 +- 0.010 [0.825, 0.875]"
+
+
+def test_reproduce_seeds_join_their_configuration_but_the_rerun_of_the_original_does_not():
+    reproduced = pd.DataFrame({
+        "config_id": ["c", "c", "c", "zz"], "seed": [0, 1, 2, 1], "is_original": [True, False, False, False],
+        "status": ["completed"] * 4, "val_auroc": [0.95, 0.50, 0.52, 0.99], "test_auroc": [0.6, 0.5, 0.5, 0.9],
+    })
+    table = per_configuration(seed_rows(trials(), reproduced), VAL, metrics=("test_auroc",)).set_index("config_id")
+    assert table.loc["c", "n"] == 3 and table.loc["c", "val_auroc_mean"] == pytest.approx((0.95 + 0.50 + 0.52) / 3)
+    assert "zz" not in table.index  # a reproduction of a trial these results do not hold
+
+
+def test_the_confirm_stage_chooses_finite_values_best_first_and_seeds_past_the_original():
+    assert choose({"x": 0.5, "y": math.nan, "z": 0.7, "w": 0.5}, 2, "max") == ["z", "x"]
+    assert choose({"x": 0.5, "y": 0.1}, 3, "min") == ["y", "x"]
+    assert new_seeds(7, 3) == [8, 9, 10]
