@@ -178,7 +178,7 @@ def run_baselines(
                 history=[{**result, "epoch_time_s": seconds}], objective=OBJECTIVE, wall_time_s=seconds, device="cpu",
                 data_manifest=data.located_manifest(), test_manifest=test_data.located_manifest() if test_data else None,
                 extra={"model": model, "baseline": method.family, "baseline_setting": chosen.setting or None,
-                       "epochs_run": None, "best_epoch": None, "time_per_epoch_s": None, "fit_time_s": seconds,
+                       "epochs_run": None, "best_epoch": None, "time_per_epoch_s": None,
                        "train_images": len(plan.train)},
             )
             writer.add(row, [], table, chosen.samples)

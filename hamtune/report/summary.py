@@ -60,11 +60,11 @@ def _against(value: float, other: float, name: str, metric: Metric) -> str:
 
 
 def _compared(compared: list[tuple[str, pd.Series, Interval | None]]) -> list[str]:
+    """One line per paired comparison; marked when the chosen model does not beat the other."""
     lines = []
     for what, row, difference in compared:
-        text = escape(judgement(difference, f"{what} ({name_of(row)})"))
-        lines.append(f"Paired bootstrap against {escape(what)}: it {text}."
-                     if difference is None or difference.low > 0 else f"<span class='bad'>Paired bootstrap: it {text}.</span>")
+        line = f"Paired bootstrap: it {escape(judgement(difference, f'{what} ({name_of(row)})'))}."
+        lines.append(line if difference is not None and difference.low > 0 else f"<span class='bad'>{line}</span>")
     return lines
 
 
