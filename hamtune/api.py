@@ -90,15 +90,23 @@ def load_results(directory: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.
     return load(Path(directory))
 
 
-def rank(results: str | Path | pd.DataFrame, *, metric: str = "test_auroc", rank_by: str | None = None) -> pd.DataFrame:
+def rank(results: str | Path | pd.DataFrame, *, metric: str = "test_auroc", rank_by: str | None = None,
+         scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """The leaderboard the report prints: trials chosen on the sweep's validation objective (or `rank_by`),
-    best first with a 1-based `rank`, reporting `metric`. Takes a results folder or its trials frame."""
+    best first with a 1-based `rank`, reporting `metric`, with the `floor` flag and 95% bootstrap intervals of
+    test AUROC/AUPRC (`test_auroc_low`...) from the per-image scores. Takes a results folder, or its trials
+    frame (and `scores`, its per-image scores, for the intervals)."""
+    from hamtune.results.intervals import with_intervals
     from hamtune.results.rank import objective, resolve_metric
     from hamtune.results.rank import rank as ranking
 
-    trials = results if isinstance(results, pd.DataFrame) else load_results(results)[0]
+    if isinstance(results, pd.DataFrame):
+        trials = results
+    else:
+        trials, _, scores = load_results(results)
     select = resolve_metric(rank_by, trials) if rank_by else objective(trials)
-    return next(iter(ranking(trials, resolve_metric(metric, trials), select).boards.values()))
+    board = next(iter(ranking(trials, resolve_metric(metric, trials), select).boards.values()))
+    return with_intervals(board, scores) if scores is not None else board
 
 
 def configurations(results: str | Path | pd.DataFrame, *, rank_by: str | None = None) -> pd.DataFrame:

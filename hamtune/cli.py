@@ -89,7 +89,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_baselines(args: argparse.Namespace) -> None:
-    from hamtune.baselines import parse_methods, run_baselines
+    from hamtune.baselines import DEFAULT_METHODS, parse_methods, run_baselines
     from hamtune.baselines.run import DATA_KEYS
     from hamtune.paths import results_folder, results_lock
     from hamtune.results.numbers import fmt
@@ -104,7 +104,7 @@ def cmd_baselines(args: argparse.Namespace) -> None:
     if args.protocol:
         values["protocol"] = args.protocol
     config = build_config(values)
-    methods = parse_methods(args.methods, seed=config.seed)
+    methods = parse_methods(args.methods or DEFAULT_METHODS, seed=config.seed)
     directory = results_folder(args.results, args.name)
     data, config = load_data(args.data, config)
     test_data = load_data(args.test_data, config)[0] if args.test_data else None
@@ -117,7 +117,8 @@ def cmd_baselines(args: argparse.Namespace) -> None:
     for row in rows:
         keys = [key for key in ("test_auroc", "test_auprc", "test_f1", "val_auroc") if key in row]
         shown = "  ".join(f"{key} {fmt(row[key], missing='nan')}" for key in keys)
-        print(f"  {row['model']:<{width}}  {shown}")
+        setting = f"  ({row['baseline_setting']}, chosen on validation)" if row.get("baseline_setting") else ""
+        print(f"  {row['model']:<{width}}  {shown}{setting}")
     print(f"results: {directory}")
     print(f"report:  python -m hamtune.report {directory} <sweep results>")
 
@@ -319,12 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--results", default="results", help="results root (default ./results)")
     tr.add_argument("--skip-missing", action="store_true", help="when preparing a source, skip missing/unreadable images")
     tr.set_defaults(func=cmd_train)
-    bl = commands.add_parser("baselines", help="PCA, IsolationForest and k-NN on pixels, on exactly the deep models' splits")
+    bl = commands.add_parser("baselines", help="PCA, blur, down/up-sampling, IsolationForest and k-NN on pixels, on exactly "
+                             "the deep models' splits")
     bl.add_argument("data", help="'synthetic', a prepared cache, or any source folder/file (the sweep's data)")
     bl.add_argument("--protocol", choices=CHOICES["protocol"], default=None, help="anomaly protocol (default cancer)")
     bl.add_argument("--test-data", default=None, help="an external test set, as for train and sweep")
-    bl.add_argument("--methods", default="pca-8,pca-32,pca-64,iforest,knn-5",
-                    help="comma-separated pca-N, iforest, knn-K (default pca-8,pca-32,pca-64,iforest,knn-5)")
+    bl.add_argument("--methods", default=None,
+                    help="comma-separated pca-N, blur[-SIGMA], resample[-FACTOR], iforest, knn-K; reconstructions are scored "
+                    "by mse, ssim and mse+ssim (default pca-8,pca-32,pca-64,blur,resample,iforest,knn-5)")
     bl.add_argument("--name", default="baselines", help="results/<name> (default baselines)")
     bl.add_argument("--results", default="results", help="results root (default ./results)")
     bl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -67,17 +67,18 @@ def run_report(
     """Print the leaderboards and write the HTML report; returns the report's path (None with no_html)."""
     from hamtune.report.load import combine, load_sweeps
     from hamtune.report.tables import text_report
+    from hamtune.results.intervals import ranking_with_intervals
     from hamtune.results.rank import parse_groups, rank, resolve_metric
 
     sweeps = load_sweeps(results_dirs, DEFAULT_ROOT)
-    trials = combine(sweeps)[0]
+    trials, _, scores = combine(sweeps)
     chosen = resolve_metric(metric, trials)
     groups = parse_groups(by, trials)
     select = resolve_metric(rank_by, trials) if rank_by else validation_objective(trials)
-    ranking = rank(trials, chosen, select)
+    ranking = ranking_with_intervals(rank(trials, chosen, select), scores)
     from hamtune.report.html import reproduced
 
-    print(text_report(ranking, groups, top, output_format, reproduced(sweeps)), flush=True)
+    print(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps)), flush=True)
     if no_html:
         return None
     from hamtune.report.html import write_report

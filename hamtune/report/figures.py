@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hamtune.report.importance import Importance
+from hamtune.results.intervals import expected_max
 from hamtune.results.rank import Metric, direction
 
 HEIGHT = 420
@@ -94,13 +95,38 @@ def quality_vs_detection(board: pd.DataFrame, test_key: str) -> go.Figure | None
     return _layout(fig, f"Reconstruction quality vs anomaly detection ({html.escape(test_key)})")
 
 
-def parallel_coordinates(importance: Importance, metric: Metric, test_key: str) -> go.Figure | None:
+def parallel_coordinates(importance: Importance, test_key: str) -> go.Figure | None:
     from optuna.visualization import plot_parallel_coordinate
 
     if importance.study is None or len(importance.study.trials) < 2:
         return None
-    fig = plot_parallel_coordinate(importance.study, target_name=metric.column)
-    return _layout(fig, f"Parameters -> {html.escape(metric.column)} ({html.escape(test_key)})", height=460)
+    fig = plot_parallel_coordinate(importance.study, target_name=importance.target)
+    title = f"Parameters -> {html.escape(importance.target)}, {importance.trials} complete trials ({html.escape(test_key)})"
+    return _layout(fig, title, height=460)
+
+
+def expected_best(board: pd.DataFrame, select: Metric, test_key: str) -> go.Figure | None:
+    """Expected best `select` (the validation objective) of n trials against n, per sweep, from its ranked searched
+    trials (results.intervals.expected_max; trials a scheduler stopped early count as the sweep returned them), with a
+    +-1 sd band; None with fewer than 2 such trials."""
+    searched = board[board["role"] == ""]
+    fig = go.Figure()
+    colors = px.colors.qualitative.Plotly
+    sign = 1.0 if select.higher_is_better else -1.0
+    for i, (sweep, group) in enumerate(searched.groupby("sweep", sort=False)):
+        values = pd.to_numeric(group[select.column], errors="coerce").to_numpy(float)
+        if np.isfinite(values).sum() < 2:
+            continue
+        n, mean, sd = expected_max(sign * values)
+        mean, color, name = sign * mean, colors[i % len(colors)], html.escape(str(sweep))
+        fig.add_trace(go.Scatter(x=np.r_[n, n[::-1]], y=np.r_[mean + sd, (mean - sd)[::-1]], fill="toself", opacity=0.2,
+                                 line=dict(width=0), fillcolor=color, hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(x=n, y=mean, mode="lines+markers", name=name, line=dict(color=color)))
+    if not fig.data:
+        return None
+    fig.update_xaxes(title="number of trials")
+    fig.update_yaxes(title=f"expected best {html.escape(select.column)}")
+    return _layout(fig, f"Expected best {html.escape(select.column)} vs number of trials ({html.escape(test_key)})")
 
 
 def importance_bar(importance: Importance, test_key: str) -> go.Figure | None:

@@ -23,12 +23,17 @@ from hamtune.report.load import Sweep, combine
 from hamtune.report.summary import how_to_read, verdict_html
 from hamtune.report.tables import COLUMNS, UNRANKED_COLUMNS, columns_for, display, seed_tables, seeds_heading
 from hamtune.results import configurations
+from hamtune.results.intervals import comparisons, ranking_with_intervals
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, verdict
 from hamtune.results.reproduction import SPREAD, summarise
 from hamtune.results.store import load_samples
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+EXPECTED_BEST = ("Expected best validation objective of n trials drawn at random from each sweep's own ranked trials "
+                 "(completed, and stopped early as the scheduler returned them), by the closed form from their empirical "
+                 "distribution (Dodge et al. 2019, 'Show your work'), with a band of +- one standard deviation. Where the "
+                 "curve still rises at the sweep's size, more trials would likely find a better configuration.")
 MAX_IMAGES = 8
 
 STYLE = """
@@ -224,13 +229,18 @@ def _reproduction(sweeps: list[Sweep], metric: Metric, embed: Embedder) -> str:
 def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tuple[str, int]:
     """The page and the number of Plotly figures in it."""
     trials, epochs, scores = combine(sweeps)
+    if not all("test_auroc_low" in board.columns for board in ranking.boards.values()):
+        ranking = ranking_with_intervals(ranking, scores)
     metric, embed = ranking.metric, Embedder()
     directories = {str(name): s.directory for s in sweeps for name in s.trials["sweep"].unique()}
     declared = {str(name): s.distributions for s in sweeps for name in s.trials["sweep"].unique()}
     importances: dict[str, Importance] = {
-        key: param_importance(board[is_deep(board)], metric, declared) for key, board in ranking.boards.items()
+        key: param_importance(board[is_deep(board)], ranking.select, declared) for key, board in ranking.boards.items()
     }
-    verdicts = [verdict_html(verdict(board, key, metric), importances[key], ranking) for key, board in ranking.boards.items()]
+    verdicts = []
+    for key, board in ranking.boards.items():
+        found = verdict(board, key, metric)
+        verdicts.append(verdict_html(found, importances[key], ranking, comparisons(board, found.best, scores)))
 
     sections = [
         _section("Which model is best and why", f'<div class="summary">{"".join(verdicts)}</div>', "summary"),
@@ -242,9 +252,11 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tu
     what = []
     for key in ranking.boards:
         importance = importances[key]
-        what.append(embed(figures.parallel_coordinates(importance, metric, key)))
+        what.append(embed(figures.parallel_coordinates(importance, key)))
         what.append(embed(figures.importance_bar(importance, key)) or _note(f"{key}: {importance.note}"))
     sections.append(_section("Parameters and their importance", "".join(what), "parameters"))
+    enough = "".join(embed(figures.expected_best(board, ranking.select, key)) for key, board in ranking.boards.items())
+    sections.append(_section("How many trials are enough", _note(EXPECTED_BEST) + enough if enough else "", "trials"))
     sections.append(_section("Optimisation history", embed(figures.optimisation_history(trials)), "history"))
     top = pd.concat([b.head(figures.MAX_CURVES) for b in ranking.boards.values()], ignore_index=True)
     top = top.sort_values("rank", kind="stable")

@@ -17,6 +17,7 @@ import math
 import typing
 import warnings
 from dataclasses import dataclass, fields
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ import pandas as pd
 from hamtune.results.rank import Metric
 from hamtune.train.config import TrainConfig
 
-MIN_TRIALS = 5
+MIN_TRIALS = 10  # fewer complete trials give no percentages: fANOVA's shares of 6 trials are noise
 RUNTIME_FIELDS = frozenset({"device", "num_threads", "eval_batch_size", "compile", "channels_last", "precision", "preset"})
 LOG_RATIO = 20.0
 
@@ -36,6 +37,8 @@ class Importance:
     study: object | None  # optuna.Study, built even when importances are not
     values: dict[str, float]
     note: str
+    target: str = ""  # the column explained (the validation objective in the report)
+    trials: int = 0  # the complete trials it rests on
 
     @property
     def top(self) -> str | None:
@@ -120,25 +123,29 @@ def build_study(ranked: pd.DataFrame, metric: Metric, declared: dict[str, dict[s
 
 
 def param_importance(ranked: pd.DataFrame, metric: Metric, declared: dict[str, dict[str, str]] | None = None) -> Importance:
-    """fANOVA over the parameters every trial has; a note instead when there are too few trials or no spread."""
+    """fANOVA of `metric` (the report passes the validation objective) over the parameters every complete trial
+    has; a note instead when there are fewer than MIN_TRIALS complete trials or no spread. Trials stopped early
+    by the scheduler are left out: their values measure a shorter run, not the configuration."""
     import optuna
 
+    if "status" in ranked.columns:
+        ranked = ranked[ranked["status"] == "completed"]
     study, names = build_study(ranked, metric, declared)
     conditional = [n for n in names if ranked[n].isna().any()]
     always = [n for n in names if n not in conditional]
     left_out = f" Left out because they apply to some models only: {', '.join(conditional)}." if conditional else ""
     values = ranked[metric.column].astype(float).to_numpy()
+    found = partial(Importance, study, target=metric.column, trials=len(ranked))
     if len(ranked) < MIN_TRIALS:
-        note = f"Too few trials to estimate parameter importance ({len(ranked)} ranked, at least {MIN_TRIALS} needed)."
-        return Importance(study, {}, note)
+        return found({}, f"{len(ranked)} complete trial(s): too few to attribute {metric.column} to parameters "
+                         f"(at least {MIN_TRIALS} needed; no percentages are shown below that).")
     if not always:
-        return Importance(study, {}, "No parameter varies across all ranked trials, so there is nothing to attribute." + left_out)
+        return found({}, "No parameter varies across all complete trials, so there is nothing to attribute." + left_out)
     if not np.isfinite(values).all() or math.isclose(float(np.ptp(values)), 0.0, abs_tol=1e-12):
-        return Importance(study, {}, f"Every trial scored the same {metric.column}; importance is undefined.")
+        return found({}, f"Every trial scored the same {metric.column}; importance is undefined.")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
         result = optuna.importance.get_param_importances(study, evaluator=evaluator, params=always)
     ordered = dict(sorted(result.items(), key=lambda item: -item[1]))
-    note = f"fANOVA over {len(ranked)} trials, target {metric.column}." + left_out
-    return Importance(study, ordered, note)
+    return found(ordered, f"fANOVA of {metric.column} over {len(ranked)} complete trials." + left_out)

@@ -7,6 +7,7 @@ from html import escape
 import pandas as pd
 
 from hamtune.report.importance import Importance
+from hamtune.results.intervals import Interval, judgement, name_of, shown
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import Metric, Ranking, Verdict
 
@@ -43,26 +44,49 @@ def _describe(row: pd.Series, metric: Metric) -> str:
         if key in row.index and not pd.isna(row[key]):
             parts.append(f"{key} {fmt(row[key])}")
     where = f"{row['sweep']}/{row['trial_id']}"
-    return f"<b>{escape(where)}</b> ({escape(', '.join(parts))}) with {escape(metric.column)} <b>{fmt(row[metric.column])}</b>"
+    low, high = row.get(f"{metric.column}_low"), row.get(f"{metric.column}_high")
+    value = shown(row[metric.column], low, high) if low is not None and pd.notna(low) else fmt(row[metric.column])
+    return f"<b>{escape(where)}</b> ({escape(', '.join(parts))}) with {escape(metric.column)} <b>{escape(value)}</b>"
 
 
 def _against(value: float, other: float, name: str, metric: Metric) -> str:
+    """A point comparison: never 'beats' (that needs the paired interval, which `compared` gives)."""
     delta = value - other
     if metric.better(value, other):
-        return f"beats {escape(name)} ({fmt(other)}) by {delta:+.4g}"
+        return f"above {escape(name)} ({fmt(other)}; {delta:+.4g})"
     if value == other:
         return f"ties with {escape(name)} ({fmt(other)})"
     return f"<span class='bad'>does not beat {escape(name)} ({fmt(other)}; {delta:+.4g})</span>"
 
 
-def verdict_html(verdict: Verdict, importance: Importance, ranking: Ranking) -> str:
-    """One test set's answer: the best model (top-ranked: on validation in an honest ranking), how it compares
-    with each baseline, how optimistic choosing on test would have been, and what mattered most."""
+def _compared(compared: list[tuple[str, pd.Series, Interval | None]]) -> list[str]:
+    """One line per paired comparison; marked when the chosen model does not beat the other."""
+    lines = []
+    for what, row, difference in compared:
+        line = f"Paired bootstrap: it {escape(judgement(difference, f'{what} ({name_of(row)})'))}."
+        lines.append(line if difference is not None and difference.low > 0 else f"<span class='bad'>{line}</span>")
+    return lines
+
+
+def verdict_html(verdict: Verdict, importance: Importance, ranking: Ranking,
+                 compared: list[tuple[str, pd.Series, Interval | None]] = ()) -> str:
+    """One test set's answer: the best model (top-ranked: on validation in an honest ranking), its intervals, the
+    paired comparisons `compared` (results.intervals.comparisons), how it compares with each baseline, whether it
+    is below the floor, how optimistic choosing on test would have been, and what mattered most."""
     metric, select = ranking.metric, ranking.select
     best = verdict.best
     value = float(best[metric.column])
     how = "chosen on test labels (optimistic)" if ranking.optimistic else f"chosen by {escape(select.column)} on validation"
     lines = [f"Best of {verdict.n_ranked} ranked trial(s), {how}: {_describe(best, metric)}."]
+    ranges = [f"{name.upper()} {shown(best[column], best[f'{column}_low'], best[f'{column}_high'])}"
+              for name, column in (("auroc", "test_auroc"), ("auprc", "test_auprc"))
+              if pd.notna(best.get(f"{column}_low"))]
+    if ranges:
+        lines.append(f"Test {escape('; '.join(ranges))} (95% bootstrap intervals stratified by label, rounded to what "
+                     "they support).")
+    if isinstance(best.get("floor"), str):
+        lines.append(f"<span class='bad'>&#9888; Floor check (results.floor): {escape(best['floor'])}.</span>")
+    lines += _compared(list(compared))
     other = verdict.best_on_metric
     if other is not None and not ranking.optimistic and other["trial_id"] != best["trial_id"]:
         gap = float(other[metric.column]) - value
@@ -86,8 +110,8 @@ def verdict_html(verdict: Verdict, importance: Importance, ranking: Ranking) -> 
                          f"A simpler method is at least as good on this test set.</span>")
     if importance.top is not None:
         share = importance.values[importance.top]
-        lines.append(f"The parameter that mattered most for {escape(metric.column)} is <b>{escape(importance.top)}</b> "
-                     f"({share:.0%} of the explained variance, fANOVA).")
+        lines.append(f"The parameter that mattered most for {escape(importance.target)} is <b>{escape(importance.top)}</b> "
+                     f"({share:.0%} of the explained variance, fANOVA over {importance.trials} complete trials).")
     else:
         lines.append(f"Parameter importance: {escape(importance.note)}")
     return f"<h3>Test set {escape(verdict.test_key)}</h3><ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from hamtune.results import configurations
+from hamtune.results.intervals import INTERVAL_METRICS, comparisons, judgement, name_of, shown
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, verdict
 
@@ -15,8 +18,10 @@ COLUMNS = (
     ("rebalance", "rebalance"), ("epochs", "epochs_run"), ("status", "status"),
     ("AUROC", "test_auroc"), ("AUPRC", "test_auprc"), ("F1", "test_f1"), ("precision", "test_precision"),
     ("recall", "test_recall"), ("PSNR", "test_psnr"), ("SSIM", "test_ssim"), ("MSE", "test_mse"),
-    ("ELBO", "test_elbo"), ("wall_s", "wall_time_s"),
+    ("ELBO", "test_elbo"), ("wall_s", "wall_time_s"), ("floor check", "floor"),
 )
+PER_CLASS = re.compile(r"test_auroc_([a-z]+)")  # each anomalous class against the normal ones (evaluate.per_class)
+INTERVAL_ENDS = ("low", "high")
 UNRANKED_COLUMNS = (("sweep", "sweep"), ("trial", "trial_id"), ("kind", "kind"), ("arch", "arch"),
                     ("status", "status"), ("epochs", "epochs_run"), ("reason", "why"))
 FORMATS = ("table", "markdown", "csv")
@@ -36,6 +41,10 @@ def columns_for(board: pd.DataFrame, metric: Metric, spec=COLUMNS, select: Metri
         if column == "status" and set(board[column]) == {"completed"}:
             continue
         chosen.append((header, column))
+    per_class = [(f"AUROC {m.group(1)}", c) for c in board.columns if (m := PER_CLASS.fullmatch(c))
+                 and m.group(1) not in INTERVAL_ENDS and board[c].notna().any()]
+    after = next((i + 1 for i, (_, c) in enumerate(chosen) if c == "test_auprc"), len(chosen))
+    chosen[after:after] = per_class
     if metric.column not in {c for _, c in chosen} and metric.column in board.columns:
         chosen.append((metric.column, metric.column))
     if select is not None and select.column != metric.column and select.column in board.columns:
@@ -45,9 +54,23 @@ def columns_for(board: pd.DataFrame, metric: Metric, spec=COLUMNS, select: Metri
     return chosen
 
 
-def display(board: pd.DataFrame, columns: list[tuple[str, str]]) -> pd.DataFrame:
-    """Strings ready to print: numbers to 4 significant digits, missing values empty."""
-    return pd.DataFrame({header: [fmt(v) for v in board[column]] for header, column in columns}, dtype=object)
+def display(board: pd.DataFrame, columns: list[tuple[str, str]], intervals: bool = True) -> pd.DataFrame:
+    """Strings ready to print: numbers to 4 significant digits, missing values empty; with `intervals`, a test
+    AUROC/AUPRC that has a bootstrap interval (results.intervals) is shown with it, rounded to what it supports."""
+    out = {}
+    for header, column in columns:
+        ends = [f"{column}_{end}" for end in INTERVAL_ENDS]
+        if intervals and column in INTERVAL_METRICS and all(e in board.columns for e in ends):
+            out[f"{header} (95% CI)"] = [shown(v, lo, hi) if pd.notna(lo) else fmt(v)
+                                         for v, lo, hi in zip(board[column], board[ends[0]], board[ends[1]])]
+        else:
+            out[header] = [fmt(v) for v in board[column]]
+    return pd.DataFrame(out, dtype=object)
+
+
+def interval_columns(board: pd.DataFrame) -> list[tuple[str, str]]:
+    """The intervals' own numeric columns (for CSV: one value per cell)."""
+    return [(f"{m}_{end}", f"{m}_{end}") for m in INTERVAL_METRICS for end in INTERVAL_ENDS if f"{m}_{end}" in board.columns]
 
 
 def render(frame: pd.DataFrame, form: str) -> str:
@@ -98,13 +121,24 @@ def seeds_heading(key: str, ranking: Ranking) -> str:
             "(mean +- sd over seeds, [95% t-interval of the mean])")
 
 
-def text_report(ranking: Ranking, by: tuple[str, ...], top: int, form: str, reproduced: pd.DataFrame | None = None) -> str:
-    """The terminal's view: per test set the leaderboard, the best per group and the baselines; then the unranked."""
+def comparison_lines(board: pd.DataFrame, ranking: Ranking, scores: pd.DataFrame) -> str:
+    """The chosen model against the best baseline and the next rank, by paired bootstrap of test AUROC."""
+    chosen = verdict(board, "", ranking.metric).best
+    return "\n".join(f"{name_of(chosen)} {judgement(difference, f'{what} ({name_of(row)})')}."
+                     for what, row, difference in comparisons(board, chosen, scores))
+
+
+def text_report(
+    ranking: Ranking, by: tuple[str, ...], top: int, form: str, scores: pd.DataFrame | None = None, reproduced: pd.DataFrame | None = None
+) -> str:
+    """The terminal's view: per test set the leaderboard, the best per group and the baselines, the chosen model's
+    paired comparisons (with `scores`); configurations over seeds; then the unranked."""
     metric = ranking.metric
     if form == "csv":
         boards = [b.head(top).assign(test_set=key) for key, b in ranking.boards.items()]
         board = pd.concat(boards, ignore_index=True)
-        return render(display(board, columns_for(board, metric, select=ranking.select) + [("test_set", "test_set")]), form)
+        columns = columns_for(board, metric, select=ranking.select) + interval_columns(board) + [("test_set", "test_set")]
+        return render(display(board, columns, intervals=False), form)
     ranked = ranking.ranked
     sweeps = list(dict.fromkeys(ranked["sweep"]))
     parts = [f"{len(ranked)} ranked trial(s) of {len(sweeps)} sweep(s) ({', '.join(sweeps)}), {ranking.label}"]
@@ -122,6 +156,8 @@ def text_report(ranking: Ranking, by: tuple[str, ...], top: int, form: str, repr
             parts.append(heading(f"Baselines, test set {key} (rank among {len(board)})", form))
             parts.append(render(display(marked, columns_for(marked, metric, select=ranking.select)), form))
         parts.append(optimism_line(board, ranking))
+        if scores is not None:
+            parts.append(comparison_lines(board, ranking, scores))
     for key, table in seed_tables(ranking, reproduced).items():
         parts.append(heading(seeds_heading(key, ranking), form))
         parts.append(render(configurations.display(table, ranking.select), form))

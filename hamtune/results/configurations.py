@@ -34,7 +34,12 @@ def seed_rows(trials: pd.DataFrame, reproduced: pd.DataFrame | None = None) -> p
     """Every ranked seed of every configuration: the trials, plus `reproduce`'s new seeds of them."""
     rows = trials[trials["status"].isin(RANKED_STATUSES)].assign(config_id=lambda t: config_ids(t))
     if reproduced is not None and len(reproduced):
-        fresh = reproduced[~reproduced["is_original"].astype(bool) & reproduced["status"].isin(RANKED_STATUSES)]
+        keep = pd.Series(True, index=reproduced.index)
+        if "is_original" in reproduced.columns:
+            keep &= ~reproduced["is_original"].astype(bool)
+        if "status" in reproduced.columns:
+            keep &= reproduced["status"].isin(RANKED_STATUSES)
+        fresh = reproduced[keep]
         fresh = fresh[fresh["config_id"].astype(str).isin(set(rows["trial_id"].astype(str)))]
         rows = pd.concat([rows, fresh.assign(config_id=fresh["config_id"].astype(str))], ignore_index=True)
     return rows

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from hamtune.errors import HamtuneError
+from hamtune.results.floor import floor_flags
 from hamtune.results.store import load_results
 
 RANKED_STATUSES = ("completed", "stopped")
@@ -65,9 +66,16 @@ def resolve_metric(name: str, trials: pd.DataFrame) -> Metric:
 
 
 def with_test_set(trials: pd.DataFrame) -> pd.DataFrame:
-    """Adds `test_key`: the test set's name and fingerprint, the unit within which trials are comparable."""
+    """Adds `test_key`: the test set's name and fingerprint, the unit within which trials are comparable. Rows with
+    one fingerprint are one test set, whatever their names (a cache prepared again under another name): the
+    first name stands for them all."""
     names = trials["test_set"] if "test_set" in trials.columns else pd.Series(None, index=trials.index, dtype=object)
     prints = trials["test_fingerprint"] if "test_fingerprint" in trials.columns else pd.Series(None, index=trials.index, dtype=object)
+    first = {}
+    for n, f in zip(names, prints):
+        if isinstance(f, str) and f and isinstance(n, str) and n:
+            first.setdefault(f, n)
+    names = [first.get(f, n) if isinstance(f, str) else n for n, f in zip(names, prints)]
     keys = [
         (str(n) if isinstance(n, str) and n else UNKNOWN_TEST_SET) + (f" ({f[:8]})" if isinstance(f, str) and f else "")
         for n, f in zip(names, prints)
@@ -105,11 +113,13 @@ def split_ranked(trials: pd.DataFrame, metric: Metric) -> tuple[pd.DataFrame, pd
 
 
 def leaderboards(ranked: pd.DataFrame, metric: Metric) -> dict[str, pd.DataFrame]:
-    """One ranking per test set (best first, with a 1-based `rank`), the largest test set's ranking first."""
+    """One ranking per test set (best first, with a 1-based `rank` and the `floor` flag of results.floor), the
+    largest test set's ranking first."""
     boards = {}
     for key, group in ranked.groupby("test_key", sort=False):
         board = group.sort_values([metric.column, "trial_id"], ascending=[not metric.higher_is_better, True], kind="stable")
-        boards[str(key)] = board.assign(rank=np.arange(1, len(board) + 1)).reset_index(drop=True)
+        board = board.assign(rank=np.arange(1, len(board) + 1)).reset_index(drop=True)
+        boards[str(key)] = board.assign(floor=floor_flags(board, is_deep(board), metric.column, metric.higher_is_better))
     return dict(sorted(boards.items(), key=lambda item: -len(item[1])))
 
 

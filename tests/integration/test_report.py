@@ -169,7 +169,7 @@ def test_default_results_dir_and_hamtune_report_subcommand(sweep_results, tmp_pa
     assert "top 2 of 4" in out
     assert out.strip().splitlines()[-1] == f"report: {(tmp_path / 'results' / 'tiny' / 'report.html').resolve()}"
     page = (tmp_path / "results" / "tiny" / "report.html").read_text(encoding="utf-8")
-    assert "Too few trials to estimate parameter importance" in page  # 4 trials: a note, not a figure
+    assert "too few to attribute val_auroc to parameters" in page  # 4 trials: a note, not a figure
 
 
 def test_a_sweep_with_few_columns_still_reports(tmp_path, capsys):
@@ -230,8 +230,8 @@ def test_bad_input_is_one_line_and_exit_code_2(case, expected, sweep_results, tm
 # ---- HTML -----------------------------------------------------------------------------------------
 
 
-EXPECTED_SECTIONS = ("summary", "how-to-read", "leaderboard", "quality", "parameters", "history", "curves", "roc",
-                     "scores", "images", "sweeps", "reproduction")
+EXPECTED_SECTIONS = ("summary", "how-to-read", "leaderboard", "quality", "parameters", "trials", "history", "curves",
+                     "roc", "scores", "images", "sweeps", "reproduction")
 
 
 def test_html_report_is_self_contained_with_every_section(report):
@@ -251,7 +251,10 @@ def test_summary_names_the_best_model_and_flags_a_deep_model_that_does_not_beat_
     summary = report.page.split('<section id="summary">')[1].split("</section>")[0]
     assert "Best of " in summary and "seed-ae" in summary
     assert "No deep model beats the classical baseline(s)" in summary and "pca (0.99" in summary
-    assert "The parameter that mattered most for test_auroc is <b>" in summary
+    assert "complete trial(s): too few to attribute val_auroc to parameters (at least 10 needed" in summary
+    assert "95% bootstrap intervals stratified by label" in summary and "Paired bootstrap" in summary
+    leaderboard = report.page.split('<section id="leaderboard">')[1].split("</section>")[0]
+    assert "AUROC (95% CI)" in leaderboard and "AUROC mel" in leaderboard
 
 
 def test_strings_from_results_are_escaped_everywhere(report):

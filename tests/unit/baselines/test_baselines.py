@@ -8,10 +8,11 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hamtune.baselines import parse_method, parse_methods, run_baselines
-from hamtune.baselines.classical import knn, pca, pixels
+from hamtune.baselines.classical import BLUR_SIGMAS, RESAMPLE_FACTORS, blur, knn, pca, pixels, resample
 from hamtune.baselines.run import Split, _split, evaluate_method, reconstruction_terms
 from hamtune.cli import main as cli_main
 from hamtune.data.prepare import Prepared
@@ -41,7 +42,7 @@ def results(prepared, tmp_path_factory) -> Path:
 
 def test_rows_follow_the_results_schema_and_name_the_model(results, prepared):
     trials, epochs, scores = load_results(results / "baselines")
-    assert list(trials["model"]) == ["pca-8", "iforest-50", "knn-3"]
+    assert list(trials["model"]) == ["pca-8", "pca-8-ssim", "pca-8-mse+ssim", "iforest-50", "knn-3"]
     assert (trials["schema_version"] == SCHEMA_VERSION).all() and (trials["status"] == "completed").all()
     assert trials["kind"].isna().all() and trials["arch"].isna().all() and trials["lr"].isna().all()
     assert set(trials["baseline"]) == {"pca", "iforest", "knn"}
@@ -98,11 +99,11 @@ def test_only_training_normals_are_fitted(prepared, tmp_path):
     assert (plan.labels[plan.train] == 0).all()
     method, fitted = parse_method("knn-3"), {}
 
-    def spy(x: np.ndarray):
+    def spy(x: np.ndarray, shape: tuple[int, int, int]):
         fitted["x"] = x
         return knn(x, 3)
 
-    object.__setattr__(method, "fit", spy)
+    object.__setattr__(method, "candidates", (("", spy),))
     run_baselines(TrainConfig(image_size=28), prepared, [method], tmp_path / "spy", "spy")
     assert np.array_equal(fitted["x"], pixels(prepared.images[plan.train]))
 
@@ -144,7 +145,8 @@ def test_the_report_ranks_baselines_beside_the_deep_model_and_says_who_wins(resu
     ranking = rank(trials, metric)
     assert len(ranking.boards) == 1  # one test set: the deep model and the baselines share a leaderboard
     key, board = next(iter(ranking.boards.items()))
-    assert set(board["role"]) == {"", "classical: pca-8", "classical: iforest-50", "classical: knn-3"}
+    assert set(board["role"]) == {"", "classical: pca-8", "classical: pca-8-ssim", "classical: pca-8-mse+ssim",
+                                  "classical: iforest-50", "classical: knn-3"}
     answer = verdict(board, key, metric)
     deep = float(board.loc[board["role"] == "", "test_auroc"].max())
     assert answer.beats_classical == (deep > max(answer.classical.values()))
@@ -152,10 +154,22 @@ def test_the_report_ranks_baselines_beside_the_deep_model_and_says_who_wins(resu
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert report_main([str(results / "deep"), str(results / "baselines"), "--html", str(html)]) == 0
-    assert "classical: pca-8" in out.getvalue() and "classical: knn-3" in out.getvalue()
+    text = out.getvalue()
+    assert "classical: pca-8" in text and "classical: knn-3" in text
+    assert "AUROC (95% CI)" in text and "AUPRC (95% CI)" in text and "AUROC mel" in text and "AUROC bcc" in text
+    best_baseline = board[board["role"].str.startswith("classical:")].iloc[0]["model"]  # top-ranked on validation
+    assert f"the best baseline ({best_baseline}): test AUROC difference" in text
+    assert any(word in text for word in (" beats the best baseline", " is not distinguishable from the best baseline",
+                                         " is beaten by the best baseline"))
     page = html.read_text(encoding="utf-8")
     flag = "No deep model beats the classical baseline(s)"
     assert (flag in page) == (not answer.beats_classical)
+    assert "Paired bootstrap" in page and "95% bootstrap intervals stratified by label" in page
+    csv = io.StringIO()
+    with contextlib.redirect_stdout(csv):
+        assert report_main([str(results / "deep"), str(results / "baselines"), "--no-html", "--format", "csv"]) == 0
+    table = pd.read_csv(io.StringIO(csv.getvalue()))
+    assert (table["test_auroc_low"] <= table["AUROC"]).all() and (table["AUROC"] <= table["test_auroc_high"]).all()
 
 
 @pytest.mark.parametrize("text", ["pca-0", "svm", "knn-x", ","])
@@ -169,3 +183,47 @@ def test_bad_methods_are_user_errors(text, prepared, capsys):
 def test_more_components_than_training_images_is_a_user_error(prepared, tmp_path):
     with pytest.raises(HamtuneError, match="pca-5000"):
         run_baselines(TrainConfig(image_size=28), prepared, parse_methods("pca-5000"), tmp_path / "x", "x")
+
+
+def test_non_learned_reconstructions_keep_flat_images_and_remove_fine_structure():
+    rng = np.random.default_rng(0)
+    flat = np.full((2, 16 * 16 * 3), 0.4, dtype=np.float32)
+    noisy = rng.random((2, 16 * 16 * 3), dtype=np.float32)
+    for scorer in (blur(flat, (16, 16, 3), sigma=2), resample(flat, (16, 16, 3), factor=4)):
+        assert np.allclose(scorer(flat).reconstructions, flat, atol=1e-6) and scorer(flat).scores.max() < 1e-10
+    coarse, fine = blur(noisy, (16, 16, 3), sigma=4)(noisy), blur(noisy, (16, 16, 3), sigma=1)(noisy)
+    assert (coarse.scores > fine.scores).all() and coarse.reconstructions.std() < fine.reconstructions.std() < noisy.std()
+    assert (resample(noisy, (16, 16, 3), 8)(noisy).scores > resample(noisy, (16, 16, 3), 2)(noisy).scores).all()
+
+
+def test_every_reconstruction_is_scored_as_the_deep_models_score_it(prepared, tmp_path):
+    """blur, resample and PCA write one row per score; the ssim row's test scores are 1 - SSIM of the image and its
+    reconstruction (blurred copy), mse+ssim is their sum standardised on the validation normals, the setting is the
+    one with the best validation AUROC."""
+    rows = run_baselines(TrainConfig(image_size=28), prepared, parse_methods("blur,resample,pca-8"), tmp_path / "f", "f")
+    models = [r["model"] for r in rows]
+    assert models == [f"{m}{s}" for m in ("blur", "resample", "pca-8") for s in ("", "-ssim", "-mse+ssim")]
+    assert [r["score"] for r in rows] == ["mse", "ssim", "mse+ssim"] * 3
+    scores = load_results(tmp_path / "f")[2]
+    _, val, test = _splits(prepared)
+    protocol = get_protocol("cancer")
+    for row in rows[:3]:
+        sigma = int(row["baseline_setting"].removeprefix("sigma="))
+        per_sigma = {s: evaluate_method(val, test, *(blur(None, val.shape, s)(x) for x in (val.x, test.x)), protocol,
+                                        row["score"])[0]["val_auroc"] for s in BLUR_SIGMAS}
+        assert per_sigma[sigma] == max(per_sigma.values()) == row["val_auroc"]
+        recon = blur(None, test.shape, sigma)(test.x)
+        terms = reconstruction_terms(test, recon)
+        stored = scores[scores["trial_id"] == row["trial_id"]].set_index("image_id").loc[test.image_id]
+        assert np.allclose(stored["ssim"], terms["ssim"]) and np.allclose(stored["mse"], terms["mse"])
+        if row["score"] == "ssim":
+            assert np.allclose(stored["score"], 1 - terms["ssim"])
+        if row["score"] == "mse+ssim":
+            val_terms = reconstruction_terms(val, blur(None, val.shape, sigma)(val.x))
+            normal = val.labels == 0
+            expected = sum((v - v_val[normal].mean()) / v_val[normal].std()
+                           for v, v_val in ((terms["mse"], val_terms["mse"]), (1 - terms["ssim"], 1 - val_terms["ssim"])))
+            assert np.allclose(stored["score"], expected)
+    assert {r["baseline_setting"] for r in rows[3:6]} <= {f"factor={f}" for f in RESAMPLE_FACTORS}
+    assert all(r["baseline_setting"] is None and r["latent_dim"] == 8 for r in rows[6:])
+    assert all(0 < r["val_ssim"] < 1 and r["val_mse"] > 0 for r in rows)
