@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", default=None, help="columns for the best-per-group table (default kind,arch,rebalance)")
     parser.add_argument("--html", type=Path, default=None, help=f"write the HTML report here (default <first results dir>/{HTML_NAME})")
     parser.add_argument("--no-html", action="store_true", help="print the leaderboards only")
-    parser.add_argument("--format", choices=("table", "markdown", "csv"), default="table",
-                        help="terminal output; csv prints the leaderboards only, one row per trial (default table)")
+    parser.add_argument("--format", choices=("table", "markdown", "csv", "methods", "latex"), default="table",
+                        help="terminal output; csv prints the leaderboards only, one row per trial; methods (Markdown) and "
+                        "latex print each folder's methods card for a paper instead of the leaderboards (default table)")
 
 
 def validation_objective(trials):
@@ -70,6 +71,12 @@ def run_report(
     from hamtune.results.intervals import ranking_with_intervals
     from hamtune.results.rank import parse_groups, rank, resolve_metric
 
+    if output_format in ("methods", "latex"):
+        from hamtune.report.load import discover
+        from hamtune.report.methods import methods_card
+
+        print("\n\n".join(methods_card(d, output_format) for d in (results_dirs or discover(DEFAULT_ROOT))), flush=True)
+        return None
     sweeps = load_sweeps(results_dirs, DEFAULT_ROOT)
     trials, _, scores = combine(sweeps)
     chosen = resolve_metric(metric, trials)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,9 +246,10 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
 
 
 def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
+    import ray
     from ray import tune
 
-    from hamtune.sweep import trust
+    from hamtune.sweep import provenance, trust
     from hamtune.sweep.recorder import ResultsRecorder
     from hamtune.sweep.trackers import tracker_callbacks
 
@@ -277,6 +279,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
           f"results -> {directory}", flush=True)
     start_ray(options.address, options.num_cpus)
     max_concurrent = concurrency(space.resources["cpus"], gpus, space.max_concurrent)
+    provenance.start(directory, space, name, num_samples, data.located_manifest(), ray.cluster_resources())
     trainable = _trainable(space, in_memory(data), in_memory(test_data) if test_data else None, gpus)
     recorder = ResultsRecorder(
         directory, name, space.objectives, data.located_manifest(), test_data.located_manifest() if test_data else None,
@@ -286,7 +289,9 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
                        max_concurrent=max_concurrent, resume=options.resume, trackers=tuple(trackers))
     if not options.resume:
         trust.record_tuner(experiment)
+    started = time.perf_counter()
     tuner.fit()
+    provenance.finish(directory, time.perf_counter() - started)
     recorded = len(load_results(directory)[0]) if (directory / TRIALS).exists() else 0
     plan = read_plan(directory)
     expected = num_samples + (plan["trials"] if plan else space.confirm_trials)
