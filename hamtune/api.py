@@ -55,7 +55,26 @@ def run_sweep(
     changes = {**overrides, **({"data": data} if data else {}), **({"test_data": test_data} if test_data else {})}
     options = SweepOptions(name=name, results_root=Path(results), address=address, resume=resume, num_samples=num_samples,
                            num_cpus=num_cpus, log_to=tuple(log_to))
-    return run(_space(space, changes), options)
+    chosen = _space(space, changes)
+    directory = run(chosen, options)
+    after_sweep(directory, options.name or chosen.name, chosen.log_to + options.log_to)
+    return directory
+
+
+def after_sweep(directory: Path, name: str, trackers: tuple[str, ...]) -> None:
+    """What a finished sweep hands its trackers: MLflow's parent run gets the HTML report and the chosen model's bundle."""
+    import tempfile
+
+    if "mlflow" not in trackers:
+        return
+    from hamtune.export.bundle import export_trial
+    from hamtune.report.command import run_report
+    from hamtune.sweep.trackers import log_artifacts
+
+    html = run_report([directory], quiet=True)
+    with tempfile.TemporaryDirectory(prefix="hamtune-bundle-") as scratch:
+        bundle, _ = export_trial(directory, 1, Path(scratch) / "model")
+        log_artifacts(directory, name, {"report": html, "model": bundle})
 
 
 def train_model(

@@ -137,6 +137,7 @@ def _yaml_scalar(text: str):
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
+    from hamtune.api import after_sweep
     from hamtune.sweep.runner import SweepOptions, run_sweep
     from hamtune.sweep.space import TOP_LEVEL, load_space
     from hamtune.train.config import parse_assignments
@@ -149,6 +150,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         log_to=tuple(args.log_to or ()),
     )
     directory = run_sweep(space, options)
+    after_sweep(directory, options.name or space.name, space.log_to + options.log_to)
     print(f"results: {directory}")
     print(f"report:  python -m hamtune.report {directory}")
 

@@ -64,8 +64,9 @@ def run_report(
     html: Path | None = None,
     no_html: bool = False,
     output_format: str = "table",
+    quiet: bool = False,
 ) -> Path | None:
-    """Print the leaderboards and write the HTML report; returns the report's path (None with no_html)."""
+    """Print the leaderboards (not when `quiet`) and write the HTML report; returns the report's path (None with no_html)."""
     from hamtune.report.load import combine, load_sweeps
     from hamtune.report.tables import text_report
     from hamtune.results.intervals import ranking_with_intervals
@@ -85,12 +86,14 @@ def run_report(
     ranking = ranking_with_intervals(rank(trials, chosen, select), scores)
     from hamtune.report.html import reproduced
 
-    print(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps)), flush=True)
+    if not quiet:
+        print(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps)), flush=True)
     if no_html:
         return None
     from hamtune.report.html import write_report
 
     out = html or sweeps[0].directory / HTML_NAME
     write_report(sweeps, ranking, groups, out)
-    print(f"report: {out}", file=sys.stderr if output_format == "csv" else sys.stdout)
+    if not quiet:
+        print(f"report: {out}", file=sys.stderr if output_format == "csv" else sys.stdout)
     return out

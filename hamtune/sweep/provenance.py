@@ -16,6 +16,8 @@ from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
+import yaml
+
 import hamtune
 from hamtune.files import atomic_file
 from hamtune.results.store import git_commit
@@ -73,10 +75,11 @@ def start(directory: Path, space: SearchSpace, name: str, num_samples: int, data
     path = Path(directory) / RECORD
     if path.exists():
         return
-    text = space.path.read_text() if space.path.is_file() else None
+    settings = space_settings(space, num_samples)
+    text = space.path.read_text() if space.path.is_file() else yaml.safe_dump(settings, sort_keys=False)  # an API dict's space
     record = {
         "sweep": name, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished_at": None, "wall_time_s": None,
-        "space": space_settings(space, num_samples), "space_text": text, "data": data_manifest,
+        "space": settings, "space_text": text, "data": data_manifest,
         "command": sweep_command(space, name, num_samples, space.data),
         "versions": versions(), "git_commit": git_commit(), "hardware": hardware(cluster),
     }

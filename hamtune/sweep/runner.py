@@ -251,7 +251,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
 
     from hamtune.sweep import provenance, trust
     from hamtune.sweep.recorder import ResultsRecorder
-    from hamtune.sweep.trackers import tracker_callbacks
+    from hamtune.sweep.trackers import require, tracker_callbacks
 
     configure_tune()
     name = options.name or space.name
@@ -266,7 +266,9 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
     num_samples = space.num_samples if options.num_samples is None else options.num_samples
     gpus = space.resources["gpus"] if options.gpus_per_trial is None else options.gpus_per_trial
-    trackers = tracker_callbacks(tuple(dict.fromkeys(space.log_to + tuple(options.log_to))), directory, name)
+    tracked = tuple(dict.fromkeys(space.log_to + tuple(options.log_to)))
+    for tracker in tracked:
+        require(tracker)
     base = build_config(space.fixed, where=f"{space.path}: fixed")
     data, base = load_data(space.data, base)
     test_data = load_data(space.test_data, base)[0] if space.test_data else None
@@ -280,6 +282,8 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     start_ray(options.address, options.num_cpus)
     max_concurrent = concurrency(space.resources["cpus"], gpus, space.max_concurrent)
     provenance.start(directory, space, name, num_samples, data.located_manifest(), ray.cluster_resources())
+    trackers = tracker_callbacks(tracked, directory, name, data.located_manifest(), tuple(p.name for p in space.params),
+                                 provenance.read(directory))
     trainable = _trainable(space, in_memory(data), in_memory(test_data) if test_data else None, gpus)
     recorder = ResultsRecorder(
         directory, name, space.objectives, data.located_manifest(), test_data.located_manifest() if test_data else None,

@@ -1,27 +1,40 @@
-"""Experiment trackers (`--log-to`, `log_to:` in a space): Ray Tune's own logger callbacks, plus the results row.
+"""Experiment trackers (`--log-to`, `log_to:` in a space), laid out so a tracker's UI compares trials.
 
-Tune's callbacks log each trial's config at its start and every epoch's metrics (step = Tune's
-iteration, one per epoch). When a trial ends, hamtune's recorder has already written its row
-(callbacks run in order), so each tracker also logs the row's numbers as `final/<column>`: the
-metrics of the model the trial delivers, as the report shows them. MLflow and W&B are optional
-extras; where their runs go is theirs to configure (MLFLOW_TRACKING_URI; WANDB_PROJECT, WANDB_MODE).
-TensorBoard event files are written by Tune under results/<name>/tune/<trial>/.
+MLflow: one parent run per sweep (the sweep's settings as params, space.yaml and sweep.json as artifacts;
+the results files, and where the caller adds them the report and the chosen bundle, at the end) and one
+child run per trial: the trial's FULL resolved config as params, a `status` tag (running, then completed /
+stopped / diverged / failed, as its results row says), every epoch's metrics under their plain names
+(step = epoch), and, when the trial ends, the delivered model's metrics (its results row) logged after them,
+so the runs table's `val_auroc` is the delivered model's, not the last epoch's. Nothing of Tune's
+bookkeeping (config/*, done, pid, ...) is logged. A resumed sweep reuses its parent and its trials' runs.
+
+TensorBoard: event files under results/<name>/tensorboard/<trial id>-<sampled values>/, the same epoch
+series, and the delivered metrics as `final/<name>` (the trial's hparams with them, for the HParams view).
+
+W&B stays Tune's own callback (group = the sweep) plus the results row as `final/<column>` (its test here
+only checks the missing-extra error: wandb is not installed where CI runs).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
 from pathlib import Path
 
-from ray.air.integrations.mlflow import MLflowLoggerCallback
-from ray.air.integrations.wandb import WandbLoggerCallback
-from ray.tune.logger import TBXLoggerCallback
+from ray import tune
 
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, first_line
 from hamtune.sweep.space import TRACKERS
 
+log = logging.getLogger(__name__)
+
 EXTRAS = {"mlflow": ("mlflow", "hamtune[mlflow]"), "wandb": ("wandb", "hamtune[wandb]"), "tensorboard": ("tensorboardX", "tensorboardX")}
+EPOCH_PREFIXES = ("val_", "test_")
+EPOCH_KEYS = ("train_loss", "epoch_time_s", "train_images_per_s")
+DELIVERED_EXTRA = ("threshold", "best_epoch", "epochs_run", "wall_time_s", "n_params")
+PARENT_TAG, TRIAL_TAG = "hamtune_sweep", "hamtune_trial_id"
 
 
 def require(name: str) -> None:
@@ -33,10 +46,35 @@ def require(name: str) -> None:
         __import__(module)
     except ImportError:
         raise HamtuneError(f'--log-to {name} needs its package: pip install "{extra}"') from None
+    if name == "mlflow":
+        check_mlflow(os.environ.get("MLFLOW_TRACKING_URI"))
 
 
-def final_metrics(directory: Path, trial_id: str) -> dict[str, float]:
-    """The numbers of a trial's results row, as `final/<column>` (nothing when the row is not there)."""
+def check_mlflow(uri: str | None) -> None:
+    """Open MLflow's tracking store now, so a store it refuses (MLflow 3 refuses the file store: file:// and
+    plain paths) is one line before the sweep starts, not a traceback from inside Tune."""
+    import mlflow
+
+    try:
+        mlflow.MlflowClient(tracking_uri=uri)._tracking_client.store  # noqa: B018 (creating the store is the check)
+    except Exception as exc:
+        raise HamtuneError(
+            f"--log-to mlflow: MLflow {mlflow.__version__} refuses MLFLOW_TRACKING_URI={uri or '(unset: ./mlruns)'} "
+            f"({first_line(exc, 140)}); set MLFLOW_TRACKING_URI=sqlite:///mlflow.db or an http:// server"
+        ) from None
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def epoch_metrics(result: dict) -> dict[str, float]:
+    """What a trial reports each epoch, without Tune's bookkeeping."""
+    return {k: float(v) for k, v in result.items() if (k.startswith(EPOCH_PREFIXES) or k in EPOCH_KEYS) and _finite(v)}
+
+
+def results_row(directory: Path, trial_id: str) -> dict:
+    """A trial's results row (the recorder writes it before the trackers run), {} when it is not there."""
     from hamtune.results.store import TRIALS, read_parquet
 
     path = Path(directory) / TRIALS
@@ -44,51 +82,257 @@ def final_metrics(directory: Path, trial_id: str) -> dict[str, float]:
         return {}
     trials = read_parquet(path)
     rows = trials[trials["trial_id"] == trial_id]
-    if not len(rows):
-        return {}
-    row = rows.iloc[-1]
+    return rows.iloc[-1].to_dict() if len(rows) else {}
+
+
+def delivered_metrics(row: dict) -> dict[str, float]:
+    """The delivered model's numbers in a results row: its validation and test metrics, threshold, best epoch..."""
+    return {k: float(v) for k, v in row.items() if (k.startswith(EPOCH_PREFIXES) or k in DELIVERED_EXTRA) and _finite(v)}
+
+
+def final_metrics(directory: Path, trial_id: str) -> dict[str, float]:
+    """The numbers of a trial's results row, as `final/<column>` (nothing when the row is not there)."""
+    return {f"final/{k}": float(v) for k, v in results_row(directory, trial_id).items() if _finite(v)}
+
+
+def trial_params(config: dict, manifest: dict) -> dict:
+    """The trial's full resolved TrainConfig (every field, preprocessing at the data's), plus its configuration id."""
+    from hamtune.sweep.confirm import split_config
+    from hamtune.sweep.trainable import trial_config
+
+    values, confirms = split_config(config)
+    try:
+        params = trial_config(values, manifest).to_dict()
+    except HamtuneError:
+        params = dict(values)
+    return {**params, "stage": "confirm" if confirms else "search", "config_id": confirms or ""}
+
+
+def short_name(trial_id: str, config: dict, sampled: tuple[str, ...]) -> str:
+    """trial id + the few values the space searched, e.g. 'a1b2c3d4-kind=ae-arch=cnn-lr=0.002'."""
+    parts = [trial_id] + [f"{k}={config[k]:.3g}" if isinstance(config[k], float) else f"{k}={config[k]}" for k in sampled if k in config]
+    return "-".join(parts)[:100]
+
+
+class TrialTracker(tune.Callback):
+    """The events every tracker here logs; each backend says how (start, epoch, end, sweep end)."""
+
+    def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...]):
+        self.directory, self.sweep, self.manifest, self.sampled = Path(directory), sweep, manifest, sampled
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.start_trial(trial.trial_id, trial_params(trial.config, self.manifest), short_name(trial.trial_id, trial.config, self.sampled))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        metrics = epoch_metrics(result)
+        if metrics and isinstance(result.get("epoch"), int):
+            self.log_epoch(trial.trial_id, result["epoch"], metrics)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._end(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._end(trial)
+
+    def _end(self, trial) -> None:
+        row = results_row(self.directory, trial.trial_id)
+        self.end_trial(trial.trial_id, str(row.get("status") or "failed"), int(row.get("epochs_run") or 0), row)
+
+    def start_trial(self, trial_id: str, params: dict, name: str) -> None:
+        raise NotImplementedError
+
+    def log_epoch(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        raise NotImplementedError
+
+    def end_trial(self, trial_id: str, status: str, epochs: int, row: dict) -> None:
+        raise NotImplementedError
+
+
+class MLflowTracker(TrialTracker):
+    """A parent run per sweep, a child run per trial (see the module docstring)."""
+
+    def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...], settings: dict):
+        super().__init__(directory, sweep, manifest, sampled)
+        self.settings, self.runs, self.parent = settings, {}, None
+
+    def setup(self, **info) -> None:
+        self.parent = parent_run(self.sweep, self.directory, self.settings)
+
+    def _client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"))
+
+    def start_trial(self, trial_id: str, params: dict, name: str) -> None:
+        client = self._client()
+        existing = client.search_runs([self.parent.info.experiment_id], filter_string=f"tags.{TRIAL_TAG} = '{trial_id}'")
+        if existing:
+            self.runs[trial_id] = existing[0].info.run_id
+            return
+        run = client.create_run(self.parent.info.experiment_id, run_name=name, tags={
+            "mlflow.parentRunId": self.parent.info.run_id, PARENT_TAG: self.sweep, TRIAL_TAG: trial_id, "status": "running"})
+        self.runs[trial_id] = run.info.run_id
+        _log_params(client, run.info.run_id, params)
+
+    def log_epoch(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        run_id = self.runs.get(trial_id)
+        if run_id:
+            stamp = _now_ms()
+            self._client().log_batch(run_id, metrics=[Metric(k, v, stamp, epoch) for k, v in metrics.items()])
+
+    def end_trial(self, trial_id: str, status: str, epochs: int, row: dict) -> None:
+        from mlflow.entities import Metric
+
+        run_id = self.runs.get(trial_id)
+        if not run_id:
+            return
+        client = self._client()
+        delivered = delivered_metrics(row)
+        if delivered:  # after every epoch's value, at the last epoch: what the runs table shows as the latest
+            client.log_batch(run_id, metrics=[Metric(k, v, _now_ms() + 1, epochs) for k, v in delivered.items()])
+        client.set_tag(run_id, "status", status)
+        if row.get("reason"):
+            client.set_tag(run_id, "reason", str(row["reason"])[:500])
+        client.set_terminated(run_id, "FINISHED" if status in ("completed", "stopped") else "FAILED")
+
+    def on_experiment_end(self, trials, **info) -> None:
+        client = self._client()
+        for name in ("trials.parquet", "epochs.parquet", "sweep.json", "confirm.json"):
+            if (self.directory / name).is_file():
+                client.log_artifact(self.parent.info.run_id, str(self.directory / name), "results")
+        client.set_terminated(self.parent.info.run_id, "FINISHED")
+
+
+def parent_run(sweep: str, directory: Path, settings: dict):
+    """The sweep's parent run (reused on --resume): its settings as params, space.yaml and sweep.json as artifacts."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"))
+    experiment = client.get_experiment_by_name(sweep)
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or ""
+    local = uri.startswith("sqlite:") or not uri  # no server to hold artifacts: beside the results, not in the working directory
+    artifacts = (Path(directory) / "mlartifacts").resolve().as_uri() if local else None
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(sweep, artifact_location=artifacts)
+    found = client.search_runs([experiment_id], filter_string=f"tags.{PARENT_TAG} = '{sweep}' and tags.hamtune_role = 'sweep'")
+    if found:
+        return found[0]
+    run = client.create_run(experiment_id, run_name=sweep, tags={PARENT_TAG: sweep, "hamtune_role": "sweep",
+                                                                "hamtune_results": str(directory)})
+    _log_params(client, run.info.run_id, _flatten({k: settings[k] for k in ("space", "command", "versions", "git_commit", "hardware")
+                                                   if k in settings}))
+    for name in ("sweep.json",):
+        if (Path(directory) / name).is_file():
+            client.log_artifact(run.info.run_id, str(Path(directory) / name))
+    text = settings.get("space_text")
+    if isinstance(text, str):
+        client.log_text(run.info.run_id, text, "space.yaml")
+    return run
+
+
+def log_artifacts(directory: Path, sweep: str, paths: dict[str, Path]) -> None:
+    """Add files to a finished sweep's parent run (the report, the chosen bundle): `paths` maps an artifact folder
+    to a file or folder."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"))
+    experiment = client.get_experiment_by_name(sweep)
+    found = client.search_runs([experiment.experiment_id], filter_string=f"tags.{PARENT_TAG} = '{sweep}' and tags.hamtune_role = 'sweep'") \
+        if experiment else []
+    if not found:
+        log.warning("no MLflow run of sweep %s to add the report and the model to", sweep)
+        return
+    for folder, path in paths.items():
+        if Path(path).is_dir():
+            client.log_artifacts(found[0].info.run_id, str(path), folder)
+        elif Path(path).is_file():
+            client.log_artifact(found[0].info.run_id, str(path), folder)
+
+
+def _flatten(settings: dict, prefix: str = "") -> dict:
     out = {}
-    for column, value in row.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            out[f"final/{column}"] = float(value)
+    for key, value in settings.items():
+        if key == "space_text":
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = json.dumps(value, default=str) if isinstance(value, (list, dict)) else value
     return out
 
 
-class _FinalRow:
-    """Mixed into a Tune LoggerCallback: logs the trial's results row just before Tune closes its run."""
+def _log_params(client, run_id: str, params: dict) -> None:
+    from mlflow.entities import Param
 
-    results_dir: Path
-
-    def log_trial_end(self, trial, failed: bool = False) -> None:
-        row = final_metrics(self.results_dir, trial.trial_id)
-        if row:
-            step = (trial.last_result or {}).get("training_iteration", 0)
-            self.log_trial_result(step, trial, {**row, "training_iteration": step})
-        super().log_trial_end(trial, failed)
+    items = [Param(str(k)[:250], "None" if v is None else str(v)[:6000]) for k, v in params.items()]
+    for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=items[start:start + 100])
 
 
-class MLflowRows(_FinalRow, MLflowLoggerCallback):
-    """Tune's MLflow callback, plus the results row at each trial's end."""
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
 
 
-class WandbRows(_FinalRow, WandbLoggerCallback):
-    """Tune's Weights & Biases callback, plus the results row at each trial's end."""
+class TensorBoardTracker(TrialTracker):
+    """Event files per trial under results/<name>/tensorboard/, short run names, the delivered metrics as final/*."""
+
+    def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...]):
+        super().__init__(directory, sweep, manifest, sampled)
+        self.writers, self.params = {}, {}
+
+    def start_trial(self, trial_id: str, params: dict, name: str) -> None:
+        from tensorboardX import SummaryWriter
+
+        self.writers[trial_id] = SummaryWriter(str(self.directory / "tensorboard" / name))
+        self.params[trial_id] = {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))}
+
+    def log_epoch(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        writer = self.writers.get(trial_id)
+        if writer is not None:
+            for key, value in metrics.items():
+                writer.add_scalar(key, value, epoch)
+
+    def end_trial(self, trial_id: str, status: str, epochs: int, row: dict) -> None:
+        writer = self.writers.pop(trial_id, None)
+        if writer is None:
+            return
+        delivered = {f"final/{k}": v for k, v in delivered_metrics(row).items()}
+        for key, value in delivered.items():
+            writer.add_scalar(key, value, epochs)
+        writer.add_hparams({**self.params.pop(trial_id, {}), "status": status}, delivered, name=".")
+        writer.close()
 
 
-def tracker_callbacks(names: tuple[str, ...], directory: Path, sweep: str) -> list:
-    """Tune logger callbacks for `names`; each package is checked first."""
-    for name in names:
-        require(name)
+def _wandb(directory: Path, sweep: str):
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    class WandbRows(WandbLoggerCallback):
+        """Tune's Weights & Biases callback, plus the results row at each trial's end."""
+
+        def log_trial_end(self, trial, failed: bool = False) -> None:
+            row = final_metrics(directory, trial.trial_id)
+            if row:
+                step = (trial.last_result or {}).get("training_iteration", 0)
+                self.log_trial_result(step, trial, {**row, "training_iteration": step})
+            super().log_trial_end(trial, failed)
+
+    return WandbRows(project=os.environ.get("WANDB_PROJECT", "hamtune"), group=sweep)
+
+
+def tracker_callbacks(names: tuple[str, ...], directory: Path, sweep: str, manifest: dict | None = None,
+                      sampled: tuple[str, ...] = (), settings: dict | None = None) -> list:
+    """Tune callbacks for `names` (each checked with `require` first, before anything is loaded); `settings`
+    (the sweep's record, sweep.json) go to MLflow's parent run."""
     callbacks: list = []
     for name in names:
         if name == "tensorboard":
-            callbacks.append(TBXLoggerCallback())
-            continue
-        if name == "mlflow":
-            callback = MLflowRows(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"), experiment_name=sweep,
-                                  tags={"hamtune_sweep": sweep, "hamtune_results": str(directory)})
+            callbacks.append(TensorBoardTracker(directory, sweep, manifest or {}, sampled))
+        elif name == "mlflow":
+            callbacks.append(MLflowTracker(directory, sweep, manifest or {}, sampled, settings or {}))
         else:
-            callback = WandbRows(project=os.environ.get("WANDB_PROJECT", "hamtune"), group=sweep)
-        callback.results_dir = Path(directory)
-        callbacks.append(callback)
+            callbacks.append(_wandb(directory, sweep))
     return callbacks

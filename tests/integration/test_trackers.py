@@ -15,32 +15,71 @@ from hamtune.results.store import load_results
 pytestmark = pytest.mark.slow
 
 
-def test_a_sweep_logs_config_epochs_and_its_rows_to_mlflow_and_tensorboard(prepared, ray_local, tmp_path, monkeypatch):
+def test_mlflow_and_tensorboard_compare_trials_by_the_delivered_model(prepared, ray_local, tmp_path, monkeypatch):
     mlflow = pytest.importorskip("mlflow", reason='the optional extra: pip install "hamtune[mlflow]"')
+    from tensorboardX.proto import event_pb2  # noqa: F401 (tensorboardX reads its own event files below)
+
+    from hamtune.api import after_sweep
     from hamtune.sweep.runner import SweepOptions, run_sweep
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # MLflow 3's local store (it refuses ./mlruns unless MLFLOW_ALLOW_FILE_STORE=true)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     space = tiny_space(prepared, tmp_path / "tracked.yaml", name="tracked", num_samples=2, log_to="tensorboard")
     directory = run_sweep(space, SweepOptions(results_root=tmp_path, log_to=("mlflow",)))
+    after_sweep(directory, "tracked", ("tensorboard", "mlflow"))  # what `hamtune sweep` and hamtune.run_sweep do next
     trials, epochs, _ = load_results(directory)
 
     client = mlflow.tracking.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("tracked")
     runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == len(trials) == 2
-    by_trial = {run.data.tags["trial_name"].rsplit("_", 1)[-1]: run for run in runs}
-    for _, row in trials.iterrows():
-        run = next(r for name, r in by_trial.items() if row["trial_id"].endswith(name))
-        assert run.info.status == "FINISHED" and run.data.tags["hamtune_sweep"] == "tracked"
-        assert run.data.params["kind"] == row["kind"] and float(run.data.params["lr"]) == pytest.approx(row["lr"])
-        history = client.get_metric_history(run.info.run_id, "val_auroc")
-        mine = epochs[epochs["trial_id"] == row["trial_id"]].sort_values("epoch")
-        assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(list(mine["val_auroc"]))
-        assert run.data.metrics["final/val_auroc"] == pytest.approx(row["val_auroc"])  # the delivered model's row
-        assert run.data.metrics["final/test_auroc"] == pytest.approx(row["test_auroc"])
-    events = list((directory / "tune").glob("*/events.out.tfevents.*"))
-    assert len(events) == 2, sorted(p.name for p in (directory / "tune").iterdir())
+    parents = [r for r in runs if r.data.tags.get("hamtune_role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and len(children) == len(trials) == 2 and len(runs) == 3
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.params["space.sampler.name"] == "tpe"
+    assert parent.data.params["space.num_samples"] == "2" and "versions.torch" in parent.data.params
+    assert {"space.yaml", "sweep.json", "results", "report", "model"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert (directory / "mlartifacts").is_dir()  # a local store keeps artifacts beside the results, not in the working directory
+    assert {"report/report.html", "model/bundle.json", "model/model.pt"} <= {
+        a.path for folder in ("report", "model") for a in client.list_artifacts(parent.info.run_id, folder)}
+    for run in children:
+        row = trials.set_index("trial_id").loc[run.data.tags["hamtune_trial_id"]]
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id and run.info.status == "FINISHED"
+        assert run.data.tags["status"] == row["status"]
+        assert {"weight_decay", "image_size", "seed", "recon_loss", "kind", "lr", "stage"} <= set(run.data.params)  # the full config
+        assert float(run.data.params["lr"]) == pytest.approx(row["lr"])
+        assert not [k for k in [*run.data.params, *run.data.metrics] if k.startswith("config/") or k in ("pid", "done", "should_checkpoint")]
+        assert run.data.metrics["val_auroc"] == pytest.approx(row["val_auroc"])  # the runs table shows the delivered model
+        assert run.data.metrics["test_auroc"] == pytest.approx(row["test_auroc"])
+        history = sorted(client.get_metric_history(run.info.run_id, "val_auroc"), key=lambda m: (m.step, m.timestamp))
+        mine = epochs[epochs["trial_id"] == run.data.tags["hamtune_trial_id"]].sort_values("epoch")
+        assert [m.value for m in history[:-1]] == pytest.approx(list(mine["val_auroc"]))
+        assert history[-1].value == pytest.approx(row["val_auroc"]) and history[-1].step == row["epochs_run"]
+
+    logs = sorted((directory / "tensorboard").iterdir())
+    assert len(logs) == 2 and all(len(p.name) <= 100 and p.name.split("-")[0] in set(trials["trial_id"]) for p in logs)
+    assert all("kind=" in p.name and "lr=" in p.name for p in logs)
+    from tensorboardX.event_file_writer import EventFileWriter  # noqa: F401
+    tags = set()
+    for path in logs:
+        for event_file in path.rglob("events.out.tfevents.*"):
+            tags |= {v.tag for e in _events(event_file) for v in e.summary.value}
+    assert {"val_auroc", "train_loss", "final/val_auroc", "final/test_auroc"} <= tags
+
+
+def _events(path):
+    """The records of a TensorBoard event file (TFRecord framing: length, crc, data, crc)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    data, at = path.read_bytes(), 0
+    while at < len(data):
+        (length,) = struct.unpack("<Q", data[at:at + 8])
+        event = event_pb2.Event()
+        event.ParseFromString(data[at + 12:at + 12 + length])
+        yield event
+        at += 12 + length + 4
 
 
 @pytest.mark.parametrize(("tracker", "extra"), [("mlflow", "hamtune[mlflow]"), ("wandb", "hamtune[wandb]")])
