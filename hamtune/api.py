@@ -45,6 +45,7 @@ def run_sweep(
     resume: bool = False,
     num_cpus: int | None = None,
     log_to: tuple[str, ...] = (),
+    keep_checkpoints: str = "best",
     **overrides,
 ) -> Path:
     """Run (or resume) a sweep of a space file (or the same mapping as a dict); returns its results folder.
@@ -54,7 +55,7 @@ def run_sweep(
 
     changes = {**overrides, **({"data": data} if data else {}), **({"test_data": test_data} if test_data else {})}
     options = SweepOptions(name=name, results_root=Path(results), address=address, resume=resume, num_samples=num_samples,
-                           num_cpus=num_cpus, log_to=tuple(log_to))
+                           num_cpus=num_cpus, log_to=tuple(log_to), keep_checkpoints=keep_checkpoints)
     chosen = _space(space, changes)
     directory = run(chosen, options)
     after_sweep(directory, options.name or chosen.name, chosen.log_to + options.log_to)

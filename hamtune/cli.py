@@ -147,7 +147,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     options = SweepOptions(
         name=args.name, results_root=Path(args.results), address=args.address, resume=args.resume,
         storage=args.storage, num_samples=args.num_samples, gpus_per_trial=args.gpus_per_trial, num_cpus=args.num_cpus,
-        log_to=tuple(args.log_to or ()),
+        log_to=tuple(args.log_to or ()), keep_checkpoints=args.keep_checkpoints,
     )
     directory = run_sweep(space, options)
     after_sweep(directory, options.name or space.name, space.log_to + options.log_to)
@@ -353,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--log-to", action="append", choices=TRACKERS, default=None,
                     help="also log to an experiment tracker through Tune's own callbacks: mlflow (pip install \"hamtune[mlflow]\"), "
                     "wandb (pip install \"hamtune[wandb]\") or tensorboard; repeatable, added to the space's log_to")
+    sw.add_argument("--keep-checkpoints", choices=("all", "best", "none"), default="best",
+                    help="what a finished trial keeps: best = the delivered weights, config, history and scores (what export, "
+                    "ensemble and reproduce need; the default), all = also the last epoch's weights and optimiser state, "
+                    "none = no weights (results only)")
     sw.set_defaults(func=cmd_sweep)
 
     from hamtune.report.command import add_arguments as add_report_arguments

@@ -39,8 +39,10 @@ def _last_line(text: str) -> str:
 class ResultsRecorder(tune.Callback):
     """Turns finished trials into rows of trials/epochs/scores Parquet files and prints a line each."""
 
-    def __init__(self, directory: Path, sweep: str, objectives, data_manifest: dict, test_manifest: dict | None, total: int):
+    def __init__(self, directory: Path, sweep: str, objectives, data_manifest: dict, test_manifest: dict | None, total: int,
+                 keep_checkpoints: str = "best"):
         self.directory, self.sweep, self.objectives = Path(directory), sweep, tuple(objectives)
+        self.keep = keep_checkpoints
         self.data_manifest, self.test_manifest, self.total = data_manifest, test_manifest, total
         self.started: dict[str, float] = {}
 
@@ -91,6 +93,8 @@ class ResultsRecorder(tune.Callback):
         writer = ResultsWriter(self.directory)
         writer.add(row, history, scores if status != "failed" or history else None, samples)
         finish_trial(self.directory, self.sweep, trial.trial_id, status, row, history, self.objectives)
+        if checkpoint and Path(checkpoint).is_dir():  # a finished trial never resumes: keep what export needs
+            ckpt.shrink(Path(checkpoint), self.keep)
         done = len(writer.trials)
         metric = self.objectives[0][0]
         value = row.get(metric)

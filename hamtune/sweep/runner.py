@@ -20,6 +20,7 @@ from hamtune.errors import HamtuneError, first_line
 from hamtune.results.store import TRIALS, load_results, write_distributions
 from hamtune.sweep.confirm import read_plan
 from hamtune.sweep.space import SearchSpace, sampler_spec, tune_metric
+from hamtune.train.checkpoint import KEEP_CHECKPOINTS
 from hamtune.train.config import build_config
 from hamtune.train.single import load_data
 
@@ -47,6 +48,7 @@ class SweepOptions:
     gpus_per_trial: float | None = None
     num_cpus: int | None = None
     log_to: tuple[str, ...] = ()  # experiment trackers, beside the space's `log_to:`
+    keep_checkpoints: str = "best"  # what a finished trial keeps: all | best (the delivered weights) | none
 
     def __post_init__(self) -> None:
         """Checked before anything starts: a negative or zero count would run forever or wait forever."""
@@ -58,6 +60,8 @@ class SweepOptions:
             raise HamtuneError(f"--gpus-per-trial above 1 must be a whole number, got {self.gpus_per_trial:g}")
         if self.num_cpus is not None and self.num_cpus < 1:
             raise HamtuneError(f"--num-cpus must be at least 1, got {self.num_cpus}")
+        if self.keep_checkpoints not in KEEP_CHECKPOINTS:
+            raise HamtuneError(f"--keep-checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, got {self.keep_checkpoints!r}")
 
 
 def configure_tune() -> None:
@@ -287,7 +291,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     trainable = _trainable(space, in_memory(data), in_memory(test_data) if test_data else None, gpus)
     recorder = ResultsRecorder(
         directory, name, space.objectives, data.located_manifest(), test_data.located_manifest() if test_data else None,
-        num_samples + space.confirm_trials,
+        num_samples + space.confirm_trials, options.keep_checkpoints,
     )
     tuner = make_tuner(space, trainable, recorder, name=name, directory=directory, storage=storage, num_samples=num_samples,
                        max_concurrent=max_concurrent, resume=options.resume, trackers=tuple(trackers))

@@ -98,3 +98,21 @@ def load_history(directory: Path) -> tuple[list[dict], pd.DataFrame | None]:
     history = read_json(directory / HISTORY)
     scores = pd.read_parquet(directory / SCORES) if (directory / SCORES).exists() else None
     return history, scores
+
+
+KEEP_CHECKPOINTS = ("all", "best", "none")
+
+
+def shrink(directory: Path, keep: str) -> int:
+    """What a finished trial keeps of its checkpoint, in bytes freed. 'best': the delivered weights and what
+    export, ensemble and reproduce read (config, history, scores, samples, score state), not the last epoch's
+    weights nor the optimiser state, which only resuming needs; 'none': no weights at all; 'all': everything."""
+    drop = {"all": (), "best": (TRAINER, WEIGHTS) if (Path(directory) / BEST).exists() else (TRAINER,),
+            "none": (TRAINER, WEIGHTS, BEST, SCORE_STATE)}[keep]
+    freed = 0
+    for name in drop:
+        path = Path(directory) / name
+        if path.is_file() and not path.is_symlink():
+            freed += path.stat().st_size
+            path.unlink()
+    return freed

@@ -122,3 +122,30 @@ def test_results_are_versioned(sweep_results, tmp_path):
     pq.write_table(old, folder / "trials.parquet")
     with pytest.raises(HamtuneError, match="schema version 0"):
         load_results(folder)
+
+
+def test_finished_trials_keep_the_delivered_weights_not_what_only_resuming_needs(sweep_results, tmp_path):
+    """--keep-checkpoints best (the default): no last-epoch weights nor optimiser state once a trial has ended,
+    and what export reads is there (the export tests run on these very folders)."""
+    from hamtune.train import checkpoint as ckpt
+
+    trials = load_results(sweep_results)[0]
+    for path in trials["checkpoint"]:
+        folder = sweep_results / path
+        assert not (folder / ckpt.TRAINER).exists() and not (folder / ckpt.WEIGHTS).exists()
+        assert {ckpt.BEST, ckpt.SCORE_STATE, ckpt.CONFIG, ckpt.HISTORY} <= {p.name for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize(("keep", "left"), [("all", {"model.pt", "trainer.pt", "best.pt"}), ("best", {"best.pt"}), ("none", set())])
+def test_keep_checkpoints_all_best_none(prepared, tmp_path, keep, left):
+    from hamtune.train import checkpoint as ckpt
+    from hamtune.train.config import build_config
+    from hamtune.train.loop import train
+
+    result = train(build_config({"kind": "ae", "arch": "mlp", "image_size": 28, "epochs": 2, "mlp_width": 64}), prepared)
+    folder = result.run.save(tmp_path / "ckpt")
+    sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
+    freed = ckpt.shrink(folder, keep)
+    names = {p.name for p in folder.iterdir()}
+    assert names & {"model.pt", "trainer.pt", "best.pt"} == left and {"config.json", "history.json"} <= names
+    assert freed == sum(size for name, size in sizes.items() if name not in names)
