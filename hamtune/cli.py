@@ -143,6 +143,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from hamtune.train.config import parse_assignments
 
     overrides = {key: _yaml_scalar(value) if key in TOP_LEVEL else value for key, value in parse_assignments(args.set).items()}
+    if args.confirm_top is not None or args.confirm_seeds is not None:
+        overrides["confirm"] = {"top": 3 if args.confirm_top is None else args.confirm_top,
+                                "seeds": 5 if args.confirm_seeds is None else args.confirm_seeds}
     space = load_space(args.space, {**overrides, "data": args.data, "test_data": args.test_data})
     options = SweepOptions(
         name=args.name, results_root=Path(args.results), address=args.address, resume=args.resume,
@@ -353,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--log-to", action="append", choices=TRACKERS, default=None,
                     help="also log to an experiment tracker through Tune's own callbacks: mlflow (pip install \"hamtune[mlflow]\"), "
                     "wandb (pip install \"hamtune[wandb]\") or tensorboard; repeatable, added to the space's log_to")
+    sw.add_argument("--confirm-top", type=int, default=None, metavar="K",
+                    help="after the search, run the K best configurations by validation on more seeds (the confirm stage; default 3)")
+    sw.add_argument("--confirm-seeds", type=int, default=None, metavar="N",
+                    help="new seeds per confirmed configuration (default 5); the choice is then the best mean over seeds")
     sw.add_argument("--keep-checkpoints", choices=("all", "best", "none"), default="best",
                     help="what a finished trial keeps: best = the delivered weights, config, history and scores (what export, "
                     "ensemble and reproduce need; the default), all = also the last epoch's weights and optimiser state, "
