@@ -274,6 +274,12 @@ PRESETS: dict[str, dict] = {
         kind="ae", arch="cnn", latent_dim=77, cnn_channels=32, cnn_blocks=3, lr=7.470118507210607e-4, batch_size=64,
         score="ssim", epochs=1, image_size=64, protocol="nevus",
     ),
+    # The cancer protocol's val-chosen winner of the same sweep (one of its starting points), trained to its best
+    # validation epoch (the third): a CNN AE scoring the standardised sum of pixel MSE and 1 - SSIM (README).
+    "ham-best-cancer": dict(
+        kind="ae", arch="cnn", latent_dim=32, cnn_channels=32, cnn_blocks=3, lr=1e-3, batch_size=64,
+        score="mse+ssim", epochs=3, image_size=64, protocol="cancer",
+    ),
 }
 
 
