@@ -243,7 +243,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 # ---- demo -----------------------------------------------------------------------------------------
 
 
-SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+SPACES = Path(__file__).resolve().parent / "search_spaces"  # package data: a wheel installs them too
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

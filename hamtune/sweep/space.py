@@ -422,14 +422,26 @@ def trackers(check: _Checker, spec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+SHIPPED = tuple(sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml")))
+
+
+def shipped(path: Path) -> Path:
+    """A shipped space by its bare name (`quick`, `quick.yaml`) when no such file is here: works from an installed wheel."""
+    if path.exists() or path.parent != Path("."):
+        return path
+    candidate = SHIPPED_DIR / (path.name if path.suffix else f"{path.name}.yaml")
+    return candidate if candidate.is_file() else path
+
+
 def load_space(path: Path, overrides: dict | None = None) -> SearchSpace:
     """Read and validate a search-space file; any problem is an error naming the file and key.
     `overrides` (from --set, --data...) replace top-level keys or fix TrainConfig fields."""
-    path = Path(path)
+    path = shipped(Path(path))
     try:
         raw = load_yaml(path.read_text())
     except FileNotFoundError:
-        raise HamtuneError(f"{path}: no such search-space file") from None
+        raise HamtuneError(f"{path}: no such search-space file; shipped spaces: {', '.join(SHIPPED)}") from None
     except IsADirectoryError:
         raise HamtuneError(f"{path}: a folder, not a search-space file") from None
     except DuplicateKey as exc:

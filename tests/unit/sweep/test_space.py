@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 from conftest import ROOT, TINY_SPACE
@@ -50,3 +52,20 @@ def test_invalid_space_fails_before_ray_naming_the_key(tmp_path, capsys, change,
     assert main(["sweep", str(path), "--results", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "tiny").exists()
+
+
+def test_shipped_spaces_are_package_data_found_by_bare_name_anywhere(tmp_path, monkeypatch):
+    """A wheel carries hamtune/search_spaces/*.yaml (pyproject's package-data), so `hamtune demo` and
+    `hamtune sweep quick` work in a fresh venv without this repository."""
+    import hamtune
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    package = Path(hamtune.__file__).parent / "search_spaces"
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["hamtune"]
+    assert data == ["search_spaces/*.yaml"] and {p.stem for p in package.glob("*.yaml")} >= {"quick", "pareto", "ham10000-real"}
+    assert (ROOT / "search_spaces").resolve() == package.resolve()
+    monkeypatch.chdir(tmp_path)
+    assert load_space(Path("quick")).path == package / "quick.yaml" and load_space(Path("pareto.yaml")).multi_objective
+    with pytest.raises(HamtuneError, match="nope: no such search-space file; shipped spaces: .*quick"):
+        load_space(Path("nope"))
