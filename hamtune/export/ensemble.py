@@ -23,7 +23,7 @@ import hamtune
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError
-from hamtune.export.bundle import BUNDLE_VERSION, CARD, MEMBERS, META, Bundle, combine, load_bundle, write_bundle
+from hamtune.export.bundle import BUNDLE_VERSION, CARD, MEMBERS, Bundle, combine, load_bundle, seal, write_bundle
 from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
 from hamtune.results.rank import DEEP_KINDS, ENSEMBLE, top_trials
@@ -110,8 +110,8 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
                 "model": {"kind": ENSEMBLE, "members": ids}, "hamtune_version": hamtune.__version__,
                 "rank": None, "ranked_by": metric.column,
                 "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        (tmp / META).write_text(json.dumps(info, indent=1, default=float))
         (tmp / CARD).write_text(ensemble_card(info, bundles))
+        seal(tmp, info)
     table = pd.DataFrame({"image_id": test.image_id, "dx": test.dx, "label": test.labels.astype(np.int8), "score": test_scores})
     ResultsWriter(out).add(row, [], table, None)
     return out, row

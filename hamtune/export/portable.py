@@ -9,6 +9,7 @@ weights (score.pt: latent Gaussian, standardisation) is read from the bundle as 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ import torch
 
 from hamtune.errors import HamtuneError, first_line
 from hamtune.export import FORMATS
-from hamtune.export.bundle import PROGRAMS, Bundle, EnsembleBundle, load_bundle
+from hamtune.export.bundle import META, PROGRAMS, Bundle, EnsembleBundle, bundle_version, load_bundle
+from hamtune.export.programs import check_program
 from hamtune.files import atomic_file
 
 OUTPUTS = ("recon", "mu", "logvar")
@@ -48,12 +50,18 @@ def _example(bundle: Bundle) -> torch.Tensor:
     return torch.rand(2, pre.channels, pre.size, pre.size)
 
 
-def write_formats(folder: Path, formats: tuple[str, ...]) -> list[Path]:
-    """Add the programs `formats` asks for to an exported bundle folder ("torch" is the bundle itself)."""
-    _check(formats)
-    wanted = [f for f in dict.fromkeys(formats) if f != "torch"]
-    if not wanted:
-        return []
+def programs_wanted(formats) -> list[str]:
+    """The programs `formats` asks for besides the weights ("torch"), checked (known, packages installed) before
+    anything is written."""
+    if isinstance(formats, str) or not all(isinstance(f, str) for f in formats):
+        raise HamtuneError(f"formats must be a list of format names ({', '.join(FORMATS)}), got {formats!r}")
+    require(tuple(formats))
+    return [f for f in dict.fromkeys(formats) if f != "torch"]
+
+
+def write_programs(folder: Path, wanted: list[str]) -> list[Path]:
+    """Add the programs to a bundle folder being written. Each is built in memory and written by Python, so a
+    full disk is an OSError (one line from the CLI) rather than an abort inside torch's zip writer."""
     bundle = _single(load_bundle(folder), wanted[0])
     model, example, written = bundle.model("cpu"), _example(bundle), []
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
@@ -62,12 +70,14 @@ def write_formats(folder: Path, formats: tuple[str, ...]) -> list[Path]:
         try:
             with atomic_file(out) as tmp:
                 if fmt == "torch-export":
-                    torch.export.save(torch.export.export(model, (example,), dynamic_shapes=({0: batch},)), tmp)
+                    buffer = io.BytesIO()
+                    torch.export.save(torch.export.export(model, (example,), dynamic_shapes=({0: batch},)), buffer)
+                    tmp.write_bytes(buffer.getvalue())
                 else:
                     _onnx_modules()
                     torch.onnx.export(model, (example,), tmp, input_names=["x"], output_names=list(OUTPUTS),
                                       dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
-        except HamtuneError:
+        except (HamtuneError, OSError):
             raise
         except Exception as exc:  # a model torch cannot export: say which and why, in one line
             raise HamtuneError(f"{out}: could not export the model as {fmt} ({first_line(exc, 200)})") from None
@@ -115,6 +125,10 @@ def program_model(bundle: Bundle, fmt: str, device: torch.device) -> ProgramMode
         raise HamtuneError(f"{path}: missing; export the model with --format {fmt} (hamtune export RESULTS --out DIR --format {fmt})")
     variational = bundle.config.kind == "vae"
     if fmt == "torch-export":
+        if bundle_version(bundle.info, bundle.path / META) < 3:
+            raise HamtuneError(f"{path}: from a bundle without digests (bundle version {bundle.info['bundle_version']}), "
+                               "so its program is not loaded; export the model again (torch scoring still works)")
+        check_program(path)
         try:
             program = torch.export.load(path).module().to(device)
         except Exception as exc:
@@ -125,6 +139,10 @@ def program_model(bundle: Bundle, fmt: str, device: torch.device) -> ProgramMode
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise HamtuneError(f"{path}: not a readable ONNX model ({first_line(exc, 200)})") from None
+    inputs, outputs = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
+    if inputs != ["x"] or not set(OUTPUTS) <= set(outputs):
+        raise HamtuneError(f"{path}: takes {inputs} and gives {outputs}; a hamtune model takes ['x'] and gives "
+                           f"{list(OUTPUTS)}, so export the model again with --format onnx")
 
     def run(x: torch.Tensor):
         outputs = session.run(list(OUTPUTS), {"x": np.ascontiguousarray(x.detach().float().cpu().numpy())})
