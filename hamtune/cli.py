@@ -201,8 +201,8 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
     from hamtune.paths import results_folder, results_lock
     from hamtune.results.store import load_results
 
-    sweep = str(load_results(args.results_dir)[0]["sweep"].iloc[0])
-    directory = results_folder(args.results, args.name or f"{sweep}-ensemble")
+    load_results(args.results_dir)  # a folder that is not one is named before anything is created
+    directory = results_folder(args.results, args.name or f"{Path(args.results_dir).resolve().name}-ensemble")
     with results_lock(directory):
         out, row = build_ensemble(args.results_dir, args.top, directory.parent, directory.name, args.device)
     print(f"ensemble of {row['members'].count(',') + 1} trial(s) ranked by {row['objective_metric']} on validation: "

@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="terminal output; csv prints the leaderboards only, one row per trial (default table)")
 
 
+def terminal_safe(text: str) -> str:
+    """Escape control characters from the results' strings (ESC sequences would retitle or clear the terminal);
+    the layout's line breaks and tabs stay."""
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
+
+
 def validation_objective(trials):
     """The sweeps' validation objective; None for results without validation metrics (only the reported metric
     can order them then, and the report says that this is optimistic)."""
@@ -75,7 +81,7 @@ def run_report(
     groups = parse_groups(by, trials)
     select = resolve_metric(rank_by, trials) if rank_by else validation_objective(trials)
     ranking = rank(trials, chosen, select)
-    print(text_report(ranking, groups, top, output_format), flush=True)
+    print(terminal_safe(text_report(ranking, groups, top, output_format)), flush=True)
     if no_html:
         return None
     from hamtune.report.html import write_report

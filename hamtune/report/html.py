@@ -6,6 +6,7 @@ already escapes '<', so nothing from a results file can become markup or script.
 
 from __future__ import annotations
 
+import logging
 import time
 from html import escape
 from pathlib import Path
@@ -26,6 +27,8 @@ from hamtune.results.numbers import fmt
 from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, verdict
 from hamtune.results.reproduction import SPREAD, summarise
 from hamtune.results.store import load_samples
+
+log = logging.getLogger(__name__)
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 MAX_IMAGES = 8
@@ -142,7 +145,11 @@ def _sample_grids(ranking: Ranking, directories: dict[str, Path]) -> str:
         row = next((b.iloc[0] for b in boards if len(b)), None)
         if row is None:
             continue
-        samples = load_samples(directories[row["sweep"]], row["trial_id"])
+        try:
+            samples = load_samples(directories[row["sweep"]], row["trial_id"])
+        except HamtuneError as exc:  # one damaged samples file costs its figure, not the report
+            log.warning("%s; its sample grid is left out", exc)
+            continue
         if "original" not in samples:
             continue
         rows = [samples["original"][:MAX_IMAGES], samples.get("reconstruction", [])[:MAX_IMAGES]]

@@ -243,7 +243,8 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     configure_tune()
     name = options.name or space.name
     directory = (Path(options.results_root) / name).resolve()
-    storage = options.storage or str(directory)
+    # a shared --storage holds each sweep under its name: two sweeps never share (and overwrite) one tuner.pkl
+    storage = f"{options.storage.rstrip('/')}/{name}" if options.storage else str(directory)
     experiment = experiment_path(storage)
     if options.resume and not tune.Tuner.can_restore(experiment):
         raise HamtuneError(f"{experiment}: no sweep to resume here (start it without --resume)")
@@ -252,6 +253,9 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     if not options.resume and (directory / TRIALS).exists():
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
     num_samples = space.num_samples if options.num_samples is None else options.num_samples
+    if not space.params and num_samples > 1:
+        log.warning("%s searches no parameter (no params:): its %d trials all run one configuration and differ only "
+                    "by chance; add params or use --num-samples 1", space.path, num_samples)
     gpus = space.resources["gpus"] if options.gpus_per_trial is None else options.gpus_per_trial
     trackers = tracker_callbacks(tuple(dict.fromkeys(space.log_to + tuple(options.log_to))), directory, name)
     base = build_config(space.fixed, where=f"{space.path}: fixed")

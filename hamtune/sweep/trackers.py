@@ -18,7 +18,7 @@ from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune.logger import TBXLoggerCallback
 
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, first_line
 from hamtune.sweep.space import TRACKERS
 
 EXTRAS = {"mlflow": ("mlflow", "hamtune[mlflow]"), "wandb": ("wandb", "hamtune[wandb]"), "tensorboard": ("tensorboardX", "tensorboardX")}
@@ -75,6 +75,20 @@ class WandbRows(_FinalRow, WandbLoggerCallback):
     """Tune's Weights & Biases callback, plus the results row at each trial's end."""
 
 
+def check_mlflow(uri: str | None) -> None:
+    """Open MLflow's tracking store now, so a store it refuses (MLflow 3 refuses the file store: file:// and
+    plain paths) is one line before the sweep starts, not a traceback from inside Tune."""
+    import mlflow
+
+    try:
+        mlflow.MlflowClient(tracking_uri=uri)._tracking_client.store  # noqa: B018 (creating the store is the check)
+    except Exception as exc:
+        raise HamtuneError(
+            f"--log-to mlflow: MLflow {mlflow.__version__} refuses MLFLOW_TRACKING_URI={uri or '(unset: ./mlruns)'} "
+            f"({first_line(exc, 140)}); set MLFLOW_TRACKING_URI=sqlite:///mlflow.db or an http:// server"
+        ) from None
+
+
 def tracker_callbacks(names: tuple[str, ...], directory: Path, sweep: str) -> list:
     """Tune logger callbacks for `names`; each package is checked first."""
     for name in names:
@@ -85,6 +99,7 @@ def tracker_callbacks(names: tuple[str, ...], directory: Path, sweep: str) -> li
             callbacks.append(TBXLoggerCallback())
             continue
         if name == "mlflow":
+            check_mlflow(os.environ.get("MLFLOW_TRACKING_URI"))
             callback = MLflowRows(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"), experiment_name=sweep,
                                   tags={"hamtune_sweep": sweep, "hamtune_results": str(directory)})
         else:
