@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 DEFAULT_ROOT = Path("results")
@@ -39,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-html", action="store_true", help="print the leaderboards only")
     parser.add_argument("--format", choices=("table", "markdown", "csv"), default="table",
                         help="terminal output; csv prints the leaderboards only, one row per trial (default table)")
+
+
+PROGRESS_TRIALS = 500  # reports of this many trials say what they are doing on stderr
 
 
 def terminal_safe(text: str) -> str:
@@ -87,6 +91,13 @@ def run_report(
     from hamtune.report.html import write_report
 
     out = html or sweeps[0].directory / HTML_NAME
-    write_report(sweeps, ranking, groups, out)
+    started = time.perf_counter()
+
+    def progress(stage: str) -> None:  # a large report takes seconds: say what it is doing
+        if len(trials) >= PROGRESS_TRIALS:
+            print(f"hamtune: report: {stage} ({len(trials)} trials, {time.perf_counter() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+    write_report(sweeps, ranking, groups, out, progress)
     print(f"report: {out}", file=sys.stderr if output_format == "csv" else sys.stdout)
     return out

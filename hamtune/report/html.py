@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
@@ -218,9 +219,11 @@ def _reproduction(sweeps: list[Sweep], metric: Metric, embed: Embedder) -> str:
     return note + table(display(shown, [(c, c) for c in shown.columns])) + embed(figure)
 
 
-def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tuple[str, int]:
-    """The page and the number of Plotly figures in it."""
+def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
+               progress: Callable[[str], None] = lambda stage: None) -> tuple[str, int]:
+    """The page and the number of Plotly figures in it; `progress` hears the name of each stage as it starts."""
     trials, epochs, scores = combine(sweeps)
+    progress("parameter importance")
     metric, embed = ranking.metric, Embedder()
     directories = {str(name): s.directory for s in sweeps for name in s.trials["sweep"].unique()}
     declared = {str(name): s.distributions for s in sweeps for name in s.trials["sweep"].unique()}
@@ -229,18 +232,20 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tu
     }
     verdicts = [verdict_html(verdict(board, key, metric), importances[key], ranking) for key, board in ranking.boards.items()]
 
+    progress("leaderboards")
     sections = [
         _section("Which model is best and why", f'<div class="summary">{"".join(verdicts)}</div>', "summary"),
         _section("How to read this report", how_to_read(ranking), "how-to-read"),
         _section("Leaderboard", _leaderboards(ranking, by), "leaderboard"),
     ]
+    progress("figures")
     quality = "".join(embed(figures.quality_vs_detection(board, key)) for key, board in ranking.boards.items())
     sections.append(_section("Reconstruction quality vs anomaly detection", quality, "quality"))
     what = []
     for key in ranking.boards:
         importance = importances[key]
         what.append(embed(figures.parallel_coordinates(importance, metric, key)))
-        what.append(embed(figures.importance_bar(importance, key)) or _note(f"{key}: {importance.note}"))
+        what.append(embed(figures.importance_bar(importance, key)) + _note(f"{key}: {importance.note}"))
     sections.append(_section("Parameters and their importance", "".join(what), "parameters"))
     sections.append(_section("Optimisation history", embed(figures.optimisation_history(trials)), "history"))
     top = pd.concat([b.head(figures.MAX_CURVES) for b in ranking.boards.values()], ignore_index=True)
@@ -270,9 +275,11 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tu
     return page, embed.count
 
 
-def write_report(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...], out: Path) -> int:
+def write_report(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...], out: Path,
+                 progress: Callable[[str], None] = lambda stage: None) -> int:
     """Write the page atomically; returns the number of figures in it."""
-    page, count = build_page(sweeps, ranking, by)
+    page, count = build_page(sweeps, ranking, by, progress)
+    progress(f"writing {len(page) / 1e6:.1f} MB")
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from hamtune.results.rank import Metric
 from hamtune.train.config import TrainConfig
 
 MIN_TRIALS = 5
+MAX_FANOVA = 300  # fANOVA's cost grows faster than the trials; beyond this, a seeded random sample of them
 RUNTIME_FIELDS = frozenset({"device", "num_threads", "eval_batch_size", "compile", "channels_last", "precision", "preset"})
 LOG_RATIO = 20.0
 
@@ -135,10 +136,12 @@ def param_importance(ranked: pd.DataFrame, metric: Metric, declared: dict[str, d
         return Importance(study, {}, "No parameter varies across all ranked trials, so there is nothing to attribute." + left_out)
     if not np.isfinite(values).all() or math.isclose(float(np.ptp(values)), 0.0, abs_tol=1e-12):
         return Importance(study, {}, f"Every trial scored the same {metric.column}; importance is undefined.")
+    sample = study if len(ranked) <= MAX_FANOVA else build_study(ranked.sample(MAX_FANOVA, random_state=0), metric, declared)[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-        result = optuna.importance.get_param_importances(study, evaluator=evaluator, params=always)
+        result = optuna.importance.get_param_importances(sample, evaluator=evaluator, params=always)
     ordered = dict(sorted(result.items(), key=lambda item: -item[1]))
-    note = f"fANOVA over {len(ranked)} trials, target {metric.column}." + left_out
+    over = f"{len(ranked)}" if sample is study else f"a random {MAX_FANOVA} of the {len(ranked)}"
+    note = f"fANOVA over {over} trials, target {metric.column}." + left_out
     return Importance(study, ordered, note)
