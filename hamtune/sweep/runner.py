@@ -252,6 +252,8 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         trust.verify(experiment)  # before Tune unpickles anything
     if not options.resume and (directory / TRIALS).exists():
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
+    if not options.resume:
+        trust.check_usable()
     num_samples = space.num_samples if options.num_samples is None else options.num_samples
     if not space.params and num_samples > 1:
         log.warning("%s searches no parameter (no params:): its %d trials all run one configuration and differ only "
@@ -277,8 +279,12 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
                        max_concurrent=max_concurrent, resume=options.resume, trackers=tuple(trackers))
     if not options.resume:
         trust.record_tuner(experiment)
+    before = len(load_results(directory)[0]) if (directory / TRIALS).exists() else 0
     tuner.fit()
     recorded = len(load_results(directory)[0]) if (directory / TRIALS).exists() else 0
+    if options.resume and recorded == before and recorded < num_samples:
+        raise HamtuneError(f"sweep {name}: its Tune state holds {recorded} trial(s), all finished; --resume cannot add "
+                           f"trials (--num-samples {num_samples}), so start a new sweep under a new --name")
     if recorded < num_samples:
         raise SweepInterrupted(
             f"sweep {name} stopped with {recorded} of {num_samples} trials finished (all kept in {directory}); "

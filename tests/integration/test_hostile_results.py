@@ -158,6 +158,19 @@ def test_two_sweeps_sharing_a_storage_keep_apart_and_a_space_without_params_is_w
     assert "searches no parameter" in caplog.text
     assert (storage / "a" / "tune" / "tuner.pkl").exists() and (storage / "b" / "tune" / "tuner.pkl").exists()
     assert not (storage / "tune").exists()
+    with pytest.raises(HamtuneError, match="all finished; --resume cannot add trials"):  # never exit 130 forever
+        run_sweep(parse_space(raw, tmp_path / "a.yaml"), SweepOptions(
+            name="a", results_root=tmp_path / "results", storage=str(storage), resume=True, num_samples=3))
+
+
+def test_a_config_home_that_is_a_file_stops_a_new_sweep_before_it_writes_anything(capsys, prepared, tmp_path, monkeypatch):
+    (tmp_path / "config").write_text("not a folder")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    space = tmp_path / "s.yaml"
+    space.write_text(yaml.safe_dump({**TINY_SPACE, "data": str(prepared.path)}, sort_keys=False))
+    code, _, err = run_cli(capsys, "sweep", space, "--results", tmp_path / "r")
+    assert_one_line_error(code, err, "set XDG_CONFIG_HOME to a folder you can write")
+    assert "delete it" not in err and not list((tmp_path / "r").glob("*"))  # no tune/, optuna.db or .lock left
 
 
 def many_trials(trained: Path, to: Path, n: int) -> Path:
@@ -189,3 +202,40 @@ def test_a_report_of_5000_trials_renders_in_seconds_and_says_what_it_is_doing(ca
     assert "hamtune: report: parameter importance (5000 trials" in err and "hamtune: report: writing" in err
     assert "a random 300 of the 5000 trials" in (tmp_path / "r.html").read_text()
     assert seconds < 60, seconds  # 15.8 s measured alone on this machine; the issue asks for under 30 s
+
+
+def test_ensemble_of_a_copied_folder_with_a_null_sweep_and_a_trial_on_other_data(capsys, trained, tmp_path, caplog):
+    folder = many_trials(trained, tmp_path / "copy", 3)
+    edit = read_parquet(folder / TRIALS).assign(sweep=None, val_auroc=[0.9, 0.8, 0.1])
+    edit.loc[2, "data_fingerprint"] = "other"
+    write_parquet(edit, folder / TRIALS)
+    with caplog.at_level(logging.WARNING):
+        code, out, err = run_cli(capsys, "ensemble", folder, "--top", "3", "--results", tmp_path / "r")
+    assert code == 0, err
+    assert "1 of the top 3 trial(s) ran on other data than the best" in caplog.text and "were left out" in caplog.text
+    assert [p.name for p in (tmp_path / "r").iterdir()] == ["copy-ensemble"]  # not None-ensemble, not the original's
+    write_parquet(edit.assign(data_path=str(tmp_path / "moved")), folder / TRIALS)
+    code, _, err = run_cli(capsys, "ensemble", folder, "--top", "2", "--results", tmp_path / "r2")
+    assert_one_line_error(code, err, "hamtune data prepare")
+    assert "--data" not in err
+
+
+def test_a_state_dict_mismatch_says_which_keys_differ(capsys, trained, tmp_path):
+    import json
+
+    import torch
+
+    from hamtune.export import integrity
+    from hamtune.export.bundle import META, NAMES
+
+    bundle = tmp_path / "b"
+    assert run_cli(capsys, "export", trained, "--out", bundle)[0] == 0
+    weights = torch.load(bundle / "model.pt", weights_only=True)
+    name = next(iter(weights))
+    torch.save({**weights, name: torch.zeros(3, 3)}, bundle / "model.pt")
+    info = json.loads((bundle / META).read_text())
+    info[integrity.DIGESTS] = integrity.digests(bundle, NAMES, META)
+    (bundle / META).write_text(json.dumps(info))
+    (tmp_path / "i").mkdir()
+    code, _, err = run_cli(capsys, "score", bundle, tmp_path / "i", "--out", tmp_path / "s.csv")
+    assert_one_line_error(code, err, "does not fit the exported config", f"size mismatch for {name}")
