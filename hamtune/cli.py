@@ -184,7 +184,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     from hamtune.export.bundle import PROGRAMS, export_trial
-    from hamtune.export.portable import programs_wanted
+    from hamtune.export.programs import programs_wanted
 
     formats = tuple(args.format or ("torch",))
     out, row = export_trial(args.results_dir, args.rank, args.out, args.metric, args.force, formats)

@@ -32,7 +32,8 @@ from hamtune.data.images import Preprocess
 from hamtune.data.splits import get_protocol
 from hamtune.data.synth import MARKER
 from hamtune.errors import HamtuneError, first_line
-from hamtune.export import integrity
+from hamtune.export import PROGRAMS, integrity
+from hamtune.export.programs import programs_wanted, write_programs
 from hamtune.files import atomic_folder, read_text
 from hamtune.models import Autoencoder, build_model
 from hamtune.results.numbers import fmt
@@ -45,11 +46,10 @@ BUNDLE_VERSION = 3  # 3 adds "files" (sha256 digests, checked on load); 2 added 
 READABLE_VERSIONS = (1, 2, 3)  # 1 and 2 (no digests) still score as --format torch; their programs are refused
 WEIGHTS, SCORE_STATE, CONFIG, META, CARD = "model.pt", "score.pt", "config.json", "bundle.json", "MODEL_CARD.md"
 MEMBERS = "members"  # an ensemble's folder of member bundles
-PROGRAMS = {"onnx": "model.onnx", "torch-export": "model.pt2"}  # portable programs `export --format` adds (export/portable.py)
 Scorer = Callable[[np.ndarray], np.ndarray]  # uint8 (N,H,W,C) images -> anomaly scores
 CARD_METRICS = ("auroc", "auprc", "f1", "precision", "recall", "mse", "psnr", "ssim", "elbo")
 FILE_NAMES = {WEIGHTS, SCORE_STATE, CONFIG, META, CARD, *PROGRAMS.values()}
-NAMES = FILE_NAMES | {MEMBERS} | {str(i) for i in range(1, 65)}  # what a bundle (an ensemble: members/1..64) holds
+NAMES = FILE_NAMES | {MEMBERS} | {str(i) for i in range(1, 100)}  # what a bundle (an ensemble: members/1..99) holds
 
 
 @dataclass
@@ -261,8 +261,6 @@ def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool 
                  results_dir: Path | None = None, formats: tuple[str, ...] = ("torch",)) -> Path:
     """Export one trial's final checkpoint (and the programs `formats` asks for) to `out`: everything is written
     and sealed under a temporary name, then renamed in, so `out` is never a bundle without its files."""
-    from hamtune.export.portable import programs_wanted, write_programs
-
     source = row.get("checkpoint")
     ensemble = isinstance(source, str) and (Path(source) / META).exists()
     if not isinstance(source, str) or not (ensemble or ckpt.delivered_weights(Path(source)).exists()):
@@ -292,7 +290,8 @@ def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool 
         (tmp / CARD).write_text(model_card(info, config))
         seal(tmp, info)
         if programs:
-            write_programs(tmp, programs)
+            written = load_bundle(tmp)
+            write_programs(tmp, programs, written.model("cpu"), written.preprocess)
             seal(tmp, info)
     return out
 

@@ -1,4 +1,5 @@
-"""A torch.export program (model.pt2) inspected before torch reads it: torch.export.load unpickles
+"""Portable programs of a model (export/portable.py runs them): written into a bundle being exported, and a
+torch.export program (model.pt2) inspected before torch reads it. torch.export.load unpickles
 (weights_only=False) any weight, constant or custom object marked so, falls back to unpickling sample
 inputs, loads compiled libraries (AOTInductor), resolves graph targets by attribute path from `torch`
 (torch.os.system is one) and evaluates shape expressions with sympy. So a program is read only if it is
@@ -17,7 +18,13 @@ from pathlib import Path
 
 import torch
 
+from hamtune.data.images import Preprocess
 from hamtune.errors import HamtuneError, first_line
+from hamtune.export import FORMATS, PROGRAMS
+from hamtune.files import atomic_file
+
+OUTPUTS = ("recon", "mu", "logvar")
+ONNX_EXTRA = 'ONNX export and scoring need the optional extra: pip install "hamtune[onnx]"'
 
 NAMES = re.compile(
     r"(archive_format|archive_version|byteorder|\.data/version|\.data/serialization_id|models/model\.json"
@@ -31,6 +38,57 @@ SYMPY_WORDS = {"Symbol", "Integer", "positive", "integer", "True", "False", "Max
                "CeilToInt", "FloorToInt", "PythonMod", "IntTrueDiv", "CleanDiv"}
 EXPRESSION = re.compile(r"[\w\s+\-*/(),'=.]*")
 MAX_UNCOMPRESSED = 8 << 30
+
+
+def check(formats: tuple[str, ...]) -> None:
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise HamtuneError(f"--format {unknown[0]}: unknown; choose from {', '.join(FORMATS)}")
+
+
+def onnx_modules():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise HamtuneError(ONNX_EXTRA) from None
+    return onnxruntime
+
+
+def programs_wanted(formats) -> list[str]:
+    """The programs `formats` asks for besides the weights ("torch"), checked (known, packages installed) before
+    anything is written."""
+    if isinstance(formats, str) or not all(isinstance(f, str) for f in formats):
+        raise HamtuneError(f"formats must be a list of format names ({', '.join(FORMATS)}), got {formats!r}")
+    check(tuple(formats))
+    if "onnx" in formats:
+        onnx_modules()
+    return [f for f in dict.fromkeys(formats) if f != "torch"]
+
+
+def write_programs(folder: Path, wanted: list[str], model: torch.nn.Module, pre: Preprocess) -> list[Path]:
+    """Add the programs to a bundle folder being written. A torch.export program is built in memory and written
+    by Python, so a full disk is an OSError (one line from the CLI), not an abort inside torch's zip writer."""
+    example, written = torch.rand(2, pre.channels, pre.size, pre.size), []
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    for fmt in wanted:
+        out = Path(folder) / PROGRAMS[fmt]
+        try:
+            with atomic_file(out) as tmp:
+                if fmt == "torch-export":
+                    buffer = io.BytesIO()
+                    torch.export.save(torch.export.export(model, (example,), dynamic_shapes=({0: batch},)), buffer)
+                    tmp.write_bytes(buffer.getvalue())
+                else:
+                    torch.onnx.export(model, (example,), tmp, input_names=["x"], output_names=list(OUTPUTS),
+                                      dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
+        except (HamtuneError, OSError):
+            raise
+        except Exception as exc:  # a model torch cannot export: say which and why, in one line
+            raise HamtuneError(f"{out}: could not export the model as {fmt} ({first_line(exc, 200)})") from None
+        written.append(out)
+    return written
 
 
 def _refuse(path: Path, why: str) -> HamtuneError:

@@ -247,6 +247,9 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     storage = f"{options.storage.rstrip('/')}/{name}" if options.storage else str(directory)
     experiment = experiment_path(storage)
     if options.resume and not tune.Tuner.can_restore(experiment):
+        if (directory / TRIALS).exists():  # the results are here, the Tune state elsewhere
+            raise HamtuneError(f"{experiment}: no Tune state to resume, though {directory} holds results; if the sweep "
+                               "was started with --storage, pass the same --storage")
         raise HamtuneError(f"{experiment}: no sweep to resume here (start it without --resume)")
     if options.resume:
         trust.verify(experiment)  # before Tune unpickles anything

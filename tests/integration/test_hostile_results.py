@@ -161,6 +161,8 @@ def test_two_sweeps_sharing_a_storage_keep_apart_and_a_space_without_params_is_w
     with pytest.raises(HamtuneError, match="all finished; --resume cannot add trials"):  # never exit 130 forever
         run_sweep(parse_space(raw, tmp_path / "a.yaml"), SweepOptions(
             name="a", results_root=tmp_path / "results", storage=str(storage), resume=True, num_samples=3))
+    with pytest.raises(HamtuneError, match="pass the same --storage"):  # one line that says what to do
+        run_sweep(parse_space(raw, tmp_path / "a.yaml"), SweepOptions(name="a", results_root=tmp_path / "results", resume=True))
 
 
 def test_a_config_home_that_is_a_file_stops_a_new_sweep_before_it_writes_anything(capsys, prepared, tmp_path, monkeypatch):
