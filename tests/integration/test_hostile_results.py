@@ -3,6 +3,8 @@ were silently ignored. Each case runs for real and ends in a one-line error or t
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -206,14 +208,26 @@ def test_a_report_of_5000_trials_renders_in_seconds_and_says_what_it_is_doing(ca
     assert seconds < 60, seconds  # 15.8 s measured alone on this machine; the issue asks for under 30 s
 
 
+def dead_pid() -> int:
+    import subprocess
+    import sys
+
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout)
+
+
 def test_ensemble_of_a_copied_folder_with_a_null_sweep_and_a_trial_on_other_data(capsys, trained, tmp_path, caplog):
     folder = many_trials(trained, tmp_path / "copy", 3)
     edit = read_parquet(folder / TRIALS).assign(sweep=None, val_auroc=[0.9, 0.8, 0.1])
     edit.loc[2, "data_fingerprint"] = "other"
     write_parquet(edit, folder / TRIALS)
+    ids = json.dumps(["t00000", "t00001"]).encode()  # the members it will choose: what a killed run left
+    checkpoints = tmp_path / "r" / "copy-ensemble" / "checkpoints"
+    leftover = checkpoints / f".ensemble-top2-{hashlib.blake2b(ids, digest_size=4).hexdigest()}.tmp-{dead_pid()}-x"
+    leftover.mkdir(parents=True)
     with caplog.at_level(logging.WARNING):
         code, out, err = run_cli(capsys, "ensemble", folder, "--top", "3", "--results", tmp_path / "r")
     assert code == 0, err
+    assert not leftover.exists() and len(list(checkpoints.iterdir())) == 1
     assert "1 of the top 3 trial(s) ran on other data than the best" in caplog.text and "were left out" in caplog.text
     assert [p.name for p in (tmp_path / "r").iterdir()] == ["copy-ensemble"]  # not None-ensemble, not the original's
     write_parquet(edit.assign(data_path=str(tmp_path / "moved")), folder / TRIALS)
@@ -223,8 +237,6 @@ def test_ensemble_of_a_copied_folder_with_a_null_sweep_and_a_trial_on_other_data
 
 
 def test_a_state_dict_mismatch_says_which_keys_differ(capsys, trained, tmp_path):
-    import json
-
     import torch
 
     from hamtune.export import integrity
@@ -241,3 +253,23 @@ def test_a_state_dict_mismatch_says_which_keys_differ(capsys, trained, tmp_path)
     (tmp_path / "i").mkdir()
     code, _, err = run_cli(capsys, "score", bundle, tmp_path / "i", "--out", tmp_path / "s.csv")
     assert_one_line_error(code, err, "does not fit the exported config", f"size mismatch for {name}")
+
+
+@pytest.mark.parametrize("command", ["train", "export"])
+def test_a_nearly_full_disk_while_train_or_export_writes_weights_is_one_line(capsys, prepared, trained, tmp_path,
+                                                                            monkeypatch, command):
+    write_bytes = Path.write_bytes
+
+    def fill(self, data):  # torch.save goes through memory, then this one write: ENOSPC, not "unexpected pos"
+        if self.suffix == ".pt":
+            raise OSError(28, "No space left on device", str(self))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", fill)
+    if command == "train":
+        code, _, err = run_cli(capsys, "train", "--data", prepared.path, "--set", "epochs=1", "--set", "image_size=28",
+                               "--set", "mlp_width=32", "--name", "full", "--results", tmp_path / "r")
+    else:
+        code, _, err = run_cli(capsys, "export", trained, "--out", tmp_path / "b")
+        assert not (tmp_path / "b").exists()
+    assert_one_line_error(code, err, "no space left on device")
