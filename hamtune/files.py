@@ -27,11 +27,11 @@ def _aside(path: Path, what: str = TMP) -> Path:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, under another user
+        pass
     return True
 
 
@@ -94,12 +94,11 @@ def _move_in(tmp: Path, out: Path, replacing: bool) -> None:
     os.rename(out, old)
     try:
         os.rename(tmp, out)
-    except OSError as exc:
+    except BaseException as exc:
         os.rename(old, out)  # put the original back: nothing lost
-        raise HamtuneError(f"{out}: could not put the new version in place ({exc.strerror or exc}); the earlier one "
-                           "was kept as it was") from None
-    except BaseException:
-        os.rename(old, out)
+        if isinstance(exc, OSError):
+            raise HamtuneError(f"{out}: could not put the new version in place ({exc.strerror or exc}); the earlier "
+                               "one was kept as it was") from None
         raise
     shutil.rmtree(old, ignore_errors=True)
 

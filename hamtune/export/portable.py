@@ -14,7 +14,7 @@ import torch
 
 from hamtune.errors import HamtuneError, first_line
 from hamtune.export.bundle import META, PROGRAMS, Bundle, EnsembleBundle, bundle_version
-from hamtune.export.programs import OUTPUTS, check, check_program, onnx_modules
+from hamtune.export.programs import OUTPUTS, check_formats, check_program, onnx_modules
 
 
 def _single(bundle: Bundle | EnsembleBundle, fmt: str) -> Bundle:
@@ -82,7 +82,7 @@ def program_model(bundle: Bundle, fmt: str, device: torch.device) -> ProgramMode
 
 def scorer(bundle: Bundle | EnsembleBundle, fmt: str, device: torch.device):
     """The bundle's scorer running the program of format `fmt` ("torch": the PyTorch module itself)."""
-    check((fmt,))
+    check_formats((fmt,))
     if fmt == "torch":
         return bundle.scorer(device)
     return _single(bundle, fmt).scorer(device, model=program_model(bundle, fmt, device))

@@ -40,7 +40,7 @@ EXPRESSION = re.compile(r"[\w\s+\-*/(),'=.]*")
 MAX_UNCOMPRESSED = 8 << 30
 
 
-def check(formats: tuple[str, ...]) -> None:
+def check_formats(formats: tuple[str, ...]) -> None:
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise HamtuneError(f"--format {unknown[0]}: unknown; choose from {', '.join(FORMATS)}")
@@ -61,7 +61,7 @@ def programs_wanted(formats) -> list[str]:
     anything is written."""
     if isinstance(formats, str) or not all(isinstance(f, str) for f in formats):
         raise HamtuneError(f"formats must be a list of format names ({', '.join(FORMATS)}), got {formats!r}")
-    check(tuple(formats))
+    check_formats(tuple(formats))
     if "onnx" in formats:
         onnx_modules()
     return [f for f in dict.fromkeys(formats) if f != "torch"]

@@ -232,7 +232,7 @@ def objective(trials: pd.DataFrame, metric: str | None = None) -> Metric:
 
 
 def no_ranked_trials(trials: pd.DataFrame) -> str:
-    """Why nothing can be ranked, e.g. "all 3 trials failed (first: out of memory)"."""
+    """Why nothing can be ranked, e.g. "3 failed (first reason: CUDA out of memory); nothing to rank"."""
     statuses = trials["status"].value_counts().to_dict() if "status" in trials else {}
     reasons = [str(r) for r in trials.get("reason", pd.Series(dtype=object)).dropna() if str(r)]
     summary = ", ".join(f"{n} {s}" for s, n in statuses.items()) or f"{len(trials)} trial(s)"
