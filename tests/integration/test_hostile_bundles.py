@@ -371,6 +371,8 @@ def zero_weights(bundle: Path) -> None:
     ("empty score.pt", True, "score.pt: refused to load"),
     ("garbage program", True, "model.pt2: not a readable torch.export program"),
     ("added file", False, "notes.txt: a bundle holds no such file"),
+    ("program of other weights", False, "model.pt2: its sha256 differs"),
+    ("latent state mis-shaped", True, "needs latent_mean"),
 ])
 def test_an_edited_or_swapped_bundle_file_is_refused(capsys, program_bundle, tmp_path, image, edit, resealed, needle):
     bundle = copy_bundle(program_bundle, tmp_path / "b")
@@ -391,9 +393,24 @@ def test_an_edited_or_swapped_bundle_file_is_refused(capsys, program_bundle, tmp
         (bundle / "model.pt2").write_bytes(os.urandom(4096))
     elif edit == "added file":
         (bundle / "notes.txt").write_text("hi")
+    elif edit == "program of other weights":  # a program exported from a model with other weights, copied in
+        from hamtune.export.programs import write_programs
+
+        model = load_bundle(bundle).model("cpu")
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.zero_()
+        (tmp_path / "other").mkdir()
+        write_programs(tmp_path / "other", ["torch-export"], model, load_bundle(bundle).preprocess)
+        (bundle / "model.pt2").write_bytes((tmp_path / "other" / "model.pt2").read_bytes())
+    elif edit == "latent state mis-shaped":
+        edit_json(bundle / META, lambda info: info.update(score="latent"))
+        edit_json(config, lambda c: c.update(score="latent"))
+        torch.save({"latent_mean": torch.zeros(3), "latent_precision": torch.eye(3), "center": {}, "scale": {}},
+                   bundle / "score.pt")
     if resealed:
         reseal(bundle)
-    fmt = "torch-export" if edit == "garbage program" else "torch"
+    fmt = "torch-export" if edit in ("garbage program", "program of other weights") else "torch"
     code, _, err = run_cli(capsys, "score", bundle, image, "--out", tmp_path / "s.csv", "--format", fmt)
     assert_one_line_error(code, err, needle)
     assert len(err.strip().splitlines()) == 1, err  # nothing logged by torch before hamtune's line
