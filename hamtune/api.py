@@ -18,19 +18,26 @@ import pandas as pd
 from hamtune.errors import HamtuneError
 
 
+def _path(value, name: str) -> Path:
+    """A path argument as a Path; anything else (None, a number) is a one-line error naming the argument."""
+    if isinstance(value, (str, Path)) and str(value):
+        return Path(value)
+    raise HamtuneError(f"{name} must be a path (str or pathlib.Path), got {value!r}")
+
+
 def _space(space: str | Path | dict, overrides: dict):
     from hamtune.sweep.space import load_space, parse_space
 
     if isinstance(space, dict):
         return parse_space({**space, **overrides}, Path(f"{space.get('name', 'space')}.yaml"))
-    return load_space(Path(space), overrides)
+    return load_space(_path(space, "space"), overrides)
 
 
 def load_space(path: str | Path, **overrides):
     """A validated search-space file (SearchSpace); keyword overrides as `hamtune sweep --set` takes them."""
     from hamtune.sweep.space import load_space as load
 
-    return load(Path(path), overrides or None)
+    return load(_path(path, "path"), overrides or None)
 
 
 def run_sweep(
@@ -54,7 +61,7 @@ def run_sweep(
     from hamtune.sweep.runner import run_sweep as run
 
     changes = {**overrides, **({"data": data} if data else {}), **({"test_data": test_data} if test_data else {})}
-    options = SweepOptions(name=name, results_root=Path(results), address=address, resume=resume, num_samples=num_samples,
+    options = SweepOptions(name=name, results_root=_path(results, "results"), address=address, resume=resume, num_samples=num_samples,
                            num_cpus=num_cpus, log_to=tuple(log_to), keep_checkpoints=keep_checkpoints)
     chosen = _space(space, changes)
     directory = run(chosen, options)
@@ -95,7 +102,7 @@ def train_model(
 
     config = build_config({"preset": preset, **settings}, where="hamtune.train()")
     name = name or config.preset or "train"
-    directory = results_folder(Path(results), name)
+    directory = results_folder(_path(results, "results"), name)
     with results_lock(directory):
         prepared, config = load_data(data, config, progress=progress)
         external = load_data(test_data, config, progress=progress)[0] if test_data else None
@@ -107,7 +114,7 @@ def load_results(directory: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.
     """trials, epochs and scores of a results folder (one consistent snapshot, even while a sweep writes it)."""
     from hamtune.results.store import load_results as load
 
-    return load(Path(directory))
+    return load(_path(directory, "directory"))
 
 
 def rank(results: str | Path | pd.DataFrame, *, metric: str = "test_auroc", rank_by: str | None = None,
@@ -155,7 +162,8 @@ def write_report(*results: str | Path, html: str | Path | None = None, metric: s
 
     if not results:
         raise HamtuneError("hamtune.write_report(): name at least one results folder")
-    out = run_report([Path(r) for r in results], metric=metric, rank_by=rank_by, html=Path(html) if html else None)
+    out = run_report([_path(r, "results") for r in results], metric=metric, rank_by=rank_by,
+                     html=_path(html, "html") if html is not None else None)
     assert out is not None
     return out
 
@@ -165,10 +173,8 @@ def export_model(results: str | Path, out: str | Path, *, rank: int = 1, metric:
     """Export the trial ranked `rank` (by the sweep's validation objective, or `metric`) as a bundle that `score` uses;
     `formats` adds portable programs beside the weights ("onnx", "torch-export")."""
     from hamtune.export.bundle import export_trial
-    from hamtune.export.portable import write_formats
 
-    folder, _ = export_trial(Path(results), rank, Path(out), metric, force)
-    write_formats(folder, formats)
+    folder, _ = export_trial(_path(results, "results"), rank, _path(out, "out"), metric, force, formats)
     return folder
 
 
@@ -180,5 +186,5 @@ def score(model: str | Path, *inputs: str | Path, device: str = "cpu", format: s
 
     if not inputs:
         raise HamtuneError("hamtune.score(): name at least one image, folder or prepared cache to score")
-    bundle = load_bundle(Path(model))
-    return score_inputs(bundle, [Path(i) for i in inputs], device=device, progress=False, format=format).table
+    bundle = load_bundle(_path(model, "model"))
+    return score_inputs(bundle, [_path(i, "inputs") for i in inputs], device=device, progress=False, format=format).table

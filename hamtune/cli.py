@@ -189,13 +189,12 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from hamtune.export.bundle import export_trial
-    from hamtune.export.portable import require, write_formats
+    from hamtune.export.bundle import PROGRAMS, export_trial
+    from hamtune.export.programs import programs_wanted
 
     formats = tuple(args.format or ("torch",))
-    require(formats)
-    out, row = export_trial(args.results_dir, args.rank, args.out, args.metric, args.force)
-    programs = write_formats(out, formats)
+    out, row = export_trial(args.results_dir, args.rank, args.out, args.metric, args.force, formats)
+    programs = [out / PROGRAMS[f] for f in programs_wanted(formats)]
     print(f"exported trial {row['trial_id']} (rank {args.rank}, {row.get('kind')}/{row.get('arch')}) to {out}")
     for program in programs:
         print(f"  program: {program} (hamtune score {out} IMAGES... --format {'onnx' if program.suffix == '.onnx' else 'torch-export'})")
@@ -208,8 +207,8 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
     from hamtune.paths import results_folder, results_lock
     from hamtune.results.store import load_results
 
-    sweep = str(load_results(args.results_dir)[0]["sweep"].iloc[0])
-    directory = results_folder(args.results, args.name or f"{sweep}-ensemble")
+    load_results(args.results_dir)  # a folder that is not one is named before anything is created
+    directory = results_folder(args.results, args.name or f"{Path(args.results_dir).resolve().name}-ensemble")
     with results_lock(directory):
         out, row = build_ensemble(args.results_dir, args.top, directory.parent, directory.name, args.device)
     print(f"ensemble of {row['members'].count(',') + 1} trial(s) ranked by {row['objective_metric']} on validation: "
@@ -220,13 +219,27 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
     print(f"  export:  hamtune export {out} --out models/ensemble")
 
 
+def check_score_out(out: Path, model: Path, inputs: list[Path], force: bool) -> None:
+    """Refuse an --out that would destroy data: inside the bundle, one of the inputs or inside an input folder,
+    or an existing file that is not a CSV (without --force)."""
+    if out.is_dir():
+        raise HamtuneError(f"--out {out} is a folder; give the CSV file to write, e.g. {out / 'scores.csv'}")
+    target = out.resolve()
+    for folder, what in [(model, "the bundle"), *((i, "an input") for i in inputs)]:
+        folder = folder.resolve()
+        if target == folder or folder in target.parents:
+            raise HamtuneError(f"--out {out} is inside {what} {folder}; write the scores elsewhere (nothing was written)")
+    if out.exists() and out.suffix.lower() != ".csv" and not force:
+        raise HamtuneError(f"--out {out} exists and is not a .csv file; choose another --out, or pass --force to "
+                           "replace it (nothing was written)")
+
+
 def cmd_score(args: argparse.Namespace) -> None:
     from hamtune.export.bundle import load_bundle
     from hamtune.export.score import report_problems, score_inputs
     from hamtune.files import atomic_file
 
-    if args.out.is_dir():
-        raise HamtuneError(f"--out {args.out} is a folder; give the CSV file to write, e.g. {args.out / 'scores.csv'}")
+    check_score_out(args.out, args.model, args.inputs, args.force)
     bundle = load_bundle(args.model)
     scored = score_inputs(bundle, args.inputs, device=args.device, progress=not args.no_progress, format=args.format)
     try:
@@ -408,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("model", type=Path, metavar="DIR", help="a folder written by hamtune export")
     sc.add_argument("inputs", type=Path, nargs="+", metavar="INPUTS", help="JPEG/PNG files, folders (recursive) or prepared caches")
     sc.add_argument("--out", type=Path, default=Path("scores.csv"), help="CSV to write (default ./scores.csv)")
+    sc.add_argument("--force", action="store_true", help="replace an existing --out that is not a .csv file")
     sc.add_argument("--device", choices=CHOICES["device"], default="cpu", help="where the model runs (default cpu)")
     sc.add_argument("--no-progress", action="store_true", help="no progress bar")
     sc.add_argument("--format", choices=FORMATS, default="torch",

@@ -40,6 +40,7 @@ def results_lock(directory: Path) -> Iterator[None]:
     process is simply taken over; the PID in the file only serves the message.
     """
     directory = Path(directory)
+    created = not directory.exists()
     try:
         directory.mkdir(parents=True, exist_ok=True)
         handle = open(directory / LOCK, "a+")  # noqa: SIM115 (held open as the lock until the with-block ends)
@@ -67,6 +68,9 @@ def results_lock(directory: Path) -> Iterator[None]:
         finally:
             handle.seek(0)
             handle.truncate()
+            if created and {p.name for p in directory.iterdir()} == {LOCK}:  # a run that failed before writing
+                (directory / LOCK).unlink()  # leaves no folder holding only its lock
+                directory.rmdir()
     finally:
         handle.close()
 

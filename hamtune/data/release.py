@@ -12,6 +12,7 @@ from hamtune.data.images import IMAGE_SUFFIXES, ImageRef
 from hamtune.data.labels import DX_CODES
 from hamtune.data.loader import Source, check_mapping
 from hamtune.errors import HamtuneError
+from hamtune.files import check_regular
 
 REQUIRED = ("lesion_id", "image_id", "dx")
 OPTIONAL = ("dx_type", "age", "sex", "localization", "dataset")
@@ -32,6 +33,7 @@ def read_metadata(path: Path) -> pd.DataFrame:
     """Read and validate the release's metadata; errors name the file, line and field."""
     sep = "\t" if path.suffix.lower() == ".tab" else ","
     try:
+        check_regular(path)  # a link to /dev/zero would be read until memory runs out
         table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, quotechar='"')
     except FileNotFoundError:
         raise HamtuneError(f"{path}: no such metadata file") from None

@@ -7,12 +7,16 @@ DIR/
   bundle.json    preprocessing, input range, score, threshold, protocol, metrics, data fingerprint, provenance
   MODEL_CARD.md  what it is, on what data, how well, and what it must not be used for
   model.onnx, model.pt2  (with `export --format onnx|torch-export`) the model as portable programs
+
+bundle.json records the sha256 of every other file ("files", version 3); load_bundle checks them, and
+every field it uses, before it reads a weight (export/integrity.py says what that does and does not prove).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -28,7 +32,9 @@ from hamtune.data.images import Preprocess
 from hamtune.data.splits import get_protocol
 from hamtune.data.synth import MARKER
 from hamtune.errors import HamtuneError, first_line
-from hamtune.files import atomic_folder
+from hamtune.export import PROGRAMS, integrity
+from hamtune.export.programs import programs_wanted, write_programs
+from hamtune.files import atomic_folder, read_text
 from hamtune.models import Autoencoder, build_model
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import ENSEMBLE, top_trials
@@ -36,13 +42,14 @@ from hamtune.train import checkpoint as ckpt
 from hamtune.train.config import TrainConfig, score_parts
 from hamtune.train.evaluate import ScoreState, anomaly_score, score_images
 
-BUNDLE_VERSION = 2  # 2 adds score.pt and ensembles; a version-1 bundle (MSE or ELBO score, no score.pt) still reads
-READABLE_VERSIONS = (1, 2)
+BUNDLE_VERSION = 3  # 3 adds "files" (sha256 digests, checked on load); 2 added score.pt and ensembles
+READABLE_VERSIONS = (1, 2, 3)  # 1 and 2 (no digests) still score as --format torch; their programs are refused
 WEIGHTS, SCORE_STATE, CONFIG, META, CARD = "model.pt", "score.pt", "config.json", "bundle.json", "MODEL_CARD.md"
 MEMBERS = "members"  # an ensemble's folder of member bundles
-PROGRAMS = {"onnx": "model.onnx", "torch-export": "model.pt2"}  # portable programs `export --format` adds (export/portable.py)
 Scorer = Callable[[np.ndarray], np.ndarray]  # uint8 (N,H,W,C) images -> anomaly scores
 CARD_METRICS = ("auroc", "auprc", "f1", "precision", "recall", "mse", "psnr", "ssim", "elbo")
+FILE_NAMES = {WEIGHTS, SCORE_STATE, CONFIG, META, CARD, *PROGRAMS.values()}
+NAMES = FILE_NAMES | {MEMBERS} | {str(i) for i in range(1, 100)}  # what a bundle (an ensemble: members/1..99) holds
 
 
 @dataclass
@@ -62,12 +69,13 @@ class Bundle:
         try:
             model.load_state_dict(ckpt.load_weights(self.path / WEIGHTS, device))
         except RuntimeError as exc:
-            raise HamtuneError(f"{self.path / WEIGHTS}: does not fit the exported config ({first_line(exc, 200)})") from None
+            raise HamtuneError(f"{self.path / WEIGHTS}: does not fit the exported config ({state_dict_problem(exc)})") from None
         return model.to(device).eval()
 
     def score_state(self) -> ScoreState:
         path = self.path / SCORE_STATE
-        return ScoreState.from_dict(ckpt.load_weights(path) if path.exists() else {})
+        values = ckpt.load_weights(path) if path.exists() else {}
+        return check_score_state(values, self.config, path)
 
     @property
     def protocol(self) -> str:
@@ -109,6 +117,37 @@ class EnsembleBundle:
         return lambda images: combine([score(images) for score in scorers], self.info["members"])
 
 
+def state_dict_problem(exc: Exception) -> str:
+    """torch's load_state_dict complaint cut to what differs (its first line says only "Error(s) in loading")."""
+    lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+    return first_line(" ".join(lines) or str(exc), 240)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_score_state(values, config: TrainConfig, where: Path) -> ScoreState:
+    """score.pt as the config's score needs it: a latent part needs the Gaussian of the code's size, a score of
+    several parts a finite centre and positive scale for each; anything else is an error naming the file."""
+    parts = score_parts(config.score)
+    if not isinstance(values, dict):
+        raise HamtuneError(f"{where}: not the score's fitted statistics (a mapping); export the model again")
+    if "latent" in parts:
+        mean, precision, size = values.get("latent_mean"), values.get("latent_precision"), config.latent_dim
+        if not (isinstance(mean, torch.Tensor) and isinstance(precision, torch.Tensor)
+                and tuple(mean.shape) == (size,) and tuple(precision.shape) == (size, size)):
+            raise HamtuneError(f"{where}: score {config.score} needs latent_mean ({size},) and latent_precision "
+                               f"({size}, {size}); they are missing or mis-shaped, so export the model again")
+    if len(parts) > 1:
+        center, scale = values.get("center"), values.get("scale")
+        if not (isinstance(center, dict) and isinstance(scale, dict)
+                and all(_finite(center.get(p)) and _finite(scale.get(p)) and scale[p] > 0 for p in parts)):
+            raise HamtuneError(f"{where}: score {config.score} needs a finite center and a positive scale for each "
+                               "part; export the model again")
+    return ScoreState.from_dict(values)
+
+
 def _plain(value):
     """A Parquet cell as JSON: numpy scalars unwrapped, NaN and missing as null."""
     if value is None or value is pd.NA:
@@ -130,8 +169,8 @@ def _data_manifest(row: pd.Series) -> dict:
     path = row.get("data_path")
     if isinstance(path, str) and (Path(path) / "manifest.json").exists():
         try:
-            return json.loads((Path(path) / "manifest.json").read_text())
-        except (OSError, ValueError):
+            return json.loads(read_text(Path(path) / "manifest.json"))
+        except (OSError, ValueError, HamtuneError):
             pass
     return {"name": row.get("data_name")}
 
@@ -178,11 +217,10 @@ def is_bundle(folder: Path) -> bool:
     nothing but a bundle's files (a folder that merely contains a bundle.json is not one)."""
     try:
         names = {p.name for p in folder.iterdir()}
-        info = json.loads((folder / META).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
+        info = json.loads(read_text(folder / META, links=False))
+    except (OSError, ValueError, UnicodeDecodeError, HamtuneError):
         return False
-    files = {WEIGHTS, SCORE_STATE, CONFIG, META, CARD, MEMBERS, *PROGRAMS.values()}
-    return isinstance(info, dict) and "bundle_version" in info and names <= files
+    return isinstance(info, dict) and "bundle_version" in info and names <= FILE_NAMES | {MEMBERS}
 
 
 def check_out(out: Path, sources: list[Path], force: bool) -> None:
@@ -194,6 +232,10 @@ def check_out(out: Path, sources: list[Path], force: bool) -> None:
         if target == source or target in source.parents:
             raise HamtuneError(f"--out {out} is {'the folder' if target == source else 'a folder above'} {source} "
                                "that is exported from; choose an --out outside it")
+    here = Path.cwd().resolve()
+    if target == here or target in here.parents:
+        raise HamtuneError(f"--out {out} is {'the working directory' if target == here else 'a folder above the working directory'}"
+                           f" ({target}); replacing it would delete where you stand, so choose another --out (nothing was replaced)")
     if out.is_symlink():
         raise HamtuneError(f"--out {out} is a symbolic link; give the folder itself (nothing was replaced)")
     if not out.exists():
@@ -209,81 +251,154 @@ def check_out(out: Path, sources: list[Path], force: bool) -> None:
         raise HamtuneError(f"{out} exists and is not empty (an exported bundle); choose another --out or pass --force to replace it")
 
 
+def seal(folder: Path, info: dict) -> None:
+    """Write bundle.json with the sha256 of every other file of the bundle (call once they are all written)."""
+    info = {**info, "bundle_version": BUNDLE_VERSION, integrity.DIGESTS: integrity.digests(folder, NAMES, META)}
+    (Path(folder) / META).write_text(json.dumps(info, indent=1, default=float))
+
+
 def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool = False,
-                 results_dir: Path | None = None) -> Path:
-    """Export one trial's final checkpoint to `out`, written under a temporary name then renamed."""
+                 results_dir: Path | None = None, formats: tuple[str, ...] = ("torch",)) -> Path:
+    """Export one trial's final checkpoint (and the programs `formats` asks for) to `out`: everything is written
+    and sealed under a temporary name, then renamed in, so `out` is never a bundle without its files."""
     source = row.get("checkpoint")
     ensemble = isinstance(source, str) and (Path(source) / META).exists()
     if not isinstance(source, str) or not (ensemble or ckpt.delivered_weights(Path(source)).exists()):
         raise HamtuneError(f"trial {row['trial_id']}: its checkpoint {source} is missing; nothing to export")
+    programs = programs_wanted(formats)
+    if ensemble and programs:
+        raise HamtuneError(f"{source}: an ensemble exports as --format torch only; export its members one by one "
+                           f"for {programs[0]} (nothing was written)")
     out = Path(out)
     check_out(out, [Path(source)] + ([Path(results_dir)] if results_dir is not None else []), force)
     if ensemble:
+        received = load_bundle(Path(source))  # its files checked (digests, no links) before any is copied
         with atomic_folder(out) as tmp:
-            shutil.copytree(source, tmp, dirs_exist_ok=True)
-            info = {**ckpt.read_json(tmp / META), "rank": rank, "ranked_by": metric}
-            (tmp / META).write_text(json.dumps(info, indent=1))
+            for relative in integrity.listing(Path(source), NAMES, META):
+                (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(source) / relative, tmp / relative, follow_symlinks=False)
+            seal(tmp, {**received.info, "rank": rank, "ranked_by": metric})
         return out
-    config = TrainConfig.from_dict(ckpt.read_json(Path(source) / ckpt.CONFIG), where=f"{source}/{ckpt.CONFIG}")
+    config = TrainConfig.from_dict(_json_object(Path(source) / ckpt.CONFIG), where=f"{source}/{ckpt.CONFIG}")
     info = bundle_info(row, config, metric, rank)
     weights = ckpt.load_weights(ckpt.delivered_weights(Path(source)))
     state = ckpt.load_score_state(Path(source))
     with atomic_folder(out) as tmp:
-        torch.save(weights, tmp / WEIGHTS)
-        torch.save(state, tmp / SCORE_STATE)
+        ckpt.save_tensors(weights, tmp / WEIGHTS)
+        ckpt.save_tensors(state, tmp / SCORE_STATE)
         (tmp / CONFIG).write_text(json.dumps(config.to_dict(), indent=1))
-        (tmp / META).write_text(json.dumps(info, indent=1))
         (tmp / CARD).write_text(model_card(info, config))
+        seal(tmp, info)
+        if programs:
+            written = load_bundle(tmp)
+            write_programs(tmp, programs, written.model("cpu"), written.preprocess)
+            seal(tmp, info)
     return out
 
 
-def export_trial(directory: Path, rank: int, out: Path, metric: str | None = None, force: bool = False) -> tuple[Path, pd.Series]:
+def export_trial(directory: Path, rank: int, out: Path, metric: str | None = None, force: bool = False,
+                 formats: tuple[str, ...] = ("torch",)) -> tuple[Path, pd.Series]:
     """Export the trial at `rank` (1 = best) of a results folder, ranked as `hamtune reproduce` ranks."""
+    if isinstance(rank, bool) or not isinstance(rank, int):
+        raise HamtuneError(f"--rank must be a whole number, got {rank!r}")
     if rank < 1:
         raise HamtuneError(f"--rank must be at least 1, got {rank}")
     board, chosen = top_trials(directory, rank, metric)
     if len(board) < rank:
         raise HamtuneError(f"{directory}: only {len(board)} ranked trial(s) by {chosen.column}; --rank {rank} does not exist")
     row = board.iloc[rank - 1]
-    return write_bundle(row, out, chosen.column, rank, force, results_dir=directory), row
+    return write_bundle(row, out, chosen.column, rank, force, results_dir=directory, formats=formats), row
+
+
+def _json_object(path: Path, links: bool = True) -> dict:
+    """A JSON object from a bounded regular file; anything else is an error naming the file."""
+    try:
+        value = json.loads(read_text(path, links=links))
+    except FileNotFoundError:
+        raise HamtuneError(f"{path}: not found") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HamtuneError(f"{path}: unreadable JSON ({first_line(exc, 120)})") from None
+    if not isinstance(value, dict):
+        raise HamtuneError(f"{path}: must hold a JSON object, got {type(value).__name__}; export the model again")
+    return value
+
+
+def bundle_version(info: dict, where: Path) -> int:
+    found = info.get("bundle_version")
+    if isinstance(found, bool) or not isinstance(found, int) or found not in READABLE_VERSIONS:
+        raise HamtuneError(f"{where}: bundle_version {found!r} is not one this hamtune reads (the whole numbers "
+                           f"{', '.join(map(str, READABLE_VERSIONS))}); export the model again")
+    return found
 
 
 def load_bundle(path: Path) -> Bundle | EnsembleBundle:
-    """Open an exported folder (a model or an ensemble of them); anything missing or from another bundle
-    version is an error naming the file."""
+    """Open an exported folder (a model or an ensemble of them). Its files are checked before anything is
+    read as a model (digests, no links or devices, bounded sizes) and every field it uses against the schema;
+    anything missing, edited or from another bundle version is an error naming the file."""
     path = Path(path)
-    info = ckpt.read_json(path / META)
-    if not isinstance(info, dict) or info.get("bundle_version") not in READABLE_VERSIONS:
-        found = info.get("bundle_version") if isinstance(info, dict) else None
-        raise HamtuneError(f"{path / META}: bundle version {found}, this hamtune reads versions "
-                           f"{', '.join(map(str, READABLE_VERSIONS))}")
+    if not path.is_dir():
+        raise HamtuneError(f"{path}: no such bundle folder (hamtune export RESULTS --out DIR writes one)")
+    info = _json_object(path / META, links=False)
+    if bundle_version(info, path / META) >= 3:
+        integrity.verify(path, info.get(integrity.DIGESTS), NAMES, META)
+    else:  # no digests recorded: still no links, devices, oversized or unknown files
+        integrity.listing(path, NAMES, META)
     pre = info.get("preprocess")
     try:
-        preprocess = Preprocess(int(pre["size"]), pre["crop"], int(pre["channels"]))
+        preprocess = Preprocess(int(pre["size"]), str(pre["crop"]), int(pre["channels"]))
+        if preprocess.size < 8 or preprocess.channels not in (1, 3):
+            raise ValueError(f"size {preprocess.size}, channels {preprocess.channels}")
     except (TypeError, KeyError, ValueError) as exc:
-        raise HamtuneError(f"{path / META}: preprocess must hold size, crop and channels ({exc!r})") from None
+        raise HamtuneError(f"{path / META}: preprocess must hold size (8 or more), crop and channels (1 or 3) "
+                           f"({first_line(exc, 80)})") from None
     threshold = _threshold(info.get("threshold"), path / META)
+    if not isinstance(info.get("data", {}), dict) or not isinstance(info.get("protocol", {}), dict):
+        raise HamtuneError(f"{path / META}: data and protocol must be JSON objects; export the model again")
     if info.get("kind") == ENSEMBLE:
-        members = [load_bundle(path / str(m["path"])) for m in info.get("members") or []]
-        if not members or any(not isinstance(m, Bundle) or m.preprocess != preprocess for m in members):
-            raise HamtuneError(f"{path / META}: an ensemble's members must be single models prepared as {preprocess}")
-        return EnsembleBundle(path, members, preprocess, threshold, info)
-    config = TrainConfig.from_dict(ckpt.read_json(path / CONFIG), where=str(path / CONFIG))
+        return EnsembleBundle(path, _members(path, info, preprocess), preprocess, threshold, info)
+    config = TrainConfig.from_dict(_json_object(path / CONFIG, links=False), where=str(path / CONFIG))
     exported = (config.image_size, config.crop, config.channels)
     if exported != (preprocess.size, preprocess.crop, preprocess.channels):
         raise HamtuneError(
             f"{path / CONFIG}: image_size/crop/channels {exported} disagree with {META}'s preprocess "
             f"{(preprocess.size, preprocess.crop, preprocess.channels)}; the bundle was edited, export it again"
         )
-    return Bundle(path, config, preprocess, threshold, info)
+    for key, recorded in (("input_range", pre.get("input_range")), ("score", info.get("score"))):
+        if recorded is not None and getattr(config, key) != recorded:
+            raise HamtuneError(f"{path / CONFIG}: {key} {getattr(config, key)!r} disagrees with {META}'s {recorded!r}; "
+                               "the bundle was edited, export it again")
+    bundle = Bundle(path, config, preprocess, threshold, info)
+    bundle.score_state()  # checked now, before any image is scored
+    return bundle
+
+
+def _members(path: Path, info: dict, preprocess: Preprocess) -> list[Bundle]:
+    """An ensemble's member bundles: each entry names a folder members/N inside this bundle and a finite
+    centre and positive scale; members are single models prepared as the ensemble is."""
+    where, entries = path / META, info.get("members")
+    if not isinstance(entries, list) or not entries:
+        raise HamtuneError(f"{where}: members must be a list of member entries; export the ensemble again")
+    members = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not re.fullmatch(rf"{MEMBERS}/[1-9][0-9]?", str(entry.get("path"))):
+            raise HamtuneError(f"{where}: member {i + 1}: path must be {MEMBERS}/N inside the bundle, got "
+                               f"{entry.get('path') if isinstance(entry, dict) else entry!r}")
+        if not _finite(entry.get("center")) or not _finite(entry.get("scale")) or entry["scale"] <= 0:
+            raise HamtuneError(f"{where}: member {i + 1}: center must be a finite number and scale a positive one, "
+                               f"got {entry.get('center')!r} and {entry.get('scale')!r}")
+        member = load_bundle(path / entry["path"])
+        if not isinstance(member, Bundle) or member.preprocess != preprocess:
+            raise HamtuneError(f"{where}: an ensemble's members must be single models prepared as {preprocess}")
+        members.append(member)
+    return members
 
 
 def _threshold(value, where: Path) -> float:
     """The decision threshold: a finite number, or null (nothing is flagged)."""
     if value is None:
         return math.inf
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise HamtuneError(f"{where}: threshold must be a number or null, got {value!r}")
+    if not _finite(value):
+        raise HamtuneError(f"{where}: threshold must be a finite number or null, got {value!r}")
     return float(value)
 
 

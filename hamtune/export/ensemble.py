@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import hamtune
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError
-from hamtune.export.bundle import BUNDLE_VERSION, CARD, MEMBERS, META, Bundle, combine, load_bundle, write_bundle
+from hamtune.export.bundle import BUNDLE_VERSION, CARD, MEMBERS, Bundle, combine, load_bundle, seal, write_bundle
 from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
 from hamtune.results.rank import DEEP_KINDS, ENSEMBLE, top_trials
@@ -32,6 +33,8 @@ from hamtune.sweep.same_data import sweep_data
 from hamtune.train.data import plan_splits
 from hamtune.train.evaluate import EvalSet, detection_metrics
 from hamtune.train.loop import resolve_device
+
+log = logging.getLogger(__name__)
 
 # TrainConfig fields that decide which images are train, val and test: members must agree on all of them.
 SPLIT_KEYS = ("protocol", "split", "val_fraction", "test_fraction", "split_seed", "max_train_images",
@@ -68,11 +71,18 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
     if not metric.column.startswith("val_"):
         raise HamtuneError(f"{directory}: ranked by {metric.column}; an ensemble chooses its members on validation only")
     board = board[board["kind"].isin(DEEP_KINDS)].reset_index(drop=True)
+    if "data_fingerprint" in board and len(board):  # members share the best trial's data; say who was left out
+        same = board["data_fingerprint"].eq(board["data_fingerprint"].iloc[0])
+        if not same.all():
+            log.warning("%s: %d of the top %d trial(s) ran on other data than the best (%s) and were left out of the "
+                        "ensemble", directory, int((~same).sum()), len(board), board.get("data_name", board["data_fingerprint"]).iloc[0])
+        board = board[same].reset_index(drop=True)
     if len(board) < 2:
-        raise HamtuneError(f"{directory}: {len(board)} ranked deep trial(s); an ensemble needs at least 2")
-    data, test_data = sweep_data(board, None, None)
+        raise HamtuneError(f"{directory}: {len(board)} ranked deep trial(s) on one dataset; an ensemble needs at least 2")
+    data, test_data = sweep_data(board, None, None, fix="restore the sweep's prepared cache at that path "
+                                                        "(hamtune data prepare SOURCE --out PATH) and run ensemble again")
     sweep = str(board["sweep"].iloc[0])
-    name = name or f"{sweep}-ensemble"
+    name = name or f"{Path(directory).resolve().name}-ensemble"
     ids = [str(t) for t in board["trial_id"]]
     trial_id = f"ensemble-top{len(ids)}-{hashlib.blake2b(json.dumps(ids).encode(), digest_size=4).hexdigest()}"
     out = Path(results_root) / name
@@ -110,8 +120,8 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
                 "model": {"kind": ENSEMBLE, "members": ids}, "hamtune_version": hamtune.__version__,
                 "rank": None, "ranked_by": metric.column,
                 "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        (tmp / META).write_text(json.dumps(info, indent=1, default=float))
         (tmp / CARD).write_text(ensemble_card(info, bundles))
+        seal(tmp, info)
     table = pd.DataFrame({"image_id": test.image_id, "dx": test.dx, "label": test.labels.astype(np.int8), "score": test_scores})
     ResultsWriter(out).add(row, [], table, None)
     return out, row

@@ -31,7 +31,7 @@ class Inputs:
 
     files: list[Path] = field(default_factory=list)
     caches: list[Path] = field(default_factory=list)
-    missing: list[Path] = field(default_factory=list)
+    missing: list[tuple[Path, str]] = field(default_factory=list)  # with the reason
 
 
 def collect(paths: list[Path]) -> Inputs:
@@ -45,7 +45,7 @@ def collect(paths: list[Path]) -> Inputs:
         elif path.is_file():
             found.files.append(path)
         else:
-            found.missing.append(path)
+            found.missing.append((path, "not a regular file (a FIFO, socket or device)" if path.exists() else "no such file or folder"))
     return found
 
 
@@ -112,11 +112,11 @@ def score_inputs(
     found = collect(paths)
     target = resolve_device(device)
     scorer = make_scorer(bundle, format, target)
-    problems = [(p, "no such file or folder") for p in found.missing]
+    problems = list(found.missing)
     notes, parts = [], []
     for cache in found.caches:
         data = load_prepared(cache)
-        if data.fingerprint == bundle.info["data"].get("fingerprint"):
+        if data.fingerprint == (bundle.info.get("data") or {}).get("fingerprint"):
             notes.append(f"{cache} is the model's own training data: its train and val images score optimistically")
         parts.append(score_prepared(bundle, scorer, data))
     if found.files:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 DEFAULT_ROOT = Path("results")
@@ -40,6 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("table", "markdown", "csv", "methods", "latex"), default="table",
                         help="terminal output; csv prints the leaderboards only, one row per trial; methods (Markdown) and "
                         "latex print each folder's methods card for a paper instead of the leaderboards (default table)")
+
+
+PROGRESS_TRIALS = 500  # reports of this many trials say what they are doing on stderr
+
+
+def terminal_safe(text: str) -> str:
+    """Escape control characters from the results' strings (ESC sequences would retitle or clear the terminal);
+    the layout's line breaks and tabs stay."""
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
 
 
 def validation_objective(trials):
@@ -87,13 +97,20 @@ def run_report(
     from hamtune.report.html import reproduced
 
     if not quiet:
-        print(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps)), flush=True)
+        print(terminal_safe(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps))), flush=True)
     if no_html:
         return None
     from hamtune.report.html import write_report
 
     out = html or sweeps[0].directory / HTML_NAME
-    write_report(sweeps, ranking, groups, out)
+    started = time.perf_counter()
+
+    def progress(stage: str) -> None:  # a large report takes seconds: say what it is doing
+        if len(trials) >= PROGRESS_TRIALS and not quiet:
+            print(f"hamtune: report: {stage} ({len(trials)} trials, {time.perf_counter() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+    write_report(sweeps, ranking, groups, out, progress)
     if not quiet:
         print(f"report: {out}", file=sys.stderr if output_format == "csv" else sys.stdout)
     return out

@@ -6,7 +6,9 @@ already escapes '<', so nothing from a results file can become markup or script.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
@@ -28,6 +30,8 @@ from hamtune.results.numbers import fmt
 from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, verdict
 from hamtune.results.reproduction import SPREAD, summarise
 from hamtune.results.store import load_samples
+
+log = logging.getLogger(__name__)
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 EXPECTED_BEST = ("Expected best validation objective of n trials drawn at random from each sweep's own ranked trials "
@@ -151,7 +155,11 @@ def _sample_grids(ranking: Ranking, directories: dict[str, Path]) -> str:
         row = next((b.iloc[0] for b in boards if len(b)), None)
         if row is None:
             continue
-        samples = load_samples(directories[row["sweep"]], row["trial_id"])
+        try:
+            samples = load_samples(directories[row["sweep"]], row["trial_id"])
+        except HamtuneError as exc:  # one damaged samples file costs its figure, not the report
+            log.warning("%s; its sample grid is left out", exc)
+            continue
         if "original" not in samples:
             continue
         rows = [samples["original"][:MAX_IMAGES], samples.get("reconstruction", [])[:MAX_IMAGES]]
@@ -226,11 +234,13 @@ def _reproduction(sweeps: list[Sweep], metric: Metric, embed: Embedder) -> str:
     return note + table(display(shown, [(c, c) for c in shown.columns])) + embed(figure)
 
 
-def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tuple[str, int]:
-    """The page and the number of Plotly figures in it."""
+def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
+               progress: Callable[[str], None] = lambda stage: None) -> tuple[str, int]:
+    """The page and the number of Plotly figures in it; `progress` hears the name of each stage as it starts."""
     trials, epochs, scores = combine(sweeps)
     if not all("test_auroc_low" in board.columns for board in ranking.boards.values()):
         ranking = ranking_with_intervals(ranking, scores)
+    progress("parameter importance")
     metric, embed = ranking.metric, Embedder()
     directories = {str(name): s.directory for s in sweeps for name in s.trials["sweep"].unique()}
     declared = {str(name): s.distributions for s in sweeps for name in s.trials["sweep"].unique()}
@@ -242,18 +252,20 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tu
         found = verdict(board, key, metric)
         verdicts.append(verdict_html(found, importances[key], ranking, comparisons(board, found.best, scores)))
 
+    progress("leaderboards")
     sections = [
         _section("Which model is best and why", f'<div class="summary">{"".join(verdicts)}</div>', "summary"),
         _section("How to read this report", how_to_read(ranking), "how-to-read"),
         _section("Leaderboard", _leaderboards(ranking, by, reproduced(sweeps)), "leaderboard"),
     ]
+    progress("figures")
     quality = "".join(embed(figures.quality_vs_detection(board, key)) for key, board in ranking.boards.items())
     sections.append(_section("Reconstruction quality vs anomaly detection", quality, "quality"))
     what = []
     for key in ranking.boards:
         importance = importances[key]
         what.append(embed(figures.parallel_coordinates(importance, key)))
-        what.append(embed(figures.importance_bar(importance, key)) or _note(f"{key}: {importance.note}"))
+        what.append(embed(figures.importance_bar(importance, key)) + _note(f"{key}: {importance.note}"))
     sections.append(_section("Parameters and their importance", "".join(what), "parameters"))
     enough = "".join(embed(figures.expected_best(board, ranking.select, key)) for key, board in ranking.boards.items())
     sections.append(_section("How many trials are enough", _note(EXPECTED_BEST) + enough if enough else "", "trials"))
@@ -285,9 +297,11 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> tu
     return page, embed.count
 
 
-def write_report(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...], out: Path) -> int:
+def write_report(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...], out: Path,
+                 progress: Callable[[str], None] = lambda stage: None) -> int:
     """Write the page atomically; returns the number of figures in it."""
-    page, count = build_page(sweeps, ranking, by)
+    page, count = build_page(sweeps, ranking, by, progress)
+    progress(f"writing {len(page) / 1e6:.1f} MB")
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ from hamtune.results.rank import Metric
 from hamtune.train.config import TrainConfig
 
 MIN_TRIALS = 10  # fewer complete trials give no percentages: fANOVA's shares of 6 trials are noise
+MAX_FANOVA = 300  # fANOVA's cost grows faster than the trials; beyond this, a seeded random sample of them
 RUNTIME_FIELDS = frozenset({"device", "num_threads", "eval_batch_size", "compile", "channels_last", "precision", "preset"})
 LOG_RATIO = 20.0
 
@@ -143,9 +144,11 @@ def param_importance(ranked: pd.DataFrame, metric: Metric, declared: dict[str, d
         return found({}, "No parameter varies across all complete trials, so there is nothing to attribute." + left_out)
     if not np.isfinite(values).all() or math.isclose(float(np.ptp(values)), 0.0, abs_tol=1e-12):
         return found({}, f"Every trial scored the same {metric.column}; importance is undefined.")
+    sample = study if len(ranked) <= MAX_FANOVA else build_study(ranked.sample(MAX_FANOVA, random_state=0), metric, declared)[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-        result = optuna.importance.get_param_importances(study, evaluator=evaluator, params=always)
+        result = optuna.importance.get_param_importances(sample, evaluator=evaluator, params=always)
     ordered = dict(sorted(result.items(), key=lambda item: -item[1]))
-    return found(ordered, f"fANOVA of {metric.column} over {len(ranked)} complete trials." + left_out)
+    over = f"{len(ranked)} complete" if sample is study else f"a random {MAX_FANOVA} of the {len(ranked)} complete"
+    return found(ordered, f"fANOVA of {metric.column} over {over} trials." + left_out)

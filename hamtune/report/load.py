@@ -57,6 +57,10 @@ def load_sweep(directory: Path) -> Sweep:
     if "sweep" not in trials.columns:
         trials = trials.assign(sweep=directory.name)
     trials["sweep"] = trials["sweep"].fillna(directory.name).astype(str)
+    twice = trials["trial_id"].duplicated()
+    if twice.any():
+        raise HamtuneError(f"{directory / TRIALS}: trial {trials['trial_id'][twice].iloc[0]} appears twice in this one "
+                           "file (was it edited or concatenated?); keep one row per trial")
     reproduce = read_parquet(directory / REPRODUCE) if (directory / REPRODUCE).exists() else None
     name = str(trials["sweep"].iloc[0]) if len(trials) else directory.name
     return Sweep(name, directory, trials, epochs, scores, reproduce, read_distributions(directory))
@@ -81,13 +85,14 @@ def load_sweeps(directories: list[Path] | None, root: Path = Path("results")) ->
     for folder in folders:
         sweep = load_sweep(folder)
         if _ranked_count(sweep.trials) == 0:
-            if named:
+            if named and len(folders) == 1:
                 raise HamtuneError(_no_ranked_trials(sweep))
             print(f"hamtune: note: skipping {_no_ranked_trials(sweep)}", file=sys.stderr)
             continue
         sweeps.append(sweep)
     if not sweeps:
-        raise HamtuneError(f"{root}: none of the sweeps found there has a completed or stopped trial to rank")
+        where = ", ".join(map(str, folders)) if named else str(root)
+        raise HamtuneError(f"{where}: none of these sweeps has a completed or stopped trial to rank")
     return sweeps
 
 

@@ -62,7 +62,9 @@ def resolve_metric(name: str, trials: pd.DataFrame) -> Metric:
         if column in trials.columns and direction(column) is not None and pd.api.types.is_numeric_dtype(trials[column]):
             return Metric(column, bool(direction(column)))
     choices = [c for c in trials.columns if c.startswith("test_") and direction(c) is not None and "_score_" not in c]
-    raise HamtuneError(f"unknown metric {name!r}; choose one of {', '.join(choices) or 'none (no test metrics recorded)'}")
+    if not choices:
+        raise HamtuneError(f"no trial recorded {name}: {no_ranked_trials(trials)}")
+    raise HamtuneError(f"unknown metric {name!r}; choose one of {', '.join(choices)}")
 
 
 def with_test_set(trials: pd.DataFrame) -> pd.DataFrame:
@@ -229,8 +231,22 @@ def objective(trials: pd.DataFrame, metric: str | None = None) -> Metric:
     if "objective_metric" not in trials.columns or trials["objective_metric"].dropna().empty:
         return resolve_metric("val_auroc", trials)
     column = str(trials["objective_metric"].dropna().mode().iloc[0])
-    modes = trials.loc[trials["objective_metric"] == column, "objective_mode"].dropna()
-    return Metric(column, (str(modes.iloc[0]) if len(modes) else "max") == "max")
+    modes = trials.loc[trials["objective_metric"] == column, "objective_mode"].dropna() if "objective_mode" in trials else []
+    mode = str(modes.iloc[0]) if len(modes) else "max"
+    if mode not in ("max", "min"):
+        raise HamtuneError(f"objective_mode {mode!r} in the results: must be max or min (was the trials file edited?); "
+                           "pass --metric to choose the ranking")
+    if column not in trials.columns:
+        raise HamtuneError(f"no trial recorded {column} (the sweep's objective): {no_ranked_trials(trials)}")
+    return Metric(column, mode == "max")
+
+
+def no_ranked_trials(trials: pd.DataFrame) -> str:
+    """Why nothing can be ranked, e.g. "3 failed (first reason: CUDA out of memory); nothing to rank"."""
+    statuses = trials["status"].value_counts().to_dict() if "status" in trials else {}
+    reasons = [str(r) for r in trials.get("reason", pd.Series(dtype=object)).dropna() if str(r)]
+    summary = ", ".join(f"{n} {s}" for s, n in statuses.items()) or f"{len(trials)} trial(s)"
+    return f"{summary}" + (f" (first reason: {reasons[0][:120]})" if reasons else "") + "; nothing to rank"
 
 
 def leaderboard(trials: pd.DataFrame, metric: Metric) -> pd.DataFrame:

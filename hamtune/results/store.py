@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 import hamtune
 from hamtune.errors import HamtuneError, first_line
-from hamtune.files import atomic_file, read_npz
+from hamtune.files import atomic_file, check_regular, read_npz, read_text
 from hamtune.paths import in_results
 
 SCHEMA_VERSION = 2  # 2: a trial's metrics are its best validation epoch's (1: its last epoch's)
@@ -137,6 +137,7 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
 def read_parquet(path: Path) -> pd.DataFrame:
     """Read one of our files; a damaged file or another schema version is an error naming the file."""
     try:  # one open file: a writer's os.replace between pyarrow's footer and data reads cannot mix two files
+        check_regular(path, None)
         with open(path, "rb") as handle:
             table = pq.read_table(handle)
     except FileNotFoundError:
@@ -144,7 +145,7 @@ def read_parquet(path: Path) -> pd.DataFrame:
     except (pa.ArrowException, OSError) as exc:
         raise HamtuneError(f"{path}: unreadable or truncated Parquet file ({first_line(exc, 160)})") from None
     version = (table.schema.metadata or {}).get(SCHEMA_KEY)
-    if version is None or int(version) != SCHEMA_VERSION:
+    if version is None or not version.strip().isdigit() or int(version) != SCHEMA_VERSION:
         found = version.decode() if version else "none"
         raise HamtuneError(f"{path}: results schema version {found}, this hamtune reads version {SCHEMA_VERSION}")
     return table.to_pandas()
@@ -203,6 +204,8 @@ def load_results(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     if not (directory / TRIALS).exists():
         raise HamtuneError(f"{directory}: no {TRIALS} (has a sweep or `hamtune train` written here yet?)")
     trials = read_parquet(directory / TRIALS)
+    if "trial_id" not in trials.columns:
+        raise HamtuneError(f"{directory / TRIALS}: not a hamtune trials file (no trial_id column)")
     if "checkpoint" in trials:  # stored relative to the results folder: this folder's own checkpoints
         trials["checkpoint"] = trials["checkpoint"].map(lambda path: in_results(path, directory))
     ids = set(trials["trial_id"])
@@ -226,7 +229,7 @@ def read_distributions(directory: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     try:
-        declared = json.loads(path.read_text())
+        declared = json.loads(read_text(path))
     except (OSError, ValueError) as exc:
         raise HamtuneError(f"{path}: unreadable ({first_line(exc, 120)}); delete it to fall back to distributions "
                            "read from the values") from None

@@ -260,15 +260,24 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     configure_tune()
     name = options.name or space.name
     directory = (Path(options.results_root) / name).resolve()
-    storage = options.storage or str(directory)
+    # a shared --storage holds each sweep under its name: two sweeps never share (and overwrite) one tuner.pkl
+    storage = f"{options.storage.rstrip('/')}/{name}" if options.storage else str(directory)
     experiment = experiment_path(storage)
     if options.resume and not tune.Tuner.can_restore(experiment):
+        if (directory / TRIALS).exists():  # the results are here, the Tune state elsewhere
+            raise HamtuneError(f"{experiment}: no Tune state to resume, though {directory} holds results; if the sweep "
+                               "was started with --storage, pass the same --storage")
         raise HamtuneError(f"{experiment}: no sweep to resume here (start it without --resume)")
     if options.resume:
         trust.verify(experiment)  # before Tune unpickles anything
     if not options.resume and (directory / TRIALS).exists():
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
+    if not options.resume:
+        trust.check_usable()
     num_samples = space.num_samples if options.num_samples is None else options.num_samples
+    if not space.params and num_samples > 1:
+        log.warning("%s searches no parameter (no params:): its %d trials all run one configuration and differ only "
+                    "by chance; add params or use --num-samples 1", space.path, num_samples)
     gpus = space.resources["gpus"] if options.gpus_per_trial is None else options.gpus_per_trial
     tracked = tuple(dict.fromkeys(space.log_to + tuple(options.log_to)))
     for tracker in tracked:
@@ -297,12 +306,16 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
                        max_concurrent=max_concurrent, resume=options.resume, trackers=tuple(trackers))
     if not options.resume:
         trust.record_tuner(experiment)
+    before = len(load_results(directory)[0]) if (directory / TRIALS).exists() else 0
     started = time.perf_counter()
     tuner.fit()
     provenance.finish(directory, time.perf_counter() - started)
     recorded = len(load_results(directory)[0]) if (directory / TRIALS).exists() else 0
     plan = read_plan(directory)
     expected = num_samples + (plan["trials"] if plan else space.confirm_trials)
+    if options.resume and recorded == before and recorded < expected:
+        raise HamtuneError(f"sweep {name}: its Tune state holds {recorded} trial(s), all finished; --resume cannot add "
+                           f"trials (--num-samples {num_samples}), so start a new sweep under a new --name")
     if recorded < expected:
         raise SweepInterrupted(
             f"sweep {name} stopped with {recorded} of {expected} trials finished (all kept in {directory}); "

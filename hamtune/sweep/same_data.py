@@ -10,16 +10,18 @@ import pandas as pd
 from hamtune.data.prepare import Prepared, load_prepared
 from hamtune.errors import HamtuneError
 
+MOVED = "point --data at the moved prepared cache"
 
-def checked_data(path: Path | None, fingerprint: str | None, what: str) -> Prepared:
-    """The prepared cache a trial used, refused unless it is byte for byte the data the trial saw."""
+
+def checked_data(path: Path | None, fingerprint: str | None, what: str, fix: str = MOVED) -> Prepared:
+    """The prepared cache a trial used, refused unless it is byte for byte the data the trial saw (`fix`: what to do
+    when it is not there, for commands that have no --data)."""
     if path is None:
-        raise HamtuneError(f"trials.parquet names no {what} folder; point --data at the prepared cache ({fingerprint})")
+        raise HamtuneError(f"trials.parquet names no {what} folder; {fix} ({fingerprint})")
     path = Path(path)
     if not (path / "manifest.json").exists():
         raise HamtuneError(
-            f"{what} {path} is missing (expected fingerprint {fingerprint}, found none); "
-            "point --data at the moved prepared cache"
+            f"{what} {path} is missing (expected fingerprint {fingerprint}, found none); {fix}"
         )
     found = load_prepared(path, verify=False).fingerprint
     if found != fingerprint:
@@ -38,9 +40,10 @@ def _one(rows: pd.DataFrame, column: str):
     return values[0] if len(values) else None
 
 
-def sweep_data(rows: pd.DataFrame, data: Path | None, test_data: Path | None) -> tuple[Prepared, Prepared | None]:
+def sweep_data(rows: pd.DataFrame, data: Path | None, test_data: Path | None,
+               fix: str = MOVED) -> tuple[Prepared, Prepared | None]:
     """The main (and external test) data of the chosen trials, fingerprint-checked."""
-    main = checked_data(data or _one(rows, "data_path"), _one(rows, "data_fingerprint"), "data")
+    main = checked_data(data or _one(rows, "data_path"), _one(rows, "data_fingerprint"), "data", fix)
     test_path = test_data or _one(rows, "test_path")
-    test = checked_data(test_path, _one(rows, "test_data_fingerprint"), "test data") if test_path else None
+    test = checked_data(test_path, _one(rows, "test_data_fingerprint"), "test data", fix) if test_path else None
     return main, test

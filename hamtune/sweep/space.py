@@ -291,6 +291,9 @@ def fixed_values(check: _Checker, raw: dict, fixed: dict) -> tuple[dict, int]:
         if key in raw:
             fixed[key] = raw[key]
     max_epochs = int(check.number(raw.get("max_epochs", 10), "max_epochs", int, low=1))
+    if "epochs" in fixed and fixed["epochs"] != max_epochs:  # a sweep's trials run max_epochs: never ignore epochs silently
+        raise check.fail("epochs", f"{fixed['epochs']!r} conflicts with max_epochs {max_epochs}, which a sweep's trials "
+                                   "run; set max_epochs instead (--set max_epochs=N)")
     fixed["epochs"] = max_epochs
     return {name: check.config_value(name, value, f"fixed.{name}") for name, value in fixed.items()}, max_epochs
 
@@ -373,6 +376,8 @@ def data_specs(check: _Checker, raw: dict) -> tuple[str, str | None]:
 def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchSpace:
     """Validate a loaded YAML mapping (plus CLI overrides) into a SearchSpace, one step per part of the file."""
     check = _Checker(path)
+    if not raw:
+        raise HamtuneError(f"{path}: the space is empty; a search space names at least its params (see search_spaces/quick.yaml)")
     raw, fixed, params_raw = merge_overrides(check, raw, overrides)
     fixed, max_epochs = fixed_values(check, raw, fixed)
     params = search_params(check, params_raw, fixed)

@@ -63,6 +63,17 @@ def record_path(fs_path: str) -> Path:
     return config_dir() / "trust" / f"{key}.json"
 
 
+def check_usable() -> None:
+    """The trust folder can be created: checked before a new sweep writes anything, so that a sweep whose Tune
+    state could never be recorded (and so never resumed) does not start."""
+    folder = config_dir() / "trust"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HamtuneError(f"{folder}: cannot hold hamtune's records of Tune state ({exc.strerror}); set XDG_CONFIG_HOME "
+                           "to a folder you can write (nothing was started)") from None
+
+
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 

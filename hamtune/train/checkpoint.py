@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 from pathlib import Path
@@ -11,7 +12,7 @@ import pandas as pd
 import torch
 
 from hamtune.errors import HamtuneError, first_line
-from hamtune.files import read_npz
+from hamtune.files import check_regular, read_npz, read_text
 
 WEIGHTS, TRAINER, CONFIG, HISTORY, SCORES, SAMPLES, BEST, SCORE_STATE = (
     "model.pt", "trainer.pt", "config.json", "history.json", "scores.parquet", "samples.npz", "best.pt", "score.pt",
@@ -19,6 +20,14 @@ WEIGHTS, TRAINER, CONFIG, HISTORY, SCORES, SAMPLES, BEST, SCORE_STATE = (
 RESUME_FILES = (WEIGHTS, TRAINER, CONFIG, HISTORY)  # always written; the rest exist once an epoch was best
 # model.pt is the last epoch's weights (to resume training); best.pt, score.pt, scores.parquet and
 # samples.npz describe the model the run delivers: its best validation epoch.
+
+
+def save_tensors(value, path: Path) -> None:
+    """torch.save through memory, then one Python write: a full disk is an OSError (ENOSPC, one line from the
+    CLI), not torch's "unexpected pos" RuntimeError from inside its zip writer."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    Path(path).write_bytes(buffer.getvalue())
 
 
 def save_checkpoint(
@@ -35,8 +44,8 @@ def save_checkpoint(
     """Write one checkpoint folder; everything in it can be read without unpickling code."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    torch.save(model_state, directory / WEIGHTS)
-    torch.save(trainer_state, directory / TRAINER)
+    save_tensors(model_state, directory / WEIGHTS)
+    save_tensors(trainer_state, directory / TRAINER)
     (directory / CONFIG).write_text(json.dumps(config, indent=1))
     (directory / HISTORY).write_text(json.dumps(history, allow_nan=True))
     if scores is not None:
@@ -44,8 +53,8 @@ def save_checkpoint(
     if samples:
         np.savez_compressed(directory / SAMPLES, **samples)
     if best_weights is not None:
-        torch.save(best_weights, directory / BEST)
-        torch.save(score_state or {}, directory / SCORE_STATE)
+        save_tensors(best_weights, directory / BEST)
+        save_tensors(score_state or {}, directory / SCORE_STATE)
     return directory
 
 
@@ -64,6 +73,7 @@ def load_score_state(directory: Path) -> dict:
 def load_weights(path: Path, device: str | torch.device = "cpu") -> dict:
     """Load tensors only; a file carrying pickled code is refused, never executed."""
     try:
+        check_regular(path, None)  # a link to /dev/zero is not a weights file (and would never end)
         return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise HamtuneError(f"{path}: checkpoint file not found") from None
@@ -81,7 +91,7 @@ def load_weights(path: Path, device: str | torch.device = "cpu") -> dict:
 
 def read_json(path: Path):
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(read_text(Path(path)))
     except FileNotFoundError:
         raise HamtuneError(f"{path}: not found") from None
     except (ValueError, UnicodeDecodeError) as exc:

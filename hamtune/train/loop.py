@@ -46,6 +46,8 @@ def resolve_device(name: str) -> torch.device:
     """cuda, else mps, else cpu; or exactly what the config asks for."""
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     available = {"cuda": torch.cuda.is_available(), "mps": mps, "cpu": True}
+    if name not in (*available, "auto"):
+        raise HamtuneError(f"device={name!r}: unknown; choose one of auto, {', '.join(available)}")
     if name != "auto":
         if not available[name]:
             raise HamtuneError(f"device={name} requested but this torch build or machine has no {name.upper()}")

@@ -395,9 +395,9 @@ def test_baselines_refuse_a_set_key_they_do_not_use(capsys, prepared, tmp_path):
 
 
 @pytest.mark.parametrize("edit, needle", [
-    ("config_size", "disagree with bundle.json's preprocess"),
-    ("both_sizes", "model.pt: does not fit the exported config"),
-    ("threshold", "threshold must be a number or null, got 'abc'"),
+    ("config_size", "config.json: its sha256 differs"),
+    ("both_sizes", "config.json: its sha256 differs"),
+    ("threshold", "threshold must be a finite number or null, got 'abc'"),
 ])
 def test_an_edited_bundle_is_refused_not_used(capsys, trained, tmp_path, edit, needle):
     import numpy as np
@@ -412,7 +412,8 @@ def test_an_edited_bundle_is_refused_not_used(capsys, trained, tmp_path, edit, n
         info["preprocess"]["size"] = 64
     if edit == "threshold":
         info["threshold"] = "abc"
-    (model / "config.json").write_text(json.dumps(config))
+    if edit != "threshold":
+        (model / "config.json").write_text(json.dumps(config))
     (model / "bundle.json").write_text(json.dumps(info))
     Image.fromarray(np.full((30, 30, 3), 120, dtype=np.uint8)).save(tmp_path / "a.jpg")
     code, _, err = run_cli(capsys, "score", model, tmp_path / "a.jpg", "--out", tmp_path / "s.csv", "--no-progress")
