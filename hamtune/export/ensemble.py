@@ -27,8 +27,8 @@ from hamtune.errors import HamtuneError
 from hamtune.export.bundle import BUNDLE_VERSION, CARD, MEMBERS, Bundle, combine, load_bundle, seal, write_bundle
 from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
-from hamtune.results.rank import DEEP_KINDS, ENSEMBLE, top_trials
-from hamtune.results.store import ResultsWriter, trial_row
+from hamtune.results.rank import DEEP_KINDS, ENSEMBLE, Metric, leaderboard, objective, top_trials
+from hamtune.results.store import ResultsWriter, load_results, trial_row
 from hamtune.sweep.same_data import sweep_data
 from hamtune.train.data import plan_splits
 from hamtune.train.evaluate import EvalSet, detection_metrics
@@ -62,12 +62,22 @@ def _eval_set(name: str, data: Prepared, rows: np.ndarray, labels: np.ndarray) -
     return EvalSet(name, torch.empty(0), rows, labels[rows], meta["dx"].to_numpy(str)[rows], meta["image_id"].to_numpy(str)[rows])
 
 
-def build_ensemble(directory: Path, top: int, results_root: Path, name: str | None = None, device: str = "cpu") -> tuple[Path, dict]:
-    """Combine the `top` best trials of `directory` (ranked by the sweep's validation objective) and
-    record the ensemble in results/<name> (default: <sweep>-ensemble); returns that folder and its row."""
-    if top < 2:
+def seed_members(directory: Path, trial_ids: list[str]) -> tuple[pd.DataFrame, Metric]:
+    """The given trials (a configuration's seeds) as ranked rows, best by the validation objective first."""
+    trials = load_results(directory)[0]
+    metric = objective(trials)
+    board = leaderboard(trials, metric)
+    return board[board["trial_id"].astype(str).isin(set(trial_ids))].reset_index(drop=True), metric
+
+
+def build_ensemble(directory: Path, top: int, results_root: Path, name: str | None = None, device: str = "cpu",
+                   members: list[str] | None = None) -> tuple[Path, dict]:
+    """Combine the `top` best trials of `directory` (ranked by the sweep's validation objective), or exactly the
+    trials `members` names (a configuration's seeds), and record the ensemble in results/<name> (default:
+    <sweep>-ensemble); returns that folder and its row."""
+    if members is None and top < 2:
         raise HamtuneError(f"--top must be at least 2 for an ensemble, got {top}")
-    board, metric = top_trials(directory, top)
+    board, metric = top_trials(directory, top) if members is None else seed_members(directory, members)
     if not metric.column.startswith("val_"):
         raise HamtuneError(f"{directory}: ranked by {metric.column}; an ensemble chooses its members on validation only")
     board = board[board["kind"].isin(DEEP_KINDS)].reset_index(drop=True)
@@ -84,7 +94,8 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
     sweep = str(board["sweep"].iloc[0])
     name = name or f"{Path(directory).resolve().name}-ensemble"
     ids = [str(t) for t in board["trial_id"]]
-    trial_id = f"ensemble-top{len(ids)}-{hashlib.blake2b(json.dumps(ids).encode(), digest_size=4).hexdigest()}"
+    label = f"ensemble-top{len(ids)}" if members is None else f"seed-ensemble-{len(ids)}"
+    trial_id = f"{label}-{hashlib.blake2b(json.dumps(ids).encode(), digest_size=4).hexdigest()}"
     out = Path(results_root) / name
     target = resolve_device(device)
     started = time.perf_counter()
@@ -111,13 +122,14 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
             device=str(target), data_manifest=data.located_manifest(),
             test_manifest=test_data.located_manifest() if test_data else None,
             checkpoint=relative_to_results(out / "checkpoints" / trial_id, out),
-            extra={"model": f"ensemble-top{len(ids)}", "members": ",".join(ids), "members_from": sweep,
+            extra={"model": label, "members": ",".join(ids), "members_from": sweep,
                    "epochs_run": None, "best_epoch": None, "time_per_epoch_s": None},
         )
         info = {**bundles[0].info, "bundle_version": BUNDLE_VERSION, "kind": ENSEMBLE, "members": members,
                 "sweep": name, "trial_id": trial_id, "score": f"mean of {len(ids)} standardised member scores",
                 "threshold": result["threshold"], "metrics": {k: v for k, v in result.items() if k.startswith(("val_", "test_"))},
-                "model": {"kind": ENSEMBLE, "members": ids}, "hamtune_version": hamtune.__version__,
+                "model": {"kind": ENSEMBLE, "members": ids, "chosen": "best by validation" if members is None else "seeds"},
+                "hamtune_version": hamtune.__version__,
                 "rank": None, "ranked_by": metric.column,
                 "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         (tmp / CARD).write_text(ensemble_card(info, bundles))
@@ -127,6 +139,13 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
     return out, row
 
 
+def _what(info: dict, bundles: list[Bundle]) -> str:
+    if info.get("model", {}).get("chosen") == "seeds":
+        seeds = ", ".join(str(b.config.seed) for b in bundles)
+        return f"One configuration trained on {len(bundles)} seeds ({seeds}) in `{bundles[0].info.get('sweep')}`"
+    return f"The {len(bundles)} best trials of sweep `{bundles[0].info.get('sweep')}` by validation"
+
+
 def ensemble_card(info: dict, bundles: list[Bundle]) -> str:
     """The model card of an ensemble: what it combines, how, and how well; the members' cards hold the rest."""
     lines = "\n".join(f"| {m['path']} | {b.info['trial_id']} | {b.config.kind}/{b.config.arch} | {b.config.score} | "
@@ -134,7 +153,7 @@ def ensemble_card(info: dict, bundles: list[Bundle]) -> str:
     metrics = info["metrics"]
     return f"""# Ensemble of {len(bundles)} anomaly detectors: {info['sweep']}/{info['trial_id']}
 
-The {len(bundles)} best trials of sweep `{bundles[0].info.get('sweep')}` by validation; each member's score is standardised
+{_what(info, bundles)}; each member's score is standardised
 by its mean and standard deviation on the validation normals, and the ensemble's score is their mean. Images
 scoring above **{info['threshold']:.4g}** (the F1-maximising threshold on validation) are flagged. Test labels
 chose nothing. Validation AUROC {metrics.get('val_auroc', float('nan')):.4g}, test AUROC {metrics.get('test_auroc', float('nan')):.4g}.
