@@ -109,3 +109,10 @@ def test_fused_seeds_times_fused_packed_and_sequential_seeds_alike(tmp_path):
         assert fused["val_auroc"] == pytest.approx(alone["val_auroc"], abs=0.02)
     assert result["table"][0]["fused_vs_packed"] == pytest.approx(by_mode["fused"]["wall_s"] / by_mode["packed"]["wall_s"])
     assert result["target"] == {"fused_vs_packed": 0.75, "ns": [4, 8], "met": {}} and "fused/packed" in printed
+
+
+def test_grouped_conv_times_each_layer_separate_and_grouped(tmp_path):
+    _, result, printed = run_script("grouped_conv", tmp_path)
+    assert [(r["c_in"], r["c_out"], r["stride"]) for r in result["layers"]] == [
+        (3, 32, 2), (32, 64, 2), (64, 128, 2), (128, 64, 1), (64, 32, 1)]
+    assert all(r["separate_ms"] > 0 and r["grouped_ms"] > 0 for r in result["layers"]) and "grouped/separate" in printed
