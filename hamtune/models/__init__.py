@@ -24,6 +24,8 @@ def build_model(config: TrainConfig, shape: tuple[int, int, int], models: int = 
         width, depth = config.mlp_width, config.mlp_depth
     else:
         width, depth = config.cnn_channels, config.cnn_blocks
+    if models > 1 and config.arch != "cnn":
+        raise ValueError(f"arch={config.arch} has no grouped form: only CNNs can hold {models} models side by side")
     grouped = {"models": models} if models > 1 else {}
     encoder, decoder = BUILDERS[config.arch](
         shape, config.latent_dim, config.kind == "vae", width, depth, config.norm, config.dropout, **grouped
