@@ -67,7 +67,7 @@ def cmd_data_info(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from hamtune.paths import results_folder, results_lock
     from hamtune.train.config import build_config, parse_assignments
-    from hamtune.train.single import SUMMARY, load_data, run_and_record
+    from hamtune.train.single import SUMMARY, load_data, run_seeds_and_record
 
     device = {"device": args.device} if args.device else {}
     config = build_config({"preset": args.preset, **device, **parse_assignments(args.set)})
@@ -78,11 +78,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         test_data = None
         if args.test_data:
             test_data, _ = load_data(args.test_data, config)
-        result, row = run_and_record(config, data, directory, name, test_data=test_data)
-    print(f"{config.kind.upper()} {config.arch} on {data.name}: {result.status} after {len(result.history)} epoch(s) "
-          f"in {result.wall_time_s:.1f} s on {result.device}" + (f" ({result.reason})" if result.reason else ""))
-    print_metrics(result.final, SUMMARY)
-    print(f"results: {directory} (trial {row['trial_id']})")
+        runs = run_seeds_and_record(config, args.seeds, data, directory, name, test_data=test_data)
+    for result, row in runs:
+        seed = f" seed {result.config.seed}" if args.seeds > 1 else ""
+        print(f"{config.kind.upper()} {config.arch}{seed} on {data.name}: {result.status} after {len(result.history)} epoch(s) "
+              f"in {result.wall_time_s:.1f} s on {result.device}" + (f" ({result.reason})" if result.reason else ""))
+        print_metrics(result.final, SUMMARY)
+        print(f"results: {directory} (trial {row['trial_id']})")
 
 
 # ---- baselines ------------------------------------------------------------------------------------
@@ -337,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--name", default=None, help="results/<name> (default: the preset, or 'train')")
     tr.add_argument("--results", default="results", help="results root (default ./results)")
     tr.add_argument("--skip-missing", action="store_true", help="when preparing a source, skip missing/unreadable images")
+    tr.add_argument("--seeds", type=int, default=1,
+                    help="train seeds seed..seed+N-1, one results row each; CNN AEs train fused in one step (default 1)")
     tr.set_defaults(func=cmd_train)
     bl = commands.add_parser("baselines", help="PCA, blur, down/up-sampling, IsolationForest and k-NN on pixels, on exactly "
                              "the deep models' splits")

@@ -131,13 +131,15 @@ class Run:
     epoch: int = 0
     history: list[dict] = field(default_factory=list)
     best: Best | None = None
+    rng: torch.Tensor | None = None  # the global RNG state to checkpoint, when it is not this process's (a fused member's)
 
     @property
     def scores(self) -> pd.DataFrame | None:
         return self.best.scores if self.best else None
 
     def trainer_state(self) -> dict:
-        state = {"optimizer": self.optimizer.state_dict(), "rng": torch.get_rng_state(), "epoch": self.epoch}
+        rng = self.rng if self.rng is not None else torch.get_rng_state()
+        state = {"optimizer": self.optimizer.state_dict(), "rng": rng, "epoch": self.epoch}
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
         return state
@@ -327,6 +329,60 @@ def _keep_as_best(run: Run, evaluation: Evaluation, value: float) -> None:
     run.best = Best(run.epoch + 1, value, weights, evaluation.state, evaluation.scores, run.samples())
 
 
+def close_epoch(
+    run: Run, protocol, selection: Selection, train_loss: float, beta: float, epoch_started: float, train_seconds: float,
+    n_train: int,
+) -> str:
+    """After an epoch's training: evaluate validation (and test when it improved), keep the best model,
+    and append the epoch's metrics to the run's history. Returns why the run diverged, or ''."""
+    config = run.config
+    if not math.isfinite(train_loss):
+        return f"training loss became {train_loss} in epoch {run.epoch + 1}"
+    evaluation = evaluate_val(run.model, run.val, config, beta, run.train_set)
+    if not all(math.isfinite(evaluation.metrics[k]) for k in ("val_mse", "val_loss")):
+        return f"reconstructions became non-finite in epoch {run.epoch + 1}"
+    value = evaluation.metrics.get(selection[0])
+    improved = is_better(value, run.best.value if run.best else None, selection[1])
+    if improved or config.test_every_epoch:
+        evaluation = evaluate_test(run.model, run.test, config, protocol, evaluation)
+    if improved:
+        _keep_as_best(run, evaluation, float(value))
+    metrics = evaluation.metrics
+    run.epoch += 1
+    last = run.epoch == config.epochs or out_of_patience(run)
+    metrics.update(
+        epoch=run.epoch, train_loss=train_loss, lr=run.optimizer.param_groups[0]["lr"],
+        epoch_time_s=time.perf_counter() - epoch_started, train_images_per_s=n_train / max(train_seconds, 1e-9),
+        status="completed" if last else "running",
+    )
+    run.history.append(metrics)
+    return ""
+
+
+def too_few_images(n_train: int, config: TrainConfig) -> str:
+    """Why a run cannot train (a batch of one is skipped for its batch statistics, so no step would run), or ''."""
+    if n_train >= 2:
+        return ""
+    return (f"{n_train} normal training image(s) (max_train_images={config.max_train_images}): "
+            "an optimiser step needs at least 2, so nothing would be trained")
+
+
+def finish(run: Run | None, status: str, reason: str, started: float, device: torch.device, selection: Selection) -> RunResult:
+    """The result of a run that has stopped: the best epoch's weights loaded into its model."""
+    config = run.config if run is not None else None
+    if status == "completed" and run is not None and run.epoch < config.epochs:
+        reason = (f"stopped after epoch {run.epoch} of {config.epochs}: validation last improved at epoch "
+                  f"{run.best.epoch} (patience {config.patience})")
+    n_params = sum(p.numel() for p in run.model.parameters()) if run else 0
+    if run is not None and run.best is not None:
+        run.model.load_state_dict(run.best.weights)
+    samples = run.best.samples if run is not None and run.best is not None and status == "completed" else {}
+    return RunResult(
+        status, reason, config, run.history if run else [], run.scores if run else None, samples,
+        time.perf_counter() - started, device_name(device), n_params, run, selection,
+    )
+
+
 def train(
     config: TrainConfig,
     data: Prepared,
@@ -356,56 +412,31 @@ def train(
             _restore(run, resume_from, selection)
         model_step = torch.compile(run.model) if config.compile and device.type == "cuda" else run.model
         train_rows = torch.as_tensor(plan.train, device=device)
-        weights = None
-        if config.rebalance == "weighted":
-            weights = torch.as_tensor(rebalance_weights(data.meta["dx"].to_numpy(str)[plan.train]), dtype=torch.float64)
+        weights = train_weights(config, data, plan)
         images = run.val.images
-        if len(train_rows) < 2:  # a batch of one is skipped (batch statistics): no optimiser step would run
-            status = "failed"
-            reason = (f"{len(train_rows)} normal training image(s) (max_train_images={config.max_train_images}): "
-                      "an optimiser step needs at least 2, so nothing would be trained")
+        reason = too_few_images(len(train_rows), config)
+        status = "failed" if reason else status
         while status == "completed" and run.epoch < config.epochs and not out_of_patience(run):
             epoch_started = time.perf_counter()
             beta = kl_weight(config, run.epoch + 1)
             train_loss = _train_epoch(run, model_step, images, train_rows, weights, beta)
             train_seconds = time.perf_counter() - epoch_started
-            if not math.isfinite(train_loss):
-                status, reason = "diverged", f"training loss became {train_loss} in epoch {run.epoch + 1}"
+            reason = close_epoch(run, protocol, selection, train_loss, beta, epoch_started, train_seconds, len(train_rows))
+            if reason:
+                status = "diverged"
                 break
-            evaluation = evaluate_val(run.model, run.val, config, beta, run.train_set)
-            if not all(math.isfinite(evaluation.metrics[k]) for k in ("val_mse", "val_loss")):
-                status, reason = "diverged", f"reconstructions became non-finite in epoch {run.epoch + 1}"
-                break
-            value = evaluation.metrics.get(selection[0])
-            improved = is_better(value, run.best.value if run.best else None, selection[1])
-            if improved or config.test_every_epoch:
-                evaluation = evaluate_test(run.model, run.test, config, protocol, evaluation)
-            if improved:
-                _keep_as_best(run, evaluation, float(value))
-            metrics = evaluation.metrics
-            run.epoch += 1
-            last = run.epoch == config.epochs or out_of_patience(run)
-            metrics.update(
-                epoch=run.epoch, train_loss=train_loss, lr=run.optimizer.param_groups[0]["lr"],
-                epoch_time_s=time.perf_counter() - epoch_started, train_images_per_s=len(train_rows) / max(train_seconds, 1e-9),
-                status="completed" if last else "running",
-            )
-            run.history.append(metrics)
             if on_epoch is not None:
-                on_epoch(metrics, run)
+                on_epoch(run.history[-1], run)
     except Exception as exc:  # only memory exhaustion is an expected outcome; the rest propagates
         if not is_out_of_memory(exc):
             raise
         status, reason = "failed", f"out of memory: {first_line(exc, 300)}"
         log.warning("run failed: %s", reason)
-    if status == "completed" and run is not None and run.epoch < config.epochs:
-        reason = (f"stopped after epoch {run.epoch} of {config.epochs}: validation last improved at epoch "
-                  f"{run.best.epoch} (patience {config.patience})")
-    n_params = sum(p.numel() for p in run.model.parameters()) if run else 0
-    if run is not None and run.best is not None:
-        run.model.load_state_dict(run.best.weights)
-    samples = run.best.samples if run is not None and run.best is not None and status == "completed" else {}
-    return RunResult(
-        status, reason, config, run.history if run else [], run.scores if run else None, samples,
-        time.perf_counter() - started, device_name(device), n_params, run, selection,
-    )
+    return finish(run, status, reason, started, device, selection)
+
+
+def train_weights(config: TrainConfig, data: Prepared, plan: SplitPlan) -> torch.Tensor | None:
+    """Sampling weights of the training images (rebalance=weighted), or None for a plain permutation."""
+    if config.rebalance != "weighted":
+        return None
+    return torch.as_tensor(rebalance_weights(data.meta["dx"].to_numpy(str)[plan.train]), dtype=torch.float64)

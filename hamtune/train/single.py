@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from pathlib import Path
@@ -9,11 +10,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hamtune.data.prepare import Prepared, resolve_data
+from hamtune.errors import HamtuneError
 from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
 from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.train.config import TrainConfig
+from hamtune.train.fused import train_group, unfusable
 from hamtune.train.loop import Run, RunResult, train
+
+log = logging.getLogger(__name__)
 
 OBJECTIVE = ("val_auroc", "max")  # the epoch `hamtune train` delivers, as a sweep's default objective chooses it
 SUMMARY = (
@@ -37,8 +42,6 @@ def run_and_record(
     progress: bool = True,
 ) -> tuple[RunResult, dict]:
     """Train with a per-epoch progress bar, checkpoint the final model, and append the run to results."""
-    trial_id = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    checkpoint_dir = Path(results_dir) / "checkpoints" / trial_id
     bar = tqdm(total=config.epochs, desc=f"training {config.kind}/{config.arch}", unit="epoch", disable=not progress)
 
     def on_epoch(metrics: dict, run: Run) -> None:
@@ -47,6 +50,41 @@ def run_and_record(
 
     with bar:
         result = train(config, data, on_epoch=on_epoch, test_data=test_data, selection=OBJECTIVE)
+    return result, record(result, data, results_dir, name, test_data)
+
+
+def run_seeds_and_record(
+    config: TrainConfig,
+    seeds: int,
+    data: Prepared,
+    results_dir: Path,
+    name: str,
+    test_data: Prepared | None = None,
+    progress: bool = True,
+) -> list[tuple[RunResult, dict]]:
+    """Train `config` on seeds seed, seed+1, ... seed+seeds-1 and record each run as a lone run records
+    it: as one grouped model in one process (hamtune.train.fused) where the config allows, else one
+    after another."""
+    if seeds < 1:
+        raise HamtuneError(f"--seeds must be 1 or more, got {seeds}")
+    configs = [config.replace(seed=config.seed + i) for i in range(seeds)]
+    why = unfusable(configs)
+    if why:
+        if seeds > 1:
+            log.warning("training %d seeds one after another, not fused: %s", seeds, why)
+        return [run_and_record(c, data, results_dir, name, test_data, progress) for c in configs]
+    bar = tqdm(total=config.epochs * seeds, desc=f"training {seeds} seeds fused", unit="epoch", disable=not progress)
+    with bar:
+        results = train_group(configs, data, on_epoch=lambda metrics, run: bar.update(1), test_data=test_data,
+                              selection=OBJECTIVE)
+    return [(result, record(result, data, results_dir, name, test_data)) for result in results]
+
+
+def record(result: RunResult, data: Prepared, results_dir: Path, name: str, test_data: Prepared | None = None) -> dict:
+    """Checkpoint a finished run's model and append its row to results; returns the row."""
+    config = result.config
+    trial_id = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    checkpoint_dir = Path(results_dir) / "checkpoints" / trial_id
     if result.run is not None and result.history:
         with atomic_folder(checkpoint_dir) as tmp:  # a failed write (a full disk) leaves no half checkpoint
             result.run.save(tmp)
@@ -58,4 +96,4 @@ def run_and_record(
         n_params=result.n_params, checkpoint=relative_to_results(checkpoint_dir, results_dir) if result.history else None,
     )
     ResultsWriter(results_dir).add(row, result.history, result.scores, result.samples)
-    return result, row
+    return row

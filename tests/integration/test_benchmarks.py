@@ -96,3 +96,23 @@ def test_search_efficiency_reads_curves_from_the_sweeps_results(tmp_path, ray_lo
     assert random_run["curve"]["epochs"][-1] == result["budget_epochs"]  # no early stopping: every trial runs max_epochs
     html = (tmp_path / result["figure"]).read_text()
     assert "plotly" in html.lower() and "best val AUROC" in html
+
+
+def test_fused_seeds_times_fused_packed_and_sequential_seeds_alike(tmp_path):
+    _, result, printed = run_script("fused_seeds", tmp_path)
+    assert [(c["n"], c["mode"]) for c in result["cells"]] == [(2, "fused"), (2, "packed"), (2, "sequential")]
+    by_mode = {c["mode"]: c for c in result["cells"]}
+    for cell in by_mode.values():
+        assert cell["wall_s"] > 0 and cell["gflops"] > 0 and cell["peak_share"] == pytest.approx(cell["gflops"] / result["sgemm_gflops"])
+        assert [r["seed"] for r in cell["runs"]] == [0, 1] and all(r["status"] == "completed" for r in cell["runs"])
+    for fused, alone in zip(by_mode["fused"]["runs"], by_mode["sequential"]["runs"]):  # the same seed, fused or alone
+        assert fused["val_auroc"] == pytest.approx(alone["val_auroc"], abs=0.02)
+    assert result["table"][0]["fused_vs_packed"] == pytest.approx(by_mode["fused"]["wall_s"] / by_mode["packed"]["wall_s"])
+    assert result["target"] == {"fused_vs_packed": 0.75, "ns": [4, 8], "met": {}} and "fused/packed" in printed
+
+
+def test_grouped_conv_times_each_layer_separate_and_grouped(tmp_path):
+    _, result, printed = run_script("grouped_conv", tmp_path)
+    assert [(r["c_in"], r["c_out"], r["stride"]) for r in result["layers"]] == [
+        (3, 32, 2), (32, 64, 2), (64, 128, 2), (128, 64, 1), (64, 32, 1)]
+    assert all(r["separate_ms"] > 0 and r["grouped_ms"] > 0 for r in result["layers"]) and "grouped/separate" in printed

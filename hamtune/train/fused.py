@@ -1,0 +1,256 @@
+"""Train K seeds of one config as one grouped model (hamtune.models.grouped): one step for all of them.
+
+Each member is a `loop.Run` built exactly as a lone run builds it (its seed, so its initial weights,
+optimiser and scheduler), whose parameters, buffers and AdamW moments then become views into the
+group's tensors. So evaluation, best-epoch bookkeeping, checkpoints and results rows are the lone
+run's own code on the member's Run, and give what the lone run gives up to float summation order.
+A member that stops (patience, divergence, last epoch) leaves the group: every member's tensors
+are copied out and the group is rebuilt from those still training, so a stopped one never changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from itertools import chain
+
+import torch
+
+from hamtune.data.prepare import Prepared
+from hamtune.data.splits import get_protocol
+from hamtune.errors import first_line
+from hamtune.models import Autoencoder, build_model
+from hamtune.models.grouped import member_view, stack_members
+from hamtune.models.losses import per_image_terms, training_loss
+from hamtune.train.augment import augment
+from hamtune.train.config import TrainConfig
+from hamtune.train.loop import (
+    DEFAULT_SELECTION,
+    OnEpoch,
+    Run,
+    RunResult,
+    Selection,
+    _build,
+    _epoch_order,
+    close_epoch,
+    finish,
+    is_out_of_memory,
+    kl_weight,
+    make_optimizer,
+    memory_format,
+    out_of_patience,
+    resolve_device,
+    too_few_images,
+    train_weights,
+)
+from hamtune.train.tensors import to_input
+
+log = logging.getLogger(__name__)
+
+SEED_ONLY = ("seed", "preset")  # the fields members of one group may differ in
+
+
+def unfusable(configs: list[TrainConfig]) -> str:
+    """Why these configs cannot train as one group, or '' when they can.
+
+    A group needs one architecture and shape, so the configs may differ only in their seed. A
+    VAE's sampling noise and dropout masks come from the global RNG, which the members of a group
+    would share: they would no longer train as they do alone, so they run one after another."""
+    first = configs[0]
+    base = {k: v for k, v in first.to_dict().items() if k not in SEED_ONLY}
+    if len(configs) < 2:
+        return "a group needs at least 2 configs"
+    if any({k: v for k, v in c.to_dict().items() if k not in SEED_ONLY} != base for c in configs[1:]):
+        return "the configs differ in more than their seed"
+    if first.arch != "cnn":
+        return f"arch={first.arch}: only CNNs have a grouped form"
+    if first.kind != "ae":
+        return "kind=vae: the sampling noise would not be each seed's own"
+    if first.dropout > 0:
+        return "dropout > 0: the dropout masks would not be each seed's own"
+    if first.compile or first.precision != "fp32":
+        return "compile and bf16 are single-model options"
+    return ""
+
+
+@dataclass
+class Group:
+    """The members still training and the grouped model and optimiser their tensors are views of."""
+
+    members: list[Run]
+    model: Autoencoder | None
+    optimizer: torch.optim.Optimizer | None
+
+    def pairs(self):
+        """(grouped tensor, each member's tensor) for every parameter and buffer, in module order."""
+        names = [dict(chain(m.model.named_parameters(), m.model.named_buffers())) for m in self.members]
+        for name, grouped in chain(self.model.named_parameters(), self.model.named_buffers()):
+            yield grouped, [n[name] for n in names]
+
+    def share_state(self) -> None:
+        """Point each member's optimiser state at its slice of the group's (created at the first step)."""
+        k = len(self.members)
+        for grouped, singles in self.pairs():
+            state = self.optimizer.state.get(grouped)
+            if not state:
+                continue
+            for i, (run, single) in enumerate(zip(self.members, singles)):
+                run.optimizer.state[single] = {
+                    key: value if value.dim() == 0 else member_view(value, single.shape, k, i) for key, value in state.items()
+                }
+
+
+def _own_storage(run: Run) -> None:
+    """Give a member's weights, buffers and optimiser state storage of their own (out of a group)."""
+    for tensor in chain(run.model.parameters(), run.model.buffers()):
+        tensor.data = tensor.data.clone()
+    for state in run.optimizer.state.values():
+        for key, value in state.items():
+            state[key] = value.clone()
+
+
+def regroup(members: list[Run], shape: tuple[int, int, int], device: torch.device) -> Group:
+    """A grouped model and optimiser holding these members' current weights and AdamW state; the
+    members' tensors become views of them. Every member's tensors are copied out first."""
+    for run in members:
+        _own_storage(run)
+    if not members:
+        return Group([], None, None)
+    config, k = members[0].config, len(members)
+    with torch.device("meta"):
+        model = build_model(config, shape, models=k)
+    model = model.to_empty(device=device)
+    group = Group(members, model, None)
+    layout = memory_format(config)
+    for grouped, singles in group.pairs():
+        stacked = stack_members([s.data for s in singles], grouped.shape)
+        grouped.data = stacked.contiguous(memory_format=layout) if stacked.dim() == 4 else stacked
+        for i, single in enumerate(singles):
+            single.data = member_view(grouped.data, single.shape, k, i)
+    group.optimizer = make_optimizer(model, config, device)
+    group.optimizer.param_groups[0]["lr"] = members[0].optimizer.param_groups[0]["lr"]
+    for grouped, singles in group.pairs():
+        states = [run.optimizer.state.get(single) for run, single in zip(members, singles)]
+        if all(states):
+            group.optimizer.state[grouped] = {
+                key: states[0][key].clone() if states[0][key].dim() == 0 else stack_members([s[key] for s in states], grouped.shape)
+                for key in states[0]
+            }
+    group.share_state()
+    return group
+
+
+def group_input(images: torch.Tensor, rows: torch.Tensor, config: TrainConfig, draws: list[torch.Generator]) -> torch.Tensor:
+    """The group's batch (B, K*C, H, W) from each member's rows (K, B): member k's images in channels [k*C, (k+1)*C)."""
+    if config.augment == "none" and config.color_jitter == 0:
+        gathered = images[rows].permute(1, 2, 3, 0, 4).flatten(3)  # (B, H, W, K*C)
+        return to_input(gathered, config.input_range)
+    views = [augment(to_input(images[r], config.input_range), config.augment, config.color_jitter, config.input_range, g)
+             for r, g in zip(rows, draws)]
+    return torch.cat(views, 1)
+
+
+def member_losses(recon: torch.Tensor, x: torch.Tensor, k: int, config: TrainConfig) -> torch.Tensor:
+    """Each member's training loss, (K,), by the lone run's own loss code on its channels."""
+    pixels = x[:, : x.shape[1] // k].numel() // len(x)
+    losses = []
+    for r, v in zip(recon.chunk(k, 1), x.chunk(k, 1)):
+        terms = per_image_terms(r, v, None, None, config.recon_loss)  # an AE: no KL term
+        losses.append(training_loss(terms, False, config.recon_loss, 0.0, pixels))
+    return torch.stack(losses)
+
+
+def group_epoch(group: Group, images: torch.Tensor, train_rows: torch.Tensor, weights: torch.Tensor | None) -> list[float]:
+    """One epoch of every member, each on its own sample order and augmentation draws; their mean losses."""
+    members, k = group.members, len(group.members)
+    config, epoch = members[0].config, members[0].epoch
+    orders = torch.stack([_epoch_order(m.config, len(train_rows), weights, epoch) for m in members]).to(images.device)
+    draws = [torch.Generator().manual_seed(m.config.seed * 100_003 + epoch + (1 << 40)) for m in members]
+    group.model.train()
+    total = torch.zeros(k, device=images.device)
+    batches = 0
+    for start in range(0, orders.shape[1], config.batch_size):
+        rows = train_rows[orders[:, start : start + config.batch_size]]
+        if rows.shape[1] < 2:
+            continue
+        x = group_input(images, rows, config, draws)
+        recon = group.model(x)[0]
+        losses = member_losses(recon, x, k, config)
+        group.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        group.optimizer.step()
+        total += losses.detach()
+        batches += 1
+    for run in members:
+        if run.scheduler is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # the member's own optimiser never steps: the group's does
+                run.scheduler.step()
+    group.optimizer.param_groups[0]["lr"] = members[0].optimizer.param_groups[0]["lr"]
+    return (total / max(batches, 1)).tolist()
+
+
+def train_group(
+    configs: list[TrainConfig],
+    data: Prepared,
+    on_epoch: OnEpoch | None = None,
+    test_data: Prepared | None = None,
+    selection: Selection = DEFAULT_SELECTION,
+) -> list[RunResult]:
+    """Train configs that differ only in their seed (see `unfusable`) as one grouped model; return
+    each one's RunResult as `loop.train` would return it alone. Each result's wall time is the group's."""
+    why = unfusable(configs)
+    if why:
+        raise ValueError(f"these configs cannot train as a group: {why}")
+    started = time.perf_counter()
+    config = configs[0]
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    protocol = get_protocol(config.protocol)
+    runs: list[Run] = []
+    for member in configs:
+        run, plan = _build(member, data, test_data, device)
+        run.rng = torch.get_rng_state()  # what the lone run's global RNG holds after its build: AEs draw nothing more
+        runs.append(run)
+    status = {id(run): "completed" for run in runs}
+    reasons = {id(run): "" for run in runs}
+    train_rows = torch.as_tensor(plan.train, device=device)
+    weights = train_weights(config, data, plan)
+    images = runs[0].val.images
+    _, h, w, c = data.images.shape
+    short = too_few_images(len(train_rows), config)
+    if short:
+        status.update({id(run): "failed" for run in runs})
+        reasons.update({id(run): short for run in runs})
+    group = regroup([] if short else list(runs), (c, h, w), device)
+    try:
+        while group.members:
+            epoch_started = time.perf_counter()
+            losses = group_epoch(group, images, train_rows, weights)
+            train_seconds = time.perf_counter() - epoch_started
+            group.share_state()
+            leaving = []
+            for run, loss in zip(group.members, losses):
+                beta = kl_weight(run.config, run.epoch + 1)
+                reason = close_epoch(run, protocol, selection, loss, beta, epoch_started, train_seconds, len(train_rows))
+                if reason:
+                    status[id(run)], reasons[id(run)] = "diverged", reason
+                    leaving.append(run)
+                    continue
+                if on_epoch is not None:
+                    on_epoch(run.history[-1], run)
+                if run.epoch >= run.config.epochs or out_of_patience(run):
+                    leaving.append(run)
+            if leaving:
+                group = regroup([r for r in group.members if r not in leaving], (c, h, w), device)
+    except Exception as exc:  # as in loop.train: only memory exhaustion is an expected outcome
+        if not is_out_of_memory(exc):
+            raise
+        for run in group.members:
+            status[id(run)], reasons[id(run)] = "failed", f"out of memory: {first_line(exc, 300)}"
+        log.warning("group of %d failed: out of memory: %s", len(group.members), first_line(exc, 300))
+        regroup([], (c, h, w), device)
+    return [finish(run, status[id(run)], reasons[id(run)], started, device, selection) for run in runs]
