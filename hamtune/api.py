@@ -11,6 +11,7 @@ function called `hamtune.train` would turn into a module under a notebook's feet
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -93,21 +94,49 @@ def train_model(
     results: str | Path = "results",
     name: str | None = None,
     progress: bool = True,
+    seeds: int = 1,
+    fuse: str = "auto",
     **settings,
 ) -> Path:
-    """Train one config (a preset and/or TrainConfig fields as keywords) like `hamtune train`; returns its results folder."""
-    from hamtune.paths import results_folder, results_lock
+    """Train one config (a preset and/or TrainConfig fields as keywords) like `hamtune train`; returns its results folder.
+    With `seeds` > 1 the config trains on seeds seed..seed+N-1 and their seed ensemble is delivered as one more row."""
     from hamtune.train.config import build_config
-    from hamtune.train.single import load_data, run_and_record
 
     config = build_config({"preset": preset, **settings}, where="hamtune.train()")
+    return train_seeds(config, data, test_data=test_data, results=_path(results, "results"), name=name, progress=progress,
+                       seeds=seeds, fuse=fuse).directory
+
+
+@dataclass
+class Trained:
+    """What `hamtune train` trained: each seed's run and row, and the seed ensemble's row when there are 2+ seeds."""
+
+    directory: Path
+    data_name: str
+    runs: list
+    ensemble: dict | None
+
+
+def train_seeds(config, data: str, *, test_data: str | None = None, results: Path = Path("results"), name: str | None = None,
+                progress: bool = True, seeds: int = 1, fuse: str = "auto", skip_missing: bool = False) -> Trained:
+    """Train `config` on `seeds` seeds (one results row each) under the results folder's lock; with 2+ completed
+    seeds, their ensemble (scores standardised on validation normals, averaged) is the delivered model's row."""
+    from hamtune.export.ensemble import build_ensemble
+    from hamtune.paths import results_folder, results_lock
+    from hamtune.train.single import load_data, run_seeds_and_record
+
     name = name or config.preset or "train"
-    directory = results_folder(_path(results, "results"), name)
+    directory = results_folder(Path(results), name)
     with results_lock(directory):
-        prepared, config = load_data(data, config, progress=progress)
+        prepared, config = load_data(data, config, progress=progress, skip_missing=skip_missing)
         external = load_data(test_data, config, progress=progress)[0] if test_data else None
-        run_and_record(config, prepared, directory, name, test_data=external, progress=progress)
-    return directory
+        runs = run_seeds_and_record(config, seeds, prepared, directory, name, test_data=external, progress=progress, fuse=fuse)
+        finished = [row["trial_id"] for result, row in runs if result.status == "completed"]
+        ensemble = None
+        if seeds > 1 and len(finished) >= 2:
+            ensemble = build_ensemble(directory, 0, directory.parent, directory.name, config.device if config.device != "auto" else "cpu",
+                                      members=finished)[1]
+    return Trained(directory, prepared.name, runs, ensemble)
 
 
 def load_results(directory: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -169,12 +198,12 @@ def write_report(*results: str | Path, html: str | Path | None = None, metric: s
 
 
 def export_model(results: str | Path, out: str | Path, *, rank: int = 1, metric: str | None = None, force: bool = False,
-           formats: tuple[str, ...] = ("torch",)) -> Path:
-    """Export the trial ranked `rank` (by the sweep's validation objective, or `metric`) as a bundle that `score` uses;
-    `formats` adds portable programs beside the weights ("onnx", "torch-export")."""
+           formats: tuple[str, ...] = ("torch",), trial: str | None = None) -> Path:
+    """Export the trial ranked `rank` (by the sweep's validation objective, or `metric`), or the trial `trial`, as a
+    bundle that `score` uses; `formats` adds portable programs beside the weights ("onnx", "torch-export")."""
     from hamtune.export.bundle import export_trial
 
-    folder, _ = export_trial(_path(results, "results"), rank, _path(out, "out"), metric, force, formats)
+    folder, _ = export_trial(_path(results, "results"), rank, _path(out, "out"), metric, force, formats, trial)
     return folder
 
 

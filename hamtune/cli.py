@@ -65,26 +65,26 @@ def cmd_data_info(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from hamtune.paths import results_folder, results_lock
+    from hamtune.api import train_seeds
     from hamtune.train.config import build_config, parse_assignments
-    from hamtune.train.single import SUMMARY, load_data, run_seeds_and_record
+    from hamtune.train.single import SUMMARY
 
     device = {"device": args.device} if args.device else {}
     config = build_config({"preset": args.preset, **device, **parse_assignments(args.set)})
-    name = args.name or config.preset or "train"
-    directory = results_folder(args.results, name)
-    with results_lock(directory):
-        data, config = load_data(args.data, config, skip_missing=args.skip_missing)
-        test_data = None
-        if args.test_data:
-            test_data, _ = load_data(args.test_data, config)
-        runs = run_seeds_and_record(config, args.seeds, data, directory, name, test_data=test_data)
-    for result, row in runs:
+    trained = train_seeds(config, args.data, test_data=args.test_data, results=Path(args.results), name=args.name,
+                          seeds=args.seeds, fuse=args.fuse, skip_missing=args.skip_missing)
+    for result, row in trained.runs:
         seed = f" seed {result.config.seed}" if args.seeds > 1 else ""
-        print(f"{config.kind.upper()} {config.arch}{seed} on {data.name}: {result.status} after {len(result.history)} epoch(s) "
-              f"in {result.wall_time_s:.1f} s on {result.device}" + (f" ({result.reason})" if result.reason else ""))
+        print(f"{config.kind.upper()} {config.arch}{seed} on {trained.data_name}: {result.status} after {len(result.history)} "
+              f"epoch(s) in {result.wall_time_s:.1f} s on {result.device}" + (f" ({result.reason})" if result.reason else ""))
         print_metrics(result.final, SUMMARY)
-        print(f"results: {directory} (trial {row['trial_id']})")
+        print(f"results: {trained.directory} (trial {row['trial_id']})")
+    if trained.ensemble is not None:
+        row = trained.ensemble
+        print(f"seed ensemble of {row['members'].count(',') + 1} seeds (the delivered model): val_auroc {row['val_auroc']:.4f}  "
+              f"test_auroc {row['test_auroc']:.4f}  test_auprc {row['test_auprc']:.4f}  test_f1 {row['test_f1']:.4f}")
+        print(f"results: {trained.directory} (trial {row['trial_id']}); export: hamtune export {trained.directory} --trial "
+              f"{row['trial_id']} --out models/{trained.directory.name}")
 
 
 # ---- baselines ------------------------------------------------------------------------------------
@@ -195,9 +195,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     from hamtune.export.programs import programs_wanted
 
     formats = tuple(args.format or ("torch",))
-    out, row = export_trial(args.results_dir, args.rank, args.out, args.metric, args.force, formats)
+    out, row = export_trial(args.results_dir, args.rank, args.out, args.metric, args.force, formats, args.trial)
     programs = [out / PROGRAMS[f] for f in programs_wanted(formats)]
-    print(f"exported trial {row['trial_id']} (rank {args.rank}, {row.get('kind')}/{row.get('arch')}) to {out}")
+    print(f"exported trial {row['trial_id']} (rank {int(row['rank'])}, {row.get('kind')}/{row.get('arch')}) to {out}")
     for program in programs:
         print(f"  program: {program} (hamtune score {out} IMAGES... --format {'onnx' if program.suffix == '.onnx' else 'torch-export'})")
     print(f"  model card: {out / 'MODEL_CARD.md'}")
@@ -340,7 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--results", default="results", help="results root (default ./results)")
     tr.add_argument("--skip-missing", action="store_true", help="when preparing a source, skip missing/unreadable images")
     tr.add_argument("--seeds", type=int, default=1,
-                    help="train seeds seed..seed+N-1, one results row each; CNN AEs train fused in one step (default 1)")
+                    help="train seeds seed..seed+N-1, one results row each, and deliver their ensemble as one more row (default 1)")
+    tr.add_argument("--fuse", choices=("auto", "on", "off"), default="auto",
+                    help="train the seeds of a CNN AE as one grouped model: auto = on CUDA only (on CPU one seed after "
+                    "another measured faster), on, off (default auto)")
     tr.set_defaults(func=cmd_train)
     bl = commands.add_parser("baselines", help="PCA, blur, down/up-sampling, IsolationForest and k-NN on pixels, on exactly "
                              "the deep models' splits")
@@ -405,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = commands.add_parser("export", help="write a trial's model, preprocessing, threshold and model card to a folder")
     ex.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a sweep's results folder")
     ex.add_argument("--rank", type=int, default=1, help="which trial, 1 = best by the sweep's objective (default 1)")
+    ex.add_argument("--trial", default=None, help="export this trial id instead of a rank (e.g. the seed ensemble train --seeds delivers)")
     ex.add_argument("--metric", default=None, help="rank by this column instead of the sweep's objective")
     ex.add_argument("--out", type=Path, required=True, help="folder to write")
     ex.add_argument("--force", action="store_true", help="replace --out if it exists")

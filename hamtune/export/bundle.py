@@ -297,8 +297,17 @@ def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool 
 
 
 def export_trial(directory: Path, rank: int, out: Path, metric: str | None = None, force: bool = False,
-                 formats: tuple[str, ...] = ("torch",)) -> tuple[Path, pd.Series]:
-    """Export the trial at `rank` (1 = best) of a results folder, ranked as `hamtune reproduce` ranks."""
+                 formats: tuple[str, ...] = ("torch",), trial: str | None = None) -> tuple[Path, pd.Series]:
+    """Export the trial at `rank` (1 = best) of a results folder, ranked as `hamtune reproduce` ranks, or the
+    ranked trial whose id is `trial` (e.g. the seed ensemble `hamtune train --seeds` delivers)."""
+    if trial is not None:
+        board, chosen = top_trials(directory, 10**9, metric)
+        found = board.index[board["trial_id"].astype(str) == str(trial)]
+        if not len(found):
+            raise HamtuneError(f"{directory}: no ranked trial {trial!r}; ranked: {', '.join(board['trial_id'].astype(str)[:8])}")
+        position = int(found[0])
+        return write_bundle(board.loc[position], out, chosen.column, position + 1, force, results_dir=directory,
+                            formats=formats), board.loc[position]
     if isinstance(rank, bool) or not isinstance(rank, int):
         raise HamtuneError(f"--rank must be a whole number, got {rank!r}")
     if rank < 1:

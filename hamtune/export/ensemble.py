@@ -141,7 +141,7 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
 
 def _what(info: dict, bundles: list[Bundle]) -> str:
     if info.get("model", {}).get("chosen") == "seeds":
-        seeds = ", ".join(str(b.config.seed) for b in bundles)
+        seeds = ", ".join(str(seed) for seed in sorted(b.config.seed for b in bundles))
         return f"One configuration trained on {len(bundles)} seeds ({seeds}) in `{bundles[0].info.get('sweep')}`"
     return f"The {len(bundles)} best trials of sweep `{bundles[0].info.get('sweep')}` by validation"
 

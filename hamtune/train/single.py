@@ -16,10 +16,11 @@ from hamtune.paths import relative_to_results
 from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.train.config import TrainConfig
 from hamtune.train.fused import train_group, unfusable
-from hamtune.train.loop import Run, RunResult, train
+from hamtune.train.loop import Run, RunResult, resolve_device, train
 
 log = logging.getLogger(__name__)
 
+FUSE = ("auto", "on", "off")  # train seeds as one grouped model: auto = on CUDA only (measured slower on CPU)
 OBJECTIVE = ("val_auroc", "max")  # the epoch `hamtune train` delivers, as a sweep's default objective chooses it
 SUMMARY = (
     "test_auroc", "test_auprc", "test_f1", "test_precision", "test_recall", "threshold",
@@ -61,17 +62,23 @@ def run_seeds_and_record(
     name: str,
     test_data: Prepared | None = None,
     progress: bool = True,
+    fuse: str = "auto",
 ) -> list[tuple[RunResult, dict]]:
     """Train `config` on seeds seed, seed+1, ... seed+seeds-1 and record each run as a lone run records
-    it: as one grouped model in one process (hamtune.train.fused) where the config allows, else one
-    after another."""
+    it: as one grouped model in one process (hamtune.train.fused) where the config allows and `fuse` asks
+    for it, else one after another. `fuse='auto'` fuses on CUDA only: on CPU one seed after another measured
+    faster (benchmarks/fused_seeds.py, 8 seeds of ham-best: fused 1.40x the sequential time)."""
     if seeds < 1:
         raise HamtuneError(f"--seeds must be 1 or more, got {seeds}")
+    if fuse not in FUSE:
+        raise HamtuneError(f"--fuse must be one of {', '.join(FUSE)}, got {fuse!r}")
     configs = [config.replace(seed=config.seed + i) for i in range(seeds)]
-    why = unfusable(configs)
+    why = "fuse=off" if fuse == "off" else unfusable(configs)
+    if not why and fuse == "auto" and resolve_device(config.device).type != "cuda":
+        why = "on CPU one seed after another measured faster than the fused step (use --fuse on to fuse anyway)"
     if why:
         if seeds > 1:
-            log.warning("training %d seeds one after another, not fused: %s", seeds, why)
+            (log.warning if fuse == "on" else log.info)("training %d seeds one after another, not fused: %s", seeds, why)
         return [run_and_record(c, data, results_dir, name, test_data, progress) for c in configs]
     bar = tqdm(total=config.epochs * seeds, desc=f"training {seeds} seeds fused", unit="epoch", disable=not progress)
     with bar:

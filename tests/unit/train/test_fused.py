@@ -136,14 +136,25 @@ def test_only_configs_that_differ_in_their_seed_alone_fuse():
 
 
 @pytest.mark.parametrize("arch", ["cnn", "mlp"])
-def test_cli_train_seeds_writes_one_row_per_seed(prepared, tmp_path, capsys, caplog, arch):
-    with caplog.at_level(logging.WARNING):
-        code = main(["train", "--data", str(prepared.path), "--set", "epochs=1", "--set", "image_size=28",
+def test_cli_train_seeds_writes_one_row_per_seed_and_their_ensemble(prepared, tmp_path, capsys, caplog, arch):
+    with caplog.at_level(logging.INFO):
+        code = main(["train", "--data", str(prepared.path), "--set", "epochs=1", "--set", "image_size=28", "--fuse", "on",
                      "--set", f"arch={arch}", "--set", "seed=5", "--seeds", "2", "--results", str(tmp_path), "--name", "s"])
-    assert code == 0 and capsys.readouterr().out.count("test_auroc") == 2
+    assert code == 0 and capsys.readouterr().out.count("test_auroc") == 3  # two seeds and their ensemble
     assert ("one after another, not fused: arch=mlp" in caplog.text) == (arch == "mlp")
     trials, epochs, scores = load_results(tmp_path / "s")
-    assert sorted(trials["seed"]) == [5, 6] and (trials["status"] == "completed").all()
-    assert len(epochs) == 2 and scores["trial_id"].nunique() == 2
-    for trial in trials["trial_id"]:
+    seeds = trials[trials["kind"] != "ensemble"]
+    assert sorted(seeds["seed"]) == [5, 6] and (trials["status"] == "completed").all() and len(trials) == 3
+    assert len(epochs) == 2 and scores["trial_id"].nunique() == 3
+    for trial in seeds["trial_id"]:
         assert (tmp_path / "s" / "checkpoints" / trial / "model.pt").exists()
+
+
+def test_on_cpu_auto_trains_seeds_one_after_another_as_measured_faster(prepared, tmp_path, caplog):
+    from hamtune.train.config import build_config
+    from hamtune.train.single import run_seeds_and_record
+
+    config = build_config({"arch": "cnn", "epochs": 1, "image_size": 28, "cnn_channels": 8})
+    with caplog.at_level(logging.INFO):
+        runs = run_seeds_and_record(config, 2, prepared, tmp_path / "r", "r", progress=False)
+    assert len(runs) == 2 and "on CPU one seed after another measured faster" in caplog.text
