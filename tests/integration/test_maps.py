@@ -1,5 +1,6 @@
 """`hamtune score --maps`: each image's anomaly map is the map of the model's own score, and its mean is the
-score that `hamtune score` writes for that image (mse, ssim, mse+ssim, with and without test-time flips)."""
+score that `hamtune score` writes for that image (mse, ssim, mse+ssim, with and without test-time flips,
+and a seed ensemble)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from PIL import Image
 
 import hamtune
 from hamtune.cli import main
+from hamtune.export.bundle import EnsembleBundle, load_bundle
+from hamtune.results.store import load_results
 
 pytestmark = pytest.mark.slow
 SCORES = {"mse": [], "ssim": ["--set", "kind=vae"], "mse+ssim": ["--set", "tta=true"], "mse+latent": []}
@@ -29,6 +32,13 @@ def bundles(release_dir, tmp_path_factory) -> dict[str, Path]:
                      "--set", "cnn_channels=8", "--set", f"score={score}", *extra, "--results", str(root), "--name", name]) == 0
         assert main(["export", str(root / name), "--rank", "1", "--out", str(root / "bundles" / name)]) == 0
         out[score] = root / "bundles" / name
+    # a seed ensemble (the delivered model of train --seeds): its members' maps standardised and averaged
+    assert main(["train", "--data", str(release_dir), "--set", "image_size=28", "--set", "epochs=1", "--set", "score=ssim",
+                 "--seeds", "2", "--results", str(root), "--name", "seeds"]) == 0
+    trials = load_results(root / "seeds")[0]
+    ensemble = str(trials.loc[trials["kind"] == "ensemble", "trial_id"].iloc[0])
+    assert main(["export", str(root / "seeds"), "--trial", ensemble, "--out", str(root / "bundles" / "ensemble")]) == 0
+    out["ensemble"] = root / "bundles" / "ensemble"
     return out
 
 
@@ -45,12 +55,13 @@ def jpegs(release_dir, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("score", ["mse", "ssim", "mse+ssim"])
+@pytest.mark.parametrize("score", ["mse", "ssim", "mse+ssim", "ensemble"])
 def test_a_maps_mean_reproduces_the_images_score(score, bundles, jpegs, tmp_path, capsys):
     out, maps = tmp_path / "scores.csv", tmp_path / "maps"
     assert main(["score", str(bundles[score]), str(jpegs), "--out", str(out), "--maps", str(maps), "--no-progress"]) == 0
     assert "anomaly maps" in capsys.readouterr().out
     table = pd.read_csv(out)
+    assert isinstance(load_bundle(bundles[score]), EnsembleBundle) == (score == "ensemble")
     assert len(table) == 6 and table["map"].nunique() == 6  # the repeated file names got their own maps
     for row in table.itertuples():
         values = np.load(maps / f"{row.map}.npy")
