@@ -4,6 +4,7 @@ and a seed ensemble)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -22,9 +23,13 @@ SCORES = {"mse": [], "ssim": ["--set", "kind=vae"], "mse+ssim": ["--set", "tta=t
 
 
 @pytest.fixture(scope="module")
-def bundles(release_dir, tmp_path_factory) -> dict[str, Path]:
+def root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("maps")
+
+
+@pytest.fixture(scope="module")
+def bundles(release_dir, root) -> dict[str, Path]:
     """One trained and exported model per score (1 epoch at 28 px: the maps need a model, not a good one)."""
-    root = tmp_path_factory.mktemp("maps")
     out = {}
     for score, extra in SCORES.items():
         name = score.replace("+", "-")
@@ -86,3 +91,26 @@ def test_a_score_without_a_map_is_refused_before_anything_is_written(bundles, jp
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "score mse+latent has no anomaly map" in err and "latent" in err
     assert not out.exists() and not maps.exists()
+
+
+def test_the_report_shows_the_chosen_models_extremes_per_diagnosis_with_their_maps(bundles, root, tmp_path):
+    html = tmp_path / "report.html"
+    assert main(["report", str(root / "mse-ssim"), "--html", str(html)]) == 0
+    section = html.read_text(encoding="utf-8").split('<section id="maps">')[1].split("</section>")[0]
+    scores = load_results(root / "mse-ssim")[2]
+    dx = scores["dx"].value_counts()
+    assert section.count("<figure><img alt=") == 2 * (dx > 1).sum() + (dx == 1).sum()
+    captions = re.findall(r"<figcaption>(\w+), (highest|lowest) score: (\w+), score (\S+) \(map mean (\S+)\)</figcaption>", section)
+    assert len(captions) == section.count("<figure><img alt=")
+    by_id = scores.set_index("image_id")["score"]
+    for code, which, image_id, score, mean in captions:
+        group = scores.loc[scores["dx"] == code, "score"]
+        assert by_id[image_id] == (group.max() if which == "highest" else group.min())
+        assert float(mean) == pytest.approx(float(score), rel=2e-3, abs=1e-4)  # both as the report rounds them
+
+
+def test_the_report_says_why_a_latent_score_has_no_maps(bundles, root, tmp_path):
+    html = tmp_path / "report.html"
+    assert main(["report", str(root / "mse-latent"), "--html", str(html)]) == 0
+    section = html.read_text(encoding="utf-8").split('<section id="maps">')[1].split("</section>")[0]
+    assert "No anomaly maps for" in section and "has no anomaly map" in section and "<img" not in section
