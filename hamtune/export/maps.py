@@ -21,8 +21,9 @@ from PIL import Image
 
 from hamtune.errors import HamtuneError
 from hamtune.export.bundle import Bundle, EnsembleBundle
+from hamtune.models import Autoencoder
 from hamtune.train import metrics
-from hamtune.train.config import score_parts
+from hamtune.train.config import TrainConfig, score_parts
 from hamtune.train.evaluate import FLIPS
 from hamtune.train.tensors import to_input, to_unit
 
@@ -55,7 +56,7 @@ def _full_size(part: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def part_maps(model, images: torch.Tensor, config) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def part_maps(model: Autoencoder, images: torch.Tensor, config: TrainConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """The mse and 1 - SSIM maps (N,H,W) of uint8 (N,H,W,C) images, averaged over the score's views as
     score_images averages them, and the reconstruction of the image itself in [0,1] (N,C,H,W)."""
     original = to_input(images, config.input_range)
@@ -87,7 +88,7 @@ def score_map(maps: dict[str, torch.Tensor], score: str, center: dict[str, float
 class Mapper:
     """The anomaly maps and reconstructions of uint8 (N,H,W,C) images under a bundle (checked with check_mappable)."""
 
-    def __init__(self, bundle: Bundle | EnsembleBundle, device: torch.device):
+    def __init__(self, bundle: Bundle | EnsembleBundle, device: torch.device | str):
         check_mappable(bundle)
         self.bundle, self.device = bundle, device
         self.members = [(m, m.model(device), m.score_state()) for m in _members(bundle)]
@@ -133,7 +134,7 @@ class MapWriter:
     """Writes `<name>.npy` (the raw map) and `<name>.png` (the panels) per image into one folder; a name seen
     before gets a `-2`, `-3`... suffix so images of the same file name in different folders keep their maps."""
 
-    def __init__(self, bundle: Bundle | EnsembleBundle, folder: Path, device: torch.device):
+    def __init__(self, bundle: Bundle | EnsembleBundle, folder: Path, device: torch.device | str):
         self.mapper, self.folder, self.used = Mapper(bundle, device), Path(folder), set()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)

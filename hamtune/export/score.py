@@ -120,16 +120,14 @@ def score_inputs(
     """Score every readable image among `paths` with the bundle's model as `format` (torch, onnx, torch-export);
     flagged = score above the bundle's validation threshold. With `maps`, each image's anomaly map goes there
     (export/maps.py; computed with the PyTorch weights whatever the format) and the table names it."""
-    from hamtune.export.maps import MapWriter, check_mappable
+    from hamtune.export.maps import MapWriter
     from hamtune.export.portable import scorer as make_scorer
     from hamtune.train.loop import resolve_device
 
-    if maps is not None:
-        check_mappable(bundle)
     found = collect(paths)
     target = resolve_device(device)
+    writer = MapWriter(bundle, maps, target) if maps is not None else None  # refuses a score without a map first
     scorer = make_scorer(bundle, format, target)
-    writer = MapWriter(bundle, maps, target) if maps is not None else None
     problems = list(found.missing)
     notes, parts = [], []
     for cache in found.caches:
