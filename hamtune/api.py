@@ -207,13 +207,16 @@ def export_model(results: str | Path, out: str | Path, *, rank: int = 1, metric:
     return folder
 
 
-def score(model: str | Path, *inputs: str | Path, device: str = "cpu", format: str = "torch") -> pd.DataFrame:
+def score(model: str | Path, *inputs: str | Path, device: str = "cpu", format: str = "torch",
+          maps: str | Path | None = None) -> pd.DataFrame:
     """Score images (files, folders or a prepared cache) with an exported bundle: image, score, flagged (score > the
-    threshold chosen on validation), exactly as `hamtune score` writes them."""
+    threshold chosen on validation), exactly as `hamtune score` writes them; with `maps`, each image's anomaly map
+    written there as <map>.npy and <map>.png (column `map`)."""
     from hamtune.export.bundle import load_bundle
     from hamtune.export.score import score_inputs
 
     if not inputs:
         raise HamtuneError("hamtune.score(): name at least one image, folder or prepared cache to score")
     bundle = load_bundle(_path(model, "model"))
-    return score_inputs(bundle, [_path(i, "inputs") for i in inputs], device=device, progress=False, format=format).table
+    return score_inputs(bundle, [_path(i, "inputs") for i in inputs], device=device, progress=False, format=format,
+                        maps=None if maps is None else _path(maps, "maps")).table

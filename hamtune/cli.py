@@ -236,14 +236,26 @@ def check_score_out(out: Path, model: Path, inputs: list[Path], force: bool) -> 
                            "replace it (nothing was written)")
 
 
+def check_maps_out(maps: Path, model: Path) -> None:
+    """--maps is a folder outside the bundle (whose files are sealed by their digests)."""
+    target, folder = maps.resolve(), model.resolve()
+    if target == folder or folder in target.parents:
+        raise HamtuneError(f"--maps {maps} is inside the bundle {model}; write the maps elsewhere (nothing was written)")
+    if maps.exists() and not maps.is_dir():
+        raise HamtuneError(f"--maps {maps} exists and is not a folder; choose another --maps (nothing was written)")
+
+
 def cmd_score(args: argparse.Namespace) -> None:
     from hamtune.export.bundle import load_bundle
     from hamtune.export.score import report_problems, score_inputs
     from hamtune.files import atomic_file
 
     check_score_out(args.out, args.model, args.inputs, args.force)
+    if args.maps is not None:
+        check_maps_out(args.maps, args.model)
     bundle = load_bundle(args.model)
-    scored = score_inputs(bundle, args.inputs, device=args.device, progress=not args.no_progress, format=args.format)
+    scored = score_inputs(bundle, args.inputs, device=args.device, progress=not args.no_progress, format=args.format,
+                          maps=args.maps)
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(args.out) as tmp:
@@ -253,6 +265,8 @@ def cmd_score(args: argparse.Namespace) -> None:
     report_problems(scored)
     flagged = int(scored.table["flagged"].sum())
     print(f"scored {len(scored.table)} image(s), {flagged} flagged (score > {bundle.threshold:.6g}): {args.out}")
+    if args.maps is not None:
+        print(f"anomaly maps: {args.maps} (<image>.npy the map, <image>.png image | reconstruction | map; column 'map')")
 
 
 # ---- demo -----------------------------------------------------------------------------------------
@@ -434,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--no-progress", action="store_true", help="no progress bar")
     sc.add_argument("--format", choices=FORMATS, default="torch",
                     help="run the model as: torch (the weights), onnx or torch-export (programs written by export --format)")
+    sc.add_argument("--maps", type=Path, default=None, metavar="DIR",
+                    help="also write each image's anomaly map (its mean is the score) as DIR/<image>.npy and .png; "
+                         "scores of mse and/or ssim only; computed with the PyTorch weights")
     sc.set_defaults(func=cmd_score)
     return parser
 

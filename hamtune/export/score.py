@@ -8,6 +8,7 @@ scores here what it scored in its trial.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from hamtune.export.bundle import Bundle, EnsembleBundle, Scorer
 
 CHUNK = 1024
 MANY = 100
+Maps = Callable[[np.ndarray, list[str]], list[str]]  # images and their names -> the names their maps were written as
 
 
 @dataclass
@@ -56,11 +58,12 @@ def _reason(message: str) -> str:
 
 
 def score_files(
-    bundle: Bundle | EnsembleBundle, scorer: Scorer, files: list[Path], progress: bool
+    bundle: Bundle | EnsembleBundle, scorer: Scorer, files: list[Path], progress: bool, maps: Maps | None = None
 ) -> tuple[pd.DataFrame, list[tuple[Path, str]]]:
-    """Decode and score image files in chunks; unreadable files come back with the reason, not as an error."""
+    """Decode and score image files in chunks (and map them, with `maps`); unreadable files come back with the
+    reason, not as an error."""
     pre = bundle.preprocess
-    names, scores, problems = [], [], []
+    names, scores, problems, written = [], [], [], []
     bar = tqdm(total=len(files), desc="scoring", unit="img", disable=not progress or len(files) < MANY, leave=False)
     with bar:
         for start in range(0, len(files), CHUNK):
@@ -75,12 +78,17 @@ def score_files(
             if keep:
                 names += [str(chunk[i]) for i in keep]
                 scores.append(scorer(images[keep]))
+                if maps is not None:
+                    written += maps(images[keep], [str(chunk[i]) for i in keep])
     values = np.concatenate(scores) if scores else np.zeros(0)
-    return pd.DataFrame({"image": names, "score": values}), problems
+    table = pd.DataFrame({"image": names, "score": values})
+    if maps is not None:
+        table["map"] = written
+    return table, problems
 
 
-def score_prepared(bundle: Bundle | EnsembleBundle, scorer: Scorer, data: Prepared) -> pd.DataFrame:
-    """Every image of a prepared cache, with its diagnosis and its label under the model's protocol."""
+def score_prepared(bundle: Bundle | EnsembleBundle, scorer: Scorer, data: Prepared, maps: Maps | None = None) -> pd.DataFrame:
+    """Every image of a prepared cache, with its diagnosis and its label under the model's protocol (and its map)."""
     if data.preprocess != bundle.preprocess:
         raise HamtuneError(
             f"{data.path}: prepared as {data.preprocess}, but the model expects {bundle.preprocess}; "
@@ -89,7 +97,11 @@ def score_prepared(bundle: Bundle | EnsembleBundle, scorer: Scorer, data: Prepar
     scores = np.concatenate([scorer(data.images[s : s + CHUNK]) for s in range(0, len(data.images), CHUNK)])
     dx = data.meta["dx"].astype(str).to_numpy()
     labels = pd.array(get_protocol(bundle.protocol).labels(dx), dtype="Int8")
-    return pd.DataFrame({"image": data.meta["image_id"].astype(str).to_numpy(), "score": scores, "dx": dx, "label": labels})
+    ids = data.meta["image_id"].astype(str).to_numpy()
+    table = pd.DataFrame({"image": ids, "score": scores, "dx": dx, "label": labels})
+    if maps is not None:
+        table["map"] = [name for s in range(0, len(ids), CHUNK) for name in maps(data.images[s : s + CHUNK], list(ids[s : s + CHUNK]))]
+    return table
 
 
 @dataclass
@@ -102,15 +114,19 @@ class Scored:
 
 
 def score_inputs(
-    bundle: Bundle | EnsembleBundle, paths: list[Path], device: str = "cpu", progress: bool = True, format: str = "torch"
+    bundle: Bundle | EnsembleBundle, paths: list[Path], device: str = "cpu", progress: bool = True, format: str = "torch",
+    maps: Path | None = None,
 ) -> Scored:
     """Score every readable image among `paths` with the bundle's model as `format` (torch, onnx, torch-export);
-    flagged = score above the bundle's validation threshold."""
+    flagged = score above the bundle's validation threshold. With `maps`, each image's anomaly map goes there
+    (export/maps.py; computed with the PyTorch weights whatever the format) and the table names it."""
+    from hamtune.export.maps import MapWriter
     from hamtune.export.portable import scorer as make_scorer
     from hamtune.train.loop import resolve_device
 
     found = collect(paths)
     target = resolve_device(device)
+    writer = MapWriter(bundle, maps, target) if maps is not None else None  # refuses a score without a map first
     scorer = make_scorer(bundle, format, target)
     problems = list(found.missing)
     notes, parts = [], []
@@ -118,9 +134,9 @@ def score_inputs(
         data = load_prepared(cache)
         if data.fingerprint == (bundle.info.get("data") or {}).get("fingerprint"):
             notes.append(f"{cache} is the model's own training data: its train and val images score optimistically")
-        parts.append(score_prepared(bundle, scorer, data))
+        parts.append(score_prepared(bundle, scorer, data, writer))
     if found.files:
-        table, unreadable = score_files(bundle, scorer, found.files, progress)
+        table, unreadable = score_files(bundle, scorer, found.files, progress, writer)
         parts.append(table)
         problems += unreadable
     parts = [p for p in parts if len(p)]

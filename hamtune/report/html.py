@@ -22,6 +22,7 @@ from hamtune.report import figures
 from hamtune.report.images import data_uri, tile
 from hamtune.report.importance import Importance, param_importance
 from hamtune.report.load import Sweep, combine
+from hamtune.report.maps import chosen_maps
 from hamtune.report.summary import how_to_read, verdict_html
 from hamtune.report.tables import COLUMNS, UNRANKED_COLUMNS, columns_for, display, seed_tables, seeds_heading
 from hamtune.results import configurations
@@ -247,9 +248,10 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
     importances: dict[str, Importance] = {
         key: param_importance(board[is_deep(board)], ranking.select, declared) for key, board in ranking.boards.items()
     }
-    verdicts = []
+    verdicts, chosen = [], []
     for key, board in ranking.boards.items():
         found = verdict(board, key, metric)
+        chosen.append(found.best)
         verdicts.append(verdict_html(found, importances[key], ranking, comparisons(board, found.best, scores)))
 
     progress("leaderboards")
@@ -281,6 +283,9 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
         distributions.append(embed(figures.score_distributions(best, scores, key)))
     sections.append(_section("ROC and precision-recall of the best per group", "".join(curves), "roc"))
     sections.append(_section("Anomaly scores, normal vs anomalous, per diagnosis", "".join(distributions), "scores"))
+    progress("anomaly maps")
+    maps = "".join(chosen_maps(row, scores, ranking.select.column) for row in chosen if is_deep(pd.DataFrame([row])).iloc[0])
+    sections.append(_section("Anomaly maps of the chosen model", maps, "maps"))
     sections.append(_section("Originals, reconstructions and samples", _sample_grids(ranking, directories), "images"))
     sections.append(_section("Sweeps side by side", _sweep_comparison(ranking, embed), "sweeps"))
     sections.append(_section("Reproduction over seeds", _reproduction(sweeps, metric, embed), "reproduction"))

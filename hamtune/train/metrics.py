@@ -22,6 +22,12 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     """Per-image SSIM (Wang et al. 2004): Gaussian window 11, sigma 1.5, population covariances,
     averaged over channels and the valid region; matches scikit-image's structural_similarity
     with gaussian_weights=True, use_sample_covariance=False."""
+    return ssim_map(x, y, data_range).flatten(1).mean(1)
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """The local SSIM behind `ssim`, (N,C,H-w+1,W-w+1): one value per position where the window w fits
+    (the valid region), kept so anomaly maps show where an image is unlike its reconstruction."""
     x, y = x.float(), y.float()
     _, c, h, _ = x.shape
     size = min(SSIM_WINDOW, h if h % 2 else h - 1)
@@ -37,8 +43,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     var_y = blur(y * y) - mu_y**2
     cov = blur(x * y) - mu_x * mu_y
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return ssim_map.flatten(1).mean(1)
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
 
 
 def psnr(mse: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:

@@ -231,7 +231,7 @@ def test_bad_input_is_one_line_and_exit_code_2(case, expected, sweep_results, tm
 
 
 EXPECTED_SECTIONS = ("summary", "how-to-read", "leaderboard", "quality", "parameters", "trials", "history", "curves",
-                     "roc", "scores", "images", "sweeps", "reproduction")
+                     "roc", "scores", "maps", "images", "sweeps", "reproduction")
 
 
 def test_html_report_is_self_contained_with_every_section(report):
@@ -242,7 +242,11 @@ def test_html_report_is_self_contained_with_every_section(report):
     for anchor in EXPECTED_SECTIONS:
         assert f'<section id="{anchor}">' in page, anchor
     assert page.index('id="summary"') < page.index('id="how-to-read"') < page.index('id="leaderboard"')
-    assert page.count('<figure><img alt=') == page.count('" src="data:image/png;base64,') == 2  # best AE and VAE
+    assert page.count('<figure><img alt=') == page.count('" src="data:image/png;base64,')
+    images = page.split('<section id="images">')[1].split("</section>")[0]
+    assert images.count('<figure><img alt=') == 2  # best AE and VAE
+    maps = page.split('<section id="maps">')[1].split("</section>")[0]  # shown where the checkpoint is: test_maps.py
+    assert "No anomaly maps for" in maps and "is missing; nothing to export" in maps  # copied results, no checkpoints
     assert '<table class="sortable">' in page and 'tr class="baseline"' in page
     assert "0.62 ± 0.01" in page  # reproduction: mean ± std over three seeds
 

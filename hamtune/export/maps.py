@@ -1,0 +1,165 @@
+"""Anomaly maps: where in an image the model's own score comes from, one value per pixel, such that the
+map's mean IS the image's score (as `hamtune score` writes it).
+
+- mse: the squared error of the reconstruction, averaged over channels.
+- ssim: 1 - the local SSIM of hamtune.train.metrics (the map the score averages). SSIM exists only where
+  its window fits (the central (H-w+1)x(W-w+1), w = 11 at 28 px and above); the (w-1)/2-pixel border is
+  filled with the map's own mean, so the map has the model's resolution and keeps its mean.
+- several parts: each part's map standardised with the score's own centre and scale (score.pt), summed.
+- an ensemble: its members' maps standardised as the ensemble standardises their scores, averaged.
+With test-time flips (`tta`) each view's map is flipped back and the views averaged, as the score is.
+Scores with a `latent` or `elbo` part are one number per image and have no map: refused before anything runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from hamtune.errors import HamtuneError
+from hamtune.export.bundle import Bundle, EnsembleBundle
+from hamtune.models import Autoencoder
+from hamtune.train import metrics
+from hamtune.train.config import TrainConfig, score_parts
+from hamtune.train.evaluate import FLIPS
+from hamtune.train.tensors import to_input, to_unit
+
+MAP_PARTS = ("mse", "ssim")  # the score parts that are a mean over pixels
+PANEL = 128  # each PNG panel is scaled up (nearest) to at least this many pixels
+HEAT = np.array([[0, 0, 131], [0, 200, 255], [255, 220, 0], [180, 0, 0]], dtype=np.float64)  # low -> high
+
+
+def _members(bundle: Bundle | EnsembleBundle) -> list[Bundle]:
+    return bundle.members if isinstance(bundle, EnsembleBundle) else [bundle]
+
+
+def check_mappable(bundle: Bundle | EnsembleBundle) -> None:
+    """Refuse, in one line and before anything is scored or written, a score that is not a mean over pixels."""
+    for member in _members(bundle):
+        flat = [p for p in score_parts(member.config.score) if p not in MAP_PARTS]
+        if flat:
+            raise HamtuneError(f"{member.path}: score {member.config.score} has no anomaly map (its {', '.join(flat)} part is "
+                               "one number per image, not a mean over pixels); --maps needs a score of mse and/or ssim "
+                               "(nothing was written)")
+
+
+def _full_size(part: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """A valid-region map (N,h,w) centred in (N,H,W), the border filled with each map's mean (which keeps the mean)."""
+    n, h, w = part.shape
+    out = part.mean((1, 2), keepdim=True).expand(n, height, width).clone()
+    top, left = (height - h) // 2, (width - w) // 2
+    out[:, top : top + h, left : left + w] = part
+    return out
+
+
+@torch.no_grad()
+def part_maps(model: Autoencoder, images: torch.Tensor, config: TrainConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The mse and 1 - SSIM maps (N,H,W) of uint8 (N,H,W,C) images, averaged over the score's views as
+    score_images averages them, and the reconstruction of the image itself in [0,1] (N,C,H,W)."""
+    original = to_input(images, config.input_range)
+    height, width = original.shape[-2:]
+    views = FLIPS if config.tta else FLIPS[:1]
+    maps: dict[str, torch.Tensor] = {}
+    shown = None
+    for dims in views:
+        x = original.flip(dims) if dims else original
+        recon = model(x)[0]
+        unit_x, unit_recon = to_unit(x, config.input_range), to_unit(recon, config.input_range)
+        view = {"mse": (unit_recon - unit_x).pow(2).mean(1),
+                "ssim": _full_size(1.0 - metrics.ssim_map(unit_recon, unit_x).mean(1), height, width)}
+        for key, value in view.items():
+            maps[key] = maps.get(key, 0) + (value.flip(dims) if dims else value).float() / len(views)
+        if shown is None:
+            shown = unit_recon.clamp(0, 1)
+    return maps, shown
+
+
+def score_map(maps: dict[str, torch.Tensor], score: str, center: dict[str, float], scale: dict[str, float]) -> torch.Tensor:
+    """The score's map from its parts' maps: one part as it is, several standardised and summed (as anomaly_score)."""
+    parts = score_parts(score)
+    if len(parts) == 1:
+        return maps[parts[0]]
+    return sum((maps[p] - center[p]) / scale[p] for p in parts)
+
+
+class Mapper:
+    """The anomaly maps and reconstructions of uint8 (N,H,W,C) images under a bundle (checked with check_mappable)."""
+
+    def __init__(self, bundle: Bundle | EnsembleBundle, device: torch.device | str):
+        check_mappable(bundle)
+        self.bundle, self.device = bundle, device
+        self.members = [(m, m.model(device), m.score_state()) for m in _members(bundle)]
+
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Maps (N,H,W) float32 and reconstructions (N,H,W,C) uint8 (an ensemble: its members' mean reconstruction)."""
+        tensor = torch.from_numpy(np.array(images, dtype=np.uint8)).to(self.device)
+        maps, recons = [], []
+        for member, model, state in self.members:
+            size = member.config.eval_batch_size
+            chunks = [part_maps(model, tensor[s : s + size], member.config) for s in range(0, len(tensor), size)]
+            parts = {key: torch.cat([c[0][key] for c in chunks]) for key in MAP_PARTS}
+            maps.append(score_map(parts, member.config.score, state.center, state.scale))
+            recons.append(torch.cat([c[1] for c in chunks]))
+        if isinstance(self.bundle, EnsembleBundle):  # as bundle.combine standardises the members' scores
+            how = self.bundle.info["members"]
+            maps = [sum((m - h["center"]) / h["scale"] for m, h in zip(maps, how)) / len(maps)]
+        recon = (sum(recons) / len(recons)).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        return maps[0].cpu().numpy().astype(np.float32), recon.cpu().numpy()
+
+
+def heat(values: np.ndarray) -> np.ndarray:
+    """(H,W) floats -> (H,W,3) uint8 colours, stretched over this map's own range (blue low, red high)."""
+    low, high = float(values.min()), float(values.max())
+    unit = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    stops = np.linspace(0, 1, len(HEAT))
+    return np.stack([np.interp(unit, stops, HEAT[:, c]) for c in range(3)], -1).round().astype(np.uint8)
+
+
+def render(image: np.ndarray, recon: np.ndarray, values: np.ndarray) -> Image.Image:
+    """Three panels side by side: the image as the model saw it, its reconstruction, the map over the image."""
+    def rgb(a: np.ndarray) -> np.ndarray:
+        return np.repeat(a, 3, -1) if a.shape[-1] == 1 else a
+
+    image, recon = rgb(image), rgb(recon)
+    overlay = (0.45 * image + 0.55 * heat(values)).round().astype(np.uint8)
+    strip = Image.fromarray(np.concatenate([image, recon, overlay], axis=1))
+    factor = max(1, -(-PANEL // image.shape[0]))
+    return strip.resize((strip.width * factor, strip.height * factor), Image.NEAREST)
+
+
+class MapWriter:
+    """Writes `<name>.npy` (the raw map) and `<name>.png` (the panels) per image into one folder; a name seen
+    before gets a `-2`, `-3`... suffix so images of the same file name in different folders keep their maps."""
+
+    def __init__(self, bundle: Bundle | EnsembleBundle, folder: Path, device: torch.device | str):
+        self.mapper, self.folder, self.used = Mapper(bundle, device), Path(folder), set()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HamtuneError(f"--maps {folder}: cannot create the folder ({exc.strerror or exc})") from None
+
+    def _name(self, image: str) -> str:
+        stem = Path(image).stem or "image"
+        name, k = stem, 1
+        while name in self.used:
+            k += 1
+            name = f"{stem}-{k}"
+        self.used.add(name)
+        return name
+
+    def __call__(self, images: np.ndarray, names: list[str]) -> list[str]:
+        """Map and write a batch of images; the file names used (without suffix), in order."""
+        maps, recons = self.mapper(images)
+        written = []
+        for image, recon, values, name in zip(images, recons, maps, names):
+            stem = self._name(name)
+            try:
+                np.save(self.folder / f"{stem}.npy", values)
+                render(image, recon, values).save(self.folder / f"{stem}.png")
+            except OSError as exc:
+                raise HamtuneError(f"--maps {self.folder}: cannot write the map of {name} ({exc.strerror or exc})") from None
+            written.append(stem)
+        return written
