@@ -150,5 +150,5 @@ def param_importance(ranked: pd.DataFrame, metric: Metric, declared: dict[str, d
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
         result = optuna.importance.get_param_importances(sample, evaluator=evaluator, params=always)
     ordered = dict(sorted(result.items(), key=lambda item: -item[1]))
-    over = f"{len(ranked)} complete" if sample is study else f"a random {MAX_FANOVA} of the {len(ranked)} complete"
+    over = f"{len(ranked)} complete" if sample is study else f"a random {MAX_FANOVA} of the {len(ranked)}"
     return found(ordered, f"fANOVA of {metric.column} over {over} trials." + left_out)
