@@ -21,7 +21,7 @@ from formats import write_dermamnist
 from hamtune.cli import main
 from hamtune.errors import HamtuneError
 from hamtune.results.store import ResultsWriter, load_results
-from hamtune.train.checkpoint import load_weights
+from hamtune.train.checkpoint import delivered_weights, load_weights
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def test_damaged_results_and_checkpoints_are_named_never_read_wrong(sweep_result
         ResultsWriter(copy)
     assert main(["report", str(copy), "--no-html"]) == 2
     assert "epochs.parquet" in capsys.readouterr().err
-    weights = Path(trials["checkpoint"].iloc[0]) / "model.pt"
+    weights = delivered_weights(Path(trials["checkpoint"].iloc[0]))  # best.pt: a finished trial keeps the delivered weights
     truncated = tmp_path / "model.pt"
     truncated.write_bytes(weights.read_bytes()[:200])
     with pytest.raises(HamtuneError, match=r"model.pt: refused to load, not a plain weights file or truncated"):
