@@ -107,3 +107,23 @@ def sweep_results(tmp_path_factory, prepared, ray_local) -> Path:
 
     root = tmp_path_factory.mktemp("results")
     return run_sweep(tiny_space(prepared, root / "tiny.yaml"), SweepOptions(results_root=root))
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """Run `hamtune ARGV` in this process; returns the exit code, stdout and stderr."""
+    from hamtune.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    """A usage or input error: exit 2, no traceback, the last line `hamtune: error: ...` naming each needle."""
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert code == 2, err
+    assert lines and lines[-1].startswith("hamtune: error: "), err
+    assert "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[-1], lines[-1]

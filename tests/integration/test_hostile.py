@@ -18,27 +18,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY_SPACE
+from conftest import TINY_SPACE, assert_one_line_error, run_cli
 
 from hamtune.cli import main
 from hamtune.export.bundle import BUNDLE_VERSION
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    """Run `hamtune ARGV` in this process; returns the exit code, stdout and stderr."""
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert code == 2, err
-    assert lines and lines[-1].startswith("hamtune: error: "), err
-    assert "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[-1], lines[-1]
 
 
 @pytest.fixture(scope="module")

@@ -18,27 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import assert_one_line_error, run_cli
 from PIL import Image
 
 from hamtune.cli import main
 from hamtune.export import integrity
 from hamtune.export.bundle import META, NAMES, load_bundle
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert code == 2, err
-    assert lines and lines[-1].startswith("hamtune: error: "), err
-    assert "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[-1], lines[-1]
 
 
 def tree(folder: Path) -> dict[str, bytes]:
