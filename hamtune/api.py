@@ -71,19 +71,23 @@ def run_sweep(
 
 
 def after_sweep(directory: Path, name: str, trackers: tuple[str, ...]) -> None:
-    """What a finished sweep hands its trackers: MLflow's parent run gets the HTML report and the chosen model's bundle."""
+    """What a finished sweep hands its trackers: the HTML report and the chosen model's bundle (MLflow: to the
+    parent run; W&B: a `report` run of the sweep's group)."""
     import tempfile
 
-    if "mlflow" not in trackers:
+    if not {"mlflow", "wandb"} & set(trackers):
         return
     from hamtune.export.bundle import export_trial
     from hamtune.report.command import run_report
-    from hamtune.sweep.trackers import log_artifacts
+    from hamtune.sweep.trackers import log_artifacts, log_wandb_artifacts
 
     html = run_report([directory], quiet=True)
     with tempfile.TemporaryDirectory(prefix="hamtune-bundle-") as scratch:
         bundle, _ = export_trial(directory, 1, Path(scratch) / "model")
-        log_artifacts(directory, name, {"report": html, "model": bundle})
+        if "mlflow" in trackers:
+            log_artifacts(directory, name, {"report": html, "model": bundle})
+        if "wandb" in trackers:
+            log_wandb_artifacts(directory, name, {"report.html": html, "model": bundle})
 
 
 def train_model(

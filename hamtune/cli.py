@@ -200,6 +200,8 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"exported trial {row['trial_id']} (rank {int(row['rank'])}, {row.get('kind')}/{row.get('arch')}) to {out}")
     for program in programs:
         print(f"  program: {program} (hamtune score {out} IMAGES... --format {'onnx' if program.suffix == '.onnx' else 'torch-export'})")
+    if "onnx" in formats:
+        print(f"  score graph: {out / 'score.onnx'} (uint8 images in, anomaly score out; no hamtune needed: README)")
     print(f"  model card: {out / 'MODEL_CARD.md'}")
     print(f"  score images: hamtune score {out} IMAGES... --out scores.csv")
 

@@ -68,6 +68,13 @@ def _crop_box(width: int, height: int, crop: str) -> tuple[float, float, float, 
     return (left, top, left + side, top + side)
 
 
+RESIZE_RULE = (  # what `decode` does, stated for people who preprocess without hamtune (ONNX metadata, README recipe)
+    "PIL: Image.open; for a JPEG, image.draft(mode, (size*w//side, size*h//side)) with side = min(w, h) for the "
+    "center crop, max(w, h) for pad, and (size, size) for resize (DCT-domain downscale); convert to RGB (or L); "
+    "then image.resize((size, size), Image.Resampling.BILINEAR, box=CROP, reducing_gap=2.0) where CROP is the "
+    "centred square of side min(w, h) of the decoded image (center), the whole image (resize), or the whole "
+    "image pasted centred on a black square of side max(w, h) (pad)"
+)
 MIN_SOURCE_SIDE = 8  # px: below this an image carries no lesion to learn from, only a stretched colour
 
 

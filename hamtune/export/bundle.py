@@ -7,6 +7,7 @@ DIR/
   bundle.json    preprocessing, input range, score, threshold, protocol, metrics, data fingerprint, provenance
   MODEL_CARD.md  what it is, on what data, how well, and what it must not be used for
   model.onnx, model.pt2  (with `export --format onnx|torch-export`) the model as portable programs
+  score.onnx     (with --format onnx) uint8 images -> anomaly score, everything in-graph (a contract in its metadata)
 
 bundle.json records the sha256 of every other file ("files", version 3); load_bundle checks them, and
 every field it uses, before it reads a weight (export/integrity.py says what that does and does not prove).
@@ -32,7 +33,7 @@ from hamtune.data.images import Preprocess
 from hamtune.data.splits import get_protocol
 from hamtune.data.synth import MARKER
 from hamtune.errors import HamtuneError, first_line
-from hamtune.export import PROGRAMS, integrity
+from hamtune.export import PROGRAMS, SCORE_GRAPH, integrity
 from hamtune.export.programs import programs_wanted, write_programs
 from hamtune.files import atomic_folder, read_text
 from hamtune.models import Autoencoder, build_model
@@ -48,7 +49,7 @@ WEIGHTS, SCORE_STATE, CONFIG, META, CARD = "model.pt", "score.pt", "config.json"
 MEMBERS = "members"  # an ensemble's folder of member bundles
 Scorer = Callable[[np.ndarray], np.ndarray]  # uint8 (N,H,W,C) images -> anomaly scores
 CARD_METRICS = ("auroc", "auprc", "f1", "precision", "recall", "mse", "psnr", "ssim", "elbo")
-FILE_NAMES = {WEIGHTS, SCORE_STATE, CONFIG, META, CARD, *PROGRAMS.values()}
+FILE_NAMES = {WEIGHTS, SCORE_STATE, CONFIG, META, CARD, SCORE_GRAPH, *PROGRAMS.values()}
 NAMES = FILE_NAMES | {MEMBERS} | {str(i) for i in range(1, 100)}  # what a bundle (an ensemble: members/1..99) holds
 
 
@@ -291,7 +292,7 @@ def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool 
         seal(tmp, info)
         if programs:
             written = load_bundle(tmp)
-            write_programs(tmp, programs, written.model("cpu"), written.preprocess)
+            write_programs(tmp, programs, written)
             seal(tmp, info)
     return out
 

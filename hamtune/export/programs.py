@@ -12,16 +12,26 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
+import warnings
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from hamtune.data.images import Preprocess
+import hamtune
+from hamtune.data.images import RESIZE_RULE
 from hamtune.errors import HamtuneError, first_line
-from hamtune.export import FORMATS, PROGRAMS
+from hamtune.export import FORMATS, PROGRAMS, SCORE_GRAPH
 from hamtune.files import atomic_file
+from hamtune.train.config import TrainConfig, score_parts
+from hamtune.train.evaluate import ScoreState, anomaly_score, score_batch
+from hamtune.train.tensors import to_input
+
+if TYPE_CHECKING:
+    from hamtune.export.bundle import Bundle
 
 OUTPUTS = ("recon", "mu", "logvar")
 ONNX_EXTRA = 'ONNX export and scoring need the optional extra: pip install "hamtune[onnx]"'
@@ -67,22 +77,105 @@ def programs_wanted(formats) -> list[str]:
     return [f for f in dict.fromkeys(formats) if f != "torch"]
 
 
-def write_programs(folder: Path, wanted: list[str], model: torch.nn.Module, pre: Preprocess) -> list[Path]:
-    """Add the programs to a bundle folder being written. A torch.export program is built in memory and written
-    by Python, so a full disk is an OSError (one line from the CLI), not an abort inside torch's zip writer."""
-    example, written = torch.rand(2, pre.channels, pre.size, pre.size), []
+class ScoreGraph(torch.nn.Module):
+    """The whole anomaly score as one program: uint8 (N,H,W,C) images of the model's size -> (N,) scores, with
+    the input scaling, layout, test-time flips, SSIM, latent Gaussian and standardisation of `anomaly_score`."""
+
+    def __init__(self, model: torch.nn.Module, config: TrainConfig, state: ScoreState):
+        super().__init__()
+        self.model, self.config, self.state = model, config, state
+        latent = state.latent_whitening()
+        self.register_buffer("latent_mean", latent[0] if latent else torch.zeros(0))
+        self.register_buffer("latent_whitening", latent[1] if latent else torch.zeros(0))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        latent = (self.latent_mean, self.latent_whitening) if self.latent_mean.numel() else None
+        terms = score_batch(self.model, to_input(images, self.config.input_range), self.config, latent)
+        return anomaly_score(terms, self.config.score, self.state)
+
+
+def contract(bundle: Bundle, program: str) -> dict[str, str]:
+    """The ONNX metadata_props of a program: how to preprocess its input and turn its output into the score,
+    readable without hamtune or torch (onnxruntime's custom_metadata_map)."""
+    pre, config, state = bundle.preprocess, bundle.config, bundle.score_state()
+    unit = "[-1, 1]" if config.input_range == "pm1" else "[0, 1]"
+    if program == SCORE_GRAPH:
+        io_text = (f"input 'images': uint8 (N, {pre.size}, {pre.size}, {pre.channels}) NHWC, 0-255, preprocessed as "
+                   "'resize' says; output 'score': float32 (N,), higher = more anomalous; flagged = score > threshold")
+    else:
+        io_text = (f"input 'x': float32 (N, {pre.channels}, {pre.size}, {pre.size}) NCHW = uint8 pixels / 255"
+                   f"{' * 2 - 1' if config.input_range == 'pm1' else ''} (range {unit}); outputs 'recon' (as x), "
+                   "'mu' and 'logvar' (N, latent; logvar has 0 columns for an AE); the score is computed from them as "
+                   "'score' and 'score_state' say (score.onnx does it in-graph)")
+    values = {
+        "hamtune_version": hamtune.__version__,
+        "program": program,
+        "io": io_text,
+        "size": pre.size, "crop": pre.crop, "channels": pre.channels,
+        "channel_order": "RGB" if pre.channels == 3 else "L",
+        "layout": "NHWC" if program == SCORE_GRAPH else "NCHW",
+        "range": "uint8 0-255" if program == SCORE_GRAPH else unit,
+        "resize": RESIZE_RULE,
+        "score": config.score,
+        "score_parts": json.dumps(score_parts(config.score)),
+        "score_rule": ("one part: that part; several: the sum of (part - center) / scale; parts: mse = mean squared "
+                       "error on [0,1], ssim = 1 - SSIM (Gaussian window 11, sigma 1.5, valid region), latent = "
+                       "squared Mahalanobis distance of mu to latent_mean with latent_precision, elbo = the negative ELBO; "
+                       f"{'averaged over the image and its 3 flips (H, W, both)' if config.tta else 'no test-time flips'}"),
+        "score_state": json.dumps({key: value.tolist() if isinstance(value, torch.Tensor) else value
+                                   for key, value in state.to_dict().items()}),
+        "threshold": repr(float(bundle.threshold)),
+        "protocol": config.protocol,
+        "anomalous": json.dumps(bundle.info["protocol"]["anomalous"]),
+        "trial_id": str(bundle.info.get("trial_id")),
+    }
+    return {key: str(value) for key, value in values.items()}
+
+
+def _export_onnx(module: torch.nn.Module, example: torch.Tensor, out: Path, names: tuple[list[str], list[str]],
+                 props: dict[str, str]) -> None:
+    import onnx
+
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    logger, level = logging.getLogger("torch.onnx"), logging.getLogger("torch.onnx").level
+    try:  # the exporter's deprecation and "torchvision is not installed" notices; errors still raise
+        logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), out, input_names=names[0], output_names=names[1],
+                              dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
+    finally:
+        logger.setLevel(level)
+    proto = onnx.load(str(out))
+    onnx.helper.set_model_props(proto, props)
+    onnx.save(proto, str(out))
+
+
+def write_programs(folder: Path, wanted: list[str], bundle: Bundle, model: torch.nn.Module | None = None) -> list[Path]:
+    """Add the programs of `model` (default: the bundle's) to a bundle folder being written (`bundle`: that folder,
+    loaded). A torch.export program is built in memory and written by Python, so a full disk is an OSError (one
+    line from the CLI), not an abort inside torch's zip writer. ONNX comes as two files: the model (model.onnx)
+    and the score (score.onnx)."""
+    pre, model, written = bundle.preprocess, model or bundle.model("cpu"), []
+    example = torch.rand(2, pre.channels, pre.size, pre.size)
     for fmt in wanted:
         out = Path(folder) / PROGRAMS[fmt]
         try:
-            with atomic_file(out) as tmp:
-                if fmt == "torch-export":
+            if fmt == "torch-export":
+                with atomic_file(out) as tmp:
                     buffer = io.BytesIO()
+                    batch = torch.export.Dim("batch", min=1, max=1 << 16)
                     torch.export.save(torch.export.export(model, (example,), dynamic_shapes=({0: batch},)), buffer)
                     tmp.write_bytes(buffer.getvalue())
-                else:
-                    torch.onnx.export(model, (example,), tmp, input_names=["x"], output_names=list(OUTPUTS),
-                                      dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
+            else:
+                with atomic_file(out) as tmp:
+                    _export_onnx(model, example, tmp, (["x"], list(OUTPUTS)), contract(bundle, PROGRAMS[fmt]))
+                score_out = Path(folder) / SCORE_GRAPH
+                images = torch.randint(0, 256, (2, pre.size, pre.size, pre.channels), dtype=torch.uint8)
+                with atomic_file(score_out) as tmp:
+                    graph = ScoreGraph(model, bundle.config, bundle.score_state()).eval()
+                    _export_onnx(graph, images, tmp, (["images"], ["score"]), contract(bundle, SCORE_GRAPH))
+                written.append(score_out)
         except (HamtuneError, OSError):
             raise
         except Exception as exc:  # a model torch cannot export: say which and why, in one line

@@ -11,8 +11,8 @@ bookkeeping (config/*, done, pid, ...) is logged. A resumed sweep reuses its par
 TensorBoard: event files under results/<name>/tensorboard/<trial id>-<sampled values>/, the same epoch
 series, and the delivered metrics as `final/<name>` (the trial's hparams with them, for the HParams view).
 
-W&B stays Tune's own callback (group = the sweep) plus the results row as `final/<column>` (its test here
-only checks the missing-extra error: wandb is not installed where CI runs).
+W&B: the same layout in the sweep's group (WandbTracker: a `sweep` run, a `trial` run per trial, a `report`
+run with the report and the chosen bundle), written under results/<name>/wandb/.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 from pathlib import Path
 
 from ray import tune
@@ -307,20 +308,87 @@ class TensorBoardTracker(TrialTracker):
         writer.close()
 
 
-def _wandb(directory: Path, sweep: str):
-    from ray.air.integrations.wandb import WandbLoggerCallback
+class WandbTracker(TrialTracker):
+    """W&B laid out as MLflow is: in the sweep's group, one `sweep` run (the settings as config, space.yaml and
+    sweep.json as an artifact, the results files at the end) and one `trial` run per trial (the full config,
+    every epoch at step = epoch, the delivered model's metrics and status as the run's summary). Runs live in
+    this process and are finished here, so none is left half-written at exit (Tune's own callback finished
+    its last run from `__del__`: an empty run file, issue 26). Files go to results/<name>/wandb/."""
 
-    class WandbRows(WandbLoggerCallback):
-        """Tune's Weights & Biases callback, plus the results row at each trial's end."""
+    def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...], settings: dict):
+        super().__init__(directory, sweep, manifest, sampled)
+        self.settings, self.runs, self.parent = settings, {}, None
 
-        def log_trial_end(self, trial, failed: bool = False) -> None:
-            row = final_metrics(directory, trial.trial_id)
-            if row:
-                step = (trial.last_result or {}).get("training_iteration", 0)
-                self.log_trial_result(step, trial, {**row, "training_iteration": step})
-            super().log_trial_end(trial, failed)
+    def setup(self, **info) -> None:
+        self.parent = wandb_run(self.directory, self.sweep, "sweep", self.sweep, _flatten(
+            {k: self.settings[k] for k in ("space", "command", "versions", "git_commit", "hardware") if k in self.settings}))
+        files = {"sweep.json": self.directory / "sweep.json"}
+        text = self.settings.get("space_text")
+        if isinstance(text, str):
+            (self.directory / "wandb").mkdir(exist_ok=True)
+            files["space.yaml"] = self.directory / "wandb" / "space.yaml"
+            files["space.yaml"].write_text(text)
+        _wandb_artifact(self.parent, "space", "space", files)
 
-    return WandbRows(project=os.environ.get("WANDB_PROJECT", "hamtune"), group=sweep)
+    def start_trial(self, trial_id: str, params: dict, name: str) -> None:
+        if trial_id not in self.runs:
+            self.runs[trial_id] = wandb_run(self.directory, self.sweep, "trial", name, params, run_id=f"{self.sweep}-{trial_id}")
+
+    def log_epoch(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        run = self.runs.get(trial_id)
+        if run is not None:
+            run.log(metrics, step=epoch, commit=True)  # written now: an uncommitted step would land after the summary
+
+    def end_trial(self, trial_id: str, status: str, epochs: int, row: dict) -> None:
+        run = self.runs.pop(trial_id, None)
+        if run is None:
+            return
+        run.summary.update({**delivered_metrics(row), "status": status})
+        run.tags = (*run.tags, status)
+        run.finish(exit_code=0 if status in ("completed", "stopped") else 1)
+
+    def on_experiment_end(self, trials, **info) -> None:
+        for trial_id in list(self.runs):  # trials Tune never ended (an interrupted sweep): finished, not left open
+            self.runs.pop(trial_id).finish(exit_code=1)
+        if self.parent is not None:
+            _wandb_artifact(self.parent, "results", "results", {n: self.directory / n for n in
+                                                                ("trials.parquet", "epochs.parquet", "confirm.json")})
+            self.parent.finish()
+            self.parent = None
+
+
+def wandb_run(directory: Path, sweep: str, job: str, name: str, config: dict, run_id: str | None = None):
+    """A W&B run of the sweep's group, kept off the terminal (runs of one sweep live side by side in this process)."""
+    import wandb
+
+    (Path(directory) / "wandb").mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9_-]", "-", run_id)[:120] if run_id else None
+    return wandb.init(project=os.environ.get("WANDB_PROJECT", "hamtune"), group=sweep, job_type=job, name=name,
+                      config=config, id=safe, resume="allow" if safe else None, dir=str(directory), reinit="create_new",
+                      settings=wandb.Settings(console="off", silent=True))
+
+
+def _wandb_artifact(run, name: str, kind: str, files: dict[str, Path]) -> None:
+    import wandb
+
+    present = {n: p for n, p in files.items() if Path(p).exists()}
+    if not present:
+        return
+    artifact = wandb.Artifact(re.sub(r"[^A-Za-z0-9_.-]", "-", f"{run.group}-{name}"), type=kind)
+    for entry, path in present.items():  # file by file: add_dir writes to the terminal
+        inside = sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
+        for file in inside:
+            artifact.add_file(str(file), name=entry if file == Path(path) else f"{entry}/{file.relative_to(path).as_posix()}")
+    run.log_artifact(artifact)
+
+
+def log_wandb_artifacts(directory: Path, sweep: str, paths: dict[str, Path]) -> None:
+    """The report and the chosen bundle of a finished sweep, as a `report` run of its W&B group."""
+    run = wandb_run(directory, sweep, "report", f"{sweep}-report", {})
+    try:
+        _wandb_artifact(run, "report", "report", paths)
+    finally:
+        run.finish()
 
 
 def tracker_callbacks(names: tuple[str, ...], directory: Path, sweep: str, manifest: dict | None = None,
@@ -334,5 +402,5 @@ def tracker_callbacks(names: tuple[str, ...], directory: Path, sweep: str, manif
         elif name == "mlflow":
             callbacks.append(MLflowTracker(directory, sweep, manifest or {}, sampled, settings or {}))
         else:
-            callbacks.append(_wandb(directory, sweep))
+            callbacks.append(WandbTracker(directory, sweep, manifest or {}, sampled, settings or {}))
     return callbacks

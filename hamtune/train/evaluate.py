@@ -48,6 +48,15 @@ class ScoreState:
             out.update(latent_mean=self.latent_mean.cpu(), latent_precision=self.latent_precision.cpu())
         return out
 
+    def latent_whitening(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(mean, W) with W W^T = the precision (negative eigenvalues clipped), so the Mahalanobis distance is
+        the plain sum of squares |(code - mean) W|^2: no cancellation in float32, here or in an exported graph."""
+        if self.latent_mean is None:
+            return None
+        values, vectors = torch.linalg.eigh(self.latent_precision.double())
+        whitening = (vectors * values.clamp_min(0).sqrt()).float()
+        return self.latent_mean.float().to(device), whitening.to(device)
+
     @classmethod
     def from_dict(cls, values: dict) -> ScoreState:
         return cls(values.get("latent_mean"), values.get("latent_precision"), dict(values.get("center", {})), dict(values.get("scale", {})))
@@ -77,39 +86,43 @@ def latent_gaussian(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(values.mean(0), dtype=torch.float32), torch.as_tensor(fitted.precision_, dtype=torch.float32)
 
 
+def score_batch(model: Autoencoder, original: torch.Tensor, config: TrainConfig,
+                latent: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Per-image terms of one batch in model space (B,C,H,W): mse and ssim (on [0,1]), nll, for a VAE kl and
+    the negative ELBO, with a latent Gaussian (ScoreState.latent_whitening) the Mahalanobis distance of the code; with
+    `config.tta` each is the mean over the image and its flips. Also the body of the exported score graph."""
+    views = FLIPS if config.tta else FLIPS[:1]
+    batch: dict[str, torch.Tensor] = {}
+    for dims in views:
+        x = original.flip(dims) if dims else original
+        recon, mu, logvar = model(x)
+        terms = per_image_terms(recon, x, mu, logvar, config.recon_loss)
+        unit_x, unit_recon = to_unit(x, config.input_range), to_unit(recon, config.input_range)
+        view = {"mse": (unit_recon - unit_x).pow(2).flatten(1).mean(1), "ssim": metrics.ssim(unit_recon, unit_x),
+                "nll": terms["nll"]}
+        if "kl" in terms:
+            view["kl"] = terms["kl"]
+            view["neg_elbo"] = terms["nll"] + terms["kl"]
+        if latent is not None:
+            view["latent"] = ((mu.float() - latent[0]) @ latent[1]).pow(2).sum(1)
+        for key, value in view.items():
+            batch[key] = batch.get(key, 0) + value.float() / len(views)
+    return batch
+
+
 @torch.no_grad()
 def score_images(
     model: Autoencoder, images: torch.Tensor, index: np.ndarray, config: TrainConfig, state: ScoreState | None = None
 ) -> dict[str, np.ndarray]:
-    """Per-image mse, psnr, ssim (on [0,1]), for a VAE nll, kl and the negative ELBO, and with a
-    fitted latent Gaussian the Mahalanobis distance of the code; with `config.tta` each is the mean
-    over the image and its flips."""
+    """Per-image mse, psnr, ssim, nll (VAE: kl, neg_elbo; with a fitted latent Gaussian: latent) of some images."""
     was_training = model.training
     model.eval()
     out: dict[str, list[torch.Tensor]] = {}
     positions = torch.as_tensor(index, dtype=torch.long, device=images.device)
-    latent = state is not None and state.latent_mean is not None
-    if latent:
-        mean, precision = state.latent_mean.to(images.device), state.latent_precision.to(images.device)
-    views = FLIPS if config.tta else FLIPS[:1]
+    latent = state.latent_whitening(images.device) if state is not None else None
     for start in range(0, len(positions), config.eval_batch_size):
         original = to_input(images[positions[start : start + config.eval_batch_size]], config.input_range)
-        batch: dict[str, torch.Tensor] = {}
-        for dims in views:
-            x = original.flip(dims) if dims else original
-            recon, mu, logvar = model(x)
-            terms = per_image_terms(recon, x, mu, logvar, config.recon_loss)
-            unit_x, unit_recon = to_unit(x, config.input_range), to_unit(recon, config.input_range)
-            mse = (unit_recon - unit_x).pow(2).flatten(1).mean(1)
-            view = {"mse": mse, "ssim": metrics.ssim(unit_recon, unit_x), "nll": terms["nll"]}
-            if "kl" in terms:
-                view["kl"] = terms["kl"]
-                view["neg_elbo"] = terms["nll"] + terms["kl"]
-            if latent:
-                d = mu.float() - mean
-                view["latent"] = ((d @ precision) * d).sum(1)
-            for key, value in view.items():
-                batch[key] = batch.get(key, 0) + value.detach().float() / len(views)
+        batch = score_batch(model, original, config, latent)
         batch["psnr"] = metrics.psnr(batch["mse"])
         for key, value in batch.items():
             out.setdefault(key, []).append(value.cpu())
@@ -138,7 +151,8 @@ def fit_standardisation(per_image: dict[str, np.ndarray], labels: np.ndarray, sc
 
 
 def anomaly_score(per_image: dict[str, np.ndarray], score: str, state: ScoreState | None = None) -> np.ndarray:
-    """The configured score: one part as it is, or the sum of several parts standardised on validation normals."""
+    """The configured score: one part as it is, or the sum of several parts standardised on validation normals
+    (arrays or tensors alike: the exported score graph runs it too)."""
     parts = score_parts(score)
     if len(parts) == 1:
         return _part(per_image, parts[0])

@@ -38,10 +38,13 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch
     def blur(t: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.conv2d(t, row, groups=c), col, groups=c)
 
+    shift = x.mean((2, 3), keepdim=True)  # (co)variances ignore a constant shift; centring them keeps float32's cancellation small
+    x, y = x - shift, y - shift
     mu_x, mu_y = blur(x), blur(y)
     var_x = blur(x * x) - mu_x**2
     var_y = blur(y * y) - mu_y**2
     cov = blur(x * y) - mu_x * mu_y
+    mu_x, mu_y = mu_x + shift, mu_y + shift
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
 

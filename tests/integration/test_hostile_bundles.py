@@ -386,7 +386,7 @@ def test_an_edited_or_swapped_bundle_file_is_refused(capsys, program_bundle, tmp
             for parameter in model.parameters():
                 parameter.zero_()
         (tmp_path / "other").mkdir()
-        write_programs(tmp_path / "other", ["torch-export"], model, load_bundle(bundle).preprocess)
+        write_programs(tmp_path / "other", ["torch-export"], load_bundle(bundle), model)
         (bundle / "model.pt2").write_bytes((tmp_path / "other" / "model.pt2").read_bytes())
     elif edit == "latent state mis-shaped":
         edit_json(bundle / META, lambda info: info.update(score="latent"))

@@ -3,6 +3,7 @@ TensorBoard event files under tune/, and a one-line error naming the install com
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 
@@ -65,6 +66,75 @@ def test_mlflow_and_tensorboard_compare_trials_by_the_delivered_model(prepared, 
         for event_file in path.rglob("events.out.tfevents.*"):
             tags |= {v.tag for e in _events(event_file) for v in e.summary.value}
     assert {"val_auroc", "train_loss", "final/val_auroc", "final/test_auroc"} <= tags
+
+
+def test_wandb_offline_groups_a_sweep_run_its_trial_runs_and_a_report_run(prepared, ray_local, tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason='the optional extra: pip install "hamtune[wandb]"')
+    from hamtune.api import after_sweep
+    from hamtune.sweep.runner import SweepOptions, run_sweep
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_PROJECT", "hamtune-test")
+    space = tiny_space(prepared, tmp_path / "wb.yaml", name="wb", num_samples=2)
+    directory = run_sweep(space, SweepOptions(results_root=tmp_path, log_to=("wandb",)))
+    after_sweep(directory, "wb", ("wandb",))
+    trials, epochs, _ = load_results(directory)
+
+    runs = {}
+    for path in sorted((directory / "wandb").glob("offline-run-*/run-*.wandb")):
+        records = list(_wandb_records(path))
+        assert records, f"{path}: an empty run file"
+        run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
+        runs[run.display_name] = {
+            "run": run, "exit": [r.exit.exit_code for r in records if r.WhichOneof("record_type") == "exit"],
+            "config": _items(i for r in records for i in
+                             (r.config.update if r.WhichOneof("record_type") == "config" else r.run.config.update if r.WhichOneof("record_type") == "run" else ())),
+            "summary": _items(i for r in records if r.WhichOneof("record_type") == "summary" for i in r.summary.update),
+            "history": [_items(r.history.item) for r in records if r.WhichOneof("record_type") == "history"],
+            "artifacts": {r.artifact.type for r in records if r.WhichOneof("record_type") == "artifact"},
+        }
+    by_job = {}
+    for name, run in runs.items():
+        assert run["run"].run_group == "wb" and run["exit"], f"{name}: not in the sweep's group, or never finished"
+        by_job.setdefault(run["run"].job_type, []).append(run)
+    assert {job: len(found) for job, found in by_job.items()} == {"sweep": 1, "trial": 2, "report": 1}
+    assert {"space", "results"} <= by_job["sweep"][0]["artifacts"] and by_job["report"][0]["artifacts"] == {"report"}
+    assert by_job["sweep"][0]["config"]["space.num_samples"] == 2
+    for run in by_job["trial"]:
+        trial_id = run["run"].display_name.split("-")[0]
+        row = trials.set_index("trial_id").loc[trial_id]
+        assert {"weight_decay", "image_size", "seed", "kind", "lr", "stage"} <= set(run["config"])  # the full config
+        assert run["summary"]["val_auroc"] == pytest.approx(row["val_auroc"]) and run["summary"]["status"] == row["status"]
+        assert run["exit"] == [0] and not [k for k in run["summary"] if k.startswith("config/") or k in ("pid", "done")]
+        mine = epochs[epochs["trial_id"] == trial_id].sort_values("epoch")
+        logged = [h["val_auroc"] for h in run["history"] if "val_auroc" in h]
+        assert logged == pytest.approx(list(mine["val_auroc"]))
+
+
+def _items(items) -> dict:
+    """A run file's key/value items (the key is `key`, or `nested_key` joined by dots) as plain values."""
+    return {i.key or ".".join(i.nested_key): json.loads(i.value_json) for i in items}
+
+
+def _wandb_records(path):
+    """The records of an offline W&B run file: LevelDB log framing (a 7-byte file header, then 32 KiB blocks of
+    chunks: crc, length, type; FULL=1, FIRST=2, MIDDLE=3, LAST=4) around protobuf Records."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data, at, pending, block = path.read_bytes(), 7, b"", 32768
+    assert data[:4] == b":W&B"
+    while at + 7 <= len(data):
+        if block - at % block < 7:  # the rest of a block too short for a header is padding
+            at += block - at % block
+            continue
+        length, kind = struct.unpack("<HB", data[at + 4:at + 7])
+        pending += data[at + 7:at + 7 + length]
+        at += 7 + length
+        if kind in (1, 4):
+            yield wandb_internal_pb2.Record.FromString(pending)
+            pending = b""
 
 
 def _events(path):
