@@ -17,7 +17,8 @@ Names load on first use (hamtune.api), so `import hamtune` stays cheap: no torch
 __version__ = "0.1.0"
 
 API = (
-    "run_sweep", "train_model", "load_results", "rank", "configurations", "write_report", "export_model", "score", "load_space",
+    "run_sweep", "train_model", "load_results", "rank", "configurations", "deliver_confirmed", "write_report", "export_model",
+    "score", "load_space",
     "HamtuneError",
 )
 __all__ = ["__version__", *API]

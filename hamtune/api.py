@@ -70,11 +70,39 @@ def run_sweep(
     return directory
 
 
+def deliver_confirmed(directory: Path, device: str = "auto") -> dict | None:
+    """A sweep with a confirm stage delivers its chosen configuration (the best MEAN validation objective over
+    2+ seeds) as that configuration's seed ensemble: one more results row, built once (a resumed or repeated
+    call finds it). None without a confirm stage or a configuration of 2+ finished seeds."""
+    from hamtune.export.ensemble import build_ensemble
+    from hamtune.paths import results_lock
+    from hamtune.results.configurations import per_configuration, seed_rows
+    from hamtune.results.rank import DEEP_KINDS, objective
+
+    trials = load_results(directory)[0]
+    if "stage" not in trials.columns or not (trials["stage"] == "confirm").any():
+        return None
+    seeds = seed_rows(trials[trials["kind"].isin(DEEP_KINDS)])
+    table = per_configuration(seeds, objective(trials))
+    confirmed = table[table["n"] >= 2]
+    if not len(confirmed):
+        return None
+    members = sorted(seeds.loc[seeds["config_id"] == confirmed["config_id"].iloc[0], "trial_id"].astype(str))
+    if "members" in trials.columns:
+        for _, row in trials[trials["members"].notna()].iterrows():
+            if sorted(str(row["members"]).split(",")) == members:
+                return row.to_dict()
+    with results_lock(Path(directory)):
+        return build_ensemble(Path(directory), 0, Path(directory).parent, Path(directory).name, device, members=members)[1]
+
+
 def after_sweep(directory: Path, name: str, trackers: tuple[str, ...]) -> None:
-    """What a finished sweep hands its trackers: the HTML report and the chosen model's bundle (MLflow: to the
+    """What a finished sweep does last: with a confirm stage, deliver the chosen configuration's seed ensemble
+    (deliver_confirmed); then hand the trackers the HTML report and the chosen model's bundle (MLflow: to the
     parent run; W&B: a `report` run of the sweep's group)."""
     import tempfile
 
+    deliver_confirmed(directory)
     if not {"mlflow", "wandb"} & set(trackers):
         return
     from hamtune.export.bundle import export_trial

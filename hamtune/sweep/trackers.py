@@ -301,9 +301,7 @@ class TensorBoardTracker(TrialTracker):
         writer = self.writers.pop(trial_id, None)
         if writer is None:
             return
-        delivered = {f"final/{k}": v for k, v in delivered_metrics(row).items()}
-        for key, value in delivered.items():
-            writer.add_scalar(key, value, epochs)
+        delivered = {f"final/{k}": v for k, v in delivered_metrics(row).items()}  # add_hparams writes them as scalars too
         writer.add_hparams({**self.params.pop(trial_id, {}), "status": status}, delivered, name=".")
         writer.close()
 

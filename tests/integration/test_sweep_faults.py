@@ -82,7 +82,7 @@ def test_killed_driver_resumes_to_exactly_num_samples(prepared, tmp_path, sig, c
 
 def test_a_confirm_stage_killed_midway_resumes_to_exactly_its_seeds_and_chooses_on_the_mean(prepared, tmp_path):
     """3 search trials, then the best 2 by validation on 2 new seeds each; SIGKILL once a confirm trial is recorded."""
-    from hamtune.api import configurations
+    from hamtune.api import configurations, deliver_confirmed
 
     space = write_space(tmp_path / "confirm.yaml", prepared, name="confirm", num_samples=3, max_epochs=2,
                         scheduler={"name": "asha", "grace_period": 1}, confirm={"top": 2, "seeds": 2})
@@ -104,6 +104,11 @@ def test_a_confirm_stage_killed_midway_resumes_to_exactly_its_seeds_and_chooses_
     assert list(table["n"][:2]) == [3, 3] and set(table["config_id"][:2]) == set(best)
     means = trials.groupby("config_id")["val_auroc"].mean()
     assert table["config_id"].iloc[0] == means[list(best)].idxmax()
+    delivered = trials[trials["kind"] == "ensemble"]  # the chosen configuration's seed ensemble, built after the sweep
+    chosen = sorted(trials.loc[trials["config_id"] == table["config_id"].iloc[0], "trial_id"])
+    assert len(delivered) == 1 and sorted(delivered["members"].iloc[0].split(",")) == chosen and len(chosen) == 3
+    assert deliver_confirmed(results)["trial_id"] == delivered["trial_id"].iloc[0]  # found again, not built twice
+    assert len(load_results(results)[0]) == len(trials)
     report = subprocess.run([sys.executable, "-m", "hamtune", "report", str(results), "--no-html"], capture_output=True, text=True)
     assert "Configurations over seeds" in report.stdout and "+-" in report.stdout, report.stdout + report.stderr
 
