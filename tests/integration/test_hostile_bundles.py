@@ -200,7 +200,7 @@ def test_score_out_inside_the_bundle_onto_an_input_or_onto_a_file_that_is_not_cs
     out = {"bundle.json": bundle / META, "an input photo": image, "a text file": tmp_path / "notes.txt"}[where]
     before = tree(tmp_path)
     code, _, err = run_cli(capsys, "score", bundle, image.parent, "--out", out, "--no-progress")
-    assert_one_line_error(code, err, "--out", "nothing was written")
+    assert_one_line_error(code, err, "--out", "nothing was written", usage=True)
     assert tree(tmp_path) == before
     if where == "a text file":  # --force says the user means it
         assert run_cli(capsys, "score", bundle, image.parent, "--out", out, "--no-progress", "--force")[0] == 0
