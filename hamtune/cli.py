@@ -15,7 +15,7 @@ from pathlib import Path
 from hamtune import __version__
 from hamtune.errors import HamtuneError, UsageError, one_line
 from hamtune.export import FORMATS
-from hamtune.sweep.space import TRACKERS
+from hamtune.sweep.space import SHIPPED_DIR, TRACKERS
 from hamtune.train.config import CHOICES
 
 log = logging.getLogger("hamtune")
@@ -343,9 +343,6 @@ def cmd_score(args: argparse.Namespace) -> None:
 # ---- demo -----------------------------------------------------------------------------------------
 
 
-SPACES = Path(__file__).resolve().parent / "search_spaces"  # package data: a wheel installs them too
-
-
 def cmd_demo(args: argparse.Namespace) -> None:
     """The main job on the embedded default: synthesise HAM-like data, sweep quick.yaml, write the report."""
     from hamtune.report.command import run_report
@@ -395,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run the main job end to end on the embedded synthetic default")
-    demo.add_argument("--space", type=Path, default=SPACES / "quick.yaml", help="search space (default search_spaces/quick.yaml)")
+    demo.add_argument("--space", type=Path, default=SHIPPED_DIR / "quick.yaml", help="search space (default search_spaces/quick.yaml)")
     demo.add_argument("--name", default=None, help="results/<name> (default demo-<time>)")
     demo.add_argument("--results", default="results", help="results root (default ./results)")
     demo.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray (default: all)")

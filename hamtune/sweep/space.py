@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -427,7 +428,7 @@ def trackers(check: _Checker, spec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+SHIPPED_DIR = Path(str(resources.files("hamtune") / "search_spaces"))  # package data: a wheel installs them too
 SHIPPED = tuple(sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml")))
 
 
