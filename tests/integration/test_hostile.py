@@ -1,7 +1,7 @@
 """Hostile and careless input (issue 16): no data loss, no code execution, no hang, no silent wrong answer.
 
 Each test runs the command a careless or hostile user would, for real, and checks for a one-line error
-(exit code 2) or the correct behaviour, with nothing lost.
+(exit 1; 2 for a bad flag value) or the correct behaviour, with nothing lost.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Hostile input, second round (issue 22): bundles and results received from others, outputs that overwrite.
 
 Each test does for real what a careless or hostile user would (edit a bundle, plant a pickle, point --out
-at the wrong place, fill the disk) and checks for a one-line error (exit code 2) or the correct result,
+at the wrong place, fill the disk) and checks for a one-line error (exit 1; 2 for a bad flag value) or the correct result,
 with nothing lost and nothing run.
 """
 

@@ -172,7 +172,7 @@ def test_a_damaged_cache_is_named_with_its_rebuild_command(release_dir, tmp_path
         load_prepared(out)
 
 
-# ---- bad input: one clear line, exit code 2, no cache ----------------------------------------------
+# ---- bad input: one clear line, exit code 1, no cache ----------------------------------------------
 
 
 def test_missing_metadata(tmp_path, capsys):
