@@ -11,12 +11,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hamtune import __version__
 from hamtune.errors import HamtuneError, UsageError, one_line
 from hamtune.export import FORMATS
 from hamtune.sweep.space import SHIPPED_DIR, TRACKERS
 from hamtune.train.config import CHOICES
+
+if TYPE_CHECKING:
+    from hamtune.export.score import Scored
 
 log = logging.getLogger("hamtune")
 
@@ -43,6 +47,7 @@ class Console(logging.Handler):
 
 
 def below_warning_from_hamtune(record: logging.LogRecord) -> bool:
+    """Console shows these; the root handler must not show them a second time."""
     return record.levelno < logging.WARNING and (record.name == "hamtune" or record.name.startswith("hamtune."))
 
 
@@ -156,7 +161,7 @@ def cmd_baselines(args: argparse.Namespace) -> None:
     unused = sorted(set(values) - set(DATA_KEYS))
     if unused:
         raise UsageError(f"--set {', '.join(unused)}: not used by classical baselines (they fit no network); "
-                           f"they take {', '.join(DATA_KEYS)}")
+                         f"they take {', '.join(DATA_KEYS)}")
     if args.protocol:
         values["protocol"] = args.protocol
     config = build_config(values)
@@ -292,7 +297,7 @@ def check_score_out(out: Path, model: Path, inputs: list[Path], force: bool) -> 
             raise UsageError(f"--out {out} is inside {what} {folder}; write the scores elsewhere (nothing was written)")
     if out.exists() and out.suffix.lower() != ".csv" and not force:
         raise UsageError(f"--out {out} exists and is not a .csv file; choose another --out, or pass --force to "
-                           "replace it (nothing was written)")
+                         "replace it (nothing was written)")
 
 
 def check_maps_out(maps: Path, model: Path) -> None:
@@ -304,7 +309,7 @@ def check_maps_out(maps: Path, model: Path) -> None:
         raise UsageError(f"--maps {maps} exists and is not a folder; choose another --maps (nothing was written)")
 
 
-def report_problems(scored) -> None:
+def report_problems(scored: Scored) -> None:
     """One line per skipped input on stderr, then the count, then the notes."""
     from hamtune.errors import first_line
 

@@ -175,7 +175,7 @@ def parse_method(name: str, seed: int = 0) -> Method:
     match = re.fullmatch(r"(pca|blur|resample|iforest|knn)(?:-(\d+))?", name.strip().lower())
     if not match:
         raise UsageError(f"unknown baseline {name!r}; use pca-N, blur (or blur-SIGMA), resample (or resample-FACTOR), "
-                           f"iforest (or iforest-TREES), knn-K, e.g. {','.join(DEFAULT_METHODS)}")
+                         f"iforest (or iforest-TREES), knn-K, e.g. {','.join(DEFAULT_METHODS)}")
     family, number = match.group(1), match.group(2)
     value = int(number) if number else None
     if value == 0:
