@@ -66,8 +66,8 @@ class SweepOptions:
             raise UsageError(f"--keep-checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, got {self.keep_checkpoints!r}")
 
 
-TUNE_ENVIRONMENT = {  # the first is forced; the others keep a value the user set
-    "TUNE_GLOBAL_CHECKPOINT_S": "0",
+TUNE_FORCED = {"TUNE_GLOBAL_CHECKPOINT_S": "0"}
+TUNE_DEFAULTS = {  # a value the user set is kept
     "RAY_AIR_NEW_OUTPUT": "0",
     "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
@@ -81,15 +81,13 @@ def tune_settings() -> Iterator[None]:
     """Tune's own tables are noise next to our one line per trial; and the experiment state must be
     saved after every step, or a killed driver cannot be resumed against a persistent Optuna study.
     Set for one sweep only: a notebook's environment, loggers and warning filters are as they were afterwards."""
-    saved_environment = {key: os.environ.get(key) for key in TUNE_ENVIRONMENT}
+    saved_environment = {key: os.environ.get(key) for key in (*TUNE_FORCED, *TUNE_DEFAULTS)}
     saved_levels = {name: logging.getLogger(name).level for name in QUIETED_LOGGERS}
     with warnings.catch_warnings():
         try:
-            for i, (key, value) in enumerate(TUNE_ENVIRONMENT.items()):
-                if i == 0:
-                    os.environ[key] = value
-                else:
-                    os.environ.setdefault(key, value)
+            os.environ.update(TUNE_FORCED)
+            for key, value in TUNE_DEFAULTS.items():
+                os.environ.setdefault(key, value)
             warnings.filterwarnings("ignore", category=FutureWarning, module="ray")
             warnings.filterwarnings("ignore", module="optuna")
             for name, level in QUIETED_LOGGERS.items():
