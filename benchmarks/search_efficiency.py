@@ -143,8 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
     info, started = common.machine("cpu"), common.load()
     print(common.header(NAME, info, started), flush=True)
     data = common.synthetic_prepared(args.images or (120 if args.quick else 1000), 28)
-    runner.configure_tune()
-    runner.start_ray(None, len(os.sched_getaffinity(0)))
+    with runner.tune_settings():  # Ray starts as a sweep starts it (each run_sweep sets them again for itself)
+        runner.start_ray(None, len(os.sched_getaffinity(0)))
     root = Path(tempfile.mkdtemp(prefix="hamtune-search-bench-"))
     curves: dict[tuple[str, int], pd.DataFrame] = {}
     seconds: dict[tuple[str, int], float] = {}

@@ -90,11 +90,11 @@ def ray_startup(cpus: int) -> float | None:
     """Ray's start-up, or None when this process already runs Ray (as under the tests)."""
     import ray
 
-    runner.configure_tune()
     if ray.is_initialized():
         return None
     started = time.perf_counter()
-    runner.start_ray(None, cpus)
+    with runner.tune_settings():  # Ray starts as a sweep starts it (each run_sweep sets them again for itself)
+        runner.start_ray(None, cpus)
     return time.perf_counter() - started
 
 

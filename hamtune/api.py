@@ -218,7 +218,8 @@ def configurations(results: str | Path | pd.DataFrame, *, rank_by: str | None = 
 
 
 def write_report(*results: str | Path, html: str | Path | None = None, metric: str = "test_auroc", rank_by: str | None = None) -> Path:
-    """Print the leaderboards and write the self-contained HTML report of one or more results folders; returns its path."""
+    """Write the self-contained HTML report of one or more results folders; returns its path. Nothing is printed
+    (`hamtune report` prints the leaderboards; `rank` returns them as a frame)."""
     from hamtune.report.command import run_report
 
     if not results:

@@ -8,15 +8,74 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hamtune import __version__
-from hamtune.errors import HamtuneError, one_line
+from hamtune.errors import HamtuneError, UsageError, one_line
 from hamtune.export import FORMATS
-from hamtune.sweep.space import TRACKERS
+from hamtune.sweep.space import SHIPPED_DIR, TRACKERS
 from hamtune.train.config import CHOICES
 
+if TYPE_CHECKING:
+    from hamtune.export.score import Scored
+
 log = logging.getLogger("hamtune")
+
+
+class Console(logging.Handler):
+    """What hamtune's modules log below WARNING, as the terminal showed it before they logged: INFO lines plain on
+    stdout (on stderr after `hamtune: ` when the record carries stderr=True), DEBUG as `hamtune: DEBUG: ...` on
+    stderr. WARNING and up go to the root handler, as any library's. The streams are looked up on each record, so a
+    redirected sys.stdout (pytest's capsys) is honoured."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            return
+        try:
+            message = record.getMessage()
+            if record.levelno == logging.INFO and not getattr(record, "stderr", False):
+                print(message, flush=True)
+            elif record.levelno == logging.INFO:
+                print(f"hamtune: {message}", file=sys.stderr, flush=True)
+            else:
+                print(f"hamtune: {record.levelname}: {message}", file=sys.stderr, flush=True)
+        except Exception:
+            self.handleError(record)
+
+
+def below_warning_from_hamtune(record: logging.LogRecord) -> bool:
+    """Console shows these; the root handler must not show them a second time."""
+    return record.levelno < logging.WARNING and (record.name == "hamtune" or record.name.startswith("hamtune."))
+
+
+@contextmanager
+def console_logging(verbosity: int) -> Iterator[None]:
+    """Only the command configures logging, and only while it runs: the `hamtune` loggers reach the terminal from
+    INFO (DEBUG with -v, WARNING with -q), other libraries' from WARNING (INFO with -v) through a root handler added
+    where there is none, as logging.basicConfig would. The process's logging is as it was afterwards."""
+    root = logging.getLogger()
+    added = None
+    saved_root_level, saved_level = root.level, log.level
+    if not root.handlers:
+        added = logging.StreamHandler()
+        added.setFormatter(logging.Formatter("hamtune: %(levelname)s: %(message)s"))
+        added.addFilter(lambda record: not below_warning_from_hamtune(record))
+        root.addHandler(added)
+        root.setLevel(logging.INFO if verbosity > 0 else logging.WARNING)
+    log.setLevel({-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}[verbosity])
+    console = Console()
+    log.addHandler(console)
+    try:
+        yield
+    finally:
+        log.removeHandler(console)
+        log.setLevel(saved_level)
+        root.setLevel(saved_root_level)
+        if added is not None:
+            root.removeHandler(added)
 
 
 def print_metrics(metrics: dict, keys: tuple[str, ...]) -> None:
@@ -101,8 +160,8 @@ def cmd_baselines(args: argparse.Namespace) -> None:
     values = parse_assignments(args.set)
     unused = sorted(set(values) - set(DATA_KEYS))
     if unused:
-        raise HamtuneError(f"--set {', '.join(unused)}: not used by classical baselines (they fit no network); "
-                           f"they take {', '.join(DATA_KEYS)}")
+        raise UsageError(f"--set {', '.join(unused)}: not used by classical baselines (they fit no network); "
+                         f"they take {', '.join(DATA_KEYS)}")
     if args.protocol:
         values["protocol"] = args.protocol
     config = build_config(values)
@@ -163,12 +222,17 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 # ---- report ---------------------------------------------------------------------------------------
 
 
+def show(text: str) -> None:
+    """The leaderboards and methods cards the report renders, on stdout."""
+    print(text, flush=True)
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from hamtune.report.command import run_report
 
     run_report(
         args.results_dirs, metric=args.metric, rank_by=args.rank_by, top=args.top, by=args.by, html=args.html, no_html=args.no_html,
-        output_format=args.format,
+        output_format=args.format, show=show,
     )
 
 
@@ -227,29 +291,41 @@ def check_score_out(out: Path, model: Path, inputs: list[Path], force: bool) -> 
     """Refuse an --out that would destroy data: inside the bundle, one of the inputs or inside an input folder,
     or an existing file that is not a CSV (without --force)."""
     if out.is_dir():
-        raise HamtuneError(f"--out {out} is a folder; give the CSV file to write, e.g. {out / 'scores.csv'}")
+        raise UsageError(f"--out {out} is a folder; give the CSV file to write, e.g. {out / 'scores.csv'}")
     target = out.resolve()
     for folder, what in [(model, "the bundle"), *((i, "an input") for i in inputs)]:
         folder = folder.resolve()
         if target == folder or folder in target.parents:
-            raise HamtuneError(f"--out {out} is inside {what} {folder}; write the scores elsewhere (nothing was written)")
+            raise UsageError(f"--out {out} is inside {what} {folder}; write the scores elsewhere (nothing was written)")
     if out.exists() and out.suffix.lower() != ".csv" and not force:
-        raise HamtuneError(f"--out {out} exists and is not a .csv file; choose another --out, or pass --force to "
-                           "replace it (nothing was written)")
+        raise UsageError(f"--out {out} exists and is not a .csv file; choose another --out, or pass --force to "
+                         "replace it (nothing was written)")
 
 
 def check_maps_out(maps: Path, model: Path) -> None:
     """--maps is a folder outside the bundle (whose files are sealed by their digests)."""
     target, folder = maps.resolve(), model.resolve()
     if target == folder or folder in target.parents:
-        raise HamtuneError(f"--maps {maps} is inside the bundle {model}; write the maps elsewhere (nothing was written)")
+        raise UsageError(f"--maps {maps} is inside the bundle {model}; write the maps elsewhere (nothing was written)")
     if maps.exists() and not maps.is_dir():
-        raise HamtuneError(f"--maps {maps} exists and is not a folder; choose another --maps (nothing was written)")
+        raise UsageError(f"--maps {maps} exists and is not a folder; choose another --maps (nothing was written)")
+
+
+def report_problems(scored: Scored) -> None:
+    """One line per skipped input on stderr, then the count, then the notes."""
+    from hamtune.errors import first_line
+
+    for path, reason in scored.problems:
+        print(f"hamtune: skipped {path}: {first_line(reason, 200)}", file=sys.stderr)
+    if scored.problems:
+        print(f"hamtune: {len(scored.problems)} input(s) could not be read and were skipped", file=sys.stderr)
+    for note in scored.notes:
+        print(f"hamtune: note: {note}", file=sys.stderr)
 
 
 def cmd_score(args: argparse.Namespace) -> None:
     from hamtune.export.bundle import load_bundle
-    from hamtune.export.score import report_problems, score_inputs
+    from hamtune.export.score import score_inputs
     from hamtune.files import atomic_file
 
     check_score_out(args.out, args.model, args.inputs, args.force)
@@ -274,9 +350,6 @@ def cmd_score(args: argparse.Namespace) -> None:
 # ---- demo -----------------------------------------------------------------------------------------
 
 
-SPACES = Path(__file__).resolve().parent / "search_spaces"  # package data: a wheel installs them too
-
-
 def cmd_demo(args: argparse.Namespace) -> None:
     """The main job on the embedded default: synthesise HAM-like data, sweep quick.yaml, write the report."""
     from hamtune.report.command import run_report
@@ -288,7 +361,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     name = args.name or f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     directory = run_sweep(space, SweepOptions(name=name, results_root=Path(args.results), num_cpus=args.num_cpus))
     print(f"sweep finished in {time.perf_counter() - started:.0f} s\n")
-    run_report([directory])
+    run_report([directory], show=show)
     print(f"open the report in a browser: {directory / 'report.html'}")
 
 
@@ -303,17 +376,30 @@ def _image_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+class CommandParser(argparse.ArgumentParser):
+    """Every (sub)command takes -v/-q, so they work before or after the subcommand. SUPPRESS as the default keeps a
+    subcommand's parser from overwriting a flag given before it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                          help="more log output (hamtune's debug lines)")
+        self.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                          help="less: no progress lines, only results, warnings and errors")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="hamtune",
         description="Hyperparameter search for autoencoders and VAEs on HAM10000 (Ray Tune + Optuna).",
+        epilog="exit codes: 0 done, 1 a failure while working (a missing file, bad data or results), 2 a usage error "
+        "(an unknown flag or a bad flag value), 130 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"hamtune {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run the main job end to end on the embedded synthetic default")
-    demo.add_argument("--space", type=Path, default=SPACES / "quick.yaml", help="search space (default search_spaces/quick.yaml)")
+    demo.add_argument("--space", type=Path, default=SHIPPED_DIR / "quick.yaml", help="search space (default search_spaces/quick.yaml)")
     demo.add_argument("--name", default=None, help="results/<name> (default demo-<time>)")
     demo.add_argument("--results", default="results", help="results root (default ./results)")
     demo.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray (default: all)")
@@ -460,11 +546,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="hamtune: %(levelname)s: %(message)s"
-    )
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    if verbose and quiet:
+        parser.error("-v/--verbose and -q/--quiet exclude each other")
     try:
-        args.func(args)
+        with console_logging(1 if verbose else -1 if quiet else 0):
+            args.func(args)
     except HamtuneError as exc:
         print(f"hamtune: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -477,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"hamtune: error: {one_line(where)}no space left on device; free some space and run again "
               "(what was being written was not kept)", file=sys.stderr)
-        return 2
+        return 1
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The one exception type users see: a message naming what is wrong, exit code 2."""
+"""The exception types users see: a message naming what is wrong; exit code 1 for the work, 2 for the arguments."""
 
 
 def one_line(text: str) -> str:
@@ -13,9 +13,17 @@ def first_line(text, limit: int | None = None) -> str:
 
 
 class HamtuneError(Exception):
-    """A problem with the user's input or environment, reported as one line (exit code 2)."""
+    """A problem met while doing the work (a missing file, data or results that are wrong, the environment), reported
+    as one line; the command exits 1."""
 
-    exit_code = 2
+    exit_code = 1
 
     def __init__(self, message: str):
         super().__init__(one_line(message))
+
+
+class UsageError(HamtuneError):
+    """An argument the caller gave that the command cannot take (a bad flag value, an unknown key, a destination
+    that would destroy data): exit code 2, as argparse's own usage errors, so scripts can tell the two apart."""
+
+    exit_code = 2

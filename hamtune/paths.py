@@ -3,14 +3,14 @@ and paths stored relative to the results folder so a copied folder reads its own
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from hamtune.errors import HamtuneError
+from filelock import FileLock, Timeout
+
+from hamtune.errors import HamtuneError, UsageError
 
 LOCK = ".lock"
 
@@ -22,8 +22,9 @@ def safe_name(name: str, what: str = "--name") -> str:
         not text.strip() or text in (".", "..") or text.startswith(".") or "/" in text or "\\" in text
         or any(not c.isprintable() for c in text) or PurePosixPath(text).is_absolute() or PureWindowsPath(text).drive
     ):
-        raise HamtuneError(f"{what} {text!r}: a results name is one folder name (letters, digits, - _ .), "
-                           "without '/', '..' or a leading '.'")
+        error = UsageError if what.startswith("--") else HamtuneError  # a flag's value, or a file's `name:`
+        raise error(f"{what} {text!r}: a results name is one folder name (letters, digits, - _ .), "
+                    "without '/', '..' or a leading '.'")
     return text
 
 
@@ -32,47 +33,52 @@ def results_folder(root: Path, name: str, what: str = "--name") -> Path:
     return Path(root) / safe_name(name, what)
 
 
+def _write_pid(fd: int) -> None:
+    """Called by filelock on the locked descriptor: the holder's PID, for the message a second writer gets."""
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, str(os.getpid()).encode())
+
+
+def _holder(path: Path) -> str:
+    try:
+        return path.read_text().strip() or "unknown"
+    except OSError:  # Windows locks the file's first byte against readers
+        return "unknown"
+
+
 @contextmanager
 def results_lock(directory: Path) -> Iterator[None]:
     """Hold the results folder for this process: a second writer gets an error naming the holder.
 
-    flock is released by the kernel when the holder dies (SIGKILL included), so a lock left by a dead
-    process is simply taken over; the PID in the file only serves the message.
+    The lock (filelock: flock on Unix, msvcrt on Windows) is released by the system when the holder
+    dies (SIGKILL included), so a lock left by a dead process is simply taken over; the PID in the
+    file only serves the message.
     """
     directory = Path(directory)
     created = not directory.exists()
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        handle = open(directory / LOCK, "a+")  # noqa: SIM115 (held open as the lock until the with-block ends)
     except (FileExistsError, NotADirectoryError):
         raise HamtuneError(f"{directory}: cannot hold results, it or a folder above it is a file; "
                            "choose another --results or --name") from None
     except OSError as exc:
         raise HamtuneError(f"{directory}: cannot write results there ({exc.strerror})") from None
+    lock = FileLock(directory / LOCK, timeout=0, preserve_lock_file=True, on_acquired=_write_pid)
     try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise HamtuneError(f"{directory} is in use by another hamtune (PID {holder}); wait for it to finish "
-                               "or choose another --name") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            if created and {p.name for p in directory.iterdir()} == {LOCK}:  # a run that failed before writing
-                (directory / LOCK).unlink()  # leaves no folder holding only its lock
-                directory.rmdir()
+        lock.acquire()
+    except Timeout:
+        raise HamtuneError(f"{directory} is in use by another hamtune (PID {_holder(directory / LOCK)}); wait for it to "
+                           "finish or choose another --name") from None
+    except OSError as exc:
+        raise HamtuneError(f"{directory}: cannot write results there ({exc.strerror})") from None
+    try:
+        yield
     finally:
-        handle.close()
+        lock.release(force=True)
+        if created and {p.name for p in directory.iterdir()} == {LOCK}:  # a run that failed before writing
+            (directory / LOCK).unlink()  # leaves no folder holding only its lock
+            directory.rmdir()
 
 
 def relative_to_results(path: str | Path | None, directory: Path) -> str | None:

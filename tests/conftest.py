@@ -119,10 +119,11 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    """A usage or input error: exit 2, no traceback, the last line `hamtune: error: ...` naming each needle."""
+def assert_one_line_error(code: int, err: str, *needles: str, usage: bool = False) -> None:
+    """A failure while working (exit 1) or, with `usage`, a bad argument (exit 2): no traceback, the last line
+    `hamtune: error: ...` naming each needle."""
     lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert code == 2, err
+    assert code == (2 if usage else 1), err
     assert lines and lines[-1].startswith("hamtune: error: "), err
     assert "Traceback" not in err, err
     for needle in needles:

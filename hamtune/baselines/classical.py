@@ -17,7 +17,7 @@ from functools import partial
 
 import numpy as np
 
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, UsageError
 
 DEFAULT_METHODS = ("pca-8", "pca-32", "pca-64", "blur", "resample", "iforest", "knn-5")
 BLUR_SIGMAS = (1, 2, 4, 8)  # pixels; chosen on validation (at 64 px lesion texture lives at 1-4 px)
@@ -174,12 +174,12 @@ def parse_method(name: str, seed: int = 0) -> Method:
     `resample-4`, `iforest` (or `iforest-200` trees), `knn-5`: the model names the results carry."""
     match = re.fullmatch(r"(pca|blur|resample|iforest|knn)(?:-(\d+))?", name.strip().lower())
     if not match:
-        raise HamtuneError(f"unknown baseline {name!r}; use pca-N, blur (or blur-SIGMA), resample (or resample-FACTOR), "
-                           f"iforest (or iforest-TREES), knn-K, e.g. {','.join(DEFAULT_METHODS)}")
+        raise UsageError(f"unknown baseline {name!r}; use pca-N, blur (or blur-SIGMA), resample (or resample-FACTOR), "
+                         f"iforest (or iforest-TREES), knn-K, e.g. {','.join(DEFAULT_METHODS)}")
     family, number = match.group(1), match.group(2)
     value = int(number) if number else None
     if value == 0:
-        raise HamtuneError(f"baseline {name!r}: the number after the dash must be at least 1")
+        raise UsageError(f"baseline {name!r}: the number after the dash must be at least 1")
     if family == "pca":
         value = value or 32
         fit = _on_pixels(partial(pca, n_components=value, seed=seed))
@@ -199,5 +199,5 @@ def parse_methods(text: str | list[str] | tuple[str, ...], seed: int = 0) -> lis
     names = text.split(",") if isinstance(text, str) else list(text)
     methods = [parse_method(n, seed) for n in names if n.strip()]
     if not methods:
-        raise HamtuneError("no baseline methods given; e.g. " + ",".join(DEFAULT_METHODS))
+        raise UsageError("no baseline methods given; e.g. " + ",".join(DEFAULT_METHODS))
     return list({m.name: m for m in methods}.values())

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from hamtune.errors import HamtuneError
+from hamtune.errors import UsageError
 from hamtune.workers import pool as worker_pool
 
 CROPS = ("center", "resize", "pad")
@@ -40,11 +40,11 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         if self.crop not in CROPS:
-            raise HamtuneError(f"--crop must be one of {', '.join(CROPS)}, got {self.crop!r}")
+            raise UsageError(f"--crop must be one of {', '.join(CROPS)}, got {self.crop!r}")
         if self.channels not in (1, 3):
-            raise HamtuneError(f"--channels must be 1 or 3, got {self.channels}")
+            raise UsageError(f"--channels must be 1 or 3, got {self.channels}")
         if not 4 <= self.size <= 1024:
-            raise HamtuneError(f"--size must be between 4 and 1024 pixels, got {self.size}")
+            raise UsageError(f"--size must be between 4 and 1024 pixels, got {self.size}")
 
 
 _open_zips: dict[str, zipfile.ZipFile] = {}

@@ -18,7 +18,7 @@ from hamtune.data.images import ImageRef
 from hamtune.data.labels import DX_CODES
 from hamtune.errors import HamtuneError
 
-log = logging.getLogger("hamtune")
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -26,11 +26,11 @@ from hamtune.data.images import Preprocess, decode_many, resize_array
 from hamtune.data.labels import DX_CODES
 from hamtune.data.loader import Source
 from hamtune.data.sources import detect, load_source
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, UsageError
 from hamtune.files import atomic_folder
 from hamtune.workers import remove_stale_temporaries
 
-log = logging.getLogger("hamtune")
+log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 ARRAY_FORMS = ("hmnist", "dermamnist")
@@ -132,7 +132,7 @@ def _decode_source(
         _, h, w, _ = source.pixels.shape
         sizes[f"{w}x{h}"] = len(out)
         return sizes, errors
-    bar = tqdm(total=len(out), desc="decoding", unit="img", disable=not progress, leave=False)
+    bar = tqdm(total=len(out), desc="decoding", unit="img", disable=None if progress else True, leave=False)
     with bar:
         for done, chunk_sizes, chunk_errors in decode_many(source.refs, pre, out, workers=workers):
             sizes.update(f"{w}x{h}" for w, h in chunk_sizes if w)
@@ -222,7 +222,7 @@ def prepare(
     """Prepare `src` (any supported form) into a cache folder and return its path; a hit returns at once."""
     src = Path(src)
     if workers is not None and workers < 1:
-        raise HamtuneError(f"--workers must be at least 1, got {workers}")
+        raise UsageError(f"--workers must be at least 1, got {workers}")
     if metadata is not None and not Path(metadata).is_file():
         raise HamtuneError(f"--metadata {metadata}: no such file")
     form = detect(src)
@@ -235,7 +235,7 @@ def prepare(
     if not force and (out / "manifest.json").exists():
         try:
             if json.loads((out / "manifest.json").read_text()).get("signature") == signature:
-                log.info("cache hit: %s", out)
+                log.debug("cache hit: %s", out)
                 return out
         except (OSError, ValueError):
             pass

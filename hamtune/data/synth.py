@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from hamtune.data.labels import DX_CODES, HAM10000_COUNTS
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, UsageError
 from hamtune.files import atomic_folder
 from hamtune.workers import pool as worker_pool
 
@@ -408,13 +408,13 @@ def _check_size(size: object) -> tuple[int, int]:
     ok = isinstance(size, (tuple, list)) and len(size) == 2 and all(
         isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 16 <= s <= 4096 for s in size)
     if not ok:
-        raise HamtuneError(f"image_size must be (width, height) in pixels, each 16..4096; got {size!r}")
+        raise UsageError(f"image_size must be (width, height) in pixels, each 16..4096; got {size!r}")
     return int(size[0]), int(size[1])
 
 
 def _check_int(value: object, name: str, low: int, why: str) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise HamtuneError(f"{name} must be an integer >= {low}{why}; got {value!r}")
+        raise UsageError(f"{name} must be an integer >= {low}{why}; got {value!r}")
     return int(value)
 
 
@@ -478,7 +478,7 @@ def _render(lesions: list[_Lesion], paths: dict[str, Path], seed: int, stream: i
     pool = worker_pool(workers) if workers > 1 else None  # workers die with this process
     try:
         done = pool.map(_render_lesion_photos, tasks, chunksize=8) if pool else map(_render_lesion_photos, tasks)
-        with tqdm(total=len(paths), unit="img", desc=f"synthesizing {what}", disable=not progress) as bar:
+        with tqdm(total=len(paths), unit="img", desc=f"synthesizing {what}", disable=None if progress else True) as bar:
             for count in done:
                 bar.update(count)
     finally:

@@ -23,7 +23,7 @@ import torch
 import hamtune
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import get_protocol
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, UsageError
 from hamtune.export.bundle import BUNDLE_VERSION, CARD, MEMBERS, Bundle, combine, load_bundle, seal, write_bundle
 from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
@@ -76,7 +76,7 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
     trials `members` names (a configuration's seeds), and record the ensemble in results/<name> (default:
     <sweep>-ensemble); returns that folder and its row."""
     if members is None and top < 2:
-        raise HamtuneError(f"--top must be at least 2 for an ensemble, got {top}")
+        raise UsageError(f"--top must be at least 2 for an ensemble, got {top}")
     board, metric = top_trials(directory, top) if members is None else seed_members(directory, members)
     if not metric.column.startswith("val_"):
         raise HamtuneError(f"{directory}: ranked by {metric.column}; an ensemble chooses its members on validation only")

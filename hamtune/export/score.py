@@ -7,7 +7,6 @@ scores here what it scored in its trial.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from tqdm import tqdm
 from hamtune.data.images import IMAGE_SUFFIXES, ImageRef, decode_many
 from hamtune.data.prepare import Prepared, load_prepared
 from hamtune.data.splits import get_protocol
-from hamtune.errors import HamtuneError, first_line
+from hamtune.errors import HamtuneError
 from hamtune.export.bundle import Bundle, EnsembleBundle, Scorer
 
 CHUNK = 1024
@@ -64,7 +63,7 @@ def score_files(
     reason, not as an error."""
     pre = bundle.preprocess
     names, scores, problems, written = [], [], [], []
-    bar = tqdm(total=len(files), desc="scoring", unit="img", disable=not progress or len(files) < MANY, leave=False)
+    bar = tqdm(total=len(files), desc="scoring", unit="img", disable=True if not progress or len(files) < MANY else None, leave=False)
     with bar:
         for start in range(0, len(files), CHUNK):
             chunk = files[start : start + CHUNK]
@@ -145,13 +144,3 @@ def score_inputs(
     table = pd.concat(parts, ignore_index=True)
     table.insert(2, "flagged", table["score"] > bundle.threshold)
     return Scored(table, problems, notes)
-
-
-def report_problems(scored: Scored) -> None:
-    """One line per skipped input on stderr, then the count."""
-    for path, reason in scored.problems:
-        print(f"hamtune: skipped {path}: {first_line(reason, 200)}", file=sys.stderr)
-    if scored.problems:
-        print(f"hamtune: {len(scored.problems)} input(s) could not be read and were skipped", file=sys.stderr)
-    for note in scored.notes:
-        print(f"hamtune: note: {note}", file=sys.stderr)

@@ -7,9 +7,12 @@ pandas or Plotly. `run_report` takes plain values, so `hamtune demo` (or a noteb
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path("results")
 HTML_NAME = "report.html"
@@ -75,8 +78,11 @@ def run_report(
     no_html: bool = False,
     output_format: str = "table",
     quiet: bool = False,
+    show: Callable[[str], None] | None = None,
 ) -> Path | None:
-    """Print the leaderboards (not when `quiet`) and write the HTML report; returns the report's path (None with no_html)."""
+    """Write the HTML report; returns its path (None with no_html). The leaderboards (or methods cards) go to `show`,
+    which the CLI passes to print them: a library caller gets no terminal output. `quiet` also drops the progress
+    and `report:` log lines."""
     from hamtune.report.load import combine, load_sweeps
     from hamtune.report.tables import text_report
     from hamtune.results.intervals import ranking_with_intervals
@@ -86,7 +92,9 @@ def run_report(
         from hamtune.report.load import discover
         from hamtune.report.methods import methods_card
 
-        print("\n\n".join(methods_card(d, output_format) for d in (results_dirs or discover(DEFAULT_ROOT))), flush=True)
+        cards = [methods_card(d, output_format) for d in (results_dirs or discover(DEFAULT_ROOT))]
+        if show is not None:
+            show("\n\n".join(cards))
         return None
     sweeps = load_sweeps(results_dirs, DEFAULT_ROOT)
     trials, _, scores = combine(sweeps)
@@ -96,8 +104,8 @@ def run_report(
     ranking = ranking_with_intervals(rank(trials, chosen, select), scores)
     from hamtune.report.html import reproduced
 
-    if not quiet:
-        print(terminal_safe(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps))), flush=True)
+    if show is not None:
+        show(terminal_safe(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps))))
     if no_html:
         return None
     from hamtune.report.html import write_report
@@ -107,10 +115,10 @@ def run_report(
 
     def progress(stage: str) -> None:  # a large report takes seconds: say what it is doing
         if len(trials) >= PROGRESS_TRIALS and not quiet:
-            print(f"hamtune: report: {stage} ({len(trials)} trials, {time.perf_counter() - started:.0f} s)",
-                  file=sys.stderr, flush=True)
+            log.info("report: %s (%d trials, %.0f s)", stage, len(trials), time.perf_counter() - started,
+                     extra={"stderr": True})
 
     write_report(sweeps, ranking, groups, out, progress)
     if not quiet:
-        print(f"report: {out}", file=sys.stderr if output_format == "csv" else sys.stdout)
+        log.info("report: %s", out, extra={"stderr": output_format == "csv"})
     return out

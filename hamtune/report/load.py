@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from hamtune.results.reproduction import REPRODUCE
 from hamtune.results.store import TRIALS, load_results, read_distributions, read_parquet
 
 REQUIRED = ("trial_id", "status")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -87,7 +88,7 @@ def load_sweeps(directories: list[Path] | None, root: Path = Path("results")) ->
         if _ranked_count(sweep.trials) == 0:
             if named and len(folders) == 1:
                 raise HamtuneError(_no_ranked_trials(sweep))
-            print(f"hamtune: note: skipping {_no_ranked_trials(sweep)}", file=sys.stderr)
+            log.info("note: skipping %s", _no_ranked_trials(sweep), extra={"stderr": True})
             continue
         sweeps.append(sweep)
     if not sweeps:

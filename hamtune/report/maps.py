@@ -49,7 +49,7 @@ def chosen_maps(row: pd.Series, scores: pd.DataFrame, metric: str) -> str:
             images = data.images[where.loc[shown["image_id"].astype(str)].to_numpy()]
             maps, recons = Mapper(bundle, "cpu")(images)
     except (HamtuneError, OSError) as exc:  # a report is still written without this section
-        log.info("no anomaly maps for %s: %s", title, exc)
+        log.debug("no anomaly maps for %s: %s", title, exc)
         return f'<p class="note">No anomaly maps for {escape(title)}: {escape(str(exc))}</p>'
     figures = []
     for item, image, recon, values in zip(shown.itertuples(), images, recons, maps):

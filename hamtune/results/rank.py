@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, UsageError
 from hamtune.results.floor import floor_flags
 from hamtune.results.store import load_results
 
@@ -64,7 +64,7 @@ def resolve_metric(name: str, trials: pd.DataFrame) -> Metric:
     choices = [c for c in trials.columns if c.startswith("test_") and direction(c) is not None and "_score_" not in c]
     if not choices:
         raise HamtuneError(f"no trial recorded {name}: {no_ranked_trials(trials)}")
-    raise HamtuneError(f"unknown metric {name!r}; choose one of {', '.join(choices)}")
+    raise UsageError(f"unknown metric {name!r}; choose one of {', '.join(choices)}")
 
 
 def with_test_set(trials: pd.DataFrame) -> pd.DataFrame:
@@ -174,7 +174,7 @@ def parse_groups(text: str | None, trials: pd.DataFrame) -> tuple[str, ...]:
     columns = tuple(c.strip() for c in text.split(",") if c.strip())
     unknown = [c for c in columns if c not in trials.columns]
     if unknown or not columns:
-        raise HamtuneError(f"--by {text!r}: unknown column(s) {', '.join(unknown) or '(none given)'}; e.g. kind,arch,rebalance")
+        raise UsageError(f"--by {text!r}: unknown column(s) {', '.join(unknown) or '(none given)'}; e.g. kind,arch,rebalance")
     return columns
 
 
@@ -258,7 +258,7 @@ def leaderboard(trials: pd.DataFrame, metric: Metric) -> pd.DataFrame:
 def top_trials(directory: Path, top: int, metric: str | None = None) -> tuple[pd.DataFrame, Metric]:
     """The `top` best trials of a results folder and the metric that ranked them."""
     if top < 1:
-        raise HamtuneError(f"--top must be at least 1, got {top}")
+        raise UsageError(f"--top must be at least 1, got {top}")
     trials = load_results(directory)[0]
     chosen = objective(trials, metric)
     return leaderboard(trials, chosen).head(top), chosen

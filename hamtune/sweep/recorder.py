@@ -17,7 +17,7 @@ from hamtune.sweep.study import finish_trial
 from hamtune.sweep.trainable import trial_config
 from hamtune.train import checkpoint as ckpt
 
-log = logging.getLogger("hamtune")
+log = logging.getLogger(__name__)
 
 
 def _error_text(trial) -> str:
@@ -55,11 +55,8 @@ class ResultsRecorder(tune.Callback):
         self._record(trial, "stopped" if status == "running" else status, last.get("reason") or "")
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-        print(
-            f"trial {trial.trial_id} failed ({_last_line(_error_text(trial))[:160]}); "
-            f"retrying from its last checkpoint (failure {trial.num_failures})",
-            flush=True,
-        )
+        log.info("trial %s failed (%s); retrying from its last checkpoint (failure %d)", trial.trial_id,
+                 _last_line(_error_text(trial))[:160], trial.num_failures)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._record(trial, "failed", _last_line(_error_text(trial)))
@@ -99,9 +96,8 @@ class ResultsRecorder(tune.Callback):
         metric = self.objectives[0][0]
         value = row.get(metric)
         shown = f"{metric}={value:.4f}" if isinstance(value, float) and np.isfinite(value) else f"{metric}=n/a"
-        print(
+        log.info(
             f"[{done}/{self.total}] trial {trial.trial_id} {params.get('kind')}/{params.get('arch')}"
             + (f" seed {params.get('seed')} of {confirms}" if confirms else "") + f" {status} "
-            f"after {len(history)} epoch(s): {shown}" + (f" ({reason[:120]})" if reason else ""),
-            flush=True,
+            f"after {len(history)} epoch(s): {shown}" + (f" ({reason[:120]})" if reason else "")
         )

@@ -9,12 +9,15 @@ and the trial starts over (an incomplete checkpoint is not resumed from).
 
 from __future__ import annotations
 
+import logging
 import posixpath
 
 from pyarrow import fs as pafs
 from ray import tune
 
 from hamtune.train import checkpoint as ckpt
+
+log = logging.getLogger(__name__)
 
 
 def is_complete(checkpoint: tune.Checkpoint) -> bool:
@@ -68,4 +71,4 @@ class RepairCheckpoints(tune.Callback):
             if trial.status not in ("TERMINATED", "ERROR") and trial.checkpoint is not None:
                 message = repair_checkpoint(trial.checkpoint)
                 if message:
-                    print(f"trial {trial.trial_id}: checkpoint {message}", flush=True)
+                    log.info("trial %s: checkpoint %s", trial.trial_id, message)

@@ -8,6 +8,7 @@ exactly: same config, same data, same thread count) and with N new seeds. The ru
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from hamtune.data.prepare import Prepared
-from hamtune.errors import HamtuneError, first_line
+from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.results.rank import Metric, objective, top_trials
 from hamtune.results.reproduction import REPRODUCE
 from hamtune.results.store import best_epoch, load_results, write_parquet
@@ -25,6 +26,8 @@ from hamtune.sweep.confirm import new_seeds
 from hamtune.sweep.same_data import sweep_data
 from hamtune.train import checkpoint as ckpt
 from hamtune.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 EXPERIMENT = "reproduce"
 RUNTIME = ("train_loss", "threshold")
@@ -74,7 +77,7 @@ def trial_values(row: pd.Series) -> dict:
 def plan_runs(rows: pd.DataFrame, seeds: int, cpus: float | None, gpus: float) -> tuple[list[dict], dict[str, dict]]:
     """The grid: one run per (configuration, seed), and each configuration's values by trial id."""
     if seeds < 0:
-        raise HamtuneError(f"--seeds must be 0 or more, got {seeds}")
+        raise UsageError(f"--seeds must be 0 or more, got {seeds}")
     runs, configs = [], {}
     for _, row in rows.iterrows():
         values = trial_values(row)
@@ -137,7 +140,7 @@ def _progress(total: int):
             value = last.get("test_auroc")
             shown = f"test_auroc={value:.4f}" if isinstance(value, float) and math.isfinite(value) else status
             tag = " (original seed)" if run["is_original"] else ""
-            print(f"[{self.done}/{total}] {run['config_id']} seed {run['seed']}{tag}: {shown}", flush=True)
+            log.info("[%d/%d] %s seed %s%s: %s", self.done, total, run["config_id"], run["seed"], tag, shown)
 
         def on_trial_complete(self, iteration, trials, trial, **info) -> None:
             self._line(trial, str((trial.last_result or {}).get("status", "completed")))
@@ -176,7 +179,7 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     """Retrain the top configurations on their original and new seeds; write and return reproduce.parquet."""
     from ray import tune
 
-    from hamtune.sweep.runner import concurrency, configure_tune, in_memory, start_ray
+    from hamtune.sweep.runner import concurrency, in_memory, start_ray, tune_settings
 
     directory = Path(directory).resolve()
     chosen, metric = top_trials(directory, options.top, options.metric)
@@ -185,34 +188,33 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     data, test_data = sweep_data(chosen, options.data, options.test_data)
     runs, configs = plan_runs(chosen, options.seeds, options.cpus_per_trial, options.gpus_per_trial)
     sweep = str(chosen["sweep"].iloc[0]) if "sweep" in chosen.columns else directory.name
-    print(f"reproducing the top {len(chosen)} of {sweep} by {metric.label}: {len(runs)} run(s) "
-          f"(original seed + {options.seeds} new) on {data.name} ({data.fingerprint})", flush=True)
+    log.info("reproducing the top %d of %s by %s: %d run(s) (original seed + %d new) on %s (%s)", len(chosen), sweep,
+             metric.label, len(runs), options.seeds, data.name, data.fingerprint)
     guessed = [str(t) for t, ok in zip(chosen["trial_id"], chosen.apply(has_checkpoint_config, axis=1)) if not ok]
     if guessed:
-        print(f"note: no checkpoint left for {', '.join(guessed)}: config read from trials.parquet, "
-              f"{options.cpus_per_trial or 1:g} thread(s) per run; the original seed may not give the original numbers",
-              flush=True)
-    configure_tune()
-    start_ray(options.address, options.num_cpus)
-    most_cpus = max(r["cpus"] for r in runs)
-    limit = concurrency(most_cpus, options.gpus_per_trial, None)
-    trainable = tune.with_resources(
-        tune.with_parameters(reproduce_trial, data=in_memory(data), test_data=in_memory(test_data) if test_data else None,
-                             configs=configs, objectives=(selection,)),
-        run_resources,
-    )
-    storage = directory / EXPERIMENT
-    shutil.rmtree(storage, ignore_errors=True)
-    tuner = tune.Tuner(
-        trainable,
-        param_space={"run": tune.grid_search(runs)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=limit, reuse_actors=True),
-        run_config=tune.RunConfig(
-            name="tune", storage_path=str(storage), callbacks=[_progress(len(runs))], stop=_stopper(), verbose=0,
-            failure_config=tune.FailureConfig(max_failures=2), checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        ),
-    )
-    results = tuner.fit()
+        log.info("note: no checkpoint left for %s: config read from trials.parquet, %g thread(s) per run; the original "
+                 "seed may not give the original numbers", ", ".join(guessed), options.cpus_per_trial or 1)
+    with tune_settings():
+        start_ray(options.address, options.num_cpus)
+        most_cpus = max(r["cpus"] for r in runs)
+        limit = concurrency(most_cpus, options.gpus_per_trial, None)
+        trainable = tune.with_resources(
+            tune.with_parameters(reproduce_trial, data=in_memory(data), test_data=in_memory(test_data) if test_data else None,
+                                 configs=configs, objectives=(selection,)),
+            run_resources,
+        )
+        storage = directory / EXPERIMENT
+        shutil.rmtree(storage, ignore_errors=True)
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"run": tune.grid_search(runs)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=limit, reuse_actors=True),
+            run_config=tune.RunConfig(
+                name="tune", storage_path=str(storage), callbacks=[_progress(len(runs))], stop=_stopper(), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=2), checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
+        results = tuner.fit()
     rows = [_row(result, sweep, selection) for result in results]
     if len(rows) < len(runs):
         raise HamtuneError(f"only {len(rows)} of {len(runs)} reproduction runs finished; nothing written")

@@ -12,11 +12,13 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from hamtune.data.prepare import Prepared
-from hamtune.errors import HamtuneError, first_line
+from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.results.store import TRIALS, load_results, write_distributions
 from hamtune.sweep.confirm import read_plan
 from hamtune.sweep.space import SearchSpace, sampler_spec, tune_metric
@@ -24,7 +26,7 @@ from hamtune.train.checkpoint import KEEP_CHECKPOINTS
 from hamtune.train.config import build_config
 from hamtune.train.single import load_data
 
-log = logging.getLogger("hamtune")
+log = logging.getLogger(__name__)
 
 EXPERIMENT = "tune"
 
@@ -53,30 +55,52 @@ class SweepOptions:
     def __post_init__(self) -> None:
         """Checked before anything starts: a negative or zero count would run forever or wait forever."""
         if self.num_samples is not None and self.num_samples < 1:
-            raise HamtuneError(f"--num-samples must be at least 1, got {self.num_samples}")
+            raise UsageError(f"--num-samples must be at least 1, got {self.num_samples}")
         if self.gpus_per_trial is not None and not (math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
-            raise HamtuneError(f"--gpus-per-trial must be 0 or more (a fraction packs trials on a GPU), got {self.gpus_per_trial:g}")
+            raise UsageError(f"--gpus-per-trial must be 0 or more (a fraction packs trials on a GPU), got {self.gpus_per_trial:g}")
         if self.gpus_per_trial is not None and self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
-            raise HamtuneError(f"--gpus-per-trial above 1 must be a whole number, got {self.gpus_per_trial:g}")
+            raise UsageError(f"--gpus-per-trial above 1 must be a whole number, got {self.gpus_per_trial:g}")
         if self.num_cpus is not None and self.num_cpus < 1:
-            raise HamtuneError(f"--num-cpus must be at least 1, got {self.num_cpus}")
+            raise UsageError(f"--num-cpus must be at least 1, got {self.num_cpus}")
         if self.keep_checkpoints not in KEEP_CHECKPOINTS:
-            raise HamtuneError(f"--keep-checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, got {self.keep_checkpoints!r}")
+            raise UsageError(f"--keep-checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, got {self.keep_checkpoints!r}")
 
 
-def configure_tune() -> None:
+TUNE_FORCED = {"TUNE_GLOBAL_CHECKPOINT_S": "0"}
+TUNE_DEFAULTS = {  # a value the user set is kept
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+QUIETED_LOGGERS = {"ray.tune": logging.CRITICAL, "optuna": logging.WARNING}
+
+
+@contextmanager
+def tune_settings() -> Iterator[None]:
     """Tune's own tables are noise next to our one line per trial; and the experiment state must be
-    saved after every step, or a killed driver cannot be resumed against a persistent Optuna study."""
-    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    warnings.filterwarnings("ignore", category=FutureWarning, module="ray")
-    warnings.filterwarnings("ignore", module="optuna")
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    saved after every step, or a killed driver cannot be resumed against a persistent Optuna study.
+    Set for one sweep only: a notebook's environment, loggers and warning filters are as they were afterwards."""
+    saved_environment = {key: os.environ.get(key) for key in (*TUNE_FORCED, *TUNE_DEFAULTS)}
+    saved_levels = {name: logging.getLogger(name).level for name in QUIETED_LOGGERS}
+    with warnings.catch_warnings():
+        try:
+            os.environ.update(TUNE_FORCED)
+            for key, value in TUNE_DEFAULTS.items():
+                os.environ.setdefault(key, value)
+            warnings.filterwarnings("ignore", category=FutureWarning, module="ray")
+            warnings.filterwarnings("ignore", module="optuna")
+            for name, level in QUIETED_LOGGERS.items():
+                logging.getLogger(name).setLevel(level)
+            yield
+        finally:
+            for key, value in saved_environment.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            for name, level in saved_levels.items():
+                logging.getLogger(name).setLevel(level)
 
 
 AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
@@ -119,7 +143,6 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
             address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
             logging_level=logging.WARNING, configure_logging=False,
         )
-    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
 
 
 def concurrency(cpus: float, gpus: float, requested: int | None) -> int:
@@ -245,7 +268,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     """Run (or resume) a sweep; returns its results folder. One sweep at a time writes a folder."""
     from hamtune.paths import results_folder, results_lock
 
-    with results_lock(results_folder(options.results_root, options.name or space.name)):
+    with results_lock(results_folder(options.results_root, options.name or space.name)), tune_settings():
         return _run_sweep(space, options)
 
 
@@ -257,7 +280,6 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     from hamtune.sweep.recorder import ResultsRecorder
     from hamtune.sweep.trackers import require, tracker_callbacks
 
-    configure_tune()
     name = options.name or space.name
     directory = (Path(options.results_root) / name).resolve()
     # a shared --storage holds each sweep under its name: two sweeps never share (and overwrite) one tuner.pkl
@@ -290,8 +312,8 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         write_distributions(directory, space.distributions())
     confirm = (f" + up to {space.confirm_trials} confirming the best {space.confirm_top} on {space.confirm_seeds} new seeds each"
                if space.confirm_trials else "")
-    print(f"sweep {name}: {num_samples} trial(s){confirm} of {space.path.name} on {data.name} ({data.manifest['count']} images); "
-          f"results -> {directory}", flush=True)
+    log.info("sweep %s: %d trial(s)%s of %s on %s (%d images); results -> %s", name, num_samples, confirm, space.path.name,
+             data.name, data.manifest["count"], directory)
     start_ray(options.address, options.num_cpus)
     max_concurrent = concurrency(space.resources["cpus"], gpus, space.max_concurrent)
     provenance.start(directory, space, name, num_samples, data.located_manifest(), ray.cluster_resources())

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from hamtune.errors import HamtuneError, first_line
+from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.paths import safe_name
 from hamtune.sweep.samplers import MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SamplerSpec
 from hamtune.train.config import TrainConfig, field_value
@@ -277,7 +278,7 @@ def merge_overrides(check: _Checker, raw, overrides: dict | None) -> tuple[dict,
             fixed[key] = value
             params.pop(key, None)
         else:
-            raise HamtuneError(f"--set {key}: neither a search-space key ({', '.join(sorted(TOP_LEVEL))}) nor a TrainConfig field")
+            raise UsageError(f"--set {key}: neither a search-space key ({', '.join(sorted(TOP_LEVEL))}) nor a TrainConfig field")
     unknown = set(raw) - TOP_LEVEL
     if unknown:
         raise check.fail(", ".join(sorted(unknown)), f"unknown key; valid top-level keys: {', '.join(sorted(TOP_LEVEL))}")
@@ -427,7 +428,7 @@ def trackers(check: _Checker, spec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+SHIPPED_DIR = Path(str(resources.files("hamtune") / "search_spaces"))  # package data: a wheel installs them too
 SHIPPED = tuple(sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml")))
 
 

@@ -23,7 +23,7 @@ from ray.tune.search.optuna import OptunaSearch
 from hamtune.results.store import is_better
 from hamtune.sweep.samplers import SamplerSpec
 
-log = logging.getLogger("hamtune")
+log = logging.getLogger(__name__)
 
 STUDY_DB = "optuna.db"
 

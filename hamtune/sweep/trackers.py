@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ray import tune
 
-from hamtune.errors import HamtuneError, first_line
+from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.sweep.space import TRACKERS
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ PARENT_TAG, TRIAL_TAG = "hamtune_sweep", "hamtune_trial_id"
 def require(name: str) -> None:
     """The tracker's package is installed, or a one-line error naming the install command."""
     if name not in TRACKERS:
-        raise HamtuneError(f"--log-to {name}: unknown tracker; choose from {', '.join(TRACKERS)}")
+        raise UsageError(f"--log-to {name}: unknown tracker; choose from {', '.join(TRACKERS)}")
     module, extra = EXTRAS[name]
     try:
         __import__(module)

@@ -37,7 +37,7 @@ from ray import tune
 from hamtune.errors import HamtuneError
 from hamtune.files import atomic_file
 
-log = logging.getLogger("hamtune")
+log = logging.getLogger(__name__)
 
 TUNER = "tuner.pkl"
 STATE_PATTERNS = (TUNER, "experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl",

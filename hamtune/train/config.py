@@ -8,7 +8,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 
-from hamtune.errors import HamtuneError
+from hamtune.errors import HamtuneError, UsageError
 
 CHOICES: dict[str, tuple] = {
     "kind": ("ae", "vae"),
@@ -124,13 +124,13 @@ class TrainConfig:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise HamtuneError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(known)}")
+            raise config_error(where, f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(known)}")
         hints = typing.get_type_hints(cls)
         converted = {key: coerce(key, value, hints[key], where) for key, value in values.items()}
         try:
             return cls(**converted)
         except HamtuneError as exc:
-            raise HamtuneError(f"{where}: {exc}") from None
+            raise config_error(where, str(exc)) from None
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -165,7 +165,7 @@ def coerce(key: str, value, hint, where: str):
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and allows_none):
         if allows_none:
             return None
-        raise HamtuneError(f"{where}: {key} cannot be empty")
+        raise config_error(where, f"{key} cannot be empty")
     base = _base_types(hint)[0]
     try:
         if base is bool:
@@ -196,7 +196,14 @@ def coerce(key: str, value, hint, where: str):
             return str(value)
     except (TypeError, ValueError, OverflowError):
         pass
-    raise HamtuneError(f"{where}: {key} must be {base.__name__}, got {value!r}")
+    raise config_error(where, f"{key} must be {base.__name__}, got {value!r}")
+
+
+def config_error(where: str, message: str) -> HamtuneError:
+    """A bad value the caller typed (`--set`, an API keyword such as hamtune.train()'s) is a usage error (exit 2);
+    one read from a file or a results folder is wrong data (exit 1)."""
+    typed = where == "--set" or where.endswith("()")
+    return (UsageError if typed else HamtuneError)(f"{where}: {message}")
 
 
 def check_field(key: str, value) -> None:
@@ -217,12 +224,12 @@ def field_value(key: str, value, where: str):
     """Coerce and check a single TrainConfig value, as a search space declares it."""
     hints = typing.get_type_hints(TrainConfig)
     if key not in hints:
-        raise HamtuneError(f"{where}: unknown key {key!r}; valid keys: {', '.join(hints)}")
+        raise config_error(where, f"unknown key {key!r}; valid keys: {', '.join(hints)}")
     value = coerce(key, value, hints[key], where)
     try:
         check_field(key, value)
     except HamtuneError as exc:
-        raise HamtuneError(f"{where}: {exc}") from None
+        raise config_error(where, str(exc)) from None
     return value
 
 
@@ -288,7 +295,7 @@ def build_config(values: dict, where: str = "--set") -> TrainConfig:
     values = dict(values)
     name = values.get("preset")
     if name is not None and name not in PRESETS:
-        raise HamtuneError(f"{where}: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise config_error(where, f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return TrainConfig.from_dict({**PRESETS.get(name, {}), **values}, where)
 
 
@@ -298,6 +305,6 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise HamtuneError(f"--set {item!r}: expected key=value")
+            raise UsageError(f"--set {item!r}: expected key=value")
         out[key.strip()] = value.strip()
     return out

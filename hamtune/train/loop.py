@@ -32,7 +32,7 @@ from hamtune.train.data import SplitPlan, plan_splits
 from hamtune.train.evaluate import EvalSet, Evaluation, ScoreState, evaluate_test, evaluate_val
 from hamtune.train.tensors import to_input, to_uint8
 
-log = logging.getLogger("hamtune")
+log = logging.getLogger(__name__)
 
 N_SAMPLES = 8
 

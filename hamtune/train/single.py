@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hamtune.data.prepare import Prepared, resolve_data
-from hamtune.errors import HamtuneError
+from hamtune.errors import UsageError
 from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
 from hamtune.results.store import ResultsWriter, trial_row
@@ -43,7 +43,7 @@ def run_and_record(
     progress: bool = True,
 ) -> tuple[RunResult, dict]:
     """Train with a per-epoch progress bar, checkpoint the final model, and append the run to results."""
-    bar = tqdm(total=config.epochs, desc=f"training {config.kind}/{config.arch}", unit="epoch", disable=not progress)
+    bar = tqdm(total=config.epochs, desc=f"training {config.kind}/{config.arch}", unit="epoch", disable=None if progress else True)
 
     def on_epoch(metrics: dict, run: Run) -> None:
         bar.update(1)
@@ -69,18 +69,18 @@ def run_seeds_and_record(
     for it, else one after another. `fuse='auto'` fuses on CUDA only: on CPU one seed after another measured
     faster (benchmarks/fused_seeds.py, 8 seeds of ham-best: fused 1.40x the sequential time)."""
     if seeds < 1:
-        raise HamtuneError(f"--seeds must be 1 or more, got {seeds}")
+        raise UsageError(f"--seeds must be 1 or more, got {seeds}")
     if fuse not in FUSE:
-        raise HamtuneError(f"--fuse must be one of {', '.join(FUSE)}, got {fuse!r}")
+        raise UsageError(f"--fuse must be one of {', '.join(FUSE)}, got {fuse!r}")
     configs = [config.replace(seed=config.seed + i) for i in range(seeds)]
     why = "fuse=off" if fuse == "off" else unfusable(configs)
     if not why and fuse == "auto" and resolve_device(config.device).type != "cuda":
         why = "on CPU one seed after another measured faster than the fused step (use --fuse on to fuse anyway)"
     if why:
         if seeds > 1:
-            (log.warning if fuse == "on" else log.info)("training %d seeds one after another, not fused: %s", seeds, why)
+            (log.warning if fuse == "on" else log.debug)("training %d seeds one after another, not fused: %s", seeds, why)
         return [run_and_record(c, data, results_dir, name, test_data, progress) for c in configs]
-    bar = tqdm(total=config.epochs * seeds, desc=f"training {seeds} seeds fused", unit="epoch", disable=not progress)
+    bar = tqdm(total=config.epochs * seeds, desc=f"training {seeds} seeds fused", unit="epoch", disable=None if progress else True)
     with bar:
         results = train_group(configs, data, on_epoch=lambda metrics, run: bar.update(1), test_data=test_data,
                               selection=OBJECTIVE)

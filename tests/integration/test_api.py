@@ -3,12 +3,15 @@ results read back through Ray Tune's own ResultGrid."""
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, TINY_SPACE
 
 pytestmark = pytest.mark.slow
 
@@ -63,3 +66,36 @@ def test_a_sweeps_results_load_through_tunes_own_result_grid(sweep_results, ray_
     assert set(frame["trial_id"]) == set(trials["trial_id"])
     last = frame.set_index("trial_id")["best_val_auroc"]  # Tune's view of each trial's delivered model
     np.testing.assert_allclose(last.loc[trials["trial_id"]], trials["val_auroc"], rtol=0, atol=0)
+
+
+def test_as_a_library_hamtune_prints_nothing(prepared, tmp_path, capsys):
+    """Only the CLI configures logging and prints: a notebook's cell stays empty (tqdm bars too, off a terminal)."""
+    import hamtune
+
+    capsys.readouterr()
+    folder = hamtune.train_model(data=str(prepared.path), results=tmp_path, name="quiet", kind="ae", arch="mlp", epochs=1,
+                                 image_size=28, mlp_width=32, latent_dim=8)
+    hamtune.write_report(folder, html=tmp_path / "report.html")
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_sweep_leaves_the_environment_loggers_and_warning_filters_as_it_found_them(prepared, tmp_path, capsys, ray_local):
+    import optuna  # noqa: F401  (imported first: what an import itself sets is the library's doing, not hamtune's;
+    import tensorboardX  # noqa: F401  Tune's default logger imports tensorboardX, which sets CRC32C_SW_MODE)
+    from ray import tune  # noqa: F401
+
+    import hamtune
+
+    quieted = ("ray.tune", "optuna", "hamtune")
+    user_set = "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"
+    os.environ[user_set] = "30"  # a value the user set survives, and one hamtune sets goes away again
+    os.environ.pop("TUNE_GLOBAL_CHECKPOINT_S", None)
+    environment, levels, filters = dict(os.environ), {n: logging.getLogger(n).level for n in quieted}, list(warnings.filters)
+    try:
+        capsys.readouterr()
+        hamtune.run_sweep({**TINY_SPACE, "data": str(prepared.path)}, results=tmp_path, num_samples=1, max_epochs=1)
+        assert capsys.readouterr().out == ""
+        assert dict(os.environ) == environment
+        assert {n: logging.getLogger(n).level for n in quieted} == levels and warnings.filters == filters
+    finally:
+        os.environ.pop(user_set, None)

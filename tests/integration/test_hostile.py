@@ -1,7 +1,7 @@
 """Hostile and careless input (issue 16): no data loss, no code execution, no hang, no silent wrong answer.
 
 Each test runs the command a careless or hostile user would, for real, and checks for a one-line error
-(exit code 2) or the correct behaviour, with nothing lost.
+(exit 1; 2 for a bad flag value) or the correct behaviour, with nothing lost.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def test_resume_refuses_a_tuner_pickle_it_did_not_write_and_never_runs_it(finish
     marker = tmp_path / "pwned"
     (root / "z" / "tune" / "tuner.pkl").write_bytes(pickle.dumps(Payload(marker)))
     refused = subprocess.run(sweep_cli(space, root, "--resume"), capture_output=True, text=True, timeout=600)
-    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "tuner.pkl: not written by this user's hamtune" in refused.stderr and "Traceback" not in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert not marker.exists()
@@ -138,11 +138,11 @@ def test_resume_refuses_planted_state_and_a_folder_without_a_record(finished_swe
     marker = tmp_path / "pwned"
     planted = copy_of(finished_sweep, tmp_path, "z")  # a folder from elsewhere: no record for this path
     code = subprocess.run(sweep_cli(space, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
-    assert code.returncode == 2 and "no record of its Tune state" in code.stderr, code.stderr
+    assert code.returncode == 1 and "no record of its Tune state" in code.stderr, code.stderr
     tune_dir = root / "z" / "tune"
     (tune_dir / "searcher-state-9999-99-99_99-99-99.pkl").write_bytes(pickle.dumps(Payload(marker)))
     code = subprocess.run(sweep_cli(space, root, "--resume"), capture_output=True, text=True, timeout=600)
-    assert code.returncode == 2 and "searcher-state-9999" in code.stderr, code.stderr
+    assert code.returncode == 1 and "searcher-state-9999" in code.stderr, code.stderr
     (tune_dir / "searcher-state-9999-99-99_99-99-99.pkl").unlink()
     assert not marker.exists() and planted.exists()
 
@@ -193,7 +193,7 @@ def test_a_results_name_that_is_not_one_folder_is_refused(capsys, prepared, tmp_
     for argv in (["sweep", space, "--name", name], ["train", "--data", prepared.path, "--name", name],
                  ["baselines", prepared.path, "--name", name]):
         code, _, err = run_cli(capsys, *argv, "--results", results)
-        assert_one_line_error(code, err, "a results name is one folder name")
+        assert_one_line_error(code, err, "a results name is one folder name", usage=True)
     named = small_space(tmp_path / "named.yaml", prepared, name=name)
     code, _, err = run_cli(capsys, "sweep", named, "--results", results)
     assert_one_line_error(code, err, f"{named}: name:")
@@ -215,7 +215,7 @@ def test_sweep_options_that_would_hang_or_never_end_are_refused_up_front(capsys,
     space = small_space(tmp_path / "s.yaml", prepared, name="s")
     started = time.perf_counter()
     code, _, err = run_cli(capsys, "sweep", space, "--results", tmp_path, option, value)
-    assert_one_line_error(code, err, needle)
+    assert_one_line_error(code, err, needle, usage=True)
     assert time.perf_counter() - started < 30 and not (tmp_path / "s" / "trials.parquet").exists()
 
 
@@ -343,7 +343,7 @@ def test_an_image_too_small_to_hold_a_lesion_is_refused_and_size_0_is_an_error(c
     assert "dot.jpg" in err and "smaller than 8 px" in err
     assert "scored 1 image(s)" in out
     code, _, err = run_cli(capsys, "data", "prepare", release_dir, "--size", "0", "--out", tmp_path / "c")
-    assert_one_line_error(code, err, "--size must be between 4 and 1024 pixels, got 0")
+    assert_one_line_error(code, err, "--size must be between 4 and 1024 pixels, got 0", usage=True)
 
 
 # ---- 11. space files: empty, a condition that can never hold, a key given twice --------------------
@@ -370,7 +370,7 @@ def test_an_empty_space_file_a_condition_on_a_value_that_is_not_a_choice_and_a_d
 
 def test_baselines_refuse_a_set_key_they_do_not_use(capsys, prepared, tmp_path):
     code, _, err = run_cli(capsys, "baselines", prepared.path, "--set", "lr=3", "--results", tmp_path)
-    assert_one_line_error(code, err, "--set lr: not used by classical baselines", "split_seed")
+    assert_one_line_error(code, err, "--set lr: not used by classical baselines", "split_seed", usage=True)
     assert not (tmp_path / "baselines").exists()
 
 
@@ -408,7 +408,7 @@ def test_score_out_an_existing_folder_is_an_error_before_scoring(capsys, trained
     assert run_cli(capsys, "export", trained, "--out", tmp_path / "model")[0] == 0
     (tmp_path / "here").mkdir()
     code, _, err = run_cli(capsys, "score", tmp_path / "model", tmp_path, "--out", tmp_path / "here", "--no-progress")
-    assert_one_line_error(code, err, "is a folder")
+    assert_one_line_error(code, err, "is a folder", usage=True)
 
 
 # ---- 14. tracebacks that are now one-line errors ---------------------------------------------------
@@ -429,7 +429,7 @@ def test_bad_prepare_inputs_are_one_line_errors(capsys, release_dir, tmp_path):
     code, _, err = run_cli(capsys, "data", "prepare", objects, "--out", tmp_path / "c2")
     assert_one_line_error(code, err, "dermamnist.npz", "not plain arrays")
     code, _, err = run_cli(capsys, "data", "prepare", release_dir, "--workers", "-3", "--out", tmp_path / "c3")
-    assert_one_line_error(code, err, "--workers must be at least 1, got -3")
+    assert_one_line_error(code, err, "--workers must be at least 1, got -3", usage=True)
     code, _, err = run_cli(capsys, "data", "prepare", release_dir, "--metadata", tmp_path / "nope.csv", "--out", tmp_path / "c4")
     assert_one_line_error(code, err, "--metadata", "nope.csv: no such file")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(("c", ".c"))]

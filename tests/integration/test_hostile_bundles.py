@@ -1,7 +1,7 @@
 """Hostile input, second round (issue 22): bundles and results received from others, outputs that overwrite.
 
 Each test does for real what a careless or hostile user would (edit a bundle, plant a pickle, point --out
-at the wrong place, fill the disk) and checks for a one-line error (exit code 2) or the correct result,
+at the wrong place, fill the disk) and checks for a one-line error (exit 1; 2 for a bad flag value) or the correct result,
 with nothing lost and nothing run.
 """
 
@@ -200,7 +200,7 @@ def test_score_out_inside_the_bundle_onto_an_input_or_onto_a_file_that_is_not_cs
     out = {"bundle.json": bundle / META, "an input photo": image, "a text file": tmp_path / "notes.txt"}[where]
     before = tree(tmp_path)
     code, _, err = run_cli(capsys, "score", bundle, image.parent, "--out", out, "--no-progress")
-    assert_one_line_error(code, err, "--out", "nothing was written")
+    assert_one_line_error(code, err, "--out", "nothing was written", usage=True)
     assert tree(tmp_path) == before
     if where == "a text file":  # --force says the user means it
         assert run_cli(capsys, "score", bundle, image.parent, "--out", out, "--no-progress", "--force")[0] == 0

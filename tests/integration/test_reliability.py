@@ -81,7 +81,7 @@ def test_damaged_results_and_checkpoints_are_named_never_read_wrong(sweep_result
         load_results(copy)
     with pytest.raises(HamtuneError, match=r"epochs.parquet: unreadable or truncated"):
         ResultsWriter(copy)
-    assert main(["report", str(copy), "--no-html"]) == 2
+    assert main(["report", str(copy), "--no-html"]) == 1
     assert "epochs.parquet" in capsys.readouterr().err
     weights = delivered_weights(Path(trials["checkpoint"].iloc[0]))  # best.pt: a finished trial keeps the delivered weights
     truncated = tmp_path / "model.pt"

@@ -193,18 +193,19 @@ def _all_failed(t: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(
-    ("case", "expected"),
+    ("case", "expected", "exit_code"),
     [
-        ("missing", "no such results folder"),
-        ("empty", "no trials.parquet"),
-        ("no-completed", "no completed or stopped trials to rank (4 failed; first reason: RuntimeError: CUDA out of memory)"),
-        ("old-schema", f"results schema version 0, this hamtune reads version {SCHEMA_VERSION}"),
-        ("unknown-metric", "unknown metric 'accuracy'; choose one of test_auroc"),
-        ("unknown-group", "--by 'kind,colour': unknown column(s) colour"),
-        ("no-default", "results: no sweep results found"),
+        ("missing", "no such results folder", 1),
+        ("empty", "no trials.parquet", 1),
+        ("no-completed", "no completed or stopped trials to rank (4 failed; first reason: RuntimeError: CUDA out of memory)", 1),
+        ("old-schema", f"results schema version 0, this hamtune reads version {SCHEMA_VERSION}", 1),
+        ("unknown-metric", "unknown metric 'accuracy'; choose one of test_auroc", 2),
+        ("unknown-group", "--by 'kind,colour': unknown column(s) colour", 2),
+        ("no-default", "results: no sweep results found", 1),
     ],
 )
-def test_bad_input_is_one_line_and_exit_code_2(case, expected, sweep_results, tmp_path, monkeypatch, capsys):
+def test_bad_input_is_one_line_with_its_exit_code(case, expected, exit_code, sweep_results, tmp_path, monkeypatch, capsys):
+    """A bad flag value is a usage error (2); missing or broken results are a failure while working (1)."""
     monkeypatch.chdir(tmp_path)
     argv: list = [tmp_path / "results" / "tiny", "--no-html"]
     if case == "empty":
@@ -222,7 +223,7 @@ def test_bad_input_is_one_line_and_exit_code_2(case, expected, sweep_results, tm
     elif case == "no-default":
         argv = ["--no-html"]
     code, out, err = run(argv, capsys)
-    assert code == 2
+    assert code == exit_code
     assert expected in err and len(err.strip().splitlines()) == 1 and err.startswith("hamtune: error: ")
     assert "Traceback" not in err + out
 

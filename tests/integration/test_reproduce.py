@@ -58,7 +58,7 @@ def test_original_seed_gives_the_original_metrics_exactly(reproduced, capsys):
 
 
 def _fail(argv: list[str], capsys) -> str:
-    assert main(argv) == 2
+    assert main(argv) == 1
     return capsys.readouterr().err
 
 

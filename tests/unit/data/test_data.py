@@ -172,13 +172,13 @@ def test_a_damaged_cache_is_named_with_its_rebuild_command(release_dir, tmp_path
         load_prepared(out)
 
 
-# ---- bad input: one clear line, exit code 2, no cache ----------------------------------------------
+# ---- bad input: one clear line, exit code 1, no cache ----------------------------------------------
 
 
 def test_missing_metadata(tmp_path, capsys):
     (tmp_path / "HAM10000_images_part_1").mkdir()
     code, out = run_cli(["data", "prepare", tmp_path], capsys)
-    assert code == 2 and "found no HAM10000 data" in out and "Traceback" not in out
+    assert code == 1 and "found no HAM10000 data" in out and "Traceback" not in out
 
 
 def test_missing_images_are_counted_and_named(release_dir, tmp_path, capsys):
@@ -187,7 +187,7 @@ def test_missing_images_are_counted_and_named(release_dir, tmp_path, capsys):
     for image in missing:
         image.unlink()
     code, out = run_cli(["data", "prepare", source, "--size", "16", "--out", tmp_path / "c"], capsys)
-    assert code == 2 and "3 of 400 images" in out and missing[0].stem in out and "--skip-missing" in out
+    assert code == 1 and "3 of 400 images" in out and missing[0].stem in out and "--skip-missing" in out
     assert not (tmp_path / "c").exists()
     code, out = run_cli(["data", "prepare", source, "--size", "16", "--out", tmp_path / "c", "--skip-missing"], capsys)
     assert code == 0 and load_prepared(tmp_path / "c").manifest["count"] == 397
@@ -198,7 +198,7 @@ def test_corrupt_jpeg_is_named(release_dir, tmp_path, capsys):
     victim = sorted((source / "HAM10000_images_part_1").iterdir())[5]
     victim.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     code, out = run_cli(["data", "prepare", source, "--size", "16", "--out", tmp_path / "c"], capsys)
-    assert code == 2 and victim.name in out and "could not be decoded" in out
+    assert code == 1 and victim.name in out and "could not be decoded" in out
     assert not (tmp_path / "c").exists() and not list(tmp_path.glob(".c.tmp*"))
 
 
@@ -211,7 +211,7 @@ def test_unknown_dx_names_file_line_and_field(release_dir, tmp_path, capsys):
     lines[7] = ",".join(fields)
     metadata.write_text("\n".join(lines) + "\n")
     code, out = run_cli(["data", "prepare", source], capsys)
-    assert code == 2 and "HAM10000_metadata.csv: line 8: field 'dx' is 'melanomaa'" in out
+    assert code == 1 and "HAM10000_metadata.csv: line 8: field 'dx' is 'melanomaa'" in out
 
 
 def test_wrong_columns(release_dir, tmp_path, capsys):
@@ -220,13 +220,13 @@ def test_wrong_columns(release_dir, tmp_path, capsys):
     frame = pd.read_csv(metadata, dtype=str).rename(columns={"dx": "diagnosis"})
     frame.to_csv(metadata, index=False)
     code, out = run_cli(["data", "prepare", source], capsys)
-    assert code == 2 and "missing column(s) dx" in out
+    assert code == 1 and "missing column(s) dx" in out
 
 
 def test_npz_without_the_keys(tmp_path, capsys):
     np.savez(tmp_path / "dermamnist.npz", images=np.zeros((3, 28, 28, 3), np.uint8))
     code, out = run_cli(["data", "prepare", tmp_path / "dermamnist.npz"], capsys)
-    assert code == 2 and "missing key(s) train_images" in out
+    assert code == 1 and "missing key(s) train_images" in out
 
 
 def test_hmnist_bad_cell_names_line_and_column(tmp_path, capsys):
@@ -235,13 +235,13 @@ def test_hmnist_bad_cell_names_line_and_column(tmp_path, capsys):
     lines[3] = lines[3].replace("0,", "300,", 1)
     path.write_text("\n".join(lines) + "\n")
     code, out = run_cli(["data", "prepare", path], capsys)
-    assert code == 2 and "line 4: field 'pixel0000' is '300'" in out
+    assert code == 1 and "line 4: field 'pixel0000' is '300'" in out
 
 
 def test_empty_metadata(tmp_path, capsys):
     (tmp_path / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx,dx_type,age,sex,localization\n")
     code, out = run_cli(["data", "prepare", tmp_path], capsys)
-    assert code == 2 and "no images left" in out
+    assert code == 1 and "no images left" in out
 
 
 # ---- splits and protocols --------------------------------------------------------------------------

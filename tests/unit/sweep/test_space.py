@@ -49,7 +49,7 @@ def test_invalid_space_fails_before_ray_naming_the_key(tmp_path, capsys, change,
     with pytest.raises(HamtuneError) as error:
         parse_space(yaml.safe_load(path.read_text()), path)
     assert str(path) in str(error.value) and message in str(error.value)
-    assert main(["sweep", str(path), "--results", str(tmp_path)]) == 2
+    assert main(["sweep", str(path), "--results", str(tmp_path)]) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "tiny").exists()
 

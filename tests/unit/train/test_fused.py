@@ -137,8 +137,8 @@ def test_only_configs_that_differ_in_their_seed_alone_fuse():
 
 @pytest.mark.parametrize("arch", ["cnn", "mlp"])
 def test_cli_train_seeds_writes_one_row_per_seed_and_their_ensemble(prepared, tmp_path, capsys, caplog, arch):
-    with caplog.at_level(logging.INFO):
-        code = main(["train", "--data", str(prepared.path), "--set", "epochs=1", "--set", "image_size=28", "--fuse", "on",
+    with caplog.at_level(logging.DEBUG):  # -v after the subcommand is taken as before it
+        code = main(["train", "-v", "--data", str(prepared.path), "--set", "epochs=1", "--set", "image_size=28", "--fuse", "on",
                      "--set", f"arch={arch}", "--set", "seed=5", "--seeds", "2", "--results", str(tmp_path), "--name", "s"])
     assert code == 0 and capsys.readouterr().out.count("test_auroc") == 3  # two seeds and their ensemble
     assert ("one after another, not fused: arch=mlp" in caplog.text) == (arch == "mlp")
@@ -155,6 +155,6 @@ def test_on_cpu_auto_trains_seeds_one_after_another_as_measured_faster(prepared,
     from hamtune.train.single import run_seeds_and_record
 
     config = build_config({"arch": "cnn", "epochs": 1, "image_size": 28, "cnn_channels": 8})
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.DEBUG):
         runs = run_seeds_and_record(config, 2, prepared, tmp_path / "r", "r", progress=False)
     assert len(runs) == 2 and "on CPU one seed after another measured faster" in caplog.text
