@@ -32,7 +32,7 @@ import hamtune
 from hamtune.data.images import Preprocess
 from hamtune.data.splits import get_protocol
 from hamtune.data.synth import MARKER
-from hamtune.errors import HamtuneError, first_line
+from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.export import PROGRAMS, SCORE_GRAPH, integrity
 from hamtune.export.programs import programs_wanted, write_programs
 from hamtune.files import atomic_folder, read_text
@@ -231,25 +231,25 @@ def check_out(out: Path, sources: list[Path], force: bool) -> None:
     for source in sources:
         source = source.resolve()
         if target == source or target in source.parents:
-            raise HamtuneError(f"--out {out} is {'the folder' if target == source else 'a folder above'} {source} "
+            raise UsageError(f"--out {out} is {'the folder' if target == source else 'a folder above'} {source} "
                                "that is exported from; choose an --out outside it")
     here = Path.cwd().resolve()
     if target == here or target in here.parents:
-        raise HamtuneError(f"--out {out} is {'the working directory' if target == here else 'a folder above the working directory'}"
+        raise UsageError(f"--out {out} is {'the working directory' if target == here else 'a folder above the working directory'}"
                            f" ({target}); replacing it would delete where you stand, so choose another --out (nothing was replaced)")
     if out.is_symlink():
-        raise HamtuneError(f"--out {out} is a symbolic link; give the folder itself (nothing was replaced)")
+        raise UsageError(f"--out {out} is a symbolic link; give the folder itself (nothing was replaced)")
     if not out.exists():
         return
     if not out.is_dir():
-        raise HamtuneError(f"--out {out} is a file, not a folder; choose another --out (nothing was replaced)")
+        raise UsageError(f"--out {out} is a file, not a folder; choose another --out (nothing was replaced)")
     if not any(out.iterdir()):
         return
     if not is_bundle(out):
-        raise HamtuneError(f"--out {out} is a non-empty folder that hamtune export did not write; --force only "
+        raise UsageError(f"--out {out} is a non-empty folder that hamtune export did not write; --force only "
                            "replaces an earlier bundle, so choose another --out (nothing was replaced)")
     if not force:
-        raise HamtuneError(f"{out} exists and is not empty (an exported bundle); choose another --out or pass --force to replace it")
+        raise UsageError(f"{out} exists and is not empty (an exported bundle); choose another --out or pass --force to replace it")
 
 
 def seal(folder: Path, info: dict) -> None:
@@ -305,17 +305,17 @@ def export_trial(directory: Path, rank: int, out: Path, metric: str | None = Non
         board, chosen = top_trials(directory, 10**9, metric)
         found = board.index[board["trial_id"].astype(str) == str(trial)]
         if not len(found):
-            raise HamtuneError(f"{directory}: no ranked trial {trial!r}; ranked: {', '.join(board['trial_id'].astype(str)[:8])}")
+            raise UsageError(f"{directory}: no ranked trial {trial!r}; ranked: {', '.join(board['trial_id'].astype(str)[:8])}")
         position = int(found[0])
         return write_bundle(board.loc[position], out, chosen.column, position + 1, force, results_dir=directory,
                             formats=formats), board.loc[position]
     if isinstance(rank, bool) or not isinstance(rank, int):
-        raise HamtuneError(f"--rank must be a whole number, got {rank!r}")
+        raise UsageError(f"--rank must be a whole number, got {rank!r}")
     if rank < 1:
-        raise HamtuneError(f"--rank must be at least 1, got {rank}")
+        raise UsageError(f"--rank must be at least 1, got {rank}")
     board, chosen = top_trials(directory, rank, metric)
     if len(board) < rank:
-        raise HamtuneError(f"{directory}: only {len(board)} ranked trial(s) by {chosen.column}; --rank {rank} does not exist")
+        raise UsageError(f"{directory}: only {len(board)} ranked trial(s) by {chosen.column}; --rank {rank} does not exist")
     row = board.iloc[rank - 1]
     return write_bundle(row, out, chosen.column, rank, force, results_dir=directory, formats=formats), row
 

@@ -188,7 +188,7 @@ def test_export_out_the_working_directory_or_a_folder_above_it_is_refused(capsys
     monkeypatch.chdir(out)
     for target in (".", "..", str(out)):
         code, _, err = run_cli(capsys, "export", trained, "--out", target, "--force")
-        assert_one_line_error(code, err, "working directory", "nothing was replaced")
+        assert_one_line_error(code, err, "working directory", "nothing was replaced", usage=True)
     assert tree(tmp_path) == before
 
 
