@@ -4,16 +4,6 @@ from __future__ import annotations
 
 DX_CODES: tuple[str, ...] = ("nv", "mel", "bkl", "bcc", "akiec", "vasc", "df")
 
-DX_NAMES: dict[str, str] = {
-    "nv": "melanocytic nevus",
-    "mel": "melanoma",
-    "bkl": "benign keratosis",
-    "bcc": "basal cell carcinoma",
-    "akiec": "actinic keratosis / intraepithelial carcinoma",
-    "vasc": "vascular lesion",
-    "df": "dermatofibroma",
-}
-
 # Kaggle hmnist_*.csv `label` column (pinned by counts: label 4 has 6,705 rows = nv).
 HMNIST_LABELS: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "nv", "vasc", "mel")
 # MedMNIST DermaMNIST labels (alphabetical by long name; NOT the hmnist order).

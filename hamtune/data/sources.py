@@ -11,7 +11,6 @@ from hamtune.errors import HamtuneError
 LOADERS: dict[str, Loader] = {
     "release": release.load, "hmnist": hmnist.load, "dermamnist": dermamnist.load, "isic2018": isic2018.load,
 }
-FORMS = tuple(LOADERS)
 
 
 def detect(src: Path) -> str:

@@ -24,7 +24,6 @@ PER_CLASS = re.compile(r"test_auroc_([a-z]+)")  # each anomalous class against t
 INTERVAL_ENDS = ("low", "high")
 UNRANKED_COLUMNS = (("sweep", "sweep"), ("trial", "trial_id"), ("kind", "kind"), ("arch", "arch"),
                     ("status", "status"), ("epochs", "epochs_run"), ("reason", "why"))
-FORMATS = ("table", "markdown", "csv")
 
 
 def columns_for(board: pd.DataFrame, metric: Metric, spec=COLUMNS, select: Metric | None = None) -> list[tuple[str, str]]:
@@ -74,8 +73,6 @@ def interval_columns(board: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def render(frame: pd.DataFrame, form: str) -> str:
-    if form == "csv":
-        return frame.to_csv(index=False).rstrip("\n")
     headers = [str(c) for c in frame.columns]
     rows = [[str(v).replace("\n", " ") for v in row] for row in frame.itertuples(index=False)]
     if form == "markdown":
@@ -138,7 +135,7 @@ def text_report(
         boards = [b.head(top).assign(test_set=key) for key, b in ranking.boards.items()]
         board = pd.concat(boards, ignore_index=True)
         columns = columns_for(board, metric, select=ranking.select) + interval_columns(board) + [("test_set", "test_set")]
-        return render(display(board, columns, intervals=False), form)
+        return board[[column for _, column in columns]].to_csv(index=False).rstrip("\n")  # machine names, full precision
     ranked = ranking.ranked
     sweeps = list(dict.fromkeys(ranked["sweep"]))
     parts = [f"{len(ranked)} ranked trial(s) of {len(sweeps)} sweep(s) ({', '.join(sweeps)}), {ranking.label}"]

@@ -165,9 +165,6 @@ class ResultsWriter:
         path = self.directory / name
         return read_parquet(path) if path.exists() else pd.DataFrame()
 
-    def trial_ids(self) -> set[str]:
-        return set(self.trials["trial_id"]) if len(self.trials) else set()
-
     @staticmethod
     def _upsert(frame: pd.DataFrame, rows: pd.DataFrame, trial_id: str) -> pd.DataFrame:
         if len(frame):

@@ -114,7 +114,7 @@ def test_lower_is_better_metrics_rank_ascending_and_csv_is_machine_readable(swee
     assert code == 0
     frame = pd.read_csv(io.StringIO(out))
     assert frame["rank"].tolist() == [1, 2, 3]
-    assert frame["MSE"].is_monotonic_increasing and "test_set" in frame.columns
+    assert frame["test_mse"].is_monotonic_increasing and "test_set" in frame.columns and "trial_id" in frame.columns
 
 
 def test_markdown_and_custom_groups(sweep_results, capsys):

@@ -169,7 +169,7 @@ def test_the_report_ranks_baselines_beside_the_deep_model_and_says_who_wins(resu
     with contextlib.redirect_stdout(csv):
         assert report_main([str(results / "deep"), str(results / "baselines"), "--no-html", "--format", "csv"]) == 0
     table = pd.read_csv(io.StringIO(csv.getvalue()))
-    assert (table["test_auroc_low"] <= table["AUROC"]).all() and (table["AUROC"] <= table["test_auroc_high"]).all()
+    assert (table["test_auroc_low"] <= table["test_auroc"]).all() and (table["test_auroc"] <= table["test_auroc_high"]).all()
 
 
 @pytest.mark.parametrize("text", ["pca-0", "svm", "knn-x", ","])
