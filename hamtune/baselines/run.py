@@ -23,7 +23,7 @@ import torch
 from hamtune.baselines.classical import Fit, Method, Scored, pixels
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import Protocol, get_protocol
-from hamtune.results.store import ResultsWriter, trial_row
+from hamtune.results.store import DEFAULT_OBJECTIVE, ResultsWriter, trial_row
 from hamtune.train import metrics
 from hamtune.train.config import TrainConfig
 from hamtune.train.data import plan_splits
@@ -37,7 +37,7 @@ DATA_KEYS = ("protocol", "split", "val_fraction", "test_fraction", "split_seed",
 RECONSTRUCTION = ("mse", "psnr", "ssim")
 SCORES = ("mse", "ssim", "mse+ssim")  # the deep models' reconstruction scores; `mse` rows keep the method's name
 SSIM_BATCH = 256
-OBJECTIVE = ("val_auroc", "max")
+OBJECTIVE = DEFAULT_OBJECTIVE
 
 
 @dataclass

@@ -57,6 +57,14 @@ def is_better(value: float | None, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
 
+DEFAULT_OBJECTIVE = ("val_auroc", "max")  # (validation metric, "max" | "min"): what every run and sweep chooses by unless told
+
+
+def delivered_epoch(history: list[dict], metric: str, mode: str) -> dict:
+    """The epoch a run delivers: its best by the objective, else (no finite value) its last; {} without epochs."""
+    return best_epoch(history, metric, mode) or (history[-1] if history else {})
+
+
 def best_epoch(history: list[dict], metric: str, mode: str) -> dict:
     """The epoch a run delivers: the best value of the validation objective (ties: the earliest); {}
     when none is finite."""
@@ -107,8 +115,7 @@ def trial_row(
     and provenance."""
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}")
-    best = best_epoch(history, *objective)
-    delivered = best or (history[-1] if history else {})
+    best, delivered = best_epoch(history, *objective), delivered_epoch(history, *objective)
     row = {"schema_version": SCHEMA_VERSION, "sweep": sweep, "trial_id": trial_id, "status": status, "reason": reason or None}
     row.update(params)
     row.update({k: v for k, v in delivered.items() if k not in RUNTIME_KEYS and k != "epoch"})

@@ -21,7 +21,7 @@ from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.results.rank import Metric, objective, top_trials
 from hamtune.results.reproduction import REPRODUCE
-from hamtune.results.store import best_epoch, load_results, write_parquet
+from hamtune.results.store import DEFAULT_OBJECTIVE, delivered_epoch, load_results, write_parquet
 from hamtune.sweep.confirm import new_seeds
 from hamtune.sweep.same_data import sweep_data
 from hamtune.train import checkpoint as ckpt
@@ -94,7 +94,7 @@ def plan_runs(rows: pd.DataFrame, seeds: int, cpus: float | None, gpus: float) -
 
 def reproduce_trial(
     config: dict, data: Prepared, test_data: Prepared | None = None, configs: dict | None = None,
-    objectives: tuple[tuple[str, str], ...] = (("val_auroc", "max"),),
+    objectives: tuple[tuple[str, str], ...] = (DEFAULT_OBJECTIVE,),
 ) -> None:
     """One (configuration, seed) run: the sweep's trainable with only the seed changed (`config` is Tune's grid
     point), delivering its best epoch by the sweep's own objective."""
@@ -163,7 +163,7 @@ def _row(result, sweep: str, selection: tuple[str, str]) -> dict:
     elif status == "running":
         status = "stopped"
     history = ckpt.load_history(result.checkpoint.path)[0] if result.checkpoint is not None else []
-    delivered = best_epoch(history, *selection) or last
+    delivered = delivered_epoch(history, *selection) or last
     metrics = {k: v for k, v in delivered.items() if k.startswith(("val_", "test_")) or k in RUNTIME}
     return {
         "sweep": sweep, "config_id": run["config_id"], "seed": int(run["seed"]), "is_original": bool(run["is_original"]),

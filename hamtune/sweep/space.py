@@ -17,6 +17,7 @@ import yaml
 
 from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.paths import safe_name
+from hamtune.results.store import DEFAULT_OBJECTIVE
 from hamtune.sweep.samplers import MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SamplerSpec
 from hamtune.train.config import TrainConfig, field_value
 from hamtune.yamlfile import DuplicateKey, load_yaml
@@ -382,7 +383,7 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
     raw, fixed, params_raw = merge_overrides(check, raw, overrides)
     fixed, max_epochs = fixed_values(check, raw, fixed)
     params = search_params(check, params_raw, fixed)
-    objectives = _objectives(check, raw.get("objective", {"metric": "val_auroc", "mode": "max"}))
+    objectives = _objectives(check, raw.get("objective", dict(zip(("metric", "mode"), DEFAULT_OBJECTIVE))))
     sampler, scheduler = search_strategy(check, raw, objectives, params, max_epochs)
     resources = trial_resources(check, raw.get("resources"))
     points = starting_points(check, raw.get("points_to_evaluate"), params)

@@ -10,7 +10,7 @@ from ray import tune
 
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError
-from hamtune.results.store import best_epoch
+from hamtune.results.store import DEFAULT_OBJECTIVE, best_epoch, delivered_epoch
 from hamtune.sweep.confirm import split_config
 from hamtune.sweep.repair import is_complete
 from hamtune.sweep.space import OBJECTIVE_METRICS, tune_metric
@@ -37,7 +37,7 @@ def delivered(history: list[dict], objectives: tuple[tuple[str, str], ...]) -> d
 
 
 def run_trial(
-    config: dict, data: Prepared, test_data: Prepared | None = None, objectives: tuple[tuple[str, str], ...] = (("val_auroc", "max"),)
+    config: dict, data: Prepared, test_data: Prepared | None = None, objectives: tuple[tuple[str, str], ...] = (DEFAULT_OBJECTIVE,)
 ) -> None:
     """Train one sampled config; every epoch reports metrics and a checkpoint, so ASHA can stop the
     trial and a crashed trial resumes from its last epoch. A config that cannot run, a diverging
@@ -72,7 +72,7 @@ def _final(history: list[dict], objectives, status: str, reason: str, node: str)
     """A closing report for a run that did not complete: its delivered model's metrics, NaN for every metric a
     space may optimise that it lacks (so the searcher always finds its objective)."""
     metrics = {key: math.nan for key in OBJECTIVE_METRICS}
-    metrics.update(best_epoch(history, *objectives[0]) or (history[-1] if history else {}))
+    metrics.update(delivered_epoch(history, *objectives[0]))
     metrics.update(delivered(history, objectives))
     metrics.update(status=status, reason=reason, node_id=node)
     return metrics

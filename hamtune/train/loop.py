@@ -24,7 +24,7 @@ from hamtune.data.splits import get_protocol, rebalance_weights
 from hamtune.errors import HamtuneError, first_line
 from hamtune.models import Autoencoder, build_model
 from hamtune.models.losses import per_image_terms, training_loss
-from hamtune.results.store import best_epoch, is_better
+from hamtune.results.store import DEFAULT_OBJECTIVE, best_epoch, delivered_epoch, is_better
 from hamtune.train import checkpoint as ckpt
 from hamtune.train.augment import augment
 from hamtune.train.config import TrainConfig
@@ -100,7 +100,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 Selection = tuple[str, str]  # (validation metric, "max" | "min"): which epoch a run delivers
-DEFAULT_SELECTION: Selection = ("val_auroc", "max")
+DEFAULT_SELECTION: Selection = DEFAULT_OBJECTIVE
 
 
 @dataclass
@@ -194,7 +194,7 @@ class RunResult:
     @property
     def final(self) -> dict:
         """The delivered model's metrics: its best validation epoch's (the last epoch's when none is finite)."""
-        return best_epoch(self.history, *self.selection) or (self.history[-1] if self.history else {})
+        return delivered_epoch(self.history, *self.selection)
 
 
 OnEpoch = Callable[[dict, Run], None]

@@ -13,7 +13,7 @@ from hamtune.data.prepare import Prepared, resolve_data
 from hamtune.errors import UsageError
 from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
-from hamtune.results.store import ResultsWriter, trial_row
+from hamtune.results.store import DEFAULT_OBJECTIVE, ResultsWriter, trial_row
 from hamtune.train.config import TrainConfig
 from hamtune.train.fused import train_group, unfusable
 from hamtune.train.loop import Run, RunResult, resolve_device, train
@@ -21,7 +21,7 @@ from hamtune.train.loop import Run, RunResult, resolve_device, train
 log = logging.getLogger(__name__)
 
 FUSE = ("auto", "on", "off")  # train seeds as one grouped model: auto = on CUDA only (measured slower on CPU)
-OBJECTIVE = ("val_auroc", "max")  # the epoch `hamtune train` delivers, as a sweep's default objective chooses it
+OBJECTIVE = DEFAULT_OBJECTIVE  # the epoch `hamtune train` delivers, as a sweep's default objective chooses it
 SUMMARY = (
     "test_auroc", "test_auprc", "test_f1", "test_precision", "test_recall", "threshold",
     "test_mse", "test_psnr", "test_ssim", "test_elbo", "val_auroc", "val_ssim",
