@@ -42,6 +42,7 @@ from hamtune.results.rank import ENSEMBLE, top_trials
 from hamtune.train import checkpoint as ckpt
 from hamtune.train.config import TrainConfig, score_parts
 from hamtune.train.evaluate import ScoreState, anomaly_score, score_images
+from hamtune.train.scores import PARTS
 
 BUNDLE_VERSION = 3  # 3 adds "files" (sha256 digests, checked on load); 2 added score.pt and ensembles
 READABLE_VERSIONS = (1, 2, 3)  # 1 and 2 (no digests) still score as --format torch; their programs are refused
@@ -412,17 +413,9 @@ def _threshold(value, where: Path) -> float:
     return float(value)
 
 
-SCORE_WORDS = {
-    "mse": "the mean squared reconstruction error (on [0, 1] pixels)",
-    "ssim": "one minus the SSIM of its reconstruction",
-    "latent": "the Mahalanobis distance of its code from the codes of the normal training images",
-    "elbo": "the negative ELBO",
-}
-
-
 def describe_score(config: TrainConfig) -> str:
     """The anomaly score in words, as a model card states it."""
-    parts = [SCORE_WORDS[p] for p in score_parts(config.score)]
+    parts = [PARTS[p].words for p in score_parts(config.score)]
     text = parts[0] if len(parts) == 1 else "the sum of " + " and ".join(parts) + ", each standardised on the validation normals"
     return text + (", averaged over the image and its three flips" if config.tta else "")
 

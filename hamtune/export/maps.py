@@ -25,9 +25,10 @@ from hamtune.models import Autoencoder
 from hamtune.train import metrics
 from hamtune.train.config import TrainConfig, score_parts
 from hamtune.train.evaluate import FLIPS
+from hamtune.train.scores import PARTS
 from hamtune.train.tensors import to_input, to_unit
 
-MAP_PARTS = ("mse", "ssim")  # the score parts that are a mean over pixels
+MAP_PARTS = tuple(name for name, part in PARTS.items() if part.pixel_map)
 PANEL = 128  # each PNG panel is scaled up (nearest) to at least this many pixels
 HEAT = np.array([[0, 0, 131], [0, 200, 255], [255, 220, 0], [180, 0, 0]], dtype=np.float64)  # low -> high
 

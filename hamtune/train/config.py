@@ -9,6 +9,7 @@ import typing
 from dataclasses import dataclass, field, fields
 
 from hamtune.errors import HamtuneError, UsageError
+from hamtune.train.scores import PARTS
 
 CHOICES: dict[str, tuple] = {
     "kind": ("ae", "vae"),
@@ -63,9 +64,9 @@ APPLIES: dict[str, tuple[str, str]] = {
     "kl_warmup": ("kind", "vae"),
 }
 
-# An anomaly score is one part or several joined by '+'; several are standardised on the validation
-# normals and summed (see hamtune.train.evaluate).
-SCORE_PARTS = ("mse", "ssim", "latent", "elbo")
+# An anomaly score is one part (train/scores.py) or several joined by '+'; several are standardised on the
+# validation normals and summed (see hamtune.train.evaluate).
+SCORE_PARTS = tuple(PARTS)
 
 
 @dataclass(frozen=True)

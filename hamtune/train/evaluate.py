@@ -15,6 +15,7 @@ from hamtune.models import Autoencoder
 from hamtune.models.losses import per_image_terms
 from hamtune.train import metrics
 from hamtune.train.config import TrainConfig, score_parts
+from hamtune.train.scores import PARTS
 from hamtune.train.tensors import to_input, to_unit
 
 
@@ -132,9 +133,8 @@ def score_images(
 
 def _part(per_image: dict[str, np.ndarray], part: str) -> np.ndarray:
     """One part of a score, oriented so that higher is more anomalous."""
-    if part == "ssim":
-        return 1.0 - per_image["ssim"]
-    return per_image["neg_elbo" if part == "elbo" else part]
+    entry = PARTS[part]
+    return 1.0 - per_image[entry.term] if entry.similarity else per_image[entry.term]
 
 
 def fit_standardisation(per_image: dict[str, np.ndarray], labels: np.ndarray, score: str, state: ScoreState) -> None:

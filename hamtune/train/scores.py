@@ -1,0 +1,24 @@
+"""The parts an anomaly score is made of, one entry each: what the evaluation computes for it (`term`, in
+evaluate.score_batch), which way is anomalous, how a model card says it, and whether it has a per-pixel map.
+A new part is one entry here plus its term in score_batch; train, export, maps and cards read it from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScorePart:
+    name: str
+    term: str  # the per-image value evaluate.score_batch computes
+    similarity: bool  # higher = more alike, so the part is 1 - term
+    words: str  # as a model card states it
+    pixel_map: bool  # a mean over pixels: `hamtune score --maps` can show where it comes from
+
+
+PARTS: dict[str, ScorePart] = {part.name: part for part in (
+    ScorePart("mse", "mse", False, "the mean squared reconstruction error (on [0, 1] pixels)", True),
+    ScorePart("ssim", "ssim", True, "one minus the SSIM of its reconstruction", True),
+    ScorePart("latent", "latent", False, "the Mahalanobis distance of its code from the codes of the normal training images", False),
+    ScorePart("elbo", "neg_elbo", False, "the negative ELBO", False),
+)}
