@@ -75,7 +75,7 @@ def main() -> int:
         test = shown(base["test_auroc"], *base["test_interval"])
         print(f"| baseline {base['model']}{mark} | deterministic | {base['val_auroc']:.3f} | {test} |")
     for config in found["configurations"]:
-        print(f"| {config['kind']}/{config['arch']} latent {config['latent_dim']} lr {config['lr']:.2g} score {config['score']} "
+        print(f"| {config['kind']}/{config['arch']} latent {config['latent_dim']:.0f} lr {config['lr']:.2g} score {config['score']} "
               f"({config['config_id']}) | {config['n']} | {config['val_auroc_mean']:.3f} +- {config['val_auroc_sd']:.3f} | "
               f"{config['test_auroc_mean']:.3f} +- {config['test_auroc_sd']:.3f} "
               f"[{config['test_auroc_ci_low']:.3f}, {config['test_auroc_ci_high']:.3f}] |")

@@ -98,7 +98,13 @@ def optimism_line(board: pd.DataFrame, ranking: Ranking) -> str:
         return ""
     column = ranking.metric.column
     gap = float(best[column]) - float(chosen[column])
-    return (f"Chosen on validation: {chosen['trial_id']} with {column} {fmt(chosen[column])}. The best {column} of any "
+    how = "Chosen on validation"
+    table = configurations.per_configuration(configurations.seed_rows(board[is_deep(board)]), ranking.select)
+    if configurations.has_seeds(table) and ranking.select.column.startswith("val_"):
+        top = table.iloc[0]
+        how = (f"Chosen on validation by the mean over seeds (configuration {top['config_id']}: {ranking.select.column} "
+               f"{configurations.mean_sd(top, ranking.select.column)} over {top['n']} seeds; rank 1 whatever its own value)")
+    return (f"{how}: {chosen['trial_id']} with {column} {fmt(chosen[column])}. The best {column} of any "
             f"deep trial is {fmt(best[column])} ({best['trial_id']}); claiming it would be choosing on test labels "
             f"(optimistic by {gap:+.4g}).")
 

@@ -50,3 +50,17 @@ def test_the_confirm_stage_chooses_finite_values_best_first_and_seeds_past_the_o
     assert choose({"x": 0.5, "y": math.nan, "z": 0.7, "w": 0.5}, 2, "max") == ["z", "x"]
     assert choose({"x": 0.5, "y": 0.1}, 3, "min") == ["y", "x"]
     assert new_seeds(7, 3) == [8, 9, 10]
+
+
+def test_the_leaderboard_chooses_the_best_mean_configurations_seed_ensemble_not_the_luckiest_seed():
+    from hamtune.results.rank import confirmed_first, leaderboard
+
+    frame = trials().assign(test_set="t", data_fingerprint="f", protocol="cancer")
+    board = leaderboard(frame, VAL)
+    assert board["trial_id"].iloc[0] == "b2"  # no ensemble: the best-mean configuration's best seed, not c (0.95) or a (0.90)
+    ensemble = pd.DataFrame([{"trial_id": "seed-ensemble-3", "kind": "ensemble", "members": "b2,b,b1", "val_auroc": 0.851,
+                              "test_auroc": 0.86, "status": "completed", "arch": "cnn", "seed": 0}])
+    board = leaderboard(pd.concat([frame, ensemble.assign(test_set="t", data_fingerprint="f", protocol="cancer")], ignore_index=True), VAL)
+    assert list(board["trial_id"][:3]) == ["seed-ensemble-3", "c", "a"] and list(board["rank"][:2]) == [1, 2]
+    by_test = Metric("test_auroc", True)
+    assert confirmed_first(board, by_test).equals(board)  # ranking on test chooses nothing: left as sorted
