@@ -21,6 +21,7 @@ from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.results.store import TRIALS, load_results, write_distributions
 from hamtune.sweep.confirm import read_plan
+from hamtune.sweep.internals import AUTH_LOGGER
 from hamtune.sweep.space import SearchSpace, sampler_spec, tune_metric
 from hamtune.train.checkpoint import KEEP_CHECKPOINTS
 from hamtune.train.config import build_config
@@ -103,7 +104,6 @@ def tune_settings() -> Iterator[None]:
                 logging.getLogger(name).setLevel(level)
 
 
-AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
 class NoAdviceToDisableAuth(logging.Filter):

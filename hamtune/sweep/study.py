@@ -21,6 +21,7 @@ from pathlib import Path
 from ray.tune.search.optuna import OptunaSearch
 
 from hamtune.results.store import is_better
+from hamtune.sweep.internals import study_storage_of, trial_number
 from hamtune.sweep.samplers import SamplerSpec
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class MirroredOptunaSearch(OptunaSearch):
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.update(_sampler=None, _storage=None, _ot_study=None,
-                     _ot_trials={tune_id: trial._trial_id for tune_id, trial in self._ot_trials.items()})
+                     _ot_trials={tune_id: trial_number(trial) for tune_id, trial in self._ot_trials.items()})
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -118,7 +119,7 @@ class MirroredOptunaSearch(OptunaSearch):
         if isinstance(value, (int, float)) and math.isfinite(value) and isinstance(epoch, int):
             ot_trial = self._ot_trials[trial_id]
             try:
-                self._ot_study._storage.set_trial_intermediate_value(ot_trial._trial_id, epoch, float(value))
+                study_storage_of(self._ot_study).set_trial_intermediate_value(trial_number(ot_trial), epoch, float(value))
             except optuna.exceptions.UpdateFinishedTrialError:
                 # A driver killed after finish_trial closed it but before Tune saved that the trial ended
                 # resumes it: the study already holds its row's account, and the mirror must not fail the trial.
@@ -160,7 +161,7 @@ def finish_trial(directory: Path, study_name: str, trial_id: str, status: str, r
     single = len(objectives) == 1
     if single:
         for epoch, value in delivered_curve(history, *objectives[0]).items():
-            storage.set_trial_intermediate_value(trial._trial_id, epoch, value)
+            storage.set_trial_intermediate_value(trial_number(trial), epoch, value)
     values = [row.get(metric) for metric, _ in objectives]
     finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
     if status == "completed" and finite:
@@ -169,6 +170,7 @@ def finish_trial(directory: Path, study_name: str, trial_id: str, status: str, r
         state, told = State.PRUNED, [float(v) for v in values] if single and finite else None
     else:
         state, told = State.FAIL, None
-    storage.set_trial_user_attr(trial._trial_id, "status", status)
-    storage.set_trial_user_attr(trial._trial_id, "results_path", str(directory))
-    storage.set_trial_state_values(trial._trial_id, state, told)
+    number = trial_number(trial)
+    storage.set_trial_user_attr(number, "status", status)
+    storage.set_trial_user_attr(number, "results_path", str(directory))
+    storage.set_trial_state_values(number, state, told)

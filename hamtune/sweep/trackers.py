@@ -27,6 +27,7 @@ from pathlib import Path
 from ray import tune
 
 from hamtune.errors import HamtuneError, UsageError, first_line
+from hamtune.sweep.internals import open_mlflow_store
 from hamtune.sweep.space import TRACKERS
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def check_mlflow(uri: str | None) -> None:
     import mlflow
 
     try:
-        mlflow.MlflowClient(tracking_uri=uri)._tracking_client.store  # noqa: B018 (creating the store is the check)
+        open_mlflow_store(uri)
     except Exception as exc:
         raise HamtuneError(
             f"--log-to mlflow: MLflow {mlflow.__version__} refuses MLFLOW_TRACKING_URI={uri or '(unset: ./mlruns)'} "

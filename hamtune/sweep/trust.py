@@ -36,6 +36,7 @@ from ray import tune
 
 from hamtune.errors import HamtuneError
 from hamtune.files import atomic_file
+from hamtune.sweep.internals import tune_filesystem
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,6 @@ def config_dir() -> Path:
     """hamtune's per-user configuration folder ($XDG_CONFIG_HOME/hamtune, default ~/.config/hamtune)."""
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "hamtune"
-
-
-def _filesystem(experiment: str):
-    from ray.train._internal.storage import get_fs_and_path
-
-    return get_fs_and_path(experiment, None)
 
 
 def record_path(fs_path: str) -> Path:
@@ -142,13 +137,13 @@ def record(fs_path: str, filesystem, root: str, names: tuple[str, ...] | None = 
 
 def record_tuner(experiment: str) -> None:
     """Record the tuner.pkl a new Tuner has just written."""
-    filesystem, fs_path = _filesystem(experiment)
+    filesystem, fs_path = tune_filesystem(experiment)
     record(fs_path, filesystem, fs_path, names=(TUNER,))
 
 
 def verify(experiment: str) -> None:
     """Refuse, before anything is unpickled, a Tune folder holding state this user's hamtune did not write."""
-    filesystem, fs_path = _filesystem(experiment)
+    filesystem, fs_path = tune_filesystem(experiment)
     where = record_path(fs_path)
     saved = _read_record(where)
     advice = ("Ray Tune resumes by unpickling it, which runs any code it holds, so hamtune will not resume it; "
