@@ -15,7 +15,7 @@ import pandas as pd
 
 from hamtune.data.prepare import load_prepared
 from hamtune.errors import HamtuneError
-from hamtune.export.bundle import load_bundle, write_bundle
+from hamtune.export.bundle import is_synthetic, load_bundle, write_bundle
 from hamtune.export.maps import Mapper, render
 from hamtune.report.images import data_uri
 from hamtune.results.numbers import fmt
@@ -57,8 +57,12 @@ def chosen_maps(row: pd.Series, scores: pd.DataFrame, metric: str) -> str:
                    f"(map mean {fmt(float(values.astype(np.float64).mean()))})")
         figures.append(f'<figure><img alt="{escape(caption)}" src="{data_uri(render(image, recon, values))}">'
                        f"<figcaption>{escape(caption)}</figcaption></figure>")
-    note = (f"Chosen model {title} (score {row.get('score', '?')}): per diagnosis its "
+    score = row.get("score") if isinstance(row.get("score"), str) else "its members' scores, standardised and averaged"
+    note = (f"Chosen model {title} (score: {score}): per diagnosis its "
             "highest- and lowest-scored test images; each shows the image as the model saw it, its reconstruction and "
             "the map of its score over the image (coloured over that map's own range; hamtune score --maps writes "
             "the same).")
+    if not is_synthetic(data.manifest):  # real photographs are shown: say whose, and under which licence
+        note += (" The images are the data's own (HAM10000 and ISIC archive images: CC BY-NC 4.0, Tschandl et al., "
+                 "Sci. Data 5, 180161, 2018), shown reduced to the model's input size.")
     return f'<p class="note">{escape(note)}</p>' + "".join(figures)
