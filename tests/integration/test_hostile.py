@@ -52,7 +52,7 @@ def test_export_force_never_replaces_the_source_an_ancestor_or_a_folder_that_is_
     out = {"source": trained, "parent": root, "stranger": stranger, "file": tmp_path / "notes.txt", "link": tmp_path / "link"}[where]
     before_results, before_stranger = tree(root), tree(stranger)
     code, _, err = run_cli(capsys, "export", trained, "--out", out, "--force")
-    assert_one_line_error(code, err, "--out")
+    assert_one_line_error(code, err, "--out", usage=True)
     assert tree(root) == before_results and tree(stranger) == before_stranger
     assert (stranger / "holiday.jpg").read_bytes() == b"precious" and (tmp_path / "notes.txt").read_text() == "precious"
 
@@ -61,10 +61,10 @@ def test_export_force_refuses_the_source_through_a_relative_or_linked_path(capsy
     (tmp_path / "alias").symlink_to(trained.parent, target_is_directory=True)
     before = tree(trained.parent)
     code, _, err = run_cli(capsys, "export", trained, "--out", tmp_path / "alias" / "x" / ".." / "x", "--force")
-    assert_one_line_error(code, err, "exported from")
+    assert_one_line_error(code, err, "exported from", usage=True)
     monkeypatch.chdir(trained)
     code, _, err = run_cli(capsys, "export", trained, "--out", ".", "--force")
-    assert_one_line_error(code, err, "exported from")
+    assert_one_line_error(code, err, "exported from", usage=True)
     assert tree(trained.parent) == before
 
 
@@ -72,7 +72,7 @@ def test_export_force_replaces_an_earlier_bundle(capsys, trained, tmp_path):
     out = tmp_path / "model"
     assert run_cli(capsys, "export", trained, "--out", out)[0] == 0
     code, _, err = run_cli(capsys, "export", trained, "--out", out)
-    assert_one_line_error(code, err, "--force")
+    assert_one_line_error(code, err, "--force", usage=True)
     assert run_cli(capsys, "export", trained, "--out", out, "--force")[0] == 0
     assert json.loads((out / "bundle.json").read_text())["bundle_version"] == BUNDLE_VERSION
 
