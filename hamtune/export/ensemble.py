@@ -30,15 +30,13 @@ from hamtune.paths import relative_to_results
 from hamtune.results.rank import DEEP_KINDS, ENSEMBLE, Metric, leaderboard, objective, top_trials
 from hamtune.results.store import ResultsWriter, load_results, trial_row
 from hamtune.sweep.same_data import sweep_data
+from hamtune.train.config import SPLIT_KEYS
 from hamtune.train.data import plan_splits
 from hamtune.train.evaluate import EvalSet, detection_metrics
 from hamtune.train.loop import resolve_device
 
 log = logging.getLogger(__name__)
 
-# TrainConfig fields that decide which images are train, val and test: members must agree on all of them.
-SPLIT_KEYS = ("protocol", "split", "val_fraction", "test_fraction", "split_seed", "max_train_images",
-              "image_size", "crop", "channels")
 
 
 def _standardisation(val_scores: np.ndarray, labels: np.ndarray) -> dict:

@@ -25,13 +25,13 @@ from hamtune.results.store import DEFAULT_OBJECTIVE, delivered_epoch, load_resul
 from hamtune.sweep.confirm import new_seeds
 from hamtune.sweep.same_data import sweep_data
 from hamtune.train import checkpoint as ckpt
-from hamtune.train.config import TrainConfig
+from hamtune.train.config import MACHINE, TrainConfig
 
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "reproduce"
 RUNTIME = ("train_loss", "threshold")
-ROW_NOT_CONFIG = ("device", "num_threads")  # in a trials row: the device that ran it, and no thread count
+ROW_NOT_CONFIG = MACHINE  # in a trials row: the device that ran it, and no thread count
 
 
 @dataclass

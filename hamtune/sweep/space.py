@@ -19,7 +19,7 @@ from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.paths import safe_name
 from hamtune.results.store import DEFAULT_OBJECTIVE
 from hamtune.sweep.samplers import MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SamplerSpec
-from hamtune.train.config import TrainConfig, field_value
+from hamtune.train.config import MACHINE, TrainConfig, field_value
 from hamtune.yamlfile import DuplicateKey, load_yaml
 
 TOP_LEVEL = {
@@ -34,7 +34,7 @@ def tune_metric(metric: str) -> str:
     """The name under which Tune, Optuna and ASHA see an objective: its value for the model the trial
     would deliver if it ended now (its best validation epoch so far), the value its results row shows."""
     return f"best_{metric}"
-NOT_SEARCHABLE = ("epochs", "device", "num_threads")
+NOT_SEARCHABLE = ("epochs", *MACHINE)
 TRACKERS = ("mlflow", "wandb", "tensorboard")  # experiment trackers a sweep can log to (sweep/trackers.py)
 
 

@@ -7,26 +7,25 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
+from typing import Literal
 
 from hamtune.errors import HamtuneError, UsageError
 from hamtune.train.scores import PARTS
 
-CHOICES: dict[str, tuple] = {
-    "kind": ("ae", "vae"),
-    "arch": ("mlp", "cnn"),
-    "norm": ("none", "batch", "group"),
-    "recon_loss": ("mse", "bce"),
-    "augment": ("none", "flips", "dihedral"),
-    "input_range": ("01", "pm1"),
-    "lr_schedule": ("none", "cosine"),
-    "rebalance": ("none", "weighted"),
-    "protocol": ("cancer", "nevus"),
-    "split": ("lesion", "official"),
-    "crop": ("center", "resize", "pad"),
-    "channels": (1, 3),
-    "device": ("auto", "cpu", "cuda", "mps"),
-    "precision": ("fp32", "bf16"),
-}
+Kind = Literal["ae", "vae"]
+Arch = Literal["mlp", "cnn"]
+Norm = Literal["none", "batch", "group"]
+ReconLoss = Literal["mse", "bce"]
+Augment = Literal["none", "flips", "dihedral"]
+InputRange = Literal["01", "pm1"]
+LrSchedule = Literal["none", "cosine"]
+Rebalance = Literal["none", "weighted"]
+ProtocolName = Literal["cancer", "nevus"]
+Split = Literal["lesion", "official"]
+Crop = Literal["center", "resize", "pad"]
+Channels = Literal[1, 3]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["fp32", "bf16"]
 
 # Inclusive bounds; anything outside is a mistake worth stopping for (an absurd lr is allowed, it diverges).
 RANGES: dict[str, tuple[float, float]] = {
@@ -73,42 +72,46 @@ SCORE_PARTS = tuple(PARTS)
 class TrainConfig:
     """One training run: model shape, optimisation, data protocol and runtime, as plain values."""
 
-    kind: str = "ae"
-    arch: str = "cnn"
+    # model
+    kind: Kind = "ae"
+    arch: Arch = "cnn"
     latent_dim: int = 32
     mlp_width: int = 512
     mlp_depth: int = 2
     cnn_channels: int = 32
     cnn_blocks: int = 3
-    norm: str = "batch"
+    norm: Norm = "batch"
     dropout: float = 0.0
     beta: float = 1.0
     kl_warmup: int = 0
-    recon_loss: str = "mse"
+    recon_loss: ReconLoss = "mse"
     score: str = "mse"
     tta: bool = False
-    input_range: str = "01"
+    input_range: InputRange = "01"
+    # optimisation
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    lr_schedule: str = "none"
+    lr_schedule: LrSchedule = "none"
     epochs: int = 20
     patience: int = 0
-    rebalance: str = "none"
-    augment: str = "none"
+    rebalance: Rebalance = "none"
+    augment: Augment = "none"
     color_jitter: float = 0.0
-    protocol: str = "cancer"
-    split: str = "lesion"
+    # data and split
+    protocol: ProtocolName = "cancer"
+    split: Split = "lesion"
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     split_seed: int = 0
     max_train_images: int | None = None
     image_size: int = 64
-    crop: str = "center"
-    channels: int = 3
+    crop: Crop = "center"
+    channels: Channels = 3
+    # runtime
     seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
+    device: Device = "auto"
+    precision: Precision = "fp32"
     compile: bool = False
     channels_last: bool = True
     num_threads: int = 0
@@ -153,6 +156,33 @@ class TrainConfig:
         return values
 
 
+GROUPS: dict[str, tuple[str, ...]] = {  # every field in one group, in declaration order (a test checks it)
+    "model": ("kind", "arch", "latent_dim", "mlp_width", "mlp_depth", "cnn_channels", "cnn_blocks", "norm", "dropout",
+              "beta", "kl_warmup", "recon_loss", "score", "tta", "input_range"),
+    "optimisation": ("batch_size", "lr", "weight_decay", "lr_schedule", "epochs", "patience", "rebalance", "augment",
+                     "color_jitter"),
+    "data": ("protocol", "split", "val_fraction", "test_fraction", "split_seed", "max_train_images", "image_size",
+             "crop", "channels"),
+    "runtime": ("seed", "device", "precision", "compile", "channels_last", "num_threads", "eval_batch_size",
+                "test_every_epoch", "preset"),
+}
+MACHINE = ("device", "num_threads")  # runtime fields that say where a run ran, not what it trained
+SPLIT_KEYS = GROUPS["data"]  # what decides which images are train, val and test
+
+
+def _choices() -> dict[str, tuple]:
+    """Each Literal-typed field's allowed values, from its annotation (the one place they are written)."""
+    out = {}
+    for name, hint in typing.get_type_hints(TrainConfig).items():
+        literal = [h for h in (hint, *typing.get_args(hint)) if typing.get_origin(h) is Literal]
+        if literal:
+            out[name] = typing.get_args(literal[0])
+    return out
+
+
+CHOICES: dict[str, tuple] = _choices()
+
+
 def _base_types(hint) -> tuple:
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
@@ -168,6 +198,8 @@ def coerce(key: str, value, hint, where: str):
             return None
         raise config_error(where, f"{key} cannot be empty")
     base = _base_types(hint)[0]
+    if typing.get_origin(base) is Literal:
+        base = type(typing.get_args(base)[0])
     try:
         if base is bool:
             if isinstance(value, str):

@@ -194,3 +194,18 @@ def test_cli_train_writes_the_sweep_layout(prepared, tmp_path, capsys):
     assert trials["cnn_channels"].isna().all() and trials["beta"].isna().all()
     assert len(epochs) == 2 and len(scores) > 0
     assert (tmp_path / "cli" / "checkpoints" / trials["trial_id"][0] / "model.pt").exists()
+
+
+def test_every_config_field_sits_in_one_group_and_every_choice_is_its_literal():
+    import dataclasses
+    import typing
+
+    from hamtune.train.config import CHOICES, GROUPS, MACHINE, SPLIT_KEYS
+
+    assert [f.name for f in dataclasses.fields(TrainConfig)] == [name for group in GROUPS.values() for name in group]
+    assert set(MACHINE) <= set(GROUPS["runtime"]) and SPLIT_KEYS == GROUPS["data"]
+    hints = typing.get_type_hints(TrainConfig)
+    assert CHOICES["channels"] == (1, 3) and typing.get_args(hints["kind"]) == ("ae", "vae") == CHOICES["kind"]
+    assert TrainConfig.from_dict({"channels": "1"}).channels == 1  # a Literal of ints takes "1" as --set writes it
+    with pytest.raises(HamtuneError, match="kind must be one of ae, vae, got 'gan'"):
+        TrainConfig.from_dict({"kind": "gan"})
