@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -249,6 +249,39 @@ def write_report(*results: str | Path, html: str | Path | None = None, metric: s
     return out
 
 
+def make_report(results: list[str | Path] | None = None, *, metric: str = "test_auroc", rank_by: str | None = None, top: int = 10,
+           by: str | None = None, html: str | Path | None = None, no_html: bool = False, output_format: str = "table",
+           show: Callable[[str], None] | None = None) -> Path | None:
+    """What `hamtune report` does, with each of its options: the HTML report of `results` (default: every results
+    folder under ./results) and, through `show`, the leaderboards (or methods cards) as text in `output_format`;
+    returns the HTML's path (None with no_html or a methods format). `write_report` is the short form."""
+    from hamtune.report.command import run_report
+
+    folders = None if results is None else [_path(r, "results") for r in results]
+    return run_report(folders, metric=metric, rank_by=rank_by, top=top, by=by,
+                      html=None if html is None else _path(html, "html"), no_html=no_html, output_format=output_format, show=show)
+
+
+@dataclass
+class Exported:
+    """An exported bundle: its folder, the results row of the trial in it (with its `rank`) and its programs."""
+
+    directory: Path
+    row: pd.Series
+    programs: list[Path]
+
+
+def export_trial(results: str | Path, out: str | Path, *, rank: int = 1, metric: str | None = None, force: bool = False,
+                 formats: tuple[str, ...] = ("torch",), trial: str | None = None) -> Exported:
+    """`export_model` with what the command reports about it: which trial was exported and its portable programs."""
+    from hamtune.export.bundle import PROGRAMS
+    from hamtune.export.bundle import export_trial as export
+    from hamtune.export.programs import programs_wanted
+
+    folder, row = export(_path(results, "results"), rank, _path(out, "out"), metric, force, formats, trial)
+    return Exported(folder, row, [folder / PROGRAMS[f] for f in programs_wanted(formats)])
+
+
 def export_model(results: str | Path, out: str | Path, *, rank: int = 1, metric: str | None = None, force: bool = False,
            formats: tuple[str, ...] = ("torch",), trial: str | None = None) -> Path:
     """Export the trial ranked `rank` (by the sweep's validation objective, or `metric`), or the trial `trial`, as a
@@ -284,6 +317,13 @@ def synthesize_data(out: str | Path, *, n: int = 2000, seed: int = 0, image_size
     from hamtune.data.synth import synthesize_release
 
     return synthesize_release(_path(out, "out"), n=n, seed=seed, image_size=image_size, workers=workers, progress=progress)
+
+
+def data_info(cache: str | Path) -> dict:
+    """A prepared cache's manifest, its contents verified against it first (as `hamtune data info`)."""
+    from hamtune.data.prepare import load_prepared
+
+    return load_prepared(_path(cache, "cache")).manifest
 
 
 def prepare_data(source: str | Path, *, size: int | None = None, crop: str = "center", channels: int = 3,

@@ -115,9 +115,9 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
 
 
 def cmd_data_info(args: argparse.Namespace) -> None:
-    from hamtune.data.prepare import load_prepared
+    from hamtune.api import data_info
 
-    print(json.dumps(load_prepared(args.cache).manifest, indent=2))
+    print(json.dumps(data_info(args.cache), indent=2))
 
 
 # ---- train ----------------------------------------------------------------------------------------
@@ -210,9 +210,9 @@ def show(text: str) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from hamtune.report.command import run_report
+    from hamtune.api import make_report
 
-    run_report(
+    make_report(
         args.results_dirs, metric=args.metric, rank_by=args.rank_by, top=args.top, by=args.by, html=args.html, no_html=args.no_html,
         output_format=args.format, show=show,
     )
@@ -234,14 +234,14 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from hamtune.export.bundle import PROGRAMS, export_trial
-    from hamtune.export.programs import programs_wanted
+    from hamtune.api import export_trial
 
     formats = tuple(args.format or ("torch",))
-    out, row = export_trial(args.results_dir, args.rank, args.out, args.metric, args.force, formats, args.trial)
-    programs = [out / PROGRAMS[f] for f in programs_wanted(formats)]
+    done = export_trial(args.results_dir, args.out, rank=args.rank, metric=args.metric, force=args.force, formats=formats,
+                        trial=args.trial)
+    out, row = done.directory, done.row
     print(f"exported trial {row['trial_id']} (rank {int(row['rank'])}, {row.get('kind')}/{row.get('arch')}) to {out}")
-    for program in programs:
+    for program in done.programs:
         print(f"  program: {program} (hamtune score {out} IMAGES... --format {'onnx' if program.suffix == '.onnx' else 'torch-export'})")
     if "onnx" in formats:
         print(f"  score graph: {out / 'score.onnx'} (uint8 images in, anomaly score out; no hamtune needed: README)")
