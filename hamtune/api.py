@@ -1,8 +1,12 @@
 """hamtune's Python API: what the `hamtune` command does, as functions a notebook calls.
 
-Each function takes plain values (paths, dicts, keyword settings), does exactly what its command
-does (same validation, same results layout, same one-line `HamtuneError` on a problem) and returns
-something to keep working with: a results folder, a DataFrame, a bundle path. Re-exported lazily by
+The only orchestrator: one function per command (data synth/prepare/info, train, sweep, baselines,
+ensemble, reproduce, report, export, score, demo) checks the arguments, takes the results lock and
+calls the modules that do the work; `hamtune/cli.py` only parses, calls these and prints what they
+return. Each takes plain values (paths, dicts, keyword settings), does exactly what its command does
+(same validation, same results layout, same one-line `HamtuneError` naming the argument) and returns
+something to keep working with: a results folder or a `Results` over it, a DataFrame, a small record
+of what was done (`Baselines`, `Ensemble`, `Reproduction`...). Nothing is printed. Re-exported lazily by
 `hamtune/__init__.py`, so `import hamtune` stays cheap and torch, Ray and pandas load on first use.
 The names differ from the commands where a command's name is a subpackage's (hamtune.sweep, .train,
 .report, .export): Python binds a subpackage to its name on the package once it is imported, so a
