@@ -4,6 +4,7 @@ The Python API (what the `hamtune` command does, as functions; see the README's 
 
     import hamtune
     folder = hamtune.train_model("cnn-ae", data="synthetic", epochs=5)  # or hamtune.run_sweep("search_spaces/quick.yaml")
+    results = hamtune.open_results(folder)                               # .trials .epochs .scores .best .leaderboard()
     trials, epochs, scores = hamtune.load_results(folder)
     board = hamtune.rank(folder)                                         # chosen on validation, reporting test_auroc
     html = hamtune.write_report(folder)                                  # the self-contained HTML report
@@ -17,8 +18,9 @@ Names load on first use (hamtune.api), so `import hamtune` stays cheap: no torch
 __version__ = "0.1.0"
 
 API = (
-    "run_sweep", "train_model", "load_results", "rank", "configurations", "deliver_confirmed", "write_report", "export_model",
-    "score", "load_space",
+    "synthesize_data", "prepare_data", "run_sweep", "train_model", "run_baselines", "build_ensemble", "reproduce", "run_demo",
+    "load_results", "open_results", "Results", "rank", "configurations", "deliver_confirmed", "write_report", "make_report",
+    "export_model", "export_trial", "score", "write_scores", "load_space", "data_info",
     "HamtuneError",
 )
 __all__ = ["__version__", *API]

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hamtune import __version__
-from hamtune.errors import HamtuneError, UsageError, one_line
+from hamtune.errors import HamtuneError, one_line
 from hamtune.export import FORMATS
 from hamtune.sweep.space import SHIPPED_DIR, TRACKERS
 from hamtune.train.config import CHOICES
 
 if TYPE_CHECKING:
-    from hamtune.export.score import Scored
+    from hamtune.api import ScoreFile
 
 log = logging.getLogger("hamtune")
 
@@ -91,33 +91,33 @@ def print_metrics(metrics: dict, keys: tuple[str, ...]) -> None:
 
 
 def cmd_data_synth(args: argparse.Namespace) -> None:
-    from hamtune.data.synth import synthesize_release
+    from hamtune.api import synthesize_data
 
     width, height = args.image_size
     started = time.perf_counter()
-    out = synthesize_release(args.out, n=args.n, seed=args.seed, image_size=(width, height), workers=args.workers)
+    out = synthesize_data(args.out, n=args.n, seed=args.seed, image_size=(width, height), workers=args.workers)
     print(f"synthetic HAM-like dataset ({args.n} images, {width}x{height}) in {out} ({time.perf_counter() - started:.1f} s)")
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> None:
-    from hamtune.data.prepare import load_prepared, prepare
+    from hamtune.api import prepare_data
 
     started = time.perf_counter()
-    out = prepare(
+    prepared = prepare_data(
         args.src, size=args.size, crop=args.crop, channels=args.channels, out=args.out, workers=args.workers,
         skip_missing=args.skip_missing, metadata=args.metadata, force=args.force,
     )
-    manifest = load_prepared(out, verify=False).manifest
+    manifest = prepared.manifest
     print(f"prepared {manifest['count']} images ({manifest['form']}, {manifest['mapping']}) in {time.perf_counter() - started:.2f} s")
-    print(f"  cache: {out}")
+    print(f"  cache: {prepared.path}")
     print(f"  classes: {', '.join(f'{k} {v}' for k, v in manifest['counts'].items() if v)}")
     print(f"  fingerprint: {manifest['fingerprint']}")
 
 
 def cmd_data_info(args: argparse.Namespace) -> None:
-    from hamtune.data.prepare import load_prepared
+    from hamtune.api import data_info
 
-    print(json.dumps(load_prepared(args.cache).manifest, indent=2))
+    print(json.dumps(data_info(args.cache), indent=2))
 
 
 # ---- train ----------------------------------------------------------------------------------------
@@ -150,38 +150,23 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_baselines(args: argparse.Namespace) -> None:
-    from hamtune.baselines import DEFAULT_METHODS, parse_methods, run_baselines
-    from hamtune.baselines.run import DATA_KEYS
-    from hamtune.paths import results_folder, results_lock
+    from hamtune.api import run_baselines
     from hamtune.results.numbers import fmt
-    from hamtune.train.config import build_config, parse_assignments
-    from hamtune.train.single import load_data
+    from hamtune.train.config import parse_assignments
 
-    values = parse_assignments(args.set)
-    unused = sorted(set(values) - set(DATA_KEYS))
-    if unused:
-        raise UsageError(f"--set {', '.join(unused)}: not used by classical baselines (they fit no network); "
-                         f"they take {', '.join(DATA_KEYS)}")
-    if args.protocol:
-        values["protocol"] = args.protocol
-    config = build_config(values)
-    methods = parse_methods(args.methods or DEFAULT_METHODS, seed=config.seed)
-    directory = results_folder(args.results, args.name)
-    data, config = load_data(args.data, config)
-    test_data = load_data(args.test_data, config)[0] if args.test_data else None
-    started = time.perf_counter()
-    with results_lock(directory):
-        rows = run_baselines(config, data, methods, directory, args.name, test_data=test_data)
-    print(f"{len(rows)} classical baseline(s) on {data.name}, protocol {config.protocol}, "
-          f"{rows[0]['train_images']} normal training images, in {time.perf_counter() - started:.1f} s")
+    done = run_baselines(args.data, methods=args.methods, protocol=args.protocol, test_data=args.test_data, name=args.name,
+                         results=args.results, settings=parse_assignments(args.set), labels={"settings": "--set", "name": "--name"})
+    rows = done.rows
+    print(f"{len(rows)} classical baseline(s) on {done.data_name}, protocol {done.protocol}, "
+          f"{rows[0]['train_images']} normal training images, in {done.seconds:.1f} s")
     width = max(len(row["model"]) for row in rows)
     for row in rows:
         keys = [key for key in ("test_auroc", "test_auprc", "test_f1", "val_auroc") if key in row]
         shown = "  ".join(f"{key} {fmt(row[key], missing='nan')}" for key in keys)
         setting = f"  ({row['baseline_setting']}, chosen on validation)" if row.get("baseline_setting") else ""
         print(f"  {row['model']:<{width}}  {shown}{setting}")
-    print(f"results: {directory}")
-    print(f"report:  python -m hamtune.report {directory} <sweep results>")
+    print(f"results: {done.directory}")
+    print(f"report:  python -m hamtune.report {done.directory} <sweep results>")
 
 
 # ---- sweep ----------------------------------------------------------------------------------------
@@ -198,23 +183,20 @@ def _yaml_scalar(text: str):
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
-    from hamtune.api import after_sweep
-    from hamtune.sweep.runner import SweepOptions, run_sweep
-    from hamtune.sweep.space import TOP_LEVEL, load_space
+    from hamtune.api import run_sweep
+    from hamtune.sweep.space import TOP_LEVEL
     from hamtune.train.config import parse_assignments
 
     overrides = {key: _yaml_scalar(value) if key in TOP_LEVEL else value for key, value in parse_assignments(args.set).items()}
     if args.confirm_top is not None or args.confirm_seeds is not None:
         overrides["confirm"] = {"top": 3 if args.confirm_top is None else args.confirm_top,
                                 "seeds": 5 if args.confirm_seeds is None else args.confirm_seeds}
-    space = load_space(args.space, {**overrides, "data": args.data, "test_data": args.test_data})
-    options = SweepOptions(
-        name=args.name, results_root=Path(args.results), address=args.address, resume=args.resume,
-        storage=args.storage, num_samples=args.num_samples, gpus_per_trial=args.gpus_per_trial, num_cpus=args.num_cpus,
-        log_to=tuple(args.log_to or ()), keep_checkpoints=args.keep_checkpoints,
+    directory = run_sweep(
+        args.space, name=args.name, results=args.results, data=args.data, test_data=args.test_data,
+        num_samples=args.num_samples, address=args.address, resume=args.resume, num_cpus=args.num_cpus,
+        log_to=tuple(args.log_to or ()), keep_checkpoints=args.keep_checkpoints, storage=args.storage,
+        gpus_per_trial=args.gpus_per_trial, overrides=overrides,
     )
-    directory = run_sweep(space, options)
-    after_sweep(directory, options.name or space.name, space.log_to + options.log_to)
     print(f"results: {directory}")
     print(f"report:  python -m hamtune.report {directory}")
 
@@ -228,9 +210,9 @@ def show(text: str) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from hamtune.report.command import run_report
+    from hamtune.api import make_report
 
-    run_report(
+    make_report(
         args.results_dirs, metric=args.metric, rank_by=args.rank_by, top=args.top, by=args.by, html=args.html, no_html=args.no_html,
         output_format=args.format, show=show,
     )
@@ -240,29 +222,26 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from hamtune.results.reproduction import KEY_METRICS, REPRODUCE, format_summary, summarise
-    from hamtune.sweep.reproduce import ReproduceOptions, run_reproduce
+    from hamtune.api import reproduce
+    from hamtune.results.reproduction import format_summary
 
-    options = ReproduceOptions(
-        top=args.top, seeds=args.seeds, metric=args.metric, data=args.data, test_data=args.test_data,
-        address=args.address, num_cpus=args.num_cpus, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-    )
-    frame, chosen, metric = run_reproduce(args.results_dir, options)
-    metrics = tuple(dict.fromkeys((*KEY_METRICS, metric.column)))
+    done = reproduce(args.results_dir, top=args.top, seeds=args.seeds, metric=args.metric, data=args.data,
+                     test_data=args.test_data, address=args.address, num_cpus=args.num_cpus,
+                     cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)
     print()
-    print(format_summary(summarise(frame, chosen, metrics), chosen, metric))
-    print(f"runs: {Path(args.results_dir) / REPRODUCE}")
+    print(format_summary(done.summary(), done.chosen, done.metric))
+    print(f"runs: {Path(args.results_dir) / done.path.name}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from hamtune.export.bundle import PROGRAMS, export_trial
-    from hamtune.export.programs import programs_wanted
+    from hamtune.api import export_trial
 
     formats = tuple(args.format or ("torch",))
-    out, row = export_trial(args.results_dir, args.rank, args.out, args.metric, args.force, formats, args.trial)
-    programs = [out / PROGRAMS[f] for f in programs_wanted(formats)]
+    done = export_trial(args.results_dir, args.out, rank=args.rank, metric=args.metric, force=args.force, formats=formats,
+                        trial=args.trial)
+    out, row = done.directory, done.row
     print(f"exported trial {row['trial_id']} (rank {int(row['rank'])}, {row.get('kind')}/{row.get('arch')}) to {out}")
-    for program in programs:
+    for program in done.programs:
         print(f"  program: {program} (hamtune score {out} IMAGES... --format {'onnx' if program.suffix == '.onnx' else 'torch-export'})")
     if "onnx" in formats:
         print(f"  score graph: {out / 'score.onnx'} (uint8 images in, anomaly score out; no hamtune needed: README)")
@@ -271,14 +250,10 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> None:
-    from hamtune.export.ensemble import build_ensemble
-    from hamtune.paths import results_folder, results_lock
-    from hamtune.results.store import load_results
+    from hamtune.api import build_ensemble
 
-    load_results(args.results_dir)  # a folder that is not one is named before anything is created
-    directory = results_folder(args.results, args.name or f"{Path(args.results_dir).resolve().name}-ensemble")
-    with results_lock(directory):
-        out, row = build_ensemble(args.results_dir, args.top, directory.parent, directory.name, args.device)
+    done = build_ensemble(args.results_dir, top=args.top, name=args.name, root=args.results, device=args.device)
+    out, row = done.directory, done.row
     print(f"ensemble of {row['members'].count(',') + 1} trial(s) ranked by {row['objective_metric']} on validation: "
           f"{row['members']}")
     print(f"  val_auroc {row['val_auroc']:.4f}  test_auroc {row['test_auroc']:.4f}  test_auprc {row['test_auprc']:.4f}  "
@@ -287,31 +262,7 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
     print(f"  export:  hamtune export {out} --out models/ensemble")
 
 
-def check_score_out(out: Path, model: Path, inputs: list[Path], force: bool) -> None:
-    """Refuse an --out that would destroy data: inside the bundle, one of the inputs or inside an input folder,
-    or an existing file that is not a CSV (without --force)."""
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a folder; give the CSV file to write, e.g. {out / 'scores.csv'}")
-    target = out.resolve()
-    for folder, what in [(model, "the bundle"), *((i, "an input") for i in inputs)]:
-        folder = folder.resolve()
-        if target == folder or folder in target.parents:
-            raise UsageError(f"--out {out} is inside {what} {folder}; write the scores elsewhere (nothing was written)")
-    if out.exists() and out.suffix.lower() != ".csv" and not force:
-        raise UsageError(f"--out {out} exists and is not a .csv file; choose another --out, or pass --force to "
-                         "replace it (nothing was written)")
-
-
-def check_maps_out(maps: Path, model: Path) -> None:
-    """--maps is a folder outside the bundle (whose files are sealed by their digests)."""
-    target, folder = maps.resolve(), model.resolve()
-    if target == folder or folder in target.parents:
-        raise UsageError(f"--maps {maps} is inside the bundle {model}; write the maps elsewhere (nothing was written)")
-    if maps.exists() and not maps.is_dir():
-        raise UsageError(f"--maps {maps} exists and is not a folder; choose another --maps (nothing was written)")
-
-
-def report_problems(scored: Scored) -> None:
+def report_problems(scored: ScoreFile) -> None:
     """One line per skipped input on stderr, then the count, then the notes."""
     from hamtune.errors import first_line
 
@@ -324,25 +275,14 @@ def report_problems(scored: Scored) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from hamtune.export.bundle import load_bundle
-    from hamtune.export.score import score_inputs
-    from hamtune.files import atomic_file
+    from hamtune.api import write_scores
 
-    check_score_out(args.out, args.model, args.inputs, args.force)
-    if args.maps is not None:
-        check_maps_out(args.maps, args.model)
-    bundle = load_bundle(args.model)
-    scored = score_inputs(bundle, args.inputs, device=args.device, progress=not args.no_progress, format=args.format,
-                          maps=args.maps)
-    try:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(args.out) as tmp:
-            scored.table.to_csv(tmp, index=False)
-    except OSError as exc:
-        raise HamtuneError(f"--out {args.out}: cannot write the scores ({exc.strerror or exc})") from None
+    scored = write_scores(args.model, *args.inputs, out=args.out, force=args.force, device=args.device, format=args.format,
+                          maps=args.maps, progress=not args.no_progress,
+                          labels={"out": "--out", "maps": "--maps", "force": "--force"})
     report_problems(scored)
     flagged = int(scored.table["flagged"].sum())
-    print(f"scored {len(scored.table)} image(s), {flagged} flagged (score > {bundle.threshold:.6g}): {args.out}")
+    print(f"scored {len(scored.table)} image(s), {flagged} flagged (score > {scored.threshold:.6g}): {args.out}")
     if args.maps is not None:
         print(f"anomaly maps: {args.maps} (<image>.npy the map, <image>.png image | reconstruction | map; column 'map')")
 
@@ -352,17 +292,13 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """The main job on the embedded default: synthesise HAM-like data, sweep quick.yaml, write the report."""
-    from hamtune.report.command import run_report
-    from hamtune.sweep.runner import SweepOptions, run_sweep
-    from hamtune.sweep.space import load_space
+    from hamtune.api import run_demo
 
-    started = time.perf_counter()
-    space = load_space(args.space)
-    name = args.name or f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    directory = run_sweep(space, SweepOptions(name=name, results_root=Path(args.results), num_cpus=args.num_cpus))
-    print(f"sweep finished in {time.perf_counter() - started:.0f} s\n")
-    run_report([directory], show=show)
-    print(f"open the report in a browser: {directory / 'report.html'}")
+    demo = run_demo(space=args.space, name=args.name, results=args.results, num_cpus=args.num_cpus)
+    print(f"sweep finished in {demo.seconds:.0f} s\n")
+    show(demo.leaderboards)
+    log.info("report: %s", demo.html)
+    print(f"open the report in a browser: {demo.directory / 'report.html'}")
 
 
 # ---- parser ---------------------------------------------------------------------------------------
