@@ -50,7 +50,8 @@ class Split:
     shape: tuple[int, int, int]  # H, W, C
 
 
-def _split(data: Prepared, rows: np.ndarray, labels: np.ndarray) -> Split:
+def split_images(data: Prepared, rows: np.ndarray, labels: np.ndarray) -> Split:
+    """One split's flattened pixels with the labels, diagnoses and ids a baseline's metrics need."""
     meta = data.meta
     return Split(pixels(data.images[rows]), labels[rows], meta["dx"].to_numpy(str)[rows],
                  meta["image_id"].to_numpy(str)[rows], tuple(data.images.shape[1:]))
@@ -159,8 +160,8 @@ def run_baselines(
     plan = plan_splits(data, config, test_data)
     protocol = get_protocol(config.protocol)
     train = pixels(data.images[plan.train])
-    val = _split(data, plan.val, plan.labels)
-    test = _split(test_data or data, plan.test, plan.test_labels)
+    val = split_images(data, plan.val, plan.labels)
+    test = split_images(test_data or data, plan.test, plan.test_labels)
     params = {k: (v if k in DATA_KEYS else None) for k, v in config.applicable().items()}
     writer = ResultsWriter(results_dir)
     rows = []

@@ -32,9 +32,9 @@ from hamtune.train.loop import (
     Run,
     RunResult,
     Selection,
-    _build,
-    _epoch_order,
+    build_run,
     close_epoch,
+    epoch_order,
     finish,
     is_out_of_memory,
     kl_weight,
@@ -166,7 +166,7 @@ def group_epoch(group: Group, images: torch.Tensor, train_rows: torch.Tensor, we
     """One epoch of every member, each on its own sample order and augmentation draws; their mean losses."""
     members, k = group.members, len(group.members)
     config, epoch = members[0].config, members[0].epoch
-    orders = torch.stack([_epoch_order(m.config, len(train_rows), weights, epoch) for m in members]).to(images.device)
+    orders = torch.stack([epoch_order(m.config, len(train_rows), weights, epoch) for m in members]).to(images.device)
     draws = [torch.Generator().manual_seed(m.config.seed * 100_003 + epoch + (1 << 40)) for m in members]
     group.model.train()
     total = torch.zeros(k, device=images.device)
@@ -212,7 +212,7 @@ def train_group(
     protocol = get_protocol(config.protocol)
     runs: list[Run] = []
     for member in configs:
-        run, plan = _build(member, data, test_data, device)
+        run, plan = build_run(member, data, test_data, device)
         run.rng = torch.get_rng_state()  # what the lone run's global RNG holds after its build: AEs draw nothing more
         runs.append(run)
     status = {id(run): "completed" for run in runs}

@@ -219,7 +219,8 @@ def _eval_sets(data: Prepared, test_data: Prepared | None, plan: SplitPlan, devi
     return train, val, test
 
 
-def _build(config: TrainConfig, data: Prepared, test_data: Prepared | None, device: torch.device) -> tuple[Run, SplitPlan]:
+def build_run(config: TrainConfig, data: Prepared, test_data: Prepared | None, device: torch.device) -> tuple[Run, SplitPlan]:
+    """A fresh run of `config` (model, optimiser, evaluation sets on `device`) and the split it trains on."""
     plan = plan_splits(data, config, test_data)
     train, val, test = _eval_sets(data, test_data, plan, device)
     _, h, w, c = data.images.shape
@@ -264,7 +265,7 @@ def _restore(run: Run, directory: Path, selection: Selection) -> None:
         )
 
 
-def _epoch_order(config: TrainConfig, n: int, weights: torch.Tensor | None, epoch: int) -> torch.Tensor:
+def epoch_order(config: TrainConfig, n: int, weights: torch.Tensor | None, epoch: int) -> torch.Tensor:
     """This epoch's sample order, from a generator seeded by (seed, epoch): identical after a resume."""
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     if weights is None:
@@ -276,7 +277,7 @@ def _train_epoch(
     run: Run, forward: Callable, images: torch.Tensor, train_rows: torch.Tensor, weights: torch.Tensor | None, beta: float
 ) -> float:
     config, model = run.config, run.model
-    order = _epoch_order(config, len(train_rows), weights, run.epoch).to(images.device)
+    order = epoch_order(config, len(train_rows), weights, run.epoch).to(images.device)
     augmenting = config.augment != "none" or config.color_jitter > 0
     draws = torch.Generator().manual_seed(config.seed * 100_003 + run.epoch + (1 << 40))
     pixels = math.prod(images.shape[1:])
@@ -407,7 +408,7 @@ def train(
     protocol = get_protocol(config.protocol)
     status, reason, run = "completed", "", None
     try:
-        run, plan = _build(config, data, test_data, device)
+        run, plan = build_run(config, data, test_data, device)
         if resume_from is not None:
             _restore(run, resume_from, selection)
         model_step = torch.compile(run.model) if config.compile and device.type == "cuda" else run.model

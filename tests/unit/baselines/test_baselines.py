@@ -13,7 +13,7 @@ import pytest
 
 from hamtune.baselines import parse_method, parse_methods, run_baselines
 from hamtune.baselines.classical import BLUR_SIGMAS, RESAMPLE_FACTORS, blur, knn, pca, pixels, resample
-from hamtune.baselines.run import Split, _split, evaluate_method, reconstruction_terms
+from hamtune.baselines.run import Split, evaluate_method, reconstruction_terms, split_images
 from hamtune.cli import main as cli_main
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import get_protocol
@@ -79,7 +79,7 @@ def test_a_rerun_replaces_its_rows_instead_of_adding_new_ones(results, prepared)
 
 def _splits(prepared: Prepared) -> tuple[np.ndarray, Split, Split]:
     plan = plan_splits(prepared, TrainConfig())
-    return pixels(prepared.images[plan.train]), _split(prepared, plan.val, plan.labels), _split(prepared, plan.test, plan.labels)
+    return pixels(prepared.images[plan.train]), split_images(prepared, plan.val, plan.labels), split_images(prepared, plan.test, plan.labels)
 
 
 def test_the_threshold_is_chosen_on_validation_and_never_sees_test_labels(prepared):

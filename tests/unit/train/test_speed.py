@@ -15,7 +15,7 @@ from hamtune.models.cnn import UpsampleConv2d
 from hamtune.models.losses import per_image_terms, training_loss
 from hamtune.train.config import TrainConfig
 from hamtune.train.evaluate import evaluate
-from hamtune.train.loop import _build, train
+from hamtune.train.loop import build_run, train
 from hamtune.train.tensors import to_input
 
 
@@ -58,8 +58,8 @@ def test_weights_of_the_plain_layers_load_and_give_the_same_reconstructions():
 @pytest.mark.parametrize("kind", ["ae", "vae"])
 def test_channels_last_evaluates_the_same_weights_to_the_same_metrics(prepared, kind):
     config = small(kind=kind, epochs=1)
-    fast, _ = _build(config, prepared, None, torch.device("cpu"))
-    plain, _ = _build(config.replace(channels_last=False), prepared, None, torch.device("cpu"))
+    fast, _ = build_run(config, prepared, None, torch.device("cpu"))
+    plain, _ = build_run(config.replace(channels_last=False), prepared, None, torch.device("cpu"))
     assert fast.model.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert plain.model.encoder[0].weight.is_contiguous()
     plain.model.load_state_dict(fast.model.state_dict())
@@ -74,8 +74,8 @@ def test_channels_last_evaluates_the_same_weights_to_the_same_metrics(prepared, 
 @pytest.mark.parametrize("kind", ["ae", "vae"])
 def test_a_training_step_in_channels_last_computes_the_same_loss_and_gradients(prepared, kind):
     config = small(kind=kind)
-    fast, _ = _build(config, prepared, None, torch.device("cpu"))
-    plain, _ = _build(config.replace(channels_last=False), prepared, None, torch.device("cpu"))
+    fast, _ = build_run(config, prepared, None, torch.device("cpu"))
+    plain, _ = build_run(config.replace(channels_last=False), prepared, None, torch.device("cpu"))
     plain.model.load_state_dict(fast.model.state_dict())
     x = to_input(fast.val.images[torch.as_tensor(fast.val.index[:32])], config.input_range)
     losses, grads = [], []

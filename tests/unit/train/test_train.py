@@ -16,7 +16,7 @@ from hamtune.results.store import load_results
 from hamtune.train import metrics
 from hamtune.train.checkpoint import load_weights
 from hamtune.train.config import PRESETS, TrainConfig, build_config
-from hamtune.train.loop import _epoch_order, train
+from hamtune.train.loop import epoch_order, train
 
 TIMING = ("epoch_time_s", "train_images_per_s")
 
@@ -99,7 +99,7 @@ def test_weighted_rebalancing_samples_normal_classes_evenly(prepared):
     dx = prepared.meta["dx"].to_numpy(str)
     normal = dx[np.isin(dx, ["nv", "bkl", "vasc", "df"])]
     weights = torch.as_tensor(rebalance_weights(normal))
-    drawn = np.concatenate([normal[_epoch_order(small(), len(normal), weights, e).numpy()] for e in range(30)])
+    drawn = np.concatenate([normal[epoch_order(small(), len(normal), weights, e).numpy()] for e in range(30)])
     shares = {c: np.mean(drawn == c) for c in ("nv", "bkl", "vasc", "df")}
     assert all(abs(s - 0.25) < 0.03 for s in shares.values()), shares
     assert np.mean(normal == "nv") > 0.75
