@@ -32,17 +32,11 @@ from hamtune.results.store import ResultsWriter, load_results, trial_row
 from hamtune.sweep.same_data import sweep_data
 from hamtune.train.config import SPLIT_KEYS
 from hamtune.train.data import plan_splits
-from hamtune.train.evaluate import EvalSet, detection_metrics
+from hamtune.train.evaluate import EvalSet, detection_metrics, normal_spread
 from hamtune.train.loop import resolve_device
 
 log = logging.getLogger(__name__)
 
-
-
-def _standardisation(val_scores: np.ndarray, labels: np.ndarray) -> dict:
-    normal = val_scores[labels == 0]
-    spread = float(normal.std())
-    return {"center": float(normal.mean()), "scale": spread if spread > 0 else 1.0}
 
 
 def _check_same_split(bundles: list[Bundle]) -> None:
@@ -107,7 +101,9 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
         test = _eval_set("test", test_data or data, plan.test, plan.test_labels)
         scorers = [b.scorer(target) for b in bundles]
         val_parts = [scorer(data.images[plan.val]) for scorer in scorers]
-        members = [{"path": f"{MEMBERS}/{i + 1}", "trial_id": ids[i], **_standardisation(s, val.labels)} for i, s in enumerate(val_parts)]
+        spreads = [normal_spread(s, val.labels) for s in val_parts]
+        members = [{"path": f"{MEMBERS}/{i + 1}", "trial_id": ids[i], "center": center, "scale": scale}
+                   for i, (center, scale) in enumerate(spreads)]
         val_scores = combine(val_parts, members)
         test_scores = combine([scorer((test_data or data).images[plan.test]) for scorer in scorers], members)
         protocol = get_protocol(config.protocol)

@@ -137,17 +137,21 @@ def _part(per_image: dict[str, np.ndarray], part: str) -> np.ndarray:
     return 1.0 - per_image[entry.term] if entry.similarity else per_image[entry.term]
 
 
+def normal_spread(values: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(mean, standard deviation) of the values of the normal (label 0) images: what puts a score part, or an
+    ensemble member's score, on a common scale. No spread to divide by gives 1."""
+    normal = values[labels == 0]
+    spread = float(normal.std()) if len(normal) > 1 else 0.0
+    return (float(normal.mean()) if len(normal) else 0.0), (spread if spread > 0 and math.isfinite(spread) else 1.0)
+
+
 def fit_standardisation(per_image: dict[str, np.ndarray], labels: np.ndarray, score: str, state: ScoreState) -> None:
     """Mean and standard deviation of each part on the validation normals (only for a score of several parts)."""
     parts = score_parts(score)
     if len(parts) < 2:
         return
-    normal = labels == 0
     for part in parts:
-        values = _part(per_image, part)[normal]
-        state.center[part] = float(values.mean()) if len(values) else 0.0
-        spread = float(values.std()) if len(values) > 1 else 0.0
-        state.scale[part] = spread if spread > 0 and math.isfinite(spread) else 1.0
+        state.center[part], state.scale[part] = normal_spread(_part(per_image, part), labels)
 
 
 def anomaly_score(per_image: dict[str, np.ndarray], score: str, state: ScoreState | None = None) -> np.ndarray:
