@@ -40,7 +40,8 @@ def test_expected_best_is_the_closed_form_with_its_band():
     fig = figures.expected_best(board(), Metric("val_auroc", True), "t")
     band, curve = fig.data
     n, mean, sd = expected_max(np.array([0.8, 0.7, 0.75, 0.6]))
-    np.testing.assert_allclose(curve.x, n) and np.testing.assert_allclose(curve.y, mean)
+    np.testing.assert_allclose(curve.x, n)
+    np.testing.assert_allclose(curve.y, mean)
     np.testing.assert_allclose(band.y[: len(n)], mean + sd)
     assert figures.expected_best(board().head(1), Metric("val_auroc", True), "t") is None
 
