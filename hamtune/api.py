@@ -296,7 +296,7 @@ def export_model(results: str | Path, out: str | Path, *, rank: int = 1, metric:
     return folder
 
 
-def score(model: str | Path, *inputs: str | Path, device: str = "cpu", format: str = "torch",
+def score(model: str | Path, *inputs: str | Path, device: str = "auto", format: str = "torch",
           maps: str | Path | None = None) -> pd.DataFrame:
     """Score images (files, folders or a prepared cache) with an exported bundle: image, score, flagged (score > the
     threshold chosen on validation), exactly as `hamtune score` writes them; with `maps`, each image's anomaly map
@@ -404,7 +404,7 @@ class Ensemble:
 
 
 def build_ensemble(results: str | Path, *, top: int = 3, name: str | None = None, root: str | Path = "results",
-                   device: str = "cpu") -> Ensemble:
+                   device: str = "auto") -> Ensemble:
     """Combine the `top` trials of a results folder chosen on validation into one detector (each member's score
     standardised on validation normals, averaged) and record it in root/<name> (default <sweep>-ensemble), which
     `export_model` then exports like any trial."""
@@ -493,7 +493,7 @@ def _check_maps_out(maps: Path, model: Path, labels: Mapping[str, str] | None) -
 
 
 def write_scores(model: str | Path, *inputs: str | Path, out: str | Path = "scores.csv", force: bool = False,
-                 device: str = "cpu", format: str = "torch", maps: str | Path | None = None, progress: bool = False,
+                 device: str = "auto", format: str = "torch", maps: str | Path | None = None, progress: bool = False,
                  labels: Mapping[str, str] | None = None) -> ScoreFile:
     """`score`, written to the CSV `out` atomically (as `hamtune score`): a destination that would overwrite the
     bundle, an input or a non-CSV file is refused before anything runs. `labels` renames arguments in errors."""

@@ -450,9 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--metric", default=None, help="rank by this column instead of the sweep's objective")
     ex.add_argument("--out", type=Path, required=True, help="folder to write")
     ex.add_argument("--force", action="store_true", help="replace --out if it exists")
-    ex.add_argument("--format", action="append", choices=FORMATS, default=None,
-                    help="also write a portable program: onnx (model.onnx; pip install \"hamtune[onnx]\") or torch-export "
-                    "(model.pt2); repeatable (default torch: the weights only)")
+    ex.add_argument("--format", "--program", dest="format", action="append", choices=FORMATS, default=None,
+                    help="also write a portable program: onnx (model.onnx + score.onnx; pip install \"hamtune[onnx]\") or "
+                    "torch-export (model.pt2); repeatable (default torch: the weights only). --program is the same flag, "
+                    "named apart from report's output --format")
     ex.set_defaults(func=cmd_export)
 
     en = commands.add_parser("ensemble", help="combine a sweep's best trials, chosen on validation, into one detector")
@@ -460,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--top", type=int, default=3, help="how many of the best trials by the sweep's objective (default 3)")
     en.add_argument("--name", default=None, help="results/<name> (default <sweep>-ensemble)")
     en.add_argument("--results", default="results", help="results root (default ./results)")
-    en.add_argument("--device", choices=CHOICES["device"], default="cpu", help="where the members score (default cpu)")
+    en.add_argument("--device", choices=CHOICES["device"], default="auto", help="where the members score (default auto, as train)")
     en.set_defaults(func=cmd_ensemble)
 
     sc = commands.add_parser("score", help="anomaly scores of images with an exported model, as a CSV")
@@ -468,10 +469,11 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("inputs", type=Path, nargs="+", metavar="INPUTS", help="JPEG/PNG files, folders (recursive) or prepared caches")
     sc.add_argument("--out", type=Path, default=Path("scores.csv"), help="CSV to write (default ./scores.csv)")
     sc.add_argument("--force", action="store_true", help="replace an existing --out that is not a .csv file")
-    sc.add_argument("--device", choices=CHOICES["device"], default="cpu", help="where the model runs (default cpu)")
+    sc.add_argument("--device", choices=CHOICES["device"], default="auto", help="where the model runs (default auto, as train)")
     sc.add_argument("--no-progress", action="store_true", help="no progress bar")
-    sc.add_argument("--format", choices=FORMATS, default="torch",
-                    help="run the model as: torch (the weights), onnx or torch-export (programs written by export --format)")
+    sc.add_argument("--format", "--program", dest="format", choices=FORMATS, default="torch",
+                    help="run the model as: torch (the weights), onnx or torch-export (programs written by export --format); "
+                    "--program is the same flag")
     sc.add_argument("--maps", type=Path, default=None, metavar="DIR",
                     help="also write each image's anomaly map (its mean is the score) as DIR/<image>.npy and .png; "
                          "scores of mse and/or ssim only; computed with the PyTorch weights")

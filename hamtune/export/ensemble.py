@@ -62,7 +62,7 @@ def seed_members(directory: Path, trial_ids: list[str]) -> tuple[pd.DataFrame, M
     return board[board["trial_id"].astype(str).isin(set(trial_ids))].reset_index(drop=True), metric
 
 
-def build_ensemble(directory: Path, top: int, results_root: Path, name: str | None = None, device: str = "cpu",
+def build_ensemble(directory: Path, top: int, results_root: Path, name: str | None = None, device: str = "auto",
                    members: list[str] | None = None) -> tuple[Path, dict]:
     """Combine the `top` best trials of `directory` (ranked by the sweep's validation objective), or exactly the
     trials `members` names (a configuration's seeds), and record the ensemble in results/<name> (default:

@@ -113,7 +113,7 @@ class Scored:
 
 
 def score_inputs(
-    bundle: Bundle | EnsembleBundle, paths: list[Path], device: str = "cpu", progress: bool = True, format: str = "torch",
+    bundle: Bundle | EnsembleBundle, paths: list[Path], device: str = "auto", progress: bool = True, format: str = "torch",
     maps: Path | None = None,
 ) -> Scored:
     """Score every readable image among `paths` with the bundle's model as `format` (torch, onnx, torch-export);
