@@ -25,7 +25,7 @@ import hamtune
 from hamtune.data.images import Preprocess, decode_many, resize_array
 from hamtune.data.labels import DX_CODES
 from hamtune.data.loader import Source
-from hamtune.data.sources import detect, load_source
+from hamtune.data.sources import ARRAY_FORMS, detect, load_source
 from hamtune.errors import HamtuneError, UsageError
 from hamtune.files import atomic_folder
 from hamtune.workers import remove_stale_temporaries
@@ -33,7 +33,6 @@ from hamtune.workers import remove_stale_temporaries
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-ARRAY_FORMS = ("hmnist", "dermamnist")
 JPEG_DEFAULT_SIZE = 64
 SYNTHETIC_DEFAULT = {"n": 2000, "seed": 0, "image_size": (600, 450)}
 

@@ -2,50 +2,77 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from hamtune.data import dermamnist, hmnist, isic2018, release
 from hamtune.data.loader import Loader, Source
 from hamtune.errors import HamtuneError
 
-LOADERS: dict[str, Loader] = {
-    "release": release.load, "hmnist": hmnist.load, "dermamnist": dermamnist.load, "isic2018": isic2018.load,
-}
+TABLES = (".csv", ".tab")
+
+
+def _header(src: Path) -> str:
+    return src.open(encoding="utf-8", errors="replace").readline().lower()
+
+
+def _isic_header(header: str) -> bool:
+    return header.startswith("image,") and "mel" in header and "nv" in header
+
+
+@dataclass(frozen=True)
+class Form:
+    """One form HAM10000 comes in: how to load it, how to recognise a file or a folder of it, and whether its
+    pixels come as arrays (kept at their native size) rather than JPEGs."""
+
+    name: str
+    load: Loader
+    is_file: Callable[[Path, str], bool]  # (the file, its lowercase name)
+    is_folder: Callable[[set[str]], bool]  # the folder's lowercase entry names
+    arrays: bool
+
+
+# In the order files are tried (the release's metadata table is the catch-all CSV, last). A folder is tried in
+# FOLDER_ORDER: an ISIC 2018 folder holds HAM10000's metadata too, and Kaggle's HAM10000 download holds the
+# release and hmnist_*.csv side by side (the full-size images win).
+FORMS: tuple[Form, ...] = (
+    Form("dermamnist", dermamnist.load, lambda src, name: name.endswith(".npz"),
+         lambda names: any(n.startswith("dermamnist") and n.endswith(".npz") for n in names), arrays=True),
+    Form("hmnist", hmnist.load,
+         lambda src, name: (name.startswith("hmnist_") and name.endswith(".csv"))
+         or (name.endswith(TABLES) and "pixel0000" in _header(src)),
+         lambda names: any(n.startswith("hmnist_") and n.endswith(".csv") for n in names), arrays=True),
+    Form("isic2018", isic2018.load,
+         lambda src, name: (name.startswith("isic2018_task3") and name.endswith("groundtruth.csv"))
+         or (name.endswith(TABLES) and _isic_header(_header(src))),
+         lambda names: any(n.startswith("isic2018_task3") for n in names), arrays=False),
+    Form("release", release.load, lambda src, name: name.endswith(TABLES),
+         lambda names: bool({"ham10000_metadata.csv", "ham10000_metadata.tab"} & names), arrays=False),
+)
+FOLDER_ORDER = ("isic2018", "release", "hmnist", "dermamnist")
+BY_NAME: dict[str, Form] = {form.name: form for form in FORMS}
+LOADERS: dict[str, Loader] = {form.name: form.load for form in FORMS}
+ARRAY_FORMS = tuple(form.name for form in FORMS if form.arrays)
 
 
 def detect(src: Path) -> str:
     """Tell which form a file or folder is, from names the public releases use."""
     if not src.exists():
         raise HamtuneError(f"{src}: no such file or folder")
-    name = src.name.lower()
     if src.is_file():
-        if name.endswith(".npz"):
-            return "dermamnist"
-        if name.startswith("hmnist_") and name.endswith(".csv"):
-            return "hmnist"
-        if name.startswith("isic2018_task3") and name.endswith("groundtruth.csv"):
-            return "isic2018"
-        if name.endswith((".csv", ".tab")):
-            header = src.open(encoding="utf-8", errors="replace").readline().lower()
-            if "pixel0000" in header:
-                return "hmnist"
-            if header.startswith("image,") and "mel" in header and "nv" in header:
-                return "isic2018"
-            return "release"
-        raise HamtuneError(f"{src}: not a dataset file I know (.csv, .tab or .npz expected)")
+        found = next((form.name for form in FORMS if form.is_file(src, src.name.lower())), None)
+        if found is None:
+            raise HamtuneError(f"{src}: not a dataset file I know (.csv, .tab or .npz expected)")
+        return found
     names = {p.name.lower() for p in src.iterdir()}
-    if any(n.startswith("isic2018_task3") for n in names):
-        return "isic2018"
-    if {"ham10000_metadata.csv", "ham10000_metadata.tab"} & names:
-        return "release"
-    if any(n.startswith("hmnist_") and n.endswith(".csv") for n in names):
-        return "hmnist"
-    if any(n.startswith("dermamnist") and n.endswith(".npz") for n in names):
-        return "dermamnist"
-    raise HamtuneError(
-        f"{src}: found no HAM10000 data here; expected HAM10000_metadata.csv (+ image folders or zips), "
-        "hmnist_*.csv, dermamnist*.npz or the ISIC2018_Task3_* files"
-    )
+    found = next((name for name in FOLDER_ORDER if BY_NAME[name].is_folder(names)), None)
+    if found is None:
+        raise HamtuneError(
+            f"{src}: found no HAM10000 data here; expected HAM10000_metadata.csv (+ image folders or zips), "
+            "hmnist_*.csv, dermamnist*.npz or the ISIC2018_Task3_* files"
+        )
+    return found
 
 
 def load_source(src: Path, skip_missing: bool = False, metadata: Path | None = None) -> Source:

@@ -282,3 +282,22 @@ def test_rebalance_weights_equalise_classes():
     weights = rebalance_weights(dx)
     per_class = {c: weights[dx == c].sum() for c in ("nv", "bkl", "vasc", "df")}
     assert np.allclose(list(per_class.values()), 0.25)
+
+
+@pytest.mark.parametrize("form", ["release", "hmnist", "dermamnist", "isic2018"])
+def test_every_registered_form_is_recognised_by_file_and_folder_and_loads_the_seven_classes(form, release_dir, isic_dir, prepared, tmp_path):
+    from hamtune.data.sources import BY_NAME, FORMS, detect
+
+    assert [f.name for f in FORMS] and form in BY_NAME
+    pixels, dx = np.asarray(prepared.images[:140]), list(prepared.meta["dx"][:140])
+    folder = tmp_path / form
+    if form != "release":
+        folder.mkdir()
+    file = {"release": lambda: copy_release(release_dir, folder) / "HAM10000_metadata.csv",
+            "hmnist": lambda: write_hmnist(folder / "hmnist_28_28_RGB.csv", pixels, dx),
+            "dermamnist": lambda: write_dermamnist(folder / "dermamnist.npz", pixels, dx),
+            "isic2018": lambda: next(isic_dir.glob("ISIC2018_Task3_*GroundTruth*.csv"))}[form]()
+    assert detect(file) == form
+    assert detect(file.parent) == form
+    source = BY_NAME[form].load(file.parent if form in ("release", "isic2018") else file, skip_missing=False, metadata=None)
+    assert set(source.table["dx"]) <= {"nv", "mel", "bkl", "bcc", "akiec", "vasc", "df"} and len(source.table) > 0
