@@ -84,7 +84,7 @@ def epoch_times(data, batch: int, variant: str, device: str, limit: int | None =
     channels_last, precision, mode = VARIANTS[variant]
     config = TrainConfig(**MODEL, batch_size=batch, device=device, precision=precision, channels_last=channels_last,
                          compile=mode is not None)
-    run, _ = loop._build(config, data, None, torch.device(device))
+    run, _ = loop.build_run(config, data, None, torch.device(device))
     images = run.val.images
     rows = torch.arange(min(limit or len(images), len(images)), device=images.device)
     forward = torch.compile(run.model, mode=mode) if mode else run.model

@@ -7,7 +7,7 @@ Same model definition (hamtune.models.build_model), same loss, same training ima
                           conversion per item, DataLoader with default collate, .to(device) per
                           batch, loss.item() per batch, torch's default AdamW and memory layout
   notebook (array)        the same over a uint8 NHWC array: the leanest per-item Dataset there is
-  hamtune                 hamtune.train.loop (`_build`, `_train_epoch`): uint8 images on the device
+  hamtune                 hamtune.train.loop (`build_run`, `_train_epoch`): uint8 images on the device
                           once, index batches converted on the device, fused AdamW, channels_last CNNs
   hamtune (NCHW)          hamtune with channels_last=False, to show what the layout alone gives (CNNs)
 
@@ -116,10 +116,10 @@ class Notebook:
 
 
 class Hamtune:
-    """hamtune's own training state, built by the loop's `_build` (data on the device once)."""
+    """hamtune's own training state, built by the loop's `build_run` (data on the device once)."""
 
     def __init__(self, config: TrainConfig, data: Prepared, device: torch.device):
-        self.run, plan = loop._build(config, data, None, device)
+        self.run, plan = loop.build_run(config, data, None, device)
         self.images = self.run.val.images
         self.train_rows = torch.as_tensor(plan.train, device=device)
         self.rows = plan.train
