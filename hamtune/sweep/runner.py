@@ -291,6 +291,8 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
                                "was started with --storage, pass the same --storage")
         raise HamtuneError(f"{experiment}: no sweep to resume here (start it without --resume)")
     if options.resume:
+        if Path(experiment).is_dir():
+            trust.repair_torn_state(Path(experiment))
         trust.verify(experiment)  # before Tune unpickles anything
     if not options.resume and (directory / TRIALS).exists():
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")

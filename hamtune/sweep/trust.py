@@ -19,6 +19,11 @@ folder by any number of saves (Tune saves at every step, about ten a second whil
 file's versions are kept from the one the results folder holds now onwards, not a fixed number of them. The one gap: a driver killed in the
 milliseconds between Tune writing its first `tuner.pkl` and hamtune recording it; that sweep cannot be
 resumed and is started again.
+
+Tune rewrites its staging `experiment_state-*.json` in place while a copy to storage may still be reading it, so
+a driver killed at the wrong moment can leave a torn (empty or cut) copy in the results folder, which neither Tune
+nor hamtune could resume from. So each complete version is also kept, as recorded, in `tune/.hamtune-state/`;
+`repair_torn_state` puts it back over a torn copy before `verify` checks digests.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ TUNER = "tuner.pkl"
 STATE_PATTERNS = (TUNER, "experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl",
                   "callback-states-*.pkl", "basic-variant-state-*.json")
 TRIAL_PATTERNS = ("error.pkl",)
+STATE_FILE = "experiment_state-*.json"
+WHOLE_STATE = ".hamtune-state"  # beside Tune's files: the last complete experiment state (see the module docstring)
 KEEP = 4096  # versions of each file remembered at most: those not yet copied to the experiment folder (see record)
 
 
@@ -182,8 +189,36 @@ class TrustRecorder(tune.Callback):
         try:
             stored = state_digests(storage.storage_filesystem, storage.experiment_fs_path)
             record(storage.experiment_fs_path, _local(), storage.experiment_driver_staging_path, stored=stored)
+            if isinstance(storage.storage_filesystem, pafs.LocalFileSystem):
+                keep_whole_state(Path(storage.experiment_driver_staging_path), Path(storage.experiment_fs_path))
         except (OSError, HamtuneError) as exc:
             log.warning("could not record the digests of Tune's state (%s); --resume will refuse this sweep", exc)
+
+
+def keep_whole_state(staging: Path, experiment: Path) -> None:
+    """Copy the complete experiment state Tune just wrote (and hamtune just recorded) beside the results, atomically."""
+    for source in staging.glob(STATE_FILE):
+        target = experiment / WHOLE_STATE / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(target) as tmp:
+            tmp.write_bytes(source.read_bytes())
+
+
+def repair_torn_state(experiment: Path) -> None:
+    """Put the last complete, recorded experiment state back over a torn copy (empty or not JSON) that a driver
+    killed during Tune's copy to storage left; `verify` then checks it like any other file."""
+    for path in Path(experiment).glob(STATE_FILE):
+        try:
+            json.loads(path.read_bytes())
+            continue
+        except ValueError:
+            pass
+        whole = Path(experiment) / WHOLE_STATE / path.name
+        if whole.is_file():
+            log.warning("%s: a torn copy (its driver was killed while Tune copied it); the last complete version "
+                        "hamtune kept is put back", path)
+            with atomic_file(path) as tmp:
+                tmp.write_bytes(whole.read_bytes())
 
 
 def _local():
