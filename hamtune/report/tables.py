@@ -99,8 +99,9 @@ def optimism_line(board: pd.DataFrame, ranking: Ranking) -> str:
     column = ranking.metric.column
     gap = float(best[column]) - float(chosen[column])
     how = "Chosen on validation"
-    table = configurations.per_configuration(configurations.seed_rows(board[is_deep(board)]), ranking.select)
-    if configurations.has_seeds(table) and ranking.select.column.startswith("val_"):
+    deep = board[is_deep(board)]
+    table = configurations.per_configuration(configurations.seed_rows(deep), ranking.select) if has_repeats(deep) else None
+    if table is not None and configurations.has_seeds(table) and ranking.select.column.startswith("val_"):
         top = table.iloc[0]
         how = (f"Chosen on validation by the mean over seeds (configuration {top['config_id']}: {ranking.select.column} "
                f"{configurations.mean_sd(top, ranking.select.column)} over {top['n']} seeds; rank 1 whatever its own value)")
@@ -109,10 +110,17 @@ def optimism_line(board: pd.DataFrame, ranking: Ranking) -> str:
             f"(optimistic by {gap:+.4g}).")
 
 
+def has_repeats(deep: pd.DataFrame) -> bool:
+    """Whether some configuration was trained on more than one seed (a confirm stage)."""
+    return "config_id" in deep.columns and bool(deep["config_id"].dropna().duplicated().any())
+
+
 def seed_tables(ranking: Ranking, reproduced: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Per test set, the configurations measured on 2+ seeds (confirm stage, reproduce), best mean validation first."""
     tables = {}
     for key, board in ranking.boards.items():
+        if not has_repeats(board[is_deep(board)]) and (reproduced is None or not len(reproduced)):
+            continue  # every trial its own configuration: nothing to aggregate (and 5,000 of them would take a while)
         table = configurations.per_configuration(configurations.seed_rows(board[is_deep(board)], reproduced), ranking.select)
         if configurations.has_seeds(table):
             tables[key] = table[table["n"] >= 2]
