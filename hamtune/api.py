@@ -100,7 +100,7 @@ def deliver_confirmed(directory: Path, device: str = "auto") -> dict | None:
     from hamtune.export.ensemble import build_ensemble as build
     from hamtune.paths import results_lock
     from hamtune.results.configurations import per_configuration, seed_rows
-    from hamtune.results.rank import DEEP_KINDS, objective
+    from hamtune.results.rank import DEEP_KINDS, ensemble_of, objective
 
     trials = load_results(directory)[0]
     if "stage" not in trials.columns or not (trials["stage"] == "confirm").any():
@@ -111,10 +111,9 @@ def deliver_confirmed(directory: Path, device: str = "auto") -> dict | None:
     if not len(confirmed):
         return None
     members = sorted(seeds.loc[seeds["config_id"] == confirmed["config_id"].iloc[0], "trial_id"].astype(str))
-    if "members" in trials.columns:
-        for _, row in trials[trials["members"].notna()].iterrows():
-            if sorted(str(row["members"]).split(",")) == members:
-                return row.to_dict()
+    built = ensemble_of(trials, members)
+    if len(built):
+        return built.iloc[0].to_dict()
     with results_lock(Path(directory)):
         return build(Path(directory), 0, Path(directory).parent, Path(directory).name, device, members=members)[1]
 

@@ -126,6 +126,14 @@ def leaderboards(ranked: pd.DataFrame, metric: Metric) -> dict[str, pd.DataFrame
     return dict(sorted(boards.items(), key=lambda item: -len(item[1])))
 
 
+def ensemble_of(trials: pd.DataFrame, members) -> pd.DataFrame:
+    """The ensemble rows whose members are exactly the trials `members` (a configuration's seeds)."""
+    if "members" not in trials.columns:
+        return trials.iloc[0:0]
+    wanted = set(map(str, members))
+    return trials[trials["members"].notna() & trials["members"].map(lambda m: set(str(m).split(",")) == wanted)]
+
+
 def confirmed_first(board: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     """Where configurations were measured on 2+ seeds (a confirm stage, `reproduce`), the chosen row is the
     configuration with the best MEAN validation objective, not the luckiest single seed: its seed ensemble when one
@@ -140,12 +148,8 @@ def confirmed_first(board: pd.DataFrame, metric: Metric) -> pd.DataFrame:
         return board
     best = means.idxmax() if metric.higher_is_better else means.idxmin()
     mine = seeds[seeds["config_id"] == best]
-    pick = mine.index[0]
-    if "members" in board.columns:
-        wanted = set(mine["trial_id"].astype(str))
-        delivered = board[board["members"].notna() & board["members"].map(lambda m: set(str(m).split(",")) == wanted)]
-        if len(delivered):
-            pick = delivered.index[0]
+    delivered = ensemble_of(board, mine["trial_id"])
+    pick = delivered.index[0] if len(delivered) else mine.index[0]
     return board.loc[[pick, *(i for i in board.index if i != pick)]]
 
 

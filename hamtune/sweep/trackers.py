@@ -37,6 +37,7 @@ EPOCH_PREFIXES = ("val_", "test_")
 EPOCH_KEYS = ("train_loss", "epoch_time_s", "train_images_per_s")
 DELIVERED_EXTRA = ("threshold", "best_epoch", "epochs_run", "wall_time_s", "n_params")
 PARENT_TAG, TRIAL_TAG = "hamtune_sweep", "hamtune_trial_id"
+SWEEP_SETTINGS = ("space", "command", "versions", "git_commit", "hardware")
 
 
 def require(name: str) -> None:
@@ -222,8 +223,7 @@ def parent_run(sweep: str, directory: Path, settings: dict):
         return found[0]
     run = client.create_run(experiment_id, run_name=sweep, tags={PARENT_TAG: sweep, "hamtune_role": "sweep",
                                                                 "hamtune_results": str(directory)})
-    _log_params(client, run.info.run_id, _flatten({k: settings[k] for k in ("space", "command", "versions", "git_commit", "hardware")
-                                                   if k in settings}))
+    _log_params(client, run.info.run_id, sweep_params(settings))
     for name in ("sweep.json",):
         if (Path(directory) / name).is_file():
             client.log_artifact(run.info.run_id, str(Path(directory) / name))
@@ -250,6 +250,11 @@ def log_artifacts(directory: Path, sweep: str, paths: dict[str, Path]) -> None:
             client.log_artifacts(found[0].info.run_id, str(path), folder)
         elif Path(path).is_file():
             client.log_artifact(found[0].info.run_id, str(path), folder)
+
+
+def sweep_params(settings: dict) -> dict:
+    """What a sweep's parent run (MLflow) or sweep run (W&B) holds as parameters: sweep.json's settings, flattened."""
+    return _flatten({k: settings[k] for k in SWEEP_SETTINGS if k in settings})
 
 
 def _flatten(settings: dict, prefix: str = "") -> dict:
@@ -319,8 +324,7 @@ class WandbTracker(TrialTracker):
         self.settings, self.runs, self.parent = settings, {}, None
 
     def setup(self, **info) -> None:
-        self.parent = wandb_run(self.directory, self.sweep, "sweep", self.sweep, _flatten(
-            {k: self.settings[k] for k in ("space", "command", "versions", "git_commit", "hardware") if k in self.settings}))
+        self.parent = wandb_run(self.directory, self.sweep, "sweep", self.sweep, sweep_params(self.settings))
         files = {"sweep.json": self.directory / "sweep.json"}
         text = self.settings.get("space_text")
         if isinstance(text, str):
