@@ -7,6 +7,10 @@ best delivered validation objective, each with N new seeds. They are ordinary tr
 resources, packing, checkpoints and resume); their config carries `CONFIRM_KEY` (the trial id of the
 search trial they repeat), which the trainable strips and the recorder writes as the row's `config_id`.
 ASHA does not stop them: a seed is not a candidate to prune. The plan is kept in `confirm.json`.
+
+Where the space's `fuse` setting allows it (train/fused.py: `why_not_fused`), a configuration's N seeds are
+one trial instead of N: its config also carries `GROUP_KEY` (the seeds), the trainable trains them as one
+grouped model, and the recorder writes one row per seed (trial id `<trial>-s<seed>`, `member_id`).
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from pathlib import Path
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from hamtune.errors import HamtuneError
 from hamtune.files import atomic_file
 from hamtune.sweep.study import MirroredOptunaSearch
 
 CONFIRM_KEY = "confirm_of"
+GROUP_KEY = "fused_seeds"
 PLAN = "confirm.json"
 
 
@@ -31,9 +37,22 @@ def new_seeds(original: int, n: int) -> list[int]:
 
 
 def split_config(config: dict) -> tuple[dict, str | None]:
-    """A Tune config as (TrainConfig values, the search trial it confirms or None)."""
+    """A Tune config as (TrainConfig values, the search trial it confirms or None); a fused group's values
+    are its first seed's (`group_seeds` has them all)."""
     values = dict(config)
+    values.pop(GROUP_KEY, None)
     return values, values.pop(CONFIRM_KEY, None)
+
+
+def group_seeds(config: dict) -> list[int] | None:
+    """The seeds a fused confirm trial trains as one group, or None for a trial of one model."""
+    seeds = config.get(GROUP_KEY)
+    return [int(s) for s in seeds] if seeds else None
+
+
+def member_id(trial_id: str, seed: int) -> str:
+    """The results row id of one seed of a fused trial."""
+    return f"{trial_id}-s{seed}"
 
 
 def choose(values: dict[str, float], top: int, mode: str) -> list[str]:
@@ -52,9 +71,11 @@ class ConfirmingSearch(MirroredOptunaSearch):
     """hamtune's Optuna searcher for `search_trials` trials, then the confirm stage's seeds (None while search
     trials still run: Tune asks again)."""
 
-    def __init__(self, *, search_trials: int, top: int, seeds: int, **kwargs):
+    def __init__(self, *, search_trials: int, top: int, seeds: int, fuse: str = "off", on_cuda: bool = False,
+                 manifest: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self._search_trials, self._top, self._seeds = search_trials, top, seeds
+        self._fuse, self._on_cuda, self._manifest = fuse, on_cuda, manifest or {}
         self._searched: dict[str, dict] = {}  # search trial id -> its config
         self._ended: dict[str, float] = {}  # search trial id -> its delivered objective (NaN if none)
         self._plan: list[dict] | None = None
@@ -83,18 +104,34 @@ class ConfirmingSearch(MirroredOptunaSearch):
 
     def _make_plan(self) -> list[dict]:
         chosen = choose(self._ended, self._top, self.mode)
-        plan = [
-            {**self._searched[trial_id], "seed": seed, CONFIRM_KEY: trial_id}
-            for trial_id in chosen
-            for seed in new_seeds(int(self._searched[trial_id].get("seed", 0)), self._seeds)
-        ]
+        plan, fused = [], {}
+        for trial_id in chosen:
+            seeds = new_seeds(int(self._searched[trial_id].get("seed", 0)), self._seeds)
+            trials = [{**self._searched[trial_id], "seed": seed, CONFIRM_KEY: trial_id} for seed in seeds]
+            fused[trial_id] = self._why_not_fused(trials)
+            plan += [{**trials[0], GROUP_KEY: seeds}] if not fused[trial_id] else trials
         if self._results_path:
             with atomic_file(Path(self._results_path) / PLAN) as tmp:
                 tmp.write_text(json.dumps({
                     "metric": self.metric, "mode": self.mode, "top": self._top, "seeds": self._seeds,
-                    "configurations": {trial_id: self._ended[trial_id] for trial_id in chosen}, "trials": len(plan),
+                    "configurations": {trial_id: self._ended[trial_id] for trial_id in chosen},
+                    "trials": len(chosen) * self._seeds, "tune_trials": len(plan), "fuse": self._fuse,
+                    "not_fused": {trial_id: why for trial_id, why in fused.items() if why},
                 }, indent=2))
         return plan
+
+    def _why_not_fused(self, trials: list[dict]) -> str:
+        """'' when these seeds of one configuration train as one group under the space's `fuse` setting."""
+        from hamtune.sweep.trainable import trial_config
+        from hamtune.train.fused import why_not_fused
+
+        if self._fuse == "off" or len(trials) < 2:
+            return "fuse=off" if self._fuse == "off" else "one seed"
+        try:
+            configs = [trial_config(t, self._manifest) for t in trials]
+        except HamtuneError as exc:
+            return str(exc)
+        return why_not_fused(self._fuse, configs, self._on_cuda)
 
 
 class ConfirmingASHA(ASHAScheduler):

@@ -12,10 +12,11 @@ from ray import tune
 from hamtune.errors import HamtuneError
 from hamtune.paths import relative_to_results
 from hamtune.results.store import ResultsWriter, trial_row
-from hamtune.sweep.confirm import split_config
+from hamtune.sweep.confirm import group_seeds, member_id, split_config
 from hamtune.sweep.study import finish_trial
 from hamtune.sweep.trainable import trial_config
 from hamtune.train import checkpoint as ckpt
+from hamtune.train.fused import member_folder, read_group
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,22 @@ def _error_text(trial) -> str:
     if path and Path(path).exists():
         return Path(path).read_text(errors="replace")
     return "the trial raised an error (see the Ray logs)"
+
+
+def member_states(last: dict, checkpoint: str | None, n: int, status: str, reason: str) -> list[tuple[str, str]]:
+    """Each seed's (status, reason) of a fused trial: its closing report's, else its checkpoint's group.json
+    (a seed still training there ended as the trial did), else the trial's own."""
+    reported = last.get("member_states")
+    if isinstance(reported, list) and len(reported) == n:
+        return [(str(s), str(r)) for s, r in reported]
+    try:
+        saved = read_group(Path(checkpoint)) if checkpoint else []
+    except HamtuneError as exc:
+        log.warning("%s", exc)
+        saved = []
+    if len(saved) == n:
+        return [(status, reason) if m["status"] == "running" else (m["status"], m["reason"]) for m in saved]
+    return [(status, reason)] * n
 
 
 def _last_line(text: str) -> str:
@@ -63,17 +80,29 @@ class ResultsRecorder(tune.Callback):
         self._record(trial, "failed", _last_line(_error_text(trial)), trials)
 
     def _record(self, trial, status: str, reason: str, trials: list) -> None:
-        history, scores, samples, checkpoint = [], None, None, None
-        if trial.checkpoint is not None:
-            checkpoint = trial.checkpoint.path
+        checkpoint = trial.checkpoint.path if trial.checkpoint is not None else None
+        values, confirms = split_config(trial.config)
+        seeds = group_seeds(trial.config)
+        if not seeds:
+            self._write(trial, trial.trial_id, values, confirms, status, reason, checkpoint, trials)
+            return
+        states = member_states(trial.last_result or {}, checkpoint, len(seeds), status, reason)
+        for index, (seed, (state, why)) in enumerate(zip(seeds, states)):
+            folder = str(member_folder(checkpoint, index)) if checkpoint else None
+            self._write(trial, member_id(trial.trial_id, seed), {**values, "seed": seed}, confirms, state, why, folder, trials)
+
+    def _write(self, trial, trial_id: str, values: dict, confirms: str | None, status: str, reason: str,
+               checkpoint: str | None, trials: list) -> None:
+        """One model's row (a trial's, or one seed's of a fused trial) from its checkpoint folder."""
+        history, scores, samples = [], None, None
+        if checkpoint is not None:
             try:
                 history, scores = ckpt.load_history(Path(checkpoint))
                 samples = ckpt.load_samples(Path(checkpoint))
             except (HamtuneError, OSError) as exc:
-                log.warning("trial %s: could not read its checkpoint %s (%s)", trial.trial_id, checkpoint, exc)
+                log.warning("trial %s: could not read its checkpoint %s (%s)", trial_id, checkpoint, exc)
         if status == "stopped" and history and history[-1].get("status") == "completed":
             status = "completed"  # resumed at its last epoch: Tune's last result predates that epoch
-        values, confirms = split_config(trial.config)
         try:
             params = trial_config(values, self.data_manifest).applicable()
         except HamtuneError:
@@ -81,25 +110,26 @@ class ResultsRecorder(tune.Callback):
         last = trial.last_result or {}
         wall = time.time() - self.started.get(trial.trial_id, time.time())
         row = trial_row(
-            sweep=self.sweep, trial_id=trial.trial_id, status=status, reason=reason, params=params, history=history,
+            sweep=self.sweep, trial_id=trial_id, status=status, reason=reason, params=params, history=history,
             objective=self.objectives[0], wall_time_s=float(last.get("time_total_s", wall)),
             device=str(last.get("device", "")) or None, data_manifest=self.data_manifest, test_manifest=self.test_manifest,
             n_params=last.get("n_params"), checkpoint=relative_to_results(checkpoint, self.directory),
             extra={"node_id": last.get("node_id"), "objective_metrics": ",".join(m for m, _ in self.objectives),
-                   "config_id": confirms or trial.trial_id, "stage": "confirm" if confirms else "search"},
+                   "config_id": confirms or trial_id, "stage": "confirm" if confirms else "search"},
         )
         writer = ResultsWriter(self.directory)
         writer.add(row, history, scores if status != "failed" or history else None, samples)
-        finish_trial(self.directory, self.sweep, trial.trial_id, status, row, history, self.objectives)
+        finish_trial(self.directory, self.sweep, trial_id, status, row, history, self.objectives)
         if checkpoint and Path(checkpoint).is_dir():  # a finished trial never resumes: keep what export needs
             ckpt.shrink(Path(checkpoint), self.keep)
         done = len(writer.trials)
         metric = self.objectives[0][0]
         value = row.get(metric)
         shown = f"{metric}={value:.4f}" if isinstance(value, float) and np.isfinite(value) else f"{metric}=n/a"
+        fused = f" (fused with {len(group_seeds(trial.config)) - 1} more)" if group_seeds(trial.config) else ""
         log.info(
-            f"[{done}/{self.total}] trial {trial.trial_id} {params.get('kind')}/{params.get('arch')}"
-            + (f" seed {params.get('seed')} of {confirms}" if confirms else "") + f" {status} "
+            f"[{done}/{self.total}] trial {trial_id} {params.get('kind')}/{params.get('arch')}"
+            + (f" seed {params.get('seed')} of {confirms}{fused}" if confirms else "") + f" {status} "
             f"after {len(history)} epoch(s): {shown}" + (f" ({reason[:120]})" if reason else "") + self._progress(done, trials)
         )
 

@@ -16,6 +16,7 @@ from pyarrow import fs as pafs
 from ray import tune
 
 from hamtune.train import checkpoint as ckpt
+from hamtune.train.fused import GROUP_FILE
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,9 @@ def is_complete(checkpoint: tune.Checkpoint) -> bool:
 
 
 def _is_complete(filesystem: pafs.FileSystem, path: str) -> bool:
-    infos = filesystem.get_file_info([posixpath.join(path, name) for name in ckpt.RESUME_FILES])
-    return all(info.type == pafs.FileType.File for info in infos)
+    """A run's checkpoint with every file it resumes from, or a fused group's (group.json is written last)."""
+    infos = filesystem.get_file_info([posixpath.join(path, name) for name in (*ckpt.RESUME_FILES, GROUP_FILE)])
+    return all(info.type == pafs.FileType.File for info in infos[:-1]) or infos[-1].type == pafs.FileType.File
 
 
 def repair_checkpoint(checkpoint: tune.Checkpoint) -> str | None:

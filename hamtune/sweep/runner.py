@@ -166,9 +166,11 @@ def concurrency(cpus: float, gpus: float, requested: int | None) -> int:
     return max(1, min(fits, requested or fits))
 
 
-def make_searcher(space: SearchSpace, name: str, directory: Path, search_trials: int | None = None):
+def make_searcher(space: SearchSpace, name: str, directory: Path, search_trials: int | None = None, *, on_cuda: bool = False,
+                  manifest: dict | None = None):
     """hamtune's Optuna searcher for a space: its study in the results folder, mirrored from trials.parquet;
-    with a confirm stage, the confirm trials follow the `search_trials` searched ones."""
+    with a confirm stage, the confirm trials follow the `search_trials` searched ones (each configuration's
+    seeds fused into one trial where the space's `fuse` allows: `on_cuda` says whether trials get a GPU)."""
     from hamtune.sweep.confirm import ConfirmingSearch
     from hamtune.sweep.study import MirroredOptunaSearch, study_url
 
@@ -186,7 +188,7 @@ def make_searcher(space: SearchSpace, name: str, directory: Path, search_trials:
     )
     if space.confirm_trials:
         return ConfirmingSearch(search_trials=search_trials or space.num_samples, top=space.confirm_top,
-                                seeds=space.confirm_seeds, **common)
+                                seeds=space.confirm_seeds, fuse=space.fuse, on_cuda=on_cuda, manifest=manifest, **common)
     return MirroredOptunaSearch(**common)
 
 
@@ -238,6 +240,8 @@ def make_tuner(
     max_concurrent: int,
     resume: bool,
     trackers: tuple = (),
+    on_cuda: bool = False,
+    manifest: dict | None = None,
 ):
     """The Tuner of a sweep: Optuna searching, the space's scheduler, the recorder writing results; or, on
     --resume, the interrupted experiment restored with its unfinished trials."""
@@ -251,7 +255,8 @@ def make_tuner(
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=make_searcher(space, name, directory, num_samples), scheduler=_scheduler(space),
+            search_alg=make_searcher(space, name, directory, num_samples, on_cuda=on_cuda, manifest=manifest),
+            scheduler=_scheduler(space),
             num_samples=num_samples + space.confirm_trials,
             max_concurrent_trials=max_concurrent, reuse_actors=True,
         ),
@@ -327,7 +332,8 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         num_samples + space.confirm_trials, options.keep_checkpoints,
     )
     tuner = make_tuner(space, trainable, recorder, name=name, directory=directory, storage=storage, num_samples=num_samples,
-                       max_concurrent=max_concurrent, resume=options.resume, trackers=tuple(trackers))
+                       max_concurrent=max_concurrent, resume=options.resume, trackers=tuple(trackers), on_cuda=gpus > 0,
+                       manifest=data.manifest)
     if not options.resume:
         trust.record_tuner(experiment)
     before = len(load_results(directory)[0]) if (directory / TRIALS).exists() else 0

@@ -19,13 +19,13 @@ from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.paths import safe_name
 from hamtune.results.store import DEFAULT_OBJECTIVE
 from hamtune.sweep.samplers import MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SamplerSpec
-from hamtune.train.config import MACHINE, TrainConfig, field_value
+from hamtune.train.config import FUSE, MACHINE, TrainConfig, field_value
 from hamtune.yamlfile import DuplicateKey, load_yaml
 
 TOP_LEVEL = {
     "name", "description", "data", "test_data", "protocol", "seed", "objective", "sampler", "scheduler",
     "num_samples", "max_epochs", "max_concurrent", "resources", "fixed", "params", "points_to_evaluate",
-    "max_failures", "log_to", "confirm",
+    "max_failures", "log_to", "confirm", "fuse",
 }
 OBJECTIVE_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
 
@@ -110,6 +110,7 @@ class SearchSpace:
     log_to: tuple[str, ...] = ()  # experiment trackers (sweep/trackers.py)
     confirm_top: int = 0  # after the search, the best configurations by validation that run more seeds (sweep/confirm.py)
     confirm_seeds: int = 0  # new seeds per confirmed configuration
+    fuse: str = "auto"  # the confirm stage's seeds of a configuration as one grouped model in one trial (train/fused.py)
 
     @property
     def multi_objective(self) -> bool:
@@ -401,6 +402,7 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
         resources=resources, fixed=fixed, params=params, points=points,
         log_to=trackers(check, raw.get("log_to")),
         **confirm_stage(check, raw.get("confirm"), objectives, num_samples),
+        fuse=fuse_setting(check, raw.get("fuse", "auto")),
     )
 
 
@@ -419,6 +421,14 @@ def confirm_stage(check: _Checker, spec, objectives: tuple, num_samples: int) ->
     if top > num_samples:
         raise check.fail("confirm.top", f"{top} is more than num_samples ({num_samples}): there are not that many configurations")
     return {"confirm_top": top if seeds else 0, "confirm_seeds": seeds if top else 0}
+
+
+def fuse_setting(check: _Checker, spec) -> str:
+    """`fuse: auto | on | off` (YAML reads a bare on/off as true/false: both spellings are taken)."""
+    value = {True: "on", False: "off"}.get(spec, spec) if isinstance(spec, bool) else spec
+    if value not in FUSE:
+        raise check.fail("fuse", f"must be one of {', '.join(FUSE)}, got {spec!r}")
+    return value
 
 
 def trackers(check: _Checker, spec) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from ray import tune
 
 from hamtune.errors import HamtuneError, UsageError, first_line
+from hamtune.sweep.confirm import group_seeds, member_id
 from hamtune.sweep.internals import open_mlflow_store
 from hamtune.sweep.space import TRACKERS
 
@@ -111,6 +112,12 @@ def trial_params(config: dict, manifest: dict) -> dict:
     return {**params, "stage": "confirm" if confirms else "search", "config_id": confirms or ""}
 
 
+def models(trial) -> list[tuple[str, int | None]]:
+    """(results row id, seed) of each model a Tune trial trains: itself, or each seed of a fused group."""
+    seeds = group_seeds(trial.config)
+    return [(trial.trial_id, None)] if not seeds else [(member_id(trial.trial_id, seed), seed) for seed in seeds]
+
+
 def short_name(trial_id: str, config: dict, sampled: tuple[str, ...]) -> str:
     """trial id + the few values the space searched, e.g. 'a1b2c3d4-kind=ae-arch=cnn-lr=0.002'."""
     parts = [trial_id] + [f"{k}={config[k]:.3g}" if isinstance(config[k], float) else f"{k}={config[k]}" for k in sampled if k in config]
@@ -124,12 +131,19 @@ class TrialTracker(tune.Callback):
         self.directory, self.sweep, self.manifest, self.sampled = Path(directory), sweep, manifest, sampled
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self.start_trial(trial.trial_id, trial_params(trial.config, self.manifest), short_name(trial.trial_id, trial.config, self.sampled))
+        params = trial_params(trial.config, self.manifest)
+        for model_id, seed in models(trial):  # a fused trial's seeds are one tracked run each, as alone
+            config = trial.config if seed is None else {**trial.config, "seed": seed}
+            self.start_trial(model_id, params if seed is None else {**params, "seed": seed}, short_name(model_id, config, self.sampled))
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        metrics = epoch_metrics(result)
-        if metrics and isinstance(result.get("epoch"), int):
-            self.log_epoch(trial.trial_id, result["epoch"], metrics)
+        members = result.get("members")
+        each = [(trial.trial_id, result)] if not isinstance(members, dict) else [
+            (member_id(trial.trial_id, int(seed)), metrics) for seed, metrics in members.items()]
+        for model_id, values in each:
+            metrics = epoch_metrics(values)
+            if metrics and isinstance(values.get("epoch"), int):
+                self.log_epoch(model_id, values["epoch"], metrics)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._end(trial)
@@ -138,8 +152,9 @@ class TrialTracker(tune.Callback):
         self._end(trial)
 
     def _end(self, trial) -> None:
-        row = results_row(self.directory, trial.trial_id)
-        self.end_trial(trial.trial_id, str(row.get("status") or "failed"), int(row.get("epochs_run") or 0), row)
+        for model_id, _ in models(trial):
+            row = results_row(self.directory, model_id)
+            self.end_trial(model_id, str(row.get("status") or "failed"), int(row.get("epochs_run") or 0), row)
 
     def start_trial(self, trial_id: str, params: dict, name: str) -> None:
         raise NotImplementedError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from pathlib import Path
 
 import ray
 from ray import tune
@@ -11,10 +12,11 @@ from ray import tune
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError
 from hamtune.results.store import DEFAULT_OBJECTIVE, best_epoch, delivered_epoch
-from hamtune.sweep.confirm import split_config
+from hamtune.sweep.confirm import group_seeds, split_config
 from hamtune.sweep.repair import is_complete
 from hamtune.sweep.space import OBJECTIVE_METRICS, tune_metric
 from hamtune.train.config import TrainConfig, build_config
+from hamtune.train.fused import Member, save_group, train_group
 from hamtune.train.loop import Run, device_name, train
 
 
@@ -44,6 +46,10 @@ def run_trial(
     loss or exhausted memory ends with a final report whose `status` says so. `config` is Tune's
     (the sampled values as plain data); trial_config turns it into the TrainConfig that trains."""
     node = ray.get_runtime_context().get_node_id()
+    seeds = group_seeds(config)
+    if seeds:
+        run_group_trial(config, seeds, data, test_data, objectives, node)
+        return
 
     def on_epoch(metrics: dict, run: Run) -> None:
         where = {"node_id": node, "device": device_name(run.device), "n_params": sum(p.numel() for p in run.model.parameters())}
@@ -66,6 +72,55 @@ def run_trial(
         return
     if result.status != "completed":
         tune.report(_final(result.history, objectives, result.status, result.reason, node))
+
+
+def run_group_trial(config: dict, seeds: list[int], data: Prepared, test_data: Prepared | None,
+                    objectives: tuple[tuple[str, str], ...], node: str) -> None:
+    """A fused confirm trial: the seeds of one configuration trained as one grouped model (train/fused.py).
+    Each group epoch reports the members' mean delivered objective (what Tune sees), each member's epoch
+    under `members` (what the trackers log per seed) and a checkpoint of every member (`save_group`)."""
+
+    def on_group_epoch(members: list[Member]) -> None:
+        with tempfile.TemporaryDirectory(prefix="hamtune-ckpt-") as directory:
+            save_group(members, Path(directory))
+            tune.report(group_report(members, objectives, node), checkpoint=tune.Checkpoint.from_directory(directory))
+
+    try:
+        first = trial_config(config, data.manifest).replace(num_threads=assigned_cpus())
+        configs = [first.replace(seed=seed) for seed in seeds]
+        checkpoint = tune.get_checkpoint()
+        selection = objectives[0]
+        if checkpoint is None or not is_complete(checkpoint):
+            results = train_group(configs, data, test_data=test_data, selection=selection, on_group_epoch=on_group_epoch)
+        else:
+            with checkpoint.as_directory() as resume_from:
+                results = train_group(configs, data, test_data=test_data, selection=selection, on_group_epoch=on_group_epoch,
+                                      resume_from=Path(resume_from))
+    except HamtuneError as exc:
+        tune.report(_final([], objectives, "failed", str(exc), node))
+        return
+    if any(r.status != "completed" for r in results):  # the recorder takes each member's state from here
+        longest = max(results, key=lambda r: len(r.history))
+        report = _final(longest.history, objectives, longest.status, longest.reason, node)
+        tune.report({**report, "member_states": [[r.status, r.reason] for r in results]})
+
+
+def _finite_mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def group_report(members: list[Member], objectives: tuple[tuple[str, str], ...], node: str) -> dict:
+    """One group epoch for Tune: the mean over members of each objective's delivered value, the epoch, and
+    `members` = {seed: that member's epoch metrics} for the members that trained in this epoch."""
+    epoch = max(m.run.epoch for m in members)
+    each = [delivered(m.run.history, objectives) for m in members if m.run.history]
+    mean = {key: _finite_mean([d[key] for d in each]) for key in (each[0] if each else {})}
+    trained = {str(m.run.config.seed): {**m.run.history[-1], **delivered(m.run.history, objectives)}
+               for m in members if m.run.history and m.run.history[-1].get("epoch") == epoch}
+    run = members[0].run
+    return {**mean, "epoch": epoch, "members": trained, "node_id": node, "device": device_name(run.device),
+            "n_params": sum(p.numel() for p in run.model.parameters())}
 
 
 def _final(history: list[dict], objectives, status: str, reason: str, node: str) -> dict:

@@ -167,6 +167,7 @@ GROUPS: dict[str, tuple[str, ...]] = {  # every field in one group, in declarati
                 "test_every_epoch", "preset"),
 }
 MACHINE = ("device", "num_threads")  # runtime fields that say where a run ran, not what it trained
+FUSE = ("auto", "on", "off")  # seeds of one config as one grouped model (train/fused.py); auto: on CUDA only
 SPLIT_KEYS = GROUPS["data"]  # what decides which images are train, val and test
 
 

@@ -10,17 +10,20 @@ are copied out and the group is rebuilt from those still training, so a stopped 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
+from pathlib import Path
 
 import torch
 
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import get_protocol
-from hamtune.errors import first_line
+from hamtune.errors import HamtuneError, first_line
 from hamtune.models import Autoencoder, build_model
 from hamtune.models.grouped import member_view, stack_members
 from hamtune.models.losses import per_image_terms, training_loss
@@ -42,6 +45,7 @@ from hamtune.train.loop import (
     memory_format,
     out_of_patience,
     resolve_device,
+    restore,
     too_few_images,
     train_weights,
 )
@@ -73,6 +77,17 @@ def unfusable(configs: list[TrainConfig]) -> str:
     if first.compile or first.precision != "fp32":
         return "compile and bf16 are single-model options"
     return ""
+
+
+def why_not_fused(fuse: str, configs: list[TrainConfig], on_cuda: bool) -> str:
+    """'' when these configs train as one group under the `fuse` setting (auto | on | off), else why not."""
+    if fuse == "off":
+        return "fuse=off"
+    why = unfusable(configs)
+    if not why and fuse == "auto" and not on_cuda:
+        return ("on CPU one seed after another measured faster than the fused step (benchmarks/README.md section 8); "
+                "fuse=on fuses anyway")
+    return why
 
 
 @dataclass
@@ -192,15 +207,65 @@ def group_epoch(group: Group, images: torch.Tensor, train_rows: torch.Tensor, we
     return (total / max(batches, 1)).tolist()
 
 
+@dataclass
+class Member:
+    """One config of a group: its run and how it stands (running until it leaves the group)."""
+
+    run: Run
+    status: str = "running"  # running | completed | diverged | failed
+    reason: str = ""
+
+
+MEMBER_STATES = ("running", "completed", "diverged", "failed")
+GROUP_FILE = "group.json"  # written last: a checkpoint holding it holds every member's folder
+
+
+def member_folder(directory: Path, index: int) -> Path:
+    return Path(directory) / f"member-{index}"
+
+
+def save_group(members: list[Member], directory: Path) -> None:
+    """Each member's checkpoint in member-<i>/ and, last, their seeds and states in group.json: what a
+    resumed group and the sweep's recorder read back."""
+    for index, member in enumerate(members):
+        member.run.save(member_folder(directory, index))
+    states = [{"seed": m.run.config.seed, "status": m.status, "reason": m.reason} for m in members]
+    (Path(directory) / GROUP_FILE).write_text(json.dumps({"members": states}, indent=1))
+
+
+def read_group(directory: Path) -> list[dict]:
+    """group.json's members (seed, status, reason), checked: a resumed group trusts them."""
+    path = Path(directory) / GROUP_FILE
+    try:
+        states = json.loads(path.read_text())["members"]
+        ok = isinstance(states, list) and all(
+            isinstance(m, dict) and type(m.get("seed")) is int and m.get("status") in MEMBER_STATES and isinstance(m.get("reason"), str)
+            for m in states)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise HamtuneError(f"{path}: not a fused group's state ({first_line(exc, 120)})") from None
+    if not ok:
+        raise HamtuneError(f"{path}: 'members' must be a list of {{seed: int, status: {' | '.join(MEMBER_STATES)}, reason: str}}")
+    return states
+
+
+OnGroupEpoch = Callable[[list[Member]], None]
+
+
 def train_group(
     configs: list[TrainConfig],
     data: Prepared,
     on_epoch: OnEpoch | None = None,
     test_data: Prepared | None = None,
     selection: Selection = DEFAULT_SELECTION,
+    on_group_epoch: OnGroupEpoch | None = None,
+    resume_from: Path | None = None,
 ) -> list[RunResult]:
     """Train configs that differ only in their seed (see `unfusable`) as one grouped model; return
-    each one's RunResult as `loop.train` would return it alone. Each result's wall time is the group's."""
+    each one's RunResult as `loop.train` would return it alone. Each result's wall time is the group's.
+
+    `on_epoch(metrics, run)` follows each member's epoch; `on_group_epoch(members)` follows each group
+    epoch, once every member's state is settled (what `save_group` checkpoints); `resume_from` is such a
+    checkpoint: members that had left stay out, the others go on from their epoch."""
     why = unfusable(configs)
     if why:
         raise ValueError(f"these configs cannot train as a group: {why}")
@@ -210,47 +275,57 @@ def train_group(
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
     protocol = get_protocol(config.protocol)
-    runs: list[Run] = []
-    for member in configs:
-        run, plan = build_run(member, data, test_data, device)
+    saved = read_group(resume_from) if resume_from is not None else None
+    if saved is not None and [m["seed"] for m in saved] != [c.seed for c in configs]:
+        raise HamtuneError(f"{resume_from}: holds seeds {[m['seed'] for m in saved]}, not this group's {[c.seed for c in configs]}")
+    members: list[Member] = []
+    for index, member_config in enumerate(configs):
+        run, plan = build_run(member_config, data, test_data, device)
+        member = Member(run)
+        if saved is not None:
+            restore(run, member_folder(resume_from, index), selection)
+            member.status, member.reason = saved[index]["status"], saved[index]["reason"]
         run.rng = torch.get_rng_state()  # what the lone run's global RNG holds after its build: AEs draw nothing more
-        runs.append(run)
-    status = {id(run): "completed" for run in runs}
-    reasons = {id(run): "" for run in runs}
+        members.append(member)
     train_rows = torch.as_tensor(plan.train, device=device)
     weights = train_weights(config, data, plan)
-    images = runs[0].val.images
+    images = members[0].run.val.images
     _, h, w, c = data.images.shape
     short = too_few_images(len(train_rows), config)
     if short:
-        status.update({id(run): "failed" for run in runs})
-        reasons.update({id(run): short for run in runs})
-    group = regroup([] if short else list(runs), (c, h, w), device)
+        for member in members:
+            member.status, member.reason = "failed", short
+    training = [m for m in members if m.status == "running"]
+    if len({m.run.epoch for m in training}) > 1:
+        raise HamtuneError(f"{resume_from}: its training members are at different epochs; start the group again")
+    group = regroup([m.run for m in training], (c, h, w), device)
     try:
         while group.members:
             epoch_started = time.perf_counter()
             losses = group_epoch(group, images, train_rows, weights)
             train_seconds = time.perf_counter() - epoch_started
             group.share_state()
-            leaving = []
-            for run, loss in zip(group.members, losses):
+            for member, loss in zip(training, losses):
+                run = member.run
                 beta = kl_weight(run.config, run.epoch + 1)
                 reason = close_epoch(run, protocol, selection, loss, beta, epoch_started, train_seconds, len(train_rows))
                 if reason:
-                    status[id(run)], reasons[id(run)] = "diverged", reason
-                    leaving.append(run)
+                    member.status, member.reason = "diverged", reason
                     continue
                 if on_epoch is not None:
                     on_epoch(run.history[-1], run)
                 if run.epoch >= run.config.epochs or out_of_patience(run):
-                    leaving.append(run)
-            if leaving:
-                group = regroup([r for r in group.members if r not in leaving], (c, h, w), device)
+                    member.status = "completed"
+            if on_group_epoch is not None:
+                on_group_epoch(members)
+            if any(m.status != "running" for m in training):
+                training = [m for m in training if m.status == "running"]
+                group = regroup([m.run for m in training], (c, h, w), device)
     except Exception as exc:  # as in loop.train: only memory exhaustion is an expected outcome
         if not is_out_of_memory(exc):
             raise
-        for run in group.members:
-            status[id(run)], reasons[id(run)] = "failed", f"out of memory: {first_line(exc, 300)}"
-        log.warning("group of %d failed: out of memory: %s", len(group.members), first_line(exc, 300))
+        for member in training:
+            member.status, member.reason = "failed", f"out of memory: {first_line(exc, 300)}"
+        log.warning("group of %d failed: out of memory: %s", len(training), first_line(exc, 300))
         regroup([], (c, h, w), device)
-    return [finish(run, status[id(run)], reasons[id(run)], started, device, selection) for run in runs]
+    return [finish(m.run, "failed" if m.status == "running" else m.status, m.reason, started, device, selection) for m in members]

@@ -247,7 +247,8 @@ def make_optimizer(model: Autoencoder, config: TrainConfig, device: torch.device
     return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
 
-def _restore(run: Run, directory: Path, selection: Selection) -> None:
+def restore(run: Run, directory: Path, selection: Selection) -> None:
+    """Put a run back as its checkpoint folder left it: weights, optimiser, scheduler, RNG, history, delivered model."""
     directory = Path(directory)
     run.model.load_state_dict(ckpt.load_weights(directory / ckpt.WEIGHTS, run.device))
     state = ckpt.load_weights(directory / ckpt.TRAINER, "cpu")
@@ -410,7 +411,7 @@ def train(
     try:
         run, plan = build_run(config, data, test_data, device)
         if resume_from is not None:
-            _restore(run, resume_from, selection)
+            restore(run, resume_from, selection)
         model_step = torch.compile(run.model) if config.compile and device.type == "cuda" else run.model
         train_rows = torch.as_tensor(plan.train, device=device)
         weights = train_weights(config, data, plan)

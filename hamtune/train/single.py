@@ -14,13 +14,12 @@ from hamtune.errors import UsageError
 from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
 from hamtune.results.store import DEFAULT_OBJECTIVE, ResultsWriter, trial_row
-from hamtune.train.config import TrainConfig
-from hamtune.train.fused import train_group, unfusable
+from hamtune.train.config import FUSE, TrainConfig
+from hamtune.train.fused import train_group, why_not_fused
 from hamtune.train.loop import Run, RunResult, resolve_device, train
 
 log = logging.getLogger(__name__)
 
-FUSE = ("auto", "on", "off")  # train seeds as one grouped model: auto = on CUDA only (measured slower on CPU)
 OBJECTIVE = DEFAULT_OBJECTIVE  # the epoch `hamtune train` delivers, as a sweep's default objective chooses it
 SUMMARY = (
     "test_auroc", "test_auprc", "test_f1", "test_precision", "test_recall", "threshold",
@@ -73,9 +72,7 @@ def run_seeds_and_record(
     if fuse not in FUSE:
         raise UsageError(f"--fuse must be one of {', '.join(FUSE)}, got {fuse!r}")
     configs = [config.replace(seed=config.seed + i) for i in range(seeds)]
-    why = "fuse=off" if fuse == "off" else unfusable(configs)
-    if not why and fuse == "auto" and resolve_device(config.device).type != "cuda":
-        why = "on CPU one seed after another measured faster than the fused step (use --fuse on to fuse anyway)"
+    why = why_not_fused(fuse, configs, resolve_device(config.device).type == "cuda")
     if why:
         if seeds > 1:
             (log.warning if fuse == "on" else log.debug)("training %d seeds one after another, not fused: %s", seeds, why)

@@ -255,3 +255,37 @@ def test_killed_trial_worker_is_retried_from_its_checkpoint(prepared, tmp_path):
     assert sorted(epochs["epoch"]) == [1, 2, 3, 4, 5, 6]
     reported = [r["epoch"] for lines in trial_results(results).values() for r in lines]
     assert reported.count(1) == 1, f"the retry started over instead of resuming: {reported}"
+
+
+FUSED_CONFIRM = {"fixed": {**TINY_SPACE["fixed"], "kind": "ae", "arch": "cnn"},
+                 "params": {"latent_dim": {"int": [4, 32], "log": True}, "lr": {"float": [1e-3, 5e-3], "log": True}},
+                 "scheduler": "none", "confirm": {"top": 2, "seeds": 2}, "fuse": "on"}
+
+
+def test_a_fused_confirm_group_killed_mid_training_resumes_and_gives_each_seed_its_lone_result(prepared, tmp_path):
+    """fuse: on puts each confirmed configuration's 2 seeds in one trial; SIGKILL once a group has checkpointed."""
+    from hamtune.train.config import TrainConfig
+    from hamtune.train.loop import train
+
+    space = write_space(tmp_path / "fused.yaml", prepared, name="fused", num_samples=3, max_epochs=2, **FUSED_CONFIRM)
+    results = tmp_path / "fused"
+    start_and_interrupt(sweep_command(space, tmp_path), results, signal.SIGKILL,
+                        lambda: any((results / "tune").glob("*/checkpoint_*/group.json")))
+    done = subprocess.run(sweep_command(space, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "(fused with 1 more)" in done.stdout, done.stdout
+    plan = json.loads((results / "confirm.json").read_text())
+    assert plan["trials"] == 4 and plan["tune_trials"] == 2 and not plan["not_fused"]
+    trials, epochs, _ = load_results(results)
+    confirm = trials[trials["stage"] == "confirm"]
+    assert len(trials[trials["stage"] == "search"]) == 3 and len(confirm) == 4 and trials["trial_id"].is_unique
+    assert (confirm["status"] == "completed").all() and (confirm["epochs_run"] == 2).all()
+    for row in confirm.itertuples():
+        assert row.trial_id.endswith(f"-s{int(row.seed)}")
+        folder = results / row.checkpoint
+        assert folder.name.startswith("member-") and (folder / "best.pt").exists()
+        alone = train(TrainConfig.from_dict(json.loads((folder / "config.json").read_text())), prepared,
+                      selection=("val_auroc", "max"))
+        mine = epochs[epochs["trial_id"] == row.trial_id].sort_values("epoch")
+        assert list(mine["val_loss"]) == pytest.approx([h["val_loss"] for h in alone.history], rel=2e-3)
+        assert row.val_auroc == pytest.approx(alone.final["val_auroc"], abs=0.01)

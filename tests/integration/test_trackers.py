@@ -8,7 +8,7 @@ import re
 import sys
 
 import pytest
-from conftest import tiny_space
+from conftest import TINY_SPACE, tiny_space
 
 from hamtune.errors import HamtuneError
 from hamtune.results.store import load_results
@@ -66,6 +66,30 @@ def test_mlflow_and_tensorboard_compare_trials_by_the_delivered_model(prepared, 
         for event_file in path.rglob("events.out.tfevents.*"):
             tags |= {v.tag for e in _events(event_file) for v in e.summary.value}
     assert {"val_auroc", "train_loss", "final/val_auroc", "final/test_auroc"} <= tags
+
+
+def test_each_seed_of_a_fused_confirm_trial_is_its_own_mlflow_run_with_its_own_epochs(prepared, ray_local, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow", reason='the optional extra: pip install "hamtune[mlflow]"')
+    from hamtune.sweep.runner import SweepOptions, run_sweep
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    space = tiny_space(prepared, tmp_path / "fused.yaml", name="fused", num_samples=1, points_to_evaluate=[], scheduler="none",
+                       fixed={**TINY_SPACE["fixed"], "kind": "ae", "arch": "cnn"}, params={"lr": {"float": [1e-3, 5e-3]}},
+                       confirm={"top": 1, "seeds": 2}, fuse="on", log_to="mlflow")
+    directory = run_sweep(space, SweepOptions(results_root=tmp_path))
+    trials, epochs, _ = load_results(directory)
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("fused").experiment_id])
+    children = {r.data.tags["hamtune_trial_id"]: r for r in runs if r.data.tags.get("mlflow.parentRunId")}
+    assert sorted(children) == sorted(trials["trial_id"]) and len(children) == 3
+    for row in trials[trials["stage"] == "confirm"].itertuples():
+        run = children[row.trial_id]
+        assert run.info.status == "FINISHED" and run.data.params["seed"] == str(int(row.seed))
+        history = sorted(client.get_metric_history(run.info.run_id, "val_auroc"), key=lambda m: (m.step, m.timestamp))
+        mine = epochs[epochs["trial_id"] == row.trial_id].sort_values("epoch")
+        assert [m.value for m in history[:-1]] == pytest.approx(list(mine["val_auroc"])) and len(mine) == 2
+        assert history[-1].value == pytest.approx(row.val_auroc)
 
 
 def test_wandb_offline_groups_a_sweep_run_its_trial_runs_and_a_report_run(prepared, ray_local, tmp_path, monkeypatch):

@@ -38,6 +38,7 @@ def test_shipped_spaces_are_valid():
         ({"confirm": {"top": 2, "seed": 3}}, "confirm: only top and seeds can be set"),
         ({"confirm": {"top": 5, "seeds": 2}}, "confirm.top: 5 is more than num_samples (4)"),
         ({"confirm": {"top": 1, "seeds": -1}}, "confirm.seeds: must be at least 0"),
+        ({"fuse": "always"}, "fuse: must be one of auto, on, off, got 'always'"),
         ({"objective": [{"metric": "val_ssim"}, {"metric": "val_auroc"}], "confirm": {"top": 1, "seeds": 2}},
          "confirm: the confirm stage ranks configurations by one objective"),
     ],
@@ -52,6 +53,12 @@ def test_invalid_space_fails_before_ray_naming_the_key(tmp_path, capsys, change,
     assert main(["sweep", str(path), "--results", str(tmp_path)]) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "tiny").exists()
+
+
+def test_fuse_reads_yaml_on_and_off_and_defaults_to_auto(tmp_path):
+    path = tmp_path / "space.yaml"
+    spaces = {text: parse_space(yaml.safe_load(yaml.safe_dump(TINY_SPACE, sort_keys=False) + text), path).fuse for text in ("", "fuse: off\n", "fuse: on\n")}
+    assert spaces == {"": "auto", "fuse: off\n": "off", "fuse: on\n": "on"}
 
 
 def test_shipped_spaces_are_package_data_found_by_bare_name_anywhere(tmp_path, monkeypatch):

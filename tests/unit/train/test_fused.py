@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from hamtune.cli import main
+from hamtune.errors import HamtuneError
 from hamtune.models import build_model
 from hamtune.models.losses import per_image_terms, training_loss
 from hamtune.results.store import load_results
 from hamtune.train.checkpoint import load_weights
 from hamtune.train.config import TrainConfig
-from hamtune.train.fused import member_losses, regroup, train_group, unfusable
+from hamtune.train.fused import member_losses, read_group, regroup, save_group, train_group, unfusable
 from hamtune.train.loop import Run, make_optimizer, train
 
 SHAPE = (3, 16, 16)
@@ -158,3 +159,40 @@ def test_on_cpu_auto_trains_seeds_one_after_another_as_measured_faster(prepared,
     with caplog.at_level(logging.DEBUG):
         runs = run_seeds_and_record(config, 2, prepared, tmp_path / "r", "r", progress=False)
     assert len(runs) == 2 and "on CPU one seed after another measured faster" in caplog.text
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_group_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(prepared, tmp_path):
+    configs = [small(seed=seed, epochs=3, patience=1) for seed in (0, 1, 2)]
+    whole = train_group(configs, prepared)
+
+    def crash_after_first_epoch(states):
+        save_group(states, tmp_path)
+        raise Crash
+
+    with pytest.raises(Crash):
+        train_group(configs, prepared, on_group_epoch=crash_after_first_epoch)
+    assert [m["status"] for m in read_group(tmp_path)] == ["running"] * 3
+    epochs_seen = []
+    resumed = train_group(configs, prepared, resume_from=tmp_path,
+                          on_group_epoch=lambda states: epochs_seen.append([m.run.epoch for m in states]))
+    assert epochs_seen[0] == [2, 2, 2]  # went on from epoch 1, not from the start
+    for got, want in zip(resumed, whole):
+        assert (got.status, got.reason) == (want.status, want.reason)
+        assert [h["epoch"] for h in got.history] == [h["epoch"] for h in want.history]
+        np.testing.assert_allclose([h["val_loss"] for h in got.history], [h["val_loss"] for h in want.history], rtol=1e-6)
+        np.testing.assert_allclose(got.scores["score"], want.scores["score"], rtol=1e-6)
+
+
+def test_a_group_checkpoint_is_refused_for_other_seeds_or_a_forged_state(prepared, tmp_path):
+    configs = [small(seed=seed, epochs=1) for seed in (0, 1)]
+    train_group(configs, prepared, on_group_epoch=lambda states: save_group(states, tmp_path))
+    assert [m["status"] for m in read_group(tmp_path)] == ["completed", "completed"]
+    with pytest.raises(HamtuneError, match=r"holds seeds \[0, 1\], not this group's \[4, 5\]"):
+        train_group([c.replace(seed=c.seed + 4) for c in configs], prepared, resume_from=tmp_path)
+    (tmp_path / "group.json").write_text('{"members": [{"seed": 0, "status": "exec", "reason": ""}]}')
+    with pytest.raises(HamtuneError, match="group.json: 'members' must be"):
+        read_group(tmp_path)
