@@ -7,9 +7,11 @@ import json
 import re
 import sys
 
+import numpy as np
 import pytest
 from conftest import TINY_SPACE, tiny_space
 
+import hamtune
 from hamtune.errors import HamtuneError
 from hamtune.results.store import load_results
 
@@ -90,6 +92,12 @@ def test_each_seed_of_a_fused_confirm_trial_is_its_own_mlflow_run_with_its_own_e
         mine = epochs[epochs["trial_id"] == row.trial_id].sort_values("epoch")
         assert [m.value for m in history[:-1]] == pytest.approx(list(mine["val_auroc"])) and len(mine) == 2
         assert history[-1].value == pytest.approx(row.val_auroc)
+
+    member = trials.loc[trials["stage"] == "confirm", "trial_id"].iloc[-1]  # a seed's own checkpoint exports and scores as its row
+    bundle = hamtune.export_model(directory, tmp_path / "member", trial=member)
+    table = hamtune.score(bundle, prepared.path).set_index("image")
+    mine = load_results(directory)[2].query("trial_id == @member").set_index("image_id")
+    np.testing.assert_allclose(table.loc[mine.index, "score"], mine["score"], rtol=0, atol=1e-5)
 
 
 def test_wandb_offline_groups_a_sweep_run_its_trial_runs_and_a_report_run(prepared, ray_local, tmp_path, monkeypatch):
