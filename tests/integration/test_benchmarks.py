@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import ROOT
@@ -128,3 +129,14 @@ def test_cnn_step_variants_time_norms_and_group_sizes_against_sgemm(tmp_path):
     assert result["fastest"] in result["profiles"] and "K=1 norm=batch eager" in result["profiles"]
     assert result["realistic_run"] == [] and "of sgemm peak" in printed
 
+
+def test_norm_quality_pairs_the_same_seeds_with_and_without_batch_norm(tmp_path):
+    _, result, printed = run_script("norm_quality", tmp_path)
+    assert [p["preset"] for p in result["presets"]] == ["ham-best", "ham-best-cancer"]
+    for preset in result["presets"]:
+        assert [r["seed"] for r in preset["runs"]["none"]] == [r["seed"] for r in preset["runs"]["batch"]] == [0, 1]
+        diff = preset["paired_none_minus_batch"]["test_auroc"]
+        runs = preset["runs"]
+        assert diff["mean"] == pytest.approx(np.mean([n["test_auroc"] - b["test_auroc"] for n, b in zip(runs["none"], runs["batch"])]))
+        assert preset["chosen_by_val"] in ("batch", "none")
+    assert "none - batch (paired)" in printed
