@@ -100,30 +100,23 @@ def measure(mode: str, args, n: int, cores: int) -> dict:
             "shape": out["shape"], "config": out["config"]}
 
 
-def profile_group(config_dict: dict, shape: list[int], k: int, threads: int, steps: int = 3, top: int = 10) -> list[dict]:
-    """Where one grouped training step of K members spends its CPU time (torch.profiler, self time per op)."""
-    from torch.profiler import profile
-
+def make_group(config, shape: tuple[int, int, int], k: int):
+    """K members (seeds 0..K-1, channels_last, fused AdamW) of `config` regrouped into one grouped model."""
     from hamtune.models import build_model
-    from hamtune.train.config import TrainConfig
-    from hamtune.train.fused import member_losses, regroup
+    from hamtune.train.fused import regroup
     from hamtune.train.loop import Run, make_optimizer
 
-    torch.set_num_threads(threads)
-    config, cpu = TrainConfig(**config_dict), torch.device("cpu")
-    runs = []
+    cpu, runs = torch.device("cpu"), []
     for seed in range(k):
         torch.manual_seed(seed)
         model = build_model(config, tuple(shape)).to(memory_format=torch.channels_last)
         runs.append(Run(config, model, make_optimizer(model, config, cpu), None, cpu, None, None))
-    group = regroup(runs, tuple(shape), cpu)
-    x = torch.rand(config.batch_size, k * shape[0], *shape[1:]).contiguous(memory_format=torch.channels_last)
+    return regroup(runs, tuple(shape), cpu)
 
-    def step() -> None:
-        losses = member_losses(group.model(x)[0], x, k, config)
-        group.optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        group.optimizer.step()
+
+def top_ops(step, steps: int = 3, top: int = 10) -> list[dict]:
+    """Where `step` spends its CPU time over `steps` calls after one unrecorded call (torch.profiler, self time per op)."""
+    from torch.profiler import profile
 
     step()
     with profile() as prof:
@@ -133,6 +126,25 @@ def profile_group(config_dict: dict, shape: list[int], k: int, threads: int, ste
     total = sum(e.self_cpu_time_total for e in events) or 1.0
     ranked = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
     return [{"op": e.key, "self_cpu_share": e.self_cpu_time_total / total, "calls": e.count} for e in ranked]
+
+
+def profile_group(config_dict: dict, shape: list[int], k: int, threads: int, steps: int = 3, top: int = 10) -> list[dict]:
+    """Where one grouped training step of K members spends its CPU time (torch.profiler, self time per op)."""
+    from hamtune.train.config import TrainConfig
+    from hamtune.train.fused import member_losses
+
+    torch.set_num_threads(threads)
+    config = TrainConfig(**config_dict)
+    group = make_group(config, tuple(shape), k)
+    x = torch.rand(config.batch_size, k * shape[0], *shape[1:]).contiguous(memory_format=torch.channels_last)
+
+    def step() -> None:
+        losses = member_losses(group.model(x)[0], x, k, config)
+        group.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        group.optimizer.step()
+
+    return top_ops(step, steps, top)
 
 
 def main(argv: list[str] | None = None) -> dict:

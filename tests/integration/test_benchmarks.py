@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import ROOT
@@ -116,3 +117,26 @@ def test_grouped_conv_times_each_layer_separate_and_grouped(tmp_path):
     assert [(r["c_in"], r["c_out"], r["stride"]) for r in result["layers"]] == [
         (3, 32, 2), (32, 64, 2), (64, 128, 2), (128, 64, 1), (64, 32, 1)]
     assert all(r["separate_ms"] > 0 and r["grouped_ms"] > 0 for r in result["layers"]) and "grouped/separate" in printed
+
+
+def test_cnn_step_variants_time_norms_and_group_sizes_against_sgemm(tmp_path):
+    _, result, printed = run_script("cnn_step_variants", tmp_path)
+    assert [(v["k"], v["norm"], v["mode"]) for v in result["variants"]] == [
+        (1, "batch", "eager"), (1, "none", "eager"), (2, "batch", "eager"), (2, "none", "eager")]
+    for v in result["variants"]:
+        assert v["error"] is None and v["ms_per_step"] > 0 and v["ms_per_model_step"] == pytest.approx(v["ms_per_step"] / v["k"])
+        assert v["peak_share"] == pytest.approx(v["gflops"] / result["sgemm_gflops"])
+    assert result["fastest"] in result["profiles"] and "K=1 norm=batch eager" in result["profiles"]
+    assert result["realistic_run"] == [] and "of sgemm peak" in printed
+
+
+def test_norm_quality_pairs_the_same_seeds_with_and_without_batch_norm(tmp_path):
+    _, result, printed = run_script("norm_quality", tmp_path)
+    assert [p["preset"] for p in result["presets"]] == ["ham-best", "ham-best-cancer"]
+    for preset in result["presets"]:
+        assert [r["seed"] for r in preset["runs"]["none"]] == [r["seed"] for r in preset["runs"]["batch"]] == [0, 1]
+        diff = preset["paired_none_minus_batch"]["test_auroc"]
+        runs = preset["runs"]
+        assert diff["mean"] == pytest.approx(np.mean([n["test_auroc"] - b["test_auroc"] for n, b in zip(runs["none"], runs["batch"])]))
+        assert preset["chosen_by_val"] in ("batch", "none")
+    assert "none - batch (paired)" in printed
