@@ -117,10 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     from hamtune.train.single import load_data
 
     sets = {"image_size": 28, "cnn_channels": 8, "latent_dim": 16, "batch_size": 8} if args.quick else {}
-    if args.quick:
-        args.data = args.data or str(common.synthetic_prepared(120, 28).path)
-    if not args.data:
-        raise SystemExit("--data: give the prepared real images (hamtune data prepare ../shared/data/ham10000_real --size 64)")
+    args.data = common.real_or_quick_data(args)
     ks = [int(v) for v in args.ks.split(",")] if args.ks else [1, 2] if args.quick else [1, 4, 8]
     modes = args.modes.split(",") if args.modes else ["eager"] if args.quick else list(MODES)
     steps, repeats = args.steps or (1 if args.quick else 3), args.repeats or (1 if args.quick else 5)

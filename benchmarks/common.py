@@ -149,3 +149,12 @@ def synthetic_prepared(n: int, size: int, image_size: tuple[int, int] = (160, 12
     from hamtune.data.prepare import load_prepared, prepare
 
     return load_prepared(prepare(synthetic_release(n, image_size), size=size, progress=False))
+
+
+def real_or_quick_data(args: argparse.Namespace) -> str:
+    """The benchmark's data: --data (the prepared real images), or with --quick a synthetic 28 px cache."""
+    if args.quick:
+        return args.data or str(synthetic_prepared(120, 28).path)
+    if not args.data:
+        raise SystemExit("--data: give the prepared real images (hamtune data prepare ../shared/data/ham10000_real --size 64)")
+    return args.data

@@ -161,11 +161,9 @@ def main(argv: list[str] | None = None) -> dict:
         seeds = [int(s) for s in args.seeds.split(",")]
         print(json.dumps(worker(args.worker, args.data, args.preset, args.set, seeds, args.threads)))
         return {}
+    args.data = common.real_or_quick_data(args)
     if args.quick:
-        args.data = args.data or str(common.synthetic_prepared(120, 28).path)
         args.set = ["image_size=28", "cnn_channels=8", "latent_dim=16", *args.set]
-    if not args.data:
-        raise SystemExit("--data: give the prepared real images (hamtune data prepare ../shared/data/ham10000_real --size 64)")
     ns = [int(v) for v in args.ns.split(",")] if args.ns else [2] if args.quick else [2, 4, 8]
     cores = len(os.sched_getaffinity(0))
     torch.set_num_threads(cores)

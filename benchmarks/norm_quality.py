@@ -53,10 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     sets = {"image_size": 28, "cnn_channels": 8, "latent_dim": 16, "epochs": 1} if args.quick else {}
-    if args.quick:
-        args.data = args.data or str(common.synthetic_prepared(120, 28).path)
-    if not args.data:
-        raise SystemExit("--data: give the prepared real images (hamtune data prepare ../shared/data/ham10000_real --size 64)")
+    args.data = common.real_or_quick_data(args)
     seeds = list(range(args.seeds or (2 if args.quick else 5)))
     info, started = common.machine("cpu"), common.load()
     print(common.header(NAME, info, started), flush=True)

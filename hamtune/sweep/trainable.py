@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import ray
@@ -30,6 +32,17 @@ def trial_config(values: dict, data_manifest: dict) -> TrainConfig:
     """The config a trial runs: sampled values over any preset, at the prepared data's own preprocessing
     (a confirm trial's marker is not a TrainConfig value)."""
     return build_config(split_config(values)[0], where="trial config").at_preprocessing(data_manifest)
+
+
+@contextmanager
+def resume_folder() -> Iterator[Path | None]:
+    """The trial's last complete checkpoint as a local folder to resume from, or None: start afresh."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None or not is_complete(checkpoint):
+        yield None
+        return
+    with checkpoint.as_directory() as directory:
+        yield Path(directory)
 
 
 def delivered(history: list[dict], objectives: tuple[tuple[str, str], ...]) -> dict:
@@ -60,13 +73,8 @@ def run_trial(
 
     try:
         cfg = trial_config(config, data.manifest).replace(num_threads=assigned_cpus())
-        checkpoint = tune.get_checkpoint()
-        selection = objectives[0]
-        if checkpoint is None or not is_complete(checkpoint):
-            result = train(cfg, data, on_epoch=on_epoch, test_data=test_data, selection=selection)
-        else:
-            with checkpoint.as_directory() as resume_from:
-                result = train(cfg, data, on_epoch=on_epoch, test_data=test_data, resume_from=resume_from, selection=selection)
+        with resume_folder() as resume_from:
+            result = train(cfg, data, on_epoch=on_epoch, test_data=test_data, resume_from=resume_from, selection=objectives[0])
     except HamtuneError as exc:  # a config that cannot run here fails at once: retrying would not help
         tune.report(_final([], objectives, "failed", str(exc), node))
         return
@@ -88,14 +96,9 @@ def run_group_trial(config: dict, seeds: list[int], data: Prepared, test_data: P
     try:
         first = trial_config(config, data.manifest).replace(num_threads=assigned_cpus())
         configs = [first.replace(seed=seed) for seed in seeds]
-        checkpoint = tune.get_checkpoint()
-        selection = objectives[0]
-        if checkpoint is None or not is_complete(checkpoint):
-            results = train_group(configs, data, test_data=test_data, selection=selection, on_group_epoch=on_group_epoch)
-        else:
-            with checkpoint.as_directory() as resume_from:
-                results = train_group(configs, data, test_data=test_data, selection=selection, on_group_epoch=on_group_epoch,
-                                      resume_from=Path(resume_from))
+        with resume_folder() as resume_from:
+            results = train_group(configs, data, test_data=test_data, selection=objectives[0], on_group_epoch=on_group_epoch,
+                                  resume_from=resume_from)
     except HamtuneError as exc:
         tune.report(_final([], objectives, "failed", str(exc), node))
         return
