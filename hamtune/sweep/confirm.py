@@ -25,6 +25,8 @@ from ray.tune.search import Searcher
 from hamtune.errors import HamtuneError
 from hamtune.files import atomic_file
 from hamtune.sweep.study import MirroredOptunaSearch
+from hamtune.train.config import TrainConfig, build_config
+from hamtune.train.fused import why_not_fused
 
 CONFIRM_KEY = "confirm_of"
 GROUP_KEY = "fused_seeds"
@@ -42,6 +44,12 @@ def split_config(config: dict) -> tuple[dict, str | None]:
     values = dict(config)
     values.pop(GROUP_KEY, None)
     return values, values.pop(CONFIRM_KEY, None)
+
+
+def trial_config(values: dict, data_manifest: dict) -> TrainConfig:
+    """The config a trial runs: sampled values over any preset, at the prepared data's own preprocessing
+    (a confirm trial's markers are not TrainConfig values)."""
+    return build_config(split_config(values)[0], where="trial config").at_preprocessing(data_manifest)
 
 
 def group_seeds(config: dict) -> list[int] | None:
@@ -122,9 +130,6 @@ class ConfirmingSearch(MirroredOptunaSearch):
 
     def _why_not_fused(self, trials: list[dict]) -> str:
         """'' when these seeds of one configuration train as one group under the space's `fuse` setting."""
-        from hamtune.sweep.trainable import trial_config
-        from hamtune.train.fused import why_not_fused
-
         if self._fuse == "off" or len(trials) < 2:
             return "fuse=off" if self._fuse == "off" else "one seed"
         try:

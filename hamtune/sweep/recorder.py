@@ -12,9 +12,8 @@ from ray import tune
 from hamtune.errors import HamtuneError
 from hamtune.paths import relative_to_results
 from hamtune.results.store import ResultsWriter, trial_row
-from hamtune.sweep.confirm import group_seeds, member_id, split_config
+from hamtune.sweep.confirm import group_seeds, member_id, split_config, trial_config
 from hamtune.sweep.study import finish_trial
-from hamtune.sweep.trainable import trial_config
 from hamtune.train import checkpoint as ckpt
 from hamtune.train.fused import member_folder, read_group
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from ray import tune
 
 from hamtune.errors import HamtuneError, UsageError, first_line
-from hamtune.sweep.confirm import group_seeds, member_id
+from hamtune.sweep.confirm import group_seeds, member_id, split_config, trial_config
 from hamtune.sweep.internals import open_mlflow_store
 from hamtune.sweep.space import TRACKERS
 
@@ -101,9 +101,6 @@ def final_metrics(directory: Path, trial_id: str) -> dict[str, float]:
 
 def trial_params(config: dict, manifest: dict) -> dict:
     """The trial's full resolved TrainConfig (every field, preprocessing at the data's), plus its configuration id."""
-    from hamtune.sweep.confirm import split_config
-    from hamtune.sweep.trainable import trial_config
-
     values, confirms = split_config(config)
     try:
         params = trial_config(values, manifest).to_dict()

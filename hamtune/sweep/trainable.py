@@ -14,10 +14,9 @@ from ray import tune
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError
 from hamtune.results.store import DEFAULT_OBJECTIVE, best_epoch, delivered_epoch
-from hamtune.sweep.confirm import group_seeds, split_config
+from hamtune.sweep.confirm import group_seeds, trial_config
 from hamtune.sweep.repair import is_complete
 from hamtune.sweep.space import OBJECTIVE_METRICS, tune_metric
-from hamtune.train.config import TrainConfig, build_config
 from hamtune.train.fused import Member, save_group, train_group
 from hamtune.train.loop import Run, device_name, train
 
@@ -26,12 +25,6 @@ def assigned_cpus() -> int:
     """Torch threads for this trial: the CPUs Ray gave it (never the whole machine per trial)."""
     resources = ray.get_runtime_context().get_assigned_resources()
     return max(1, int(resources.get("CPU", 1)))
-
-
-def trial_config(values: dict, data_manifest: dict) -> TrainConfig:
-    """The config a trial runs: sampled values over any preset, at the prepared data's own preprocessing
-    (a confirm trial's marker is not a TrainConfig value)."""
-    return build_config(split_config(values)[0], where="trial config").at_preprocessing(data_manifest)
 
 
 @contextmanager
