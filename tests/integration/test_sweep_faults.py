@@ -259,15 +259,15 @@ def test_killed_trial_worker_is_retried_from_its_checkpoint(prepared, tmp_path):
 
 FUSED_CONFIRM = {"fixed": {**TINY_SPACE["fixed"], "kind": "ae", "arch": "cnn"},
                  "params": {"latent_dim": {"int": [4, 32], "log": True}, "lr": {"float": [1e-3, 5e-3], "log": True}},
-                 "scheduler": "none", "confirm": {"top": 2, "seeds": 2}, "fuse": "on"}
+                 "scheduler": "none", "confirm": {"top": 1, "seeds": 2}, "fuse": "on"}
 
 
 def test_a_fused_confirm_group_killed_mid_training_resumes_and_gives_each_seed_its_lone_result(prepared, tmp_path):
-    """fuse: on puts each confirmed configuration's 2 seeds in one trial; SIGKILL once a group has checkpointed."""
+    """fuse: on puts the confirmed configuration's 2 seeds in one trial; SIGKILL once the group has checkpointed."""
     from hamtune.train.config import TrainConfig
     from hamtune.train.loop import train
 
-    space = write_space(tmp_path / "fused.yaml", prepared, name="fused", num_samples=3, max_epochs=2, **FUSED_CONFIRM)
+    space = write_space(tmp_path / "fused.yaml", prepared, name="fused", num_samples=2, max_epochs=2, **FUSED_CONFIRM)
     results = tmp_path / "fused"
     start_and_interrupt(sweep_command(space, tmp_path), results, signal.SIGKILL,
                         lambda: any((results / "tune").glob("*/checkpoint_*/group.json")))
@@ -275,10 +275,10 @@ def test_a_fused_confirm_group_killed_mid_training_resumes_and_gives_each_seed_i
     assert done.returncode == 0, done.stdout + done.stderr
     assert "(fused with 1 more)" in done.stdout, done.stdout
     plan = json.loads((results / "confirm.json").read_text())
-    assert plan["trials"] == 4 and plan["tune_trials"] == 2 and not plan["not_fused"]
+    assert plan["trials"] == 2 and plan["tune_trials"] == 1 and not plan["not_fused"]
     trials, epochs, _ = load_results(results)
     confirm = trials[trials["stage"] == "confirm"]
-    assert len(trials[trials["stage"] == "search"]) == 3 and len(confirm) == 4 and trials["trial_id"].is_unique
+    assert len(trials[trials["stage"] == "search"]) == 2 and len(confirm) == 2 and trials["trial_id"].is_unique
     assert (confirm["status"] == "completed").all() and (confirm["epochs_run"] == 2).all()
     for row in confirm.itertuples():
         assert row.trial_id.endswith(f"-s{int(row.seed)}")
