@@ -39,7 +39,7 @@ from train_throughput import SGEMM_N, sgemm, step_flops
 
 from hamtune.train.config import TrainConfig, build_config
 from hamtune.train.data import plan_splits
-from hamtune.train.fused import group_input, member_losses
+from hamtune.train.fused import group_input, group_step
 
 NAME = "cnn_step_variants"
 SHARE_GOAL = 0.6  # of the sgemm peak at batch 64, counting the K-model step's FLOPs (issue 25)
@@ -67,10 +67,7 @@ def make_step(config: TrainConfig, images: torch.Tensor, k: int, compiled: bool,
     turn = iter(range(1 << 62))
 
     def step_on(x: torch.Tensor) -> None:
-        losses = member_losses(forward(x)[0], x, k, config)
-        group.optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        group.optimizer.step()
+        group_step(group, x, forward)
 
     def step() -> None:
         step_on(xs[next(turn) % batches])

@@ -131,20 +131,14 @@ def top_ops(step, steps: int = 3, top: int = 10) -> list[dict]:
 def profile_group(config_dict: dict, shape: list[int], k: int, threads: int, steps: int = 3, top: int = 10) -> list[dict]:
     """Where one grouped training step of K members spends its CPU time (torch.profiler, self time per op)."""
     from hamtune.train.config import TrainConfig
-    from hamtune.train.fused import member_losses
+    from hamtune.train.fused import group_step
 
     torch.set_num_threads(threads)
     config = TrainConfig(**config_dict)
     group = make_group(config, tuple(shape), k)
     x = torch.rand(config.batch_size, k * shape[0], *shape[1:]).contiguous(memory_format=torch.channels_last)
 
-    def step() -> None:
-        losses = member_losses(group.model(x)[0], x, k, config)
-        group.optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        group.optimizer.step()
-
-    return top_ops(step, steps, top)
+    return top_ops(lambda: group_step(group, x), steps, top)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -119,9 +119,10 @@ def seed_tables(ranking: Ranking, reproduced: pd.DataFrame | None = None) -> dic
     """Per test set, the configurations measured on 2+ seeds (confirm stage, reproduce), best mean validation first."""
     tables = {}
     for key, board in ranking.boards.items():
-        if not has_repeats(board[is_deep(board)]) and (reproduced is None or not len(reproduced)):
+        deep = board[is_deep(board)]
+        if not has_repeats(deep) and (reproduced is None or not len(reproduced)):
             continue  # every trial its own configuration: nothing to aggregate (and 5,000 of them would take a while)
-        table = configurations.per_configuration(configurations.seed_rows(board[is_deep(board)], reproduced), ranking.select)
+        table = configurations.per_configuration(configurations.seed_rows(deep, reproduced), ranking.select)
         if configurations.has_seeds(table):
             tables[key] = table[table["n"] >= 2]
     return tables

@@ -130,8 +130,6 @@ class ConfirmingSearch(MirroredOptunaSearch):
 
     def _why_not_fused(self, trials: list[dict]) -> str:
         """'' when these seeds of one configuration train as one group under the space's `fuse` setting."""
-        if self._fuse == "off" or len(trials) < 2:
-            return "fuse=off" if self._fuse == "off" else "one seed"
         try:
             configs = [trial_config(t, self._manifest) for t in trials]
         except HamtuneError as exc:

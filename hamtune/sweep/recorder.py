@@ -125,7 +125,8 @@ class ResultsRecorder(tune.Callback):
         metric = self.objectives[0][0]
         value = row.get(metric)
         shown = f"{metric}={value:.4f}" if isinstance(value, float) and np.isfinite(value) else f"{metric}=n/a"
-        fused = f" (fused with {len(group_seeds(trial.config)) - 1} more)" if group_seeds(trial.config) else ""
+        group = group_seeds(trial.config)
+        fused = f" (fused with {len(group) - 1} more)" if group else ""
         log.info(
             f"[{done}/{self.total}] trial {trial_id} {params.get('kind')}/{params.get('arch')}"
             + (f" seed {params.get('seed')} of {confirms}{fused}" if confirms else "") + f" {status} "

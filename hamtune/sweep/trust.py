@@ -46,10 +46,10 @@ from hamtune.sweep.internals import tune_filesystem
 log = logging.getLogger(__name__)
 
 TUNER = "tuner.pkl"
-STATE_PATTERNS = (TUNER, "experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl",
+STATE_FILE = "experiment_state-*.json"
+STATE_PATTERNS = (TUNER, STATE_FILE, "search_gen_state-*.json", "searcher-state-*.pkl",
                   "callback-states-*.pkl", "basic-variant-state-*.json")
 TRIAL_PATTERNS = ("error.pkl",)
-STATE_FILE = "experiment_state-*.json"
 WHOLE_STATE = ".hamtune-state"  # beside Tune's files: the last complete experiment state (see the module docstring)
 KEEP = 4096  # versions of each file remembered at most: those not yet copied to the experiment folder (see record)
 

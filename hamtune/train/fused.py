@@ -35,6 +35,7 @@ from hamtune.train.loop import (
     Run,
     RunResult,
     Selection,
+    augment_draws,
     build_run,
     close_epoch,
     epoch_order,
@@ -177,12 +178,22 @@ def member_losses(recon: torch.Tensor, x: torch.Tensor, k: int, config: TrainCon
     return torch.stack(losses)
 
 
+def group_step(group: Group, x: torch.Tensor, model: torch.nn.Module | None = None) -> torch.Tensor:
+    """One optimiser step of every member on the group's batch `x` (through `model`, e.g. a compiled copy of the
+    group's); each member's loss, (K,)."""
+    losses = member_losses((model or group.model)(x)[0], x, len(group.members), group.members[0].config)
+    group.optimizer.zero_grad(set_to_none=True)
+    losses.sum().backward()
+    group.optimizer.step()
+    return losses.detach()
+
+
 def group_epoch(group: Group, images: torch.Tensor, train_rows: torch.Tensor, weights: torch.Tensor | None) -> list[float]:
     """One epoch of every member, each on its own sample order and augmentation draws; their mean losses."""
     members, k = group.members, len(group.members)
     config, epoch = members[0].config, members[0].epoch
     orders = torch.stack([epoch_order(m.config, len(train_rows), weights, epoch) for m in members]).to(images.device)
-    draws = [torch.Generator().manual_seed(m.config.seed * 100_003 + epoch + (1 << 40)) for m in members]
+    draws = [augment_draws(m.config, epoch) for m in members]
     group.model.train()
     total = torch.zeros(k, device=images.device)
     batches = 0
@@ -190,13 +201,7 @@ def group_epoch(group: Group, images: torch.Tensor, train_rows: torch.Tensor, we
         rows = train_rows[orders[:, start : start + config.batch_size]]
         if rows.shape[1] < 2:
             continue
-        x = group_input(images, rows, config, draws)
-        recon = group.model(x)[0]
-        losses = member_losses(recon, x, k, config)
-        group.optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        group.optimizer.step()
-        total += losses.detach()
+        total += group_step(group, group_input(images, rows, config, draws))
         batches += 1
     for run in members:
         if run.scheduler is not None:

@@ -274,13 +274,18 @@ def epoch_order(config: TrainConfig, n: int, weights: torch.Tensor | None, epoch
     return torch.multinomial(weights, n, replacement=True, generator=generator)
 
 
+def augment_draws(config: TrainConfig, epoch: int) -> torch.Generator:
+    """This epoch's augmentation draws, seeded by (seed, epoch) apart from the sample order: identical after a resume."""
+    return torch.Generator().manual_seed(config.seed * 100_003 + epoch + (1 << 40))
+
+
 def _train_epoch(
     run: Run, forward: Callable, images: torch.Tensor, train_rows: torch.Tensor, weights: torch.Tensor | None, beta: float
 ) -> float:
     config, model = run.config, run.model
     order = epoch_order(config, len(train_rows), weights, run.epoch).to(images.device)
     augmenting = config.augment != "none" or config.color_jitter > 0
-    draws = torch.Generator().manual_seed(config.seed * 100_003 + run.epoch + (1 << 40))
+    draws = augment_draws(config, run.epoch)
     pixels = math.prod(images.shape[1:])
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)

@@ -16,7 +16,7 @@ from hamtune.models.losses import per_image_terms, training_loss
 from hamtune.results.store import load_results
 from hamtune.train.checkpoint import load_weights
 from hamtune.train.config import TrainConfig
-from hamtune.train.fused import member_losses, read_group, regroup, save_group, train_group, unfusable
+from hamtune.train.fused import group_step, read_group, regroup, save_group, train_group, unfusable
 from hamtune.train.loop import Run, make_optimizer, train
 
 SHAPE = (3, 16, 16)
@@ -48,12 +48,8 @@ def lone_step(run: Run, x: torch.Tensor) -> None:
     run.optimizer.step()
 
 
-def group_step(group, xs: list[torch.Tensor]) -> None:
-    x = torch.cat(xs, 1).contiguous(memory_format=torch.channels_last)
-    losses = member_losses(group.model(x)[0], x, len(xs), group.members[0].config)
-    group.optimizer.zero_grad(set_to_none=True)
-    losses.sum().backward()
-    group.optimizer.step()
+def step_all(group, xs: list[torch.Tensor]) -> None:
+    group_step(group, torch.cat(xs, 1).contiguous(memory_format=torch.channels_last))
 
 
 def tensors(run: Run) -> dict[str, torch.Tensor]:
@@ -75,7 +71,7 @@ def test_a_grouped_step_is_each_models_own_step_in_float64(norm):
         generator = torch.Generator().manual_seed(0)
         for _ in range(3):
             xs = [torch.rand(8, *SHAPE, generator=generator).contiguous(memory_format=torch.channels_last) for _ in fused]
-            group_step(group, xs)
+            step_all(group, xs)
             for run, x in zip(alone, xs):
                 lone_step(run, x)
         group.share_state()
@@ -93,11 +89,11 @@ def test_a_member_that_leaves_the_group_stops_updating():
     runs = members(config, [0, 1])
     group = regroup(runs, SHAPE, torch.device("cpu"))
     xs = [torch.rand(8, *SHAPE) for _ in runs]
-    group_step(group, xs)
+    step_all(group, xs)
     group.share_state()
     before = [tensors(run) for run in runs]
     group = regroup(runs[:1], SHAPE, torch.device("cpu"))  # runs[1] stops (patience) and leaves
-    group_step(group, xs[:1])
+    step_all(group, xs[:1])
     group.share_state()
     after = [tensors(run) for run in runs]
     assert all(torch.equal(after[1][k], before[1][k]) for k in before[1])
