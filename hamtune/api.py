@@ -465,32 +465,6 @@ class ScoreFile:
     maps: Path | None = None
 
 
-def _check_score_out(out: Path, model: Path, inputs: list[Path], force: bool, labels: Mapping[str, str] | None) -> None:
-    """Refuse an `out` that would destroy data: inside the bundle, one of the inputs or inside an input folder, or an
-    existing file that is not a CSV (without `force`)."""
-    name = _label("out", labels)
-    if out.is_dir():
-        raise UsageError(f"{name} {out} is a folder; give the CSV file to write, e.g. {out / 'scores.csv'}")
-    target = out.resolve()
-    for folder, what in [(model, "the bundle"), *((i, "an input") for i in inputs)]:
-        folder = folder.resolve()
-        if target == folder or folder in target.parents:
-            raise UsageError(f"{name} {out} is inside {what} {folder}; write the scores elsewhere (nothing was written)")
-    if out.exists() and out.suffix.lower() != ".csv" and not force:
-        raise UsageError(f"{name} {out} exists and is not a .csv file; choose another {name}, or pass "
-                         f"{(labels or {}).get('force', 'force=True')} to replace it (nothing was written)")
-
-
-def _check_maps_out(maps: Path, model: Path, labels: Mapping[str, str] | None) -> None:
-    """`maps` is a folder outside the bundle (whose files are sealed by their digests)."""
-    name = _label("maps", labels)
-    target, folder = maps.resolve(), model.resolve()
-    if target == folder or folder in target.parents:
-        raise UsageError(f"{name} {maps} is inside the bundle {model}; write the maps elsewhere (nothing was written)")
-    if maps.exists() and not maps.is_dir():
-        raise UsageError(f"{name} {maps} exists and is not a folder; choose another {name} (nothing was written)")
-
-
 def write_scores(model: str | Path, *inputs: str | Path, out: str | Path = "scores.csv", force: bool = False,
                  device: str = "auto", format: str = "torch", maps: str | Path | None = None, progress: bool = False,
                  labels: Mapping[str, str] | None = None) -> ScoreFile:
@@ -499,14 +473,14 @@ def write_scores(model: str | Path, *inputs: str | Path, out: str | Path = "scor
     from hamtune.export.bundle import load_bundle
     from hamtune.export.score import score_inputs
     from hamtune.files import atomic_file
+    from hamtune.gate import is_scores_csv, output
 
     if not inputs:
         raise HamtuneError("hamtune.write_scores(): name at least one image, folder or prepared cache to score")
     folder, paths, target = _path(model, "model"), [_path(i, "inputs") for i in inputs], _path(out, "out")
     into = None if maps is None else _path(maps, "maps")
-    _check_score_out(target, folder, paths, force, labels)
-    if into is not None:
-        _check_maps_out(into, folder, labels)
+    output(target, flag=_label("out", labels), kind="file", own=is_scores_csv, existing="replace", reads=[folder, *paths],
+           force=force, force_flag=_label("force", labels))
     bundle = load_bundle(folder)
     scored = score_inputs(bundle, paths, device=device, progress=progress, format=format, maps=into)
     try:

@@ -18,6 +18,8 @@ import numpy as np
 from hamtune.errors import HamtuneError, first_line
 
 MAX_TEXT_BYTES = 64 << 20  # a JSON or CSV hamtune reads from a results folder or bundle (bundle.json is a few kB)
+MAX_SOURCE_BYTES = 4 << 30  # a dataset file (a zip of JPEGs, an .npz of arrays, a pixel table)
+MAX_IMAGE_BYTES = 256 << 20  # one encoded image (a 600x450 JPEG is ~250 kB; a 16-bit 4k TIFF ~100 MB)
 TMP, OLD = ".tmp-", ".old-"
 
 
@@ -138,6 +140,25 @@ def read_text(path: Path, limit: int = MAX_TEXT_BYTES, links: bool = True) -> st
     if len(data) > limit:
         raise HamtuneError(f"{path}: more than the {limit} bytes such a file may hold; refused")
     return data.decode("utf-8")
+
+
+def read_input(path: Path, limit: int = MAX_TEXT_BYTES) -> bytes:
+    """The bytes of one input file, read only after check_regular (no device, FIFO or folder; at most `limit`), so no
+    input can hang or exhaust memory; this is the input gate every file read goes through."""
+    check_regular(path, limit)
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise HamtuneError(f"{path}: more than the {limit} bytes such a file may hold; refused")
+    return data
+
+
+def read_member(archive: zipfile.ZipFile, member: str, limit: int = MAX_IMAGE_BYTES) -> bytes:
+    """One member of a zip, refused before reading when it claims more than `limit` bytes (a zip bomb)."""
+    info = archive.getinfo(member)
+    if info.file_size > limit:
+        raise ValueError(f"{member} unpacks to {info.file_size} bytes, more than the {limit} an image may hold")
+    return archive.read(member)
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:

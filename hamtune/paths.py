@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from filelock import FileLock, Timeout
 
 from hamtune.errors import HamtuneError, UsageError
+from hamtune.gate import is_results, output
 
 LOCK = ".lock"
 
@@ -48,14 +49,16 @@ def _holder(path: Path) -> str:
 
 
 @contextmanager
-def results_lock(directory: Path) -> Iterator[None]:
-    """Hold the results folder for this process: a second writer gets an error naming the holder.
+def results_lock(directory: Path, flag: str = "results folder") -> Iterator[None]:
+    """Hold the results folder for this process: a second writer gets an error naming the holder. The folder goes
+    through the output gate first: a user's folder, a bundle or another results folder's inside never holds results.
 
     The lock (filelock: flock on Unix, msvcrt on Windows) is released by the system when the holder
     dies (SIGKILL included), so a lock left by a dead process is simply taken over; the PID in the
     file only serves the message.
     """
     directory = Path(directory)
+    output(directory, flag=flag, kind="folder", own=is_results, existing="add")
     created = not directory.exists()
     try:
         directory.mkdir(parents=True, exist_ok=True)

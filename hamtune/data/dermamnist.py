@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 from hamtune.data.labels import DERMAMNIST_LABELS
 from hamtune.data.loader import Source, check_mapping, pick_one
 from hamtune.errors import HamtuneError
+from hamtune.files import MAX_SOURCE_BYTES, check_regular
 
 MAPPING = "DermaMNIST order (0 akiec, 1 bcc, 2 bkl, 3 df, 4 mel, 5 nv, 6 vasc)"
 SPLITS = ("train", "val", "test")
@@ -24,10 +26,11 @@ def find_file(src: Path) -> Path:
 
 def load(src: Path, *, skip_missing: bool = False, metadata: Path | None = None) -> Source:
     path = find_file(src)
+    check_regular(path, MAX_SOURCE_BYTES)
     try:
         archive = np.load(path, allow_pickle=False)
         keys = set(archive.files)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise HamtuneError(f"{path}: not a readable .npz file ({exc})") from None
     wanted = [f"{s}_{k}" for s in SPLITS for k in ("images", "labels")]
     missing = [k for k in wanted if k not in keys]
@@ -36,8 +39,11 @@ def load(src: Path, *, skip_missing: bool = False, metadata: Path | None = None)
     images, labels, splits, ids = [], [], [], []
     for split in SPLITS:
         try:
-            x, y = archive[f"{split}_images"], archive[f"{split}_labels"].reshape(-1)
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:  # object arrays need pickle: refused, never loaded
+            x, y = archive[f"{split}_images"], archive[f"{split}_labels"]
+            if not np.issubdtype(y.dtype, np.integer) or y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] != 1):
+                raise ValueError(f"{split}_labels must be integers (N,) or (N, 1), got {y.dtype} {y.shape}")
+            y = y.reshape(-1)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # object arrays need pickle: refused
             raise HamtuneError(f"{path}: {split}_images/{split}_labels are not plain arrays ({exc})") from None
         if x.ndim == 3:
             x = x[..., None]

@@ -11,7 +11,7 @@ import pandas as pd
 from hamtune.data.labels import HMNIST_LABELS
 from hamtune.data.loader import Source, check_mapping, pick_one
 from hamtune.errors import HamtuneError
-from hamtune.files import check_regular
+from hamtune.files import MAX_SOURCE_BYTES, check_regular
 
 MAPPING = "hmnist order (0 akiec, 1 bcc, 2 bkl, 3 df, 4 nv, 5 vasc, 6 mel)"
 
@@ -54,7 +54,7 @@ def _first_bad_cell(frame: pd.DataFrame, path: Path) -> HamtuneError | None:
 def read_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read pixels (N,H,W,C uint8) and labels; errors name the line and column."""
     try:
-        check_regular(path, None)  # not a device or FIFO (/dev/zero would never end); the pixel tables are large
+        check_regular(path, MAX_SOURCE_BYTES)  # not a device or FIFO (/dev/zero would never end); the pixel tables are large
         frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise HamtuneError(f"{path}: not a readable CSV ({exc})") from None

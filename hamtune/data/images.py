@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from hamtune.errors import UsageError
+from hamtune.errors import HamtuneError, UsageError
+from hamtune.files import MAX_IMAGE_BYTES, MAX_SOURCE_BYTES, check_regular, read_input, read_member
 from hamtune.workers import pool as worker_pool
 
 CROPS = ("center", "resize", "pad")
@@ -51,13 +52,17 @@ _open_zips: dict[str, zipfile.ZipFile] = {}
 
 
 def read_bytes(ref: ImageRef) -> bytes:
-    """Read an image's encoded bytes; zips stay open per process so members are read in place."""
+    """Read an image's encoded bytes through the input gate; zips stay open per process so members are read in place."""
     if ref.member is None:
-        return Path(ref.path).read_bytes()
+        try:
+            return read_input(Path(ref.path), MAX_IMAGE_BYTES)
+        except HamtuneError as exc:
+            raise ValueError(str(exc)) from None
     archive = _open_zips.get(ref.path)
     if archive is None:
+        check_regular(Path(ref.path), MAX_SOURCE_BYTES)
         archive = _open_zips[ref.path] = zipfile.ZipFile(ref.path)
-    return archive.read(ref.member)
+    return read_member(archive, ref.member)
 
 
 def _crop_box(width: int, height: int, crop: str) -> tuple[float, float, float, float]:
@@ -76,6 +81,7 @@ RESIZE_RULE = (  # what `decode` does, stated for people who preprocess without 
     "image pasted centred on a black square of side max(w, h) (pad)"
 )
 MIN_SOURCE_SIDE = 8  # px: below this an image carries no lesion to learn from, only a stretched colour
+MAX_SOURCE_PIXELS = 64_000_000  # a dermoscope's largest photos are ~24 MP; more is a decompression bomb, not a lesion
 
 
 def to_8bit(image: Image.Image) -> Image.Image:
@@ -109,8 +115,14 @@ def to_square(image: Image.Image, pre: Preprocess) -> np.ndarray:
 
 def decode(data: bytes, pre: Preprocess) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode encoded bytes with DCT-domain downscaling first; returns the array and the source size."""
-    image = Image.open(io.BytesIO(data))
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"refused as a decompression bomb ({exc})") from None
     source_size = image.size
+    if source_size[0] * source_size[1] > MAX_SOURCE_PIXELS:
+        raise ValueError(f"the image claims {source_size[0]}x{source_size[1]} px, more than the {MAX_SOURCE_PIXELS:,} "
+                         "pixels hamtune decodes (a decompression bomb?)")
     if min(source_size) < MIN_SOURCE_SIDE:
         raise ValueError(f"the image is only {source_size[0]}x{source_size[1]} px, smaller than {MIN_SOURCE_SIDE} px a side")
     mode = "L" if pre.channels == 1 else "RGB"
@@ -138,7 +150,7 @@ def _decode_chunk(args: tuple[list[ImageRef], Preprocess]) -> tuple[np.ndarray, 
         try:
             out[i], size = decode(read_bytes(ref), pre)
             sizes.append(size)
-        except (OSError, UnidentifiedImageError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        except Exception as exc:  # one broken image (truncated, a bomb, a codec bug) is a reason, never the end of the run
             errors.append((i, f"{type(exc).__name__}: {exc}"))
             sizes.append((0, 0))
     return out, sizes, errors
@@ -156,8 +168,8 @@ def decode_many(
 
     Errors come back as (global index, message) so the caller can name the file.
     """
-    workers = workers or default_workers()
     starts = list(range(0, len(refs), chunk))
+    workers = max(1, min(workers or default_workers(), len(starts), os.cpu_count() or 1))  # never more than work or cores
     jobs = [(list(refs[s : s + chunk]), pre) for s in starts]
     if workers == 1 or len(jobs) == 1:
         results: Iterator = map(_decode_chunk, jobs)

@@ -13,6 +13,7 @@ import pandas as pd
 from hamtune.data.loader import Source, check_mapping
 from hamtune.data.release import attach_images, index_images, read_metadata
 from hamtune.errors import HamtuneError
+from hamtune.files import MAX_SOURCE_BYTES, MAX_TEXT_BYTES, check_regular, read_input, read_member
 
 COLUMNS = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
 SPLIT_NAMES = {"training": "train", "validation": "val", "test": "test"}
@@ -25,24 +26,36 @@ def find_ground_truth(src: Path) -> list[tuple[str, str, bytes]]:
     if src.is_file():
         match = _GT.search(src.name)
         split = SPLIT_NAMES[match[1].lower()] if match else "test"
-        return [(split, str(src), src.read_bytes())]
+        return [(split, str(src), read_input(src))]
     found: dict[str, tuple[str, str, bytes]] = {}
     for path in sorted(list(src.glob("*.csv")) + list(src.glob("*/*.csv"))):
         match = _GT.search(path.name)
         if match:
-            found.setdefault(SPLIT_NAMES[match[1].lower()], (SPLIT_NAMES[match[1].lower()], str(path), path.read_bytes()))
+            found.setdefault(SPLIT_NAMES[match[1].lower()], (SPLIT_NAMES[match[1].lower()], str(path), read_input(path)))
     for archive in sorted(src.glob("*.zip")):
         if "groundtruth" not in archive.name.lower():
             continue
-        with zipfile.ZipFile(archive) as z:
+        check_regular(archive, MAX_SOURCE_BYTES)
+        try:
+            z = zipfile.ZipFile(archive)
+        except zipfile.BadZipFile:
+            raise HamtuneError(f"{archive}: not a readable zip file (truncated download?)") from None
+        with z:
             for member in z.namelist():
                 match = _GT.search(Path(member).name)
                 if match:
                     split = SPLIT_NAMES[match[1].lower()]
-                    found.setdefault(split, (split, f"{archive}!{member}", z.read(member)))
+                    found.setdefault(split, (split, f"{archive}!{member}", _member(archive, z, member)))
     if not found:
         raise HamtuneError(f"{src}: no ISIC2018_Task3_*_GroundTruth.csv found (in the folder, one level down, or in zips)")
     return list(found.values())
+
+
+def _member(archive: Path, z: zipfile.ZipFile, member: str) -> bytes:
+    try:
+        return read_member(z, member, MAX_TEXT_BYTES)
+    except ValueError as exc:
+        raise HamtuneError(f"{archive}: {exc}; refused") from None
 
 
 def read_ground_truth(where: str, data: bytes) -> pd.DataFrame:

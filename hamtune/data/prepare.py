@@ -28,6 +28,7 @@ from hamtune.data.loader import Source
 from hamtune.data.sources import ARRAY_FORMS, detect, load_source
 from hamtune.errors import HamtuneError, UsageError
 from hamtune.files import atomic_folder
+from hamtune.gate import is_cache, output
 from hamtune.workers import remove_stale_temporaries
 
 log = logging.getLogger(__name__)
@@ -217,8 +218,10 @@ def prepare(
     metadata: Path | None = None,
     force: bool = False,
     progress: bool = True,
+    out_flag: str = "--out",
 ) -> Path:
-    """Prepare `src` (any supported form) into a cache folder and return its path; a hit returns at once."""
+    """Prepare `src` (any supported form) into a cache folder and return its path; a hit returns at once. `out` goes
+    through the output gate: only a cache is ever replaced (never a user's folder, the source or a folder above)."""
     src = Path(src)
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
@@ -231,6 +234,7 @@ def prepare(
     size_label = f"{size}px" if size else "native"
     name = f"{form}-{src.stem or src.name}-{size_label}-{crop}-{channels}ch-{signature[:10]}"
     out = Path(out) if out else cache_root() / "prepared" / name
+    output(out, flag=out_flag, kind="folder", own=is_cache, existing="replace", reads=[src, *([metadata] if metadata else [])])
     if not force and (out / "manifest.json").exists():
         try:
             if json.loads((out / "manifest.json").read_text()).get("signature") == signature:

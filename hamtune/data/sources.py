@@ -9,12 +9,15 @@ from pathlib import Path
 from hamtune.data import dermamnist, hmnist, isic2018, release
 from hamtune.data.loader import Loader, Source
 from hamtune.errors import HamtuneError
+from hamtune.files import check_regular
 
 TABLES = (".csv", ".tab")
 
 
 def _header(src: Path) -> str:
-    return src.open(encoding="utf-8", errors="replace").readline().lower()
+    check_regular(src, None)  # a FIFO would block the sniff forever
+    with src.open(encoding="utf-8", errors="replace") as handle:
+        return handle.readline(4096).lower()
 
 
 def _isic_header(header: str) -> bool:

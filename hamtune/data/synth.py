@@ -30,6 +30,7 @@ from tqdm import tqdm
 from hamtune.data.labels import DX_CODES, HAM10000_COUNTS
 from hamtune.errors import HamtuneError, UsageError
 from hamtune.files import atomic_folder
+from hamtune.gate import is_synthetic, output
 from hamtune.workers import pool as worker_pool
 
 VERSION = 2
@@ -514,11 +515,9 @@ def _build(out: Path, params: dict, write: Callable[[Path], None]) -> Path:
 
     A synthetic dataset made with other parameters is replaced; any other non-empty `out` is refused.
     """
-    old = _marker(out)
-    if old == params:
+    output(out, flag="OUT", kind="folder", own=is_synthetic, existing="replace")
+    if _marker(out) == params:
         return out
-    if old is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise HamtuneError(f"{out} exists and is not a synthetic dataset; remove it or choose another folder")
     with atomic_folder(out) as tmp:
         write(tmp)
         (tmp / MARKER).write_text(json.dumps(params))

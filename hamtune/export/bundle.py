@@ -36,6 +36,7 @@ from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.export import PROGRAMS, SCORE_GRAPH, integrity
 from hamtune.export.programs import programs_wanted, write_programs
 from hamtune.files import atomic_folder, read_text
+from hamtune.gate import output
 from hamtune.models import Autoencoder, build_model
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import ENSEMBLE, top_trials
@@ -226,31 +227,9 @@ def is_bundle(folder: Path) -> bool:
 
 
 def check_out(out: Path, sources: list[Path], force: bool) -> None:
-    """Refuse an --out whose replacement would lose data: the results folder or checkpoint exported from, a
-    folder above them, a link, a file, or (even with --force) a non-empty folder that is not a bundle."""
-    target = out.resolve()
-    for source in sources:
-        source = source.resolve()
-        if target == source or target in source.parents:
-            raise UsageError(f"--out {out} is {'the folder' if target == source else 'a folder above'} {source} "
-                               "that is exported from; choose an --out outside it")
-    here = Path.cwd().resolve()
-    if target == here or target in here.parents:
-        raise UsageError(f"--out {out} is {'the working directory' if target == here else 'a folder above the working directory'}"
-                           f" ({target}); replacing it would delete where you stand, so choose another --out (nothing was replaced)")
-    if out.is_symlink():
-        raise UsageError(f"--out {out} is a symbolic link; give the folder itself (nothing was replaced)")
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder; choose another --out (nothing was replaced)")
-    if not any(out.iterdir()):
-        return
-    if not is_bundle(out):
-        raise UsageError(f"--out {out} is a non-empty folder that hamtune export did not write; --force only "
-                           "replaces an earlier bundle, so choose another --out (nothing was replaced)")
-    if not force:
-        raise UsageError(f"{out} exists and is not empty (an exported bundle); choose another --out or pass --force to replace it")
+    """The output gate for a bundle: never the folder exported from or one above it, never inside a bundle or results
+    folder, and (even with --force) nothing but an earlier bundle is replaced."""
+    output(out, flag="--out", kind="folder", own=is_bundle, existing="force", reads=sources, force=force)
 
 
 def seal(folder: Path, info: dict) -> None:

@@ -21,6 +21,7 @@ from PIL import Image
 
 from hamtune.errors import HamtuneError
 from hamtune.export.bundle import Bundle, EnsembleBundle
+from hamtune.gate import mark
 from hamtune.models import Autoencoder
 from hamtune.train import metrics
 from hamtune.train.config import TrainConfig, score_parts
@@ -139,6 +140,7 @@ class MapWriter:
         self.mapper, self.folder, self.used = Mapper(bundle, device), Path(folder), set()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            mark(self.folder)
         except OSError as exc:
             raise HamtuneError(f"--maps {folder}: cannot create the folder ({exc.strerror or exc})") from None
 

@@ -20,6 +20,7 @@ from hamtune.data.prepare import Prepared, load_prepared
 from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError
 from hamtune.export.bundle import Bundle, EnsembleBundle, Scorer
+from hamtune.gate import is_marked, output
 
 CHUNK = 1024
 MANY = 100
@@ -123,6 +124,8 @@ def score_inputs(
     from hamtune.export.portable import scorer as make_scorer
     from hamtune.train.loop import resolve_device
 
+    if maps is not None:
+        output(maps, flag="--maps", kind="folder", own=is_marked, existing="add", reads=[bundle.path, *paths])
     found = collect(paths)
     target = resolve_device(device)
     writer = MapWriter(bundle, maps, target) if maps is not None else None  # refuses a score without a map first

@@ -83,6 +83,7 @@ def run_report(
     """Write the HTML report; returns its path (None with no_html). The leaderboards (or methods cards) go to `show`,
     which the CLI passes to print them: a library caller gets no terminal output. `quiet` also drops the progress
     and `report:` log lines."""
+    from hamtune.gate import is_report, output
     from hamtune.report.load import combine, load_sweeps
     from hamtune.report.tables import text_report
     from hamtune.results.intervals import ranking_with_intervals
@@ -97,6 +98,10 @@ def run_report(
             show("\n\n".join(cards))
         return None
     sweeps = load_sweeps(results_dirs, DEFAULT_ROOT)
+    out = None if no_html else Path(html) if html else sweeps[0].directory / HTML_NAME
+    if out is not None:  # refused before any work: never a sweep's own files, a bundle, or a page hamtune did not write
+        output(out, flag="--html", kind="file", own=is_report, existing="replace", reads=[s.directory for s in sweeps],
+               writes_in=sweeps[0].directory)
     trials, _, scores = combine(sweeps)
     chosen = resolve_metric(metric, trials)
     groups = parse_groups(by, trials)
@@ -110,7 +115,6 @@ def run_report(
         return None
     from hamtune.report.html import write_report
 
-    out = html or sweeps[0].directory / HTML_NAME
     started = time.perf_counter()
 
     def progress(stage: str) -> None:  # a large report takes seconds: say what it is doing

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, UsageError, first_line
+from hamtune.gate import is_results, output
 from hamtune.results.store import TRIALS, load_results, write_distributions
 from hamtune.sweep.confirm import read_plan
 from hamtune.sweep.internals import AUTH_LOGGER
@@ -290,6 +291,9 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     # a shared --storage holds each sweep under its name: two sweeps never share (and overwrite) one tuner.pkl
     storage = f"{options.storage.rstrip('/')}/{name}" if options.storage else str(directory)
     experiment = experiment_path(storage)
+    if options.storage and "://" not in options.storage:
+        output(storage, flag="--storage", kind="folder", own=lambda p: is_results(p) or (p / EXPERIMENT).is_dir(),
+               existing="add")
     if options.resume and not tune.Tuner.can_restore(experiment):
         if (directory / TRIALS).exists():  # the results are here, the Tune state elsewhere
             raise HamtuneError(f"{experiment}: no Tune state to resume, though {directory} holds results; if the sweep "

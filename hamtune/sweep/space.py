@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from hamtune.errors import HamtuneError, UsageError, first_line
+from hamtune.files import read_text
 from hamtune.paths import safe_name
 from hamtune.results.store import DEFAULT_OBJECTIVE
 from hamtune.sweep.samplers import MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SamplerSpec
@@ -456,7 +457,7 @@ def load_space(path: Path, overrides: dict | None = None) -> SearchSpace:
     `overrides` (from --set, --data...) replace top-level keys or fix TrainConfig fields."""
     path = shipped(Path(path))
     try:
-        raw = load_yaml(path.read_text())
+        raw = load_yaml(read_text(path, limit=1 << 20))
     except FileNotFoundError:
         raise HamtuneError(f"{path}: no such search-space file; shipped spaces: {', '.join(SHIPPED)}") from None
     except IsADirectoryError:
