@@ -481,6 +481,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+WRITE_ERRORS = {  # what the system refused while writing, as a user can act on it
+    errno.ENOSPC: "no space left on device; free some space and run again",
+    errno.EDQUOT: "disk quota exceeded; free some space and run again",
+    errno.EFBIG: "file too large for this file system or the file size limit (ulimit -f); write elsewhere",
+    errno.EROFS: "a read-only file system; write elsewhere",
+    errno.EACCES: "permission denied; write elsewhere or fix the folder's permissions",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -497,11 +506,11 @@ def main(argv: list[str] | None = None) -> int:
         print("hamtune: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if exc.errno not in WRITE_ERRORS:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"hamtune: error: {one_line(where)}no space left on device; free some space and run again "
-              "(what was being written was not kept)", file=sys.stderr)
+        print(f"hamtune: error: {one_line(where)}{WRITE_ERRORS[exc.errno]}; what was being written was not kept",
+              file=sys.stderr)
         return 1
     return 0
 

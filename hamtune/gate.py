@@ -29,7 +29,8 @@ from hamtune.errors import UsageError
 
 MARK = ".hamtune"  # the marker of a folder hamtune made that has no recognisable file of its own (maps)
 Existing = Literal["add", "replace", "force"]  # what a writer does to a target of its own kind that exists
-RESULTS_FILES = ("trials.parquet", "sweep.json", "confirm.json", "epochs.parquet", ".lock", "tuner.pkl")
+RESULTS_FILES = ("trials.parquet", "sweep.json", "confirm.json", "epochs.parquet", "chosen.json", "tuner.pkl")
+RESULTS_SUBFOLDERS = (".lock", "tune", "checkpoints", "samples", "reproduce")
 MAX_PEEK = 1 << 16
 
 
@@ -72,10 +73,13 @@ def is_synthetic(folder: Path) -> bool:
 
 def is_results(folder: Path) -> bool:
     """A results folder (a sweep's, a run's, baselines') or Tune's experiment folder inside a storage path."""
-    folder = Path(folder)
-    if not folder.is_dir():
+    try:
+        names = set(os.listdir(folder))
+    except OSError:
         return False
-    return any(os.path.lexists(folder / name) for name in RESULTS_FILES) or any(folder.glob("experiment_state-*.json"))
+    if names & set(RESULTS_FILES) or any(n.startswith("experiment_state-") for n in names):
+        return True
+    return ".lock" in names and names <= set(RESULTS_SUBFOLDERS)  # a run that holds its lock and has not written rows yet
 
 
 def is_marked(folder: Path) -> bool:

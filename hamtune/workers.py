@@ -43,9 +43,15 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool whose workers die with this process."""
-    return ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
+def capped(workers: int, jobs: int) -> int:
+    """Worker processes worth starting: never more than the jobs or the cores (`--workers 1000000` forks no more)."""
+    return max(1, min(int(workers), int(jobs), os.cpu_count() or 1))
+
+
+def pool(workers: int, jobs: int | None = None) -> ProcessPoolExecutor:
+    """A process pool whose workers die with this process, capped by the work and the cores."""
+    size = capped(workers, workers if jobs is None else jobs)
+    return ProcessPoolExecutor(max_workers=size, initializer=die_with_parent, initargs=(os.getpid(),))
 
 
 def _alive(pid: int) -> bool:

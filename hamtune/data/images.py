@@ -14,6 +14,7 @@ from PIL import Image
 
 from hamtune.errors import HamtuneError, UsageError
 from hamtune.files import MAX_IMAGE_BYTES, MAX_SOURCE_BYTES, check_regular, read_input, read_member
+from hamtune.workers import capped
 from hamtune.workers import pool as worker_pool
 
 CROPS = ("center", "resize", "pad")
@@ -169,7 +170,7 @@ def decode_many(
     Errors come back as (global index, message) so the caller can name the file.
     """
     starts = list(range(0, len(refs), chunk))
-    workers = max(1, min(workers or default_workers(), len(starts), os.cpu_count() or 1))  # never more than work or cores
+    workers = capped(workers or default_workers(), len(starts))
     jobs = [(list(refs[s : s + chunk]), pre) for s in starts]
     if workers == 1 or len(jobs) == 1:
         results: Iterator = map(_decode_chunk, jobs)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from hamtune.data.labels import DX_CODES, HAM10000_COUNTS
 from hamtune.errors import HamtuneError, UsageError
 from hamtune.files import atomic_folder
 from hamtune.gate import is_synthetic, output
+from hamtune.workers import capped
 from hamtune.workers import pool as worker_pool
 
 VERSION = 2
@@ -475,7 +475,7 @@ def _render(lesions: list[_Lesion], paths: dict[str, Path], seed: int, stream: i
     """Render all photos in worker processes; a photo's pixels depend only on its own seeds."""
     tasks = [(seed, stream, lesion.index, lesion.dx, lesion.patient[0], size, [paths[i] for i in lesion.image_ids])
              for lesion in lesions]
-    workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    workers = capped(4 if workers is None else workers, -(-len(tasks) // 8))
     pool = worker_pool(workers) if workers > 1 else None  # workers die with this process
     try:
         done = pool.map(_render_lesion_photos, tasks, chunksize=8) if pool else map(_render_lesion_photos, tasks)

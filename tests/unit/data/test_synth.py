@@ -123,7 +123,7 @@ def test_a_complete_dataset_is_reused_another_replaced_and_a_foreign_folder_refu
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(HamtuneError, match="remove it or choose another folder"):
+    with pytest.raises(HamtuneError, match="hamtune never replaces what it did not make"):
         synthesize_release(foreign, n=20, image_size=SMALL, progress=False)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
