@@ -30,7 +30,7 @@ from hamtune.errors import UsageError
 MARK = ".hamtune"  # the marker of a folder hamtune made that has no recognisable file of its own (maps)
 Existing = Literal["add", "replace", "force"]  # what a writer does to a target of its own kind that exists
 RESULTS_FILES = ("trials.parquet", "sweep.json", "confirm.json", "epochs.parquet", "chosen.json", "tuner.pkl")
-RESULTS_SUBFOLDERS = (".lock", "tune", "checkpoints", "samples", "reproduce")
+RESULTS_SUBFOLDERS = ("tune", "checkpoints", "samples", "reproduce", "optuna.db", "distributions.json", "space.yaml")
 MAX_PEEK = 1 << 16
 
 
@@ -79,7 +79,8 @@ def is_results(folder: Path) -> bool:
         return False
     if names & set(RESULTS_FILES) or any(n.startswith("experiment_state-") for n in names):
         return True
-    return ".lock" in names and names <= set(RESULTS_SUBFOLDERS)  # a run that holds its lock and has not written rows yet
+    visible = {n for n in names if not n.startswith(".")}  # a run's own temporaries are hidden (files.atomic_file)
+    return ".lock" in names and visible <= set(RESULTS_SUBFOLDERS)  # a run that holds its lock, no rows yet
 
 
 def is_marked(folder: Path) -> bool:
@@ -149,11 +150,8 @@ def output(
     real = _real(given)
     if os.path.islink(given):
         raise _refuse(flag, given, f"a symbolic link (to {real}); give the {kind} itself")
-    home, here = _real(Path.home()), _real(Path.cwd())
-    if real == Path(real.anchor) or _within(home, real):
-        raise _refuse(flag, given, "the home folder or a folder above it")
-    if _within(here, real):
-        raise _refuse(flag, given, "the working directory or a folder above it")
+    if os.path.lexists(real) and real.is_dir() != (kind == "folder"):
+        raise _refuse(flag, given, "is a folder; give the file to write" if kind == "file" else "is a file, not a folder")
     owner = _real(Path(writes_in)) if writes_in is not None else None
     for source in reads:
         source_real = _real(Path(source))
@@ -164,6 +162,11 @@ def output(
             raise _refuse(flag, given, f"{where} {source}, which this command reads")
         if _within(source_real, real):
             raise _refuse(flag, given, f"is a folder above {source}, which this command reads")
+    home, here = _real(Path.home()), _real(Path.cwd())
+    if real == Path(real.anchor) or _within(home, real):
+        raise _refuse(flag, given, "the home folder or a folder above it")
+    if _within(here, real):
+        raise _refuse(flag, given, "the working directory or a folder above it")
     for folder in real.parents:
         if owner is not None and folder == owner:
             break
@@ -179,11 +182,6 @@ def output(
 
 def _check_existing(given: Path, real: Path, flag: str, kind: str, own: Callable[[Path], bool], existing: Existing,
                     force: bool, force_flag: str) -> None:
-    is_dir = real.is_dir()
-    if kind == "file" and is_dir:
-        raise _refuse(flag, given, "is a folder; give the file to write")
-    if kind == "folder" and not is_dir:
-        raise _refuse(flag, given, "is a file, not a folder")
     if kind == "folder" and not any(real.iterdir()):
         return
     if not own(real):

@@ -251,7 +251,8 @@ def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool 
         raise HamtuneError(f"{source}: an ensemble exports as --format torch only; export its members one by one "
                            f"for {programs[0]} (nothing was written)")
     out = Path(out)
-    check_out(out, [Path(source)] + ([Path(results_dir)] if results_dir is not None else []), force)
+    if results_dir is not None:  # a user's --out; an ensemble's members are written inside its own temporary folder
+        check_out(out, [Path(source), Path(results_dir)], force)
     if ensemble:
         received = load_bundle(Path(source))  # its files checked (digests, no links) before any is copied
         with atomic_folder(out) as tmp:

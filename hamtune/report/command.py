@@ -100,8 +100,9 @@ def run_report(
     sweeps = load_sweeps(results_dirs, DEFAULT_ROOT)
     out = None if no_html else Path(html) if html else sweeps[0].directory / HTML_NAME
     if out is not None:  # refused before any work: never a sweep's own files, a bundle, or a page hamtune did not write
+        own_page = [s.directory for s in sweeps if Path(s.directory / HTML_NAME).resolve() == Path(out).resolve()]
         output(out, flag="--html", kind="file", own=is_report, existing="replace", reads=[s.directory for s in sweeps],
-               writes_in=sweeps[0].directory)
+               writes_in=own_page[0] if own_page else None)
     trials, _, scores = combine(sweeps)
     chosen = resolve_metric(metric, trials)
     groups = parse_groups(by, trials)

@@ -104,7 +104,7 @@ def test_export_ranks_like_reproduce_and_refuses_to_overwrite(sweep_results, exp
     out, row = export_trial(sweep_results, 2, tmp_path / "second")
     assert row["trial_id"] == top_trials(sweep_results, 2)[0].iloc[1]["trial_id"]
     assert json.loads((out / META).read_text())["rank"] == 2
-    with pytest.raises(HamtuneError, match="not empty"):
+    with pytest.raises(HamtuneError, match="pass --force"):
         export_trial(sweep_results, 1, out)
     with pytest.raises(HamtuneError, match="--rank 9 does not exist"):
         export_trial(sweep_results, 9, tmp_path / "ninth")

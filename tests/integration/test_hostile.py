@@ -61,10 +61,10 @@ def test_export_force_refuses_the_source_through_a_relative_or_linked_path(capsy
     (tmp_path / "alias").symlink_to(trained.parent, target_is_directory=True)
     before = tree(trained.parent)
     code, _, err = run_cli(capsys, "export", trained, "--out", tmp_path / "alias" / "x" / ".." / "x", "--force")
-    assert_one_line_error(code, err, "exported from", usage=True)
+    assert_one_line_error(code, err, "which this command reads", usage=True)
     monkeypatch.chdir(trained)
     code, _, err = run_cli(capsys, "export", trained, "--out", ".", "--force")
-    assert_one_line_error(code, err, "exported from", usage=True)
+    assert_one_line_error(code, err, "which this command reads", usage=True)
     assert tree(trained.parent) == before
 
 
@@ -439,7 +439,7 @@ def test_train_results_naming_a_file_fails_before_training(capsys, prepared, tmp
     (tmp_path / "file").write_text("not a folder")
     started = time.perf_counter()
     code, _, err = run_cli(capsys, "train", "--data", prepared.path, "--set", "epochs=50", "--results", tmp_path / "file")
-    assert_one_line_error(code, err, "is a file")
+    assert_one_line_error(code, err, "is a file", usage=True)
     assert time.perf_counter() - started < 20 and (tmp_path / "file").read_text() == "not a folder"
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_SPACE, run_cli
+
 from hamtune.errors import UsageError
 
 pytestmark = pytest.mark.slow
@@ -69,6 +69,7 @@ def world(tmp_path_factory) -> World:
     (work / "thesis").mkdir()
     (work / "thesis" / "chapter1.tex").write_text("\\chapter{One}")
     source = synthesize_release(work / "ds", n=120, seed=3, image_size=(96, 72), progress=False)
+    (source / ".hamtune-synth.json").unlink()  # a user's own dataset, as real data is: nothing hamtune may replace
     cache = prepare_data(source, size=28, out=work / "cache", progress=False).path
     run = train_model(data=str(cache), results=work / "results", name="run", arch="mlp", epochs=1, mlp_width=32,
                       latent_dim=4, batch_size=16, progress=False)
@@ -99,8 +100,17 @@ def _results(target: Path) -> dict:
 def _writers(w: World) -> dict[str, Callable[[Path, bool], object]]:
     """Every API function that writes a path the caller names: (target, force) -> call."""
     import hamtune
-    from hamtune.api import (build_ensemble, export_trial, prepare_data, run_baselines, run_sweep, synthesize_data,
-                             train_model, write_report, write_scores)
+    from hamtune.api import (
+        build_ensemble,
+        export_trial,
+        prepare_data,
+        run_baselines,
+        run_sweep,
+        synthesize_data,
+        train_model,
+        write_report,
+        write_scores,
+    )
 
     space = {**TINY_SPACE, "data": str(w.cache), "num_samples": 1, "max_epochs": 1}
     return {
@@ -116,7 +126,7 @@ def _writers(w: World) -> dict[str, Callable[[Path, bool], object]]:
         "run_baselines(results=, name=)": lambda t, f: run_baselines(str(w.cache), methods="blur", **_results(t)),
         "build_ensemble(root=, name=)": lambda t, f: build_ensemble(w.run, top=1, root=t.parent, name=t.name),
         "run_sweep(results=, name=)": lambda t, f: run_sweep(space, **_results(t)),
-        "run_sweep(storage=)": lambda t, f: run_sweep(space, results=w.root / "scratch", name="s", storage=str(t)),
+        "run_sweep(storage=)": lambda t, f: run_sweep(space, results=w.root / "scratch", name=t.name, storage=str(t.parent)),
     }
 
 
@@ -158,7 +168,7 @@ CLI = {
     "score --maps": lambda w, t: ["score", w.bundle, w.image, "--out", w.root / "scratch" / "c.csv", "--maps", t],
     "report --html": lambda w, t: ["report", w.run, "--html", t],
     "train --results --name": lambda w, t: ["train", "--data", w.cache, "--set", "arch=mlp", "--results", t.parent, "--name", t.name],
-    "baselines --results --name": lambda w, t: ["baselines", "--data", w.cache, "--results", t.parent, "--name", t.name],
+    "baselines --results --name": lambda w, t: ["baselines", w.cache, "--results", t.parent, "--name", t.name],
     "ensemble --results --name": lambda w, t: ["ensemble", w.run, "--top", "1", "--results", t.parent, "--name", t.name],
 }
 
