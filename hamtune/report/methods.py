@@ -85,8 +85,8 @@ def results_rows(board: pd.DataFrame, chosen: Chosen, scores: pd.DataFrame) -> l
         return []
     delivered = mine.iloc[0]
     classical = board[board["role"].astype(str).str.startswith("classical:") & (board["trial_id"].astype(str) != chosen.trial_id)]
-    family = classical["baseline"] if "baseline" in classical.columns else classical["model"]
-    others = classical.groupby(family.astype(str), sort=False).head(1)
+    family = classical["baseline"] if "baseline" in classical.columns else classical.get("model", classical["trial_id"])
+    others = classical.groupby(family.astype(str), sort=False).head(1) if len(classical) else classical
     rows = []
     for what, row in [("delivered", delivered), *(("baseline", r) for _, r in others.iterrows())]:
         rows.append({"what": what, "name": name_of(row) if what == "baseline" else chosen.trial_id, "row": row,
@@ -300,7 +300,7 @@ def sections(info: dict) -> list[tuple[str, list[str]]]:
             f"{space.get('resources', {}).get('cpus')} CPU(s) and {space.get('resources', {}).get('gpus')} GPU(s) per trial.",
         ]
     elif info["classical_only"]:
-        search.append("No search and no network: this folder holds classical baselines only (`hamtune baselines`), "
+        search.append("No search and no network: this folder holds classical baselines only (hamtune baselines), "
                       "each fitted on the normal training images of the split below; a method with several settings "
                       "(blur sigma, sampling factor) keeps the one with the best validation objective.")
     else:
@@ -310,7 +310,7 @@ def sections(info: dict) -> list[tuple[str, list[str]]]:
     if confirm:
         search.append(f"Confirm stage: the best {confirm['top']} configurations by validation ({confirm['metric']}) each "
                       f"ran {confirm['seeds']} more seeds; the chosen configuration is the best mean over its seeds.")
-    if any(r["what"] == "baseline" for r in info["table"]):
+    if any(r["what"] == "baseline" for r in info["table"]) and not info["classical_only"]:
         search.append("Floor: non-learned and classical baselines on the same split, scored like the models: a Gaussian "
                       "blur and an area down-sampling then bilinear up-sampling of each image (sigma and factor chosen on "
                       "validation) and PCA reconstructions, by each reconstruction score; rows named classical.")
@@ -383,7 +383,7 @@ def _options(spec: dict) -> str:
 
 def md(text: str) -> str:
     """A results string in Markdown prose or a table cell: one line, no cell break, no inline markup."""
-    return re.sub(r"([\\`*\[\]<>|])", r"\\\1", " ".join(str(text).split()))
+    return re.sub(r"([\\`*<>|])", r"\\\1", " ".join(str(text).split()))
 
 
 def fence(lines: list[str]) -> list[str]:
