@@ -79,7 +79,8 @@ def run_sweep(
     **more,
 ) -> Path:
     """Run (or resume) a sweep of a space file (or the same mapping as a dict); returns its results folder.
-    `overrides` (and keywords) are top-level space keys or fixed TrainConfig fields, as `hamtune sweep --set` takes them."""
+    `overrides` (and keywords) are top-level space keys or fixed TrainConfig fields, as `hamtune sweep --set` takes them;
+    `floor=False` (the space key `floor: false`, `--no-floor`) leaves out the non-learned floor rows."""
     from hamtune.sweep.runner import SweepOptions
     from hamtune.sweep.runner import run_sweep as run
 
@@ -87,9 +88,9 @@ def run_sweep(
     chosen = _space(space, changes)
     options = SweepOptions(name=name, results_root=_path(results, "results"), address=address, resume=resume, num_samples=num_samples,
                            num_cpus=num_cpus, log_to=tuple(log_to), keep_checkpoints=keep_checkpoints, storage=storage,
-                           gpus_per_trial=gpus_per_trial)
+                           gpus_per_trial=gpus_per_trial, overrides={**(overrides or {}), **more})
     directory = run(chosen, options)
-    after_sweep(directory, options.name or chosen.name, chosen.log_to + options.log_to)
+    after_sweep(directory, options.name or chosen.name, chosen.log_to + options.log_to, floor=chosen.floor)
     return directory
 
 
@@ -118,13 +119,17 @@ def deliver_confirmed(directory: Path, device: str = "auto") -> dict | None:
         return build(Path(directory), 0, Path(directory).parent, Path(directory).name, device, members=members)[1]
 
 
-def after_sweep(directory: Path, name: str, trackers: tuple[str, ...]) -> None:
+def after_sweep(directory: Path, name: str, trackers: tuple[str, ...], floor: bool = True) -> None:
     """What a finished sweep does last: with a confirm stage, deliver the chosen configuration's seed ensemble
-    (deliver_confirmed); then hand the trackers the HTML report and the chosen model's bundle (MLflow: to the
-    parent run; W&B: a `report` run of the sweep's group)."""
+    (deliver_confirmed); score the non-learned floor on the same split (score_floor; not with `floor` False);
+    then hand the trackers the HTML report and the chosen model's bundle (MLflow: to the parent run; W&B: a
+    `report` run of the sweep's group)."""
     import tempfile
 
+    from hamtune.sweep.floor import score_floor
+
     deliver_confirmed(directory)
+    score_floor(directory, enabled=floor)
     if not {"mlflow", "wandb"} & set(trackers):
         return
     from hamtune.export.bundle import export_trial
@@ -506,19 +511,23 @@ class Demo:
 
 
 def run_demo(*, space: str | Path | None = None, name: str | None = None, results: str | Path = "results",
-             num_cpus: int | None = None) -> Demo:
+             num_cpus: int | None = None, floor: bool = True) -> Demo:
     """The main job end to end on the embedded synthetic default (as `hamtune demo`): sweep quick.yaml (or `space`),
-    then write the report; shows in a few minutes what a real run gives."""
+    score the non-learned floor beside it (not with `floor` False, or the space's `floor: false`), then write the
+    report; shows in a few minutes what a real run gives."""
     from hamtune.report.command import run_report
+    from hamtune.sweep.floor import score_floor
     from hamtune.sweep.runner import SweepOptions
     from hamtune.sweep.runner import run_sweep as run
     from hamtune.sweep.space import SHIPPED_DIR
     from hamtune.sweep.space import load_space as load
 
     started = time.perf_counter()
-    chosen = load(_path(space, "space") if space is not None else SHIPPED_DIR / "quick.yaml")
+    overrides = {} if floor else {"floor": False}
+    chosen = load(_path(space, "space") if space is not None else SHIPPED_DIR / "quick.yaml", overrides)
     directory = run(chosen, SweepOptions(name=name or f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
-                                         results_root=_path(results, "results"), num_cpus=num_cpus))
+                                         results_root=_path(results, "results"), num_cpus=num_cpus, overrides=overrides))
+    score_floor(directory, enabled=chosen.floor)
     seconds = time.perf_counter() - started
     shown: list[str] = []
     html = run_report([directory], quiet=True, show=shown.append)

@@ -191,6 +191,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.confirm_top is not None or args.confirm_seeds is not None:
         overrides["confirm"] = {"top": 3 if args.confirm_top is None else args.confirm_top,
                                 "seeds": 5 if args.confirm_seeds is None else args.confirm_seeds}
+    if args.no_floor:
+        overrides["floor"] = False
     directory = run_sweep(
         args.space, name=args.name, results=args.results, data=args.data, test_data=args.test_data,
         num_samples=args.num_samples, address=args.address, resume=args.resume, num_cpus=args.num_cpus,
@@ -294,7 +296,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     """The main job on the embedded default: synthesise HAM-like data, sweep quick.yaml, write the report."""
     from hamtune.api import run_demo
 
-    demo = run_demo(space=args.space, name=args.name, results=args.results, num_cpus=args.num_cpus)
+    demo = run_demo(space=args.space, name=args.name, results=args.results, num_cpus=args.num_cpus, floor=not args.no_floor)
     print(f"sweep finished in {demo.seconds:.0f} s\n")
     show(demo.leaderboards)
     log.info("report: %s", demo.html)
@@ -339,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--name", default=None, help="results/<name> (default demo-<time>)")
     demo.add_argument("--results", default="results", help="results root (default ./results)")
     demo.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray (default: all)")
+    demo.add_argument("--no-floor", action="store_true", help="do not score the non-learned floor (blur, down/up-sampling, PCA)")
     demo.set_defaults(func=cmd_demo)
 
     data = commands.add_parser("data", help="synthesise, prepare and inspect datasets")
@@ -418,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="after the search, run the K best configurations by validation on more seeds (the confirm stage; default 3)")
     sw.add_argument("--confirm-seeds", type=int, default=None, metavar="N",
                     help="new seeds per confirmed configuration (default 5); the choice is then the best mean over seeds")
+    sw.add_argument("--no-floor", action="store_true", help="do not score the non-learned floor (blur, down/up-sampling and "
+                    "PCA on the same split, seconds), which every report otherwise compares the models with")
     sw.add_argument("--keep-checkpoints", choices=("all", "best", "none"), default="best",
                     help="what a finished trial keeps: best = the delivered weights, config, history and scores (what export, "
                     "ensemble and reproduce need; the default), all = also the last epoch's weights and optimiser state, "

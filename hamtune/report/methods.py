@@ -10,24 +10,41 @@ time, and the commands that reproduce it. Anything the folder does not record is
 from __future__ import annotations
 
 import math
+import re
+import shlex
 from pathlib import Path
 
 import pandas as pd
 
+from hamtune.baselines.run import DATA_KEYS
 from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError
-from hamtune.results.configurations import config_ids, mean_sd, per_configuration, seed_rows
-from hamtune.results.intervals import bootstrap, shown
-from hamtune.results.rank import RANKED_STATUSES, objective
+from hamtune.results.chosen import Chosen, chosen_of
+from hamtune.results.configurations import mean_sd
+from hamtune.results.intervals import compare, name_of, shown, signed, with_intervals
+from hamtune.results.numbers import fmt
+from hamtune.results.rank import RANKED_STATUSES, is_deep, objective, rank, resolve_metric
 from hamtune.results.store import load_results
+from hamtune.train.config import TrainConfig
 
 UNKNOWN = "not recorded"
+COMMANDS = "Commands that reproduce it"
+TABLE = "Results table"
 CITATIONS = (
     "Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset, a large collection of multi-source dermatoscopic "
     "images of common pigmented skin lesions. Scientific Data 5:180161 (2018).",
-    "Akiba T, Sano S, Yanase T, Ohta T, Koyama M. Optuna: a next-generation hyperparameter optimization framework. KDD (2019).",
+    "Bergstra J, Bardenet R, Bengio Y, Kegl B. Algorithms for hyper-parameter optimization. NeurIPS 24 (2011).",
+    "Li L, Jamieson K, Rostamizadeh A, Gonina E, Ben-tzur J, Hardt M, Recht B, Talwalkar A. A system for massively "
+    "parallel hyperparameter tuning. MLSys (2020).",
+    "Wang Z, Bovik AC, Sheikh HR, Simoncelli EP. Image quality assessment: from error visibility to structural "
+    "similarity. IEEE Transactions on Image Processing 13(4):600-612 (2004).",
+    "Dodge J, Gururangan S, Card D, Schwartz R, Smith NA. Show your work: improved reporting of experimental "
+    "results. EMNLP-IJCNLP (2019).",
     "Liaw R, Liang E, Nishihara R, Moritz P, Gonzalez JE, Stoica I. Tune: a research platform for distributed model "
     "selection and training. arXiv:1807.05118 (2018).",
+    "Akiba T, Sano S, Yanase T, Ohta T, Koyama M. Optuna: a next-generation hyperparameter optimization framework. KDD (2019).",
+    "Paszke A, Gross S, Massa F, et al. PyTorch: an imperative style, high-performance deep learning library. "
+    "NeurIPS 32 (2019).",
 )
 
 
@@ -53,6 +70,30 @@ def _split_counts(row: pd.Series) -> pd.DataFrame | None:
     return table.loc[table.sum(axis=1).sort_values(ascending=False).index]
 
 
+def _board(trials: pd.DataFrame, scores: pd.DataFrame, select, test_key: str) -> pd.DataFrame:
+    """The leaderboard the chosen model was chosen on (validation first), with test intervals."""
+    board = rank(trials, resolve_metric("test_auroc", trials), select).boards
+    chosen = board.get(test_key) if test_key in board else next(iter(board.values()))
+    return with_intervals(chosen, scores)
+
+
+def results_rows(board: pd.DataFrame, chosen: Chosen, scores: pd.DataFrame) -> list[dict]:
+    """The delivered model, the best classical row on validation and the best of each other classical family, each
+    with its validation objective, test AUROC/AUPRC and their intervals and the paired difference to the delivered."""
+    mine = board[board["trial_id"].astype(str) == chosen.trial_id]
+    if not len(mine):
+        return []
+    delivered = mine.iloc[0]
+    classical = board[board["role"].astype(str).str.startswith("classical:") & (board["trial_id"].astype(str) != chosen.trial_id)]
+    family = classical["baseline"] if "baseline" in classical.columns else classical.get("model", classical["trial_id"])
+    others = classical.groupby(family.astype(str), sort=False).head(1) if len(classical) else classical
+    rows = []
+    for what, row in [("delivered", delivered), *(("baseline", r) for _, r in others.iterrows())]:
+        rows.append({"what": what, "name": name_of(row) if what == "baseline" else chosen.trial_id, "row": row,
+                     "difference": None if what == "delivered" else compare(delivered, row, scores)})
+    return rows
+
+
 def gather(directory: Path) -> dict:
     """Everything the card says, as plain data."""
     from hamtune.sweep.confirm import read_plan
@@ -63,24 +104,23 @@ def gather(directory: Path) -> dict:
     record = read(directory) or {}
     plan = read_plan(directory)
     ranked = trials[trials["status"].isin(RANKED_STATUSES)]
-    if ranked.empty:
+    chosen = chosen_of(directory)
+    if ranked.empty or chosen is None:
         raise HamtuneError(f"{directory}: no completed or stopped trial; a methods card describes a finished sweep")
-    select = objective(trials)
-    table = per_configuration(seed_rows(ranked), select)
-    chosen_config = table.iloc[0]
-    members = ranked[config_ids(ranked) == chosen_config["config_id"]]
-    first = members[members["trial_id"].astype(str) == chosen_config["config_id"]]
-    chosen = (first if len(first) else members).iloc[0]
-    interval = None
-    mine = scores[scores["trial_id"].astype(str) == str(chosen["trial_id"])] if len(scores) else scores
-    if len(mine) and mine["label"].nunique() == 2:
-        interval = bootstrap(mine["label"].to_numpy(int), mine["score"].to_numpy(float))["auroc"]
-    protocol = get_protocol(str(chosen.get("protocol") or "cancer"))
+    select = objective(trials, chosen.metric)
+    board = _board(trials, scores, select, chosen.test_key)
+    found = trials[trials["trial_id"].astype(str) == chosen.trial_id]
+    row = found.iloc[0]
+    if chosen.members:
+        members = trials[trials["trial_id"].astype(str).isin(chosen.members)]
+        row = members.iloc[0] if len(members) else row
+    protocol = get_protocol(str(chosen.config.get("protocol") or row.get("protocol") or "cancer"))
     return {
         "directory": str(directory), "record": record, "plan": plan, "trials": trials, "select": select,
-        "chosen": chosen, "chosen_config": chosen_config, "interval": interval, "protocol": protocol,
-        "counts": _split_counts(chosen), "statuses": trials["status"].value_counts().to_dict(),
+        "chosen": chosen, "row": row, "protocol": protocol, "table": results_rows(board, chosen, scores),
+        "counts": _split_counts(row), "statuses": trials["status"].value_counts().to_dict(),
         "stages": trials["stage"].value_counts().to_dict() if "stage" in trials.columns else {},
+        "classical_only": not is_deep(board).any(), "base": Path(record["cwd"]) if record.get("cwd") else None,
     }
 
 
@@ -102,20 +142,142 @@ def _value(row: pd.Series, key: str) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def portable(text: str, base: Path | None) -> str:
+    """A path as a paper can print it: relative to the folder the sweep ran in (or this one), a shipped space by its
+    name, anything else by its file name; never an absolute local path."""
+    from hamtune.sweep.space import SHIPPED_DIR
+
+    path = Path(text)
+    if not path.is_absolute():
+        return text
+    for root in (base, Path.cwd()):
+        if root is not None and path.is_relative_to(root):
+            return str(path.relative_to(root)) or "."
+    if path.parent == SHIPPED_DIR:
+        return path.stem
+    return path.name
+
+
+def portable_command(command: str, base: Path | None) -> str:
+    """A recorded command with each absolute path (a word, or the value of KEY=PATH) made portable."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    out = []
+    for word in words:
+        key, sep, value = word.partition("=")
+        if sep and Path(value).is_absolute() and not Path(word).is_absolute():
+            out.append(f"{key}={portable(value, base)}")
+        else:
+            out.append(portable(word, base))
+    return shlex.join(out)
+
+
+def baselines_command(info: dict) -> str:
+    """The `hamtune baselines` command of a folder of classical rows (which records no command of its own)."""
+    trials, row, base = info["trials"], info["row"], info["base"]
+    classical = trials[trials["status"].isin(RANKED_STATUSES) & trials["model"].notna()] if "model" in trials else trials.iloc[0:0]
+    methods = sorted({str(m).split("-ssim")[0].split("-mse+ssim")[0] for m in classical["model"]}) if len(classical) else []
+    words = ["hamtune", "baselines", portable(str(row.get("data_path") or row.get("data_name") or "DATA"), base),
+             "--name", Path(info["directory"]).name]
+    if methods:
+        words += ["--methods", ",".join(methods)]
+    if isinstance(row.get("test_path"), str):
+        words += ["--test-data", portable(row["test_path"], base)]
+    defaults = TrainConfig()
+    for key in DATA_KEYS:
+        value = info["chosen"].config.get(key, row.get(key))
+        if key in ("image_size", "crop", "channels") or value is None or value == getattr(defaults, key, None):
+            continue
+        words += ["--set", f"{key}={value}"]
+    return shlex.join(words)
+
+
+def _training(config: dict) -> list[str]:
+    """How the delivered network was trained, from its typed configuration."""
+    kind = config.get("kind")
+    loss = {"mse": "mean squared error", "bce": "binary cross-entropy"}.get(config.get("recon_loss"), UNKNOWN)
+    if kind == "vae":
+        loss += (f" plus beta = {config.get('beta')} times the KL divergence to N(0, I)"
+                 + (f", beta warmed up over {config.get('kl_warmup')} epochs" if config.get("kl_warmup") else ""))
+    patience = config.get("patience")
+    augment = {"none": "none", "flips": "random horizontal and vertical flips",
+               "dihedral": "random flips and 90-degree rotations (the dihedral group)"}.get(config.get("augment"), UNKNOWN)
+    return [
+        f"Model: {kind or UNKNOWN} autoencoder, {config.get('arch', UNKNOWN)} encoder/decoder, latent dimension "
+        f"{config.get('latent_dim', UNKNOWN)}; trained on the normal training images only.",
+        f"Optimiser: AdamW (PyTorch), learning rate {config.get('lr', UNKNOWN)}, weight decay {config.get('weight_decay', UNKNOWN)}, "
+        f"batch size {config.get('batch_size', UNKNOWN)}, learning-rate schedule {config.get('lr_schedule', UNKNOWN)}; "
+        f"precision {config.get('precision', UNKNOWN)}.",
+        f"Loss: per-pixel reconstruction {loss}; class rebalancing {config.get('rebalance', UNKNOWN)}.",
+        f"Epochs: at most {config.get('epochs', UNKNOWN)}; "
+        + (f"early stopping after {patience} epochs without a better validation objective; " if patience else "no early stopping; ")
+        + "the delivered weights are those of the epoch with the best validation objective.",
+        f"Augmentation: {augment}" + (f"; colour jitter {config.get('color_jitter')}" if config.get("color_jitter") else "") + ".",
+    ]
+
+
+def _evaluation(select, score: str | None) -> list[str]:
+    """What every figure means, and how the threshold was chosen."""
+    return [
+        f"Anomaly score: {score or UNKNOWN} per image (mse: mean squared reconstruction error; ssim: 1 - SSIM of the "
+        "reconstruction (Wang et al. 2004); several parts joined by + are each standardised by the mean and standard "
+        "deviation of the validation normals, then summed). Higher is more anomalous.",
+        "AUROC: area under the ROC curve; AUPRC: average precision (area under the precision-recall curve), anomalous "
+        "images as the positive class.",
+        "Threshold: the one that maximises F1 on the validation images, then applied unchanged to the test images "
+        "(test precision, recall and F1 are at that threshold); test labels choose nothing.",
+        f"Model choice: by the validation objective {select.column} ({'higher' if select.higher_is_better else 'lower'} is "
+        "better); where configurations ran on several seeds, by its mean over seeds. Test metrics are only reported.",
+        "Intervals: 95% stratified percentile bootstrap over the test images (2,000 resamples, fixed seed); a "
+        "difference between two models uses the same resamples for both (paired). Means over seeds carry a 95% "
+        "t-interval of the mean.",
+    ]
+
+
+def _result(info: dict) -> list[str]:
+    chosen, select = info["chosen"], info["select"]
+    what = (f"the seed ensemble of {len(chosen.members)} seeds ({', '.join(chosen.members)}) of configuration "
+            f"{chosen.config_id}" if chosen.members else f"trial {chosen.trial_id}")
+    if info["classical_only"]:
+        what = f"the classical baseline {chosen.role.removeprefix('classical: ')} ({chosen.trial_id})"
+    lines = [f"Delivered model: {chosen.trial_id}, {what}; chosen by {chosen.rule}."]
+    figures = []
+    for metric in ("test_auroc", "test_auprc"):
+        value, interval = chosen.metrics.get(metric), chosen.intervals.get(metric)
+        if value is not None:
+            figures.append(f"{metric} " + (shown(value, *interval) if interval else f"{value:.4f}"))
+    if chosen.metrics.get(select.column) is not None:
+        figures.insert(0, f"{select.column} {chosen.metrics[select.column]:.4f}")
+    if figures:
+        lines.append("Its figures: " + "; ".join(figures) + " (test values with their 95% bootstrap interval).")
+    if chosen.seeds:
+        lines.append(f"Over the configuration's {chosen.seeds['n']} seeds: {select.column} {mean_sd(chosen.seeds, select.column)}; "
+                     f"test AUROC {mean_sd(chosen.seeds, 'test_auroc')} (mean +- sd [95% t-interval of the mean]).")
+    beaten = chosen.best_on_validation
+    if beaten and not info["classical_only"]:
+        lines.append(f"On validation, {beaten['role'] or beaten['trial_id']} ({beaten['trial_id']}) is better "
+                     f"({select.column} {beaten['value']:.4f}): the delivered model is the best deep one, not the best overall.")
+    return lines
+
+
 def sections(info: dict) -> list[tuple[str, list[str]]]:
-    """The card as (heading, paragraphs/bullets) pairs, rendered by markdown() and latex()."""
-    record, chosen, config, select = info["record"], info["chosen"], info["chosen_config"], info["select"]
-    space, data = record.get("space", {}), record.get("data") or _manifest(chosen)
+    """The card as (heading, paragraphs/bullets) pairs, rendered by markdown() and latex(); the results table is
+    rendered by each format from info["table"]."""
+    record, row, chosen, select, base = info["record"], info["row"], info["chosen"], info["select"], info["base"]
+    space, data = record.get("space", {}), record.get("data") or _manifest(row)
     protocol = info["protocol"]
     pre = data.get("preprocess", {})
+    source = portable(str(data.get("source")), base) if data.get("source") else None
     data_lines = [
-        f"Dataset: {_value(chosen, 'data_name')} (content fingerprint {_value(chosen, 'data_fingerprint')}). "
-        + (f"{data['count']} images from {data.get('source')} ({data.get('form')} form)." if data.get("count")
+        f"Dataset: {_value(row, 'data_name')} (content fingerprint {_value(row, 'data_fingerprint')}). "
+        + (f"{data['count']} images from {source} ({data.get('form')} form)." if data.get("count")
          else f"Its source and image count: {UNKNOWN}."),
-        f"Preprocessing: {pre.get('size', _value(chosen, 'image_size'))} px, crop {pre.get('crop', _value(chosen, 'crop'))}, "
-        f"{pre.get('channels', _value(chosen, 'channels'))} channel(s), input range {_value(chosen, 'input_range')}.",
-        f"Split: {_value(chosen, 'split')}-grouped train/validation/test (validation {_value(chosen, 'val_fraction')}, "
-        f"test {_value(chosen, 'test_fraction')}), split seed {_value(chosen, 'split_seed')}; test set {_value(chosen, 'test_set')}.",
+        f"Preprocessing: {pre.get('size', _value(row, 'image_size'))} px, crop {pre.get('crop', _value(row, 'crop'))}, "
+        f"{pre.get('channels', _value(row, 'channels'))} channel(s), input range {_value(row, 'input_range')}.",
+        f"Split: {_value(row, 'split')}-grouped train/validation/test (validation {_value(row, 'val_fraction')}, "
+        f"test {_value(row, 'test_fraction')}), split seed {_value(row, 'split_seed')}; test set {_value(row, 'test_set')}.",
         f"Protocol {protocol.name}: normal = {', '.join(protocol.normal)}; anomalous = {', '.join(protocol.anomalous)}. "
         "Models train on the normal training images only.",
     ]
@@ -131,12 +293,16 @@ def sections(info: dict) -> list[tuple[str, list[str]]]:
         search += [
             "Objective: " + ", ".join(f"{m} ({mode})" for m, mode in space.get("objectives", []))
             + ", on validation; test metrics are only reported.",
-            f"Search space ({space.get('file')}): {params}. Fixed: "
+            f"Search space ({portable(str(space.get('file')), base)}): {params}. Fixed: "
             + ", ".join(f"{k}={v}" for k, v in sorted(space.get("fixed", {}).items())) + ".",
             f"Sampler: {_options(space.get('sampler', {}))}. Scheduler: {_options(space.get('scheduler', {}))}.",
             f"Budget: {space.get('num_samples')} trials of up to {space.get('max_epochs')} epochs, "
             f"{space.get('resources', {}).get('cpus')} CPU(s) and {space.get('resources', {}).get('gpus')} GPU(s) per trial.",
         ]
+    elif info["classical_only"]:
+        search.append("No search and no network: this folder holds classical baselines only (hamtune baselines), "
+                      "each fitted on the normal training images of the split below; a method with several settings "
+                      "(blur sigma, sampling factor) keeps the one with the best validation objective.")
     else:
         search.append(f"Search settings: {UNKNOWN} (no sweep.json: a single `hamtune train` run or a sweep written "
                       "before it existed).")
@@ -144,27 +310,21 @@ def sections(info: dict) -> list[tuple[str, list[str]]]:
     if confirm:
         search.append(f"Confirm stage: the best {confirm['top']} configurations by validation ({confirm['metric']}) each "
                       f"ran {confirm['seeds']} more seeds; the chosen configuration is the best mean over its seeds.")
+    if any(r["what"] == "baseline" for r in info["table"]) and not info["classical_only"]:
+        search.append("Floor: non-learned and classical baselines on the same split, scored like the models: a Gaussian "
+                      "blur and an area down-sampling then bilinear up-sampling of each image (sigma and factor chosen on "
+                      "validation) and PCA reconstructions, by each reconstruction score; rows named classical.")
     stages = ", ".join(f"{v} {k}" for k, v in info["stages"].items())
     search.append(f"Trials: {len(info['trials'])} ({', '.join(f'{v} {k}' for k, v in info['statuses'].items())}"
                   + (f"; {stages}" if stages else "") + ").")
-    result = [
-        f"Chosen configuration: {config['config_id']} ({_value(chosen, 'kind')}/{_value(chosen, 'arch')}, latent "
-        f"{_value(chosen, 'latent_dim')}, batch {_value(chosen, 'batch_size')}, lr {_value(chosen, 'lr')}, score "
-        f"{_value(chosen, 'score')}, best epoch {_value(chosen, 'best_epoch')}), by the mean {select.column} "
-        f"over {int(config['n'])} seed(s).",
-        f"{select.column}: {mean_sd(config, select.column)}; test AUROC: {mean_sd(config, 'test_auroc')}; "
-        f"test AUPRC: {mean_sd(config, 'test_auprc')} (mean +- sd over seeds [95% t-interval of the mean]).",
-    ]
-    if info["interval"] is not None:
-        i = info["interval"]
-        result.append(f"Test AUROC of its first seed ({chosen['trial_id']}): {shown(i.value, i.low, i.high)} "
-                      "(95% stratified bootstrap interval, 2,000 resamples).")
-    versions = record.get("versions") or {"hamtune": _value(chosen, "hamtune_version")}
+    training = (["No network is trained: each method reconstructs or scores images directly (PCA is fitted on the "
+                 "normal training images)."] if info["classical_only"] else _training(chosen.config))
+    versions = record.get("versions") or {"hamtune": _value(row, "hamtune_version")}
     hardware = record.get("hardware") or {}
     wall = record.get("wall_time_s")
     software = [
         "Software: " + ", ".join(f"{k} {v}" for k, v in versions.items())
-        + f"; git commit {record.get('git_commit') or _value(chosen, 'git_commit')}.",
+        + f"; git commit {record.get('git_commit') or _value(row, 'git_commit')}.",
         (f"Hardware: {hardware.get('platform')}, {hardware.get('cpus')} CPU(s), GPU {hardware.get('gpu') or 'none'}"
          + (f"; Ray cluster {hardware['cluster']}" if hardware.get("cluster") else "") + "."
          if hardware else f"Hardware: {UNKNOWN}."),
@@ -175,12 +335,34 @@ def sections(info: dict) -> list[tuple[str, list[str]]]:
     if data.get("source"):
         from hamtune.data.prepare import rebuild_command
 
-        commands.append(rebuild_command(data).replace(" --force", ""))
+        commands.append(portable_command(rebuild_command(data).replace(" --force", ""), base))
     if record.get("command"):
-        commands.append(record["command"])
-    commands.append(f"hamtune report {info['directory']}")
-    return [("Data", data_lines), ("Search", search), ("Result", result), ("Software and hardware", software),
-            ("Commands that reproduce it", commands), ("Cite", list(CITATIONS))]
+        commands.append(portable_command(record["command"], base))
+    elif info["classical_only"]:
+        commands.append(baselines_command(info))
+    commands.append(shlex.join(["hamtune", "report", portable(str(Path(info["directory"]).resolve()), base),
+                                "--format", "latex"]))
+    return [("Data", data_lines), ("Search", search), ("Training", training),
+            ("Evaluation", _evaluation(select, chosen.config.get("score") or _value(row, "score"))),
+            ("Result", _result(info)), (TABLE, []), ("Software and hardware", software), (COMMANDS, commands),
+            ("Cite", list(CITATIONS))]
+
+
+def table_cells(info: dict) -> tuple[list[str], list[list[str]]]:
+    """The results table as plain text cells: header, then one row per model (the delivered one first)."""
+    select = info["select"]
+    header = ["Model", select.column, "Test AUROC [95% CI]", "Test AUPRC [95% CI]", "Delivered - this, AUROC [95% CI]"]
+    rows = []
+    for item in info["table"]:
+        row = item["row"]
+        cells = [("Delivered: " if item["what"] == "delivered" else "") + str(item["name"]), fmt(row.get(select.column), "-")]
+        for metric in ("test_auroc", "test_auprc"):
+            value, low, high = (row.get(metric), row.get(f"{metric}_low"), row.get(f"{metric}_high"))
+            cells.append(shown(float(value), float(low), float(high)) if value is not None and pd.notna(value) else "-")
+        difference = item["difference"]
+        cells.append("" if item["what"] == "delivered" else signed(difference) if difference is not None else "-")
+        rows.append(cells)
+    return header, rows
 
 
 def _param(p: dict) -> str:
@@ -199,33 +381,75 @@ def _options(spec: dict) -> str:
     return f"{name} ({rest})" if rest else str(name)
 
 
+def md(text: str) -> str:
+    """A results string in Markdown prose or a table cell: one line, no cell break, no inline markup."""
+    return re.sub(r"([\\`*<>|])", r"\\\1", " ".join(str(text).split()))
+
+
+def fence(lines: list[str]) -> list[str]:
+    """A code block no line can close: its fence is longer than any run of backticks inside."""
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    mark = "`" * max(3, longest + 1)
+    return [f"{mark}bash", *lines, mark]
+
+
 def markdown(info: dict) -> str:
-    out = [f"# Methods: {info['record'].get('sweep') or Path(info['directory']).name}", ""]
+    out = [f"# Methods: {md(info['record'].get('sweep') or Path(info['directory']).name)}", ""]
     for title, lines in sections(info):
+        if title == TABLE:
+            header, rows = table_cells(info)
+            if rows:
+                out += [f"## {title}", "", "| " + " | ".join(md(h) for h in header) + " |",
+                        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+                        *("| " + " | ".join(md(c) for c in row) + " |" for row in rows), ""]
+            continue
         out += [f"## {title}", ""]
-        if title == "Commands that reproduce it":
-            out += ["```bash", *lines, "```", ""]
+        if title == COMMANDS:
+            out += [*fence(lines), ""]
         else:
-            out += [f"- {line}" for line in lines] + [""]
+            out += [f"- {md(line)}" for line in lines] + [""]
     return "\n".join(out)
 
 
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-                 "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                 "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+                 "|": r"\textbar{}", "\n": " ", "\r": " "}
 
 
 def tex(text: str) -> str:
-    return "".join(LATEX_SPECIAL.get(c, c) for c in str(text)).replace("+-", r"$\pm$")
+    """Any string for LaTeX: every character LaTeX reads as markup is escaped (a folder's strings never run)."""
+    return "".join(LATEX_SPECIAL.get(c, c) for c in str(text))
+
+
+def _prose(line: str) -> str:
+    return tex(line).replace("+-", r"$\pm$")
+
+
+def latex_table(info: dict) -> list[str]:
+    """The results table in booktabs form (\\usepackage{booktabs})."""
+    header, rows = table_cells(info)
+    if not rows:
+        return []
+    return [r"\begin{table}[ht]", r"\centering", r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
+            " & ".join(tex(h) for h in header) + r" \\", r"\midrule",
+            *(" & ".join(tex(c) for c in row) + r" \\" for row in rows), r"\bottomrule", r"\end{tabular}",
+            r"\caption{" + tex(f"Test AUROC and AUPRC with 95% stratified bootstrap intervals; the last column is the paired "
+                                f"difference of test AUROC, delivered model minus that row, over the same resamples. Models "
+                                f"are chosen on {info['select'].column} (validation).") + "}",
+            r"\end{table}"]
 
 
 def latex(info: dict) -> str:
     out = [rf"\subsection*{{Methods: {tex(info['record'].get('sweep') or Path(info['directory']).name)}}}"]
     for title, lines in sections(info):
+        if title == TABLE:
+            out += latex_table(info)
+            continue
         out.append(rf"\paragraph{{{tex(title)}.}}")
-        if title == "Commands that reproduce it":
-            out += [r"\begin{verbatim}", *lines, r"\end{verbatim}"]
+        if title == COMMANDS:
+            out += [r"\begin{flushleft}\small\ttfamily", *(tex(line) + r" \\" for line in lines), r"\end{flushleft}"]
         else:
-            out += [r"\begin{itemize}", *(rf"  \item {tex(line)}" for line in lines), r"\end{itemize}"]
+            out += [r"\begin{itemize}", *(rf"  \item {_prose(line)}" for line in lines), r"\end{itemize}"]
     return "\n".join(out) + "\n"
 
 

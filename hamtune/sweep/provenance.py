@@ -59,19 +59,49 @@ def space_settings(space: SearchSpace, num_samples: int) -> dict:
         "max_failures": space.max_failures, "resources": space.resources, "fixed": space.fixed,
         "params": [{k: v for k, v in asdict(p).items() if v not in ((), None, {})} for p in space.params],
         "points_to_evaluate": list(space.points), "confirm": {"top": space.confirm_top, "seeds": space.confirm_seeds},
+        "floor": space.floor,
     }
 
 
-def sweep_command(space: SearchSpace, name: str, num_samples: int, data: str) -> str:
-    """The command that runs this sweep again (the space file, with what the command line changed)."""
+def _set_value(value) -> str:
+    """A --set value as the command line takes it back: text as given, anything else as JSON (which YAML reads)."""
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def sweep_command(space: SearchSpace, name: str, num_samples: int, data: str, options=None) -> str:
+    """The command that runs this sweep again: the space file with every option and override as given (`options`:
+    the runner's SweepOptions; its `overrides` are the --set values, the confirm stage and the floor setting)."""
     words = ["hamtune", "sweep", str(space.path), "--name", name, "--data", data, "--num-samples", str(num_samples)]
     if space.test_data:
         words += ["--test-data", space.test_data]
+    if options is None:
+        return shlex.join(words)
+    if Path(options.results_root) != Path("results"):
+        words += ["--results", str(options.results_root)]
+    for key, value in (options.overrides or {}).items():
+        if value is None or key in ("data", "test_data", "num_samples", "name"):
+            continue
+        if key == "confirm" and isinstance(value, dict) and set(value) <= {"top", "seeds"}:
+            words += ["--confirm-top", str(space.confirm_top), "--confirm-seeds", str(space.confirm_seeds)]
+        elif key == "floor" and value in (False, "false", "False"):
+            words.append("--no-floor")
+        elif key != "floor":
+            words += ["--set", f"{key}={_set_value(value)}"]
+    for tracker in options.log_to:
+        words += ["--log-to", tracker]
+    for flag, value in (("--address", options.address), ("--gpus-per-trial", options.gpus_per_trial),
+                        ("--num-cpus", options.num_cpus), ("--storage", options.storage)):
+        if value is not None:
+            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    if options.keep_checkpoints != "best":
+        words += ["--keep-checkpoints", options.keep_checkpoints]
     return shlex.join(words)
 
 
-def start(directory: Path, space: SearchSpace, name: str, num_samples: int, data_manifest: dict, cluster: dict | None) -> None:
-    """Write the record as the sweep starts (a resumed sweep keeps the one it has)."""
+def start(directory: Path, space: SearchSpace, name: str, num_samples: int, data_manifest: dict, cluster: dict | None,
+          options=None) -> None:
+    """Write the record as the sweep starts (a resumed sweep keeps the one it has); `cwd` is what the command's
+    relative paths are relative to."""
     path = Path(directory) / RECORD
     if path.exists():
         return
@@ -80,7 +110,7 @@ def start(directory: Path, space: SearchSpace, name: str, num_samples: int, data
     record = {
         "sweep": name, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished_at": None, "wall_time_s": None,
         "space": settings, "space_text": text, "data": data_manifest,
-        "command": sweep_command(space, name, num_samples, space.data),
+        "command": sweep_command(space, name, num_samples, space.data, options), "cwd": os.getcwd(),
         "versions": versions(), "git_commit": git_commit(), "hardware": hardware(cluster),
     }
     _write(path, record)

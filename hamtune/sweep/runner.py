@@ -53,6 +53,7 @@ class SweepOptions:
     num_cpus: int | None = None
     log_to: tuple[str, ...] = ()  # experiment trackers, beside the space's `log_to:`
     keep_checkpoints: str = "best"  # what a finished trial keeps: all | best (the delivered weights) | none
+    overrides: dict | None = None  # the space keys and TrainConfig values the caller set (--set, --confirm-*, --no-floor), as given
 
     def __post_init__(self) -> None:
         """Checked before anything starts: a negative or zero count would run forever or wait forever."""
@@ -270,6 +271,15 @@ def make_tuner(
     )
 
 
+def tune_rows(directory: Path) -> int:
+    """Rows of the folder's Tune trials: not the rows a finished sweep adds (its seed ensemble, its floor), which
+    carry a `model` name."""
+    if not (directory / TRIALS).exists():
+        return 0
+    trials = load_results(directory)[0]
+    return int(trials["model"].isna().sum()) if "model" in trials.columns else len(trials)
+
+
 def run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     """Run (or resume) a sweep; returns its results folder. One sweep at a time writes a folder."""
     from hamtune.paths import results_folder, results_lock
@@ -327,7 +337,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
              data.name, data.manifest["count"], directory)
     start_ray(options.address, options.num_cpus)
     max_concurrent = concurrency(space.resources["cpus"], gpus, space.max_concurrent)
-    provenance.start(directory, space, name, num_samples, data.located_manifest(), ray.cluster_resources())
+    provenance.start(directory, space, name, num_samples, data.located_manifest(), ray.cluster_resources(), options)
     trackers = tracker_callbacks(tracked, directory, name, data.located_manifest(), tuple(p.name for p in space.params),
                                  provenance.read(directory))
     trainable = _trainable(space, in_memory(data), in_memory(test_data) if test_data else None, gpus)
@@ -340,11 +350,11 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
                        manifest=data.manifest)
     if not options.resume:
         trust.record_tuner(experiment)
-    before = len(load_results(directory)[0]) if (directory / TRIALS).exists() else 0
+    before = tune_rows(directory)
     started = time.perf_counter()
     tuner.fit()
     provenance.finish(directory, time.perf_counter() - started)
-    recorded = len(load_results(directory)[0]) if (directory / TRIALS).exists() else 0
+    recorded = tune_rows(directory)
     plan = read_plan(directory)
     expected = num_samples + (plan["trials"] if plan else space.confirm_trials)
     if options.resume and recorded == before and recorded < expected:

@@ -26,7 +26,7 @@ from hamtune.yamlfile import DuplicateKey, load_yaml
 TOP_LEVEL = {
     "name", "description", "data", "test_data", "protocol", "seed", "objective", "sampler", "scheduler",
     "num_samples", "max_epochs", "max_concurrent", "resources", "fixed", "params", "points_to_evaluate",
-    "max_failures", "log_to", "confirm", "fuse",
+    "max_failures", "log_to", "confirm", "fuse", "floor",
 }
 OBJECTIVE_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
 
@@ -112,6 +112,7 @@ class SearchSpace:
     confirm_top: int = 0  # after the search, the best configurations by validation that run more seeds (sweep/confirm.py)
     confirm_seeds: int = 0  # new seeds per confirmed configuration
     fuse: str = "auto"  # the confirm stage's seeds of a configuration as one grouped model in one trial (train/fused.py)
+    floor: bool = True  # score the non-learned floor (blur, down/up-sampling, PCA) into the results when the sweep ends
 
     @property
     def multi_objective(self) -> bool:
@@ -404,6 +405,7 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
         log_to=trackers(check, raw.get("log_to")),
         **confirm_stage(check, raw.get("confirm"), objectives, num_samples),
         fuse=fuse_setting(check, raw.get("fuse", "auto")),
+        floor=floor_setting(check, raw.get("floor", True)),
     )
 
 
@@ -430,6 +432,13 @@ def fuse_setting(check: _Checker, spec) -> str:
     if value not in FUSE:
         raise check.fail("fuse", f"must be one of {', '.join(FUSE)}, got {spec!r}")
     return value
+
+
+def floor_setting(check: _Checker, spec) -> bool:
+    """`floor: true | false` (`--no-floor`): whether the sweep scores the non-learned floor beside its trials."""
+    if not isinstance(spec, bool):
+        raise check.fail("floor", f"must be true or false, got {spec!r}")
+    return spec
 
 
 def trackers(check: _Checker, spec) -> tuple[str, ...]:

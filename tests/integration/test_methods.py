@@ -27,7 +27,7 @@ def test_the_card_states_data_split_search_choice_software_and_commands(sweep_re
         "Sampler: tpe (n_startup_trials=2)", "Scheduler: none",
         f"Budget: {len(trials)} trials of up to 2 epochs",
         "latent_dim int [4, 32] log", "beta float [0.1, 1] when {'kind': ['vae']}",
-        "by the mean val_auroc over 1 seed(s)", "95% stratified bootstrap interval",
+        "chosen by best val_auroc (highest)", "95% bootstrap interval", "Optimiser: AdamW", "maximises F1 on the validation",
         f"torch {record['versions']['torch']}", "hamtune sweep ", "hamtune data prepare ", "Tschandl P",
     ):
         assert expected in card, expected
@@ -46,4 +46,4 @@ def test_the_latex_card_escapes_what_latex_would_read_as_markup(sweep_results, c
     assert main(["report", str(sweep_results), "--format", "latex"]) == 0
     card = capsys.readouterr().out
     assert card.startswith(r"\subsection*{Methods: tiny}") and r"val\_auroc" in card and r"$\pm$" not in card.split("Result")[0]
-    assert "\\begin{verbatim}\nhamtune data prepare" in card and card.count(r"\begin{itemize}") == card.count(r"\end{itemize}") == 5
+    assert "\\ttfamily\nhamtune data prepare" in card and card.count(r"\begin{itemize}") == card.count(r"\end{itemize}") == 7
