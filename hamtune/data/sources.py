@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,8 @@ ARRAY_FORMS = tuple(form.name for form in FORMS if form.arrays)
 
 def detect(src: Path) -> str:
     """Tell which form a file or folder is, from names the public releases use."""
+    if os.path.exists(src) and not os.path.isdir(src):
+        check_regular(Path(src), None)  # a FIFO or device is refused here, before anything opens it
     if not src.exists():
         raise HamtuneError(f"{src}: no such file or folder")
     if src.is_file():

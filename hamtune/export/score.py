@@ -43,7 +43,7 @@ def collect(paths: list[Path]) -> Inputs:
         if (path / "manifest.json").is_file():
             found.caches.append(path)
         elif path.is_dir():
-            found.files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found.files += sorted(p for p in path.rglob("*") if not p.is_dir() and p.suffix.lower() in IMAGE_SUFFIXES)
         elif path.is_file():
             found.files.append(path)
         else:
