@@ -310,6 +310,15 @@ def score(model: str | Path, *inputs: str | Path, device: str = "auto", format: 
                         maps=None if maps is None else _path(maps, "maps")).table
 
 
+def verify(model: str | Path, *, program: str = "torch", device: str = "cpu"):
+    """Recompute an exported bundle's golden vectors (golden.npz) with `program` ("torch", "onnx": model.onnx and
+    score.onnx, "torch-export"; "pt2" is the same) and compare them with the exported scores and decisions; raises
+    HamtuneError naming the first vector that differs, else returns what passed (.programs, .count, .max_error)."""
+    from hamtune.export.verify import verify_bundle
+
+    return verify_bundle(_path(model, "model"), "torch-export" if program == "pt2" else program, device)
+
+
 # ---- data ---------------------------------------------------------------------------------------------
 
 
