@@ -282,7 +282,7 @@ def export_trial(results: str | Path, out: str | Path, *, rank: int = 1, metric:
     from hamtune.export.programs import programs_wanted
 
     folder, row = export(_path(results, "results"), rank, _path(out, "out"), metric, force, formats, trial)
-    return Exported(folder, row, [folder / PROGRAMS[f] for f in programs_wanted(formats)])
+    return Exported(folder, row, [folder / PROGRAMS[f] for f in programs_wanted(formats) if (folder / PROGRAMS[f]).exists()])
 
 
 def export_model(results: str | Path, out: str | Path, *, rank: int = 1, metric: str | None = None, force: bool = False,
