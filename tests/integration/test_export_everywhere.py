@@ -141,3 +141,19 @@ def test_the_card_lists_every_file_the_exact_resize_and_the_golden_vectors(ensem
     rows = [int(np.flatnonzero(prepared.meta["image_id"].astype(str).to_numpy() == n)[0]) for n in golden.names]
     np.testing.assert_array_equal(golden.images, prepared.images[rows])  # the exact uint8 tensors of those images
     assert (golden.flagged == (golden.scores > info["threshold"])).all()
+
+
+def test_a_threshold_that_flags_every_validation_image_is_logged_and_in_the_card(ensemble, tmp_path, caplog):
+    from hamtune.export.bundle import finish
+
+    bundle_dir = copy(ensemble, tmp_path / "b")
+    bundle, golden = load_bundle(bundle_dir), read_golden(ensemble / GOLDEN)
+    info = json.loads((bundle_dir / META).read_text())
+    info.pop("threshold_check")
+    scores = bundle.threshold + np.array([0.1, 0.2, 0.3, 0.4])  # every validation image above the threshold
+    with caplog.at_level("WARNING", logger="hamtune.export.bundle"):
+        finish(bundle_dir, info, None, validation=(golden.images, np.array([0, 0, 1, 1]), golden.names, scores))
+    assert "at or below the lowest validation score" in caplog.text and "flags every image" in caplog.text
+    assert "**Warning:**" in (bundle_dir / CARD).read_text() and "**Warning:**" not in (ensemble / CARD).read_text()
+    assert json.loads((bundle_dir / META).read_text())["threshold_check"]["flagged_share"] == 1.0
+    load_bundle(bundle_dir)  # sealed again: its digests hold
