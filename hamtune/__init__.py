@@ -10,6 +10,7 @@ The Python API (what the `hamtune` command does, as functions; see the README's 
     html = hamtune.write_report(folder)                                  # the self-contained HTML report
     bundle = hamtune.export_model(folder, "models/best", formats=("torch", "onnx"))
     table = hamtune.score(bundle, "photos/")                             # image, score, flagged
+    hamtune.verify(bundle, program="onnx")                               # the golden vectors, recomputed
 
 Names load on first use (hamtune.api), so `import hamtune` stays cheap: no torch, Ray or pandas until then.
 (hamtune.sweep, .train, .report and .export are the subpackages, hence run_sweep, train_model... here.)
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 API = (
     "synthesize_data", "prepare_data", "run_sweep", "train_model", "run_baselines", "build_ensemble", "reproduce", "run_demo",
     "load_results", "open_results", "Results", "rank", "configurations", "deliver_confirmed", "write_report", "make_report",
-    "export_model", "export_trial", "score", "write_scores", "load_space", "data_info",
+    "export_model", "export_trial", "score", "write_scores", "verify", "load_space", "data_info",
     "HamtuneError",
 )
 __all__ = ["__version__", *API]

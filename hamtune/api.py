@@ -287,7 +287,7 @@ def export_trial(results: str | Path, out: str | Path, *, rank: int = 1, metric:
     from hamtune.export.programs import programs_wanted
 
     folder, row = export(_path(results, "results"), rank, _path(out, "out"), metric, force, formats, trial)
-    return Exported(folder, row, [folder / PROGRAMS[f] for f in programs_wanted(formats)])
+    return Exported(folder, row, [folder / PROGRAMS[f] for f in programs_wanted(formats) if (folder / PROGRAMS[f]).exists()])
 
 
 def export_model(results: str | Path, out: str | Path, *, rank: int = 1, metric: str | None = None, force: bool = False,
@@ -313,6 +313,15 @@ def score(model: str | Path, *inputs: str | Path, device: str = "auto", format: 
     bundle = load_bundle(_path(model, "model"))
     return score_inputs(bundle, [_path(i, "inputs") for i in inputs], device=device, progress=False, format=format,
                         maps=None if maps is None else _path(maps, "maps")).table
+
+
+def verify(model: str | Path, *, program: str = "torch", device: str = "cpu"):
+    """Recompute an exported bundle's golden vectors (golden.npz) with `program` ("torch", "onnx": model.onnx and
+    score.onnx, "torch-export"; "pt2" is the same) and compare them with the exported scores and decisions; raises
+    HamtuneError naming the first vector that differs, else returns what passed (.programs, .count, .max_error)."""
+    from hamtune.export.verify import verify_bundle
+
+    return verify_bundle(_path(model, "model"), "torch-export" if program == "pt2" else program, device)
 
 
 # ---- data ---------------------------------------------------------------------------------------------

@@ -289,6 +289,14 @@ def cmd_score(args: argparse.Namespace) -> None:
         print(f"anomaly maps: {args.maps} (<image>.npy the map, <image>.png image | reconstruction | map; column 'map')")
 
 
+def cmd_verify(args: argparse.Namespace) -> None:
+    from hamtune.api import verify
+
+    done = verify(args.model, program=args.program, device=args.device)
+    print(f"verified {done.count} golden vector(s) of {done.path} with {', '.join(done.programs)}: largest error "
+          f"{done.max_error:.3g} (relative; absolute below 1)")
+
+
 # ---- demo -----------------------------------------------------------------------------------------
 
 
@@ -483,6 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write each image's anomaly map (its mean is the score) as DIR/<image>.npy and .png; "
                          "scores of mse and/or ssim only; computed with the PyTorch weights")
     sc.set_defaults(func=cmd_score)
+
+    ve = commands.add_parser("verify", help="recompute a bundle's golden vectors with one of its programs (checks a port)")
+    ve.add_argument("model", type=Path, metavar="BUNDLE", help="a folder written by hamtune export")
+    ve.add_argument("--program", "--format", dest="program", choices=(*FORMATS, "pt2"), default="torch",
+                    help="torch (the weights), onnx (model.onnx and score.onnx) or torch-export (= pt2, model.pt2); default torch")
+    ve.add_argument("--device", choices=CHOICES["device"], default="cpu", help="where the program runs (default cpu, as exported)")
+    ve.set_defaults(func=cmd_verify)
     return parser
 
 

@@ -7,7 +7,9 @@ DIR/
   bundle.json    preprocessing, input range, score, threshold, protocol, metrics, data fingerprint, provenance
   MODEL_CARD.md  what it is, on what data, how well, and what it must not be used for
   model.onnx, model.pt2  (with `export --format onnx|torch-export`) the model as portable programs
-  score.onnx     (with --format onnx) uint8 images -> anomaly score, everything in-graph (a contract in its metadata)
+  score.onnx     (with --format onnx) uint8 images -> anomaly score (and map), everything in-graph (a contract in its metadata)
+  golden.npz     golden vectors: a few input images as exact uint8 tensors, their scores and decisions (`hamtune verify`)
+An ensemble holds members/1..K (ordinary bundles); its programs are its whole score as one graph (score.onnx, model.pt2).
 
 bundle.json records the sha256 of every other file ("files", version 3); load_bundle checks them, and
 every field it uses, before it reads a weight (export/integrity.py says what that does and does not prove).
@@ -16,6 +18,7 @@ every field it uses, before it reads a weight (export/integrity.py says what tha
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import shutil
@@ -29,12 +32,14 @@ import pandas as pd
 import torch
 
 import hamtune
-from hamtune.data.images import Preprocess
+from hamtune.data.images import RESIZE_RULE, Preprocess
 from hamtune.data.splits import get_protocol
 from hamtune.data.synth import MARKER
 from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.export import PROGRAMS, SCORE_GRAPH, integrity
+from hamtune.export.golden import GOLDEN, TOLERANCE, pick, synthetic, validation_split, write_golden
 from hamtune.export.programs import programs_wanted, write_programs
+from hamtune.export.threshold_check import check_threshold
 from hamtune.files import atomic_folder, read_text
 from hamtune.gate import output
 from hamtune.models import Autoencoder, build_model
@@ -45,13 +50,15 @@ from hamtune.train.config import TrainConfig, score_parts
 from hamtune.train.evaluate import ScoreState, anomaly_score, score_images
 from hamtune.train.scores import PARTS
 
-BUNDLE_VERSION = 3  # 3 adds "files" (sha256 digests, checked on load); 2 added score.pt and ensembles
-READABLE_VERSIONS = (1, 2, 3)  # 1 and 2 (no digests) still score as --format torch; their programs are refused
+log = logging.getLogger(__name__)
+
+BUNDLE_VERSION = 4  # 4 adds golden.npz and ensemble programs; 3 added "files" (sha256 digests); 2 score.pt and ensembles
+READABLE_VERSIONS = (1, 2, 3, 4)  # 1 and 2 (no digests) still score as --format torch; their programs are refused
 WEIGHTS, SCORE_STATE, CONFIG, META, CARD = "model.pt", "score.pt", "config.json", "bundle.json", "MODEL_CARD.md"
 MEMBERS = "members"  # an ensemble's folder of member bundles
 Scorer = Callable[[np.ndarray], np.ndarray]  # uint8 (N,H,W,C) images -> anomaly scores
 CARD_METRICS = ("auroc", "auprc", "f1", "precision", "recall", "mse", "psnr", "ssim", "elbo")
-FILE_NAMES = {WEIGHTS, SCORE_STATE, CONFIG, META, CARD, SCORE_GRAPH, *PROGRAMS.values()}
+FILE_NAMES = {WEIGHTS, SCORE_STATE, CONFIG, META, CARD, SCORE_GRAPH, GOLDEN, *PROGRAMS.values()}
 NAMES = FILE_NAMES | {MEMBERS} | {str(i) for i in range(1, 100)}  # what a bundle (an ensemble: members/1..99) holds
 
 
@@ -247,9 +254,6 @@ def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool 
     if not isinstance(source, str) or not (ensemble or ckpt.delivered_weights(Path(source)).exists()):
         raise HamtuneError(f"trial {row['trial_id']}: its checkpoint {source} is missing; nothing to export")
     programs = programs_wanted(formats)
-    if ensemble and programs:
-        raise HamtuneError(f"{source}: an ensemble exports as --format torch only; export its members one by one "
-                           f"for {programs[0]} (nothing was written)")
     out = Path(out)
     if results_dir is not None:  # a user's --out; an ensemble's members are written inside its own temporary folder
         check_out(out, [Path(source), Path(results_dir)], force)
@@ -259,7 +263,9 @@ def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool 
             for relative in integrity.listing(Path(source), NAMES, META):
                 (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(Path(source) / relative, tmp / relative, follow_symlinks=False)
-            seal(tmp, {**received.info, "rank": rank, "ranked_by": metric})
+            info = {**received.info, "rank": rank, "ranked_by": metric}
+            seal(tmp, info)
+            finish(tmp, info, row, programs)
         return out
     config = TrainConfig.from_dict(_json_object(Path(source) / ckpt.CONFIG), where=f"{source}/{ckpt.CONFIG}")
     info = bundle_info(row, config, metric, rank)
@@ -269,13 +275,59 @@ def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool 
         ckpt.save_tensors(weights, tmp / WEIGHTS)
         ckpt.save_tensors(state, tmp / SCORE_STATE)
         (tmp / CONFIG).write_text(json.dumps(config.to_dict(), indent=1))
-        (tmp / CARD).write_text(model_card(info, config))
         seal(tmp, info)
-        if programs:
-            written = load_bundle(tmp)
-            write_programs(tmp, programs, written)
-            seal(tmp, info)
+        finish(tmp, info, row, programs)
     return out
+
+
+def finish(folder: Path, info: dict, row: pd.Series | None, programs: list[str] = (),
+           validation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict:
+    """Complete a sealed bundle folder being written: its golden vectors (kept where it has them), the check of its
+    threshold on validation, its programs, its model card listing every file, sealed again; returns its info.
+    `validation`: (images, labels, ids, scores) where the caller has scored them, else they come from `row`'s data."""
+    bundle = load_bundle(folder)
+    config = bundle.members[0].config if isinstance(bundle, EnsembleBundle) else bundle.config
+    if not (Path(folder) / GOLDEN).exists() or "threshold_check" not in info:
+        info = {**info, **golden_and_check(folder, bundle, config, row, validation)}
+    if programs:
+        write_programs(folder, programs, bundle)
+    files = sorted({*integrity.listing(Path(folder), NAMES, META), META, CARD})
+    if isinstance(bundle, EnsembleBundle):
+        card = ensemble_card(info, bundle.members, files)
+    else:
+        card = model_card(info, config, files)
+    (Path(folder) / CARD).write_text(card)
+    seal(folder, info)
+    return info
+
+
+def golden_and_check(folder: Path, bundle: Bundle | EnsembleBundle, config: TrainConfig, row: pd.Series | None,
+                     validation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict:
+    """Write golden.npz (from the validation split, or synthetic where its data is not at hand) and check the threshold
+    on validation; what bundle.json records of both. A threshold that flags (almost) every image is logged."""
+    scorer = bundle.scorer(torch.device("cpu"))
+    if validation is None and row is not None:
+        split = validation_split(row, config)
+        validation = (*split, scorer(split[0])) if split is not None else None
+    if validation is None:
+        log.info("%s: the validation data is not at hand, so the golden vectors are synthetic images and the threshold "
+                 "is not checked", folder)
+        images = synthetic(bundle.preprocess)
+        golden = write_golden(folder, scorer, images, [f"synthetic-{i + 1}" for i in range(len(images))], bundle.threshold,
+                              "synthetic (the validation data was not at hand)")
+        return {"golden": golden, "threshold_check": None}
+    images, labels, ids, scores = validation
+    chosen = pick(scores)
+    golden = write_golden(folder, scorer, images[chosen], [str(ids[i]) for i in chosen], bundle.threshold,
+                          f"validation split of {info_data_name(bundle)}, spread over its scores")
+    check = check_threshold(labels, scores, bundle.threshold)
+    if check["warning"]:
+        log.warning("%s: %s", bundle.info.get("trial_id"), check["warning"])
+    return {"golden": golden, "threshold_check": check}
+
+
+def info_data_name(bundle: Bundle | EnsembleBundle) -> str:
+    return str((bundle.info.get("data") or {}).get("name") or "the data")
 
 
 def export_trial(directory: Path, rank: int, out: Path, metric: str | None = None, force: bool = False,
@@ -400,7 +452,56 @@ def describe_score(config: TrainConfig) -> str:
     return text + (", averaged over the image and its three flips" if config.tta else "")
 
 
-def model_card(info: dict, config: TrainConfig) -> str:
+FILE_WORDS = {
+    WEIGHTS: "the weights of the best validation epoch (a state dict; `torch.load(path, weights_only=True)`)",
+    SCORE_STATE: "what the score fitted besides the weights (latent Gaussian, standardisation; tensors only)",
+    CONFIG: "the training configuration (TrainConfig)",
+    META: "everything this card says, machine-readable, with the sha256 of every other file",
+    CARD: "this card",
+    PROGRAMS["onnx"]: "the model as ONNX: float NCHW images -> reconstruction, code, log-variance",
+    SCORE_GRAPH: "the whole score as ONNX: uint8 NHWC images -> score (and the anomaly map where the score has one); "
+                 "its contract in metadata_props",
+    PROGRAMS["torch-export"]: "the model as a torch.export program: float NCHW images -> reconstruction, code, log-variance",
+    GOLDEN: "golden vectors: input images as exact uint8 NHWC tensors, their expected scores and threshold decisions",
+}
+ENSEMBLE_WORDS = {
+    PROGRAMS["torch-export"]: "the whole ensemble score as one torch.export program: uint8 NHWC images -> score (and map)",
+    SCORE_GRAPH: "the whole ensemble score as one ONNX graph (every member, its standardisation, the mean): uint8 NHWC "
+                 "images -> score (and the anomaly map where every member's score has one)",
+}
+
+
+def files_section(files: list[str], ensemble: bool = False) -> str:
+    """Every file of the bundle, one line each, with what it holds (a member's files as an ordinary bundle's)."""
+    words = {**FILE_WORDS, **ENSEMBLE_WORDS} if ensemble else FILE_WORDS
+    lines = [f"- `{f}`: {(words if '/' not in f else FILE_WORDS).get(Path(f).name, 'part of the bundle')}" for f in files]
+    return "\n".join(lines)
+
+
+def threshold_warning(info: dict) -> str:
+    """The card's warning where the validation threshold flags (almost) every image (export/threshold_check.py)."""
+    check = info.get("threshold_check") or {}
+    return f"\n\n**Warning:** {check['warning']}." if check.get("warning") else ""
+
+
+def preprocessing_text(pre: dict) -> str:
+    return (f"Decode, `{pre['crop']}` crop to a square, resize to {pre['size']}x{pre['size']} px, {pre['channels']} channel(s), "
+            f"pixels scaled to {'[-1, 1]' if pre.get('input_range') == 'pm1' else '[0, 1]'}. Exactly (a port must do "
+            f"this; a plain bilinear, bicubic or nearest resize of the full image moves the score): {RESIZE_RULE}.")
+
+
+def golden_text(info: dict) -> str:
+    golden = info.get("golden") or {}
+    if not golden:
+        return "This bundle has no golden vectors (exported before they were added); export it again for them."
+    return (f"`{GOLDEN}` holds {golden.get('count')} input image(s) ({golden.get('source')}) as the exact uint8 NHWC tensors "
+            f"the model takes (shape {golden.get('shape')}), the scores this bundle gives them and their decisions at the "
+            f"threshold. They are the reference for ports: a port that reproduces these scores within {TOLERANCE:g} "
+            "(relative; absolute below 1) scores as hamtune does, and one that decodes the images' files the same way "
+            "preprocesses as it does. Check one with `hamtune verify THIS_FOLDER --program torch|onnx|torch-export`.")
+
+
+def model_card(info: dict, config: TrainConfig, files: list[str] | None = None) -> str:
     """A short, honest description: what the model does, how it was measured, and where it must not be used."""
     data, protocol, metrics, pre = info["data"], info["protocol"], info["metrics"], info["preprocess"]
     score = describe_score(config)
@@ -426,7 +527,7 @@ def model_card(info: dict, config: TrainConfig) -> str:
 ({', '.join(protocol['normal'])}; protocol `{protocol['name']}`). An image it reconstructs badly is unusual:
 its anomaly score is {score}. Images scoring above the threshold **{fmt(info['threshold'], 'n/a')}** are flagged as
 possible {', '.join(protocol['anomalous'])}. The threshold maximised F1 on the validation split; test labels
-never chose anything.
+never chose anything.{threshold_warning(info)}
 
 Ranked {info['rank']} of its sweep by `{info['ranked_by']}`; {info['epochs_run']} epoch(s), seed {info['seed']},
 latent size {config.latent_dim}, {fmt(info['model']['n_params'], 'n/a')} parameters.
@@ -436,8 +537,10 @@ latent size {config.latent_dim}, {fmt(info['model']['n_params'], 'n/a')} paramet
 train/val/test. Test set: `{info['test_set']}`.
 
 ## Preprocessing (applied by `hamtune score`)
-Decode, `{pre['crop']}` crop to a square, resize to {pre['size']}x{pre['size']} px, {pre['channels']} channel(s),
-pixels scaled to {'[-1, 1]' if pre['input_range'] == 'pm1' else '[0, 1]'}.
+{preprocessing_text(pre)}
+
+## Golden vectors
+{golden_text(info)}
 
 ## Metrics
 | metric | val | test |
@@ -453,7 +556,45 @@ pixels scaled to {'[-1, 1]' if pre['input_range'] == 'pm1' else '[0, 1]'}.
 - {provenance}
 
 ## Files
-`model.pt` (weights of the best validation epoch, `torch.load(weights_only=True)`), `score.pt` (the score's fitted
-statistics), `config.json` (training config), `bundle.json`
-(everything above, machine-readable). Score images with: `hamtune score THIS_FOLDER IMAGES... --out scores.csv`.
+{files_section(files or [WEIGHTS, SCORE_STATE, CONFIG, META, CARD])}
+
+Score images with: `hamtune score THIS_FOLDER IMAGES... --out scores.csv`.
+"""
+
+
+def _what(info: dict, bundles: list[Bundle]) -> str:
+    if info.get("model", {}).get("chosen") == "seeds":
+        seeds = ", ".join(str(seed) for seed in sorted(b.config.seed for b in bundles))
+        return f"One configuration trained on {len(bundles)} seeds ({seeds}) in `{bundles[0].info.get('sweep')}`"
+    return f"The {len(bundles)} best trials of sweep `{bundles[0].info.get('sweep')}` by validation"
+
+
+def ensemble_card(info: dict, bundles: list[Bundle], files: list[str] | None = None) -> str:
+    """The model card of an ensemble: what it combines, how, and how well; the members' cards hold the rest."""
+    lines = "\n".join(f"| {m['path']} | {b.info['trial_id']} | {b.config.kind}/{b.config.arch} | {b.config.score} | "
+                      f"{m['center']:.4g} | {m['scale']:.4g} |" for m, b in zip(info["members"], bundles))
+    metrics, warning, nan = info["metrics"], threshold_warning(info), float("nan")
+    return f"""# Ensemble of {len(bundles)} anomaly detectors: {info['sweep']}/{info['trial_id']}
+
+{_what(info, bundles)}; each member's score is standardised
+by its mean and standard deviation on the validation normals, and the ensemble's score is their mean. Images
+scoring above **{info['threshold']:.4g}** (the F1-maximising threshold on validation) are flagged. Test labels
+chose nothing. Validation AUROC {metrics.get('val_auroc', nan):.4g}, test AUROC {metrics.get('test_auroc', nan):.4g}.{warning}
+
+| member | trial | model | score | validation mean | validation std |
+|---|---|---|---|---|---|
+{lines}
+
+Each member folder is an ordinary bundle with its own model card (data, preprocessing, intended use and
+limits apply to the ensemble too: **not a medical device**). Score images with:
+`hamtune score THIS_FOLDER IMAGES... --out scores.csv`.
+
+## Preprocessing (applied by `hamtune score`)
+{preprocessing_text(info['preprocess'])}
+
+## Golden vectors
+{golden_text(info)}
+
+## Files
+{files_section(files or [], ensemble=True)}
 """

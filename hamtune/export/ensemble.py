@@ -24,7 +24,7 @@ import hamtune
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError, UsageError
-from hamtune.export.bundle import BUNDLE_VERSION, CARD, MEMBERS, Bundle, combine, load_bundle, seal, write_bundle
+from hamtune.export.bundle import BUNDLE_VERSION, MEMBERS, Bundle, combine, finish, load_bundle, seal, write_bundle
 from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
 from hamtune.results.rank import DEEP_KINDS, ENSEMBLE, Metric, leaderboard, objective, top_trials
@@ -126,37 +126,8 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
                 "hamtune_version": hamtune.__version__,
                 "rank": None, "ranked_by": metric.column,
                 "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        (tmp / CARD).write_text(ensemble_card(info, bundles))
         seal(tmp, info)
+        finish(tmp, info, None, validation=(np.asarray(data.images[plan.val]), val.labels, val.image_id, val_scores))
     table = pd.DataFrame({"image_id": test.image_id, "dx": test.dx, "label": test.labels.astype(np.int8), "score": test_scores})
     ResultsWriter(out).add(row, [], table, None)
     return out, row
-
-
-def _what(info: dict, bundles: list[Bundle]) -> str:
-    if info.get("model", {}).get("chosen") == "seeds":
-        seeds = ", ".join(str(seed) for seed in sorted(b.config.seed for b in bundles))
-        return f"One configuration trained on {len(bundles)} seeds ({seeds}) in `{bundles[0].info.get('sweep')}`"
-    return f"The {len(bundles)} best trials of sweep `{bundles[0].info.get('sweep')}` by validation"
-
-
-def ensemble_card(info: dict, bundles: list[Bundle]) -> str:
-    """The model card of an ensemble: what it combines, how, and how well; the members' cards hold the rest."""
-    lines = "\n".join(f"| {m['path']} | {b.info['trial_id']} | {b.config.kind}/{b.config.arch} | {b.config.score} | "
-                      f"{m['center']:.4g} | {m['scale']:.4g} |" for m, b in zip(info["members"], bundles))
-    metrics = info["metrics"]
-    return f"""# Ensemble of {len(bundles)} anomaly detectors: {info['sweep']}/{info['trial_id']}
-
-{_what(info, bundles)}; each member's score is standardised
-by its mean and standard deviation on the validation normals, and the ensemble's score is their mean. Images
-scoring above **{info['threshold']:.4g}** (the F1-maximising threshold on validation) are flagged. Test labels
-chose nothing. Validation AUROC {metrics.get('val_auroc', float('nan')):.4g}, test AUROC {metrics.get('test_auroc', float('nan')):.4g}.
-
-| member | trial | model | score | validation mean | validation std |
-|---|---|---|---|---|---|
-{lines}
-
-Each member folder is an ordinary bundle with its own model card (data, preprocessing, intended use and
-limits apply to the ensemble too: **not a medical device**). Score images with:
-`hamtune score THIS_FOLDER IMAGES... --out scores.csv`.
-"""

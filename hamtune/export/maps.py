@@ -14,13 +14,13 @@ Scores with a `latent` or `elbo` part are one number per image and have no map: 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
 from hamtune.errors import HamtuneError
-from hamtune.export.bundle import Bundle, EnsembleBundle
 from hamtune.gate import mark
 from hamtune.models import Autoencoder
 from hamtune.train import metrics
@@ -29,13 +29,16 @@ from hamtune.train.evaluate import FLIPS
 from hamtune.train.scores import PARTS
 from hamtune.train.tensors import to_input, to_unit
 
+if TYPE_CHECKING:
+    from hamtune.export.bundle import Bundle, EnsembleBundle
+
 MAP_PARTS = tuple(name for name, part in PARTS.items() if part.pixel_map)
 PANEL = 128  # each PNG panel is scaled up (nearest) to at least this many pixels
 HEAT = np.array([[0, 0, 131], [0, 200, 255], [255, 220, 0], [180, 0, 0]], dtype=np.float64)  # low -> high
 
 
 def _members(bundle: Bundle | EnsembleBundle) -> list[Bundle]:
-    return bundle.members if isinstance(bundle, EnsembleBundle) else [bundle]
+    return getattr(bundle, "members", None) or [bundle]
 
 
 def check_mappable(bundle: Bundle | EnsembleBundle) -> None:
@@ -62,21 +65,31 @@ def part_maps(model: Autoencoder, images: torch.Tensor, config: TrainConfig) -> 
     """The mse and 1 - SSIM maps (N,H,W) of uint8 (N,H,W,C) images, averaged over the score's views as
     score_images averages them, and the reconstruction of the image itself in [0,1] (N,C,H,W)."""
     original = to_input(images, config.input_range)
-    height, width = original.shape[-2:]
     views = FLIPS if config.tta else FLIPS[:1]
     maps: dict[str, torch.Tensor] = {}
     shown = None
     for dims in views:
         x = original.flip(dims) if dims else original
         recon = model(x)[0]
-        unit_x, unit_recon = to_unit(x, config.input_range), to_unit(recon, config.input_range)
-        view = {"mse": (unit_recon - unit_x).pow(2).mean(1),
-                "ssim": _full_size(1.0 - metrics.ssim_map(unit_recon, unit_x).mean(1), height, width)}
-        for key, value in view.items():
-            maps[key] = maps.get(key, 0) + (value.flip(dims) if dims else value).float() / len(views)
+        add_view(maps, view_maps(x, recon, config.input_range), dims, len(views))
         if shown is None:
-            shown = unit_recon.clamp(0, 1)
+            shown = to_unit(recon, config.input_range).clamp(0, 1)
     return maps, shown
+
+
+def view_maps(x: torch.Tensor, recon: torch.Tensor, input_range: str) -> dict[str, torch.Tensor]:
+    """The mse and 1 - SSIM maps (N,H,W) of one view and its reconstruction (model space); also the body of the
+    exported score graph's map output."""
+    height, width = x.shape[-2:]
+    unit_x, unit_recon = to_unit(x, input_range), to_unit(recon, input_range)
+    return {"mse": (unit_recon - unit_x).pow(2).mean(1),
+            "ssim": _full_size(1.0 - metrics.ssim_map(unit_recon, unit_x).mean(1), height, width)}
+
+
+def add_view(maps: dict[str, torch.Tensor], view: dict[str, torch.Tensor], dims: tuple[int, ...], views: int) -> None:
+    """Add one view's maps, flipped back, to the running mean over `views` views (as score_batch averages terms)."""
+    for key, value in view.items():
+        maps[key] = maps.get(key, 0) + (value.flip(dims) if dims else value).float() / views
 
 
 def score_map(maps: dict[str, torch.Tensor], score: str, center: dict[str, float], scale: dict[str, float]) -> torch.Tensor:
@@ -105,7 +118,7 @@ class Mapper:
             parts = {key: torch.cat([c[0][key] for c in chunks]) for key in MAP_PARTS}
             maps.append(score_map(parts, member.config.score, state.center, state.scale))
             recons.append(torch.cat([c[1] for c in chunks]))
-        if isinstance(self.bundle, EnsembleBundle):  # as bundle.combine standardises the members' scores
+        if hasattr(self.bundle, "members"):  # as bundle.combine standardises the members' scores
             how = self.bundle.info["members"]
             maps = [sum((m - h["center"]) / h["scale"] for m, h in zip(maps, how)) / len(maps)]
         recon = (sum(recons) / len(recons)).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1)

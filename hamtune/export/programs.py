@@ -25,13 +25,15 @@ import hamtune
 from hamtune.data.images import RESIZE_RULE
 from hamtune.errors import HamtuneError, first_line
 from hamtune.export import FORMATS, PROGRAMS, SCORE_GRAPH
+from hamtune.export.maps import add_view, score_map, view_maps
 from hamtune.files import atomic_file
 from hamtune.train.config import TrainConfig, score_parts
-from hamtune.train.evaluate import ScoreState, anomaly_score, score_batch
+from hamtune.train.evaluate import FLIPS, ScoreState, anomaly_score, score_batch
+from hamtune.train.scores import PARTS
 from hamtune.train.tensors import to_input
 
 if TYPE_CHECKING:
-    from hamtune.export.bundle import Bundle
+    from hamtune.export.bundle import Bundle, EnsembleBundle
 
 OUTPUTS = ("recon", "mu", "logvar")
 ONNX_EXTRA = 'ONNX export and scoring need the optional extra: pip install "hamtune[onnx]"'
@@ -44,7 +46,7 @@ NAMES = re.compile(
 TENSOR_FILES = {"data/weights/model_weights_config.json": re.compile(r"weight_\d+"),
                 "data/constants/model_constants_config.json": re.compile(r"tensor_\d+")}
 TARGET = re.compile(r"torch\.ops\.aten\.\w+\.\w+|_operator\.(getitem|add|sub|mul|floordiv|truediv|neg|eq|ge|gt|le|lt)")
-SYMPY_WORDS = {"Symbol", "Integer", "positive", "integer", "True", "False", "Max", "Min", "FloorDiv", "Mod",
+SYMPY_WORDS = {"Symbol", "Integer", "positive", "integer", "True", "False", "Max", "Min", "FloorDiv", "Mod", "Mul", "Add",
                "CeilToInt", "FloorToInt", "PythonMod", "IntTrueDiv", "CleanDiv"}
 EXPRESSION = re.compile(r"[\w\s+\-*/(),'=.]*")
 MAX_UNCOMPRESSED = 8 << 30
@@ -77,31 +79,98 @@ def programs_wanted(formats) -> list[str]:
     return [f for f in dict.fromkeys(formats) if f != "torch"]
 
 
+def mappable(config: TrainConfig) -> bool:
+    """Whether the score is a mean over pixels (every part has a per-pixel map: train/scores.py PARTS)."""
+    return all(PARTS[p].pixel_map for p in score_parts(config.score))
+
+
 class ScoreGraph(torch.nn.Module):
     """The whole anomaly score as one program: uint8 (N,H,W,C) images of the model's size -> (N,) scores, with
-    the input scaling, layout, test-time flips, SSIM, latent Gaussian and standardisation of `anomaly_score`."""
+    the input scaling, layout, test-time flips, SSIM, latent Gaussian and standardisation of `anomaly_score`;
+    with `maps`, also the (N,H,W) anomaly map of export/maps.py, from the very reconstructions the score used."""
 
-    def __init__(self, model: torch.nn.Module, config: TrainConfig, state: ScoreState):
+    def __init__(self, model: torch.nn.Module, config: TrainConfig, state: ScoreState, maps: bool = False):
         super().__init__()
-        self.model, self.config, self.state = model, config, state
+        self.model, self.config, self.state, self.maps = model, config, state, maps
         latent = state.latent_whitening()
         self.register_buffer("latent_mean", latent[0] if latent else torch.zeros(0))
         self.register_buffer("latent_whitening", latent[1] if latent else torch.zeros(0))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         latent = (self.latent_mean, self.latent_whitening) if self.latent_mean.numel() else None
-        terms = score_batch(self.model, to_input(images, self.config.input_range), self.config, latent)
-        return anomaly_score(terms, self.config.score, self.state)
+        seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def model(x: torch.Tensor):
+            out = self.model(x)
+            seen.append((x, out[0]))
+            return out
+
+        terms = score_batch(model, to_input(images, self.config.input_range), self.config, latent)
+        score = anomaly_score(terms, self.config.score, self.state)
+        if not self.maps:
+            return score
+        parts: dict[str, torch.Tensor] = {}
+        for dims, (x, recon) in zip(FLIPS, seen):
+            add_view(parts, view_maps(x, recon, self.config.input_range), dims, len(seen))
+        return score, score_map(parts, self.config.score, self.state.center, self.state.scale)
 
 
-def contract(bundle: Bundle, program: str) -> dict[str, str]:
+class EnsembleScoreGraph(torch.nn.Module):
+    """An ensemble's score as one program: each member's ScoreGraph, standardised by the member's validation-normal
+    centre and scale, averaged (bundle.combine; the maps as export/maps.Mapper combines them)."""
+
+    def __init__(self, graphs: list[ScoreGraph], members: list[dict], maps: bool = False):
+        super().__init__()
+        self.graphs, self.maps = torch.nn.ModuleList(graphs), maps
+        self.standard = [(float(m["center"]), float(m["scale"])) for m in members]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        outs = [graph(images) for graph in self.graphs]
+        scores = [(out[0] if self.maps else out) for out in outs]
+        score = torch.stack([(s - c) / k for s, (c, k) in zip(scores, self.standard)]).mean(0)
+        if not self.maps:
+            return score
+        return score, torch.stack([(out[1] - c) / k for out, (c, k) in zip(outs, self.standard)]).mean(0)
+
+
+def score_program(bundle: Bundle | EnsembleBundle, model: torch.nn.Module | None = None) -> torch.nn.Module:
+    """The bundle's whole score as one module of uint8 images, with the map output where every part has a map."""
+    if hasattr(bundle, "members"):
+        maps = all(mappable(m.config) for m in bundle.members)
+        graphs = [ScoreGraph(m.model("cpu"), m.config, m.score_state(), maps) for m in bundle.members]
+        return EnsembleScoreGraph(graphs, bundle.info["members"], maps).eval()
+    return ScoreGraph(model or bundle.model("cpu"), bundle.config, bundle.score_state(), mappable(bundle.config)).eval()
+
+
+SCORE_RULE = ("one part: that part; several: the sum of (part - center) / scale; parts: mse = mean squared error on [0,1], "
+              "ssim = 1 - SSIM (Gaussian window 11, sigma 1.5, valid region), latent = squared Mahalanobis distance of mu "
+              "to latent_mean with latent_precision, elbo = the negative ELBO")
+MAP_TEXT = ("output 'map': float32 (N, H, W), the per-pixel anomaly map (mse: squared error averaged over channels; ssim: "
+            "1 - local SSIM, its border filled with its mean; parts standardised and summed as the score; flips flipped "
+            "back and averaged): its mean over the pixels is the score")
+
+
+def _state_json(state: ScoreState) -> str:
+    return json.dumps({key: value.tolist() if isinstance(value, torch.Tensor) else value for key, value in state.to_dict().items()})
+
+
+def _flips(config: TrainConfig) -> str:
+    return "averaged over the image and its 3 flips (H, W, both)" if config.tta else "no test-time flips"
+
+
+def contract(bundle: Bundle | EnsembleBundle, program: str) -> dict[str, str]:
     """The ONNX metadata_props of a program: how to preprocess its input and turn its output into the score,
-    readable without hamtune or torch (onnxruntime's custom_metadata_map)."""
-    pre, config, state = bundle.preprocess, bundle.config, bundle.score_state()
+    readable without hamtune or torch (onnxruntime's custom_metadata_map). An ensemble's score.onnx is the whole
+    ensemble: its members, their standardisation and the mean."""
+    members = getattr(bundle, "members", None)
+    pre, config = bundle.preprocess, (members[0] if members else bundle).config
     unit = "[-1, 1]" if config.input_range == "pm1" else "[0, 1]"
+    maps = all(mappable(m.config) for m in members) if members else mappable(config)
+    outputs = (["score", "map"] if maps else ["score"]) if program == SCORE_GRAPH else list(OUTPUTS)
     if program == SCORE_GRAPH:
         io_text = (f"input 'images': uint8 (N, {pre.size}, {pre.size}, {pre.channels}) NHWC, 0-255, preprocessed as "
-                   "'resize' says; output 'score': float32 (N,), higher = more anomalous; flagged = score > threshold")
+                   "'resize' says; output 'score': float32 (N,), higher = more anomalous; flagged = score > threshold"
+                   + (f"; {MAP_TEXT}" if maps else "; no map output (a part of the score is one number per image)"))
     else:
         io_text = (f"input 'x': float32 (N, {pre.channels}, {pre.size}, {pre.size}) NCHW = uint8 pixels / 255"
                    f"{' * 2 - 1' if config.input_range == 'pm1' else ''} (range {unit}); outputs 'recon' (as x), "
@@ -111,24 +180,37 @@ def contract(bundle: Bundle, program: str) -> dict[str, str]:
         "hamtune_version": hamtune.__version__,
         "program": program,
         "io": io_text,
+        "outputs": json.dumps(outputs),
+        "map_output": "map" if "map" in outputs else "",
         "size": pre.size, "crop": pre.crop, "channels": pre.channels,
         "channel_order": "RGB" if pre.channels == 3 else "L",
         "layout": "NHWC" if program == SCORE_GRAPH else "NCHW",
         "range": "uint8 0-255" if program == SCORE_GRAPH else unit,
         "resize": RESIZE_RULE,
-        "score": config.score,
-        "score_parts": json.dumps(score_parts(config.score)),
-        "score_rule": ("one part: that part; several: the sum of (part - center) / scale; parts: mse = mean squared "
-                       "error on [0,1], ssim = 1 - SSIM (Gaussian window 11, sigma 1.5, valid region), latent = "
-                       "squared Mahalanobis distance of mu to latent_mean with latent_precision, elbo = the negative ELBO; "
-                       f"{'averaged over the image and its 3 flips (H, W, both)' if config.tta else 'no test-time flips'}"),
-        "score_state": json.dumps({key: value.tolist() if isinstance(value, torch.Tensor) else value
-                                   for key, value in state.to_dict().items()}),
         "threshold": repr(float(bundle.threshold)),
-        "protocol": config.protocol,
+        "protocol": bundle.protocol,
         "anomalous": json.dumps(bundle.info["protocol"]["anomalous"]),
         "trial_id": str(bundle.info.get("trial_id")),
+        "golden": "golden.npz beside this file: uint8 input images, their expected scores and decisions (hamtune verify)",
     }
+    if members:
+        values.update({
+            "score": str(bundle.info.get("score")),
+            "score_rule": ("the mean over the members of (member score - center) / scale, each member's score by the "
+                           f"member rule ({SCORE_RULE}), its center and scale its validation-normal mean and spread"),
+            "members": json.dumps([{"trial_id": str(m.info.get("trial_id")), "score": m.config.score,
+                                    "score_parts": score_parts(m.config.score), "tta": m.config.tta,
+                                    "center": entry["center"], "scale": entry["scale"],
+                                    "score_state": json.loads(_state_json(m.score_state()))}
+                                   for m, entry in zip(members, bundle.info["members"])]),
+        })
+    else:
+        values.update({
+            "score": config.score,
+            "score_parts": json.dumps(score_parts(config.score)),
+            "score_rule": f"{SCORE_RULE}; {_flips(config)}",
+            "score_state": _state_json(bundle.score_state()),
+        })
     return {key: str(value) for key, value in values.items()}
 
 
@@ -151,13 +233,19 @@ def _export_onnx(module: torch.nn.Module, example: torch.Tensor, out: Path, name
     onnx.save(proto, str(out))
 
 
-def write_programs(folder: Path, wanted: list[str], bundle: Bundle, model: torch.nn.Module | None = None) -> list[Path]:
+def write_programs(folder: Path, wanted: list[str], bundle: Bundle | EnsembleBundle,
+                   model: torch.nn.Module | None = None) -> list[Path]:
     """Add the programs of `model` (default: the bundle's) to a bundle folder being written (`bundle`: that folder,
     loaded). A torch.export program is built in memory and written by Python, so a full disk is an OSError (one
     line from the CLI), not an abort inside torch's zip writer. ONNX comes as two files: the model (model.onnx)
-    and the score (score.onnx)."""
-    pre, model, written = bundle.preprocess, model or bundle.model("cpu"), []
+    and the score (score.onnx). An ensemble has no one model: its programs are its whole score as one graph
+    (members, standardisation, mean; uint8 images in), as score.onnx and model.pt2."""
+    pre, written = bundle.preprocess, []
+    ensemble = hasattr(bundle, "members")
+    if not ensemble:
+        model = model or bundle.model("cpu")
     example = torch.rand(2, pre.channels, pre.size, pre.size)
+    images = torch.randint(0, 256, (2, pre.size, pre.size, pre.channels), dtype=torch.uint8)
     for fmt in wanted:
         out = Path(folder) / PROGRAMS[fmt]
         try:
@@ -165,17 +253,18 @@ def write_programs(folder: Path, wanted: list[str], bundle: Bundle, model: torch
                 with atomic_file(out) as tmp:
                     buffer = io.BytesIO()
                     batch = torch.export.Dim("batch", min=1, max=1 << 16)
-                    torch.export.save(torch.export.export(model, (example,), dynamic_shapes=({0: batch},)), buffer)
+                    module, sample = (score_program(bundle), images) if ensemble else (model, example)
+                    torch.export.save(torch.export.export(module, (sample,), dynamic_shapes=({0: batch},)), buffer)
                     tmp.write_bytes(buffer.getvalue())
             else:
+                if not ensemble:
+                    with atomic_file(out) as tmp:
+                        _export_onnx(model, example, tmp, (["x"], list(OUTPUTS)), contract(bundle, PROGRAMS[fmt]))
+                    written.append(out)
+                out = Path(folder) / SCORE_GRAPH
                 with atomic_file(out) as tmp:
-                    _export_onnx(model, example, tmp, (["x"], list(OUTPUTS)), contract(bundle, PROGRAMS[fmt]))
-                score_out = Path(folder) / SCORE_GRAPH
-                images = torch.randint(0, 256, (2, pre.size, pre.size, pre.channels), dtype=torch.uint8)
-                with atomic_file(score_out) as tmp:
-                    graph = ScoreGraph(model, bundle.config, bundle.score_state()).eval()
-                    _export_onnx(graph, images, tmp, (["images"], ["score"]), contract(bundle, SCORE_GRAPH))
-                written.append(score_out)
+                    props = contract(bundle, SCORE_GRAPH)
+                    _export_onnx(score_program(bundle, model), images, tmp, (["images"], json.loads(props["outputs"])), props)
         except (HamtuneError, OSError):
             raise
         except Exception as exc:  # a model torch cannot export: say which and why, in one line

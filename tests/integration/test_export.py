@@ -41,7 +41,7 @@ def trial_scores(sweep_results, best) -> pd.DataFrame:
 
 
 def test_bundle_holds_weights_config_preprocessing_threshold_and_card(exported, best, prepared):
-    assert {p.name for p in exported.iterdir()} == {WEIGHTS, SCORE_STATE, CONFIG, META, CARD}
+    assert {p.name for p in exported.iterdir()} == {WEIGHTS, SCORE_STATE, CONFIG, META, CARD, "golden.npz"}
     state = torch.load(exported / WEIGHTS, weights_only=True)
     assert state and all(isinstance(v, torch.Tensor) for v in state.values())
     info = json.loads((exported / META).read_text())
@@ -55,6 +55,8 @@ def test_bundle_holds_weights_config_preprocessing_threshold_and_card(exported, 
     assert config["kind"] == best["kind"] and config["seed"] == best["seed"]
     card = (exported / CARD).read_text()
     assert "synthetic data" in card and f"{best['threshold']:.4g}" in card and "not a medical device" in card
+    assert info["golden"]["count"] == 4 and info["threshold_check"]["validation_images"] > 0
+    assert all(f"`{name}`" in card for name in (WEIGHTS, SCORE_STATE, CONFIG, META, CARD, "golden.npz"))
     bundle = load_bundle(exported)
     assert "CC BY-NC" in model_card({**bundle.info, "data": {**bundle.info["data"], "synthetic": False}}, bundle.config)
 

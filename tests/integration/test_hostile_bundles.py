@@ -421,9 +421,8 @@ def test_exporting_an_ensemble_copies_only_its_own_files_never_a_link(torch_bund
 
     source = hand_ensemble(torch_bundle, tmp_path / "e")
     row = pd.Series({"checkpoint": str(source), "trial_id": "ensemble-top2"})
-    with pytest.raises(HamtuneError, match="an ensemble exports as --format torch only"):  # checked before writing
-        write_bundle(row, tmp_path / "out", "val_auroc", 1, formats=("torch-export",))
-    assert not (tmp_path / "out").exists()
+    write_bundle(row, tmp_path / "program", "val_auroc", 1, formats=("torch-export",))  # one graph of the whole ensemble
+    assert (tmp_path / "program" / "model.pt2").exists() and not (tmp_path / "program" / "members" / "1" / "model.pt2").exists()
     (source / "members" / "1" / "MODEL_CARD.md").unlink()
     (source / "members" / "1" / "MODEL_CARD.md").symlink_to("/etc/passwd")
     with pytest.raises(HamtuneError, match="MODEL_CARD.md: a symbolic link"):
