@@ -191,14 +191,14 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.confirm_top is not None or args.confirm_seeds is not None:
         overrides["confirm"] = {"top": 3 if args.confirm_top is None else args.confirm_top,
                                 "seeds": 5 if args.confirm_seeds is None else args.confirm_seeds}
-    directory = run_sweep(
+    done = run_sweep(
         args.space, name=args.name, results=args.results, data=args.data, test_data=args.test_data,
         num_samples=args.num_samples, address=args.address, resume=args.resume, num_cpus=args.num_cpus,
         log_to=tuple(args.log_to or ()), keep_checkpoints=args.keep_checkpoints, storage=args.storage,
         gpus_per_trial=args.gpus_per_trial, overrides=overrides,
     )
-    print(f"results: {directory}")
-    print(f"report:  python -m hamtune.report {directory}")
+    print(f"results: {done.directory}")
+    print(f"report:  python -m hamtune.report {done.directory}")
 
 
 # ---- report ---------------------------------------------------------------------------------------
@@ -445,7 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = commands.add_parser("export", help="write a trial's model, preprocessing, threshold and model card to a folder")
     ex.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a sweep's results folder")
-    ex.add_argument("--rank", type=int, default=1, help="which trial, 1 = best by the sweep's objective (default 1)")
+    ex.add_argument("--rank", type=int, default=None, help="which trial by the sweep's objective, 1 = best (default: the "
+                    "chosen model chosen.json records, e.g. a confirmed sweep's seed ensemble)")
     ex.add_argument("--trial", default=None, help="export this trial id instead of a rank (e.g. the seed ensemble train --seeds delivers)")
     ex.add_argument("--metric", default=None, help="rank by this column instead of the sweep's objective")
     ex.add_argument("--out", type=Path, required=True, help="folder to write")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -192,3 +193,26 @@ def chosen_of(directory: Path) -> Chosen | None:
         return choose(trials, scores)
     except HamtuneError:
         return None
+
+
+def chosen_in(board: pd.DataFrame, chosen: Iterable[Chosen]) -> tuple[pd.Series, Chosen] | None:
+    """The best-ranked row of `board` that one of the folders' records names as its chosen model (a report over
+    several folders has one record each), with that record; None where no record names a row here."""
+    if not len(board):
+        return None
+    ids = board["trial_id"].astype(str)
+    sweeps = board["sweep"].astype(str) if "sweep" in board.columns else pd.Series("", index=board.index)
+    found = []
+    for record in chosen:
+        hit = (ids == record.trial_id) & ((sweeps == record.sweep) if record.sweep else True)
+        if hit.any():
+            found.append((board.index.get_loc(hit[hit].index[0]), record))
+    if not found:
+        return None
+    position, record = min(found, key=lambda item: item[0])
+    return board.iloc[position], record
+
+
+def chosen_of_folders(directories: Iterable[Path]) -> list[Chosen]:
+    """Each folder's chosen model (chosen_of), the folders without one left out."""
+    return [c for c in (chosen_of(Path(d)) for d in directories) if c is not None]

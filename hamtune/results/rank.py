@@ -225,10 +225,13 @@ class Verdict:
     best_on_metric: pd.Series | None = None  # the deep row with the best reported metric (chosen on it: optimistic)
 
 
-def verdict(board: pd.DataFrame, key: str, metric: Metric) -> Verdict:
-    """The top-ranked deep model of a board (as the board was ordered: on validation in an honest ranking)
-    against the top-ranked row of every baseline, compared on the reported metric."""
+def verdict(board: pd.DataFrame, key: str, metric: Metric, chosen: pd.Series | None = None) -> Verdict:
+    """The chosen model (`chosen`: the row results.chosen records; else the top-ranked deep model, as the board was
+    ordered) against the top-ranked row of every baseline, compared on the reported metric."""
     deep = board[is_deep(board)]
+    if chosen is not None:
+        deep = pd.concat([deep.loc[[chosen.name]], deep.drop(index=chosen.name, errors="ignore")]) if chosen.name in deep.index \
+            else deep
     searched = board[board["role"] == ""]
 
     def best_of(prefix: str) -> dict[str, float]:
