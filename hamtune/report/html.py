@@ -29,7 +29,7 @@ from hamtune.results import configurations
 from hamtune.results.chosen import Chosen, chosen_in, chosen_of_folders
 from hamtune.results.intervals import comparisons, ranking_with_intervals
 from hamtune.results.numbers import fmt
-from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, verdict
+from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, search_trials, verdict
 from hamtune.results.reproduction import SPREAD, summarise
 from hamtune.results.store import load_samples
 
@@ -259,7 +259,7 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
     directories = {str(name): s.directory for s in sweeps for name in s.trials["sweep"].unique()}
     declared = {str(name): s.distributions for s in sweeps for name in s.trials["sweep"].unique()}
     importances: dict[str, Importance] = {
-        key: param_importance(board[is_deep(board)], ranking.select, declared) for key, board in ranking.boards.items()
+        key: param_importance(search_trials(board), ranking.select, declared) for key, board in ranking.boards.items()
     }
     records = chosen_of_folders(s.directory for s in sweeps)
     verdicts, chosen = [], []
@@ -287,7 +287,7 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
     sections.append(_section("Parameters and their importance", "".join(what), "parameters"))
     enough = "".join(embed(figures.expected_best(board, ranking.select, key)) for key, board in ranking.boards.items())
     sections.append(_section("How many trials are enough", _note(EXPECTED_BEST) + enough if enough else "", "trials"))
-    sections.append(_section("Optimisation history", embed(figures.optimisation_history(trials)), "history"))
+    sections.append(_section("Optimisation history", embed(figures.optimisation_history(search_trials(trials))), "history"))
     top = pd.concat([b.head(figures.MAX_CURVES) for b in ranking.boards.values()], ignore_index=True)
     top = top.sort_values("rank", kind="stable")
     column = figures.validation_column(metric, epochs, trials)

@@ -12,6 +12,7 @@ from hamtune.results.chosen import Chosen, chosen_in
 from hamtune.results.intervals import INTERVAL_METRICS, comparisons, judgement, name_of, shown
 from hamtune.results.numbers import fmt, fmt_delta
 from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, verdict
+from hamtune.results.reproduction import INTERVAL_RULE
 
 # (header, trials column); absent columns are left out, so sweeps without a VAE or with classical rows still print.
 COLUMNS = (
@@ -159,7 +160,7 @@ def seed_tables(ranking: Ranking, reproduced: pd.DataFrame | None = None) -> dic
 
 def seeds_heading(key: str, ranking: Ranking) -> str:
     return (f"Configurations over seeds, test set {key}: chosen by the mean {ranking.select.column} "
-            "(mean +- sd over seeds, [95% t-interval of the mean])")
+            f"(mean +- sd over seeds, [{INTERVAL_RULE}])")
 
 
 def comparison_lines(board: pd.DataFrame, ranking: Ranking, scores: pd.DataFrame, records: Sequence[Chosen] = ()) -> str:

@@ -211,6 +211,18 @@ def is_deep(board: pd.DataFrame) -> pd.Series:
     return board["role"].eq("") | board["role"].str.startswith(("baseline:", "ensemble:"))
 
 
+def search_trials(frame: pd.DataFrame) -> pd.DataFrame:
+    """The search's own draws: searched deep trials, without baselines, ensembles, classical rows and the confirm
+    stage's extra seeds (what the search plots and the expected-best curve are about)."""
+    roles = frame["role"] if "role" in frame.columns else role(frame)
+    keep = roles.eq("")
+    if "kind" in frame.columns:
+        keep &= frame["kind"].isin(DEEP_KINDS)
+    if "stage" in frame.columns:
+        keep &= frame["stage"].ne("confirm")
+    return frame[keep]
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Which model is best on one test set and how it compares with the baselines."""
