@@ -26,10 +26,10 @@ log = logging.getLogger("hamtune")
 
 
 class Console(logging.Handler):
-    """What hamtune's modules log below WARNING, as the terminal showed it before they logged: INFO lines plain on
-    stdout (on stderr after `hamtune: ` when the record carries stderr=True), DEBUG as `hamtune: DEBUG: ...` on
-    stderr. WARNING and up go to the root handler, as any library's. The streams are looked up on each record, so a
-    redirected sys.stdout (pytest's capsys) is honoured."""
+    """What hamtune's modules log below WARNING, on stderr: progress is not a result, so stdout carries only what a
+    command prints (results, tables, CSV) and can be piped. INFO lines plain (after `hamtune: ` when the record
+    carries stderr=True, as notes are), DEBUG as `hamtune: DEBUG: ...`. WARNING and up go to the root handler, as
+    any library's. The stream is looked up on each record, so a redirected sys.stderr (pytest's capsys) is honoured."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.WARNING:
@@ -37,7 +37,7 @@ class Console(logging.Handler):
         try:
             message = record.getMessage()
             if record.levelno == logging.INFO and not getattr(record, "stderr", False):
-                print(message, flush=True)
+                print(message, file=sys.stderr, flush=True)
             elif record.levelno == logging.INFO:
                 print(f"hamtune: {message}", file=sys.stderr, flush=True)
             else:

@@ -69,12 +69,14 @@ def _compared(compared: list[tuple[str, pd.Series, Interval | None]]) -> list[st
 
 
 def above_on_validation(board: pd.DataFrame, best: pd.Series, select: Metric) -> pd.DataFrame:
-    """The rows that are not deep models (classical baselines, the floor) and rank above the chosen deep model on
-    validation: where there are any, the best model here is not a network."""
-    if not select.column.startswith("val_") or best.name not in board.index:
+    """The rows that are not deep models (classical baselines, the floor) with a better validation value than the
+    chosen deep model, best first: where there are any, the best model here is not a network."""
+    if not select.column.startswith("val_") or select.column not in board.columns:
         return board.iloc[0:0]
-    above = board.loc[:best.name].drop(index=best.name)
-    return above[~is_deep(above)]
+    others = board[~is_deep(board)]
+    values = pd.to_numeric(others[select.column], errors="coerce")
+    above = others[values > best[select.column]] if select.higher_is_better else others[values < best[select.column]]
+    return above.sort_values(select.column, ascending=not select.higher_is_better, kind="stable")
 
 
 def headline(board: pd.DataFrame, best: pd.Series, select: Metric) -> str:

@@ -106,7 +106,6 @@ def choose(trials: pd.DataFrame, scores: pd.DataFrame | None = None, metric: str
     test_key, board = board
     deep = board[is_deep(board)]
     row = (deep if len(deep) else board).iloc[0]
-    best = board.iloc[0]
     members = tuple(str(m) for m in str(row.get("members")).split(",")) if isinstance(row.get("members"), str) else ()
     seeds = seed_rows(trials[trials["kind"].isin(DEEP_KINDS)]) if "kind" in trials.columns else trials.iloc[0:0]
     described = row
@@ -135,8 +134,12 @@ def choose(trials: pd.DataFrame, scores: pd.DataFrame | None = None, metric: str
             if low is not None and high is not None:
                 intervals[name] = [max(0.0, low), min(1.0, high)]
     beaten = None
-    if str(best["trial_id"]) != str(row["trial_id"]) or str(best.get("sweep")) != str(row.get("sweep")):
-        beaten = {"trial_id": str(best["trial_id"]), "role": str(best.get("role") or ""), "value": _plain(best[select.column])}
+    others = board[~is_deep(board)]
+    if len(deep) and len(others):  # by value: the ranking puts a confirmed choice first whatever its own value
+        values = pd.to_numeric(others[select.column], errors="coerce")
+        best = others.loc[values.idxmax() if select.higher_is_better else values.idxmin()]
+        if select.better(float(best[select.column]), float(row[select.column])):
+            beaten = {"trial_id": str(best["trial_id"]), "role": str(best.get("role") or ""), "value": _plain(best[select.column])}
     return Chosen(
         trial_id=str(row["trial_id"]), sweep=str(_plain(row.get("sweep")) or ""), rule=rule, metric=select.column,
         mode="max" if select.higher_is_better else "min", kind=_plain(row.get("kind")), role=str(row.get("role") or ""),

@@ -35,12 +35,13 @@ def test_usage_errors_exit_2_and_failures_while_working_exit_1(tmp_path, capsys)
 
 
 @pytest.mark.parametrize(("verbosity", "out", "err"), [
-    (0, "a line\n", "hamtune: a note\n"),
+    (0, "", "a line\nhamtune: a note\n"),
     (-1, "", ""),
-    (1, "a line\n", "hamtune: DEBUG: a detail\nhamtune: a note\n"),
+    (1, "", "hamtune: DEBUG: a detail\na line\nhamtune: a note\n"),
 ])
-def test_what_the_modules_log_reaches_the_terminal_as_before_and_the_setup_is_undone(verbosity, out, err, capsys, caplog):
-    """INFO plain on stdout (stderr=True: on stderr after `hamtune: `), DEBUG with -v; warnings go to the root's
+def test_what_the_modules_log_reaches_stderr_only_and_the_setup_is_undone(verbosity, out, err, capsys, caplog):
+    """Progress is no result: INFO plain on stderr (stderr=True: after `hamtune: `), DEBUG with -v; stdout stays for
+    what a command prints; warnings go to the root's
     handlers as any library's (here pytest's, which is why the root gets no handler of hamtune's)."""
     module = logging.getLogger("hamtune.sweep.example")
     root, hamtune = logging.getLogger(), logging.getLogger("hamtune")
