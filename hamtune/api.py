@@ -265,7 +265,8 @@ def make_report(results: list[str | Path] | None = None, *, metric: str = "test_
            show: Callable[[str], None] | None = None) -> Path | None:
     """What `hamtune report` does, with each of its options: the HTML report of `results` (default: every results
     folder under ./results) and, through `show`, the leaderboards (or methods cards) as text in `output_format`;
-    returns the HTML's path (None with no_html or a methods format). `write_report` is the short form."""
+    returns the HTML's path (None with no_html or a csv, json or methods format: those only print; csv and json carry
+    every row unless `top` is given). `write_report` is the short form."""
     from hamtune.report.command import run_report
 
     folders = None if results is None else [_path(r, "results") for r in results]

@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from hamtune.cli import build_parser, console_logging, main
+from hamtune.sweep.space import SHIPPED_DIR
 
 
 @pytest.mark.parametrize("argv", [
@@ -56,3 +57,11 @@ def test_what_the_modules_log_reaches_stderr_only_and_the_setup_is_undone(verbos
     assert (list(root.handlers), root.level, list(hamtune.handlers), hamtune.level) == before
     module.info("after")
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("command", [["train"], ["sweep", str(SHIPPED_DIR / "quick.yaml")]])
+def test_the_same_bad_set_value_is_the_same_usage_error_in_every_command(command, tmp_path, capsys):
+    """`--set kind=gan` is a bad argument wherever it is given: exit 2 and one line naming --set, before any work."""
+    assert main([*command, "--set", "kind=gan", "--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "hamtune: error: --set: kind must be one of ae, vae, got 'gan'"
+    assert not any(tmp_path.iterdir())
