@@ -79,18 +79,22 @@ def above_on_validation(board: pd.DataFrame, best: pd.Series, select: Metric) ->
     return above.sort_values(select.column, ascending=not select.higher_is_better, kind="stable")
 
 
-def headline(board: pd.DataFrame, best: pd.Series, select: Metric) -> str:
-    """"The best model here is <baseline>; the best deep model is <id>, beaten by ...", where a non-deep row is
-    better on validation than every deep one; '' otherwise."""
+def best_model_line(board: pd.DataFrame, best: pd.Series, select: Metric) -> str:
+    """"The best model here is <baseline>; the best deep model is <id>, beaten ...", where a non-deep row is better
+    on validation than the chosen deep model `best`; '' otherwise. Plain text (the terminal's; `headline` the page's)."""
     above = above_on_validation(board, best, select)
     if not len(above):
         return ""
     top = above.iloc[0]
-    return (f"<span class='flag'>&#9888; The best model here is {escape(name_of(top))} ({escape(select.column)} "
-            f"{fmt(top[select.column])}); the best deep model is {escape(str(best['sweep']))}/{escape(str(best['trial_id']))} "
-            f"({escape(select.column)} {fmt(best[select.column])}), beaten on validation by {len(above)} non-deep "
-            f"model(s): {escape(', '.join(name_of(r) for _, r in above.head(5).iterrows()))}"
-            f"{' ...' if len(above) > 5 else ''}.</span>")
+    names = ", ".join(name_of(r) for _, r in above.head(5).iterrows()) + (" ..." if len(above) > 5 else "")
+    return (f"The best model here is {name_of(top)} ({select.column} {fmt(top[select.column])}); the best deep model is "
+            f"{best['sweep']}/{best['trial_id']} ({select.column} {fmt(best[select.column])}), beaten on validation by "
+            f"{len(above)} non-deep model(s): {names}.")
+
+
+def headline(board: pd.DataFrame, best: pd.Series, select: Metric) -> str:
+    line = best_model_line(board, best, select)
+    return f"<span class='flag'>&#9888; {escape(line)}</span>" if line else ""
 
 
 def verdict_html(verdict: Verdict, importance: Importance, ranking: Ranking,

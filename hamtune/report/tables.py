@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from hamtune.report.summary import best_model_line
 from hamtune.results import configurations
 from hamtune.results.chosen import Chosen, chosen_in
 from hamtune.results.intervals import INTERVAL_METRICS, comparisons, judgement, name_of, shown
@@ -196,6 +197,8 @@ def text_report(
         if len(marked):
             parts.append(heading(f"Baselines, test set {key} (rank among {len(board)})", form))
             parts.append(render(display(marked, columns_for(marked, metric, select=ranking.select)), form))
+        found = chosen_in(board, chosen)
+        parts.append(best_model_line(board, verdict(board, key, metric, found[0] if found else None).best, ranking.select))
         parts.append(optimism_line(board, ranking, chosen))
         if scores is not None:
             parts.append(comparison_lines(board, ranking, scores, chosen))
@@ -206,4 +209,4 @@ def text_report(
         unranked = ranking.unranked
         parts.append(heading(f"Not ranked ({len(unranked)}: diverged, failed or without a {ranking.select.column} value)", form))
         parts.append(render(display(unranked, [(h, c) for h, c in UNRANKED_COLUMNS if c in unranked.columns]), form))
-    return "\n\n".join(parts)
+    return "\n\n".join(part for part in parts if part)

@@ -149,7 +149,7 @@ def test_csv_and_json_carry_every_row_with_stable_columns_and_write_nothing(fold
     assert not (alpha / "report.html").exists() and (alpha / SCORES).exists()
 
 
-def test_a_classical_row_above_every_deep_model_on_validation_is_named_first(folders, tmp_path):
+def test_a_classical_row_above_every_deep_model_on_validation_is_named_first(folders, tmp_path, capsys):
     alpha, _ = folders
     _add(ResultsWriter(alpha), "alpha", "blur", 0.999, 0.7, latent_dim=None, kind="blur", extra={"model": "blur-2"})
     chosen = record_choice(alpha)
@@ -158,3 +158,6 @@ def test_a_classical_row_above_every_deep_model_on_validation_is_named_first(fol
     summary = html.split('<section id="summary">')[1].split("</section>")[0]
     assert "The best model here is blur-2 (val_auroc 0.999); the best deep model is alpha/" + ENSEMBLE in summary
     assert "beaten on validation by 1 non-deep model(s): blur-2" in summary and "Best deep model of 16 ranked" in summary
+    capsys.readouterr()
+    assert cli_main(["report", str(alpha), "--no-html"]) == 0
+    assert "The best model here is blur-2 (val_auroc 0.999); the best deep model is alpha/" + ENSEMBLE in capsys.readouterr().out
