@@ -139,7 +139,7 @@ def after_sweep(directory: Path, name: str, trackers: tuple[str, ...]) -> None:
 
     html = run_report([directory], quiet=True)
     with tempfile.TemporaryDirectory(prefix="hamtune-bundle-") as scratch:
-        bundle, _ = export_trial(directory, 1, Path(scratch) / "model")
+        bundle, _ = export_trial(directory, None, Path(scratch) / "model")  # the chosen model (chosen.json)
         if "mlflow" in trackers:
             log_artifacts(directory, name, {"report": html, "model": bundle})
         if "wandb" in trackers:
