@@ -184,11 +184,15 @@ def read_chosen(directory: Path) -> Chosen | None:
 
 
 def chosen_of(directory: Path) -> Chosen | None:
-    """The recorded choice; for an older folder without one, the same rule applied now (not written: readers never
-    write)."""
+    """The recorded choice; for an older folder without one (or a record naming a row the folder no longer holds,
+    e.g. after its trials file was edited), the same rule applied now (not written: readers never write)."""
+    from hamtune.results.store import TRIALS, read_parquet
+
     recorded = read_chosen(directory)
-    if recorded is not None:
-        return recorded
+    if recorded is not None and (Path(directory) / TRIALS).exists():
+        trials = read_parquet(Path(directory) / TRIALS)
+        if "trial_id" in trials.columns and recorded.trial_id in set(trials["trial_id"].astype(str)):
+            return recorded
     from hamtune.results.store import load_results
 
     trials, _, scores = load_results(Path(directory))

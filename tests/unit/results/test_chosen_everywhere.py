@@ -161,3 +161,13 @@ def test_a_classical_row_above_every_deep_model_on_validation_is_named_first(fol
     capsys.readouterr()
     assert cli_main(["report", str(alpha), "--no-html"]) == 0
     assert "The best model here is blur-2 (val_auroc 0.999); the best deep model is alpha/" + ENSEMBLE in capsys.readouterr().out
+
+
+def test_a_record_naming_a_row_the_folder_no_longer_holds_is_not_believed(folders):
+    from hamtune.results.chosen import chosen_of
+
+    alpha, _ = folders
+    record_choice(alpha)
+    trials = read_parquet(alpha / TRIALS)
+    write_parquet(trials[trials["trial_id"] != ENSEMBLE], alpha / TRIALS)  # an edited folder: the ensemble row is gone
+    assert read_chosen(alpha).trial_id == ENSEMBLE and chosen_of(alpha).trial_id == "s2-c1"  # its best seed, by the same rule
