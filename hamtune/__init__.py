@@ -3,7 +3,7 @@
 The Python API (what the `hamtune` command does, as functions; see the README's "Use it with..."):
 
     import hamtune
-    folder = hamtune.train_model("cnn-ae", data="synthetic", epochs=5)  # or hamtune.run_sweep("search_spaces/quick.yaml")
+    folder = hamtune.train_model("cnn-ae", data="synthetic", epochs=5)  # or hamtune.run_sweep("search_spaces/quick.yaml"): Results
     results = hamtune.open_results(folder)                               # .trials .epochs .scores .best .leaderboard()
     trials, epochs, scores = hamtune.load_results(folder)
     board = hamtune.rank(folder)                                         # chosen on validation, reporting test_auroc

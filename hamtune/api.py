@@ -16,9 +16,10 @@ function called `hamtune.train` would turn into a module under a notebook's feet
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 def _path(value, name: str) -> Path:
     """A path argument as a Path; anything else (None, a number) is a one-line error naming the argument."""
-    if isinstance(value, (str, Path)) and str(value):
+    if isinstance(value, (str, os.PathLike)) and str(value):
         return Path(value)
     raise HamtuneError(f"{name} must be a path (str or pathlib.Path), got {value!r}")
 
@@ -77,10 +78,11 @@ def run_sweep(
     gpus_per_trial: float | None = None,
     overrides: Mapping[str, object] | None = None,
     **more,
-) -> Path:
-    """Run (or resume) a sweep of a space file (or the same mapping as a dict); returns its results folder.
-    `overrides` (and keywords) are top-level space keys or fixed TrainConfig fields, as `hamtune sweep --set` takes them;
-    `floor=False` (the space key `floor: false`, `--no-floor`) leaves out the non-learned floor rows."""
+) -> Results:
+    """Run (or resume) a sweep of a space file (or the same mapping as a dict) through the whole pipeline (search,
+    confirm stage, delivered ensemble, the non-learned floor, recorded choice, trackers); returns its results folder as
+    `Results`. `overrides` (and keywords) are top-level space keys or fixed TrainConfig fields, as `hamtune sweep --set`
+    takes them; `floor=False` (the space key `floor: false`, `--no-floor`) leaves out the non-learned floor rows."""
     from hamtune.sweep.runner import SweepOptions
     from hamtune.sweep.runner import run_sweep as run
 
@@ -91,7 +93,7 @@ def run_sweep(
                            gpus_per_trial=gpus_per_trial, overrides={**(overrides or {}), **more})
     directory = run(chosen, options)
     after_sweep(directory, options.name or chosen.name, chosen.log_to + options.log_to, floor=chosen.floor)
-    return directory
+    return Results(directory)
 
 
 def deliver_confirmed(directory: Path, device: str = "auto") -> dict | None:
@@ -121,15 +123,17 @@ def deliver_confirmed(directory: Path, device: str = "auto") -> dict | None:
 
 def after_sweep(directory: Path, name: str, trackers: tuple[str, ...], floor: bool = True) -> None:
     """What a finished sweep does last: with a confirm stage, deliver the chosen configuration's seed ensemble
-    (deliver_confirmed); score the non-learned floor on the same split (score_floor; not with `floor` False);
-    then hand the trackers the HTML report and the chosen model's bundle (MLflow: to the parent run; W&B: a
-    `report` run of the sweep's group)."""
+    (deliver_confirmed); score the non-learned floor on the same split (score_floor; not with `floor` False); record
+    the chosen model (chosen.json) once every row is in; then hand the trackers the HTML report and the chosen model's
+    bundle (MLflow: to the parent run; W&B: a `report` run of the sweep's group)."""
     import tempfile
 
+    from hamtune.results.chosen import record_choice
     from hamtune.sweep.floor import score_floor
 
     deliver_confirmed(directory)
     score_floor(directory, enabled=floor)
+    record_choice(directory)
     if not {"mlflow", "wandb"} & set(trackers):
         return
     from hamtune.export.bundle import export_trial
@@ -138,7 +142,7 @@ def after_sweep(directory: Path, name: str, trackers: tuple[str, ...], floor: bo
 
     html = run_report([directory], quiet=True)
     with tempfile.TemporaryDirectory(prefix="hamtune-bundle-") as scratch:
-        bundle, _ = export_trial(directory, 1, Path(scratch) / "model")
+        bundle, _ = export_trial(directory, None, Path(scratch) / "model")  # the chosen model (chosen.json)
         if "mlflow" in trackers:
             log_artifacts(directory, name, {"report": html, "model": bundle})
         if "wandb" in trackers:
@@ -182,6 +186,7 @@ def train_seeds(config, data: str, *, test_data: str | None = None, results: Pat
     seeds, their ensemble (scores standardised on validation normals, averaged) is the delivered model's row."""
     from hamtune.export.ensemble import build_ensemble as build
     from hamtune.paths import results_folder, results_lock
+    from hamtune.results.chosen import record_choice
     from hamtune.train.single import load_data, run_seeds_and_record
 
     name = name or config.preset or "train"
@@ -195,6 +200,7 @@ def train_seeds(config, data: str, *, test_data: str | None = None, results: Pat
         if seeds > 1 and len(finished) >= 2:
             ensemble = build(directory, 0, directory.parent, directory.name, config.device if config.device != "auto" else "cpu",
                                       members=finished)[1]
+        record_choice(directory)
     return Trained(directory, prepared.name, runs, ensemble)
 
 
@@ -257,12 +263,13 @@ def write_report(*results: str | Path, html: str | Path | None = None, metric: s
     return out
 
 
-def make_report(results: list[str | Path] | None = None, *, metric: str = "test_auroc", rank_by: str | None = None, top: int = 10,
+def make_report(results: list[str | Path] | None = None, *, metric: str = "test_auroc", rank_by: str | None = None, top: int | None = None,
            by: str | None = None, html: str | Path | None = None, no_html: bool = False, output_format: str = "table",
            show: Callable[[str], None] | None = None) -> Path | None:
     """What `hamtune report` does, with each of its options: the HTML report of `results` (default: every results
     folder under ./results) and, through `show`, the leaderboards (or methods cards) as text in `output_format`;
-    returns the HTML's path (None with no_html or a methods format). `write_report` is the short form."""
+    returns the HTML's path (None with no_html or a csv, json or methods format: those only print; csv and json carry
+    every row unless `top` is given). `write_report` is the short form."""
     from hamtune.report.command import run_report
 
     folders = None if results is None else [_path(r, "results") for r in results]
@@ -279,7 +286,7 @@ class Exported:
     programs: list[Path]
 
 
-def export_trial(results: str | Path, out: str | Path, *, rank: int = 1, metric: str | None = None, force: bool = False,
+def export_trial(results: str | Path, out: str | Path, *, rank: int | None = None, metric: str | None = None, force: bool = False,
                  formats: tuple[str, ...] = ("torch",), trial: str | None = None) -> Exported:
     """`export_model` with what the command reports about it: which trial was exported and its portable programs."""
     from hamtune.export.bundle import PROGRAMS
@@ -290,10 +297,11 @@ def export_trial(results: str | Path, out: str | Path, *, rank: int = 1, metric:
     return Exported(folder, row, [folder / PROGRAMS[f] for f in programs_wanted(formats) if (folder / PROGRAMS[f]).exists()])
 
 
-def export_model(results: str | Path, out: str | Path, *, rank: int = 1, metric: str | None = None, force: bool = False,
-           formats: tuple[str, ...] = ("torch",), trial: str | None = None) -> Path:
-    """Export the trial ranked `rank` (by the sweep's validation objective, or `metric`), or the trial `trial`, as a
-    bundle that `score` uses; `formats` adds portable programs beside the weights ("onnx", "torch-export")."""
+def export_model(results: str | Path, out: str | Path, *, rank: int | None = None, metric: str | None = None,
+                 force: bool = False, formats: tuple[str, ...] = ("torch",), trial: str | None = None) -> Path:
+    """Export the chosen model (chosen.json; the default), the trial ranked `rank` (by the sweep's validation
+    objective, or `metric`), or the trial `trial`, as a bundle that `score` uses; `formats` adds portable programs
+    beside the weights ("onnx", "torch-export")."""
     from hamtune.export.bundle import export_trial
 
     folder, _ = export_trial(_path(results, "results"), rank, _path(out, "out"), metric, force, formats, trial)
@@ -383,6 +391,7 @@ def run_baselines(data: str | Path, *, methods: str | list[str] | tuple[str, ...
     from hamtune.baselines import run_baselines as run
     from hamtune.baselines.run import DATA_KEYS
     from hamtune.paths import results_folder, results_lock
+    from hamtune.results.chosen import record_choice
     from hamtune.train.config import build_config
     from hamtune.train.single import load_data
 
@@ -402,6 +411,7 @@ def run_baselines(data: str | Path, *, methods: str | list[str] | tuple[str, ...
         external = load_data(str(test_data), config)[0] if test_data else None
         started = time.perf_counter()
         rows = run(config, prepared, chosen, directory, name, test_data=external)
+        record_choice(directory)
     return Baselines(directory, prepared.name, config.protocol, rows, time.perf_counter() - started)
 
 
@@ -423,12 +433,14 @@ def build_ensemble(results: str | Path, *, top: int = 3, name: str | None = None
     `export_model` then exports like any trial."""
     from hamtune.export.ensemble import build_ensemble as build
     from hamtune.paths import results_folder, results_lock
+    from hamtune.results.chosen import record_choice
 
     source = _path(results, "results")
     load_results(source)  # a folder that is not one is named before anything is created
     directory = results_folder(_path(root, "root"), name or f"{source.resolve().name}-ensemble")
     with results_lock(directory):
         out, row = build(source, top, directory.parent, directory.name, device)
+        record_choice(out)
     return Ensemble(out, row)
 
 
@@ -521,22 +533,17 @@ class Demo:
 
 def run_demo(*, space: str | Path | None = None, name: str | None = None, results: str | Path = "results",
              num_cpus: int | None = None, floor: bool = True) -> Demo:
-    """The main job end to end on the embedded synthetic default (as `hamtune demo`): sweep quick.yaml (or `space`),
-    score the non-learned floor beside it (not with `floor` False, or the space's `floor: false`), then write the
-    report; shows in a few minutes what a real run gives."""
+    """The main job end to end on the embedded synthetic default (as `hamtune demo`): sweep quick.yaml (or `space`)
+    through the same pipeline as `run_sweep` (a confirm stage delivers its ensemble, the floor is scored unless `floor`
+    is False or the space says `floor: false`, the choice is recorded), then write the report; shows in a few minutes
+    what a real run gives."""
     from hamtune.report.command import run_report
-    from hamtune.sweep.floor import score_floor
-    from hamtune.sweep.runner import SweepOptions
-    from hamtune.sweep.runner import run_sweep as run
     from hamtune.sweep.space import SHIPPED_DIR
-    from hamtune.sweep.space import load_space as load
 
     started = time.perf_counter()
-    overrides = {} if floor else {"floor": False}
-    chosen = load(_path(space, "space") if space is not None else SHIPPED_DIR / "quick.yaml", overrides)
-    directory = run(chosen, SweepOptions(name=name or f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
-                                         results_root=_path(results, "results"), num_cpus=num_cpus, overrides=overrides))
-    score_floor(directory, enabled=chosen.floor)
+    directory = run_sweep(_path(space, "space") if space is not None else SHIPPED_DIR / "quick.yaml",
+                          name=name or f"demo-{time.strftime('%Y%m%d-%H%M%S')}", results=results, num_cpus=num_cpus,
+                          **({} if floor else {"floor": False})).directory
     seconds = time.perf_counter() - started
     shown: list[str] = []
     html = run_report([directory], quiet=True, show=shown.append)
@@ -549,17 +556,29 @@ def run_demo(*, space: str | Path | None = None, name: str | None = None, result
 
 @dataclass(frozen=True)
 class Trial:
-    """One trial of a results folder: its id, its configuration (TrainConfig fields) and its metrics."""
+    """One model of a results folder: its id, its configuration (TrainConfig fields with their declared types; an
+    ensemble's are its members'), its metrics, what it is (kind, role, members), its per-epoch history and where its
+    checkpoint lies (None where none was kept)."""
 
     trial_id: str
     config: dict
     metrics: dict
+    kind: str | None = None
+    role: str = ""
+    members: tuple[str, ...] = ()
+    history: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
+    checkpoint: Path | None = None
+    rule: str = ""  # for the chosen model: how it was chosen (results.chosen)
+
+    @property
+    def is_ensemble(self) -> bool:
+        return bool(self.members)
 
 
 class Results:
     """A results folder to work with from a notebook, in the spirit of Ray Tune's ResultGrid and Optuna's Study: its
-    tables (one consistent snapshot, taken when opened), the trial chosen on validation, the leaderboard, and the
-    report and export of what it holds."""
+    tables (one consistent snapshot, taken when opened), the chosen model (`best`, as chosen.json records it), the
+    leaderboard, and the report and export of what it holds. It stands for its folder wherever a path is taken."""
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = _path(directory, "directory")
@@ -568,29 +587,48 @@ class Results:
     def __repr__(self) -> str:
         return f"Results({str(self.directory)!r}, {len(self.trials)} trial(s))"
 
+    def __fspath__(self) -> str:
+        return str(self.directory)
+
     def leaderboard(self, metric: str = "test_auroc", rank_by: str | None = None) -> pd.DataFrame:
         """The trials chosen on validation (or `rank_by`), best first, reporting `metric` with 95% intervals."""
         return rank(self.trials, metric=metric, rank_by=rank_by, scores=self.scores)
 
     @property
     def best(self) -> Trial:
-        """The trial the sweep's validation objective chooses (the one `export()` exports by default)."""
-        return self.trial(str(self.leaderboard()["trial_id"].iloc[0]))
+        """The chosen model (results.chosen: on validation, a confirmed configuration's seed ensemble where one was
+        delivered), the one `export()` exports by default; an ensemble carries its members' configuration."""
+        from hamtune.results.chosen import chosen_of
+
+        chosen = chosen_of(self.directory)
+        if chosen is None:
+            raise HamtuneError(f"{self.directory}: no finished trial with a validation value; nothing is chosen")
+        found = self.trial(chosen.trial_id)
+        return replace(found, config=chosen.config or found.config, members=chosen.members, rule=chosen.rule)
 
     def trial(self, trial_id: str) -> Trial:
-        """One trial by id, its configuration and metrics split apart."""
+        """One model by id: its typed configuration, metrics, history and checkpoint."""
         from dataclasses import fields
 
+        from hamtune.paths import in_results
+        from hamtune.results.chosen import typed_config
         from hamtune.train.config import TrainConfig
 
         found = self.trials[self.trials["trial_id"].astype(str) == str(trial_id)]
         if not len(found):
             raise HamtuneError(f"{self.directory}: no trial {trial_id!r}")
-        row = found.iloc[0].to_dict()
+        row = found.iloc[0]
         keys = {f.name for f in fields(TrainConfig)}
-        config = {k: v for k, v in row.items() if k in keys and not _missing(v)}
-        metrics = {k: v for k, v in row.items() if k not in keys and k.startswith(("val_", "test_")) and _number(v)}
-        return Trial(str(trial_id), config, metrics)
+        config = {k: v for k, v in typed_config(row).items() if not _missing(v)}
+        metrics = {k: v for k, v in row.to_dict().items() if k not in keys and k.startswith(("val_", "test_")) and _number(v)}
+        members = tuple(str(row["members"]).split(",")) if isinstance(row.get("members"), str) and row["members"] else ()
+        history = self.epochs[self.epochs["trial_id"].astype(str) == str(trial_id)].reset_index(drop=True) \
+            if "trial_id" in self.epochs.columns else pd.DataFrame()
+        stored = row.get("checkpoint")
+        checkpoint = Path(in_results(stored, self.directory)) if isinstance(stored, str) and stored else None
+        kind = row.get("kind") if isinstance(row.get("kind"), str) else None
+        return Trial(str(trial_id), config, metrics, kind, _role(row), members, history,
+                     checkpoint if checkpoint is not None and checkpoint.exists() else None)
 
     def configurations(self, rank_by: str | None = None) -> pd.DataFrame:
         """Configurations over seeds with mean, sd and 95% interval, best mean validation objective first."""
@@ -601,8 +639,14 @@ class Results:
         return write_report(self.directory, html=html, metric=metric, rank_by=rank_by)
 
     def export(self, out: str | Path, **options) -> Path:
-        """Export the best trial (or `rank=`, `trial=`) as a bundle `score` uses; options as `export_model`'s."""
+        """Export the chosen model (or `rank=`, `trial=`) as a bundle `score` uses; options as `export_model`'s."""
         return export_model(self.directory, out, **options)
+
+
+def _role(row: pd.Series) -> str:
+    from hamtune.results.rank import role
+
+    return str(role(row.to_frame().T).iloc[0])
 
 
 def _missing(value) -> bool:

@@ -26,10 +26,10 @@ log = logging.getLogger("hamtune")
 
 
 class Console(logging.Handler):
-    """What hamtune's modules log below WARNING, as the terminal showed it before they logged: INFO lines plain on
-    stdout (on stderr after `hamtune: ` when the record carries stderr=True), DEBUG as `hamtune: DEBUG: ...` on
-    stderr. WARNING and up go to the root handler, as any library's. The streams are looked up on each record, so a
-    redirected sys.stdout (pytest's capsys) is honoured."""
+    """What hamtune's modules log below WARNING, on stderr: progress is not a result, so stdout carries only what a
+    command prints (results, tables, CSV) and can be piped. INFO lines plain (after `hamtune: ` when the record
+    carries stderr=True, as notes are), DEBUG as `hamtune: DEBUG: ...`. WARNING and up go to the root handler, as
+    any library's. The stream is looked up on each record, so a redirected sys.stderr (pytest's capsys) is honoured."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.WARNING:
@@ -37,7 +37,7 @@ class Console(logging.Handler):
         try:
             message = record.getMessage()
             if record.levelno == logging.INFO and not getattr(record, "stderr", False):
-                print(message, flush=True)
+                print(message, file=sys.stderr, flush=True)
             elif record.levelno == logging.INFO:
                 print(f"hamtune: {message}", file=sys.stderr, flush=True)
             else:
@@ -193,14 +193,14 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                                 "seeds": 5 if args.confirm_seeds is None else args.confirm_seeds}
     if args.no_floor:
         overrides["floor"] = False
-    directory = run_sweep(
+    done = run_sweep(
         args.space, name=args.name, results=args.results, data=args.data, test_data=args.test_data,
         num_samples=args.num_samples, address=args.address, resume=args.resume, num_cpus=args.num_cpus,
         log_to=tuple(args.log_to or ()), keep_checkpoints=args.keep_checkpoints, storage=args.storage,
         gpus_per_trial=args.gpus_per_trial, overrides=overrides,
     )
-    print(f"results: {directory}")
-    print(f"report:  python -m hamtune.report {directory}")
+    print(f"results: {done.directory}")
+    print(f"report:  python -m hamtune.report {done.directory}")
 
 
 # ---- report ---------------------------------------------------------------------------------------
@@ -458,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = commands.add_parser("export", help="write a trial's model, preprocessing, threshold and model card to a folder")
     ex.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a sweep's results folder")
-    ex.add_argument("--rank", type=int, default=1, help="which trial, 1 = best by the sweep's objective (default 1)")
+    ex.add_argument("--rank", type=int, default=None, help="which trial by the sweep's objective, 1 = best (default: the "
+                    "chosen model chosen.json records, e.g. a confirmed sweep's seed ensemble)")
     ex.add_argument("--trial", default=None, help="export this trial id instead of a rank (e.g. the seed ensemble train --seeds delivers)")
     ex.add_argument("--metric", default=None, help="rank by this column instead of the sweep's objective")
     ex.add_argument("--out", type=Path, required=True, help="folder to write")

@@ -330,10 +330,17 @@ def info_data_name(bundle: Bundle | EnsembleBundle) -> str:
     return str((bundle.info.get("data") or {}).get("name") or "the data")
 
 
-def export_trial(directory: Path, rank: int, out: Path, metric: str | None = None, force: bool = False,
+def export_trial(directory: Path, rank: int | None, out: Path, metric: str | None = None, force: bool = False,
                  formats: tuple[str, ...] = ("torch",), trial: str | None = None) -> tuple[Path, pd.Series]:
     """Export the trial at `rank` (1 = best) of a results folder, ranked as `hamtune reproduce` ranks, or the
-    ranked trial whose id is `trial` (e.g. the seed ensemble `hamtune train --seeds` delivers)."""
+    ranked trial whose id is `trial` (e.g. the seed ensemble `hamtune train --seeds` delivers). With neither (and no
+    `metric`), the chosen model that chosen.json records (results.chosen), as every report names it."""
+    if trial is None and rank is None and metric is None:
+        from hamtune.results.chosen import chosen_of
+
+        recorded = chosen_of(Path(directory))
+        trial = recorded.trial_id if recorded is not None else None
+    rank = 1 if rank is None else rank
     if trial is not None:
         board, chosen = top_trials(directory, 10**9, metric)
         found = board.index[board["trial_id"].astype(str) == str(trial)]

@@ -37,15 +37,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "test_auprc, test_ssim, test_mse, wall_time_s; a bare name means test_<name> (default test_auroc)")
     parser.add_argument("--rank-by", default=None, help="the column that orders the leaderboards (default: the sweeps' "
                         "validation objective, e.g. val_auroc); a test column is labelled optimistic")
-    parser.add_argument("--top", type=_positive, default=10, help="rows of each leaderboard to print (default 10)")
+    parser.add_argument("--top", type=_positive, default=None, help="rows of each leaderboard to print (default 10 for "
+                        "table and markdown; csv and json carry every row unless --top is given)")
     parser.add_argument("--by", default=None, help="columns for the best-per-group table (default kind,arch,rebalance)")
     parser.add_argument("--html", type=Path, default=None, help=f"write the HTML report here (default <first results dir>/{HTML_NAME})")
     parser.add_argument("--no-html", action="store_true", help="print the leaderboards only")
-    parser.add_argument("--format", choices=("table", "markdown", "csv", "methods", "latex"), default="table",
-                        help="terminal output; csv prints the leaderboards only, one row per trial; methods (Markdown) and "
-                        "latex print each folder's methods card for a paper instead of the leaderboards (default table)")
+    parser.add_argument("--format", choices=("table", "markdown", *MACHINE_FORMATS, "methods", "latex"), default="table",
+                        help="terminal output; csv and json print the leaderboards only, one row per trial with the same "
+                        "columns whatever the results (and write no HTML); methods (Markdown) and latex print each "
+                        "folder's methods card for a paper instead of the leaderboards (default table)")
 
 
+MACHINE_FORMATS = ("csv", "json")  # leaderboards for programs: every row, stable columns, nothing else written
+TABLE_ROWS = 10  # rows a table or markdown leaderboard prints unless --top says otherwise
 PROGRESS_TRIALS = 500  # reports of this many trials say what they are doing on stderr
 
 
@@ -72,7 +76,7 @@ def run_report(
     *,
     metric: str = "test_auroc",
     rank_by: str | None = None,
-    top: int = 10,
+    top: int | None = None,
     by: str | None = None,
     html: Path | None = None,
     no_html: bool = False,
@@ -80,9 +84,10 @@ def run_report(
     quiet: bool = False,
     show: Callable[[str], None] | None = None,
 ) -> Path | None:
-    """Write the HTML report; returns its path (None with no_html). The leaderboards (or methods cards) go to `show`,
-    which the CLI passes to print them: a library caller gets no terminal output. `quiet` also drops the progress
-    and `report:` log lines."""
+    """Write the HTML report; returns its path (None with no_html, or a csv/json/methods format: those only print).
+    The leaderboards (or methods cards) go to `show`, which the CLI passes to print them: a library caller gets no
+    terminal output. `top` cuts each leaderboard (default 10 rows in a table; csv and json carry every row). `quiet`
+    also drops the progress and `report:` log lines."""
     from hamtune.gate import is_report, output
     from hamtune.report.load import combine, load_sweeps
     from hamtune.report.tables import text_report
@@ -98,7 +103,7 @@ def run_report(
             show("\n\n".join(cards))
         return None
     sweeps = load_sweeps(results_dirs, DEFAULT_ROOT)
-    out = None if no_html else Path(html) if html else sweeps[0].directory / HTML_NAME
+    out = None if no_html or output_format in MACHINE_FORMATS else Path(html) if html else sweeps[0].directory / HTML_NAME
     if out is not None:  # refused before any work: never a sweep's own files, a bundle, or a page hamtune did not write
         own_page = [s.directory for s in sweeps if Path(s.directory / HTML_NAME).resolve() == Path(out).resolve()]
         output(out, flag="--html", kind="file", own=is_report, existing="replace", reads=[s.directory for s in sweeps],
@@ -109,10 +114,14 @@ def run_report(
     select = resolve_metric(rank_by, trials) if rank_by else validation_objective(trials)
     ranking = ranking_with_intervals(rank(trials, chosen, select), scores)
     from hamtune.report.html import reproduced
+    from hamtune.results.chosen import chosen_of_folders
 
+    if top is None:
+        top = None if output_format in MACHINE_FORMATS else TABLE_ROWS
     if show is not None:
-        show(terminal_safe(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps))))
-    if no_html:
+        show(terminal_safe(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps),
+                                       chosen_of_folders(s.directory for s in sweeps))))
+    if no_html or output_format in MACHINE_FORMATS:
         return None
     from hamtune.report.html import write_report
 
@@ -125,5 +134,5 @@ def run_report(
 
     write_report(sweeps, ranking, groups, out, progress)
     if not quiet:
-        log.info("report: %s", out, extra={"stderr": output_format == "csv"})
+        log.info("report: %s", out, extra={"stderr": True})
     return out

@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 
 from hamtune.report.importance import Importance
 from hamtune.results.intervals import expected_max
-from hamtune.results.rank import Metric, direction
+from hamtune.results.rank import Metric, direction, search_trials
 
 HEIGHT = 420
 MAX_CURVES = 8
@@ -106,10 +106,10 @@ def parallel_coordinates(importance: Importance, test_key: str) -> go.Figure | N
 
 
 def expected_best(board: pd.DataFrame, select: Metric, test_key: str) -> go.Figure | None:
-    """Expected best `select` (the validation objective) of n trials against n, per sweep, from its ranked searched
-    trials (results.intervals.expected_max; trials a scheduler stopped early count as the sweep returned them), with a
-    +-1 sd band; None with fewer than 2 such trials."""
-    searched = board[board["role"] == ""]
+    """Expected best `select` (the validation objective) of n trials against n, per sweep, from its ranked search
+    trials (results.rank.search_trials: no baselines, ensembles or confirm seeds; results.intervals.expected_max;
+    trials a scheduler stopped early count as the sweep returned them), with a +-1 sd band; None with fewer than 2."""
+    searched = search_trials(board)
     fig = go.Figure()
     colors = px.colors.qualitative.Plotly
     sign = 1.0 if select.higher_is_better else -1.0
@@ -143,7 +143,8 @@ def _first(frame: pd.DataFrame, column: str) -> str | None:
 
 
 def optimisation_history(trials: pd.DataFrame) -> go.Figure | None:
-    """Best-so-far of each sweep's own objective, trials in the order they finished."""
+    """Best-so-far of each sweep's own objective, trials in the order they finished (the report passes the search
+    trials only: baselines and ensembles are no sequential search)."""
     if "objective_metric" not in trials.columns:
         return None
     fig = go.Figure()

@@ -26,9 +26,10 @@ from hamtune.report.maps import chosen_maps
 from hamtune.report.summary import how_to_read, verdict_html
 from hamtune.report.tables import COLUMNS, UNRANKED_COLUMNS, columns_for, display, seed_tables, seeds_heading
 from hamtune.results import configurations
+from hamtune.results.chosen import Chosen, chosen_in, chosen_of_folders
 from hamtune.results.intervals import comparisons, ranking_with_intervals
 from hamtune.results.numbers import fmt
-from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, verdict
+from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, search_trials, verdict
 from hamtune.results.reproduction import SPREAD, summarise
 from hamtune.results.store import load_samples
 
@@ -178,14 +179,26 @@ def _sample_grids(ranking: Ranking, directories: dict[str, Path]) -> str:
     return "".join(parts)
 
 
-def _sweep_comparison(ranking: Ranking, embed: Embedder) -> str:
+def sweep_choices(ranking: Ranking, records: list[Chosen]) -> pd.DataFrame:
+    """Each sweep's chosen row (its folder's record, results.chosen); a sweep without one (e.g. a folder of
+    baselines) by its best row on validation, as its board orders it. Never by a test metric."""
+    rows = []
+    for board in ranking.boards.values():
+        for sweep, block in board.groupby("sweep", sort=False):
+            picked = chosen_in(block, [r for r in records if r.sweep in ("", str(sweep))])
+            rows.append(picked[0] if picked else block.iloc[0])
+    return pd.DataFrame(rows).reset_index(drop=True) if rows else pd.DataFrame()
+
+
+def _sweep_comparison(ranking: Ranking, embed: Embedder, records: list[Chosen]) -> str:
     ranked, metric = ranking.ranked, ranking.metric
     if ranked["sweep"].nunique() < 2:
         return ""
-    best = ranked.sort_values(metric.column, ascending=not metric.higher_is_better, kind="stable").groupby("sweep", sort=False).head(1)
-    shared = [(h, c) for h, c in columns_for(best, metric) if c not in ("sweep", "rank")]
+    best = sweep_choices(ranking, records)
+    shared = [(h, c) for h, c in columns_for(best, metric, select=ranking.select) if c not in ("sweep", "rank")]
     columns = [("sweep", "sweep"), *shared, ("test set", "test_key")]
-    note = _note("Best trial of each sweep; compare sweeps only within one test set.")
+    note = _note(f"The chosen model of each sweep (chosen on validation, {ranking.select.column}; its recorded choice "
+                 "where the folder has one), with its test metrics; compare sweeps only within one test set.")
     return note + table(display(best, columns), _row_classes(best)) + embed(figures.sweep_comparison(ranked, metric))
 
 
@@ -246,13 +259,16 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
     directories = {str(name): s.directory for s in sweeps for name in s.trials["sweep"].unique()}
     declared = {str(name): s.distributions for s in sweeps for name in s.trials["sweep"].unique()}
     importances: dict[str, Importance] = {
-        key: param_importance(board[is_deep(board)], ranking.select, declared) for key, board in ranking.boards.items()
+        key: param_importance(search_trials(board), ranking.select, declared) for key, board in ranking.boards.items()
     }
+    records = chosen_of_folders(s.directory for s in sweeps)
     verdicts, chosen = [], []
     for key, board in ranking.boards.items():
-        found = verdict(board, key, metric)
+        picked = chosen_in(board, records)
+        found = verdict(board, key, metric, picked[0] if picked else None)
         chosen.append(found.best)
-        verdicts.append(verdict_html(found, importances[key], ranking, comparisons(board, found.best, scores)))
+        verdicts.append(verdict_html(found, importances[key], ranking, comparisons(board, found.best, scores), board,
+                                     picked[1].rule if picked else None))
 
     progress("leaderboards")
     sections = [
@@ -271,7 +287,7 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
     sections.append(_section("Parameters and their importance", "".join(what), "parameters"))
     enough = "".join(embed(figures.expected_best(board, ranking.select, key)) for key, board in ranking.boards.items())
     sections.append(_section("How many trials are enough", _note(EXPECTED_BEST) + enough if enough else "", "trials"))
-    sections.append(_section("Optimisation history", embed(figures.optimisation_history(trials)), "history"))
+    sections.append(_section("Optimisation history", embed(figures.optimisation_history(search_trials(trials))), "history"))
     top = pd.concat([b.head(figures.MAX_CURVES) for b in ranking.boards.values()], ignore_index=True)
     top = top.sort_values("rank", kind="stable")
     column = figures.validation_column(metric, epochs, trials)
@@ -287,7 +303,7 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
     maps = "".join(chosen_maps(row, scores, ranking.select.column) for row in chosen if is_deep(pd.DataFrame([row])).iloc[0])
     sections.append(_section("Anomaly maps of the chosen model", maps, "maps"))
     sections.append(_section("Originals, reconstructions and samples", _sample_grids(ranking, directories), "images"))
-    sections.append(_section("Sweeps side by side", _sweep_comparison(ranking, embed), "sweeps"))
+    sections.append(_section("Sweeps side by side", _sweep_comparison(ranking, embed, records), "sweeps"))
     sections.append(_section("Reproduction over seeds", _reproduction(sweeps, metric, embed), "reproduction"))
 
     names = ", ".join(escape(s.name) for s in sweeps)

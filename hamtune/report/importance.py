@@ -27,7 +27,8 @@ from hamtune.train.config import TrainConfig
 
 MIN_TRIALS = 10  # fewer complete trials give no percentages: fANOVA's shares of 6 trials are noise
 MAX_FANOVA = 300  # fANOVA's cost grows faster than the trials; beyond this, a seeded random sample of them
-RUNTIME_FIELDS = frozenset({"device", "num_threads", "eval_batch_size", "compile", "channels_last", "precision", "preset"})
+RUNTIME_FIELDS = frozenset({"device", "num_threads", "eval_batch_size", "compile", "channels_last", "precision", "preset",
+                            "seed"})  # how a trial ran, not what was searched (a seed is a draw, not a setting)
 LOG_RATIO = 20.0
 
 

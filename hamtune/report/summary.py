@@ -8,8 +8,8 @@ import pandas as pd
 
 from hamtune.report.importance import Importance
 from hamtune.results.intervals import Interval, judgement, name_of, shown
-from hamtune.results.numbers import fmt
-from hamtune.results.rank import Metric, Ranking, Verdict
+from hamtune.results.numbers import fmt, fmt_delta
+from hamtune.results.rank import Metric, Ranking, Verdict, is_deep
 
 HOW_TO_READ = """
 <ul>
@@ -53,10 +53,10 @@ def _against(value: float, other: float, name: str, metric: Metric) -> str:
     """A point comparison: never 'beats' (that needs the paired interval, which `compared` gives)."""
     delta = value - other
     if metric.better(value, other):
-        return f"above {escape(name)} ({fmt(other)}; {delta:+.4g})"
+        return f"above {escape(name)} ({fmt(other)}; {fmt_delta(delta, value, other)})"
     if value == other:
         return f"ties with {escape(name)} ({fmt(other)})"
-    return f"<span class='bad'>does not beat {escape(name)} ({fmt(other)}; {delta:+.4g})</span>"
+    return f"<span class='bad'>does not beat {escape(name)} ({fmt(other)}; {fmt_delta(delta, value, other)})</span>"
 
 
 def _compared(compared: list[tuple[str, pd.Series, Interval | None]]) -> list[str]:
@@ -68,16 +68,52 @@ def _compared(compared: list[tuple[str, pd.Series, Interval | None]]) -> list[st
     return lines
 
 
+def above_on_validation(board: pd.DataFrame, best: pd.Series, select: Metric) -> pd.DataFrame:
+    """The rows that are not deep models (classical baselines, the floor) with a better validation value than the
+    chosen deep model, best first: where there are any, the best model here is not a network."""
+    if not select.column.startswith("val_") or select.column not in board.columns:
+        return board.iloc[0:0]
+    others = board[~is_deep(board)]
+    values = pd.to_numeric(others[select.column], errors="coerce")
+    above = others[values > best[select.column]] if select.higher_is_better else others[values < best[select.column]]
+    return above.sort_values(select.column, ascending=not select.higher_is_better, kind="stable")
+
+
+def best_model_line(board: pd.DataFrame, best: pd.Series, select: Metric) -> str:
+    """"The best model here is <baseline>; the best deep model is <id>, beaten ...", where a non-deep row is better
+    on validation than the chosen deep model `best`; '' otherwise. Plain text (the terminal's; `headline` the page's)."""
+    above = above_on_validation(board, best, select)
+    if not len(above):
+        return ""
+    top = above.iloc[0]
+    names = ", ".join(name_of(r) for _, r in above.head(5).iterrows()) + (" ..." if len(above) > 5 else "")
+    return (f"The best model here is {name_of(top)} ({select.column} {fmt(top[select.column])}); the best deep model is "
+            f"{best['sweep']}/{best['trial_id']} ({select.column} {fmt(best[select.column])}), beaten on validation by "
+            f"{len(above)} non-deep model(s): {names}.")
+
+
+def headline(board: pd.DataFrame, best: pd.Series, select: Metric) -> str:
+    line = best_model_line(board, best, select)
+    return f"<span class='flag'>&#9888; {escape(line)}</span>" if line else ""
+
+
 def verdict_html(verdict: Verdict, importance: Importance, ranking: Ranking,
-                 compared: list[tuple[str, pd.Series, Interval | None]] = ()) -> str:
-    """One test set's answer: the best model (top-ranked: on validation in an honest ranking), its intervals, the
-    paired comparisons `compared` (results.intervals.comparisons), how it compares with each baseline, whether it
-    is below the floor, how optimistic choosing on test would have been, and what mattered most."""
+                 compared: list[tuple[str, pd.Series, Interval | None]] = (), board: pd.DataFrame | None = None,
+                 rule: str | None = None) -> str:
+    """One test set's answer: the chosen model (results.chosen: on validation, whatever `ranking` orders by; `rule`
+    says how), its intervals, the paired comparisons `compared` (results.intervals.comparisons), how it compares
+    with each baseline, whether it is below the floor, how optimistic choosing on test would have been, and what
+    mattered most. Where a non-deep row of `board` is better on validation, the first line says so."""
     metric, select = ranking.metric, ranking.select
     best = verdict.best
     value = float(best[metric.column])
-    how = "chosen on test labels (optimistic)" if ranking.optimistic else f"chosen by {escape(select.column)} on validation"
-    lines = [f"Best of {verdict.n_ranked} ranked trial(s), {how}: {_describe(best, metric)}."]
+    if rule:
+        how = f"chosen on validation: {escape(rule)}"
+    else:
+        how = "chosen on test labels (optimistic)" if ranking.optimistic else f"chosen by {escape(select.column)} on validation"
+    top = headline(board, best, select) if board is not None else ""
+    lines = [top] if top else []
+    lines.append(f"{'Best deep model' if top else 'Best'} of {verdict.n_ranked} ranked trial(s), {how}: {_describe(best, metric)}.")
     ranges = [f"{name.upper()} {shown(best[column], best[f'{column}_low'], best[f'{column}_high'])}"
               for name, column in (("auroc", "test_auroc"), ("auprc", "test_auprc"))
               if pd.notna(best.get(f"{column}_low"))]
@@ -92,7 +128,7 @@ def verdict_html(verdict: Verdict, importance: Importance, ranking: Ranking,
         gap = float(other[metric.column]) - value
         lines.append(f"The best {escape(metric.column)} of any deep trial is {fmt(other[metric.column])} "
                      f"({escape(str(other['sweep']))}/{escape(str(other['trial_id']))}): picking it would be choosing on "
-                     f"test labels, optimistic by {gap:+.4g}.")
+                     f"test labels, optimistic by {fmt_delta(gap, value, other[metric.column])}.")
     if str(best["role"]).startswith("baseline:"):
         searched = verdict.best_searched
         tail = f" The best searched model is {_describe(searched, metric)}." if searched is not None else ""

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import pandas as pd
 
+from hamtune.report.summary import best_model_line
 from hamtune.results import configurations
+from hamtune.results.chosen import Chosen, chosen_in
 from hamtune.results.intervals import INTERVAL_METRICS, comparisons, judgement, name_of, shown
-from hamtune.results.numbers import fmt
+from hamtune.results.numbers import fmt, fmt_delta
 from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, verdict
+from hamtune.results.reproduction import INTERVAL_RULE
 
 # (header, trials column); absent columns are left out, so sweeps without a VAE or with classical rows still print.
 COLUMNS = (
@@ -67,9 +71,36 @@ def display(board: pd.DataFrame, columns: list[tuple[str, str]], intervals: bool
     return pd.DataFrame(out, dtype=object)
 
 
-def interval_columns(board: pd.DataFrame) -> list[tuple[str, str]]:
-    """The intervals' own numeric columns (for CSV: one value per cell)."""
-    return [(f"{m}_{end}", f"{m}_{end}") for m in INTERVAL_METRICS for end in INTERVAL_ENDS if f"{m}_{end}" in board.columns]
+MACHINE_COLUMNS = (
+    "test_set", "rank", "chosen", "sweep", "trial_id", "role", "model", "kind", "arch", "config_id", "seed", "members",
+    "latent_dim", "batch_size", "lr", "rebalance", "epochs_run", "status", "val_auroc", "val_auprc", "val_loss",
+    "test_auroc", "test_auroc_low", "test_auroc_high", "test_auprc", "test_auprc_low", "test_auprc_high", "test_f1",
+    "test_precision", "test_recall", "test_psnr", "test_ssim", "test_mse", "test_elbo", "threshold", "wall_time_s", "floor",
+)
+
+
+def machine_columns(ranking: Ranking) -> list[str]:
+    """The columns of `report --format csv/json`: the same whatever the results hold (empty where a row has no
+    value), plus the ranking and reported columns when the flags name others."""
+    return list(dict.fromkeys((*MACHINE_COLUMNS, ranking.select.column, ranking.metric.column)))
+
+
+def machine_table(ranking: Ranking, top: int | None, chosen: Sequence[Chosen], form: str) -> str:
+    """Every ranked row of every test set (the first `top` of each with --top), machine names, full precision;
+    `chosen` marks each folder's recorded chosen model (results.chosen)."""
+    parts = []
+    for key, board in ranking.boards.items():
+        board = board.head(top) if top else board
+        marked = pd.Series(False, index=board.index)
+        for record in chosen:
+            found = chosen_in(board, [record])
+            if found is not None:
+                marked[found[0].name] = True
+        parts.append(board.assign(test_set=key, chosen=marked))
+    board = pd.concat(parts, ignore_index=True).reindex(columns=machine_columns(ranking))
+    if form == "json":
+        return board.to_json(orient="records", indent=1)
+    return board.to_csv(index=False).rstrip("\n")
 
 
 def render(frame: pd.DataFrame, form: str) -> str:
@@ -89,25 +120,25 @@ def heading(text: str, form: str) -> str:
     return f"## {text}" if form == "markdown" else text
 
 
-def optimism_line(board: pd.DataFrame, ranking: Ranking) -> str:
-    """How far the top-ranked model's test value is from the best test value of any deep trial: what choosing
-    on test labels would have claimed."""
-    found = verdict(board, "", ranking.metric)
-    best, chosen = found.best_on_metric, found.best
-    if best is None or ranking.optimistic:
+def optimism_line(board: pd.DataFrame, ranking: Ranking, chosen: Sequence[Chosen] = ()) -> str:
+    """How far the chosen model's test value (results.chosen) is from the best test value of any deep trial: what
+    choosing on test labels would have claimed."""
+    found_chosen = chosen_in(board, chosen)
+    found = verdict(board, "", ranking.metric, found_chosen[0] if found_chosen else None)
+    best, picked = found.best_on_metric, found.best
+    if best is None or (ranking.optimistic and not found_chosen):
         return ""
     column = ranking.metric.column
-    gap = float(best[column]) - float(chosen[column])
+    gap = float(best[column]) - float(picked[column])
     how = "Chosen on validation"
-    deep = board[is_deep(board)]
-    table = configurations.per_configuration(configurations.seed_rows(deep), ranking.select) if has_repeats(deep) else None
-    if table is not None and configurations.has_seeds(table) and ranking.select.column.startswith("val_"):
-        top = table.iloc[0]
-        how = (f"Chosen on validation by the mean over seeds (configuration {top['config_id']}: {ranking.select.column} "
-               f"{configurations.mean_sd(top, ranking.select.column)} over {top['n']} seeds; rank 1 whatever its own value)")
-    return (f"{how}: {chosen['trial_id']} with {column} {fmt(chosen[column])}. The best {column} of any "
+    if found_chosen:
+        record = found_chosen[1]
+        how = f"Chosen on validation ({record.rule})"
+        if record.seeds.get(f"{record.metric}_mean") is not None:
+            how += f": {record.metric} {configurations.mean_sd(pd.Series(record.seeds), record.metric)} over {record.seeds['n']} seeds"
+    return (f"{how}: {picked['trial_id']} with {column} {fmt(picked[column])}. The best {column} of any "
             f"deep trial is {fmt(best[column])} ({best['trial_id']}); claiming it would be choosing on test labels "
-            f"(optimistic by {gap:+.4g}).")
+            f"(optimistic by {fmt_delta(gap, best[column], picked[column])}).")
 
 
 def has_repeats(deep: pd.DataFrame) -> bool:
@@ -130,27 +161,26 @@ def seed_tables(ranking: Ranking, reproduced: pd.DataFrame | None = None) -> dic
 
 def seeds_heading(key: str, ranking: Ranking) -> str:
     return (f"Configurations over seeds, test set {key}: chosen by the mean {ranking.select.column} "
-            "(mean +- sd over seeds, [95% t-interval of the mean])")
+            f"(mean +- sd over seeds, [{INTERVAL_RULE}])")
 
 
-def comparison_lines(board: pd.DataFrame, ranking: Ranking, scores: pd.DataFrame) -> str:
+def comparison_lines(board: pd.DataFrame, ranking: Ranking, scores: pd.DataFrame, records: Sequence[Chosen] = ()) -> str:
     """The chosen model against the best baseline and the next rank, by paired bootstrap of test AUROC."""
-    chosen = verdict(board, "", ranking.metric).best
+    found = chosen_in(board, records)
+    chosen = verdict(board, "", ranking.metric, found[0] if found else None).best
     return "\n".join(f"{name_of(chosen)} {judgement(difference, f'{what} ({name_of(row)})')}."
                      for what, row, difference in comparisons(board, chosen, scores))
 
 
 def text_report(
-    ranking: Ranking, by: tuple[str, ...], top: int, form: str, scores: pd.DataFrame | None = None, reproduced: pd.DataFrame | None = None
+    ranking: Ranking, by: tuple[str, ...], top: int, form: str, scores: pd.DataFrame | None = None, reproduced: pd.DataFrame | None = None,
+    chosen: Sequence[Chosen] = (),
 ) -> str:
     """The terminal's view: per test set the leaderboard, the best per group and the baselines, the chosen model's
     paired comparisons (with `scores`); configurations over seeds; then the unranked."""
     metric = ranking.metric
-    if form == "csv":
-        boards = [b.head(top).assign(test_set=key) for key, b in ranking.boards.items()]
-        board = pd.concat(boards, ignore_index=True)
-        columns = columns_for(board, metric, select=ranking.select) + interval_columns(board) + [("test_set", "test_set")]
-        return board[[column for _, column in columns]].to_csv(index=False).rstrip("\n")  # machine names, full precision
+    if form in ("csv", "json"):
+        return machine_table(ranking, top, chosen, form)
     ranked = ranking.ranked
     sweeps = list(dict.fromkeys(ranked["sweep"]))
     parts = [f"{len(ranked)} ranked trial(s) of {len(sweeps)} sweep(s) ({', '.join(sweeps)}), {ranking.label}"]
@@ -167,9 +197,11 @@ def text_report(
         if len(marked):
             parts.append(heading(f"Baselines, test set {key} (rank among {len(board)})", form))
             parts.append(render(display(marked, columns_for(marked, metric, select=ranking.select)), form))
-        parts.append(optimism_line(board, ranking))
+        found = chosen_in(board, chosen)
+        parts.append(best_model_line(board, verdict(board, key, metric, found[0] if found else None).best, ranking.select))
+        parts.append(optimism_line(board, ranking, chosen))
         if scores is not None:
-            parts.append(comparison_lines(board, ranking, scores))
+            parts.append(comparison_lines(board, ranking, scores, chosen))
     for key, table in seed_tables(ranking, reproduced).items():
         parts.append(heading(seeds_heading(key, ranking), form))
         parts.append(render(configurations.display(table, ranking.select), form))
@@ -177,4 +209,4 @@ def text_report(
         unranked = ranking.unranked
         parts.append(heading(f"Not ranked ({len(unranked)}: diverged, failed or without a {ranking.select.column} value)", form))
         parts.append(render(display(unranked, [(h, c) for h, c in UNRANKED_COLUMNS if c in unranked.columns]), form))
-    return "\n\n".join(parts)
+    return "\n\n".join(part for part in parts if part)

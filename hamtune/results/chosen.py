@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -105,7 +106,6 @@ def choose(trials: pd.DataFrame, scores: pd.DataFrame | None = None, metric: str
     test_key, board = board
     deep = board[is_deep(board)]
     row = (deep if len(deep) else board).iloc[0]
-    best = board.iloc[0]
     members = tuple(str(m) for m in str(row.get("members")).split(",")) if isinstance(row.get("members"), str) else ()
     seeds = seed_rows(trials[trials["kind"].isin(DEEP_KINDS)]) if "kind" in trials.columns else trials.iloc[0:0]
     described = row
@@ -134,8 +134,12 @@ def choose(trials: pd.DataFrame, scores: pd.DataFrame | None = None, metric: str
             if low is not None and high is not None:
                 intervals[name] = [max(0.0, low), min(1.0, high)]
     beaten = None
-    if str(best["trial_id"]) != str(row["trial_id"]) or str(best.get("sweep")) != str(row.get("sweep")):
-        beaten = {"trial_id": str(best["trial_id"]), "role": str(best.get("role") or ""), "value": _plain(best[select.column])}
+    others = board[~is_deep(board)]
+    if len(deep) and len(others):  # by value: the ranking puts a confirmed choice first whatever its own value
+        values = pd.to_numeric(others[select.column], errors="coerce")
+        best = others.loc[values.idxmax() if select.higher_is_better else values.idxmin()]
+        if select.better(float(best[select.column]), float(row[select.column])):
+            beaten = {"trial_id": str(best["trial_id"]), "role": str(best.get("role") or ""), "value": _plain(best[select.column])}
     return Chosen(
         trial_id=str(row["trial_id"]), sweep=str(_plain(row.get("sweep")) or ""), rule=rule, metric=select.column,
         mode="max" if select.higher_is_better else "min", kind=_plain(row.get("kind")), role=str(row.get("role") or ""),
@@ -180,11 +184,15 @@ def read_chosen(directory: Path) -> Chosen | None:
 
 
 def chosen_of(directory: Path) -> Chosen | None:
-    """The recorded choice; for an older folder without one, the same rule applied now (not written: readers never
-    write)."""
+    """The recorded choice; for an older folder without one (or a record naming a row the folder no longer holds,
+    e.g. after its trials file was edited), the same rule applied now (not written: readers never write)."""
+    from hamtune.results.store import TRIALS, read_parquet
+
     recorded = read_chosen(directory)
-    if recorded is not None:
-        return recorded
+    if recorded is not None and (Path(directory) / TRIALS).exists():
+        trials = read_parquet(Path(directory) / TRIALS)
+        if "trial_id" in trials.columns and recorded.trial_id in set(trials["trial_id"].astype(str)):
+            return recorded
     from hamtune.results.store import load_results
 
     trials, _, scores = load_results(Path(directory))
@@ -192,3 +200,26 @@ def chosen_of(directory: Path) -> Chosen | None:
         return choose(trials, scores)
     except HamtuneError:
         return None
+
+
+def chosen_in(board: pd.DataFrame, chosen: Iterable[Chosen]) -> tuple[pd.Series, Chosen] | None:
+    """The best-ranked row of `board` that one of the folders' records names as its chosen model (a report over
+    several folders has one record each), with that record; None where no record names a row here."""
+    if not len(board):
+        return None
+    ids = board["trial_id"].astype(str)
+    sweeps = board["sweep"].astype(str) if "sweep" in board.columns else pd.Series("", index=board.index)
+    found = []
+    for record in chosen:
+        hit = (ids == record.trial_id) & ((sweeps == record.sweep) if record.sweep else True)
+        if hit.any():
+            found.append((board.index.get_loc(hit[hit].index[0]), record))
+    if not found:
+        return None
+    position, record = min(found, key=lambda item: item[0])
+    return board.iloc[position], record
+
+
+def chosen_of_folders(directories: Iterable[Path]) -> list[Chosen]:
+    """Each folder's chosen model (chosen_of), the folders without one left out."""
+    return [c for c in (chosen_of(Path(d)) for d in directories) if c is not None]

@@ -16,7 +16,7 @@ import pandas as pd
 
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import RANKED_STATUSES, Metric
-from hamtune.results.reproduction import spread
+from hamtune.results.reproduction import is_bounded, spread
 
 SEED_METRICS = ("val_auroc", "test_auroc", "test_auprc", "test_f1", "test_ssim", "test_mse")
 DESCRIBE = ("kind", "arch", "latent_dim", "lr", "score")
@@ -46,7 +46,8 @@ def seed_rows(trials: pd.DataFrame, reproduced: pd.DataFrame | None = None) -> p
 
 
 def per_configuration(seeds: pd.DataFrame, select: Metric, metrics: tuple[str, ...] = SEED_METRICS) -> pd.DataFrame:
-    """One row per configuration: n seeds, and the mean, sd and 95% t-interval of the mean of each metric;
+    """One row per configuration: n seeds, and the mean, sd and 95% interval of the mean of each metric (results.reproduction.INTERVAL_RULE:
+    a t-interval, on the logit scale for metrics in [0, 1], so every interval of a mean AUROC lies inside [0, 1]);
     best first by the mean of `select` (the validation objective), configurations with 2+ seeds ahead."""
     columns = [select.column, *(m for m in metrics if m != select.column)]
     out = []
@@ -58,7 +59,7 @@ def per_configuration(seeds: pd.DataFrame, select: Metric, metrics: tuple[str, .
         for name in columns:
             if name not in runs.columns:
                 continue
-            mean, sd, low, high, _, _ = spread(pd.to_numeric(runs[name], errors="coerce").to_numpy(float))
+            mean, sd, low, high, _, _ = spread(pd.to_numeric(runs[name], errors="coerce").to_numpy(float), is_bounded(name))
             row.update({f"{name}_mean": mean, f"{name}_sd": sd, f"{name}_ci_low": low, f"{name}_ci_high": high})
         out.append(row)
     frame = pd.DataFrame(out)
@@ -89,7 +90,7 @@ def mean_sd(row: pd.Series, name: str) -> str:
 
 
 def display(table: pd.DataFrame, select: Metric, metrics: tuple[str, ...] = ("test_auroc", "test_auprc")) -> pd.DataFrame:
-    """The table as people read it: rank, configuration, seeds, and mean +- sd [95% CI] per metric."""
+    """The table as people read it: rank, configuration, seeds, and mean +- sd [95% CI] per metric (results.reproduction.INTERVAL_RULE)."""
     shown = pd.DataFrame({"rank": table["rank"], "config": table["config_id"], "seeds": table["n"]})
     for key in DESCRIBE:
         if key in table.columns:

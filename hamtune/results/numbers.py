@@ -23,3 +23,12 @@ def fmt(value, missing: str = "") -> str:
             return str(int(value))
         return f"{value:.4g}"
     return str(value)
+
+
+def fmt_delta(delta: float, *values: float) -> str:
+    """A signed difference to as many decimals as `fmt` shows the numbers it is between (one rounding rule: a gap
+    is never shown more precisely than its ends): fmt_delta(0.07312, 0.7543, 0.6812) -> '+0.0731'."""
+    if delta is None or not math.isfinite(delta):
+        return ""
+    places = [len(text.split(".")[1]) if "." in text and "e" not in text else 0 for text in (fmt(v) for v in values)]
+    return f"{delta:+.{max(places, default=4)}f}"

@@ -211,6 +211,18 @@ def is_deep(board: pd.DataFrame) -> pd.Series:
     return board["role"].eq("") | board["role"].str.startswith(("baseline:", "ensemble:"))
 
 
+def search_trials(frame: pd.DataFrame) -> pd.DataFrame:
+    """The search's own draws: searched deep trials, without baselines, ensembles, classical rows and the confirm
+    stage's extra seeds (what the search plots and the expected-best curve are about)."""
+    roles = frame["role"] if "role" in frame.columns else role(frame)
+    keep = roles.eq("")
+    if "kind" in frame.columns:
+        keep &= frame["kind"].isin(DEEP_KINDS)
+    if "stage" in frame.columns:
+        keep &= frame["stage"].ne("confirm")
+    return frame[keep]
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Which model is best on one test set and how it compares with the baselines."""
@@ -225,10 +237,13 @@ class Verdict:
     best_on_metric: pd.Series | None = None  # the deep row with the best reported metric (chosen on it: optimistic)
 
 
-def verdict(board: pd.DataFrame, key: str, metric: Metric) -> Verdict:
-    """The top-ranked deep model of a board (as the board was ordered: on validation in an honest ranking)
-    against the top-ranked row of every baseline, compared on the reported metric."""
+def verdict(board: pd.DataFrame, key: str, metric: Metric, chosen: pd.Series | None = None) -> Verdict:
+    """The chosen model (`chosen`: the row results.chosen records; else the top-ranked deep model, as the board was
+    ordered) against the top-ranked row of every baseline, compared on the reported metric."""
     deep = board[is_deep(board)]
+    if chosen is not None:
+        deep = pd.concat([deep.loc[[chosen.name]], deep.drop(index=chosen.name, errors="ignore")]) if chosen.name in deep.index \
+            else deep
     searched = board[board["role"] == ""]
 
     def best_of(prefix: str) -> dict[str, float]:

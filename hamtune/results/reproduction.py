@@ -19,12 +19,26 @@ REPRODUCE = "reproduce.parquet"
 KEY_METRICS = ("test_auroc", "test_auprc", "test_f1", "test_ssim", "test_psnr", "test_mse", "val_auroc")
 SPREAD = (
     "a configuration holds on a metric when the original trial's value lies within the spread of the new seeds: "
-    "[min, max] of their values, widened to the 95% t-interval of their mean where that is wider"
+    "[min, max] of their values, widened to the 95% interval of their mean where that is wider (a t-interval; for "
+    "AUROC, AUPRC, F1, precision and recall on the logit scale, so it stays inside [0, 1])"
 )
 
 
-def spread(values: np.ndarray) -> tuple[float, float, float, float, float, float]:
-    """(mean, std, ci low, ci high, spread low, spread high) of the new seeds' finite values."""
+BOUNDED = frozenset({"auroc", "auprc", "f1", "precision", "recall"})  # metrics that live in [0, 1]
+LOGIT_EDGE = 1e-4  # a value of exactly 0 or 1 is taken as this close to it on the logit scale
+INTERVAL_RULE = ("95% t-interval of the mean over seeds; for AUROC, AUPRC, F1, precision and recall computed on the "
+                 "logit scale and mapped back, so it stays inside [0, 1]")
+
+
+def is_bounded(name: str) -> bool:
+    """Whether a metric column lives in [0, 1] (its interval is then taken on the logit scale)."""
+    return bool(set(name.lower().split("_")) & BOUNDED)
+
+
+def spread(values: np.ndarray, bounded: bool = False) -> tuple[float, float, float, float, float, float]:
+    """(mean, std, ci low, ci high, spread low, spread high) of the new seeds' finite values. The interval is the
+    95% t-interval of the mean; `bounded` (a metric in [0, 1]) takes it on the logit scale and maps it back, so it
+    never leaves [0, 1] (a plain one over 2 seeds of AUROC 0.6 and 0.9 runs to 1.6)."""
     from scipy import stats
 
     values = values[np.isfinite(values)]
@@ -34,8 +48,17 @@ def spread(values: np.ndarray) -> tuple[float, float, float, float, float, float
     if len(values) == 1:
         return mean, math.nan, math.nan, math.nan, mean, mean
     std = float(values.std(ddof=1))
-    half = float(stats.t.ppf(0.975, len(values) - 1)) * std / math.sqrt(len(values))
-    low, high = mean - half, mean + half
+    t = float(stats.t.ppf(0.975, len(values) - 1))
+    if std == 0:
+        low = high = mean
+    elif bounded:
+        logits = np.log(np.clip(values, LOGIT_EDGE, 1 - LOGIT_EDGE) / (1 - np.clip(values, LOGIT_EDGE, 1 - LOGIT_EDGE)))
+        centre, half = float(logits.mean()), t * float(logits.std(ddof=1)) / math.sqrt(len(values))
+        low, high = (float(1 / (1 + math.exp(-(centre + sign * half)))) for sign in (-1, 1))
+        low, high = min(low, mean), max(high, mean)
+    else:
+        half = t * std / math.sqrt(len(values))
+        low, high = mean - half, mean + half
     return mean, std, low, high, min(float(values.min()), low), max(float(values.max()), high)
 
 
@@ -51,7 +74,7 @@ def summarise(frame: pd.DataFrame, chosen: pd.DataFrame, metrics: tuple[str, ...
                 continue
             known = name in originals.columns and config_id in originals.index
             original = float(originals.at[config_id, name]) if known else math.nan
-            mean, std, low, high, lo, hi = spread(pd.to_numeric(fresh[name], errors="coerce").to_numpy(float))
+            mean, std, low, high, lo, hi = spread(pd.to_numeric(fresh[name], errors="coerce").to_numpy(float), is_bounded(name))
             if len(fresh.dropna(subset=[name])) < 2 or not math.isfinite(original):
                 verdict = "n/a"
             else:

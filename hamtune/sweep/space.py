@@ -279,6 +279,12 @@ def merge_overrides(check: _Checker, raw, overrides: dict | None) -> tuple[dict,
         elif key in TOP_LEVEL:
             raw[key] = value
         elif key in TrainConfig.__dataclass_fields__:
+            try:  # a bad value given on the command line is a usage error (exit 2), as `train --set` reports it
+                field_value(key, value, "--set")
+            except UsageError:
+                raise
+            except HamtuneError as exc:
+                raise UsageError(str(exc)) from None
             fixed[key] = value
             params.pop(key, None)
         else:

@@ -99,3 +99,27 @@ def test_a_sweep_leaves_the_environment_loggers_and_warning_filters_as_it_found_
         assert {n: logging.getLogger(n).level for n in quieted} == levels and warnings.filters == filters
     finally:
         os.environ.pop(user_set, None)
+
+
+def test_the_demo_runs_the_sweep_pipeline_so_a_confirm_stage_delivers_its_seed_ensemble(prepared, tmp_path, ray_local):
+    """`demo` goes through run_sweep: the confirmed configuration's seed ensemble is built, chosen.json names it,
+    and the demo's leaderboard, Results.best and the export default agree."""
+    import yaml
+
+    import hamtune
+    from hamtune.results.chosen import read_chosen
+
+    space = tmp_path / "demo.yaml"
+    space.write_text(yaml.safe_dump({**TINY_SPACE, "data": str(prepared.path), "num_samples": 1, "max_epochs": 1,
+                                     "points_to_evaluate": [TINY_SPACE["points_to_evaluate"][0]], "confirm": {"top": 1, "seeds": 1}},
+                                    sort_keys=False))
+    demo = hamtune.run_demo(space=space, name="demo", results=tmp_path / "results", num_cpus=2)
+    trials = hamtune.load_results(demo.directory)[0]
+    chosen = read_chosen(demo.directory)
+    assert chosen is not None and chosen.kind == "ensemble" and len(chosen.members) == 2
+    assert set(chosen.members) == set(trials.loc[trials["kind"] == "ae", "trial_id"])
+    best = hamtune.open_results(demo.directory).best
+    assert best.trial_id == chosen.trial_id and best.config["latent_dim"] == 16 and type(best.config["latent_dim"]) is int
+    assert hamtune.rank(demo.directory)["trial_id"].iloc[0] == chosen.trial_id and chosen.trial_id in demo.leaderboards
+    exported = hamtune.export_trial(demo.directory, tmp_path / "model")
+    assert exported.row["trial_id"] == chosen.trial_id

@@ -17,8 +17,10 @@ def test_a_notebook_runs_the_whole_workflow_through_the_api_and_nothing_is_print
     assert data.manifest["count"] == 400 and data.images.shape[1:3] == (28, 28)
 
     root = tmp_path / "results"
-    folder = hamtune.run_sweep({**TINY_SPACE, "data": str(data.path)}, results=root, num_samples=2, max_epochs=1)
-    results = hamtune.open_results(folder)
+    swept = hamtune.run_sweep({**TINY_SPACE, "data": str(data.path)}, results=root, num_samples=2, max_epochs=1)
+    assert isinstance(swept, hamtune.Results) and (swept.directory / "chosen.json").exists()
+    folder = swept.directory
+    results = hamtune.open_results(swept)  # a Results stands for its folder wherever a path is taken
     assert len(results.trials) == 2 and set(results.trials["status"]) == {"completed"}
     assert len(results.epochs) == 2 and set(results.scores["trial_id"]) == set(results.trials["trial_id"])
 

@@ -69,6 +69,7 @@ class Report:
     page: str
     out: str
     code: int
+    err: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +87,11 @@ def report(sweep_results, seed_dir, tmp_path_factory) -> Report:
     classical.mkdir()
     write_frame(classical_rows(trials.iloc[0]), classical / "trials.parquet")
     html_path = root / "out" / "report.html"
-    capture = io.StringIO()
-    with contextlib.redirect_stdout(capture):
+    capture, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(capture), contextlib.redirect_stderr(errors):
         code = main([str(tiny), str(seed), str(classical), "--html", str(html_path)])
-    return Report(root, html_path, html_path.read_text(encoding="utf-8") if html_path.exists() else "", capture.getvalue(), code)
+    return Report(root, html_path, html_path.read_text(encoding="utf-8") if html_path.exists() else "", capture.getvalue(), code,
+                  errors.getvalue())
 
 
 # ---- terminal -------------------------------------------------------------------------------------
@@ -132,7 +134,7 @@ def test_baselines_are_marked_and_failed_trials_listed_not_ranked(report):
     unranked = report.out.split("Not ranked")[1]
     assert "pca-bad" in unranked and "ValueError" in unranked
     assert "pca-bad" not in report.out.split("Not ranked")[0]
-    assert f"report: {report.html_path}" in report.out.strip().splitlines()[-1]
+    assert f"report: {report.html_path}" in report.err.strip().splitlines()[-1] and "report:" not in report.out
 
 
 def test_trials_on_different_test_sets_are_never_ranked_together(sweep_results, tmp_path, capsys):
@@ -165,9 +167,9 @@ def test_default_results_dir_and_hamtune_report_subcommand(sweep_results, tmp_pa
     (tmp_path / "results" / "unrelated").mkdir()
     monkeypatch.chdir(tmp_path)
     assert cli_main(["report", "--top", "2"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "top 2 of 4" in out
-    assert out.strip().splitlines()[-1] == f"report: {(tmp_path / 'results' / 'tiny' / 'report.html').resolve()}"
+    assert err.strip().splitlines()[-1] == f"hamtune: report: {(tmp_path / 'results' / 'tiny' / 'report.html').resolve()}"
     page = (tmp_path / "results" / "tiny" / "report.html").read_text(encoding="utf-8")
     assert "too few to attribute val_auroc to parameters" in page  # 4 trials: a note, not a figure
 
@@ -254,7 +256,8 @@ def test_html_report_is_self_contained_with_every_section(report):
 
 def test_summary_names_the_best_model_and_flags_a_deep_model_that_does_not_beat_pca(report):
     summary = report.page.split('<section id="summary">')[1].split("</section>")[0]
-    assert "Best of " in summary and "seed-ae" in summary
+    assert "Best deep model of " in summary and "seed-ae" in summary
+    assert "The best model here is pca (val_auroc 0.99); the best deep model is " in summary  # a classical row is above
     assert "No deep model beats the classical baseline(s)" in summary and "pca (0.99" in summary
     assert "complete trial(s): too few to attribute val_auroc to parameters (at least 10 needed" in summary
     assert "95% bootstrap intervals stratified by label" in summary and "Paired bootstrap" in summary

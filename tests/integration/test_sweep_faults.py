@@ -91,7 +91,7 @@ def test_a_confirm_stage_killed_midway_resumes_to_exactly_its_seeds_and_chooses_
     start_and_interrupt(sweep_command(space, tmp_path), results, signal.SIGKILL, lambda: consistent_snapshot(results) >= 4)
     done = subprocess.run(sweep_command(space, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"\[\d/7\] trial \w+ .*; \d running, (about \d+ min|under a minute) left", done.stdout), done.stdout
+    assert re.search(r"\[\d/7\] trial \w+ .*; \d running, (about \d+ min|under a minute) left", done.stderr), done.stderr  # progress
     trials = load_results(results)[0]
     search, confirm = trials[trials["stage"] == "search"], trials[trials["stage"] == "confirm"]
     assert len(search) == 3 and len(confirm) == 4 and trials["trial_id"].is_unique

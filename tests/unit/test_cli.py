@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from hamtune.cli import build_parser, console_logging, main
+from hamtune.sweep.space import SHIPPED_DIR
 
 
 @pytest.mark.parametrize("argv", [
@@ -35,12 +36,13 @@ def test_usage_errors_exit_2_and_failures_while_working_exit_1(tmp_path, capsys)
 
 
 @pytest.mark.parametrize(("verbosity", "out", "err"), [
-    (0, "a line\n", "hamtune: a note\n"),
+    (0, "", "a line\nhamtune: a note\n"),
     (-1, "", ""),
-    (1, "a line\n", "hamtune: DEBUG: a detail\nhamtune: a note\n"),
+    (1, "", "hamtune: DEBUG: a detail\na line\nhamtune: a note\n"),
 ])
-def test_what_the_modules_log_reaches_the_terminal_as_before_and_the_setup_is_undone(verbosity, out, err, capsys, caplog):
-    """INFO plain on stdout (stderr=True: on stderr after `hamtune: `), DEBUG with -v; warnings go to the root's
+def test_what_the_modules_log_reaches_stderr_only_and_the_setup_is_undone(verbosity, out, err, capsys, caplog):
+    """Progress is no result: INFO plain on stderr (stderr=True: after `hamtune: `), DEBUG with -v; stdout stays for
+    what a command prints; warnings go to the root's
     handlers as any library's (here pytest's, which is why the root gets no handler of hamtune's)."""
     module = logging.getLogger("hamtune.sweep.example")
     root, hamtune = logging.getLogger(), logging.getLogger("hamtune")
@@ -55,3 +57,11 @@ def test_what_the_modules_log_reaches_the_terminal_as_before_and_the_setup_is_un
     assert (list(root.handlers), root.level, list(hamtune.handlers), hamtune.level) == before
     module.info("after")
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("command", [["train"], ["sweep", str(SHIPPED_DIR / "quick.yaml")]])
+def test_the_same_bad_set_value_is_the_same_usage_error_in_every_command(command, tmp_path, capsys):
+    """`--set kind=gan` is a bad argument wherever it is given: exit 2 and one line naming --set, before any work."""
+    assert main([*command, "--set", "kind=gan", "--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "hamtune: error: --set: kind must be one of ae, vae, got 'gan'"
+    assert not any(tmp_path.iterdir())

@@ -58,6 +58,17 @@ def test_rows_follow_the_results_schema_and_name_the_model(results, prepared):
     assert set(load_samples(results / "baselines", pca_row["trial_id"])) >= {"original", "reconstruction"}
 
 
+def test_train_and_baselines_record_their_choice_on_validation(results):
+    """Every command that writes trials.parquet records the chosen model last (results.chosen)."""
+    from hamtune.results.chosen import read_chosen
+
+    deep, classical = read_chosen(results / "deep"), read_chosen(results / "baselines")
+    assert deep.trial_id == load_results(results / "deep")[0]["trial_id"].iloc[0] and deep.kind == "ae"
+    assert type(deep.config["latent_dim"]) is int and deep.config["latent_dim"] == 8
+    trials = load_results(results / "baselines")[0]
+    assert classical.trial_id == trials.loc[trials["val_auroc"].idxmax(), "trial_id"] and classical.role.startswith("classical:")
+
+
 def test_baselines_score_exactly_the_deep_models_test_images(results, prepared):
     deep_scores = load_results(results / "deep")[2]
     baseline_scores = load_results(results / "baselines")[2]

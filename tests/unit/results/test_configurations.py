@@ -30,10 +30,23 @@ def test_the_chosen_configuration_is_the_best_mean_over_seeds_not_the_luckiest_t
     b = table.iloc[0]
     values = np.array([0.85, 0.84, 0.86])
     assert b["val_auroc_mean"] == pytest.approx(values.mean()) and b["val_auroc_sd"] == pytest.approx(values.std(ddof=1))
-    half = 4.302652729911275 * values.std(ddof=1) / math.sqrt(3)  # t(0.975, 2)
-    assert (b["val_auroc_ci_low"], b["val_auroc_ci_high"]) == pytest.approx((values.mean() - half, values.mean() + half))
+    logits = np.log(values / (1 - values))  # AUROC lives in [0, 1]: the t-interval is taken on the logit scale
+    half = 4.302652729911275 * logits.std(ddof=1) / math.sqrt(3)  # t(0.975, 2)
+    expected = tuple(1 / (1 + np.exp(-(logits.mean() + sign * half))) for sign in (-1, 1))
+    assert (b["val_auroc_ci_low"], b["val_auroc_ci_high"]) == pytest.approx(expected)
     assert b["seeds"] == "0,1,2" and table.iloc[2]["config_id"] == "c" and math.isnan(table.iloc[2]["val_auroc_sd"])
-    assert mean_sd(b, "val_auroc") == "0.850 +- 0.010 [0.825, 0.875]"
+    assert mean_sd(b, "val_auroc") == "0.850 +- 0.010 [0.824, 0.873]"
+
+
+def test_every_interval_of_a_mean_auroc_over_few_seeds_lies_inside_0_1_and_holds_the_mean():
+    frame = pd.DataFrame({"trial_id": ["p", "p1", "q", "q1", "q2"], "config_id": ["p", "p", "q", "q", "q"], "seed": [0, 1, 0, 1, 2],
+                          "val_auroc": [0.60, 0.99, 0.02, 0.5, 1.0], "test_auroc": [0.29, 0.97, 0.9, 0.95, 1.0],
+                          "test_mse": [0.1, 0.3, 0.2, 0.2, 0.4], "status": "completed", "kind": "ae"})
+    table = per_configuration(seed_rows(frame), VAL, metrics=("test_auroc", "test_mse"))
+    for name in ("val_auroc", "test_auroc"):
+        low, high, mean = table[f"{name}_ci_low"], table[f"{name}_ci_high"], table[f"{name}_mean"]
+        assert ((low >= 0) & (high <= 1) & (low <= mean) & (mean <= high)).all(), table
+    assert (table["test_mse_ci_low"] < 0).any()  # a plain t-interval where the metric is not bounded
 
 
 def test_reproduce_seeds_join_their_configuration_but_the_rerun_of_the_original_does_not():
