@@ -120,20 +120,30 @@ def deliver_confirmed(directory: Path, device: str = "auto") -> dict | None:
 
 def after_sweep(directory: Path, name: str, trackers: tuple[str, ...]) -> None:
     """What a finished sweep does last: with a confirm stage, deliver the chosen configuration's seed ensemble
-    (deliver_confirmed); then hand the trackers the HTML report and the chosen model's bundle (MLflow: to the
-    parent run; W&B: a `report` run of the sweep's group)."""
+    (deliver_confirmed); record the choice (chosen.json) and name it in the Optuna study; then name it in every
+    tracker, with the HTML report and the chosen model's bundle (MLflow: to the parent run, the bundle also as an
+    MLflow Model of the delivered run; W&B: a `report` run of the sweep's group)."""
     import tempfile
 
+    from hamtune.results.chosen import record_choice
+    from hamtune.sweep.study import record_chosen
+
     deliver_confirmed(directory)
-    if not {"mlflow", "wandb"} & set(trackers):
+    chosen = record_choice(directory)
+    record_chosen(directory, name)
+    if not trackers:
         return
     from hamtune.export.bundle import export_trial
     from hamtune.report.command import run_report
-    from hamtune.sweep.trackers import log_artifacts, log_wandb_artifacts
+    from hamtune.sweep.trackers import log_artifacts, log_delivered, log_wandb_artifacts
 
+    if not {"mlflow", "wandb"} & set(trackers) or chosen is None:
+        log_delivered(directory, name, trackers)
+        return
     html = run_report([directory], quiet=True)
     with tempfile.TemporaryDirectory(prefix="hamtune-bundle-") as scratch:
-        bundle, _ = export_trial(directory, 1, Path(scratch) / "model")
+        bundle, _ = export_trial(directory, 1, Path(scratch) / "model", trial=chosen.trial_id)
+        log_delivered(directory, name, trackers, bundle)
         if "mlflow" in trackers:
             log_artifacts(directory, name, {"report": html, "model": bundle})
         if "wandb" in trackers:
