@@ -20,18 +20,28 @@ from hamtune.results.store import load_results
 pytestmark = pytest.mark.slow
 
 
-def test_mlflow_and_tensorboard_compare_trials_by_the_delivered_model(prepared, ray_local, tmp_path, monkeypatch):
-    mlflow = pytest.importorskip("mlflow", reason='the optional extra: pip install "hamtune[mlflow]"')
-    from tensorboardX.proto import event_pb2  # noqa: F401 (tensorboardX reads its own event files below)
-
+@pytest.fixture(scope="module")
+def mlflow_sweep(prepared, ray_local, tmp_path_factory):
+    """A 2-trial sweep logged to MLflow (a local SQLite store) and TensorBoard: (results folder, tracking URI)."""
+    pytest.importorskip("mlflow", reason='the optional extra: pip install "hamtune[mlflow]"')
     from hamtune.api import after_sweep
     from hamtune.sweep.runner import SweepOptions, run_sweep
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # MLflow 3's local store (it refuses ./mlruns unless MLFLOW_ALLOW_FILE_STORE=true)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    space = tiny_space(prepared, tmp_path / "tracked.yaml", name="tracked", num_samples=2, log_to="tensorboard")
-    directory = run_sweep(space, SweepOptions(results_root=tmp_path, log_to=("mlflow",)))
-    after_sweep(directory, "tracked", ("tensorboard", "mlflow"))  # what `hamtune sweep` and hamtune.run_sweep do next
+    root = tmp_path_factory.mktemp("tracked")
+    uri = f"sqlite:///{root / 'mlflow.db'}"  # MLflow 3's local store (it refuses ./mlruns unless MLFLOW_ALLOW_FILE_STORE=true)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        space = tiny_space(prepared, root / "tracked.yaml", name="tracked", num_samples=2, log_to="tensorboard")
+        directory = run_sweep(space, SweepOptions(results_root=root, log_to=("mlflow",)))
+        after_sweep(directory, "tracked", ("tensorboard", "mlflow"))  # what `hamtune sweep` and hamtune.run_sweep do next
+    return directory, uri
+
+
+def test_mlflow_and_tensorboard_compare_trials_by_the_delivered_model(mlflow_sweep):
+    import mlflow
+    from tensorboardX.proto import event_pb2  # noqa: F401 (tensorboardX reads its own event files below)
+
+    directory, uri = mlflow_sweep
     trials, epochs, _ = load_results(directory)
 
     client = mlflow.tracking.MlflowClient(tracking_uri=uri)
@@ -80,6 +90,65 @@ def test_mlflow_and_tensorboard_compare_trials_by_the_delivered_model(prepared, 
         assert {"val_auroc", "train_loss", "best_val_auroc", "best_test_auroc"} <= set(scalars[path.name])
         assert not [t for t in scalars[path.name] if "fraction" in t or t.startswith("final/")]
     assert scalars[f"delivered-{chosen.trial_id}"]["best_val_auroc"] == pytest.approx(chosen.metrics["val_auroc"])
+
+
+def test_the_mlflow_server_serves_the_store_a_sweep_wrote(mlflow_sweep, tmp_path):
+    """The UI path the README gives: `mlflow server` (the full package, hamtune[mlflow]) on a store a sweep wrote,
+    queried over HTTP (the REST API the UI uses), on 127.0.0.1 and a free port, bounded in time."""
+    pytest.importorskip("flask", reason='`mlflow server` needs the full mlflow package (mlflow-skinny has no UI): pip install "hamtune[mlflow]"')
+    pytest.importorskip("mlflow.server", reason='`mlflow server` needs the full mlflow package: pip install "hamtune[mlflow]"')
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from hamtune.results.chosen import chosen_of
+
+    directory, uri = mlflow_sweep
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    with open(log, "wb") as err:
+        server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
+                                   "--port", str(port), "--workers", "1"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err,
+                                  start_new_session=True)  # its own process group: its workers end with it
+    try:
+        deadline = time.monotonic() + 240  # generous: it took 119 s here on 2 cores at load 29
+        while True:
+            assert server.poll() is None, f"mlflow server exited: {log.read_text()[-2000:]}"
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"mlflow server not up in 240 s: {log.read_text()[-2000:]}"
+            time.sleep(1)
+
+        def call(path: str, body: dict | None = None) -> dict:
+            data = None if body is None else json.dumps(body).encode()
+            request = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=data, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                return json.loads(reply.read())
+
+        experiment = call("experiments/get-by-name?experiment_name=tracked")["experiment"]
+        runs = call("runs/search", {"experiment_ids": [experiment["experiment_id"]], "max_results": 100})["runs"]
+        tags = [{t["key"]: t["value"] for t in run["data"].get("tags", [])} for run in runs]
+        parent = next(t for t in tags if t.get("hamtune_role") == "sweep")
+        assert len(runs) == 3 and parent["hamtune.chosen_trial_id"] == chosen_of(directory).trial_id
+        with urllib.request.urlopen(base + "/", timeout=30) as reply:  # the UI's page itself
+            assert reply.status == 200 and b"<html" in reply.read().lower()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 def test_every_tracker_and_the_study_name_the_chosen_seed_ensemble_and_mlflow_serves_it(prepared, release_dir, ray_local, tmp_path,
