@@ -143,7 +143,11 @@ def after_sweep(directory: Path, name: str, trackers: tuple[str, ...]) -> None:
     html = run_report([directory], quiet=True)
     with tempfile.TemporaryDirectory(prefix="hamtune-bundle-") as scratch:
         bundle, _ = export_trial(directory, 1, Path(scratch) / "model", trial=chosen.trial_id)
-        log_delivered(directory, name, trackers, bundle)
+        delivered = log_delivered(directory, name, trackers)
+        if delivered is not None:
+            from hamtune.export.mlflow_model import log_bundle_model
+
+            log_bundle_model(delivered, bundle)
         if "mlflow" in trackers:
             log_artifacts(directory, name, {"report": html, "model": bundle})
         if "wandb" in trackers:

@@ -64,8 +64,14 @@ def save_bundle_model(bundle: Path, out: Path) -> Path:
     return out
 
 
-def log_bundle_model(client, run_id: str, bundle: Path) -> str:
-    """Log `bundle` as an MLflow Model under the run's `model` artifact folder; returns its URI (runs:/<id>/model)."""
+def log_bundle_model(run_id: str, bundle: Path) -> str:
+    """Log `bundle` as an MLflow Model under the run's `model` artifact folder (the store of MLFLOW_TRACKING_URI);
+    returns its URI, runs:/<id>/model."""
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"))
     with tempfile.TemporaryDirectory(prefix="hamtune-mlflow-model-") as scratch:
         client.log_artifacts(run_id, str(save_bundle_model(bundle, Path(scratch) / ARTIFACT)), ARTIFACT)
     return f"runs:/{run_id}/{ARTIFACT}"

@@ -298,22 +298,22 @@ def log_artifacts(directory: Path, sweep: str, paths: dict[str, Path]) -> None:
             client.log_artifact(parent.info.run_id, str(path), folder)
 
 
-def log_delivered(directory: Path, sweep: str, trackers: tuple[str, ...], bundle: Path | None = None) -> None:
+def log_delivered(directory: Path, sweep: str, trackers: tuple[str, ...]) -> str | None:
     """Name the chosen model (chosen_of: the record the report reads) in every tracker of a finished sweep: MLflow's
-    parent tag and best_* metrics and a delivered child run holding the bundle as an MLflow Model; W&B's sweep-run
-    summary; a TensorBoard run. Nothing where the folder has no chosen model yet."""
+    parent tag and best_* metrics and a delivered child run; W&B's sweep-run summary; a TensorBoard run. Returns the
+    MLflow delivered run's id (where the caller logs the bundle as an MLflow Model), else None. Nothing where the
+    folder has no chosen model yet."""
     from hamtune.results.chosen import chosen_of
 
     chosen = chosen_of(directory)
     if chosen is None:
         log.warning("%s: no chosen model to name in the trackers (no ranked trial)", directory)
-        return
-    if "mlflow" in trackers:
-        mlflow_delivered(directory, sweep, chosen, bundle)
+        return None
     if "wandb" in trackers:
         wandb_delivered(directory, sweep, chosen)
     if "tensorboard" in trackers:
         tensorboard_delivered(directory, chosen)
+    return mlflow_delivered(sweep, chosen) if "mlflow" in trackers else None
 
 
 def chosen_summary(chosen) -> dict:
@@ -322,17 +322,17 @@ def chosen_summary(chosen) -> dict:
             "chosen_kind": chosen.kind or "", "chosen_members": list(chosen.members)}
 
 
-def mlflow_delivered(directory: Path, sweep: str, chosen, bundle: Path | None) -> None:
+def mlflow_delivered(sweep: str, chosen) -> str | None:
     """The parent run tagged with the chosen id and carrying its metrics as best_*; the chosen model's child run
-    (created for an ensemble) tagged delivered, with the bundle logged as an MLflow Model; any other run once
-    tagged delivered (a resumed sweep that chose again) untagged."""
+    (created for an ensemble) tagged delivered; any other run once tagged delivered (a resumed sweep that chose
+    again) untagged. Returns the delivered run's id, None without a parent run."""
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"))
     parent = _sweep_run(client, sweep)
     if parent is None:
-        return
+        return None
     experiment, parent_id = parent.info.experiment_id, parent.info.run_id
     for run in client.search_runs([experiment], filter_string=f"tags.`{DELIVERED_TAG}` = 'true'"):
         if run.data.tags.get(TRIAL_TAG) != chosen.trial_id:
@@ -351,11 +351,8 @@ def mlflow_delivered(directory: Path, sweep: str, chosen, bundle: Path | None) -
     client.set_tag(run_id, DELIVERED_TAG, "true")
     client.set_tag(parent_id, CHOSEN_TAG, chosen.trial_id)
     client.log_batch(parent_id, metrics=[Metric(k, v, _now_ms(), 0) for k, v in delivered_metrics(chosen.metrics).items()])
-    if bundle is not None:
-        from hamtune.export.mlflow_model import log_bundle_model
-
-        log_bundle_model(client, run_id, Path(bundle))
     client.set_terminated(run_id, "FINISHED")
+    return run_id
 
 
 def sweep_params(settings: dict) -> dict:
