@@ -124,25 +124,36 @@ def deliver_confirmed(directory: Path, device: str = "auto") -> dict | None:
 def after_sweep(directory: Path, name: str, trackers: tuple[str, ...], floor: bool = True) -> None:
     """What a finished sweep does last: with a confirm stage, deliver the chosen configuration's seed ensemble
     (deliver_confirmed); score the non-learned floor on the same split (score_floor; not with `floor` False); record
-    the chosen model (chosen.json) once every row is in; then hand the trackers the HTML report and the chosen model's
-    bundle (MLflow: to the parent run; W&B: a `report` run of the sweep's group)."""
+    the choice (chosen.json) once every row is in and name it in the Optuna study; then name it in every tracker, with
+    the HTML report and the chosen model's bundle (MLflow: to the parent run, the bundle also as an MLflow Model of the
+    delivered run; W&B: a `report` run of the sweep's group)."""
     import tempfile
 
     from hamtune.results.chosen import record_choice
     from hamtune.sweep.floor import score_floor
+    from hamtune.sweep.study import record_chosen
 
     deliver_confirmed(directory)
     score_floor(directory, enabled=floor)
-    record_choice(directory)
-    if not {"mlflow", "wandb"} & set(trackers):
+    chosen = record_choice(directory)
+    record_chosen(directory, name)
+    if not trackers:
         return
     from hamtune.export.bundle import export_trial
     from hamtune.report.command import run_report
-    from hamtune.sweep.trackers import log_artifacts, log_wandb_artifacts
+    from hamtune.sweep.trackers import log_artifacts, log_delivered, log_wandb_artifacts
 
+    if not {"mlflow", "wandb"} & set(trackers) or chosen is None:
+        log_delivered(directory, name, trackers)
+        return
     html = run_report([directory], quiet=True)
     with tempfile.TemporaryDirectory(prefix="hamtune-bundle-") as scratch:
-        bundle, _ = export_trial(directory, None, Path(scratch) / "model")  # the chosen model (chosen.json)
+        bundle, _ = export_trial(directory, None, Path(scratch) / "model", trial=chosen.trial_id)
+        delivered = log_delivered(directory, name, trackers)
+        if delivered is not None:
+            from hamtune.export.mlflow_model import log_bundle_model
+
+            log_bundle_model(delivered, bundle)
         if "mlflow" in trackers:
             log_artifacts(directory, name, {"report": html, "model": bundle})
         if "wandb" in trackers:

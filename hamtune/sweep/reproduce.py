@@ -179,7 +179,7 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     """Retrain the top configurations on their original and new seeds; write and return reproduce.parquet."""
     from ray import tune
 
-    from hamtune.sweep.runner import concurrency, in_memory, start_ray, tune_settings
+    from hamtune.sweep.runner import concurrency, in_memory, start_ray, tune_loggers, tune_settings
 
     directory = Path(directory).resolve()
     chosen, metric = top_trials(directory, options.top, options.metric)
@@ -210,7 +210,7 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
             param_space={"run": tune.grid_search(runs)},
             tune_config=tune.TuneConfig(max_concurrent_trials=limit, reuse_actors=True),
             run_config=tune.RunConfig(
-                name="tune", storage_path=str(storage), callbacks=[_progress(len(runs))], stop=_stopper(), verbose=0,
+                name="tune", storage_path=str(storage), callbacks=[_progress(len(runs)), *tune_loggers()], stop=_stopper(), verbose=0,
                 failure_config=tune.FailureConfig(max_failures=2), checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )

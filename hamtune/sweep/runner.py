@@ -69,7 +69,7 @@ class SweepOptions:
             raise UsageError(f"--keep-checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, got {self.keep_checkpoints!r}")
 
 
-TUNE_FORCED = {"TUNE_GLOBAL_CHECKPOINT_S": "0"}
+TUNE_FORCED = {"TUNE_GLOBAL_CHECKPOINT_S": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}  # loggers: tune_loggers
 TUNE_DEFAULTS = {  # a value the user set is kept
     "RAY_AIR_NEW_OUTPUT": "0",
     "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
@@ -225,6 +225,14 @@ def in_memory(data: Prepared) -> Prepared:
     return Prepared(data.path, np.ascontiguousarray(data.images), data.meta, data.manifest)
 
 
+def tune_loggers() -> list:
+    """Tune's own per-trial files: result.json and progress.csv (Tune reads them back), not its TensorBoard event
+    files, which `tensorboard --logdir results/<name>` would list beside hamtune's runs (each trial twice)."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    return [JsonLoggerCallback(), CSVLoggerCallback()]
+
+
 def experiment_path(storage: str) -> str:
     """Where Tune keeps a sweep's experiment state (a path or URI under the storage)."""
     return f"{storage.rstrip('/')}/{EXPERIMENT}"
@@ -264,7 +272,8 @@ def make_tuner(
         ),
         run_config=tune.RunConfig(
             name=EXPERIMENT, storage_path=storage, verbose=0,
-            callbacks=[RepairCheckpoints(), recorder, trust.TrustRecorder(), *trackers],  # trackers after the recorder: they log its row
+            # trackers after the recorder: they log its row
+            callbacks=[RepairCheckpoints(), recorder, trust.TrustRecorder(), *trackers, *tune_loggers()],
             failure_config=tune.FailureConfig(max_failures=space.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),

@@ -1,4 +1,12 @@
-"""The Optuna study as a mirror of trials.parquet, so optuna-dashboard shows the sweep the report shows.
+"""The Optuna study (optuna.db in the results folder): the SEARCH, as the sampler saw it, for optuna-dashboard.
+
+What it holds: the searched trials only, each linked to its trials.parquet row by the user attribute
+`trial_id`; its values are named after the objectives (`set_metric_names`, not "Objective 0"). What it does
+not hold: a confirm stage's seeds (the confirming searcher hands them to Tune, not to Optuna), the seed ensemble
+it delivers, baselines and floor rows. So `study.best_trial` is the best SEARCHED trial on one
+seed, not the delivered model: the study's user attributes name that one (`record_chosen`: chosen_trial_id,
+chosen_rule, chosen_metric, chosen_metrics, chosen_members, chosen_in_study), read from chosen.json, the
+record the report, the leaderboard and every tracker read.
 
 Ray's OptunaSearch tells Optuna a trial's last result when it ends: an ASHA-stopped trial becomes
 COMPLETE (it marks PRUNED only when the value is None), a diverged one is told NaN and stays RUNNING,
@@ -16,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+import warnings
 from pathlib import Path
 
 from ray.tune.search.optuna import OptunaSearch
@@ -75,6 +84,15 @@ class MirroredOptunaSearch(OptunaSearch):
             study_name=self._study_name, storage=self._storage, sampler=self._sampler, pruner=optuna.pruners.NopPruner()
         )
         self._ot_trials = {tune_id: optuna.trial.Trial(self._ot_study, held_id) for tune_id, held_id in state["_ot_trials"].items()}
+
+    def _setup_study(self, mode) -> None:
+        import optuna
+
+        super()._setup_study(mode)
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, and what the dashboard shows as the value's name
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            self._ot_study.set_metric_names([m.removeprefix("best_") for m in metrics])  # the row's column the value is
 
     @property
     def study(self):
@@ -174,3 +192,25 @@ def finish_trial(directory: Path, study_name: str, trial_id: str, status: str, r
     storage.set_trial_user_attr(number, "status", status)
     storage.set_trial_user_attr(number, "results_path", str(directory))
     storage.set_trial_state_values(number, state, told)
+
+
+def record_chosen(directory: Path, study_name: str) -> None:
+    """The study's user attributes name the chosen model (chosen.json), its rule and metrics, and whether it is one
+    of the study's trials (a seed ensemble is not); nothing where the folder has no study or no choice."""
+    import optuna
+
+    from hamtune.results.chosen import chosen_of
+
+    chosen = chosen_of(directory)
+    if chosen is None or not (Path(directory) / STUDY_DB).exists():
+        return
+    try:
+        study = optuna.load_study(study_name=study_name, storage=study_storage(directory))
+    except KeyError:
+        log.warning("%s: no Optuna study %r to record the chosen model in", Path(directory) / STUDY_DB, study_name)
+        return
+    held = [t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get("trial_id") == chosen.trial_id]
+    for key, value in {"chosen_trial_id": chosen.trial_id, "chosen_rule": chosen.rule, "chosen_metric": chosen.metric,
+                       "chosen_metrics": chosen.metrics, "chosen_members": list(chosen.members),
+                       "chosen_in_study": bool(held), "chosen_study_trial": held[0] if held else None}.items():
+        study.set_user_attr(key, value)

@@ -1,18 +1,28 @@
-"""Experiment trackers (`--log-to`, `log_to:` in a space), laid out so a tracker's UI compares trials.
+"""Experiment trackers (`--log-to`, `log_to:` in a space), laid out so a tracker's UI compares trials, and each
+names the one chosen model (results/chosen.py's `chosen_of`) the report and the Optuna study name.
+
+Names: every epoch's metrics under their plain names (step = epoch); the model a trial delivers (the checkpoint
+of its best validation epoch, its results row) as `best_<metric>` (and `best_threshold`), beside `best_epoch`,
+`epochs_run`, `wall_time_s` and `n_params`: never a second point in an epoch series. Configuration fields
+(val_fraction, test_fraction, ...) are parameters only, never metrics. Nothing of Tune's bookkeeping
+(config/*, done, pid, ...) is logged.
 
 MLflow: one parent run per sweep (the sweep's settings as params, space.yaml and sweep.json as artifacts;
-the results files, and where the caller adds them the report and the chosen bundle, at the end) and one
-child run per trial: the trial's FULL resolved config as params, a `status` tag (running, then completed /
-stopped / diverged / failed, as its results row says), every epoch's metrics under their plain names
-(step = epoch), and, when the trial ends, the delivered model's metrics (its results row) logged after them,
-so the runs table's `val_auroc` is the delivered model's, not the last epoch's. Nothing of Tune's
-bookkeeping (config/*, done, pid, ...) is logged. A resumed sweep reuses its parent and its trials' runs.
+the results files, the report and the chosen bundle at the end) and one child run per trial (its FULL
+resolved config as params, a `status` tag: running, then completed / stopped / diverged / failed as its
+results row says). When the sweep is over (`log_delivered`), the parent is tagged `hamtune.chosen_trial_id`
+(and the rule) and carries the chosen model's metrics as `best_*`; the chosen model's child run (a new one for
+a seed ensemble, which no Tune trial trained) is tagged `hamtune.delivered=true` and holds the delivered bundle
+as an MLflow Model (pyfunc with a signature: export/mlflow_model.py). A resumed sweep reuses its runs.
 
-TensorBoard: event files under results/<name>/tensorboard/<trial id>-<sampled values>/, the same epoch
-series, and the delivered metrics as `final/<name>` (the trial's hparams with them, for the HParams view).
+TensorBoard: event files under results/<name>/tensorboard/<trial id>-<sampled values>/ (the epoch series, the
+delivered numbers as best_* with the trial's hparams, for the HParams view), and one run
+delivered-<chosen id>/ for the chosen model. Tune's own event files are off (runner.tune_loggers), so
+`tensorboard --logdir results/<name>` shows each trial once.
 
-W&B: the same layout in the sweep's group (WandbTracker: a `sweep` run, a `trial` run per trial, a `report`
-run with the report and the chosen bundle), written under results/<name>/wandb/.
+W&B: the same layout in the sweep's group (WandbTracker: a `sweep` run whose summary, when the sweep is over,
+holds the chosen id, rule and metrics; a `trial` run per trial; a `report` run with the report and the chosen
+bundle), written under results/<name>/wandb/.
 """
 
 from __future__ import annotations
@@ -36,8 +46,9 @@ log = logging.getLogger(__name__)
 EXTRAS = {"mlflow": ("mlflow", "hamtune[mlflow]"), "wandb": ("wandb", "hamtune[wandb]"), "tensorboard": ("tensorboardX", "tensorboardX")}
 EPOCH_PREFIXES = ("val_", "test_")
 EPOCH_KEYS = ("train_loss", "epoch_time_s", "train_images_per_s")
-DELIVERED_EXTRA = ("threshold", "best_epoch", "epochs_run", "wall_time_s", "n_params")
+RUN_NUMBERS = ("best_epoch", "epochs_run", "wall_time_s", "n_params")  # one number per run: no epoch series of that name
 PARENT_TAG, TRIAL_TAG = "hamtune_sweep", "hamtune_trial_id"
+DELIVERED_TAG, CHOSEN_TAG, RULE_TAG = "hamtune.delivered", "hamtune.chosen_trial_id", "hamtune.chosen_rule"
 SWEEP_SETTINGS = ("space", "command", "versions", "git_commit", "hardware")
 
 
@@ -72,9 +83,20 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def config_fields() -> frozenset[str]:
+    """TrainConfig's field names: parameters, never metrics (val_fraction looks like a validation metric)."""
+    from dataclasses import fields
+
+    from hamtune.train.config import TrainConfig
+
+    return frozenset(f.name for f in fields(TrainConfig))
+
+
 def epoch_metrics(result: dict) -> dict[str, float]:
-    """What a trial reports each epoch, without Tune's bookkeeping."""
-    return {k: float(v) for k, v in result.items() if (k.startswith(EPOCH_PREFIXES) or k in EPOCH_KEYS) and _finite(v)}
+    """What a trial reports each epoch, without Tune's bookkeeping or configuration fields."""
+    config = config_fields()
+    return {k: float(v) for k, v in result.items()
+            if (k.startswith(EPOCH_PREFIXES) or k in EPOCH_KEYS) and k not in config and _finite(v)}
 
 
 def results_row(directory: Path, trial_id: str) -> dict:
@@ -90,13 +112,17 @@ def results_row(directory: Path, trial_id: str) -> dict:
 
 
 def delivered_metrics(row: dict) -> dict[str, float]:
-    """The delivered model's numbers in a results row: its validation and test metrics, threshold, best epoch..."""
-    return {k: float(v) for k, v in row.items() if (k.startswith(EPOCH_PREFIXES) or k in DELIVERED_EXTRA) and _finite(v)}
-
-
-def final_metrics(directory: Path, trial_id: str) -> dict[str, float]:
-    """The numbers of a trial's results row, as `final/<column>` (nothing when the row is not there)."""
-    return {f"final/{k}": float(v) for k, v in results_row(directory, trial_id).items() if _finite(v)}
+    """The delivered model's numbers (a results row, or a chosen model's metrics), named apart from the epoch
+    series: best_<metric> for its validation and test metrics and threshold, plain names for RUN_NUMBERS."""
+    config, out = config_fields(), {}
+    for key, value in row.items():
+        if key in config or not _finite(value):
+            continue
+        if key.startswith(EPOCH_PREFIXES) or key == "threshold":
+            out[f"best_{key}"] = float(value)
+        elif key in RUN_NUMBERS:
+            out[key] = float(value)
+    return out
 
 
 def trial_params(config: dict, manifest: dict) -> dict:
@@ -205,8 +231,9 @@ class MLflowTracker(TrialTracker):
             return
         client = self._client()
         delivered = delivered_metrics(row)
-        if delivered:  # after every epoch's value, at the last epoch: what the runs table shows as the latest
-            client.log_batch(run_id, metrics=[Metric(k, v, _now_ms() + 1, epochs) for k, v in delivered.items()])
+        if delivered:  # keys of their own (best_*), at the epoch the delivered checkpoint is from
+            step = int(row["best_epoch"]) if _finite(row.get("best_epoch")) else epochs
+            client.log_batch(run_id, metrics=[Metric(k, v, _now_ms(), step) for k, v in delivered.items()])
         client.set_tag(run_id, "status", status)
         if row.get("reason"):
             client.set_tag(run_id, "reason", str(row["reason"])[:500])
@@ -245,23 +272,87 @@ def parent_run(sweep: str, directory: Path, settings: dict):
     return run
 
 
+def _sweep_run(client, sweep: str):
+    """The MLflow parent run of a sweep, or None (with a warning) where there is none."""
+    experiment = client.get_experiment_by_name(sweep)
+    found = client.search_runs([experiment.experiment_id], filter_string=f"tags.{PARENT_TAG} = '{sweep}' and tags.hamtune_role = 'sweep'") \
+        if experiment else []
+    if not found:
+        log.warning("no MLflow run of sweep %s to add the chosen model, the report and the bundle to", sweep)
+    return found[0] if found else None
+
+
 def log_artifacts(directory: Path, sweep: str, paths: dict[str, Path]) -> None:
     """Add files to a finished sweep's parent run (the report, the chosen bundle): `paths` maps an artifact folder
     to a file or folder."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"))
-    experiment = client.get_experiment_by_name(sweep)
-    found = client.search_runs([experiment.experiment_id], filter_string=f"tags.{PARENT_TAG} = '{sweep}' and tags.hamtune_role = 'sweep'") \
-        if experiment else []
-    if not found:
-        log.warning("no MLflow run of sweep %s to add the report and the model to", sweep)
+    parent = _sweep_run(client, sweep)
+    if parent is None:
         return
     for folder, path in paths.items():
         if Path(path).is_dir():
-            client.log_artifacts(found[0].info.run_id, str(path), folder)
+            client.log_artifacts(parent.info.run_id, str(path), folder)
         elif Path(path).is_file():
-            client.log_artifact(found[0].info.run_id, str(path), folder)
+            client.log_artifact(parent.info.run_id, str(path), folder)
+
+
+def log_delivered(directory: Path, sweep: str, trackers: tuple[str, ...]) -> str | None:
+    """Name the chosen model (chosen_of: the record the report reads) in every tracker of a finished sweep: MLflow's
+    parent tag and best_* metrics and a delivered child run; W&B's sweep-run summary; a TensorBoard run. Returns the
+    MLflow delivered run's id (where the caller logs the bundle as an MLflow Model), else None. Nothing where the
+    folder has no chosen model yet."""
+    from hamtune.results.chosen import chosen_of
+
+    chosen = chosen_of(directory)
+    if chosen is None:
+        log.warning("%s: no chosen model to name in the trackers (no ranked trial)", directory)
+        return None
+    if "wandb" in trackers:
+        wandb_delivered(directory, sweep, chosen)
+    if "tensorboard" in trackers:
+        tensorboard_delivered(directory, chosen)
+    return mlflow_delivered(sweep, chosen) if "mlflow" in trackers else None
+
+
+def chosen_summary(chosen) -> dict:
+    """What a sweep-level record (the W&B sweep summary, the Optuna study's user attrs) says of the chosen model."""
+    return {"chosen_trial_id": chosen.trial_id, "chosen_rule": chosen.rule, "chosen_metric": chosen.metric,
+            "chosen_kind": chosen.kind or "", "chosen_members": list(chosen.members)}
+
+
+def mlflow_delivered(sweep: str, chosen) -> str | None:
+    """The parent run tagged with the chosen id and carrying its metrics as best_*; the chosen model's child run
+    (created for an ensemble) tagged delivered; any other run once tagged delivered (a resumed sweep that chose
+    again) untagged. Returns the delivered run's id, None without a parent run."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"))
+    parent = _sweep_run(client, sweep)
+    if parent is None:
+        return None
+    experiment, parent_id = parent.info.experiment_id, parent.info.run_id
+    for run in client.search_runs([experiment], filter_string=f"tags.`{DELIVERED_TAG}` = 'true'"):
+        if run.data.tags.get(TRIAL_TAG) != chosen.trial_id:
+            client.set_tag(run.info.run_id, DELIVERED_TAG, "false")
+    found = client.search_runs([experiment], filter_string=f"tags.{TRIAL_TAG} = '{chosen.trial_id}'")
+    if found:
+        run_id = found[0].info.run_id
+    else:  # a seed ensemble: no Tune trial trained it, so no trial logged it
+        run_id = client.create_run(experiment, run_name=f"{chosen.trial_id}-delivered", tags={
+            "mlflow.parentRunId": parent_id, PARENT_TAG: sweep, TRIAL_TAG: chosen.trial_id, "status": "completed"}).info.run_id
+        _log_params(client, run_id, {**chosen.config, "delivered_as": chosen.kind or "", "config_id": chosen.config_id or "",
+                                     "members": ",".join(chosen.members)})
+        client.log_batch(run_id, metrics=[Metric(k, v, _now_ms(), 0) for k, v in delivered_metrics(chosen.metrics).items()])
+    for run in (run_id, parent_id):
+        client.set_tag(run, RULE_TAG, chosen.rule)
+    client.set_tag(run_id, DELIVERED_TAG, "true")
+    client.set_tag(parent_id, CHOSEN_TAG, chosen.trial_id)
+    client.log_batch(parent_id, metrics=[Metric(k, v, _now_ms(), 0) for k, v in delivered_metrics(chosen.metrics).items()])
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
 
 
 def sweep_params(settings: dict) -> dict:
@@ -297,7 +388,7 @@ def _now_ms() -> int:
 
 
 class TensorBoardTracker(TrialTracker):
-    """Event files per trial under results/<name>/tensorboard/, short run names, the delivered metrics as final/*."""
+    """Event files per trial under results/<name>/tensorboard/, short run names, the delivered metrics as best_*."""
 
     def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...]):
         super().__init__(directory, sweep, manifest, sampled)
@@ -319,8 +410,7 @@ class TensorBoardTracker(TrialTracker):
         writer = self.writers.pop(trial_id, None)
         if writer is None:
             return
-        delivered = {f"final/{k}": v for k, v in delivered_metrics(row).items()}  # add_hparams writes them as scalars too
-        writer.add_hparams({**self.params.pop(trial_id, {}), "status": status}, delivered, name=".")
+        writer.add_hparams({**self.params.pop(trial_id, {}), "status": status}, delivered_metrics(row), name=".")  # as scalars too
         writer.close()
 
 
@@ -336,7 +426,8 @@ class WandbTracker(TrialTracker):
         self.settings, self.runs, self.parent = settings, {}, None
 
     def setup(self, **info) -> None:
-        self.parent = wandb_run(self.directory, self.sweep, "sweep", self.sweep, sweep_params(self.settings))
+        self.parent = wandb_run(self.directory, self.sweep, "sweep", self.sweep, sweep_params(self.settings),
+                                run_id=sweep_run_id(self.sweep))
         files = {"sweep.json": self.directory / "sweep.json"}
         text = self.settings.get("space_text")
         if isinstance(text, str):
@@ -370,6 +461,33 @@ class WandbTracker(TrialTracker):
                                                                 ("trials.parquet", "epochs.parquet", "confirm.json")})
             self.parent.finish()
             self.parent = None
+
+
+def sweep_run_id(sweep: str) -> str:
+    """The W&B id of a sweep's `sweep` run, so the run is reopened (resume) to name the chosen model at the end."""
+    return f"{sweep}-sweep"
+
+
+def wandb_delivered(directory: Path, sweep: str, chosen) -> None:
+    """The sweep run's summary: the chosen id, rule and metrics (as best_*)."""
+    run = wandb_run(directory, sweep, "sweep", sweep, {}, run_id=sweep_run_id(sweep))
+    try:
+        run.summary.update({**chosen_summary(chosen), **delivered_metrics(chosen.metrics)})
+    finally:
+        run.finish()
+
+
+def tensorboard_delivered(directory: Path, chosen) -> None:
+    """A run delivered-<id>/ beside the trials': the chosen model's configuration and rule as hparams, its metrics as best_*."""
+    from tensorboardX import SummaryWriter
+
+    params = {k: v for k, v in chosen.config.items() if isinstance(v, (int, float, str, bool))}
+    params.update(trial_id=chosen.trial_id, rule=chosen.rule, kind=chosen.kind or "", members=",".join(chosen.members))
+    writer = SummaryWriter(str(Path(directory) / "tensorboard" / f"delivered-{chosen.trial_id}"[:100]))
+    try:
+        writer.add_hparams(params, delivered_metrics(chosen.metrics), name=".")
+    finally:
+        writer.close()
 
 
 def wandb_run(directory: Path, sweep: str, job: str, name: str, config: dict, run_id: str | None = None):
