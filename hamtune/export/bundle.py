@@ -226,10 +226,11 @@ def is_bundle(folder: Path) -> bool:
     return isinstance(info, dict) and "bundle_version" in info and names <= FILE_NAMES | {MEMBERS}
 
 
-def check_out(out: Path, sources: list[Path], force: bool) -> None:
+def check_out(out: Path, sources: list[Path], force: bool, writes_in: Path | None = None) -> None:
     """The output gate for a bundle: never the folder exported from or one above it, never inside a bundle or results
-    folder, and (even with --force) nothing but an earlier bundle is replaced."""
-    output(out, flag="--out", kind="folder", own=is_bundle, existing="force", reads=sources, force=force)
+    folder (but `writes_in`, the results folder an ensemble is built in), and (even with --force) nothing but an earlier
+    bundle is replaced."""
+    output(out, flag="--out", kind="folder", own=is_bundle, existing="force", reads=sources, force=force, writes_in=writes_in)
 
 
 def seal(folder: Path, info: dict) -> None:
@@ -239,7 +240,7 @@ def seal(folder: Path, info: dict) -> None:
 
 
 def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool = False,
-                 results_dir: Path | None = None, formats: tuple[str, ...] = ("torch",)) -> Path:
+                 results_dir: Path | None = None, formats: tuple[str, ...] = ("torch",), writes_in: Path | None = None) -> Path:
     """Export one trial's final checkpoint (and the programs `formats` asks for) to `out`: everything is written
     and sealed under a temporary name, then renamed in, so `out` is never a bundle without its files."""
     source = row.get("checkpoint")
@@ -251,7 +252,7 @@ def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool 
         raise HamtuneError(f"{source}: an ensemble exports as --format torch only; export its members one by one "
                            f"for {programs[0]} (nothing was written)")
     out = Path(out)
-    check_out(out, [Path(source)] + ([Path(results_dir)] if results_dir is not None else []), force)
+    check_out(out, [Path(source)] + ([Path(results_dir)] if results_dir is not None else []), force, writes_in)
     if ensemble:
         received = load_bundle(Path(source))  # its files checked (digests, no links) before any is copied
         with atomic_folder(out) as tmp:

@@ -23,6 +23,7 @@ from hamtune.report.images import data_uri, tile
 from hamtune.report.importance import Importance, param_importance
 from hamtune.report.load import Sweep, combine
 from hamtune.report.maps import chosen_maps
+from hamtune.report.stress import section as stress_section
 from hamtune.report.summary import how_to_read, verdict_html
 from hamtune.report.tables import COLUMNS, UNRANKED_COLUMNS, columns_for, display, seed_tables, seeds_heading
 from hamtune.results import configurations
@@ -289,6 +290,7 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
     sections.append(_section("Originals, reconstructions and samples", _sample_grids(ranking, directories), "images"))
     sections.append(_section("Sweeps side by side", _sweep_comparison(ranking, embed), "sweeps"))
     sections.append(_section("Reproduction over seeds", _reproduction(sweeps, metric, embed), "reproduction"))
+    sections.append(_section("Stress test: acquisition shift", stress_section(sweeps, embed, table), "stress"))
 
     names = ", ".join(escape(s.name) for s in sweeps)
     page = (

@@ -149,7 +149,8 @@ def plan_stress(directory: Path, target) -> Plan:
     delivered_row = found.iloc[0]
     delivered, config = _deep(delivered_row, DELIVERED, chosen.metric, target)
     subjects = [delivered]
-    searched = board[(board["role"] == "") & board["kind"].isin(DEEP_KINDS)]
+    searched = board[(board["role"] == "") & board["kind"].isin(DEEP_KINDS)]  # one trial: the best value, not the best mean
+    searched = searched.sort_values(chosen.metric, ascending=chosen.mode == "min", kind="stable")
     if len(searched) and str(searched.iloc[0]["trial_id"]) != chosen.trial_id:
         subjects.append(_deep(searched.iloc[0], BEST_DEEP, chosen.metric, target)[0])
     data, test_data = sweep_data(found, None, None, fix=FIX)
@@ -215,14 +216,21 @@ def check_recorded(frame: pd.DataFrame, plan: Plan) -> None:
                         "data changed since)", subject.name, row["auroc"], recorded)
 
 
+def headline_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The deep models and, of the floor rows, the one they are compared with (the rest stay in stress.parquet)."""
+    return frame[(frame["part"] != FLOOR) | (frame["model"] == frame["floor"])]
+
+
 def format_stress(frame: pd.DataFrame) -> str:
     """The terminal table: per model, each shift's AUROC [95%], its change from unshifted and its lead over the floor."""
     lines = []
     floor = frame["floor"].dropna()
     if len(floor):
-        lines.append(f"floor: {floor.iloc[0]} (the cheap classical row best on validation), under the same shift")
+        others = frame.loc[frame["part"] == FLOOR, "model"].nunique() - 1
+        lines.append(f"floor: {floor.iloc[0]} (the cheap classical row best on validation), under the same shift"
+                     + (f"; {others} other floor row(s) in {STRESS}" if others else ""))
     width = max(len(f"{s} {v:g}") for s, v in zip(frame["shift"], frame["strength"]))
-    for (part, model), rows in frame.groupby(["part", "model"], sort=False):
+    for (part, model), rows in headline_rows(frame).groupby(["part", "model"], sort=False):
         lines.append(f"{part}: {model}")
         lines.append(f"  {'shift':<{width}}  {'AUROC [95%]':<24}  {'change':<26}  vs floor")
         for _, row in rows.iterrows():
@@ -232,4 +240,23 @@ def format_stress(frame: pd.DataFrame) -> str:
             versus = (signed(Interval(row["vs_floor"], row["vs_floor_low"], row["vs_floor_high"]))
                       if math.isfinite(row["vs_floor"]) else "")
             lines.append(f"  {label:<{width}}  {auroc:<24}  {change:<26}  {versus}")
-    return "\n".join(lines)
+    verdict = lead_verdict(frame)
+    return "\n".join([*lines, verdict] if verdict else lines)
+
+
+def lead_verdict(frame: pd.DataFrame) -> str:
+    """Where the delivered model's lead over the floor holds (paired interval above 0), is lost in the noise, or turns
+    into a loss: one sentence, or '' without a floor."""
+    rows = frame[(frame["part"] == DELIVERED) & frame["vs_floor"].notna()]
+    if not len(rows):
+        return ""
+    groups: dict[str, list[str]] = {"holds": [], "unclear": [], "beaten": []}
+    for _, row in rows.iterrows():
+        label = UNSHIFTED if row["shift"] == UNSHIFTED else f"{row['shift']} {row['strength']:g}"
+        which = "holds" if row["vs_floor_low"] > 0 else "beaten" if row["vs_floor_high"] < 0 else "unclear"
+        groups[which].append(label)
+    parts = [f"{words} under {', '.join(groups[key])}" for key, words in
+             (("holds", "holds"), ("unclear", "is not distinguishable from 0"), ("beaten", "turns into a loss"))
+             if groups[key]]
+    return (f"The delivered model's lead over the floor {rows['floor'].iloc[0]} (paired 95% interval of the AUROC "
+            f"difference) " + "; ".join(parts) + ".")
