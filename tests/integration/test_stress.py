@@ -72,7 +72,7 @@ def test_stress_writes_every_model_shift_and_strength_with_intervals(folder, cap
 def test_a_seed_ensemble_is_stressed_through_its_bundle_and_scores_its_row_unshifted(folder, capsys):
     """An ensemble's folder (`hamtune ensemble`): the delivered model is the ensemble, scored as its members combine;
     no floor there, so no lead over it."""
-    code, _, err = run_cli(capsys, "ensemble", folder, "--top", "2", "--results", folder.parent, "--name", "ens", "--device", "cpu")
+    code, _, err = run_cli(capsys, "ensemble", folder, "--top", "20", "--results", folder.parent, "--name", "ens", "--device", "cpu")
     assert code == 0, err
     code, out, err = run_cli(capsys, "stress", folder.parent / "ens", "--shifts", "jpeg", "--strengths", "1", "--device", "cpu")
     assert code == 0, err
