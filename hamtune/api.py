@@ -469,9 +469,9 @@ def stress_test(results: str | Path, *, shifts: str | list[str] | tuple[str, ...
     `strengths` in (0, 1]), with intervals and paired differences; written to <results>/stress.parquet under the
     folder's lock. `labels` renames arguments in errors (the CLI: its flags)."""
     from hamtune.data.shifts import parse_shifts, parse_strengths
+    from hamtune.export.stress import STRESS, check_recorded, plan_stress, run_stress
     from hamtune.paths import results_lock
     from hamtune.results.store import write_parquet
-    from hamtune.results.stress import STRESS, check_recorded, plan_stress, run_stress
     from hamtune.train.loop import resolve_device
 
     directory = _path(results, "results")

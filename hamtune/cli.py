@@ -289,7 +289,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_stress(args: argparse.Namespace) -> None:
     from hamtune.api import stress_test
-    from hamtune.results.stress import format_stress
+    from hamtune.export.stress import format_stress
 
     done = stress_test(args.results_dir, shifts=args.shifts, strengths=args.strengths, device=args.device, seed=args.seed,
                        labels={"shifts": "--shifts", "strengths": "--strengths"})

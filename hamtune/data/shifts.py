@@ -62,12 +62,23 @@ def _torch_filter(images: np.ndarray, transform) -> np.ndarray:
     return _to_uint8(transform(x).permute(0, 2, 3, 1).numpy())
 
 
+def _per_image(images: np.ndarray, change: Callable) -> np.ndarray:
+    """Apply a PIL operation to every image (grey images as mode L), back to uint8 (N, H, W, C)."""
+    from PIL import Image
+
+    out = np.empty_like(images)
+    for i, image in enumerate(images):
+        done = np.asarray(change(Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)))
+        out[i] = done[..., None] if done.ndim == 2 else done
+    return out
+
+
 def defocus(images: np.ndarray, strength: float, seed: int = 0) -> np.ndarray:
     """A Gaussian defocus of up to sigma 1.5 px at 64 px (scaled to the images' size): a lens out of focus."""
-    from hamtune.baselines.classical import gaussian_blur
+    from PIL import ImageFilter
 
     sigma = 1.5 * strength * images.shape[1] / REFERENCE_SIZE
-    return images.copy() if sigma == 0 else _torch_filter(images, gaussian_blur(sigma))
+    return images.copy() if sigma == 0 else _per_image(images, lambda image: image.filter(ImageFilter.GaussianBlur(sigma)))
 
 
 def jpeg_quality(strength: float) -> int:
@@ -80,15 +91,12 @@ def jpeg(images: np.ndarray, strength: float, seed: int = 0) -> np.ndarray:
 
     from PIL import Image
 
-    if strength == 0:
-        return images.copy()
-    quality, out = jpeg_quality(strength), np.empty_like(images)
-    for i, image in enumerate(images):
+    def compress(image):
         buffer = io.BytesIO()
-        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="JPEG", quality=quality)
-        decoded = np.asarray(Image.open(buffer))
-        out[i] = decoded[..., None] if decoded.ndim == 2 else decoded
-    return out
+        image.save(buffer, format="JPEG", quality=jpeg_quality(strength))
+        return Image.open(buffer)
+
+    return images.copy() if strength == 0 else _per_image(images, compress)
 
 
 def resolution_factor(strength: float) -> float:

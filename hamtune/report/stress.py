@@ -12,11 +12,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hamtune.errors import HamtuneError
+from hamtune.export.stress import FLOOR, STRESS, UNSHIFTED, headline_rows, lead_verdict
 from hamtune.report.figures import HEIGHT, _layout
 from hamtune.report.load import Sweep
 from hamtune.results.intervals import Interval, shown, signed
 from hamtune.results.store import read_parquet
-from hamtune.results.stress import FLOOR, STRESS, UNSHIFTED, headline_rows, lead_verdict
 
 log = logging.getLogger(__name__)
 COLUMNS = 4

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error, run_cli
 
+from hamtune.export.stress import BEST_DEEP, DELIVERED, FLOOR, STRESS, UNSHIFTED
 from hamtune.results.chosen import chosen_of
 from hamtune.results.store import load_results, read_parquet
-from hamtune.results.stress import BEST_DEEP, DELIVERED, FLOOR, STRESS, UNSHIFTED
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The stress test: how the delivered model, the best deep trial and the non-learned floor hold when the test images
+"""The stress test (`hamtune stress`): how the delivered model, the best deep trial and the non-learned floor hold when the test images
 are shifted as another clinic's camera would shift them (hamtune.data.shifts), written to stress.parquet.
 
 Every model scores the very test images its row was measured on: the split is rebuilt from the row's prepared
