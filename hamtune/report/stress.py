@@ -35,7 +35,7 @@ def load_stress(sweeps: list[Sweep]) -> pd.DataFrame:
         if not path.exists():
             continue
         try:
-            parts.append(read_parquet(path))
+            parts.append(read_parquet(path).assign(folder=sweep.name))
         except HamtuneError as exc:
             log.warning("%s; the stress test of %s is left out", exc, sweep.name)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -74,7 +74,10 @@ def _interval(row: pd.Series, column: str) -> str:
 
 
 def display_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One model's rows together (the delivered model first), each in the order it was measured."""
     rows = headline_rows(frame)
+    order = rows.groupby(["sweep", "trial_id"], sort=False).ngroup()
+    rows = rows.iloc[order.to_numpy().argsort(kind="stable")]
     return pd.DataFrame({
         "model": [f"{p}: {m}" for p, m in zip(rows["part"], rows["model"])],
         "shift": rows["shift"], "strength": [f"{v:g}" for v in rows["strength"]], "setting": rows["setting"],
@@ -90,9 +93,9 @@ def section(sweeps: list[Sweep], embed: Callable[[go.Figure | None], str], table
     if not len(frame):
         return ""
     parts = []
-    for sweep, block in frame.groupby("sweep", sort=False):
+    for folder, block in frame.groupby("folder", sort=False):
         first = block.iloc[0]
-        heading = (f"{sweep}: {int(first['images'])} test images ({int(first['anomalous'])} anomalous) of "
+        heading = (f"{folder}: {int(first['images'])} test images ({int(first['anomalous'])} anomalous) of "
                    f"{first['test_key']}, input {first['input']}")
         verdict = lead_verdict(block)
         parts.append(f"<h3>{html.escape(heading)}</h3>" + (f"<p>{html.escape(verdict)}</p>" if verdict else "")
