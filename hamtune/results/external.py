@@ -15,12 +15,12 @@ import json
 
 import pandas as pd
 
-from hamtune.results.rank import Ranking
+from hamtune.results.rank import Ranking, is_deep
 
 IDENTITY = ("kind", "arch", "latent_dim", "mlp_width", "mlp_depth", "cnn_channels", "cnn_blocks", "norm", "dropout", "beta",
             "kl_warmup", "recon_loss", "score", "tta", "input_range", "batch_size", "lr", "weight_decay", "lr_schedule",
             "epochs", "patience", "rebalance", "augment", "color_jitter", "protocol", "image_size", "crop", "channels",
-            "seed", "preset", "model", "baseline_setting", "data_fingerprint")
+            "seed", "preset", "model", "data_fingerprint")  # not a baseline's setting: validation chose it, and differs
 
 
 def is_external(rows: pd.DataFrame) -> pd.Series:
@@ -82,7 +82,8 @@ def claim_basis(ranking: Ranking, pairs: pd.DataFrame) -> str:
     kind = "an external test set (images from another source)" if external else "the split's own test images (internal)"
     text = f"The headline above rests on {first_key}: {kind}."
     side, other = ("external", "internal") if external else ("internal", "external")
-    best = board.iloc[0]
+    deep = board[is_deep(board)]
+    best = (deep if len(deep) else board).iloc[0]  # the model the headline names
     mine = pairs[(pairs[f"sweep_{side}"] == str(best["sweep"])) & (pairs[f"trial_id_{side}"] == str(best["trial_id"]))]
     if len(mine):
         row = mine.iloc[0]

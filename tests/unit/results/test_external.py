@@ -70,3 +70,11 @@ def test_an_ensemble_is_the_same_model_when_its_members_are():
     frame = pd.DataFrame(members + ensembles)
     found = identities(frame)
     assert found.iloc[4] == found.iloc[5] and found.iloc[0] == found.iloc[2] and found.iloc[0] != found.iloc[1]
+
+
+def test_a_floor_is_the_same_method_whatever_setting_validation_chose_on_each_side():
+    rows = [_row(f"blur-{side}", test, 0.7, auroc, sweep=side, model_params={"kind": None, "arch": None, "lr": None},
+                 extra={"model": "blur", "baseline": "blur", "baseline_setting": setting})
+            for side, test, auroc, setting in (("i", None, 0.75, "sigma=2"), ("x", EXTERNAL, 0.70, "sigma=4"))]
+    pairs = side_by_side(rank(pd.DataFrame(rows), Metric("test_auroc", True), Metric("val_auroc", True)))
+    assert list(pairs["role_internal"]) == ["classical: blur"] and pairs["drop"].iloc[0] == pytest.approx(-0.05)
