@@ -25,7 +25,7 @@ import pandas as pd
 
 from hamtune.data.shifts import Shift
 from hamtune.errors import HamtuneError
-from hamtune.results.intervals import Interval, bootstrap, paired_difference, shown, signed
+from hamtune.results.intervals import Interval, from_draws, resample_weights, shown, signed, weighted_auroc_auprc
 
 log = logging.getLogger(__name__)
 
@@ -177,22 +177,32 @@ def _interval(prefix: str, interval: Interval | None) -> dict[str, float]:
 
 
 def run_stress(plan: Plan, shifts: list[Shift], strengths: list[float], seed: int = 0) -> pd.DataFrame:
-    """One row per (model, shift, strength), the unshifted images first (shift `none`, strength 0)."""
+    """One row per (model, shift, strength), the unshifted images first (shift `none`, strength 0). Every model is
+    measured on the same bootstrap resamples (intervals.resample_weights: those `bootstrap` and `paired_difference`
+    draw), once per condition, so its intervals and paired differences are theirs at a fifth of the cost."""
     conditions: list[tuple[Shift | None, float]] = [(None, 0.0), *((s, v) for s in shifts for v in strengths)]
-    labels, rows, unshifted = plan.labels, [], {}
+    labels, rows = plan.labels, []
+    weights, ones = resample_weights(labels), np.ones((1, len(labels)))
+    unshifted: dict[int, tuple[float, np.ndarray]] = {}
     size = "x".join(str(n) for n in plan.images.shape[1:])
     for shift, strength in conditions:
         images = plan.images if shift is None else shift(plan.images, strength, seed)
-        scores = {id(s): np.asarray(s.score(images), dtype=float) for s in plan.subjects}
-        if shift is None:
-            unshifted = scores
+        measured = {}
         for subject in plan.subjects:
-            mine = scores[id(subject)]
-            found = bootstrap(labels, mine)
-            change = paired_difference(labels, mine, unshifted[id(subject)]) if shift is not None else None
-            versus = None
-            if plan.floor is not None and subject is not plan.floor and subject.part != FLOOR:
-                versus = paired_difference(labels, mine, scores[id(plan.floor)])
+            scores = np.asarray(subject.score(images), dtype=float)
+            (auroc,), (auprc,) = weighted_auroc_auprc(labels, scores, ones)
+            measured[id(subject)] = (auroc, auprc, weighted_auroc_auprc(labels, scores, weights)[0])
+        if shift is None:
+            unshifted = {key: (auroc, drawn) for key, (auroc, _, drawn) in measured.items()}
+        for subject in plan.subjects:
+            auroc, auprc, drawn = measured[id(subject)]
+            change = versus = None
+            if shift is not None:
+                base, base_drawn = unshifted[id(subject)]
+                change = from_draws(auroc - base, drawn - base_drawn)
+            if plan.floor is not None and subject.part != FLOOR:
+                floor, _, floor_drawn = measured[id(plan.floor)]
+                versus = from_draws(auroc - floor, drawn - floor_drawn)
             rows.append({
                 "sweep": str(subject.row["sweep"]), "trial_id": str(subject.row["trial_id"]), "model": subject.name,
                 "part": subject.part, "floor": plan.floor.name if plan.floor is not None else None,
@@ -200,7 +210,7 @@ def run_stress(plan: Plan, shifts: list[Shift], strengths: list[float], seed: in
                 "setting": shift.setting(strength) if shift else "the test images as prepared",
                 "images": len(labels), "anomalous": int(labels.sum()), "input": size, "shift_seed": seed,
                 "test_key": plan.test_key,
-                **_interval("auroc", found["auroc"]), "auprc": found["auprc"].value,
+                **_interval("auroc", from_draws(auroc, drawn)), "auprc": float(auprc),
                 **_interval("change", change), **_interval("vs_floor", versus),
             })
     return pd.DataFrame(rows)

@@ -11,6 +11,7 @@ from conftest import assert_one_line_error, run_cli
 
 from hamtune.export.stress import BEST_DEEP, DELIVERED, FLOOR, STRESS, UNSHIFTED
 from hamtune.results.chosen import chosen_of
+from hamtune.results.intervals import bootstrap, paired_difference
 from hamtune.results.store import load_results, read_parquet
 
 pytestmark = pytest.mark.slow
@@ -58,6 +59,15 @@ def test_stress_writes_every_model_shift_and_strength_with_intervals(folder, cap
     # unshifted, every model scores exactly its row's test AUROC: the split rebuilt is its own
     recorded = trials.set_index("trial_id")["test_auroc"]
     np.testing.assert_allclose(base["auroc"], recorded.loc[base["trial_id"]].to_numpy(float), atol=1e-6)
+    # the intervals are intervals.bootstrap's and paired_difference's of the same images (the stored test scores)
+    _, _, stored = load_results(folder)
+    mine = stored[stored["trial_id"] == chosen.trial_id]
+    floor = stored[stored["trial_id"] == trials.loc[trials["model"] == base["floor"].iloc[0], "trial_id"].iloc[0]]
+    delivered = base[base["part"] == DELIVERED].iloc[0]
+    found = bootstrap(mine["label"].to_numpy(), mine["score"].to_numpy(float))["auroc"]
+    assert (delivered["auroc"], delivered["auroc_low"], delivered["auroc_high"]) == pytest.approx((found.value, found.low, found.high))
+    lead = paired_difference(mine["label"].to_numpy(), mine["score"].to_numpy(float), floor["score"].to_numpy(float))
+    assert (delivered["vs_floor"], delivered["vs_floor_low"], delivered["vs_floor_high"]) == pytest.approx((lead.value, lead.low, lead.high))
     # the change is the shifted AUROC minus the unshifted one, per model
     unshifted = base.set_index("trial_id")["auroc"]
     np.testing.assert_allclose(shifted["change"], shifted["auroc"] - unshifted.loc[shifted["trial_id"]].to_numpy(), atol=1e-9)
