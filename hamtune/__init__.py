@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 API = (
     "synthesize_data", "prepare_data", "run_sweep", "train_model", "run_baselines", "build_ensemble", "reproduce", "run_demo",
     "load_results", "open_results", "Results", "rank", "configurations", "deliver_confirmed", "write_report", "make_report",
-    "export_model", "export_trial", "score", "write_scores", "verify", "load_space", "data_info",
+    "export_model", "export_trial", "score", "write_scores", "verify", "load_space", "data_info", "stress_test",
     "HamtuneError",
 )
 __all__ = ["__version__", *API]

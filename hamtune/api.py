@@ -487,6 +487,43 @@ def reproduce(results: str | Path, *, top: int = 3, seeds: int = 5, metric: str 
     return Reproduction(directory / REPRODUCE, runs, chosen, used)
 
 
+# ---- stress test ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stress:
+    """What `hamtune stress` wrote: stress.parquet in the results folder, and its rows."""
+
+    path: Path
+    table: pd.DataFrame
+
+
+def stress_test(results: str | Path, *, shifts: str | list[str] | tuple[str, ...] | None = None,
+                strengths: str | list | tuple | None = None, device: str = "auto", seed: int = 0,
+                labels: Mapping[str, str] | None = None) -> Stress:
+    """Score the delivered model, the best deep trial and the cheap floor rows of a results folder on its test split
+    under acquisition shifts (white balance, brightness, contrast, defocus, JPEG, resolution, vignette, hair; each at
+    `strengths` in (0, 1]), with intervals and paired differences; written to <results>/stress.parquet under the
+    folder's lock. `labels` renames arguments in errors (the CLI: its flags)."""
+    from hamtune.data.shifts import parse_shifts, parse_strengths
+    from hamtune.export.stress import STRESS, check_recorded, plan_stress, run_stress
+    from hamtune.paths import results_lock
+    from hamtune.results.store import write_parquet
+    from hamtune.train.loop import resolve_device
+
+    directory = _path(results, "results")
+    chosen_shifts = parse_shifts(shifts, _label("shifts", labels))
+    chosen_strengths = parse_strengths(strengths, _label("strengths", labels))
+    load_results(directory)  # a folder that is not one is named before anything is locked
+    target = resolve_device(device)
+    with results_lock(directory):
+        plan = plan_stress(directory, target)
+        table = run_stress(plan, chosen_shifts, chosen_strengths, seed)
+        check_recorded(table, plan)
+        write_parquet(table, directory / STRESS)
+    return Stress(directory / STRESS, table)
+
+
 # ---- scoring to a file ----------------------------------------------------------------------------------
 
 

@@ -295,6 +295,18 @@ def cmd_verify(args: argparse.Namespace) -> None:
     done = verify(args.model, program=args.program, device=args.device)
     print(f"verified {done.count} golden vector(s) of {done.path} with {', '.join(done.programs)}: largest error "
           f"{done.max_error:.3g} (relative; absolute below 1)")
+def cmd_stress(args: argparse.Namespace) -> None:
+    from hamtune.api import stress_test
+    from hamtune.export.stress import format_stress
+
+    done = stress_test(args.results_dir, shifts=args.shifts, strengths=args.strengths, device=args.device, seed=args.seed,
+                       labels={"shifts": "--shifts", "strengths": "--strengths"})
+    table = done.table
+    print(f"stress test of {table['model'].nunique()} model(s) on {table['images'].iloc[0]} test images "
+          f"({table['anomalous'].iloc[0]} anomalous) at the model's input size {table['input'].iloc[0]}; AUROC [95% bootstrap], "
+          "change from unshifted and lead over the floor as paired differences [95%]")
+    print(format_stress(table))
+    print(f"results: {done.path}")
 
 
 # ---- demo -----------------------------------------------------------------------------------------
@@ -499,6 +511,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch (the weights), onnx (model.onnx and score.onnx) or torch-export (= pt2, model.pt2); default torch")
     ve.add_argument("--device", choices=CHOICES["device"], default="cpu", help="where the program runs (default cpu, as exported)")
     ve.set_defaults(func=cmd_verify)
+    from hamtune.data.shifts import DEFAULT_STRENGTHS, SHIFTS
+
+    st = commands.add_parser("stress", help="the delivered model, the best deep trial and the floor under acquisition shifts, "
+                             "on the test split (stress.parquet)")
+    st.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a results folder with its checkpoints and prepared data")
+    st.add_argument("--shifts", default=None, help=f"comma-separated, from {','.join(SHIFTS)} (default: all)")
+    st.add_argument("--strengths", default=None,
+                    help=f"comma-separated numbers in (0, 1]; 1 is the strongest shift (default {','.join(map(str, DEFAULT_STRENGTHS))})")
+    st.add_argument("--device", choices=CHOICES["device"], default="auto", help="where the deep models score (default auto, as train)")
+    st.add_argument("--seed", type=int, default=0, help="seed of the hair occluders (default 0)")
+    st.set_defaults(func=cmd_stress)
     return parser
 
 

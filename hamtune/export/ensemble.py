@@ -92,7 +92,8 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
     target = resolve_device(device)
     started = time.perf_counter()
     with atomic_folder(out / "checkpoints" / trial_id) as tmp:
-        paths = [write_bundle(row, tmp / MEMBERS / str(i + 1), metric.column, i + 1) for i, (_, row) in enumerate(board.iterrows())]
+        paths = [write_bundle(row, tmp / MEMBERS / str(i + 1), metric.column, i + 1)
+                 for i, (_, row) in enumerate(board.iterrows())]
         bundles = [load_bundle(p) for p in paths]
         _check_same_split(bundles)
         config = bundles[0].config

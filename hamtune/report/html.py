@@ -19,14 +19,17 @@ import hamtune
 from hamtune.errors import HamtuneError
 from hamtune.files import atomic_file
 from hamtune.report import figures
+from hamtune.report.external import section as external_section
 from hamtune.report.images import data_uri, tile
 from hamtune.report.importance import Importance, param_importance
 from hamtune.report.load import Sweep, combine
 from hamtune.report.maps import chosen_maps
+from hamtune.report.stress import section as stress_section
 from hamtune.report.summary import how_to_read, verdict_html
 from hamtune.report.tables import COLUMNS, UNRANKED_COLUMNS, columns_for, display, seed_tables, seeds_heading
 from hamtune.results import configurations
 from hamtune.results.chosen import Chosen, chosen_in, chosen_of_folders
+from hamtune.results.external import claim_basis, side_by_side
 from hamtune.results.intervals import comparisons, ranking_with_intervals
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, search_trials, verdict
@@ -270,11 +273,16 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
         verdicts.append(verdict_html(found, importances[key], ranking, comparisons(board, found.best, scores), board,
                                      picked[1].rule if picked else None))
 
+    pairs = side_by_side(ranking)
+    basis = claim_basis(ranking, pairs)
+    verdicts.append(f"<p><b>{escape(basis)}</b></p>" if basis else "")
+
     progress("leaderboards")
     sections = [
         _section("Which model is best and why", f'<div class="summary">{"".join(verdicts)}</div>', "summary"),
         _section("How to read this report", how_to_read(ranking), "how-to-read"),
         _section("Leaderboard", _leaderboards(ranking, by, reproduced(sweeps)), "leaderboard"),
+        _section("Internal vs external test set", external_section(pairs, ranking, table), "external"),
     ]
     progress("figures")
     quality = "".join(embed(figures.quality_vs_detection(board, key)) for key, board in ranking.boards.items())
@@ -305,6 +313,7 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
     sections.append(_section("Originals, reconstructions and samples", _sample_grids(ranking, directories), "images"))
     sections.append(_section("Sweeps side by side", _sweep_comparison(ranking, embed, records), "sweeps"))
     sections.append(_section("Reproduction over seeds", _reproduction(sweeps, metric, embed), "reproduction"))
+    sections.append(_section("Stress test: acquisition shift", stress_section(sweeps, embed, table), "stress"))
 
     names = ", ".join(escape(s.name) for s in sweeps)
     page = (

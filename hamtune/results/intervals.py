@@ -101,6 +101,17 @@ def paired_difference(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.nda
     return Interval(float(value), *_percentiles(drawn))
 
 
+def resample_weights(labels: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
+    """The (resamples, N) counts `bootstrap` and `paired_difference` draw, for a caller that measures many models on
+    the same images: each model's resampled AUROCs then come from one pass, and differences pair as theirs do."""
+    return _counts(resample_indices(labels, resamples, seed), len(labels))
+
+
+def from_draws(value: float, drawn: np.ndarray) -> Interval:
+    """An estimate and the percentile interval of its resampled values (as `bootstrap` and `paired_difference` give)."""
+    return Interval(float(value), *_percentiles(drawn))
+
+
 def decimals(low: float, high: float) -> int:
     """Decimals that an interval supports: two significant digits of its half-width (1 to 4)."""
     half = (high - low) / 2
