@@ -40,8 +40,10 @@ def run_and_record(
     name: str,
     test_data: Prepared | None = None,
     progress: bool = True,
+    config_id: str | None = None,
 ) -> tuple[RunResult, dict]:
-    """Train with a per-epoch progress bar, checkpoint the final model, and append the run to results."""
+    """Train with a per-epoch progress bar, checkpoint the final model, and append the run to results (as a seed of
+    the configuration `config_id`, where it is one)."""
     bar = tqdm(total=config.epochs, desc=f"training {config.kind}/{config.arch}", unit="epoch", disable=None if progress else True)
 
     def on_epoch(metrics: dict, run: Run) -> None:
@@ -50,7 +52,7 @@ def run_and_record(
 
     with bar:
         result = train(config, data, on_epoch=on_epoch, test_data=test_data, selection=OBJECTIVE)
-    return result, record(result, data, results_dir, name, test_data)
+    return result, record(result, data, results_dir, name, test_data, config_id)
 
 
 def run_seeds_and_record(
@@ -72,20 +74,23 @@ def run_seeds_and_record(
     if fuse not in FUSE:
         raise UsageError(f"--fuse must be one of {', '.join(FUSE)}, got {fuse!r}")
     configs = [config.replace(seed=config.seed + i) for i in range(seeds)]
+    group = f"{name}-{uuid.uuid4().hex[:8]}" if seeds > 1 else None  # the seeds' configuration: chosen on their mean
     why = why_not_fused(fuse, configs, resolve_device(config.device).type == "cuda")
     if why:
         if seeds > 1:
             (log.warning if fuse == "on" else log.debug)("training %d seeds one after another, not fused: %s", seeds, why)
-        return [run_and_record(c, data, results_dir, name, test_data, progress) for c in configs]
+        return [run_and_record(c, data, results_dir, name, test_data, progress, group) for c in configs]
     bar = tqdm(total=config.epochs * seeds, desc=f"training {seeds} seeds fused", unit="epoch", disable=None if progress else True)
     with bar:
         results = train_group(configs, data, on_epoch=lambda metrics, run: bar.update(1), test_data=test_data,
                               selection=OBJECTIVE)
-    return [(result, record(result, data, results_dir, name, test_data)) for result in results]
+    return [(result, record(result, data, results_dir, name, test_data, group)) for result in results]
 
 
-def record(result: RunResult, data: Prepared, results_dir: Path, name: str, test_data: Prepared | None = None) -> dict:
-    """Checkpoint a finished run's model and append its row to results; returns the row."""
+def record(result: RunResult, data: Prepared, results_dir: Path, name: str, test_data: Prepared | None = None,
+           config_id: str | None = None) -> dict:
+    """Checkpoint a finished run's model and append its row to results (with its configuration's id where it is one
+    of several seeds); returns the row."""
     config = result.config
     trial_id = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     checkpoint_dir = Path(results_dir) / "checkpoints" / trial_id
@@ -99,5 +104,7 @@ def record(result: RunResult, data: Prepared, results_dir: Path, name: str, test
         test_manifest=test_data.located_manifest() if test_data else None,
         n_params=result.n_params, checkpoint=relative_to_results(checkpoint_dir, results_dir) if result.history else None,
     )
+    if config_id is not None:
+        row["config_id"] = config_id
     ResultsWriter(results_dir).add(row, result.history, result.scores, result.samples)
     return row
