@@ -496,6 +496,7 @@ def write_scores(model: str | Path, *inputs: str | Path, out: str | Path = "scor
                  labels: Mapping[str, str] | None = None) -> ScoreFile:
     """`score`, written to the CSV `out` atomically (as `hamtune score`): a destination that would overwrite the
     bundle, an input or a non-CSV file is refused before anything runs. `labels` renames arguments in errors."""
+    from hamtune.escape import spreadsheet_frame
     from hamtune.export.bundle import load_bundle
     from hamtune.export.score import score_inputs
     from hamtune.files import atomic_file
@@ -512,7 +513,7 @@ def write_scores(model: str | Path, *inputs: str | Path, out: str | Path = "scor
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(target) as tmp:
-            scored.table.to_csv(tmp, index=False)
+            spreadsheet_frame(scored.table).to_csv(tmp, index=False)  # image/map names come from file names
     except OSError as exc:
         raise HamtuneError(f"{_label('out', labels)} {target}: cannot write the scores ({exc.strerror or exc})") from None
     return ScoreFile(target, scored.table, bundle.threshold, scored.problems, scored.notes, into)

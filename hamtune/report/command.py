@@ -49,12 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 PROGRESS_TRIALS = 500  # reports of this many trials say what they are doing on stderr
 
 
-def terminal_safe(text: str) -> str:
-    """Escape control characters from the results' strings (ESC sequences would retitle or clear the terminal);
-    the layout's line breaks and tabs stay."""
-    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
-
-
 def validation_objective(trials):
     """The sweeps' validation objective; None for results without validation metrics (only the reported metric
     can order them then, and the report says that this is optimistic)."""
@@ -83,6 +77,7 @@ def run_report(
     """Write the HTML report; returns its path (None with no_html). The leaderboards (or methods cards) go to `show`,
     which the CLI passes to print them: a library caller gets no terminal output. `quiet` also drops the progress
     and `report:` log lines."""
+    from hamtune import escape
     from hamtune.report.load import combine, load_sweeps
     from hamtune.report.tables import text_report
     from hamtune.results.intervals import ranking_with_intervals
@@ -105,7 +100,7 @@ def run_report(
     from hamtune.report.html import reproduced
 
     if show is not None:
-        show(terminal_safe(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps))))
+        show(escape.terminal(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps)), keep_layout=True))
     if no_html:
         return None
     from hamtune.report.html import write_report

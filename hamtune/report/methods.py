@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hamtune import escape
 from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError
 from hamtune.results.configurations import config_ids, mean_sd, per_configuration, seed_rows
@@ -200,22 +201,18 @@ def _options(spec: dict) -> str:
 
 
 def markdown(info: dict) -> str:
-    out = [f"# Methods: {info['record'].get('sweep') or Path(info['directory']).name}", ""]
+    out = [f"# Methods: {escape.markdown(info['record'].get('sweep') or Path(info['directory']).name)}", ""]
     for title, lines in sections(info):
         out += [f"## {title}", ""]
         if title == "Commands that reproduce it":
-            out += ["```bash", *lines, "```", ""]
+            out += [*escape.markdown_code(lines, "bash"), ""]
         else:
-            out += [f"- {line}" for line in lines] + [""]
+            out += [f"- {escape.markdown(line)}" for line in lines] + [""]
     return "\n".join(out)
 
 
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-                 "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
 def tex(text: str) -> str:
-    return "".join(LATEX_SPECIAL.get(c, c) for c in str(text)).replace("+-", r"$\pm$")
+    return escape.latex(text).replace("+-", r"$\pm$")
 
 
 def latex(info: dict) -> str:
@@ -223,7 +220,7 @@ def latex(info: dict) -> str:
     for title, lines in sections(info):
         out.append(rf"\paragraph{{{tex(title)}.}}")
         if title == "Commands that reproduce it":
-            out += [r"\begin{verbatim}", *lines, r"\end{verbatim}"]
+            out += [r"\begin{itemize}", *(rf"  \item {escape.latex_code(line)}" for line in lines), r"\end{itemize}"]
         else:
             out += [r"\begin{itemize}", *(rf"  \item {tex(line)}" for line in lines), r"\end{itemize}"]
     return "\n".join(out) + "\n"

@@ -6,6 +6,7 @@ import re
 
 import pandas as pd
 
+from hamtune import escape
 from hamtune.results import configurations
 from hamtune.results.intervals import INTERVAL_METRICS, comparisons, judgement, name_of, shown
 from hamtune.results.numbers import fmt
@@ -76,8 +77,8 @@ def render(frame: pd.DataFrame, form: str) -> str:
     headers = [str(c) for c in frame.columns]
     rows = [[str(v).replace("\n", " ") for v in row] for row in frame.itertuples(index=False)]
     if form == "markdown":
-        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in rows])
+        lines = ["| " + " | ".join(escape.markdown(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(escape.markdown(v) for v in row) + " |" for row in rows])
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
@@ -86,7 +87,12 @@ def render(frame: pd.DataFrame, form: str) -> str:
 
 
 def heading(text: str, form: str) -> str:
-    return f"## {text}" if form == "markdown" else text
+    return f"## {escape.markdown(text)}" if form == "markdown" else text
+
+
+def prose(text: str, form: str) -> str:
+    """Lines of text between the tables; in Markdown each escaped (the names in them come from results folders)."""
+    return "\n".join(escape.markdown(line) for line in text.split("\n")) if form == "markdown" else text
 
 
 def optimism_line(board: pd.DataFrame, ranking: Ranking) -> str:
@@ -150,12 +156,14 @@ def text_report(
         boards = [b.head(top).assign(test_set=key) for key, b in ranking.boards.items()]
         board = pd.concat(boards, ignore_index=True)
         columns = columns_for(board, metric, select=ranking.select) + interval_columns(board) + [("test_set", "test_set")]
-        return board[[column for _, column in columns]].to_csv(index=False).rstrip("\n")  # machine names, full precision
+        table = escape.spreadsheet_frame(board[[column for _, column in columns]])
+        return table.to_csv(index=False).rstrip("\n")  # machine names, full precision
     ranked = ranking.ranked
     sweeps = list(dict.fromkeys(ranked["sweep"]))
     parts = [f"{len(ranked)} ranked trial(s) of {len(sweeps)} sweep(s) ({', '.join(sweeps)}), {ranking.label}"]
     if len(ranking.boards) > 1:
         parts[0] += f"\ntrials were measured on {len(ranking.boards)} different test sets: each is ranked on its own"
+    parts[0] = prose(parts[0], form)
     for key, board in ranking.boards.items():
         shown = f"top {top} of {len(board)}" if len(board) > top else f"{len(board)} trial(s)"
         parts.append(heading(f"Leaderboard, test set {key} ({shown})", form))
@@ -167,9 +175,9 @@ def text_report(
         if len(marked):
             parts.append(heading(f"Baselines, test set {key} (rank among {len(board)})", form))
             parts.append(render(display(marked, columns_for(marked, metric, select=ranking.select)), form))
-        parts.append(optimism_line(board, ranking))
+        parts.append(prose(optimism_line(board, ranking), form))
         if scores is not None:
-            parts.append(comparison_lines(board, ranking, scores))
+            parts.append(prose(comparison_lines(board, ranking, scores), form))
     for key, table in seed_tables(ranking, reproduced).items():
         parts.append(heading(seeds_heading(key, ranking), form))
         parts.append(render(configurations.display(table, ranking.select), form))
