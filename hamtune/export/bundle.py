@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 import hamtune
+from hamtune.data import MIN_IMAGE_SIZE
 from hamtune.data.images import Preprocess
 from hamtune.data.splits import get_protocol
 from hamtune.data.synth import MARKER
@@ -357,10 +358,10 @@ def load_bundle(path: Path) -> Bundle | EnsembleBundle:
     pre = info.get("preprocess")
     try:
         preprocess = Preprocess(int(pre["size"]), str(pre["crop"]), int(pre["channels"]))
-        if preprocess.size < 8 or preprocess.channels not in (1, 3):
+        if preprocess.size < MIN_IMAGE_SIZE or preprocess.channels not in (1, 3):
             raise ValueError(f"size {preprocess.size}, channels {preprocess.channels}")
     except (TypeError, KeyError, ValueError) as exc:
-        raise HamtuneError(f"{path / META}: preprocess must hold size (8 or more), crop and channels (1 or 3) "
+        raise HamtuneError(f"{path / META}: preprocess must hold size ({MIN_IMAGE_SIZE} or more), crop and channels (1 or 3) "
                            f"({first_line(exc, 80)})") from None
     threshold = _threshold(info.get("threshold"), path / META)
     if not isinstance(info.get("data", {}), dict) or not isinstance(info.get("protocol", {}), dict):

@@ -9,12 +9,15 @@ weights (score.pt: latent Gaussian, standardisation) is read from the bundle as 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from hamtune.errors import HamtuneError, first_line
+from hamtune.export import SCORE_GRAPH
 from hamtune.export.bundle import META, PROGRAMS, Bundle, EnsembleBundle, bundle_version
-from hamtune.export.programs import OUTPUTS, check_formats, check_program, onnx_modules
+from hamtune.export.programs import OUTPUTS, check_formats, check_onnx, check_program, onnx_modules
 
 
 def _single(bundle: Bundle | EnsembleBundle, fmt: str) -> Bundle:
@@ -64,6 +67,9 @@ def program_model(bundle: Bundle, fmt: str, device: torch.device) -> ProgramMode
             raise HamtuneError(f"{path}: not a readable torch.export program ({first_line(exc, 200)})") from None
         return ProgramModel(lambda x: program(x), variational)
     ort = onnx_modules()
+    for program in (path, bundle.path / SCORE_GRAPH):  # score.onnx too: the README runs it without hamtune
+        if program.exists():
+            check_onnx(program, bundle.preprocess)
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -74,10 +80,48 @@ def program_model(bundle: Bundle, fmt: str, device: torch.device) -> ProgramMode
                            f"{list(OUTPUTS)}, so export the model again with --format onnx")
 
     def run(x: torch.Tensor):
-        outputs = session.run(list(OUTPUTS), {"x": np.ascontiguousarray(x.detach().float().cpu().numpy())})
+        outputs = run_limited(session, list(OUTPUTS), {"x": np.ascontiguousarray(x.detach().float().cpu().numpy())}, path)
         return [torch.from_numpy(np.asarray(o)) for o in outputs]
 
     return ProgramModel(run, variational)
+
+
+RUN_LIMIT_S = 600.0  # one batch of at most score.CHUNK images through one of hamtune's models takes seconds
+
+
+def run_limited(session, outputs: list[str], feed: dict, path: Path, limit: float = RUN_LIMIT_S) -> list:
+    """session.run in a worker thread that onnxruntime's own terminate flag stops: after `limit` seconds (a HamtuneError)
+    or on Ctrl-C (KeyboardInterrupt, raised once the run has stopped), so no program runs on without end."""
+    import threading
+
+    from onnxruntime import RunOptions
+
+    options, done, box = RunOptions(), threading.Event(), {}
+
+    def work() -> None:
+        try:
+            box["outputs"] = session.run(outputs, feed, options)
+        except Exception as exc:  # the terminate flag ends the run with an exception
+            box["error"] = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work, name="hamtune-onnx", daemon=True)
+    worker.start()
+    try:
+        finished = done.wait(limit)
+    except BaseException:
+        options.terminate = True
+        done.wait(10)
+        raise
+    if not finished:
+        options.terminate = True
+        done.wait(10)
+        raise HamtuneError(f"{path}: still running after {limit:g} s on one batch; stopped (a program that does not end is "
+                           "not one hamtune exported)")
+    if "error" in box:
+        raise HamtuneError(f"{path}: onnxruntime could not run it ({first_line(box['error'], 200)})")
+    return box["outputs"]
 
 
 def scorer(bundle: Bundle | EnsembleBundle, fmt: str, device: torch.device):

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path("results")
 HTML_NAME = "report.html"
+FORMATS = ("table", "markdown", "csv", "methods", "latex")  # what --format (the API's output_format) prints
 
 
 def _positive(text: str) -> int:
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", default=None, help="columns for the best-per-group table (default kind,arch,rebalance)")
     parser.add_argument("--html", type=Path, default=None, help=f"write the HTML report here (default <first results dir>/{HTML_NAME})")
     parser.add_argument("--no-html", action="store_true", help="print the leaderboards only")
-    parser.add_argument("--format", choices=("table", "markdown", "csv", "methods", "latex"), default="table",
+    parser.add_argument("--format", choices=FORMATS, default="table",
                         help="terminal output; csv prints the leaderboards only, one row per trial; methods (Markdown) and "
                         "latex print each folder's methods card for a paper instead of the leaderboards (default table)")
 

@@ -25,7 +25,7 @@ from hamtune.results.store import DEFAULT_OBJECTIVE, delivered_epoch, load_resul
 from hamtune.sweep.confirm import new_seeds
 from hamtune.sweep.same_data import sweep_data
 from hamtune.train import checkpoint as ckpt
-from hamtune.train.config import MACHINE, TrainConfig
+from hamtune.train.config import MACHINE, MAX_SEEDS, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,13 @@ class ReproduceOptions:
     num_cpus: int | None = None
     cpus_per_trial: float | None = None
     gpus_per_trial: float = 0.0
+
+    def __post_init__(self) -> None:
+        from hamtune.sweep.runner import check_resources
+
+        if self.top < 1 or self.seeds < 0 or self.seeds > MAX_SEEDS:
+            raise UsageError(f"--top must be at least 1 and --seeds between 0 and {MAX_SEEDS}, got {self.top} and {self.seeds}")
+        check_resources(self.gpus_per_trial, self.num_cpus, self.cpus_per_trial)
 
 
 # ---- what each run trains (the trials: results.rank.top_trials; the data: same_data) ----------------
