@@ -253,8 +253,8 @@ ONNX_OPS = frozenset({  # what torch.onnx (dynamo) emits for hamtune's models an
     "Abs", "Add", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "ConvTranspose", "Div", "Equal",
     "Erf", "Exp", "Flatten", "Gather", "Gemm", "GroupNormalization", "Identity", "InstanceNormalization", "LeakyRelu",
     "Log", "MatMul", "Max", "Min", "Mul", "Neg", "Pow", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum",
-    "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softplus", "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
-    "Where",
+    "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softplus", "Split", "Sqrt", "Squeeze", "Sub", "Tanh",
+    "Transpose", "Unsqueeze", "Where",
 })
 ONNX_FLOAT, ONNX_UINT8 = 1, 2  # onnx.TensorProto's element types
 

@@ -189,7 +189,9 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     from hamtune.sweep.runner import concurrency, in_memory, start_ray, tune_settings
 
     directory = Path(directory).resolve()
-    chosen, metric = top_trials(directory, options.top, options.metric)
+    chosen, metric = top_trials(directory, options.top, options.metric, deep=True, configurations=True)
+    if not len(chosen):
+        raise HamtuneError(f"{directory}: no ranked network trial to reproduce (seed ensembles and baselines are not retrained)")
     objective_of = objective(load_results(directory)[0])  # the epoch each run delivers, as the sweep chose it
     selection = (objective_of.column, objective_of.mode)
     data, test_data = sweep_data(chosen, options.data, options.test_data)
@@ -229,4 +231,10 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     order = {trial_id: i for i, trial_id in enumerate(chosen["trial_id"])}
     frame = frame.sort_values("config_id", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
     write_parquet(frame, directory / REPRODUCE)
+    failed = frame[~frame["status"].isin(("completed", "stopped"))]
+    if len(failed):
+        first = failed.iloc[0]
+        raise HamtuneError(f"{len(failed)} of {len(frame)} reproduction run(s) failed (configuration {first['config_id']} seed "
+                           f"{first['seed']}: {first_line(first.get('reason') or first['status'], 200)}); all runs are in "
+                           f"{directory / REPRODUCE}")
     return frame, chosen, metric

@@ -307,6 +307,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         if Path(experiment).is_dir():
             trust.repair_torn_state(Path(experiment))
         trust.verify(experiment)  # before Tune unpickles anything
+        read_plan(directory), provenance.read(directory)  # a broken confirm.json or sweep.json is named now, not after training
     if not options.resume and (directory / TRIALS).exists():
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
     if not options.resume:
