@@ -227,7 +227,7 @@ def rank(results: str | Path | pd.DataFrame, *, metric: str = "test_auroc", rank
     if isinstance(results, pd.DataFrame):
         trials = results
     else:
-        trials, _, scores = load_results(results)
+        trials, _, scores = load_results(_path(results, "results"))
     select = resolve_metric(rank_by, trials) if rank_by else objective(trials)
     board = next(iter(ranking(trials, resolve_metric(metric, trials), select).boards.values()))
     return with_intervals(board, scores) if scores is not None else board
@@ -247,7 +247,7 @@ def configurations(results: str | Path | pd.DataFrame, *, rank_by: str | None = 
     if isinstance(results, pd.DataFrame):
         trials = results
     else:
-        trials = load_results(results)[0]
+        trials = load_results(_path(results, "results"))[0]
         if (Path(results) / REPRODUCE).exists():
             reproduced = read_parquet(Path(results) / REPRODUCE)
     select = resolve_metric(rank_by, trials) if rank_by else objective(trials)
@@ -335,9 +335,8 @@ def score(model: str | Path, *inputs: str | Path, device: str = "auto", format: 
     if not inputs:
         raise HamtuneError("hamtune.score(): name at least one image, folder or prepared cache to score")
     device, format = _score_arguments(device, format)
-    bundle = load_bundle(_path(model, "model"))
-    return score_inputs(bundle, [_path(i, "inputs") for i in inputs], device=device, progress=False, format=format,
-                        maps=None if maps is None else _path(maps, "maps")).table
+    folder, paths, into = _path(model, "model"), [_path(i, "inputs") for i in inputs], None if maps is None else _path(maps, "maps")
+    return score_inputs(load_bundle(folder), paths, device=device, progress=False, format=format, maps=into).table
 
 
 def _score_arguments(device, format) -> tuple[str, str]:

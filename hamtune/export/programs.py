@@ -23,7 +23,7 @@ import torch
 
 import hamtune
 from hamtune.data.images import RESIZE_RULE
-from hamtune.errors import HamtuneError, first_line
+from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.export import FORMATS, PROGRAMS, SCORE_GRAPH
 from hamtune.files import atomic_file
 from hamtune.train.config import TrainConfig, score_parts
@@ -70,7 +70,7 @@ def programs_wanted(formats) -> list[str]:
     """The programs `formats` asks for besides the weights ("torch"), checked (known, packages installed) before
     anything is written."""
     if isinstance(formats, str) or not all(isinstance(f, str) for f in formats):
-        raise HamtuneError(f"formats must be a list of format names ({', '.join(FORMATS)}), got {formats!r}")
+        raise UsageError(f"formats must be a list of format names ({', '.join(FORMATS)}), got {formats!r}")
     check_formats(tuple(formats))
     if "onnx" in formats:
         onnx_modules()
