@@ -267,7 +267,7 @@ def report_problems(scored: ScoreFile) -> None:
     from hamtune.errors import first_line
 
     for path, reason in scored.problems:
-        print(f"hamtune: skipped {path}: {first_line(reason, 200)}", file=sys.stderr)
+        print(f"hamtune: skipped {one_line(path)}: {one_line(first_line(reason, 200))}", file=sys.stderr)
     if scored.problems:
         print(f"hamtune: {len(scored.problems)} input(s) could not be read and were skipped", file=sys.stderr)
     for note in scored.notes:

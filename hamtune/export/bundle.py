@@ -457,7 +457,8 @@ latent size {config.latent_dim}, {fmt(info['model']['n_params'], 'n/a')} paramet
 train/val/test. Test set: `{info['test_set']}`.
 
 ## Preprocessing (applied by `hamtune score`)
-Decode, `{pre['crop']}` crop to a square, resize to {pre['size']}x{pre['size']} px, {pre['channels']} channel(s),
+Decode (a 16-bit greyscale image is first scaled to 8 bits: value * 255 / 65535, rounded), `{pre['crop']}` crop to a
+square, resize to {pre['size']}x{pre['size']} px, {pre['channels']} channel(s),
 pixels scaled to {'[-1, 1]' if pre['input_range'] == 'pm1' else '[0, 1]'}.
 
 ## Metrics
