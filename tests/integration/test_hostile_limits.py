@@ -244,3 +244,18 @@ def test_a_malformed_sweep_or_confirm_record_is_one_line_naming_it_in_the_method
     for form in ("methods", "latex"):
         code, _, err = run_cli(capsys, "report", folder, "--format", form)
         assert_one_line_error(code, err, needle)
+
+
+def test_a_bad_confirm_json_stops_sweep_resume_before_any_training_not_at_its_end(prepared, ray_local, tmp_path):
+    from conftest import tiny_space
+
+    from hamtune.sweep.runner import SweepOptions, run_sweep
+
+    space = tiny_space(prepared, tmp_path / "one.yaml", name="one", num_samples=1, max_epochs=1, points_to_evaluate=[],
+                       params={"kind": {"choice": ["ae"]}, "arch": {"choice": ["mlp"]}, "lr": {"float": [1e-3, 5e-3]}})
+    directory = run_sweep(space, SweepOptions(results_root=tmp_path))
+    (directory / "confirm.json").write_text('{"metric": "val_auroc", "top": 1, "seeds": 2, "trials": "two"}')
+    before = (directory / "trials.parquet").read_bytes()
+    with pytest.raises(HamtuneError, match="confirm.json: field 'trials' must be int"):
+        run_sweep(space, SweepOptions(results_root=tmp_path, resume=True, num_samples=2))
+    assert (directory / "trials.parquet").read_bytes() == before
