@@ -72,7 +72,7 @@ def test_the_readme_recipe_scores_a_16_bit_png_as_hamtune_score_does(bundle, tmp
     script.write_text(recipe())
     png = tmp_path / "grey16.png"
     ramp = (np.add.outer(np.arange(48), np.arange(64)) * 400).astype(np.uint16)
-    Image.fromarray(ramp, "I;16").save(png)
+    Image.fromarray(ramp).save(png)  # uint16: mode I;16
     run = subprocess.run([sys.executable, "-I", str(script), str(bundle), str(png)], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr
