@@ -16,7 +16,6 @@ function called `hamtune.train` would turn into a module under a notebook's feet
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from hamtune import arguments
 from hamtune.errors import HamtuneError, UsageError
 
 if TYPE_CHECKING:
@@ -34,11 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _path(value, name: str) -> Path:
-    """A path argument as a Path; anything else (None, a number) is a one-line error naming the argument."""
-    if isinstance(value, (str, os.PathLike)) and str(value):
-        return Path(value)
-    raise HamtuneError(f"{name} must be a path (str or pathlib.Path), got {value!r}")
+_path = arguments.path
 
 
 def _label(argument: str, labels: Mapping[str, str] | None) -> str:
@@ -49,7 +45,8 @@ def _label(argument: str, labels: Mapping[str, str] | None) -> str:
 def _space(space: str | Path | dict, overrides: dict):
     from hamtune.sweep.space import load_space, parse_space
 
-    if isinstance(space, dict):
+    if isinstance(space, Mapping):
+        space = arguments.mapping(space, "space")
         return parse_space({**space, **overrides}, Path(f"{space.get('name', 'space')}.yaml"))
     return load_space(_path(space, "space"), overrides)
 
@@ -58,7 +55,7 @@ def load_space(path: str | Path, **overrides):
     """A validated search-space file (SearchSpace); keyword overrides as `hamtune sweep --set` takes them."""
     from hamtune.sweep.space import load_space as load
 
-    return load(_path(path, "path"), overrides or None)
+    return load(_path(path, "path"), arguments.mapping(overrides, "overrides") or None)
 
 
 def run_sweep(
@@ -86,7 +83,14 @@ def run_sweep(
     from hamtune.sweep.runner import SweepOptions
     from hamtune.sweep.runner import run_sweep as run
 
-    changes = {**(overrides or {}), **more, **({"data": data} if data else {}), **({"test_data": test_data} if test_data else {})}
+    a = arguments
+    name, data, test_data = a.optional_text(name, "name"), a.optional_text(data, "data"), a.optional_text(test_data, "test_data")
+    num_samples, num_cpus = a.optional_integer(num_samples, "num_samples"), a.optional_integer(num_cpus, "num_cpus")
+    address, storage = a.optional_text(address, "address"), a.optional_text(storage, "storage")
+    resume, log_to, keep_checkpoints = a.flag(resume, "resume"), a.texts(log_to, "log_to"), a.text(keep_checkpoints, "keep_checkpoints")
+    gpus_per_trial = a.optional_number(gpus_per_trial, "gpus_per_trial")
+    changes = {**a.mapping(overrides, "overrides"), **more, **({"data": data} if data else {}),
+               **({"test_data": test_data} if test_data else {})}
     chosen = _space(space, changes)
     options = SweepOptions(name=name, results_root=_path(results, "results"), address=address, resume=resume, num_samples=num_samples,
                            num_cpus=num_cpus, log_to=tuple(log_to), keep_checkpoints=keep_checkpoints, storage=storage,
@@ -105,6 +109,7 @@ def deliver_confirmed(directory: Path, device: str = "auto") -> dict | None:
     from hamtune.results.configurations import per_configuration, seed_rows
     from hamtune.results.rank import DEEP_KINDS, ensemble_of, objective
 
+    directory, device = _path(directory, "directory"), arguments.text(device, "device")
     trials = load_results(directory)[0]
     if "stage" not in trials.columns or not (trials["stage"] == "confirm").any():
         return None
@@ -174,8 +179,12 @@ def train_model(
 ) -> Path:
     """Train one config (a preset and/or TrainConfig fields as keywords) like `hamtune train`; returns its results folder.
     With `seeds` > 1 the config trains on seeds seed..seed+N-1 and their seed ensemble is delivered as one more row."""
-    from hamtune.train.config import build_config
+    from hamtune.train.config import FUSE, build_config
 
+    a = arguments
+    preset, data, test_data = a.optional_text(preset, "preset"), a.text(data, "data"), a.optional_text(test_data, "test_data")
+    name, progress, fuse = a.optional_text(name, "name"), a.flag(progress, "progress"), a.text(fuse, "fuse", FUSE)
+    seeds = a.integer(seeds, "seeds", 1)
     config = build_config({"preset": preset, **settings}, where="hamtune.train()")
     return train_seeds(config, data, test_data=test_data, results=_path(results, "results"), name=name, progress=progress,
                        seeds=seeds, fuse=fuse).directory
@@ -198,8 +207,9 @@ def train_seeds(config, data: str, *, test_data: str | None = None, results: Pat
     from hamtune.export.ensemble import build_ensemble as build
     from hamtune.paths import results_folder, results_lock
     from hamtune.results.chosen import record_choice
-    from hamtune.train.single import load_data, run_seeds_and_record
+    from hamtune.train.single import check_seeds, load_data, run_seeds_and_record
 
+    check_seeds(config, seeds)
     name = name or config.preset or "train"
     directory = results_folder(Path(results), name)
     with results_lock(directory):
@@ -232,10 +242,13 @@ def rank(results: str | Path | pd.DataFrame, *, metric: str = "test_auroc", rank
     from hamtune.results.rank import objective, resolve_metric
     from hamtune.results.rank import rank as ranking
 
+    metric, rank_by = arguments.text(metric, "metric"), arguments.optional_text(rank_by, "rank_by")
+    if scores is not None and not isinstance(scores, pd.DataFrame):
+        raise UsageError(f"scores must be a pandas DataFrame (a results folder's scores), got {type(scores).__name__}")
     if isinstance(results, pd.DataFrame):
         trials = results
     else:
-        trials, _, scores = load_results(results)
+        trials, _, scores = load_results(_path(results, "results"))
     select = resolve_metric(rank_by, trials) if rank_by else objective(trials)
     board = next(iter(ranking(trials, resolve_metric(metric, trials), select).boards.values()))
     return with_intervals(board, scores) if scores is not None else board
@@ -251,10 +264,11 @@ def configurations(results: str | Path | pd.DataFrame, *, rank_by: str | None = 
     from hamtune.results.store import read_parquet
 
     reproduced = None
+    rank_by = arguments.optional_text(rank_by, "rank_by")
     if isinstance(results, pd.DataFrame):
         trials = results
     else:
-        trials = load_results(results)[0]
+        trials = load_results(_path(results, "results"))[0]
         if (Path(results) / REPRODUCE).exists():
             reproduced = read_parquet(Path(results) / REPRODUCE)
     select = resolve_metric(rank_by, trials) if rank_by else objective(trials)
@@ -268,6 +282,7 @@ def write_report(*results: str | Path, html: str | Path | None = None, metric: s
 
     if not results:
         raise HamtuneError("hamtune.write_report(): name at least one results folder")
+    metric, rank_by = arguments.text(metric, "metric"), arguments.optional_text(rank_by, "rank_by")
     out = run_report([_path(r, "results") for r in results], metric=metric, rank_by=rank_by,
                      html=_path(html, "html") if html is not None else None)
     assert out is not None
@@ -281,11 +296,22 @@ def make_report(results: list[str | Path] | None = None, *, metric: str = "test_
     folder under ./results) and, through `show`, the leaderboards (or methods cards) as text in `output_format`;
     returns the HTML's path (None with no_html or a csv, json or methods format: those only print; csv and json carry
     every row unless `top` is given). `write_report` is the short form."""
-    from hamtune.report.command import run_report
+    from hamtune.report.command import FORMATS, run_report
 
+    a = arguments
+    if results is not None and not isinstance(results, (list, tuple)):
+        raise UsageError(f"results must be a list of results folders, got {type(results).__name__} {results!r:.80}")
     folders = None if results is None else [_path(r, "results") for r in results]
+    metric, rank_by = a.text(metric, "metric"), a.optional_text(rank_by, "rank_by")
+    top, by = a.integer(top, "top", 1), a.optional_text(by, "by")
+    no_html, output_format, show = a.flag(no_html, "no_html"), a.text(output_format, "output_format", FORMATS), a.function(show, "show")
     return run_report(folders, metric=metric, rank_by=rank_by, top=top, by=by,
                       html=None if html is None else _path(html, "html"), no_html=no_html, output_format=output_format, show=show)
+
+
+def _export_arguments(rank, metric, force, trial) -> tuple[int, str | None, bool, str | None]:
+    a = arguments
+    return a.integer(rank, "rank", 1), a.optional_text(metric, "metric"), a.flag(force, "force"), a.optional_text(trial, "trial")
 
 
 @dataclass
@@ -304,6 +330,7 @@ def export_trial(results: str | Path, out: str | Path, *, rank: int | None = Non
     from hamtune.export.bundle import export_trial as export
     from hamtune.export.programs import programs_wanted
 
+    rank, metric, force, trial = _export_arguments(rank, metric, force, trial)
     folder, row = export(_path(results, "results"), rank, _path(out, "out"), metric, force, formats, trial)
     return Exported(folder, row, [folder / PROGRAMS[f] for f in programs_wanted(formats) if (folder / PROGRAMS[f]).exists()])
 
@@ -315,6 +342,7 @@ def export_model(results: str | Path, out: str | Path, *, rank: int | None = Non
     beside the weights ("onnx", "torch-export")."""
     from hamtune.export.bundle import export_trial
 
+    rank, metric, force, trial = _export_arguments(rank, metric, force, trial)
     folder, _ = export_trial(_path(results, "results"), rank, _path(out, "out"), metric, force, formats, trial)
     return folder
 
@@ -329,9 +357,16 @@ def score(model: str | Path, *inputs: str | Path, device: str = "auto", format: 
 
     if not inputs:
         raise HamtuneError("hamtune.score(): name at least one image, folder or prepared cache to score")
-    bundle = load_bundle(_path(model, "model"))
-    return score_inputs(bundle, [_path(i, "inputs") for i in inputs], device=device, progress=False, format=format,
-                        maps=None if maps is None else _path(maps, "maps")).table
+    device, format = _score_arguments(device, format)
+    folder, paths, into = _path(model, "model"), [_path(i, "inputs") for i in inputs], None if maps is None else _path(maps, "maps")
+    return score_inputs(load_bundle(folder), paths, device=device, progress=False, format=format, maps=into).table
+
+
+def _score_arguments(device, format) -> tuple[str, str]:
+    from hamtune.export import FORMATS
+    from hamtune.train.config import CHOICES
+
+    return arguments.text(device, "device", CHOICES["device"]), arguments.text(format, "format", FORMATS)
 
 
 def verify(model: str | Path, *, program: str = "torch", device: str = "cpu"):
@@ -352,7 +387,8 @@ def synthesize_data(out: str | Path, *, n: int = 2000, seed: int = 0, image_size
     runs without the real data; returns `out` (at once when it already holds these settings)."""
     from hamtune.data.synth import synthesize_release
 
-    return synthesize_release(_path(out, "out"), n=n, seed=seed, image_size=image_size, workers=workers, progress=progress)
+    return synthesize_release(_path(out, "out"), n=arguments.integer(n, "n", 1), seed=seed, image_size=image_size, workers=workers,
+                              progress=arguments.flag(progress, "progress"))
 
 
 def data_info(cache: str | Path) -> dict:
@@ -369,6 +405,10 @@ def prepare_data(source: str | Path, *, size: int | None = None, crop: str = "ce
     training, sweeps and baselines read decoded arrays instead of JPEGs; `.path` and `.manifest` describe it."""
     from hamtune.data.prepare import load_prepared, prepare
 
+    a = arguments
+    size, channels, workers = a.optional_integer(size, "size"), a.integer(channels, "channels"), a.optional_integer(workers, "workers", 1)
+    crop, skip_missing = a.text(crop, "crop"), a.flag(skip_missing, "skip_missing")
+    force, progress = a.flag(force, "force"), a.flag(progress, "progress")
     folder = prepare(_path(source, "source"), size=size, crop=crop, channels=channels,
                      out=None if out is None else _path(out, "out"), workers=workers, skip_missing=skip_missing,
                      metadata=None if metadata is None else _path(metadata, "metadata"), force=force, progress=progress)
@@ -406,8 +446,13 @@ def run_baselines(data: str | Path, *, methods: str | list[str] | tuple[str, ...
     from hamtune.train.config import build_config
     from hamtune.train.single import load_data
 
+    labels = arguments.mapping(labels, "labels")
     where = _label("settings", labels)
-    settings = {**(settings or {}), **more}
+    name, protocol = arguments.text(name, "name"), arguments.optional_text(protocol, "protocol")
+    if methods is not None and not isinstance(methods, str):
+        methods = ",".join(arguments.texts(methods, "methods"))
+    data, test_data = _path(data, "data"), None if test_data is None else _path(test_data, "test_data")
+    settings = {**arguments.mapping(settings, where), **more}
     unused = sorted(set(settings) - set(DATA_KEYS))
     if unused:
         raise UsageError(f"{where} {', '.join(unused)}: not used by classical baselines (they fit no network); "
@@ -447,6 +492,7 @@ def build_ensemble(results: str | Path, *, top: int = 3, name: str | None = None
     from hamtune.results.chosen import record_choice
 
     source = _path(results, "results")
+    top, name, device = arguments.integer(top, "top", 1), arguments.optional_text(name, "name"), arguments.text(device, "device")
     load_results(source)  # a folder that is not one is named before anything is created
     directory = results_folder(_path(root, "root"), name or f"{source.resolve().name}-ensemble")
     with results_lock(directory):
@@ -479,7 +525,11 @@ def reproduce(results: str | Path, *, top: int = 3, seeds: int = 5, metric: str 
     from hamtune.results.reproduction import REPRODUCE
     from hamtune.sweep.reproduce import ReproduceOptions, run_reproduce
 
+    a = arguments
     directory = _path(results, "results")
+    top, seeds, metric = a.integer(top, "top"), a.integer(seeds, "seeds"), a.optional_text(metric, "metric")
+    address, num_cpus = a.optional_text(address, "address"), a.optional_integer(num_cpus, "num_cpus")
+    cpus_per_trial, gpus_per_trial = a.optional_number(cpus_per_trial, "cpus_per_trial"), a.number(gpus_per_trial, "gpus_per_trial")
     options = ReproduceOptions(top=top, seeds=seeds, metric=metric, data=None if data is None else _path(data, "data"),
                                test_data=None if test_data is None else _path(test_data, "test_data"), address=address,
                                num_cpus=num_cpus, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
@@ -544,6 +594,7 @@ def write_scores(model: str | Path, *inputs: str | Path, out: str | Path = "scor
                  labels: Mapping[str, str] | None = None) -> ScoreFile:
     """`score`, written to the CSV `out` atomically (as `hamtune score`): a destination that would overwrite the
     bundle, an input or a non-CSV file is refused before anything runs. `labels` renames arguments in errors."""
+    from hamtune.escape import spreadsheet_frame
     from hamtune.export.bundle import load_bundle
     from hamtune.export.score import score_inputs
     from hamtune.files import atomic_file
@@ -551,7 +602,10 @@ def write_scores(model: str | Path, *inputs: str | Path, out: str | Path = "scor
 
     if not inputs:
         raise HamtuneError("hamtune.write_scores(): name at least one image, folder or prepared cache to score")
-    folder, paths, target = _path(model, "model"), [_path(i, "inputs") for i in inputs], _path(out, "out")
+    labels = arguments.mapping(labels, "labels")
+    device, format = _score_arguments(device, format)
+    force, progress = arguments.flag(force, _label("force", labels)), arguments.flag(progress, "progress")
+    folder, paths, target = _path(model, "model"), [_path(i, "inputs") for i in inputs], _path(out, _label("out", labels))
     into = None if maps is None else _path(maps, "maps")
     output(target, flag=_label("out", labels), kind="file", own=is_scores_csv, existing="replace", reads=[folder, *paths],
            force=force, force_flag=_label("force", labels))
@@ -560,7 +614,7 @@ def write_scores(model: str | Path, *inputs: str | Path, out: str | Path = "scor
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(target) as tmp:
-            scored.table.to_csv(tmp, index=False)
+            spreadsheet_frame(scored.table).to_csv(tmp, index=False)  # image/map names come from file names
     except OSError as exc:
         raise HamtuneError(f"{_label('out', labels)} {target}: cannot write the scores ({exc.strerror or exc})") from None
     return ScoreFile(target, scored.table, bundle.threshold, scored.problems, scored.notes, into)
@@ -588,6 +642,7 @@ def run_demo(*, space: str | Path | None = None, name: str | None = None, result
     from hamtune.report.command import run_report
     from hamtune.sweep.space import SHIPPED_DIR
 
+    name, num_cpus = arguments.optional_text(name, "name"), arguments.optional_integer(num_cpus, "num_cpus", 1)
     started = time.perf_counter()
     directory = run_sweep(_path(space, "space") if space is not None else SHIPPED_DIR / "quick.yaml",
                           name=name or f"demo-{time.strftime('%Y%m%d-%H%M%S')}", results=results, num_cpus=num_cpus,

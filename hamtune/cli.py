@@ -269,7 +269,7 @@ def report_problems(scored: ScoreFile) -> None:
     from hamtune.errors import first_line
 
     for path, reason in scored.problems:
-        print(f"hamtune: skipped {path}: {first_line(reason, 200)}", file=sys.stderr)
+        print(f"hamtune: skipped {one_line(path)}: {one_line(first_line(reason, 200))}", file=sys.stderr)
     if scored.problems:
         print(f"hamtune: {len(scored.problems)} input(s) could not be read and were skipped", file=sys.stderr)
     for note in scored.notes:
@@ -540,9 +540,12 @@ def main(argv: list[str] | None = None) -> int:
     verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
     if verbose and quiet:
         parser.error("-v/--verbose and -q/--quiet exclude each other")
+    from hamtune.files import check_interrupted, interrupt_handling
+
     try:
-        with console_logging(1 if verbose else -1 if quiet else 0):
+        with interrupt_handling(), console_logging(1 if verbose else -1 if quiet else 0):
             args.func(args)
+            check_interrupted()  # a Ctrl-C that a library swallowed still ends the command as interrupted
     except HamtuneError as exc:
         print(f"hamtune: error: {exc}", file=sys.stderr)
         return exc.exit_code

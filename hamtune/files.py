@@ -6,7 +6,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import stat
+import threading
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -21,6 +23,50 @@ MAX_TEXT_BYTES = 64 << 20  # a JSON or CSV hamtune reads from a results folder o
 MAX_SOURCE_BYTES = 4 << 30  # a dataset file (a zip of JPEGs, an .npz of arrays, a pixel table)
 MAX_IMAGE_BYTES = 256 << 20  # one encoded image (a 600x450 JPEG is ~250 kB; a 16-bit 4k TIFF ~100 MB)
 TMP, OLD = ".tmp-", ".old-"
+
+
+_interrupt = {"asked": False, "holding": 0}
+
+
+def on_interrupt(signum: int, frame) -> None:
+    """The CLI's SIGINT handler: Ctrl-C is remembered (so one that a library swallows still stops the command before
+    anything is put in place) and raised as KeyboardInterrupt, except inside `uninterrupted()`, which raises it after."""
+    _interrupt["asked"] = True
+    if not _interrupt["holding"]:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def interrupt_handling() -> Iterator[None]:
+    """on_interrupt as SIGINT's handler while a command runs (not where the shell made us ignore Ctrl-C, nor outside
+    the main thread); the earlier handler afterwards."""
+    _interrupt["asked"] = False
+    earlier = signal.getsignal(signal.SIGINT)
+    mine = earlier is signal.default_int_handler and threading.current_thread() is threading.main_thread()
+    if mine:
+        signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        if mine:
+            signal.signal(signal.SIGINT, earlier)
+
+
+def check_interrupted() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C came (even if something swallowed it): nothing half-done is put in place."""
+    if _interrupt["asked"]:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ctrl-C inside is held until the block ends: a swap of two folders is never left halfway."""
+    _interrupt["holding"] += 1
+    try:
+        yield
+    finally:
+        _interrupt["holding"] -= 1
+    check_interrupted()
 
 
 def _aside(path: Path, what: str = TMP) -> Path:
@@ -83,6 +129,12 @@ def _vacant(out: Path) -> bool:
 
 
 def _move_in(tmp: Path, out: Path, replacing: bool) -> None:
+    check_interrupted()
+    with uninterrupted():
+        _swap(tmp, out, replacing)
+
+
+def _swap(tmp: Path, out: Path, replacing: bool) -> None:
     if not replacing or _vacant(out):
         try:
             os.rename(tmp, out)  # replaces at most an empty folder; a non-empty one fails
@@ -113,6 +165,7 @@ def atomic_file(out: Path) -> Iterator[Path]:
     tmp = tmp.with_name(tmp.name + out.suffix)  # keep the suffix writers look at (np.savez adds .npz otherwise)
     try:
         yield tmp
+        check_interrupted()
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -172,3 +225,27 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             return {key: archive[key] for key in archive.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # object arrays would need pickle: refused
         raise HamtuneError(f"{path}: not a NumPy archive of plain arrays ({first_line(exc, 120)}); delete it") from None
+
+
+def read_json_record(path: Path, fields: dict[str, type | tuple[type, ...]]) -> dict | None:
+    """A small JSON object hamtune wrote beside results (sweep.json, confirm.json): None when absent; otherwise an
+    object whose listed fields, where present, have the listed types, or a one-line error naming the file and field
+    (a received folder's file is read as data, never trusted to be what it claims)."""
+    import json
+
+    path = Path(path)
+    if not os.path.lexists(path):
+        return None
+    try:
+        value = json.loads(read_text(path, 16 << 20))
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise HamtuneError(f"{path}: not readable JSON ({first_line(exc, 120)}); restore it or delete it") from None
+    if not isinstance(value, dict):
+        raise HamtuneError(f"{path}: must hold a JSON object, holds {type(value).__name__}; restore it or delete it")
+    for key, kinds in fields.items():
+        wanted = kinds if isinstance(kinds, tuple) else (kinds,)
+        if key in value and value[key] is not None and (not isinstance(value[key], wanted) or (isinstance(value[key], bool)
+                                                         and bool not in wanted)):
+            names = " or ".join(k.__name__ for k in wanted)
+            raise HamtuneError(f"{path}: field {key!r} must be {names}, got {type(value[key]).__name__}; restore it or delete it")
+    return value

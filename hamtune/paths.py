@@ -16,6 +16,9 @@ from hamtune.gate import is_results, output
 LOCK = ".lock"
 
 
+MAX_NAME_BYTES = 200  # a results name; trial ids add about 25 characters and a file system's names end at 255 bytes
+
+
 def safe_name(name: str, what: str = "--name") -> str:
     """A results name must be one plain path component: no separator, no '..', not absolute, not hidden."""
     text = str(name)
@@ -26,6 +29,10 @@ def safe_name(name: str, what: str = "--name") -> str:
         error = UsageError if what.startswith("--") else HamtuneError  # a flag's value, or a file's `name:`
         raise error(f"{what} {text!r}: a results name is one folder name (letters, digits, - _ .), "
                     "without '/', '..' or a leading '.'")
+    if len(text.encode("utf-8")) > MAX_NAME_BYTES:
+        error = UsageError if what.startswith("--") else HamtuneError
+        raise error(f"{what} {text[:40]!r}...: {len(text.encode('utf-8'))} bytes long; a results name holds at most "
+                    f"{MAX_NAME_BYTES} (trial ids and file names are built from it, and a file name holds 255)")
     return text
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from hamtune.data import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from hamtune.errors import HamtuneError, UsageError
 from hamtune.files import MAX_IMAGE_BYTES, MAX_SOURCE_BYTES, check_regular, read_input, read_member
 from hamtune.workers import capped
@@ -45,8 +46,8 @@ class Preprocess:
             raise UsageError(f"--crop must be one of {', '.join(CROPS)}, got {self.crop!r}")
         if self.channels not in (1, 3):
             raise UsageError(f"--channels must be 1 or 3, got {self.channels}")
-        if not 4 <= self.size <= 1024:
-            raise UsageError(f"--size must be between 4 and 1024 pixels, got {self.size}")
+        if not MIN_IMAGE_SIZE <= self.size <= MAX_IMAGE_SIZE:
+            raise UsageError(f"--size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels, got {self.size}")
 
 
 _open_zips: dict[str, zipfile.ZipFile] = {}
@@ -76,7 +77,10 @@ def _crop_box(width: int, height: int, crop: str) -> tuple[float, float, float, 
 
 RESIZE_RULE = (  # what `decode` does, stated for people who preprocess without hamtune (ONNX metadata, README recipe)
     "PIL: Image.open; for a JPEG, image.draft(mode, (size*w//side, size*h//side)) with side = min(w, h) for the "
-    "center crop, max(w, h) for pad, and (size, size) for resize (DCT-domain downscale); convert to RGB (or L); "
+    "center crop, max(w, h) for pad, and (size, size) for resize (DCT-domain downscale); a 16- or 32-bit grayscale "
+    "image (PIL mode I;16*, I or F) is first scaled to 8 bits: round(value * 255 / top), clipped to 0-255, mode L, "
+    "with top = 65535 for I;16* and for I holding values above 255, 1.0 for F holding values up to 1, else 255 "
+    "(PIL's own convert would clip it at 255: a 16-bit photograph turns white); convert to RGB (or L); "
     "then image.resize((size, size), Image.Resampling.BILINEAR, box=CROP, reducing_gap=2.0) where CROP is the "
     "centred square of side min(w, h) of the decoded image (center), the whole image (resize), or the whole "
     "image pasted centred on a black square of side max(w, h) (pad)"

@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 
 import hamtune
+from hamtune.data import MIN_IMAGE_SIZE
 from hamtune.data.images import RESIZE_RULE, Preprocess
 from hamtune.data.splits import get_protocol
 from hamtune.data.synth import MARKER
@@ -396,10 +397,10 @@ def load_bundle(path: Path) -> Bundle | EnsembleBundle:
     pre = info.get("preprocess")
     try:
         preprocess = Preprocess(int(pre["size"]), str(pre["crop"]), int(pre["channels"]))
-        if preprocess.size < 8 or preprocess.channels not in (1, 3):
+        if preprocess.size < MIN_IMAGE_SIZE or preprocess.channels not in (1, 3):
             raise ValueError(f"size {preprocess.size}, channels {preprocess.channels}")
     except (TypeError, KeyError, ValueError) as exc:
-        raise HamtuneError(f"{path / META}: preprocess must hold size (8 or more), crop and channels (1 or 3) "
+        raise HamtuneError(f"{path / META}: preprocess must hold size ({MIN_IMAGE_SIZE} or more), crop and channels (1 or 3) "
                            f"({first_line(exc, 80)})") from None
     threshold = _threshold(info.get("threshold"), path / META)
     if not isinstance(info.get("data", {}), dict) or not isinstance(info.get("protocol", {}), dict):
@@ -492,7 +493,8 @@ def threshold_warning(info: dict) -> str:
 
 
 def preprocessing_text(pre: dict) -> str:
-    return (f"Decode, `{pre['crop']}` crop to a square, resize to {pre['size']}x{pre['size']} px, {pre['channels']} channel(s), "
+    return (f"Decode (a 16-bit greyscale image is first scaled to 8 bits: value * 255 / 65535, rounded), `{pre['crop']}` "
+            f"crop to a square, resize to {pre['size']}x{pre['size']} px, {pre['channels']} channel(s), "
             f"pixels scaled to {'[-1, 1]' if pre.get('input_range') == 'pm1' else '[0, 1]'}. Exactly (a port must do "
             f"this; a plain bilinear, bicubic or nearest resize of the full image moves the score): {RESIZE_RULE}.")
 

@@ -69,10 +69,13 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
     <sweep>-ensemble); returns that folder and its row."""
     if members is None and top < 2:
         raise UsageError(f"--top must be at least 2 for an ensemble, got {top}")
-    board, metric = top_trials(directory, top) if members is None else seed_members(directory, members)
+    board, metric = top_trials(directory, top, deep=True) if members is None else seed_members(directory, members)
     if not metric.column.startswith("val_"):
         raise HamtuneError(f"{directory}: ranked by {metric.column}; an ensemble chooses its members on validation only")
     board = board[board["kind"].isin(DEEP_KINDS)].reset_index(drop=True)
+    if members is None and 2 <= len(board) < top:
+        log.warning("%s: only %d ranked deep trial(s); the ensemble has %d members, not the %d asked", directory, len(board),
+                    len(board), top)
     if "data_fingerprint" in board and len(board):  # members share the best trial's data; say who was left out
         same = board["data_fingerprint"].eq(board["data_fingerprint"].iloc[0])
         if not same.all():

@@ -18,7 +18,7 @@ import torch
 from hamtune.errors import HamtuneError, first_line
 from hamtune.export import SCORE_GRAPH
 from hamtune.export.bundle import META, PROGRAMS, Bundle, EnsembleBundle, Scorer, bundle_version
-from hamtune.export.programs import OUTPUTS, check_formats, check_program, onnx_modules
+from hamtune.export.programs import OUTPUTS, check_formats, check_onnx, check_program, onnx_modules
 
 GRAPH_BATCH = 64  # images per run of a whole-score graph (an ensemble runs every member and flip at once)
 
@@ -78,30 +78,66 @@ def program_model(bundle: Bundle, fmt: str, device: torch.device) -> ProgramMode
     if fmt == "torch-export":
         program = _load_pt2(bundle, path, device)
         return ProgramModel(lambda x: program(x), variational)
+    for program in (path, bundle.path / SCORE_GRAPH):  # score.onnx too: the README runs it without hamtune
+        if program.exists():
+            check_onnx(program, bundle.preprocess)
     session = _session(path)
-    inputs, outputs = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
-    if inputs != ["x"] or not set(OUTPUTS) <= set(outputs):
-        raise HamtuneError(f"{path}: takes {inputs} and gives {outputs}; a hamtune model takes ['x'] and gives "
-                           f"{list(OUTPUTS)}, so export the model again with --format onnx")
 
     def run(x: torch.Tensor):
-        outputs = session.run(list(OUTPUTS), {"x": np.ascontiguousarray(x.detach().float().cpu().numpy())})
+        outputs = run_limited(session, list(OUTPUTS), {"x": np.ascontiguousarray(x.detach().float().cpu().numpy())}, path)
         return [torch.from_numpy(np.asarray(o)) for o in outputs]
 
     return ProgramModel(run, variational)
 
 
+RUN_LIMIT_S = 600.0  # one batch of at most score.CHUNK images through one of hamtune's models takes seconds
+
+
+def run_limited(session, outputs: list[str], feed: dict, path: Path, limit: float = RUN_LIMIT_S) -> list:
+    """session.run in a worker thread that onnxruntime's own terminate flag stops: after `limit` seconds (a HamtuneError)
+    or on Ctrl-C (KeyboardInterrupt, raised once the run has stopped), so no program runs on without end."""
+    import threading
+
+    from onnxruntime import RunOptions
+
+    options, done, box = RunOptions(), threading.Event(), {}
+
+    def work() -> None:
+        try:
+            box["outputs"] = session.run(outputs, feed, options)
+        except Exception as exc:  # the terminate flag ends the run with an exception
+            box["error"] = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work, name="hamtune-onnx", daemon=True)
+    worker.start()
+    try:
+        finished = done.wait(limit)
+    except BaseException:
+        options.terminate = True
+        done.wait(10)
+        raise
+    if not finished:
+        options.terminate = True
+        done.wait(10)
+        raise HamtuneError(f"{path}: still running after {limit:g} s on one batch; stopped (a program that does not end is "
+                           "not one hamtune exported)")
+    if "error" in box:
+        raise HamtuneError(f"{path}: onnxruntime could not run it ({first_line(box['error'], 200)})")
+    return box["outputs"]
+
+
 def graph_scorer(bundle: Bundle | EnsembleBundle, program: str, device: torch.device) -> Scorer:
     """The scorer of a whole-score program of uint8 images: score.onnx, or an ensemble's model.pt2 (its one graph)."""
     if program == SCORE_GRAPH:
-        session = _session(bundle.path / SCORE_GRAPH)
-        inputs, outputs = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
-        if inputs != ["images"] or "score" not in outputs:
-            raise HamtuneError(f"{bundle.path / SCORE_GRAPH}: takes {inputs} and gives {outputs}; a hamtune score graph "
-                               "takes ['images'] and gives ['score', ...], so export the model again with --format onnx")
+        path = bundle.path / SCORE_GRAPH
+        if path.exists():
+            check_onnx(path, bundle.preprocess)
+        session = _session(path)
 
         def run(images: np.ndarray) -> np.ndarray:
-            return session.run(["score"], {"images": np.ascontiguousarray(images, dtype=np.uint8)})[0]
+            return run_limited(session, ["score"], {"images": np.ascontiguousarray(images, dtype=np.uint8)}, path)[0]
     else:
         module = _load_pt2(bundle, bundle.path / PROGRAMS["torch-export"], device)
 

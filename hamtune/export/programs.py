@@ -23,7 +23,7 @@ import torch
 
 import hamtune
 from hamtune.data.images import RESIZE_RULE
-from hamtune.errors import HamtuneError, first_line
+from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.export import FORMATS, PROGRAMS, SCORE_GRAPH
 from hamtune.export.maps import add_view, score_map, view_maps
 from hamtune.files import atomic_file
@@ -72,7 +72,7 @@ def programs_wanted(formats) -> list[str]:
     """The programs `formats` asks for besides the weights ("torch"), checked (known, packages installed) before
     anything is written."""
     if isinstance(formats, str) or not all(isinstance(f, str) for f in formats):
-        raise HamtuneError(f"formats must be a list of format names ({', '.join(FORMATS)}), got {formats!r}")
+        raise UsageError(f"formats must be a list of format names ({', '.join(FORMATS)}), got {formats!r}")
     check_formats(tuple(formats))
     if "onnx" in formats:
         onnx_modules()
@@ -334,3 +334,63 @@ def check_program(path: Path) -> None:
                 torch.load(io.BytesIO(read("data/sample_inputs/model.pt")), weights_only=True)
             except Exception:
                 raise _refuse(path, "its sample inputs hold pickled objects other than tensors") from None
+
+
+# ---- ONNX programs: checked before onnxruntime loads them -------------------------------------------------
+
+ONNX_OPS = frozenset({  # what torch.onnx (dynamo) emits for hamtune's models and score graph; no control flow
+    "Abs", "Add", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "ConvTranspose", "Div", "Equal",
+    "Erf", "Exp", "Flatten", "Gather", "Gemm", "GroupNormalization", "Identity", "InstanceNormalization", "LeakyRelu",
+    "Log", "MatMul", "Max", "Min", "Mul", "Neg", "Pow", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum",
+    "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softplus", "Split", "Sqrt", "Squeeze", "Sub", "Tanh",
+    "Transpose", "Unsqueeze", "Where",
+})
+ONNX_FLOAT, ONNX_UINT8 = 1, 2  # onnx.TensorProto's element types
+
+
+def onnx_contract(program: str, pre) -> tuple[list[tuple[str, int, list]], list[str]]:
+    """(name, element type, shape) of each input and the output names a hamtune ONNX program has: model.onnx takes
+    float NCHW `x`, score.onnx uint8 NHWC `images`; the batch dimension is free."""
+    if program == SCORE_GRAPH:
+        return [("images", ONNX_UINT8, [None, pre.size, pre.size, pre.channels])], ["score"]
+    return [("x", ONNX_FLOAT, [None, pre.channels, pre.size, pre.size])], list(OUTPUTS)
+
+
+def _refuse_onnx(path: Path, why: str) -> HamtuneError:
+    return HamtuneError(f"{path}: refused, {why}; hamtune never writes such a program, so it was not run "
+                        "(export the model again with --format onnx)")
+
+
+def check_onnx(path: Path, pre) -> None:
+    """Raise unless the ONNX file at `path` is a program as hamtune exports it: standard operators of the allow-list
+    only (no Loop, Scan or If, so nothing runs without a bound; no custom domain or function), and the inputs,
+    element types, shapes and outputs its contract (`pre`: the bundle's preprocess) says."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise HamtuneError(f"{path}: not a readable ONNX model ({first_line(exc, 200)})") from None
+    graph = proto.graph
+    if proto.functions or any(o.domain not in ("", "ai.onnx") for o in proto.opset_import):
+        raise _refuse_onnx(path, "it defines functions or uses operators outside the standard ONNX domain")
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type not in ONNX_OPS:
+            raise _refuse_onnx(path, f"its graph holds a {node.op_type} operator ({node.domain or 'ai.onnx'}), which is not "
+                                     "among those hamtune's exporter writes (no loops, no custom operators)")
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            raise _refuse_onnx(path, f"its {node.op_type} operator holds a subgraph")
+    if any(init.data_location == onnx.TensorProto.EXTERNAL for init in graph.initializer):
+        raise _refuse_onnx(path, "its weights point to external files")
+    inputs, outputs = onnx_contract(path.name, pre)
+    initialised = {init.name for init in graph.initializer}
+    found = []
+    for value in graph.input:
+        if value.name in initialised:
+            continue
+        shape = [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+        found.append((value.name, value.type.tensor_type.elem_type, [None, *shape[1:]] if shape else shape))
+    names = [o.name for o in graph.output]
+    if found != inputs or not set(outputs) <= set(names):
+        raise _refuse_onnx(path, f"it takes {found} and gives {names}, but this bundle's program takes {inputs} and gives "
+                                 f"{outputs} (element type 1 = float32, 2 = uint8)")

@@ -104,6 +104,16 @@ def score_prepared(bundle: Bundle | EnsembleBundle, scorer: Scorer, data: Prepar
     return table
 
 
+def check_finite(table: pd.DataFrame) -> None:
+    """A NaN or infinite score (an image the model cannot reconstruct in floating point, or a broken program) is
+    an error naming the image: written as an empty cell it would read as `flagged=False`, i.e. normal."""
+    bad = ~np.isfinite(table["score"].to_numpy(float))
+    if bad.any():
+        first = table["image"].iloc[int(np.argmax(bad))]
+        raise HamtuneError(f"{first}: the model scored it {table['score'].iloc[int(np.argmax(bad))]} (not a finite number)"
+                           f"{f', and {int(bad.sum()) - 1} more image(s)' if bad.sum() > 1 else ''}; no scores were written")
+
+
 @dataclass
 class Scored:
     """The table written, and the inputs that could not be scored."""
@@ -145,5 +155,6 @@ def score_inputs(
     if not parts:
         raise HamtuneError(f"no readable image among {', '.join(map(str, paths))} ({len(problems)} unreadable)")
     table = pd.concat(parts, ignore_index=True)
+    check_finite(table)
     table.insert(2, "flagged", table["score"] > bundle.threshold)
     return Scored(table, problems, notes)

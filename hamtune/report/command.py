@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path("results")
 HTML_NAME = "report.html"
+FORMATS = ("table", "markdown", "csv", "json", "methods", "latex")  # what --format (the API's output_format) prints
 
 
 def _positive(text: str) -> int:
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", default=None, help="columns for the best-per-group table (default kind,arch,rebalance)")
     parser.add_argument("--html", type=Path, default=None, help=f"write the HTML report here (default <first results dir>/{HTML_NAME})")
     parser.add_argument("--no-html", action="store_true", help="print the leaderboards only")
-    parser.add_argument("--format", choices=("table", "markdown", *MACHINE_FORMATS, "methods", "latex"), default="table",
+    parser.add_argument("--format", choices=FORMATS, default="table",
                         help="terminal output; csv and json print the leaderboards only, one row per trial with the same "
                         "columns whatever the results (and write no HTML); methods (Markdown) and latex print each "
                         "folder's methods card for a paper instead of the leaderboards (default table)")
@@ -51,12 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 MACHINE_FORMATS = ("csv", "json")  # leaderboards for programs: every row, stable columns, nothing else written
 TABLE_ROWS = 10  # rows a table or markdown leaderboard prints unless --top says otherwise
 PROGRESS_TRIALS = 500  # reports of this many trials say what they are doing on stderr
-
-
-def terminal_safe(text: str) -> str:
-    """Escape control characters from the results' strings (ESC sequences would retitle or clear the terminal);
-    the layout's line breaks and tabs stay."""
-    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
 
 
 def validation_objective(trials):
@@ -88,6 +83,7 @@ def run_report(
     The leaderboards (or methods cards) go to `show`, which the CLI passes to print them: a library caller gets no
     terminal output. `top` cuts each leaderboard (default 10 rows in a table; csv and json carry every row). `quiet`
     also drops the progress and `report:` log lines."""
+    from hamtune import escape
     from hamtune.gate import is_report, output
     from hamtune.report.load import combine, load_sweeps
     from hamtune.report.tables import text_report
@@ -119,8 +115,8 @@ def run_report(
     if top is None:
         top = None if output_format in MACHINE_FORMATS else TABLE_ROWS
     if show is not None:
-        show(terminal_safe(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps),
-                                       chosen_of_folders(s.directory for s in sweeps))))
+        show(escape.terminal(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps),
+                                         chosen_of_folders(s.directory for s in sweeps)), keep_layout=True))
     if no_html or output_format in MACHINE_FORMATS:
         return None
     from hamtune.report.html import write_report

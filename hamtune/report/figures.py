@@ -6,14 +6,13 @@ before it reaches a figure.
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from hamtune import escape
 from hamtune.report.importance import Importance
 from hamtune.results.intervals import expected_max
 from hamtune.results.rank import Metric, direction, search_trials
@@ -30,7 +29,7 @@ def _escaped(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            out[column] = [html.escape(str(v)) if isinstance(v, str) else v for v in out[column]]
+            out[column] = [escape.html(str(v)) if isinstance(v, str) else v for v in out[column]]
     return out
 
 
@@ -92,7 +91,7 @@ def quality_vs_detection(board: pd.DataFrame, test_key: str) -> go.Figure | None
         )
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
     fig.update_yaxes(matches=None, showticklabels=True)
-    return _layout(fig, f"Reconstruction quality vs anomaly detection ({html.escape(test_key)})")
+    return _layout(fig, f"Reconstruction quality vs anomaly detection ({escape.html(test_key)})")
 
 
 def parallel_coordinates(importance: Importance, test_key: str) -> go.Figure | None:
@@ -101,7 +100,7 @@ def parallel_coordinates(importance: Importance, test_key: str) -> go.Figure | N
     if importance.study is None or len(importance.study.trials) < 2:
         return None
     fig = plot_parallel_coordinate(importance.study, target_name=importance.target)
-    title = f"Parameters -> {html.escape(importance.target)}, {importance.trials} complete trials ({html.escape(test_key)})"
+    title = f"Parameters -> {escape.html(importance.target)}, {importance.trials} complete trials ({escape.html(test_key)})"
     return _layout(fig, title, height=460)
 
 
@@ -118,15 +117,15 @@ def expected_best(board: pd.DataFrame, select: Metric, test_key: str) -> go.Figu
         if np.isfinite(values).sum() < 2:
             continue
         n, mean, sd = expected_max(sign * values)
-        mean, color, name = sign * mean, colors[i % len(colors)], html.escape(str(sweep))
+        mean, color, name = sign * mean, colors[i % len(colors)], escape.html(str(sweep))
         fig.add_trace(go.Scatter(x=np.r_[n, n[::-1]], y=np.r_[mean + sd, (mean - sd)[::-1]], fill="toself", opacity=0.2,
                                  line=dict(width=0), fillcolor=color, hoverinfo="skip", showlegend=False))
         fig.add_trace(go.Scatter(x=n, y=mean, mode="lines+markers", name=name, line=dict(color=color)))
     if not fig.data:
         return None
     fig.update_xaxes(title="number of trials")
-    fig.update_yaxes(title=f"expected best {html.escape(select.column)}")
-    return _layout(fig, f"Expected best {html.escape(select.column)} vs number of trials ({html.escape(test_key)})")
+    fig.update_yaxes(title=f"expected best {escape.html(select.column)}")
+    return _layout(fig, f"Expected best {escape.html(select.column)} vs number of trials ({escape.html(test_key)})")
 
 
 def importance_bar(importance: Importance, test_key: str) -> go.Figure | None:
@@ -134,7 +133,7 @@ def importance_bar(importance: Importance, test_key: str) -> go.Figure | None:
         return None
     frame = pd.DataFrame({"parameter": list(importance.values), "importance": [float(v) for v in importance.values.values()]})
     fig = px.bar(frame.iloc[::-1], x="importance", y="parameter", orientation="h")
-    return _layout(fig, f"Parameter importance, fANOVA ({html.escape(test_key)})", height=max(260, 40 + 28 * len(frame)))
+    return _layout(fig, f"Parameter importance, fANOVA ({escape.html(test_key)})", height=max(260, 40 + 28 * len(frame)))
 
 
 def _first(frame: pd.DataFrame, column: str) -> str | None:
@@ -158,10 +157,10 @@ def optimisation_history(trials: pd.DataFrame) -> go.Figure | None:
         values = pd.to_numeric(group[objective], errors="coerce").to_numpy(float)
         order = np.arange(1, len(values) + 1)
         best = pd.Series(values).cummax() if mode == "max" else pd.Series(values).cummin()
-        name = html.escape(f"{sweep} ({objective})")
+        name = escape.html(f"{sweep} ({objective})")
         color = colors[i % len(colors)]
         fig.add_trace(go.Scatter(x=order, y=values, mode="markers", name=name, marker=dict(color=color, opacity=0.5),
-                                 text=[html.escape(str(t)) for t in group["trial_id"]], legendgroup=name))
+                                 text=[escape.html(str(t)) for t in group["trial_id"]], legendgroup=name))
         fig.add_trace(go.Scatter(x=order, y=best.ffill(), mode="lines", name=f"{name} best so far",
                                  line=dict(color=color, shape="hv"), legendgroup=name))
     if not fig.data:
@@ -196,7 +195,7 @@ def learning_curves(top: pd.DataFrame, epochs: pd.DataFrame, column: str | None)
                   category_orders={"status": ["completed", "stopped"]})
     if rows["epoch"].max() <= 20:
         fig.update_xaxes(dtick=1)
-    return _layout(fig, f"Learning curves of the top {len(top)} trials ({html.escape(column)} per epoch; dashed: stopped early)")
+    return _layout(fig, f"Learning curves of the top {len(top)} trials ({escape.html(column)} per epoch; dashed: stopped early)")
 
 
 def _scores_of(scores: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
@@ -238,7 +237,7 @@ def roc_pr(best: pd.DataFrame, scores: pd.DataFrame, test_key: str) -> go.Figure
     fig.update_yaxes(title_text="true positive rate", row=1, col=1)
     fig.update_xaxes(title_text="recall", row=1, col=2)
     fig.update_yaxes(title_text="precision", row=1, col=2)
-    return _layout(fig, f"ROC and precision-recall, best trial per group ({html.escape(test_key)})", height=480)
+    return _layout(fig, f"ROC and precision-recall, best trial per group ({escape.html(test_key)})", height=480)
 
 
 def score_distributions(best: pd.DataFrame, scores: pd.DataFrame, test_key: str) -> go.Figure | None:
@@ -266,7 +265,7 @@ def score_distributions(best: pd.DataFrame, scores: pd.DataFrame, test_key: str)
     fig.update_yaxes(matches=None, showticklabels=True)
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
     rows = (len(best) + 1) // 2
-    return _layout(fig, f"Anomaly scores per diagnosis{' (log scale)' if log else ''} ({html.escape(test_key)})",
+    return _layout(fig, f"Anomaly scores per diagnosis{' (log scale)' if log else ''} ({escape.html(test_key)})",
                    height=320 * rows + 80)
 
 
@@ -276,7 +275,7 @@ def sweep_comparison(ranked: pd.DataFrame, metric: Metric) -> go.Figure | None:
     data = _escaped(ranked[["sweep", "trial_id", "test_key", metric.column]])
     fig = px.box(data, x="sweep", y=metric.column, color="test_key", points="all", hover_name="trial_id",
                  labels={"test_key": "test set"})
-    return _layout(fig, f"{html.escape(metric.column)} per sweep")
+    return _layout(fig, f"{escape.html(metric.column)} per sweep")
 
 
 def reproduction(summary: pd.DataFrame, column: str) -> go.Figure | None:
@@ -285,4 +284,4 @@ def reproduction(summary: pd.DataFrame, column: str) -> go.Figure | None:
         return None
     data = _escaped(summary)
     fig = px.scatter(data, x="config_id", y=f"{column} mean", error_y=f"{column} std", color="sweep" if "sweep" in data else None)
-    return _layout(fig, f"Reproduction over seeds: {html.escape(column)} (mean ± std)")
+    return _layout(fig, f"Reproduction over seeds: {escape.html(column)} (mean ± std)")

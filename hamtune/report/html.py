@@ -1,6 +1,6 @@
 """The HTML report: one self-contained file (plotly.js inlined once, images as data URIs) that opens offline.
 
-Every string that comes from results is escaped with html.escape here or in figures.py; Plotly's JSON
+Every string that comes from results is escaped with hamtune.escape.html here or in figures.py; Plotly's JSON
 already escapes '<', so nothing from a results file can become markup or script.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from html import escape
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +16,7 @@ import plotly.graph_objects as go
 
 import hamtune
 from hamtune.errors import HamtuneError
+from hamtune.escape import html as escape
 from hamtune.files import atomic_file
 from hamtune.report import figures
 from hamtune.report.external import section as external_section

@@ -12,7 +12,6 @@ trial to have every parameter; the note says which.
 
 from __future__ import annotations
 
-import html
 import math
 import typing
 import warnings
@@ -22,6 +21,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from hamtune import escape
 from hamtune.results.rank import Metric
 from hamtune.train.config import TrainConfig
 
@@ -58,7 +58,7 @@ def _distribution(name: str, values: pd.Series):
     base = typing.get_type_hints(TrainConfig)[name]
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     if not numeric or base in (str, bool) or str in typing.get_args(base):
-        return d.CategoricalDistribution(sorted({html.escape(str(v)) for v in values}))
+        return d.CategoricalDistribution(sorted({escape.html(str(v)) for v in values}))
     low, high = float(values.min()), float(values.max())
     log = low > 0 and high / low >= LOG_RATIO
     if int in (base, *typing.get_args(base)):
@@ -72,7 +72,7 @@ def _escaped(distribution):
 
     if not isinstance(distribution, d.CategoricalDistribution):
         return distribution
-    return d.CategoricalDistribution([html.escape(c) if isinstance(c, str) else c for c in distribution.choices])
+    return d.CategoricalDistribution([escape.html(c) if isinstance(c, str) else c for c in distribution.choices])
 
 
 def _holds(distribution, values: pd.Series) -> bool:
@@ -103,7 +103,7 @@ def _param_value(distribution, value):
     import optuna.distributions as d
 
     if isinstance(distribution, d.CategoricalDistribution):
-        shown = html.escape(str(value))
+        shown = escape.html(str(value))
         return next((c for c in distribution.choices if c == shown or (not isinstance(c, str) and c == value)), shown)
     return int(value) if isinstance(distribution, d.IntDistribution) else float(value)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pandas as pd
 
 from hamtune.data.prepare import load_prepared
 from hamtune.errors import HamtuneError
+from hamtune.escape import html as escape
 from hamtune.export.bundle import is_synthetic, load_bundle, write_bundle
 from hamtune.export.maps import Mapper, render
 from hamtune.report.images import data_uri

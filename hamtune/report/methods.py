@@ -10,12 +10,12 @@ time, and the commands that reproduce it. Anything the folder does not record is
 from __future__ import annotations
 
 import math
-import re
 import shlex
 from pathlib import Path
 
 import pandas as pd
 
+from hamtune import escape
 from hamtune.baselines.run import DATA_KEYS
 from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError
@@ -381,44 +381,27 @@ def _options(spec: dict) -> str:
     return f"{name} ({rest})" if rest else str(name)
 
 
-def md(text: str) -> str:
-    """A results string in Markdown prose or a table cell: one line, no cell break, no inline markup."""
-    return re.sub(r"([\\`*<>|])", r"\\\1", " ".join(str(text).split()))
-
-
-def fence(lines: list[str]) -> list[str]:
-    """A code block no line can close: its fence is longer than any run of backticks inside."""
-    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
-    mark = "`" * max(3, longest + 1)
-    return [f"{mark}bash", *lines, mark]
-
-
 def markdown(info: dict) -> str:
-    out = [f"# Methods: {md(info['record'].get('sweep') or Path(info['directory']).name)}", ""]
+    out = [f"# Methods: {escape.markdown(info['record'].get('sweep') or Path(info['directory']).name)}", ""]
     for title, lines in sections(info):
         if title == TABLE:
             header, rows = table_cells(info)
             if rows:
-                out += [f"## {title}", "", "| " + " | ".join(md(h) for h in header) + " |",
+                out += [f"## {title}", "", "| " + " | ".join(escape.markdown(h) for h in header) + " |",
                         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-                        *("| " + " | ".join(md(c) for c in row) + " |" for row in rows), ""]
+                        *("| " + " | ".join(escape.markdown(c) for c in row) + " |" for row in rows), ""]
             continue
         out += [f"## {title}", ""]
         if title == COMMANDS:
-            out += [*fence(lines), ""]
+            out += [*escape.markdown_code(lines, "bash"), ""]
         else:
-            out += [f"- {md(line)}" for line in lines] + [""]
+            out += [f"- {escape.markdown(line)}" for line in lines] + [""]
     return "\n".join(out)
 
 
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-                 "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
-                 "|": r"\textbar{}", "\n": " ", "\r": " "}
-
-
 def tex(text: str) -> str:
-    """Any string for LaTeX: every character LaTeX reads as markup is escaped (a folder's strings never run)."""
-    return "".join(LATEX_SPECIAL.get(c, c) for c in str(text))
+    """Any string for LaTeX (hamtune.escape: a folder's strings never run)."""
+    return escape.latex(text)
 
 
 def _prose(line: str) -> str:
@@ -447,7 +430,7 @@ def latex(info: dict) -> str:
             continue
         out.append(rf"\paragraph{{{tex(title)}.}}")
         if title == COMMANDS:
-            out += [r"\begin{flushleft}\small\ttfamily", *(tex(line) + r" \\" for line in lines), r"\end{flushleft}"]
+            out += [r"\begin{itemize}", *(rf"  \item {escape.latex_code(line)}" for line in lines), r"\end{itemize}"]
         else:
             out += [r"\begin{itemize}", *(rf"  \item {_prose(line)}" for line in lines), r"\end{itemize}"]
     return "\n".join(out) + "\n"

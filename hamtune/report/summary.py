@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from html import escape
-
 import pandas as pd
 
+from hamtune.escape import html as escape
 from hamtune.report.importance import Importance
 from hamtune.results.intervals import Interval, judgement, name_of, shown
 from hamtune.results.numbers import fmt, fmt_delta

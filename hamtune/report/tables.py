@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from hamtune import escape
 from hamtune.report.summary import best_model_line
 from hamtune.results import configurations
 from hamtune.results.chosen import Chosen, chosen_in
@@ -100,15 +101,15 @@ def machine_table(ranking: Ranking, top: int | None, chosen: Sequence[Chosen], f
     board = pd.concat(parts, ignore_index=True).reindex(columns=machine_columns(ranking))
     if form == "json":
         return board.to_json(orient="records", indent=1)
-    return board.to_csv(index=False).rstrip("\n")
+    return escape.spreadsheet_frame(board).to_csv(index=False).rstrip("\n")  # cells that a spreadsheet would run, neutralised
 
 
 def render(frame: pd.DataFrame, form: str) -> str:
     headers = [str(c) for c in frame.columns]
     rows = [[str(v).replace("\n", " ") for v in row] for row in frame.itertuples(index=False)]
     if form == "markdown":
-        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in rows])
+        lines = ["| " + " | ".join(escape.markdown(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(escape.markdown(v) for v in row) + " |" for row in rows])
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
@@ -117,7 +118,12 @@ def render(frame: pd.DataFrame, form: str) -> str:
 
 
 def heading(text: str, form: str) -> str:
-    return f"## {text}" if form == "markdown" else text
+    return f"## {escape.markdown(text)}" if form == "markdown" else text
+
+
+def prose(text: str, form: str) -> str:
+    """Lines of text between the tables; in Markdown each escaped (the names in them come from results folders)."""
+    return "\n".join(escape.markdown(line) for line in text.split("\n")) if form == "markdown" else text
 
 
 def optimism_line(board: pd.DataFrame, ranking: Ranking, chosen: Sequence[Chosen] = ()) -> str:
@@ -186,6 +192,7 @@ def text_report(
     parts = [f"{len(ranked)} ranked trial(s) of {len(sweeps)} sweep(s) ({', '.join(sweeps)}), {ranking.label}"]
     if len(ranking.boards) > 1:
         parts[0] += f"\ntrials were measured on {len(ranking.boards)} different test sets: each is ranked on its own"
+    parts[0] = prose(parts[0], form)
     for key, board in ranking.boards.items():
         shown = f"top {top} of {len(board)}" if len(board) > top else f"{len(board)} trial(s)"
         parts.append(heading(f"Leaderboard, test set {key} ({shown})", form))
@@ -198,10 +205,11 @@ def text_report(
             parts.append(heading(f"Baselines, test set {key} (rank among {len(board)})", form))
             parts.append(render(display(marked, columns_for(marked, metric, select=ranking.select)), form))
         found = chosen_in(board, chosen)
-        parts.append(best_model_line(board, verdict(board, key, metric, found[0] if found else None).best, ranking.select))
-        parts.append(optimism_line(board, ranking, chosen))
+        parts.append(prose(best_model_line(board, verdict(board, key, metric, found[0] if found else None).best,
+                                           ranking.select), form))
+        parts.append(prose(optimism_line(board, ranking, chosen), form))
         if scores is not None:
-            parts.append(comparison_lines(board, ranking, scores, chosen))
+            parts.append(prose(comparison_lines(board, ranking, scores, chosen), form))
     for key, table in seed_tables(ranking, reproduced).items():
         parts.append(heading(seeds_heading(key, ranking), form))
         parts.append(render(configurations.display(table, ranking.select), form))

@@ -298,10 +298,19 @@ def leaderboard(trials: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     return next(iter(boards.values()))
 
 
-def top_trials(directory: Path, top: int, metric: str | None = None) -> tuple[pd.DataFrame, Metric]:
-    """The `top` best trials of a results folder and the metric that ranked them."""
+def top_trials(directory: Path, top: int, metric: str | None = None, deep: bool = False,
+               configurations: bool = False) -> tuple[pd.DataFrame, Metric]:
+    """The `top` best trials of a results folder and the metric that ranked them; with `deep`, network trials only
+    (never a seed ensemble or a baseline row); with `configurations`, the best trial of each configuration (a confirm
+    stage's seeds of one configuration count once)."""
     if top < 1:
         raise UsageError(f"--top must be at least 1, got {top}")
     trials = load_results(directory)[0]
     chosen = objective(trials, metric)
-    return leaderboard(trials, chosen).head(top), chosen
+    board = leaderboard(trials, chosen)
+    if deep and "kind" in board.columns:
+        board = board[board["kind"].isin(DEEP_KINDS)].reset_index(drop=True)
+    if configurations and "config_id" in board.columns:
+        ids = board["config_id"].where(board["config_id"].notna(), board["trial_id"]).astype(str)
+        board = board[~ids.duplicated()].reset_index(drop=True)
+    return board.head(top), chosen

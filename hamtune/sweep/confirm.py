@@ -23,7 +23,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from hamtune.errors import HamtuneError
-from hamtune.files import atomic_file
+from hamtune.files import atomic_file, read_json_record
 from hamtune.sweep.study import MirroredOptunaSearch
 from hamtune.train.config import TrainConfig, build_config
 from hamtune.train.fused import why_not_fused
@@ -70,9 +70,17 @@ def choose(values: dict[str, float], top: int, mode: str) -> list[str]:
     return [trial_id for trial_id, _ in finite[:top]]
 
 
+PLAN_FIELDS = {"metric": str, "mode": str, "top": int, "seeds": int, "configurations": dict, "trials": int, "tune_trials": int,
+               "fuse": str, "not_fused": dict}
+
+
 def read_plan(directory: Path) -> dict | None:
-    path = Path(directory) / PLAN
-    return json.loads(path.read_text()) if path.is_file() else None
+    """confirm.json (None without a confirm stage), its fields checked: a broken one is one line naming it."""
+    plan = read_json_record(Path(directory) / PLAN, PLAN_FIELDS)
+    missing = [key for key in ("metric", "top", "seeds", "trials") if plan is not None and not isinstance(plan.get(key), PLAN_FIELDS[key])]
+    if missing:
+        raise HamtuneError(f"{Path(directory) / PLAN}: field {missing[0]!r} is missing; restore it or delete it")
+    return plan
 
 
 class ConfirmingSearch(MirroredOptunaSearch):

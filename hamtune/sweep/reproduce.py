@@ -25,7 +25,7 @@ from hamtune.results.store import DEFAULT_OBJECTIVE, delivered_epoch, load_resul
 from hamtune.sweep.confirm import new_seeds
 from hamtune.sweep.same_data import sweep_data
 from hamtune.train import checkpoint as ckpt
-from hamtune.train.config import MACHINE, TrainConfig
+from hamtune.train.config import MACHINE, MAX_SEEDS, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,13 @@ class ReproduceOptions:
     num_cpus: int | None = None
     cpus_per_trial: float | None = None
     gpus_per_trial: float = 0.0
+
+    def __post_init__(self) -> None:
+        from hamtune.sweep.runner import check_resources
+
+        if self.top < 1 or self.seeds < 0 or self.seeds > MAX_SEEDS:
+            raise UsageError(f"--top must be at least 1 and --seeds between 0 and {MAX_SEEDS}, got {self.top} and {self.seeds}")
+        check_resources(self.gpus_per_trial, self.num_cpus, self.cpus_per_trial)
 
 
 # ---- what each run trains (the trials: results.rank.top_trials; the data: same_data) ----------------
@@ -182,7 +189,9 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     from hamtune.sweep.runner import concurrency, in_memory, start_ray, tune_loggers, tune_settings
 
     directory = Path(directory).resolve()
-    chosen, metric = top_trials(directory, options.top, options.metric)
+    chosen, metric = top_trials(directory, options.top, options.metric, deep=True, configurations=True)
+    if not len(chosen):
+        raise HamtuneError(f"{directory}: no ranked network trial to reproduce (seed ensembles and baselines are not retrained)")
     objective_of = objective(load_results(directory)[0])  # the epoch each run delivers, as the sweep chose it
     selection = (objective_of.column, objective_of.mode)
     data, test_data = sweep_data(chosen, options.data, options.test_data)
@@ -222,4 +231,10 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     order = {trial_id: i for i, trial_id in enumerate(chosen["trial_id"])}
     frame = frame.sort_values("config_id", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
     write_parquet(frame, directory / REPRODUCE)
+    failed = frame[~frame["status"].isin(("completed", "stopped"))]
+    if len(failed):
+        first = failed.iloc[0]
+        raise HamtuneError(f"{len(failed)} of {len(frame)} reproduction run(s) failed (configuration {first['config_id']} seed "
+                           f"{first['seed']}: {first_line(first.get('reason') or first['status'], 200)}); all runs are in "
+                           f"{directory / REPRODUCE}")
     return frame, chosen, metric

@@ -59,14 +59,22 @@ class SweepOptions:
         """Checked before anything starts: a negative or zero count would run forever or wait forever."""
         if self.num_samples is not None and self.num_samples < 1:
             raise UsageError(f"--num-samples must be at least 1, got {self.num_samples}")
-        if self.gpus_per_trial is not None and not (math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
-            raise UsageError(f"--gpus-per-trial must be 0 or more (a fraction packs trials on a GPU), got {self.gpus_per_trial:g}")
-        if self.gpus_per_trial is not None and self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
-            raise UsageError(f"--gpus-per-trial above 1 must be a whole number, got {self.gpus_per_trial:g}")
-        if self.num_cpus is not None and self.num_cpus < 1:
-            raise UsageError(f"--num-cpus must be at least 1, got {self.num_cpus}")
+        check_resources(self.gpus_per_trial, self.num_cpus)
         if self.keep_checkpoints not in KEEP_CHECKPOINTS:
             raise UsageError(f"--keep-checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, got {self.keep_checkpoints!r}")
+
+
+def check_resources(gpus_per_trial: float | None, num_cpus: int | None, cpus_per_trial: float | None = None) -> None:
+    """Resource requests a run can never be given (a negative GPU count waits forever), refused before Ray starts;
+    sweep and reproduce alike."""
+    if gpus_per_trial is not None and not (math.isfinite(gpus_per_trial) and gpus_per_trial >= 0):
+        raise UsageError(f"--gpus-per-trial must be 0 or more (a fraction packs trials on a GPU), got {gpus_per_trial:g}")
+    if gpus_per_trial is not None and gpus_per_trial > 1 and gpus_per_trial != int(gpus_per_trial):
+        raise UsageError(f"--gpus-per-trial above 1 must be a whole number, got {gpus_per_trial:g}")
+    if num_cpus is not None and num_cpus < 1:
+        raise UsageError(f"--num-cpus must be at least 1, got {num_cpus}")
+    if cpus_per_trial is not None and not (math.isfinite(cpus_per_trial) and cpus_per_trial > 0):
+        raise UsageError(f"--cpus-per-trial must be more than 0, got {cpus_per_trial:g}")
 
 
 TUNE_FORCED = {"TUNE_GLOBAL_CHECKPOINT_S": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}  # loggers: tune_loggers
@@ -322,6 +330,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         if Path(experiment).is_dir():
             trust.repair_torn_state(Path(experiment))
         trust.verify(experiment)  # before Tune unpickles anything
+        read_plan(directory), provenance.read(directory)  # a broken confirm.json or sweep.json is named now, not after training
     if not options.resume and (directory / TRIALS).exists():
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
     if not options.resume:

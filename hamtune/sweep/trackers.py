@@ -65,11 +65,34 @@ def require(name: str) -> None:
         check_mlflow(os.environ.get("MLFLOW_TRACKING_URI"))
 
 
+CONNECT_TIMEOUT_S = 5.0  # a tracking server that does not answer in this long is down: the sweep is refused, not retried
+
+
+def check_reachable(uri: str, what: str, advice: str = "") -> None:
+    """An http(s) tracking server answers one plain GET within CONNECT_TIMEOUT_S (any HTTP status counts: it is up),
+    checked before Ray starts: MLflow's client otherwise retries a refused connection for minutes before any trial."""
+    import urllib.error
+    import urllib.request
+
+    if not uri.lower().startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(urllib.request.Request(uri, method="GET"), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise HamtuneError(f"{what}={uri}: no answer within {CONNECT_TIMEOUT_S:g} s ({first_line(reason, 120)}); start the "
+                           f"server or fix the address{' ' + advice if advice else ''} (nothing was run)") from None
+
+
 def check_mlflow(uri: str | None) -> None:
     """Open MLflow's tracking store now, so a store it refuses (MLflow 3 refuses the file store: file:// and
     plain paths) is one line before the sweep starts, not a traceback from inside Tune."""
     import mlflow
 
+    check_reachable(uri or "", "--log-to mlflow: MLFLOW_TRACKING_URI", "or set MLFLOW_TRACKING_URI=sqlite:///mlflow.db")
     try:
         open_mlflow_store(uri)
     except Exception as exc:

@@ -9,6 +9,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
+from hamtune.data import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from hamtune.errors import HamtuneError, UsageError
 from hamtune.train.scores import PARTS
 
@@ -44,7 +45,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "weight_decay": (0.0, 1.0),
     "epochs": (1, 100_000),
     "patience": (0, 100_000),
-    "image_size": (4, 1024),
+    "image_size": (MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
     "val_fraction": (0.01, 0.5),
     "test_fraction": (0.01, 0.5),
     "max_train_images": (1, 10_000_000),
@@ -168,6 +169,7 @@ GROUPS: dict[str, tuple[str, ...]] = {  # every field in one group, in declarati
 }
 MACHINE = ("device", "num_threads")  # runtime fields that say where a run ran, not what it trained
 FUSE = ("auto", "on", "off")  # seeds of one config as one grouped model (train/fused.py); auto: on CUDA only
+MAX_SEEDS = 1000  # seeds of one configuration (train --seeds, reproduce --seeds): each trains a whole model, so more is a typo
 SPLIT_KEYS = GROUPS["data"]  # what decides which images are train, val and test
 
 

@@ -14,7 +14,7 @@ from hamtune.errors import UsageError
 from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
 from hamtune.results.store import DEFAULT_OBJECTIVE, ResultsWriter, trial_row
-from hamtune.train.config import FUSE, TrainConfig
+from hamtune.train.config import FUSE, MAX_SEEDS, RANGES, TrainConfig
 from hamtune.train.fused import train_group, why_not_fused
 from hamtune.train.loop import Run, RunResult, resolve_device, train
 
@@ -55,6 +55,15 @@ def run_and_record(
     return result, record(result, data, results_dir, name, test_data, config_id)
 
 
+def check_seeds(config: TrainConfig, seeds: int) -> None:
+    """Seeds seed..seed+N-1 are at most MAX_SEEDS whole trainings (1,000,000 is a typo that would run for days) and
+    stay valid seeds; checked before any data is read."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
+        raise UsageError(f"--seeds must be a whole number between 1 and {MAX_SEEDS} (each seed trains a whole model), got {seeds!r}")
+    if config.seed + seeds - 1 > RANGES["seed"][1]:
+        raise UsageError(f"--seeds {seeds} from seed {config.seed} passes the largest seed, {RANGES['seed'][1]}")
+
+
 def run_seeds_and_record(
     config: TrainConfig,
     seeds: int,
@@ -69,8 +78,7 @@ def run_seeds_and_record(
     it: as one grouped model in one process (hamtune.train.fused) where the config allows and `fuse` asks
     for it, else one after another. `fuse='auto'` fuses on CUDA only: on CPU one seed after another measured
     faster (benchmarks/fused_seeds.py, 8 seeds of ham-best: fused 1.40x the sequential time)."""
-    if seeds < 1:
-        raise UsageError(f"--seeds must be 1 or more, got {seeds}")
+    check_seeds(config, seeds)
     if fuse not in FUSE:
         raise UsageError(f"--fuse must be one of {', '.join(FUSE)}, got {fuse!r}")
     configs = [config.replace(seed=config.seed + i) for i in range(seeds)]
@@ -79,7 +87,12 @@ def run_seeds_and_record(
     if why:
         if seeds > 1:
             (log.warning if fuse == "on" else log.debug)("training %d seeds one after another, not fused: %s", seeds, why)
-        return [run_and_record(c, data, results_dir, name, test_data, progress, group) for c in configs]
+        done = []
+        for i, c in enumerate(configs):
+            if seeds > 1:
+                log.info("seed %d (%d of %d)", c.seed, i + 1, seeds)
+            done.append(run_and_record(c, data, results_dir, name, test_data, progress, group))
+        return done
     bar = tqdm(total=config.epochs * seeds, desc=f"training {seeds} seeds fused", unit="epoch", disable=None if progress else True)
     with bar:
         results = train_group(configs, data, on_epoch=lambda metrics, run: bar.update(1), test_data=test_data,

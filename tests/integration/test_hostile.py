@@ -343,7 +343,7 @@ def test_an_image_too_small_to_hold_a_lesion_is_refused_and_size_0_is_an_error(c
     assert "dot.jpg" in err and "smaller than 8 px" in err
     assert "scored 1 image(s)" in out
     code, _, err = run_cli(capsys, "data", "prepare", release_dir, "--size", "0", "--out", tmp_path / "c")
-    assert_one_line_error(code, err, "--size must be between 4 and 1024 pixels, got 0", usage=True)
+    assert_one_line_error(code, err, "--size must be between 8 and 1024 pixels, got 0", usage=True)
 
 
 # ---- 11. space files: empty, a condition that can never hold, a key given twice --------------------

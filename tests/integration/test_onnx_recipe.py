@@ -65,6 +65,23 @@ def test_the_readme_recipe_scores_jpegs_as_hamtune_score_does(bundle, release_di
     assert mine["score"].std() > 1e-2  # scores that differ, so matching them means something
 
 
+def test_the_readme_recipe_scores_a_16_bit_png_as_hamtune_score_does(bundle, tmp_path):
+    from PIL import Image
+
+    script = tmp_path / "recipe.py"
+    script.write_text(recipe())
+    png = tmp_path / "grey16.png"
+    ramp = (np.add.outer(np.arange(48), np.arange(64)) * 400).astype(np.uint16)
+    Image.fromarray(ramp).save(png)  # uint16: mode I;16
+    run = subprocess.run([sys.executable, "-I", str(script), str(bundle), str(png)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    theirs = float(run.stdout.split(",")[1])
+    csv = tmp_path / "hamtune.csv"
+    assert main(["score", str(bundle), str(png), "--out", str(csv), "--no-progress"]) == 0
+    assert theirs == pytest.approx(float(pd.read_csv(csv)["score"].iloc[0]), rel=1e-5, abs=1e-5)
+
+
 def test_each_onnx_file_carries_its_preprocessing_and_scoring_contract(bundle):
     loaded = load_bundle(bundle)
     state = torch.load(bundle / "score.pt", weights_only=True)
