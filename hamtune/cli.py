@@ -201,6 +201,13 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     print(f"report:  python -m hamtune.report {directory}")
 
 
+def cmd_cluster_stop(args: argparse.Namespace) -> None:
+    from hamtune.sweep.cluster import stop_cluster
+
+    ended = stop_cluster(args.temp_dir, grace_s=args.grace)
+    print(f"ended {ended} Ray process(es) started with --temp-dir={args.temp_dir}")
+
+
 # ---- report ---------------------------------------------------------------------------------------
 
 
@@ -478,6 +485,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write each image's anomaly map (its mean is the score) as DIR/<image>.npy and .png; "
                          "scores of mse and/or ssim only; computed with the PyTorch weights")
     sc.set_defaults(func=cmd_score)
+
+    cl = commands.add_parser("cluster", help="manage a Ray cluster started with `ray start` (docs/cluster.md)")
+    cl_commands = cl.add_subparsers(dest="cluster_command", required=True, metavar="SUBCOMMAND")
+    stop = cl_commands.add_parser("stop", help="end the Ray node(s) started on this host with --temp-dir=TEMP_DIR, and nothing else "
+                                  "(`ray stop` ends every Ray on the host)")
+    stop.add_argument("temp_dir", type=Path, metavar="TEMP_DIR", help="the --temp-dir given to `ray start`")
+    stop.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL (default 10)")
+    stop.set_defaults(func=cmd_cluster_stop)
     return parser
 
 
