@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +19,7 @@ import yaml
 from conftest import TINY_SPACE
 
 from hamtune.results.store import load_results
+from hamtune.sweep.cluster import cluster_processes
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +38,13 @@ def own_processes(marker: str) -> list[int]:
 
 
 class LocalCluster:
-    """Head + one worker node, each a `ray start`, sharing a private token; stopped by killing only
-    its own processes (`ray stop` would stop every Ray on the machine)."""
+    """A head and worker nodes, each a `ray start` in its own temp dir, sharing a private token; ended by
+    `hamtune cluster stop` per temp dir, which touches no other Ray on the machine (`ray stop` would)."""
 
     def __init__(self, root: Path):
         self.root = root
-        self.temp_dir = Path(f"/tmp/htc-{secrets.token_hex(3)}")
+        self.head_dir = Path(f"/tmp/htc-{secrets.token_hex(3)}")  # short: Ray's socket paths must stay under 108 bytes
+        self.worker_dirs: list[Path] = []
         token = root / "token"
         token.write_text(secrets.token_hex(32))
         self.env = {
@@ -54,25 +58,32 @@ class LocalCluster:
         done = subprocess.run([RAY, *args], env=self.env, capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stdout + done.stderr
 
-    def start(self) -> None:
-        port = self.address.split(":")[1]
-        self.ray("start", "--head", f"--port={port}", "--num-cpus=1", f"--temp-dir={self.temp_dir}",
-                 "--include-dashboard=false", "--dashboard-host=127.0.0.1", "--disable-usage-stats")
-        self.ray("start", f"--address={self.address}", "--num-cpus=1")
+    def start(self, head_cpus: int = 1, workers: int = 1) -> None:
+        from ray._private.utils import get_ray_client_dependency_error
 
-    def worker_raylets(self) -> list[int]:
-        head_pids = set(own_processes(f"raylet.*--node_manager_port.*{self.temp_dir}"))
-        return [pid for pid in head_pids if "--head" not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
+        port = self.address.split(":")[1]
+        # a head with ray[client] installed serves it on port 10001 unless told: a free port, not another head's
+        client = [] if get_ray_client_dependency_error() else [f"--ray-client-server-port={free_port()}"]
+        self.ray("start", "--head", f"--port={port}", f"--num-cpus={head_cpus}", f"--temp-dir={self.head_dir}", *client,
+                 "--include-dashboard=false", "--dashboard-host=127.0.0.1", "--disable-usage-stats")
+        for _ in range(workers):
+            self.add_node(1)
+
+    def add_node(self, cpus: int) -> None:
+        self.worker_dirs.append(Path(f"{self.head_dir}-w{len(self.worker_dirs)}"))
+        self.ray("start", f"--address={self.address}", f"--num-cpus={cpus}", f"--temp-dir={self.worker_dirs[-1]}",
+                 "--disable-usage-stats")
+
+    def temp_dirs(self) -> list[Path]:
+        return [*self.worker_dirs, self.head_dir]
 
     def stop(self) -> None:
-        for pid in own_processes(str(self.temp_dir)):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        current = Path("/tmp/ray/ray_current_cluster")
-        if current.exists() and self.address.split(":")[1] in current.read_text():
-            current.unlink()
+        from hamtune.sweep.cluster import stop_cluster
+
+        for temp_dir in self.temp_dirs():
+            if temp_dir.is_dir() and any(temp_dir.glob("session_*")):
+                stop_cluster(temp_dir, grace_s=3)
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -138,3 +149,68 @@ def test_a_node_lost_mid_sweep_has_its_trials_rescheduled(cluster, prepared, tmp
     assert (epochs.groupby("trial_id").size() == 6).all()
     assert "retrying from its last checkpoint" in output
     assert head in set(trials["node_id"])
+
+
+def trial_lifetimes(experiment: Path) -> dict[str, tuple[float, float, set[str]]]:
+    """Each trial's (start, end, node ids) from Tune's result.json lines. Tune's timestamps are whole seconds: the
+    span is shrunk by a second at both ends, so it lies inside the true one and overlaps are never overcounted."""
+    lives = {}
+    for result in experiment.glob("*/result.json"):
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if rows:
+            start, end = rows[0]["timestamp"] - rows[0]["time_this_iter_s"] + 1, rows[-1]["timestamp"] - 1
+            lives[result.parent.name] = (start, end, {r.get("node_id") for r in rows})
+    return lives
+
+
+def most_at_once(lives: dict[str, tuple[float, float, set[str]]]) -> int:
+    """The most trials alive at one instant."""
+    starts = [start for start, end, _ in lives.values() if end > start]
+    return max((sum(1 for s, e, _ in lives.values() if s <= t < e) for t in starts), default=0)
+
+
+@pytest.fixture
+def small_cluster(tmp_path):
+    """A head of 2 CPUs and no worker yet: the test adds one."""
+    cluster = LocalCluster(tmp_path)
+    try:
+        cluster.start(head_cpus=2, workers=0)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_a_sweep_grows_with_the_cluster_and_resumes_on_it_after_its_driver_is_killed(small_cluster, prepared, tmp_path):
+    cluster = small_cluster
+    space = space_file(tmp_path / "grow.yaml", prepared, name="grow", num_samples=12, max_epochs=3)
+    command = [sys.executable, "-m", "hamtune", "sweep", str(space), "--results", str(tmp_path), "--address", cluster.address]
+    experiment = tmp_path / "grow" / "tune"
+    driver = subprocess.Popen(command, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", f"{cluster.head_dir}-other/session_x"])
+    try:
+        deadline = time.time() + 480
+        while not trial_lifetimes(experiment) and driver.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert trial_lifetimes(experiment) and driver.poll() is None, "no trial started on the head"
+        cluster.add_node(2)  # the sweep started on 2 CPUs; 2 more join while trials are queued
+        peak = 0
+        while peak < 4 and driver.poll() is None and time.time() < deadline:
+            peak = max(peak, most_at_once(trial_lifetimes(experiment)))
+            time.sleep(0.2)
+        assert peak >= 4, f"at most {peak} trials ran at once after a second 2-CPU node joined"
+        assert driver.poll() is None, "the sweep ended before its driver could be killed"
+        driver.kill()
+        driver.communicate(timeout=60)
+        resumed = subprocess.run(command + ["--resume"], env=cluster.env, capture_output=True, text=True, timeout=600)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        trials, epochs, _ = load_results(tmp_path / "grow")
+        assert len(trials) == 12 and set(trials["status"]) == {"completed"}
+        assert (epochs.groupby("trial_id").size() == 3).all()
+        assert trials["node_id"].nunique() == 2
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        cluster.stop()
+        assert not [p for d in cluster.temp_dirs() for p in cluster_processes(d)], "processes of the cluster are left"
+        assert decoy.poll() is None, "ending the cluster ended a process of another temp dir"
+        decoy.kill()
