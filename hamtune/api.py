@@ -76,6 +76,7 @@ def run_sweep(
     storage: str | None = None,
     gpus_per_trial: float | None = None,
     overrides: Mapping[str, object] | None = None,
+    runtime_env: Mapping[str, object] | None = None,
     **more,
 ) -> Path:
     """Run (or resume) a sweep of a space file (or the same mapping as a dict); returns its results folder.
@@ -87,7 +88,7 @@ def run_sweep(
     chosen = _space(space, changes)
     options = SweepOptions(name=name, results_root=_path(results, "results"), address=address, resume=resume, num_samples=num_samples,
                            num_cpus=num_cpus, log_to=tuple(log_to), keep_checkpoints=keep_checkpoints, storage=storage,
-                           gpus_per_trial=gpus_per_trial)
+                           gpus_per_trial=gpus_per_trial, runtime_env=dict(runtime_env) if runtime_env else None)
     directory = run(chosen, options)
     after_sweep(directory, options.name or chosen.name, chosen.log_to + options.log_to)
     return directory

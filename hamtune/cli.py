@@ -184,6 +184,7 @@ def _yaml_scalar(text: str):
 
 def cmd_sweep(args: argparse.Namespace) -> None:
     from hamtune.api import run_sweep
+    from hamtune.sweep.cluster import read_runtime_env
     from hamtune.sweep.space import TOP_LEVEL
     from hamtune.train.config import parse_assignments
 
@@ -191,11 +192,13 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.confirm_top is not None or args.confirm_seeds is not None:
         overrides["confirm"] = {"top": 3 if args.confirm_top is None else args.confirm_top,
                                 "seeds": 5 if args.confirm_seeds is None else args.confirm_seeds}
+    if args.runtime_env is not None:
+        args.runtime_env = read_runtime_env(args.runtime_env)
     directory = run_sweep(
         args.space, name=args.name, results=args.results, data=args.data, test_data=args.test_data,
         num_samples=args.num_samples, address=args.address, resume=args.resume, num_cpus=args.num_cpus,
         log_to=tuple(args.log_to or ()), keep_checkpoints=args.keep_checkpoints, storage=args.storage,
-        gpus_per_trial=args.gpus_per_trial, overrides=overrides,
+        gpus_per_trial=args.gpus_per_trial, overrides=overrides, runtime_env=args.runtime_env,
     )
     print(f"results: {directory}")
     print(f"report:  python -m hamtune.report {directory}")
@@ -418,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--gpus-per-trial", type=float, default=None, help="e.g. 0.25 packs four trials on one GPU")
     sw.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
     sw.add_argument("--storage", default=None, help="Ray Tune storage (a shared path or URI for clusters)")
+    sw.add_argument("--runtime-env", default=None, metavar="JSON|FILE",
+                    help="Ray runtime_env for the cluster's workers (inline JSON or a JSON/YAML file): pip requirements, a "
+                    "hamtune wheel or source folder in py_modules, a working_dir; over the space's runtime_env: key (docs/cluster.md)")
     sw.add_argument("--log-to", action="append", choices=TRACKERS, default=None,
                     help="also log to an experiment tracker through Tune's own callbacks: mlflow (pip install \"hamtune[mlflow]\"), "
                     "wandb (pip install \"hamtune[wandb]\") or tensorboard; repeatable, added to the space's log_to")

@@ -20,6 +20,7 @@ from pathlib import Path
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.results.store import TRIALS, load_results, write_distributions
+from hamtune.sweep.cluster import check_node_versions
 from hamtune.sweep.confirm import read_plan
 from hamtune.sweep.internals import AUTH_LOGGER
 from hamtune.sweep.space import SearchSpace, sampler_spec, tune_metric
@@ -52,6 +53,7 @@ class SweepOptions:
     num_cpus: int | None = None
     log_to: tuple[str, ...] = ()  # experiment trackers, beside the space's `log_to:`
     keep_checkpoints: str = "best"  # what a finished trial keeps: all | best (the delivered weights) | none
+    runtime_env: dict | None = None  # --runtime-env, over the space's runtime_env: key by key
 
     def __post_init__(self) -> None:
         """Checked before anything starts: a negative or zero count would run forever or wait forever."""
@@ -122,7 +124,7 @@ def quiet_auth_advice() -> None:
         logger.addFilter(NoAdviceToDisableAuth())
 
 
-def start_ray(address: str | None, num_cpus: int | None = None) -> None:
+def start_ray(address: str | None, num_cpus: int | None = None, runtime_env: dict | None = None) -> None:
     """Join a cluster (`--address`, token authentication as the cluster has it; the trials' output comes to the
     driver's log, since on a cluster it would otherwise stay in a node's temp dir) or start a private local Ray,
     token-authenticated and without a dashboard (also where ray[default] is installed)."""
@@ -133,7 +135,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     quiet_auth_advice()
     if address:
         try:
-            ray.init(address=address, log_to_driver=True, logging_level=logging.WARNING)
+            ray.init(address=address, log_to_driver=True, logging_level=logging.WARNING, runtime_env=runtime_env)
         except (ConnectionError, RuntimeError) as exc:
             raise HamtuneError(
                 f"could not join the Ray cluster at {address} ({first_line(exc, 200)}); clusters started "
@@ -143,7 +145,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     else:
         ray.init(
             address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-            logging_level=logging.WARNING, configure_logging=False,
+            logging_level=logging.WARNING, configure_logging=False, runtime_env=runtime_env,
         )
 
 
@@ -344,8 +346,10 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
                if space.confirm_trials else "")
     log.info("sweep %s: %d trial(s)%s of %s on %s (%d images); results -> %s", name, num_samples, confirm, space.path.name,
              data.name, data.manifest["count"], directory)
-    start_ray(options.address, options.num_cpus)
+    start_ray(options.address, options.num_cpus, {**(space.runtime_env or {}), **(options.runtime_env or {})} or None)
     elastic = options.address is not None
+    if elastic:
+        check_node_versions()
     max_concurrent = concurrency(space.resources["cpus"], gpus, space.max_concurrent, elastic=elastic)
     if elastic:
         os.environ.update(pending_trials(space.resources["cpus"], gpus))

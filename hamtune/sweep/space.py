@@ -18,6 +18,7 @@ import yaml
 from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.paths import safe_name
 from hamtune.results.store import DEFAULT_OBJECTIVE
+from hamtune.sweep.cluster import runtime_env
 from hamtune.sweep.samplers import MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SamplerSpec
 from hamtune.train.config import FUSE, MACHINE, TrainConfig, field_value
 from hamtune.yamlfile import DuplicateKey, load_yaml
@@ -25,7 +26,7 @@ from hamtune.yamlfile import DuplicateKey, load_yaml
 TOP_LEVEL = {
     "name", "description", "data", "test_data", "protocol", "seed", "objective", "sampler", "scheduler",
     "num_samples", "max_epochs", "max_concurrent", "resources", "fixed", "params", "points_to_evaluate",
-    "max_failures", "log_to", "confirm", "fuse",
+    "max_failures", "log_to", "confirm", "fuse", "runtime_env",
 }
 OBJECTIVE_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
 
@@ -111,6 +112,7 @@ class SearchSpace:
     confirm_top: int = 0  # after the search, the best configurations by validation that run more seeds (sweep/confirm.py)
     confirm_seeds: int = 0  # new seeds per confirmed configuration
     fuse: str = "auto"  # the confirm stage's seeds of a configuration as one grouped model in one trial (train/fused.py)
+    runtime_env: dict | None = None  # Ray's runtime_env for a cluster's workers (sweep/cluster.py)
 
     @property
     def multi_objective(self) -> bool:
@@ -403,6 +405,7 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
         log_to=trackers(check, raw.get("log_to")),
         **confirm_stage(check, raw.get("confirm"), objectives, num_samples),
         fuse=fuse_setting(check, raw.get("fuse", "auto")),
+        runtime_env=runtime_env(raw["runtime_env"], f"{path}: runtime_env", path.parent) if raw.get("runtime_env") is not None else None,
     )
 
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from conftest import TINY_SPACE
 
+import hamtune
 from hamtune.results.store import load_results
 from hamtune.sweep.cluster import cluster_processes
 
@@ -69,10 +70,13 @@ class LocalCluster:
         for _ in range(workers):
             self.add_node(1)
 
-    def add_node(self, cpus: int) -> None:
+    def add_node(self, cpus: int, python_path: Path | None = None) -> None:
+        """A worker node; `python_path` first on its workers' import path (another install of a package)."""
         self.worker_dirs.append(Path(f"{self.head_dir}-w{len(self.worker_dirs)}"))
-        self.ray("start", f"--address={self.address}", f"--num-cpus={cpus}", f"--temp-dir={self.worker_dirs[-1]}",
-                 "--disable-usage-stats")
+        args = ["start", f"--address={self.address}", f"--num-cpus={cpus}", f"--temp-dir={self.worker_dirs[-1]}", "--disable-usage-stats"]
+        env = {**self.env, "PYTHONPATH": f"{python_path}:{self.env.get('PYTHONPATH', '')}"} if python_path else self.env
+        done = subprocess.run([RAY, *args], env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
 
     def temp_dirs(self) -> list[Path]:
         return [*self.worker_dirs, self.head_dir]
@@ -214,3 +218,28 @@ def test_a_sweep_grows_with_the_cluster_and_resumes_on_it_after_its_driver_is_ki
         assert not [p for d in cluster.temp_dirs() for p in cluster_processes(d)], "processes of the cluster are left"
         assert decoy.poll() is None, "ending the cluster ended a process of another temp dir"
         decoy.kill()
+
+
+def test_a_node_with_another_hamtune_is_named_before_the_sweep_and_a_runtime_env_brings_the_drivers(tmp_path, prepared):
+    other = tmp_path / "other"
+    (other / "hamtune").mkdir(parents=True)
+    (other / "hamtune" / "__init__.py").write_text('__version__ = "0.0.1-other"\n')
+    cluster = LocalCluster(tmp_path)
+    try:
+        cluster.start(head_cpus=1, workers=0)
+        cluster.add_node(1, python_path=other)
+        worker = node_ids(cluster)[1]
+        space = space_file(tmp_path / "versions.yaml", prepared, name="versions", num_samples=2, max_epochs=1)
+        command = [sys.executable, "-m", "hamtune", "sweep", str(space), "--results", str(tmp_path), "--address", cluster.address]
+        refused = subprocess.run(command, env=cluster.env, capture_output=True, text=True, timeout=600)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"node {worker[:12]}" in refused.stderr and "hamtune 0.0.1-other" in refused.stderr, refused.stderr
+        assert not (tmp_path / "versions" / "trials.parquet").exists()
+        shipped = json.dumps({"py_modules": [str(Path(hamtune.__file__).parent)]})
+        done = subprocess.run(command + ["--name", "shipped", "--runtime-env", shipped], env=cluster.env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        trials, _, _ = load_results(tmp_path / "shipped")
+        assert len(trials) == 2 and set(trials["status"]) == {"completed"}
+    finally:
+        cluster.stop()
