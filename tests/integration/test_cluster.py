@@ -136,7 +136,8 @@ def test_a_node_lost_mid_sweep_has_its_trials_rescheduled(cluster, prepared, tmp
     head, worker = node_ids(cluster)
     space = space_file(tmp_path / "lose.yaml", prepared, name="lose", max_epochs=6, max_failures=3)
     command = [sys.executable, "-m", "hamtune", "sweep", str(space), "--results", str(tmp_path), "--address", cluster.address]
-    driver = subprocess.Popen(command, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "driver.log"  # trials' output comes to the driver on a cluster: a pipe read only at the end could fill up
+    driver = subprocess.Popen(command, env=cluster.env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True)
     deadline, killed = time.time() + 240, False
     while not killed and time.time() < deadline and driver.poll() is None:
         for result in (tmp_path / "lose" / "tune").glob("*/result.json"):
@@ -146,7 +147,8 @@ def test_a_node_lost_mid_sweep_has_its_trials_rescheduled(cluster, prepared, tmp
                     killed = True
         time.sleep(0.2)
     assert killed, "no trial ran on the worker node"
-    output, _ = driver.communicate(timeout=600)
+    driver.wait(timeout=600)
+    output = log.read_text()
     assert driver.returncode == 0, output
     trials, epochs, _ = load_results(tmp_path / "lose")
     assert len(trials) == 4 and set(trials["status"]) == {"completed"}
@@ -189,22 +191,24 @@ def test_a_sweep_grows_with_the_cluster_and_resumes_on_it_after_its_driver_is_ki
     space = space_file(tmp_path / "grow.yaml", prepared, name="grow", num_samples=12, max_epochs=3)
     command = [sys.executable, "-m", "hamtune", "sweep", str(space), "--results", str(tmp_path), "--address", cluster.address]
     experiment = tmp_path / "grow" / "tune"
-    driver = subprocess.Popen(command, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = tmp_path / "driver.log"  # a file, not a pipe nobody reads while the driver runs (it would block on a full pipe)
+    driver = subprocess.Popen(command, env=cluster.env, stdout=output.open("w"), stderr=subprocess.STDOUT, text=True)
     decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", f"{cluster.head_dir}-other/session_x"])
     try:
         deadline = time.time() + 480
-        while not trial_lifetimes(experiment) and driver.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert trial_lifetimes(experiment) and driver.poll() is None, "no trial started on the head"
-        cluster.add_node(2)  # the sweep started on 2 CPUs; 2 more join while trials are queued
+        while not (experiment / "tuner.pkl").exists() and driver.poll() is None and time.time() < deadline:
+            time.sleep(0.2)  # the Tuner is built (its concurrency settled on the head's 2 CPUs) before the node joins
+        assert driver.poll() is None, output.read_text()[-3000:]
+        cluster.add_node(2)
         peak = 0
         while peak < 4 and driver.poll() is None and time.time() < deadline:
             peak = max(peak, most_at_once(trial_lifetimes(experiment)))
             time.sleep(0.2)
-        assert peak >= 4, f"at most {peak} trials ran at once after a second 2-CPU node joined"
+        state = "the sweep had ended" if driver.poll() is not None else "timed out" if time.time() > deadline else "running"
+        assert peak >= 4, f"at most {peak} trials ran at once after a second 2-CPU node joined ({state}): {output.read_text()[-2000:]}"
         assert driver.poll() is None, "the sweep ended before its driver could be killed"
         driver.kill()
-        driver.communicate(timeout=60)
+        driver.wait(timeout=60)
         resumed = subprocess.run(command + ["--resume"], env=cluster.env, capture_output=True, text=True, timeout=600)
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         trials, epochs, _ = load_results(tmp_path / "grow")
