@@ -18,7 +18,6 @@ import pytest
 import yaml
 from conftest import TINY_SPACE
 
-import hamtune
 from hamtune.results.store import load_results
 from hamtune.sweep.cluster import cluster_processes
 
@@ -226,10 +225,15 @@ def test_a_sweep_grows_with_the_cluster_and_resumes_on_it_after_its_driver_is_ki
         decoy.kill()
 
 
-def test_a_node_with_another_hamtune_is_named_before_the_sweep_and_a_runtime_env_brings_the_drivers(tmp_path, prepared):
+def test_a_node_with_another_hamtune_is_named_before_the_sweep_and_a_runtime_env_reaches_every_node(tmp_path, prepared):
+    """The worker node's Python starts with another hamtune imported (its site does it, unless the process's environment
+    says OTHER_HAMTUNE=0): the sweep stops before any trial, naming that node; a --runtime-env whose env_vars reach the
+    workers of every node clears it."""
     other = tmp_path / "other"
     (other / "hamtune").mkdir(parents=True)
     (other / "hamtune" / "__init__.py").write_text('__version__ = "0.0.1-other"\n')
+    (other / "sitecustomize.py").write_text(
+        "import os, sys\nif os.environ.get('OTHER_HAMTUNE') != '0':\n    sys.path.insert(0, os.path.dirname(__file__))\n    import hamtune\n")
     cluster = LocalCluster(tmp_path)
     try:
         cluster.start(head_cpus=1, workers=0)
@@ -241,11 +245,11 @@ def test_a_node_with_another_hamtune_is_named_before_the_sweep_and_a_runtime_env
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert f"node {worker[:12]}" in refused.stderr and "hamtune 0.0.1-other" in refused.stderr, refused.stderr
         assert not (tmp_path / "versions" / "trials.parquet").exists()
-        shipped = json.dumps({"py_modules": [str(Path(hamtune.__file__).parent)]})
-        done = subprocess.run(command + ["--name", "shipped", "--runtime-env", shipped], env=cluster.env, capture_output=True,
+        cleared = json.dumps({"env_vars": {"OTHER_HAMTUNE": "0"}})
+        done = subprocess.run(command + ["--name", "cleared", "--runtime-env", cleared], env=cluster.env, capture_output=True,
                               text=True, timeout=600)
         assert done.returncode == 0, done.stdout + done.stderr
-        trials, _, _ = load_results(tmp_path / "shipped")
+        trials, _, _ = load_results(tmp_path / "cleared")
         assert len(trials) == 2 and set(trials["status"]) == {"completed"}
     finally:
         cluster.stop()
