@@ -74,6 +74,7 @@ def run_sweep(
     storage: str | None = None,
     gpus_per_trial: float | None = None,
     overrides: Mapping[str, object] | None = None,
+    runtime_env: Mapping[str, object] | None = None,
     **more,
 ) -> Results:
     """Run (or resume) a sweep of a space file (or the same mapping as a dict) through the whole pipeline (search,
@@ -94,7 +95,8 @@ def run_sweep(
     chosen = _space(space, changes)
     options = SweepOptions(name=name, results_root=_path(results, "results"), address=address, resume=resume, num_samples=num_samples,
                            num_cpus=num_cpus, log_to=tuple(log_to), keep_checkpoints=keep_checkpoints, storage=storage,
-                           gpus_per_trial=gpus_per_trial, overrides={**(overrides or {}), **more})
+                           gpus_per_trial=gpus_per_trial, overrides={**(overrides or {}), **more},
+                           runtime_env=dict(runtime_env) if runtime_env else None)
     directory = run(chosen, options)
     after_sweep(directory, options.name or chosen.name, chosen.log_to + options.log_to, floor=chosen.floor)
     return Results(directory)

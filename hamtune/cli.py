@@ -184,6 +184,7 @@ def _yaml_scalar(text: str):
 
 def cmd_sweep(args: argparse.Namespace) -> None:
     from hamtune.api import run_sweep
+    from hamtune.sweep.cluster import read_runtime_env
     from hamtune.sweep.space import TOP_LEVEL
     from hamtune.train.config import parse_assignments
 
@@ -193,14 +194,23 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                                 "seeds": 5 if args.confirm_seeds is None else args.confirm_seeds}
     if args.no_floor:
         overrides["floor"] = False
+    if args.runtime_env is not None:
+        args.runtime_env = read_runtime_env(args.runtime_env)
     done = run_sweep(
         args.space, name=args.name, results=args.results, data=args.data, test_data=args.test_data,
         num_samples=args.num_samples, address=args.address, resume=args.resume, num_cpus=args.num_cpus,
         log_to=tuple(args.log_to or ()), keep_checkpoints=args.keep_checkpoints, storage=args.storage,
-        gpus_per_trial=args.gpus_per_trial, overrides=overrides,
+        gpus_per_trial=args.gpus_per_trial, overrides=overrides, runtime_env=args.runtime_env,
     )
     print(f"results: {done.directory}")
     print(f"report:  python -m hamtune.report {done.directory}")
+
+
+def cmd_cluster_stop(args: argparse.Namespace) -> None:
+    from hamtune.sweep.cluster import stop_cluster
+
+    ended = stop_cluster(args.temp_dir, grace_s=args.grace)
+    print(f"ended {ended} Ray process(es) started with --temp-dir={args.temp_dir}")
 
 
 # ---- report ---------------------------------------------------------------------------------------
@@ -434,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--gpus-per-trial", type=float, default=None, help="e.g. 0.25 packs four trials on one GPU")
     sw.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
     sw.add_argument("--storage", default=None, help="Ray Tune storage (a shared path or URI for clusters)")
+    sw.add_argument("--runtime-env", default=None, metavar="JSON|FILE",
+                    help="Ray runtime_env for the cluster's workers (inline JSON or a JSON/YAML file): pip requirements, a "
+                    "hamtune wheel or source folder in py_modules, a working_dir; over the space's runtime_env: key (docs/cluster.md)")
     sw.add_argument("--log-to", action="append", choices=TRACKERS, default=None,
                     help="also log to an experiment tracker through Tune's own callbacks: mlflow (pip install \"hamtune[mlflow]\"), "
                     "wandb (pip install \"hamtune[wandb]\") or tensorboard; repeatable, added to the space's log_to")
@@ -522,6 +535,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--device", choices=CHOICES["device"], default="auto", help="where the deep models score (default auto, as train)")
     st.add_argument("--seed", type=int, default=0, help="seed of the hair occluders (default 0)")
     st.set_defaults(func=cmd_stress)
+    cl = commands.add_parser("cluster", help="manage a Ray cluster started with `ray start` (docs/cluster.md)")
+    cl_commands = cl.add_subparsers(dest="cluster_command", required=True, metavar="SUBCOMMAND")
+    stop = cl_commands.add_parser("stop", help="end the Ray node(s) started on this host with --temp-dir=TEMP_DIR, and nothing else "
+                                  "(`ray stop` ends every Ray on the host)")
+    stop.add_argument("temp_dir", type=Path, metavar="TEMP_DIR", help="the --temp-dir given to `ray start`")
+    stop.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL (default 10)")
+    stop.set_defaults(func=cmd_cluster_stop)
     return parser
 
 

@@ -206,7 +206,7 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     with tune_settings():
         start_ray(options.address, options.num_cpus)
         most_cpus = max(r["cpus"] for r in runs)
-        limit = concurrency(most_cpus, options.gpus_per_trial, None)
+        limit = concurrency(most_cpus, options.gpus_per_trial, None, elastic=options.address is not None)
         trainable = tune.with_resources(
             tune.with_parameters(reproduce_trial, data=in_memory(data), test_data=in_memory(test_data) if test_data else None,
                                  configs=configs, objectives=(selection,)),

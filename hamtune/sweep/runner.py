@@ -21,6 +21,7 @@ from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.gate import is_results, output
 from hamtune.results.store import TRIALS, load_results, write_distributions
+from hamtune.sweep.cluster import check_node_versions
 from hamtune.sweep.confirm import read_plan
 from hamtune.sweep.internals import AUTH_LOGGER
 from hamtune.sweep.space import SearchSpace, sampler_spec, tune_metric
@@ -54,6 +55,7 @@ class SweepOptions:
     log_to: tuple[str, ...] = ()  # experiment trackers, beside the space's `log_to:`
     keep_checkpoints: str = "best"  # what a finished trial keeps: all | best (the delivered weights) | none
     overrides: dict | None = None  # the space keys and TrainConfig values the caller set (--set, --confirm-*, --no-floor), as given
+    runtime_env: dict | None = None  # --runtime-env, over the space's runtime_env: key by key
 
     def __post_init__(self) -> None:
         """Checked before anything starts: a negative or zero count would run forever or wait forever."""
@@ -85,6 +87,7 @@ TUNE_DEFAULTS = {  # a value the user set is kept
     "RAY_USAGE_STATS_ENABLED": "0",
 }
 QUIETED_LOGGERS = {"ray.tune": logging.CRITICAL, "optuna": logging.WARNING}
+PENDING_TRIALS = "TUNE_MAX_PENDING_TRIALS_PG"  # set per sweep by pending_trials() on a cluster that can grow
 
 
 @contextmanager
@@ -92,7 +95,7 @@ def tune_settings() -> Iterator[None]:
     """Tune's own tables are noise next to our one line per trial; and the experiment state must be
     saved after every step, or a killed driver cannot be resumed against a persistent Optuna study.
     Set for one sweep only: a notebook's environment, loggers and warning filters are as they were afterwards."""
-    saved_environment = {key: os.environ.get(key) for key in (*TUNE_FORCED, *TUNE_DEFAULTS)}
+    saved_environment = {key: os.environ.get(key) for key in (*TUNE_FORCED, *TUNE_DEFAULTS, PENDING_TRIALS)}
     saved_levels = {name: logging.getLogger(name).level for name in QUIETED_LOGGERS}
     with warnings.catch_warnings():
         try:
@@ -131,9 +134,10 @@ def quiet_auth_advice() -> None:
         logger.addFilter(NoAdviceToDisableAuth())
 
 
-def start_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Join a cluster (`--address`, token authentication as the cluster has it) or start a private
-    local Ray, token-authenticated and without a dashboard."""
+def start_ray(address: str | None, num_cpus: int | None = None, runtime_env: dict | None = None) -> None:
+    """Join a cluster (`--address`, token authentication as the cluster has it; the trials' output comes to the
+    driver's log, since on a cluster it would otherwise stay in a node's temp dir) or start a private local Ray,
+    token-authenticated and without a dashboard (also where ray[default] is installed)."""
     import ray
 
     if ray.is_initialized():
@@ -141,7 +145,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     quiet_auth_advice()
     if address:
         try:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(address=address, log_to_driver=True, logging_level=logging.WARNING, runtime_env=runtime_env)
         except (ConnectionError, RuntimeError) as exc:
             raise HamtuneError(
                 f"could not join the Ray cluster at {address} ({first_line(exc, 200)}); clusters started "
@@ -151,29 +155,50 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     else:
         ray.init(
             address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-            logging_level=logging.WARNING, configure_logging=False,
+            logging_level=logging.WARNING, configure_logging=False, runtime_env=runtime_env,
         )
 
 
-def concurrency(cpus: float, gpus: float, requested: int | None) -> int:
-    """Trials that fit the cluster at once. Tune keeps only one trial pending for a searcher unless
-    told, which serialises short trials, so the limit is always explicit. A GPU request on a
-    cluster without GPUs would wait forever: that is an error instead."""
+def concurrency(cpus: float, gpus: float, requested: int | None, *, elastic: bool = False) -> int | None:
+    """Trials at once: `requested` (the space's max_concurrent) as a cap, else what fits. A private local Ray
+    cannot grow, so a trial bigger than it is an error, and the limit is always explicit (Tune keeps only one
+    trial pending for a searcher unless told, which serialises short trials). A cluster joined with --address can
+    grow (nodes join, an autoscaler adds GPU nodes for queued demand): there nothing is capped unless asked,
+    Tune's pending trials wait for room (see `pending_trials`), and what does not fit yet is a warning."""
     import ray
 
     resources = ray.cluster_resources()
-    if gpus > 0 and resources.get("GPU", 0) == 0:
+    have_cpus, have_gpus = resources.get("CPU", 0), resources.get("GPU", 0)
+    if elastic:
+        if cpus > have_cpus or gpus > have_gpus:
+            log.warning("trials ask for %g CPU(s) and %g GPU(s) each; the Ray cluster has %g CPU(s) and %g GPU(s) now: they "
+                        "are queued until nodes with room join", cpus, gpus, have_cpus, have_gpus)
+        return requested
+    if gpus > 0 and have_gpus == 0:
         raise HamtuneError(f"trials ask for {gpus:g} GPU each but the Ray cluster has none; use --gpus-per-trial 0")
-    if gpus > resources.get("GPU", 0):
-        raise HamtuneError(f"trials ask for {gpus:g} GPUs each but the Ray cluster has {resources['GPU']:g}; "
-                           "lower --gpus-per-trial")
-    if cpus > resources.get("CPU", 0):
+    if gpus > have_gpus:
+        raise HamtuneError(f"trials ask for {gpus:g} GPUs each but the Ray cluster has {have_gpus:g}; lower --gpus-per-trial")
+    if cpus > have_cpus:
         raise HamtuneError(f"trials ask for {cpus:g} CPUs each (resources.cpus) but the Ray cluster has "
-                           f"{resources.get('CPU', 0):g}; lower resources.cpus or raise --num-cpus")
-    fits = int(resources.get("CPU", 1) // cpus)
-    if gpus > 0:
-        fits = min(fits, int(resources["GPU"] // gpus))
+                           f"{have_cpus:g}; lower resources.cpus or raise --num-cpus")
+    fits = fitting(cpus, gpus)
     return max(1, min(fits, requested or fits))
+
+
+def fitting(cpus: float, gpus: float) -> int:
+    """How many trials the cluster's resources hold now (0 when none fits yet)."""
+    import ray
+
+    resources = ray.cluster_resources()
+    fits = int(resources.get("CPU", 0) // cpus)
+    return min(fits, int(resources.get("GPU", 0) // gpus)) if gpus > 0 else fits
+
+
+def pending_trials(cpus: float, gpus: float) -> dict[str, str]:
+    """On a cluster that can grow, Tune keeps as many trials pending as fit now (at least one): they start as soon
+    as a node joins, and their resource requests are the demand an autoscaler scales up for. A value the user set
+    for TUNE_MAX_PENDING_TRIALS_PG is kept."""
+    return {PENDING_TRIALS: os.environ.get(PENDING_TRIALS, str(max(1, fitting(cpus, gpus))))}
 
 
 def make_searcher(space: SearchSpace, name: str, directory: Path, search_trials: int | None = None, *, on_cuda: bool = False,
@@ -255,7 +280,7 @@ def make_tuner(
     directory: Path,
     storage: str,
     num_samples: int,
-    max_concurrent: int,
+    max_concurrent: int | None,
     resume: bool,
     trackers: tuple = (),
     on_cuda: bool = False,
@@ -353,8 +378,13 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
                if space.confirm_trials else "")
     log.info("sweep %s: %d trial(s)%s of %s on %s (%d images); results -> %s", name, num_samples, confirm, space.path.name,
              data.name, data.manifest["count"], directory)
-    start_ray(options.address, options.num_cpus)
-    max_concurrent = concurrency(space.resources["cpus"], gpus, space.max_concurrent)
+    start_ray(options.address, options.num_cpus, {**(space.runtime_env or {}), **(options.runtime_env or {})} or None)
+    elastic = options.address is not None
+    if elastic:
+        check_node_versions()
+    max_concurrent = concurrency(space.resources["cpus"], gpus, space.max_concurrent, elastic=elastic)
+    if elastic:
+        os.environ.update(pending_trials(space.resources["cpus"], gpus))
     provenance.start(directory, space, name, num_samples, data.located_manifest(), ray.cluster_resources(), options)
     trackers = tracker_callbacks(tracked, directory, name, data.located_manifest(), tuple(p.name for p in space.params),
                                  provenance.read(directory))

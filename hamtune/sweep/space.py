@@ -19,6 +19,7 @@ from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.files import read_text
 from hamtune.paths import safe_name
 from hamtune.results.store import DEFAULT_OBJECTIVE
+from hamtune.sweep.cluster import runtime_env
 from hamtune.sweep.samplers import MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SamplerSpec
 from hamtune.train.config import FUSE, MACHINE, TrainConfig, field_value
 from hamtune.yamlfile import DuplicateKey, load_yaml
@@ -26,7 +27,7 @@ from hamtune.yamlfile import DuplicateKey, load_yaml
 TOP_LEVEL = {
     "name", "description", "data", "test_data", "protocol", "seed", "objective", "sampler", "scheduler",
     "num_samples", "max_epochs", "max_concurrent", "resources", "fixed", "params", "points_to_evaluate",
-    "max_failures", "log_to", "confirm", "fuse", "floor",
+    "max_failures", "log_to", "confirm", "fuse", "floor", "runtime_env",
 }
 OBJECTIVE_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
 
@@ -113,6 +114,7 @@ class SearchSpace:
     confirm_seeds: int = 0  # new seeds per confirmed configuration
     fuse: str = "auto"  # the confirm stage's seeds of a configuration as one grouped model in one trial (train/fused.py)
     floor: bool = True  # score the non-learned floor (blur, down/up-sampling, PCA) into the results when the sweep ends
+    runtime_env: dict | None = None  # Ray's runtime_env for a cluster's workers (sweep/cluster.py)
 
     @property
     def multi_objective(self) -> bool:
@@ -412,6 +414,7 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
         **confirm_stage(check, raw.get("confirm"), objectives, num_samples),
         fuse=fuse_setting(check, raw.get("fuse", "auto")),
         floor=floor_setting(check, raw.get("floor", True)),
+        runtime_env=runtime_env(raw["runtime_env"], f"{path}: runtime_env", path.parent) if raw.get("runtime_env") is not None else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ def run_trial(
     trial and a crashed trial resumes from its last epoch. A config that cannot run, a diverging
     loss or exhausted memory ends with a final report whose `status` says so. `config` is Tune's
     (the sampled values as plain data); trial_config turns it into the TrainConfig that trains."""
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # a line per checkpoint: noise in a cluster driver's log
     node = ray.get_runtime_context().get_node_id()
     seeds = group_seeds(config)
     if seeds:

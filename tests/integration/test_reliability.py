@@ -181,10 +181,15 @@ def test_concurrent_trials_share_one_copy_of_the_dataset(ray_local, tmp_path):
 
 def test_the_cluster_recipe_keeps_authentication_and_nothing_disables_it():
     readme = (ROOT / "README.md").read_text()
-    recipe = readme[readme.index("## Running on a Ray cluster"):]
-    recipe = recipe[: recipe.index("\n## ", 3)]
+    pointer = readme[readme.index("## Running on a Ray cluster"):]
+    pointer = pointer[: pointer.index("\n## ", 3)]
+    doc = (ROOT / "docs" / "cluster.md").read_text()
+    recipe = doc[doc.index("## The recipe"):]
+    assert "docs/cluster.md" in pointer
     assert "RAY_AUTH_MODE=token" in recipe and "--dashboard-host=127.0.0.1" in recipe
-    assert "RAY_AUTH_MODE=disabled" not in recipe.replace("never set RAY_AUTH_MODE=disabled", "")
+    assert recipe.index("ray get-auth-token --generate") < recipe.index("RAY_AUTH_TOKEN_PATH=")  # the token exists before it is named
+    for text in (pointer, doc):
+        assert "RAY_AUTH_MODE=disabled" not in text.replace("never set RAY_AUTH_MODE=disabled", "")
     for path in (ROOT / "hamtune").rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"environ(\[|\.setdefault\(|\.update\().{0,3}RAY_AUTH_MODE|RAY_AUTH_MODE.{0,20}disabled", text), path
