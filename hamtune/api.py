@@ -305,15 +305,16 @@ def make_report(results: list[str | Path] | None = None, *, metric: str = "test_
         raise UsageError(f"results must be a list of results folders, got {type(results).__name__} {results!r:.80}")
     folders = None if results is None else [_path(r, "results") for r in results]
     metric, rank_by = a.text(metric, "metric"), a.optional_text(rank_by, "rank_by")
-    top, by = a.integer(top, "top", 1), a.optional_text(by, "by")
+    top, by = a.optional_integer(top, "top", 1), a.optional_text(by, "by")
     no_html, output_format, show = a.flag(no_html, "no_html"), a.text(output_format, "output_format", FORMATS), a.function(show, "show")
     return run_report(folders, metric=metric, rank_by=rank_by, top=top, by=by,
                       html=None if html is None else _path(html, "html"), no_html=no_html, output_format=output_format, show=show)
 
 
-def _export_arguments(rank, metric, force, trial) -> tuple[int, str | None, bool, str | None]:
+def _export_arguments(rank, metric, force, trial) -> tuple[int | None, str | None, bool, str | None]:
     a = arguments
-    return a.integer(rank, "rank", 1), a.optional_text(metric, "metric"), a.flag(force, "force"), a.optional_text(trial, "trial")
+    return (a.optional_integer(rank, "rank", 1), a.optional_text(metric, "metric"), a.flag(force, "force"),
+            a.optional_text(trial, "trial"))
 
 
 @dataclass
