@@ -216,6 +216,27 @@ def test_every_tracker_and_the_study_name_the_chosen_seed_ensemble_and_mlflow_se
     np.testing.assert_allclose(served["score"], scored.loc[[str(p) for p in images], "score"], rtol=0, atol=1e-6)
     assert list(served["flagged"]) == list(scored.loc[[str(p) for p in images], "flagged"])
 
+    # and every place that names the best model on the report side: leaderboard rank 1, the summary, the side-by-side
+    # table, the methods card and Results.best (one answer, read from chosen.json)
+    from hamtune.report.command import run_report
+    from hamtune.report.methods import methods_card
+
+    assert str(hamtune.rank(directory, metric="test_auroc").iloc[0]["trial_id"]) == chosen.trial_id
+    assert hamtune.open_results(directory).best.trial_id == chosen.trial_id
+    shown: list[str] = []
+    html = run_report([directory], quiet=True, show=shown.append)
+    assert chosen.trial_id in shown[0]
+    page = html.read_text()
+
+    def section(anchor: str) -> str:
+        start = page.index(f'<section id="{anchor}">')
+        return page[start:page.index("</section>", start)]
+
+    assert chosen.trial_id in section("summary")
+    if '<section id="sweeps">' in page:
+        assert chosen.trial_id in section("sweeps")
+    assert chosen.trial_id in methods_card(directory, "methods")
+
 
 def test_wandb_offline_groups_a_sweep_run_its_trial_runs_and_a_report_run(prepared, ray_local, tmp_path, monkeypatch):
     pytest.importorskip("wandb", reason='the optional extra: pip install "hamtune[wandb]"')
