@@ -290,14 +290,14 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     # a shared --storage holds each sweep under its name: two sweeps never share (and overwrite) one tuner.pkl
     storage = f"{options.storage.rstrip('/')}/{name}" if options.storage else str(directory)
     experiment = experiment_path(storage)
+    if options.resume:
+        trust.put_back_recorded_state(experiment)  # before Tune looks at anything: an unrecorded file is never read
     if options.resume and not tune.Tuner.can_restore(experiment):
         if (directory / TRIALS).exists():  # the results are here, the Tune state elsewhere
             raise HamtuneError(f"{experiment}: no Tune state to resume, though {directory} holds results; if the sweep "
                                "was started with --storage, pass the same --storage")
         raise HamtuneError(f"{experiment}: no sweep to resume here (start it without --resume)")
     if options.resume:
-        if Path(experiment).is_dir():
-            trust.repair_torn_state(Path(experiment))
         trust.verify(experiment)  # before Tune unpickles anything
     if not options.resume and (directory / TRIALS).exists():
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
