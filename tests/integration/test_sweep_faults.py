@@ -126,15 +126,16 @@ def assert_confirmed(results: Path) -> None:
 
 def kill_moment(kind: str, results: Path, rng: random.Random) -> tuple[str, Callable[[], bool]]:
     """A moment of the confirm stage to SIGKILL the driver at, with a random delay after it (seeded): `plan` once the
-    confirm plan is written (the searcher handing Tune the confirm trials); `save` once the driver has saved its
-    searcher state to the results folder (Tune's background copy racing its next save: the moment a state file can
-    reach the folder before its digest is recorded); `row` once a confirm trial's row is recorded."""
+    confirm plan is written (the searcher handing Tune the confirm trials); `save` once this driver has saved its
+    searcher state to the results folder after the plan (Tune's background copy racing its next save: the moment a
+    state file can reach the folder before its digest is recorded); `row` once a confirm trial's row is recorded."""
     delay = round(rng.uniform(0, 0.4), 2)
     since = time.time()
     rows = rng.choice([4, 5])
     conditions = {
         "plan": lambda: (results / "confirm.json").exists(),
-        "save": lambda: any(modified(path) > since for path in (results / "tune").glob("searcher-state-*.pkl")),
+        "save": lambda: any(modified(path) > max(since, modified(results / "confirm.json"))
+                            for path in (results / "tune").glob("searcher-state-*.pkl")),
         "row": lambda: consistent_snapshot(results) >= rows,
     }
     condition = conditions[kind]
