@@ -230,7 +230,7 @@ def put_back_recorded_state(experiment: str) -> None:
             continue  # nothing recorded to put back: `verify` refuses it, and the folder is left as it was
         aside = path.with_name(name + SET_ASIDE)
         aside.unlink(missing_ok=True)
-        os.link(path, aside)  # kept under the new name before the recorded version replaces it: a kill between loses nothing
+        os.link(path, aside, follow_symlinks=False)  # kept before the recorded version replaces it: a kill between loses nothing
         with atomic_file(path) as tmp:
             tmp.write_bytes(kept)
         log.warning("%s: not a version this user's hamtune recorded (left by a driver killed while Tune saved it, or put "
