@@ -10,7 +10,8 @@ with exactly its planned trials, chosen on the mean. Not part of the suite: it t
     python tools/kill_loop.py -n 5 --load      # 5 rounds, with a busy loop on every core beside them
 
 Prints one line per round (its seed and the moments killed at) and `k of N resumed`; exits 1 unless all did.
-A round whose sweep ended before a kill could land is counted apart (not a resume failure).
+A round whose sweep ended before a kill could land, or whose driver could not start Ray at all (ray.init waits
+30 s for its raylet, which a machine under heavy load can exceed), is counted apart: it says nothing about resuming.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MOMENTS = ("plan", "save", "row")
+NO_RAY = "timed out during startup"  # ray.init's fixed 30 s wait for its own raylet, which a loaded machine can exceed
 
 
 def busy() -> None:
@@ -48,13 +50,13 @@ def prepared_data(folder: Path):
     return load_prepared(prepare(release, size=28, progress=False))
 
 
-def run_rounds(rounds: int, seed: int, work: Path, keep: bool) -> tuple[int, int]:
-    """(resumed, not killed) over `rounds` rounds; failures are printed with their seed."""
+def run_rounds(rounds: int, seed: int, work: Path, keep: bool) -> tuple[int, int, int]:
+    """(resumed, ended before a kill, lost to Ray not starting) over `rounds` rounds; failures are printed with their seed."""
     sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
     import test_sweep_faults as faults
 
     prepared = prepared_data(work / "release")
-    resumed = not_killed = 0
+    resumed = not_killed = no_ray = 0
     for index in range(rounds):
         rng = random.Random(seed + index)
         root = work / f"round-{index + 1}"
@@ -65,10 +67,15 @@ def run_rounds(rounds: int, seed: int, work: Path, keep: bool) -> tuple[int, int
             killed = faults.kill_and_resume(space, root, moments(rng), rng)
             faults.assert_confirmed(root / "kills")
         except AssertionError as exc:
-            first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
-            if first[0].startswith("the sweep ended before"):
+            message = str(exc)
+            if NO_RAY in message:
+                no_ray += 1
+                print(f"round {index + 1}/{rounds} (seed {seed + index}): a driver could not start Ray ({NO_RAY}: the "
+                      "machine is overloaded), so the round says nothing about resuming", flush=True)
+            elif message.startswith("the sweep ended before"):
                 not_killed += 1
-                print(f"round {index + 1}/{rounds} (seed {seed + index}): the sweep ended before a kill landed", flush=True)
+                print(f"round {index + 1}/{rounds} (seed {seed + index}): the sweep ended before a kill landed: "
+                      f"{message[-1500:]}", flush=True)
             else:
                 print(f"round {index + 1}/{rounds} (seed {seed + index}): NOT RESUMED: {str(exc)[-2000:]}", flush=True)
                 keep_failed = root.with_name(root.name + "-failed")
@@ -81,7 +88,7 @@ def run_rounds(rounds: int, seed: int, work: Path, keep: bool) -> tuple[int, int
               f"{time.perf_counter() - started:.0f} s; unrecorded state set aside: {set_aside or 'none'}", flush=True)
         if not keep:
             shutil.rmtree(root)
-    return resumed, not_killed
+    return resumed, not_killed, no_ray
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,12 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.rounds} rounds from seed {args.seed} in {work}" + (f", {len(load)} busy loops beside them" if load else ""),
           flush=True)
     try:
-        resumed, not_killed = run_rounds(args.rounds, args.seed, work, args.keep)
+        resumed, not_killed, no_ray = run_rounds(args.rounds, args.seed, work, args.keep)
     finally:
         for process in load:
             process.terminate()
             process.join()
-    print(f"{resumed} of {args.rounds} resumed" + (f" ({not_killed} ended before a kill landed)" if not_killed else ""))
+    apart = [f"{not_killed} ended before a kill landed"] * bool(not_killed) + [f"{no_ray} lost to Ray not starting"] * bool(no_ray)
+    print(f"{resumed} of {args.rounds} resumed" + (f" ({'; '.join(apart)})" if apart else ""))
     if resumed == args.rounds and not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if resumed == args.rounds else 1
