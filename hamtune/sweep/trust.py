@@ -17,13 +17,14 @@ So every version is recorded before Tune launches its copy to storage (but see b
 from the save before may take it first). The copy to storage lags the staging
 folder by any number of saves (Tune saves at every step, about ten a second while trials train), so each
 file's versions are kept from the one the results folder holds now onwards, not a fixed number of them. The one gap: a driver killed in the
-milliseconds between Tune writing its first `tuner.pkl` and hamtune recording it; that sweep cannot be
-resumed and is started again.
+milliseconds between Tune writing its first `tuner.pkl` and hamtune recording (and keeping) it; that sweep
+cannot be resumed and is started again.
 
 Tune's copy to storage runs in the background while the next save rewrites the staging folder, so the results
 folder can receive a version Tune has written but hamtune has not yet recorded (`get_state` runs after the
-experiment and searcher state are written), or a torn (empty or cut) copy of the experiment state, rewritten in
-place mid-copy; a driver killed then leaves it behind. Neither is ever unpickled: each version hamtune records is
+experiment and searcher state are written), or a torn (empty or cut) copy: the experiment state is rewritten in
+place mid-copy, and a kill mid-copy leaves any file the copy had opened empty (`tuner.pkl` too, which a resumed
+driver copies back at every save); a driver killed then leaves it behind. Neither is ever unpickled: each version hamtune records is
 also kept, as recorded, in `tune/.hamtune-state/`, and `put_back_recorded_state`, before `verify`, sets any state
 file whose digest was never recorded aside (renamed `*.unrecorded`) and puts the last recorded version in its
 place. Torn, unrecorded and forged files are told apart by nothing but the record: none of them is loaded, so a
@@ -55,7 +56,6 @@ STATE_PATTERNS = (TUNER, STATE_FILE, "search_gen_state-*.json", "searcher-state-
                   "callback-states-*.pkl", "basic-variant-state-*.json")
 TRIAL_PATTERNS = ("error.pkl",)
 KEPT = ".hamtune-state"  # beside Tune's files: the last recorded version of each state file (see the module docstring)
-KEPT_PATTERNS = tuple(pattern for pattern in STATE_PATTERNS if pattern != TUNER)  # tuner.pkl is written once, never in staging
 SET_ASIDE = ".unrecorded"  # suffix of a state file never recorded: Tune's patterns no longer match it
 KEEP = 4096  # versions of each file remembered at most: those not yet copied to the experiment folder (see record)
 
@@ -149,9 +149,12 @@ def record(fs_path: str, filesystem, root: str, names: tuple[str, ...] | None = 
 
 
 def record_tuner(experiment: str) -> None:
-    """Record the tuner.pkl a new Tuner has just written."""
+    """Record (and keep) the tuner.pkl a new Tuner has just written: a resumed driver downloads it to staging and copies
+    it back at every save, so a kill mid-copy can tear it too."""
     filesystem, fs_path = tune_filesystem(experiment)
     record(fs_path, filesystem, fs_path, names=(TUNER,))
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        keep_recorded_state(Path(fs_path), Path(fs_path), names=(TUNER,))
 
 
 def verify(experiment: str) -> None:
@@ -201,9 +204,9 @@ class TrustRecorder(tune.Callback):
             log.warning("could not record the digests of Tune's state (%s); --resume will refuse this sweep", exc)
 
 
-def keep_recorded_state(staging: Path, experiment: Path) -> None:
+def keep_recorded_state(staging: Path, experiment: Path, names: tuple[str, ...] = STATE_PATTERNS) -> None:
     """Copy the state files Tune just wrote to staging (and hamtune just recorded) beside the results, atomically."""
-    for source in sorted(path for pattern in KEPT_PATTERNS for path in staging.glob(pattern)):
+    for source in sorted(path for pattern in names for path in staging.glob(pattern)):
         target = experiment / KEPT / source.name
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(target) as tmp:
@@ -220,7 +223,7 @@ def put_back_recorded_state(experiment: str) -> None:
     if saved is None or not isinstance(filesystem, pafs.LocalFileSystem):
         return
     folder = Path(fs_path)
-    for name, digest in sorted(state_digests(filesystem, fs_path, names=KEPT_PATTERNS).items()):
+    for name, digest in sorted(state_digests(filesystem, fs_path, names=STATE_PATTERNS).items()):
         known = saved["files"].get(name, [])
         if digest in known:
             continue

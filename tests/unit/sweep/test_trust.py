@@ -104,3 +104,16 @@ def test_a_received_folder_without_a_record_is_left_as_it_is_and_refused(tmp_pat
     assert (received / SEARCHER).read_bytes() == b"forged" and not list(received.glob("*" + trust.SET_ASIDE))
     with pytest.raises(HamtuneError, match="no record of its Tune state"):
         trust.verify(str(received))
+
+
+def test_a_tuner_pickle_torn_by_a_resumed_drivers_copy_is_put_back(tmp_path):
+    """A resumed driver downloads tuner.pkl to staging and copies it back at every save: a kill mid-copy empties it."""
+    from hamtune.sweep import trust
+
+    _, experiment = saved_by_hamtune(tmp_path, pickle.dumps({"n": 1}), b'{"trial_data": []}')
+    (experiment / trust.TUNER).write_bytes(pickle.dumps({"tuner": 1}))
+    trust.record_tuner(str(experiment))
+    (experiment / trust.TUNER).write_bytes(b"")
+    trust.put_back_recorded_state(str(experiment))
+    assert pickle.loads((experiment / trust.TUNER).read_bytes()) == {"tuner": 1}
+    trust.verify(str(experiment))
