@@ -346,14 +346,14 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     if options.storage and "://" not in options.storage:
         output(storage, flag="--storage", kind="folder", own=lambda p: is_results(p) or (p / EXPERIMENT).is_dir(),
                existing="add")
+    if options.resume:
+        trust.put_back_recorded_state(experiment)  # before Tune looks at anything: an unrecorded file is never read
     if options.resume and not tune.Tuner.can_restore(experiment):
         if (directory / TRIALS).exists():  # the results are here, the Tune state elsewhere
             raise HamtuneError(f"{experiment}: no Tune state to resume, though {directory} holds results; if the sweep "
                                "was started with --storage, pass the same --storage")
         raise HamtuneError(f"{experiment}: no sweep to resume here (start it without --resume)")
     if options.resume:
-        if Path(experiment).is_dir():
-            trust.repair_torn_state(Path(experiment))
         trust.verify(experiment)  # before Tune unpickles anything
         read_plan(directory), provenance.read(directory)  # a broken confirm.json or sweep.json is named now, not after training
     if not options.resume and (directory / TRIALS).exists():

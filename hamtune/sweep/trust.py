@@ -13,17 +13,22 @@ When digests are taken: `tuner.pkl` right after the Tuner writes it (once per sw
 the experiment and searcher state to its local staging folder and before it copies them to storage
 (and once more at the end of the experiment, as a resumed sweep with nothing left to run saves its
 state without a step).
-So every version that can reach the results folder is recorded before it gets there, and a driver
-killed by SIGKILL at any point leaves only recorded versions behind. The copy to storage lags the staging
+So every version is recorded before Tune launches its copy to storage (but see below: a copy still running
+from the save before may take it first). The copy to storage lags the staging
 folder by any number of saves (Tune saves at every step, about ten a second while trials train), so each
 file's versions are kept from the one the results folder holds now onwards, not a fixed number of them. The one gap: a driver killed in the
-milliseconds between Tune writing its first `tuner.pkl` and hamtune recording it; that sweep cannot be
-resumed and is started again.
+milliseconds between Tune writing its first `tuner.pkl` and hamtune recording (and keeping) it; that sweep
+cannot be resumed and is started again.
 
-Tune rewrites its staging `experiment_state-*.json` in place while a copy to storage may still be reading it, so
-a driver killed at the wrong moment can leave a torn (empty or cut) copy in the results folder, which neither Tune
-nor hamtune could resume from. So each complete version is also kept, as recorded, in `tune/.hamtune-state/`;
-`repair_torn_state` puts it back over a torn copy before `verify` checks digests.
+Tune's copy to storage runs in the background while the next save rewrites the staging folder, so the results
+folder can receive a version Tune has written but hamtune has not yet recorded (`get_state` runs after the
+experiment and searcher state are written), or a torn (empty or cut) copy: the experiment state is rewritten in
+place mid-copy, and a kill mid-copy leaves any file the copy had opened empty (`tuner.pkl` too, which a resumed
+driver copies back at every save); a driver killed then leaves it behind. Neither is ever unpickled: each version hamtune records is
+also kept, as recorded, in `tune/.hamtune-state/`, and `put_back_recorded_state`, before `verify`, sets any state
+file whose digest was never recorded aside (renamed `*.unrecorded`) and puts the last recorded version in its
+place. Torn, unrecorded and forged files are told apart by nothing but the record: none of them is loaded, so a
+received folder still cannot run code, and the user's own killed sweep resumes from its last recorded save.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from pyarrow import fs as pafs
 from ray import tune
 
 from hamtune.errors import HamtuneError
-from hamtune.files import atomic_file
+from hamtune.files import atomic_file, check_regular
 from hamtune.sweep.internals import tune_filesystem
 
 log = logging.getLogger(__name__)
@@ -50,7 +55,8 @@ STATE_FILE = "experiment_state-*.json"
 STATE_PATTERNS = (TUNER, STATE_FILE, "search_gen_state-*.json", "searcher-state-*.pkl",
                   "callback-states-*.pkl", "basic-variant-state-*.json")
 TRIAL_PATTERNS = ("error.pkl",)
-WHOLE_STATE = ".hamtune-state"  # beside Tune's files: the last complete experiment state (see the module docstring)
+KEPT = ".hamtune-state"  # beside Tune's files: the last recorded version of each state file (see the module docstring)
+SET_ASIDE = ".unrecorded"  # suffix of a state file never recorded: Tune's patterns no longer match it
 KEEP = 4096  # versions of each file remembered at most: those not yet copied to the experiment folder (see record)
 
 
@@ -143,9 +149,12 @@ def record(fs_path: str, filesystem, root: str, names: tuple[str, ...] | None = 
 
 
 def record_tuner(experiment: str) -> None:
-    """Record the tuner.pkl a new Tuner has just written."""
+    """Record (and keep) the tuner.pkl a new Tuner has just written: a resumed driver downloads it to staging and copies
+    it back at every save, so a kill mid-copy can tear it too."""
     filesystem, fs_path = tune_filesystem(experiment)
     record(fs_path, filesystem, fs_path, names=(TUNER,))
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        keep_recorded_state(Path(fs_path), Path(fs_path), names=(TUNER,))
 
 
 def verify(experiment: str) -> None:
@@ -190,35 +199,55 @@ class TrustRecorder(tune.Callback):
             stored = state_digests(storage.storage_filesystem, storage.experiment_fs_path)
             record(storage.experiment_fs_path, _local(), storage.experiment_driver_staging_path, stored=stored)
             if isinstance(storage.storage_filesystem, pafs.LocalFileSystem):
-                keep_whole_state(Path(storage.experiment_driver_staging_path), Path(storage.experiment_fs_path))
+                keep_recorded_state(Path(storage.experiment_driver_staging_path), Path(storage.experiment_fs_path))
         except (OSError, HamtuneError) as exc:
             log.warning("could not record the digests of Tune's state (%s); --resume will refuse this sweep", exc)
 
 
-def keep_whole_state(staging: Path, experiment: Path) -> None:
-    """Copy the complete experiment state Tune just wrote (and hamtune just recorded) beside the results, atomically."""
-    for source in staging.glob(STATE_FILE):
-        target = experiment / WHOLE_STATE / source.name
+def keep_recorded_state(staging: Path, experiment: Path, names: tuple[str, ...] = STATE_PATTERNS) -> None:
+    """Copy the state files Tune just wrote to staging (and hamtune just recorded) beside the results, atomically."""
+    for source in sorted(path for pattern in names for path in staging.glob(pattern)):
+        target = experiment / KEPT / source.name
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(target) as tmp:
             tmp.write_bytes(source.read_bytes())
 
 
-def repair_torn_state(experiment: Path) -> None:
-    """Put the last complete, recorded experiment state back over a torn copy (empty or not JSON) that a driver
-    killed during Tune's copy to storage left; `verify` then checks it like any other file."""
-    for path in Path(experiment).glob(STATE_FILE):
-        try:
-            json.loads(path.read_bytes())
+def put_back_recorded_state(experiment: str) -> None:
+    """Set aside every Tune state file in the results folder whose digest this user's hamtune never recorded (torn,
+    written after the last record, or forged: never read as anything but bytes) and put the last recorded version
+    kept in `.hamtune-state/` in its place. A file with no recorded version kept, and a folder with no record, are
+    left as they are, for `verify` to refuse."""
+    filesystem, fs_path = tune_filesystem(experiment)
+    saved = _read_record(record_path(fs_path))
+    if saved is None or not isinstance(filesystem, pafs.LocalFileSystem):
+        return
+    folder = Path(fs_path)
+    for name, digest in sorted(state_digests(filesystem, fs_path, names=STATE_PATTERNS).items()):
+        known = saved["files"].get(name, [])
+        if digest in known:
             continue
-        except ValueError:
-            pass
-        whole = Path(experiment) / WHOLE_STATE / path.name
-        if whole.is_file():
-            log.warning("%s: a torn copy (its driver was killed while Tune copied it); the last complete version "
-                        "hamtune kept is put back", path)
-            with atomic_file(path) as tmp:
-                tmp.write_bytes(whole.read_bytes())
+        path = folder / name
+        kept = _recorded_copy(folder / KEPT / name, known)
+        if kept is None:
+            continue  # nothing recorded to put back: `verify` refuses it, and the folder is left as it was
+        aside = path.with_name(name + SET_ASIDE)
+        aside.unlink(missing_ok=True)
+        os.link(path, aside, follow_symlinks=False)  # kept before the recorded version replaces it: a kill between loses nothing
+        with atomic_file(path) as tmp:
+            tmp.write_bytes(kept)
+        log.warning("%s: not a version this user's hamtune recorded (left by a driver killed while Tune saved it, or put "
+                    "there by someone else); set aside unread as %s and the last recorded version put back", path, aside.name)
+
+
+def _recorded_copy(path: Path, known: list[str]) -> bytes | None:
+    """The kept copy's bytes if it is a regular file whose digest was recorded; else None."""
+    try:
+        check_regular(path, limit=None, links=False)
+        data = path.read_bytes()
+    except (OSError, HamtuneError):
+        return None
+    return data if hashlib.sha256(data).hexdigest() in known else None
 
 
 def _local():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -81,20 +82,30 @@ def test_killed_driver_resumes_to_exactly_num_samples(prepared, tmp_path, sig, c
     assert scores.groupby("trial_id").size().nunique() == 1
 
 
+CONFIRM = {"num_samples": 3, "max_epochs": 2, "scheduler": {"name": "asha", "grace_period": 1}, "confirm": {"top": 2, "seeds": 2}}
+
+
 def test_a_confirm_stage_killed_midway_resumes_to_exactly_its_seeds_and_chooses_on_the_mean(prepared, tmp_path):
     """3 search trials, then the best 2 by validation on 2 new seeds each; SIGKILL once a confirm trial is recorded."""
-    from hamtune.api import configurations, deliver_confirmed
-
-    space = write_space(tmp_path / "confirm.yaml", prepared, name="confirm", num_samples=3, max_epochs=2,
-                        scheduler={"name": "asha", "grace_period": 1}, confirm={"top": 2, "seeds": 2})
+    space = write_space(tmp_path / "confirm.yaml", prepared, name="confirm", **CONFIRM)
     results = tmp_path / "confirm"
     start_and_interrupt(sweep_command(space, tmp_path), results, signal.SIGKILL, lambda: consistent_snapshot(results) >= 4)
     done = subprocess.run(sweep_command(space, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"\[\d/7\] trial \w+ .*; \d running, (about \d+ min|under a minute) left", done.stderr), done.stderr  # progress
+    assert_confirmed(results)
+    report = subprocess.run([sys.executable, "-m", "hamtune", "report", str(results), "--no-html"], capture_output=True, text=True)
+    assert "Configurations over seeds" in report.stdout and "+-" in report.stdout, report.stdout + report.stderr
+
+
+def assert_confirmed(results: Path) -> None:
+    """The CONFIRM sweep ended with exactly its planned trials: 3 searched, the best 2 on 2 new seeds each, all
+    completed, and the seed ensemble of the configuration best on the mean delivered once."""
+    from hamtune.api import configurations, deliver_confirmed
+
     trials = load_results(results)[0]
     search, confirm = trials[trials["stage"] == "search"], trials[trials["stage"] == "confirm"]
-    assert len(search) == 3 and len(confirm) == 4 and trials["trial_id"].is_unique
+    assert len(search) == 3 and len(confirm) == 4 and trials["trial_id"].is_unique, trials[["trial_id", "stage"]].to_string()
     plan = json.loads((results / "confirm.json").read_text())
     best = search.sort_values("val_auroc", ascending=False, kind="stable")["trial_id"].head(2)
     assert sorted(plan["configurations"]) == sorted(best) == sorted(set(confirm["config_id"]))
@@ -111,8 +122,63 @@ def test_a_confirm_stage_killed_midway_resumes_to_exactly_its_seeds_and_chooses_
     assert len(delivered) == 1 and sorted(delivered["members"].iloc[0].split(",")) == chosen and len(chosen) == 3
     assert deliver_confirmed(results)["trial_id"] == delivered["trial_id"].iloc[0]  # found again, not built twice
     assert len(load_results(results)[0]) == len(trials)
-    report = subprocess.run([sys.executable, "-m", "hamtune", "report", str(results), "--no-html"], capture_output=True, text=True)
-    assert "Configurations over seeds" in report.stdout and "+-" in report.stdout, report.stdout + report.stderr
+
+
+def kill_moment(kind: str, results: Path, rng: random.Random) -> tuple[str, Callable[[], bool]]:
+    """A moment of the confirm stage to SIGKILL the driver at, with a random delay after it (seeded): `plan` once the
+    confirm plan is written (the searcher handing Tune the confirm trials); `save` once this driver has saved its
+    searcher state to the results folder after the plan (Tune's background copy racing its next save: the moment a
+    state file can reach the folder before its digest is recorded); `row` once a confirm trial's row is recorded."""
+    delay = round(rng.uniform(0, 0.4), 2)
+    since = time.time()
+    rows = rng.choice([4, 5])
+    conditions = {
+        "plan": lambda: (results / "confirm.json").exists(),
+        "save": lambda: any(modified(path) > max(since, modified(results / "confirm.json"))
+                            for path in (results / "tune").glob("searcher-state-*.pkl")),
+        "row": lambda: consistent_snapshot(results) >= rows,
+    }
+    condition = conditions[kind]
+
+    def ready() -> bool:
+        if not condition():
+            return False
+        time.sleep(delay)
+        return True
+
+    return f"{kind}{f'>={rows}' if kind == 'row' else ''}+{delay}s", ready
+
+
+def modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def kill_and_resume(space: Path, root: Path, kinds: list[str], rng: random.Random) -> list[str]:
+    """Start the sweep, SIGKILL it at each moment in turn (each resume killed at the next), then resume it to its end;
+    returns the moments as killed at, for the failure message."""
+    results = root / yaml.safe_load(space.read_text())["name"]
+    command, killed = sweep_command(space, root), []
+    for kind in kinds:
+        label, ready = kill_moment(kind, results, rng)
+        start_and_interrupt(command, results, signal.SIGKILL, ready)
+        killed.append(label)
+        command = sweep_command(space, root, "--resume")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"killed at {killed}:\n{done.stdout}{done.stderr}"
+    return killed
+
+
+def test_a_confirm_stage_killed_at_several_moments_resumes_each_time_to_exactly_its_trials(prepared, tmp_path):
+    """One sweep killed three times in its confirm stage (as the plan is written, as the resumed driver saves its
+    searcher state, as a confirm row is recorded; seeded delays), resumed after each, ends with its planned trials."""
+    rng = random.Random(20261207)
+    space = write_space(tmp_path / "kills.yaml", prepared, name="kills", **CONFIRM)
+    killed = kill_and_resume(space, tmp_path, ["plan", "save", "row"], rng)
+    print("killed at", killed)
+    assert_confirmed(tmp_path / "kills")
 
 
 def pd_list(value: list, n: int):
