@@ -257,7 +257,7 @@ def test_resume_survives_a_state_naming_a_deleted_checkpoint(prepared, tmp_path,
             shutil.rmtree(checkpoint)
     done = subprocess.run(sweep_command(space, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert ("resuming from checkpoint_" if damage == "moved" else "the trial starts over") in done.stdout, done.stdout
+    assert ("resuming from checkpoint_" if damage == "moved" else "the trial starts over") in done.stderr, done.stderr  # logged
     trials, epochs, _ = load_results(results)
     assert len(trials) == 4 and set(trials["status"]) == {"completed"}, trials[["trial_id", "status", "reason"]].to_string()
     assert (epochs.groupby("trial_id")["epoch"].apply(sorted) == pd_list([1, 2, 3, 4], 4)).all()
@@ -339,7 +339,7 @@ def test_a_fused_confirm_group_killed_mid_training_resumes_and_gives_each_seed_i
                         lambda: any((results / "tune").glob("*/checkpoint_*/group.json")))
     done = subprocess.run(sweep_command(space, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "(fused with 1 more)" in done.stdout, done.stdout
+    assert "(fused with 1 more)" in done.stderr, done.stderr  # a progress line: logged to stderr
     plan = json.loads((results / "confirm.json").read_text())
     assert plan["trials"] == 2 and plan["tune_trials"] == 1 and not plan["not_fused"]
     trials, epochs, _ = load_results(results)
