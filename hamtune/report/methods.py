@@ -159,7 +159,9 @@ def portable(text: str, base: Path | None) -> str:
 
 
 def portable_command(command: str, base: Path | None) -> str:
-    """A recorded command with each absolute path (a word, or the value of KEY=PATH) made portable."""
+    """A recorded command with each absolute path (a word, or the value of KEY=PATH) made portable; a command with
+    no absolute path stays exactly as recorded (re-quoting it would drop its backslashes and newlines, so the card
+    would show a command other than the one that ran)."""
     try:
         words = shlex.split(command)
     except ValueError:
@@ -171,7 +173,7 @@ def portable_command(command: str, base: Path | None) -> str:
             out.append(f"{key}={portable(value, base)}")
         else:
             out.append(portable(word, base))
-    return shlex.join(out)
+    return command if out == words else shlex.join(out)
 
 
 def baselines_command(info: dict) -> str:

@@ -46,5 +46,5 @@ def test_the_latex_card_escapes_what_latex_would_read_as_markup(sweep_results, c
     assert main(["report", str(sweep_results), "--format", "latex"]) == 0
     card = capsys.readouterr().out
     assert card.startswith(r"\subsection*{Methods: tiny}") and r"val\_auroc" in card and r"$\pm$" not in card.split("Result")[0]
-    assert r"\item \texttt{hamtune data prepare" in card and card.count(r"\begin{itemize}") == card.count(r"\end{itemize}") == 6
+    assert r"\item \texttt{hamtune data prepare" in card and card.count(r"\begin{itemize}") == card.count(r"\end{itemize}") == 8
     assert "verbatim" not in card  # a command string could close it
