@@ -338,11 +338,11 @@ def check_program(path: Path) -> None:
 
 # ---- ONNX programs: checked before onnxruntime loads them -------------------------------------------------
 
-ONNX_OPS = frozenset({  # what torch.onnx (dynamo) emits for hamtune's models and score graph; no control flow
+ONNX_OPS = frozenset({  # what torch.onnx (dynamo) emits for hamtune's models and score graphs (ensembles, map output); no control flow
     "Abs", "Add", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "ConvTranspose", "Div", "Equal",
-    "Erf", "Exp", "Flatten", "Gather", "Gemm", "GroupNormalization", "Identity", "InstanceNormalization", "LeakyRelu",
-    "Log", "MatMul", "Max", "Min", "Mul", "Neg", "Pow", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum",
-    "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softplus", "Split", "Sqrt", "Squeeze", "Sub", "Tanh",
+    "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GroupNormalization", "Identity", "InstanceNormalization", "LeakyRelu",
+    "Log", "MatMul", "Max", "Min", "Mul", "Neg", "Pow", "Range", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum",
+    "Relu", "Reshape", "Resize", "ScatterND", "Shape", "Sigmoid", "Slice", "Softplus", "Split", "Sqrt", "Squeeze", "Sub", "Tanh",
     "Transpose", "Unsqueeze", "Where",
 })
 ONNX_FLOAT, ONNX_UINT8 = 1, 2  # onnx.TensorProto's element types

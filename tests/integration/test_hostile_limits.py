@@ -146,7 +146,10 @@ def test_image_sizes_train_accepts_are_those_score_accepts():
 
 def test_ensemble_and_reproduce_on_seeds_of_one_configuration_never_take_the_seed_ensemble_row(capsys, seeded, tmp_path, caplog):
     board, _ = top_trials(seeded, 3, deep=True, configurations=True)  # what reproduce retrains
-    assert list(board["kind"]) == ["ae", "ae"]  # never the seed ensemble, which ranks among them
+    assert list(board["kind"]) == ["ae"]  # the seeds are one configuration (one config_id), never their seed ensemble
+    seeds, _ = top_trials(seeded, 3, deep=True)  # what ensemble takes: each seed, never the seed ensemble row
+    assert list(seeds["kind"]) == ["ae", "ae"] and seeds["config_id"].nunique() == 1
+    assert board["trial_id"].iloc[0] == seeds["trial_id"].iloc[0]
     code, out, err = run_cli(capsys, "ensemble", seeded, "--top", "3", "--results", tmp_path / "r")
     assert code == 0, err
     assert "ensemble of 2 trial(s)" in out
