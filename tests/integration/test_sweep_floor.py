@@ -71,7 +71,7 @@ def test_no_floor_leaves_it_out_and_is_recorded_in_the_command(prepared, ray_loc
 
     raw = {key: value for key, value in TINY_SPACE.items() if key != "floor"}
     folder = hamtune.run_sweep({**raw, "data": str(prepared.path), "points_to_evaluate": []}, results=tmp_path, name="bare",
-                               num_samples=1, max_epochs=1, floor=False)
+                               num_samples=1, max_epochs=1, floor=False).directory  # run_sweep returns Results
     assert not len(_classical(load_results(folder)[0]))
     assert "--no-floor" in json.loads((folder / "sweep.json").read_text())["command"]
 
@@ -100,7 +100,7 @@ def test_the_methods_card_reproduces_the_sweep_and_names_the_delivered_model(flo
     table = latex[latex.index(r"\toprule"):latex.index(r"\bottomrule")]
     assert r"\midrule" in table and f"Delivered: {chosen.trial_id}".replace("_", r"\_") in table
     assert table.count(r" \\") == 1 + 1 + 3  # header, the delivered model, one row per floor family
-    assert "verbatim" not in latex and latex.count(r"\begin{itemize}") == latex.count(r"\end{itemize}") == 7
+    assert "verbatim" not in latex and latex.count(r"\begin{itemize}") == latex.count(r"\end{itemize}") == 8
 
 
 @pytest.fixture
