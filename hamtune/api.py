@@ -89,7 +89,7 @@ def run_sweep(
     num_samples, num_cpus = a.optional_integer(num_samples, "num_samples"), a.optional_integer(num_cpus, "num_cpus")
     address, storage = a.optional_text(address, "address"), a.optional_text(storage, "storage")
     resume, log_to, keep_checkpoints = a.flag(resume, "resume"), a.texts(log_to, "log_to"), a.text(keep_checkpoints, "keep_checkpoints")
-    gpus_per_trial = a.optional_number(gpus_per_trial, "gpus_per_trial")
+    gpus_per_trial = a.optional_number(gpus_per_trial, "gpus_per_trial", finite=False)  # its range: runner.check_resources
     changes = {**a.mapping(overrides, "overrides"), **more, **({"data": data} if data else {}),
                **({"test_data": test_data} if test_data else {})}
     chosen = _space(space, changes)
@@ -409,7 +409,7 @@ def prepare_data(source: str | Path, *, size: int | None = None, crop: str = "ce
     from hamtune.data.prepare import load_prepared, prepare
 
     a = arguments
-    size, channels, workers = a.optional_integer(size, "size"), a.integer(channels, "channels"), a.optional_integer(workers, "workers", 1)
+    size, channels, workers = a.optional_integer(size, "size"), a.integer(channels, "channels"), a.optional_integer(workers, "workers")
     crop, skip_missing = a.text(crop, "crop"), a.flag(skip_missing, "skip_missing")
     force, progress = a.flag(force, "force"), a.flag(progress, "progress")
     folder = prepare(_path(source, "source"), size=size, crop=crop, channels=channels,
@@ -532,7 +532,8 @@ def reproduce(results: str | Path, *, top: int = 3, seeds: int = 5, metric: str 
     directory = _path(results, "results")
     top, seeds, metric = a.integer(top, "top"), a.integer(seeds, "seeds"), a.optional_text(metric, "metric")
     address, num_cpus = a.optional_text(address, "address"), a.optional_integer(num_cpus, "num_cpus")
-    cpus_per_trial, gpus_per_trial = a.optional_number(cpus_per_trial, "cpus_per_trial"), a.number(gpus_per_trial, "gpus_per_trial")
+    cpus_per_trial = a.optional_number(cpus_per_trial, "cpus_per_trial")
+    gpus_per_trial = a.number(gpus_per_trial, "gpus_per_trial", finite=False)  # its range: runner.check_resources
     options = ReproduceOptions(top=top, seeds=seeds, metric=metric, data=None if data is None else _path(data, "data"),
                                test_data=None if test_data is None else _path(test_data, "test_data"), address=address,
                                num_cpus=num_cpus, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)

@@ -49,17 +49,17 @@ def optional_integer(value: object, name: str, low: int | None = None, high: int
     return None if value is None else integer(value, name, low, high)
 
 
-def number(value: object, name: str, low: float | None = None) -> float:
-    """A finite real number, at least `low`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+def number(value: object, name: str, low: float | None = None, finite: bool = True) -> float:
+    """A finite real number, at least `low`; `finite=False` leaves the value (nan, inf) to the check that owns its range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (finite and not math.isfinite(float(value))):
         raise _refuse(name, "a finite number", value)
     if low is not None and float(value) < low:
         raise UsageError(f"{name} must be at least {low:g}, got {float(value):g}")
     return float(value)
 
 
-def optional_number(value: object, name: str, low: float | None = None) -> float | None:
-    return None if value is None else number(value, name, low)
+def optional_number(value: object, name: str, low: float | None = None, finite: bool = True) -> float | None:
+    return None if value is None else number(value, name, low, finite)
 
 
 def flag(value: object, name: str) -> bool:

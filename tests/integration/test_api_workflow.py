@@ -52,7 +52,7 @@ def test_a_notebook_runs_the_whole_workflow_through_the_api_and_nothing_is_print
     written = hamtune.write_scores(bundle, data.path, out=tmp_path / "scores" / "all.csv")
     assert written.out.read_text().startswith("image,score,flagged") and len(written.table) == len(table) == 400
     assert (written.table["flagged"] == (written.table["score"] > written.threshold)).all() and not written.problems
-    with pytest.raises(hamtune.HamtuneError, match="out .* is inside the bundle"):
+    with pytest.raises(hamtune.HamtuneError, match="out .*scores.csv: is inside .*, which this command reads"):
         hamtune.write_scores(bundle, data.path, out=bundle / "scores.csv")
 
     assert capsys.readouterr() == ("", "")

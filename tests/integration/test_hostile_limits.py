@@ -193,13 +193,18 @@ def test_a_wrong_typed_api_argument_is_one_usage_error_naming_it(seeded, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under `folder` (a bundle holds a `members/` folder) with its bytes; None for a folder."""
+    return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in folder.rglob("*")}
+
+
 def test_ctrl_c_that_a_library_swallows_still_ends_export_force_with_130_and_the_old_bundle_whole(
         capsys, seeded, tmp_path, monkeypatch):
     import hamtune.export.bundle as bundle_module
 
     out = tmp_path / "b"
     assert main(["export", str(seeded), "--out", str(out)]) == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = tree(out)
     card = bundle_module.model_card
 
     def interrupted_card(*args, **kwargs):
@@ -212,7 +217,7 @@ def test_ctrl_c_that_a_library_swallows_still_ends_export_force_with_130_and_the
     monkeypatch.setattr(bundle_module, "model_card", interrupted_card)
     code, _, err = run_cli(capsys, "export", seeded, "--trial", seed_trial(seeded), "--out", out, "--force")
     assert code == 130 and err.strip() == "hamtune: interrupted", err
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert tree(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["b"]  # no temporary or renamed-aside folder left
 
 

@@ -208,6 +208,7 @@ def test_ensemble_of_a_copied_folder_with_a_null_sweep_and_a_trial_on_other_data
     checkpoints = tmp_path / "r" / "copy-ensemble" / "checkpoints"
     leftover = checkpoints / f".ensemble-top2-{hashlib.blake2b(ids, digest_size=4).hexdigest()}.tmp-{dead_pid()}-x"
     leftover.mkdir(parents=True)
+    (tmp_path / "r" / "copy-ensemble" / ".lock").write_text(str(dead_pid()))  # a killed run held the results lock (it stays)
     with caplog.at_level(logging.WARNING):
         code, out, err = run_cli(capsys, "ensemble", folder, "--top", "3", "--results", tmp_path / "r")
     assert code == 0, err
