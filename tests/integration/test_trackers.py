@@ -33,7 +33,7 @@ def mlflow_sweep(prepared, ray_local, tmp_path_factory):
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         space = tiny_space(prepared, root / "tracked.yaml", name="tracked", num_samples=2, log_to="tensorboard")
         directory = run_sweep(space, SweepOptions(results_root=root, log_to=("mlflow",)))
-        after_sweep(directory, "tracked", ("tensorboard", "mlflow"))  # what `hamtune sweep` and hamtune.run_sweep do next
+        after_sweep(directory, "tracked", ("tensorboard", "mlflow"), floor=space.floor)  # what `hamtune sweep` and hamtune.run_sweep do next
     return directory, uri
 
 
@@ -174,7 +174,7 @@ def test_every_tracker_and_the_study_name_the_chosen_seed_ensemble_and_mlflow_se
                        fixed={**TINY_SPACE["fixed"], "kind": "ae", "arch": "cnn"}, params={"lr": {"float": [1e-3, 5e-3]}},
                        confirm={"top": 1, "seeds": 2}, fuse="on", log_to=["mlflow", "wandb", "tensorboard"])
     directory = run_sweep(space, SweepOptions(results_root=tmp_path))
-    after_sweep(directory, "fused", space.log_to)  # what `hamtune sweep` and hamtune.run_sweep do next
+    after_sweep(directory, "fused", space.log_to, floor=space.floor)  # what `hamtune sweep` and hamtune.run_sweep do next
     trials, epochs, _ = load_results(directory)
     chosen = chosen_of(directory)
     assert chosen.is_ensemble and chosen.trial_id in set(trials["trial_id"]) and len(chosen.members) == 3  # the search draw + 2 seeds
@@ -247,7 +247,7 @@ def test_wandb_offline_groups_a_sweep_run_its_trial_runs_and_a_report_run(prepar
     monkeypatch.setenv("WANDB_PROJECT", "hamtune-test")
     space = tiny_space(prepared, tmp_path / "wb.yaml", name="wb", num_samples=2)
     directory = run_sweep(space, SweepOptions(results_root=tmp_path, log_to=("wandb",)))
-    after_sweep(directory, "wb", ("wandb",))
+    after_sweep(directory, "wb", ("wandb",), floor=space.floor)
     trials, epochs, _ = load_results(directory)
 
     runs = {run["run"].display_name: run for run in _wandb_runs(directory).values()}
