@@ -390,7 +390,7 @@ def synthesize_data(out: str | Path, *, n: int = 2000, seed: int = 0, image_size
     runs without the real data; returns `out` (at once when it already holds these settings)."""
     from hamtune.data.synth import synthesize_release
 
-    return synthesize_release(_path(out, "out"), n=arguments.integer(n, "n", 1), seed=seed, image_size=image_size, workers=workers,
+    return synthesize_release(_path(out, "out"), n=arguments.integer(n, "n"), seed=seed, image_size=image_size, workers=workers,
                               progress=arguments.flag(progress, "progress"))
 
 
