@@ -353,5 +353,7 @@ def test_a_fused_confirm_group_killed_mid_training_resumes_and_gives_each_seed_i
         alone = train(TrainConfig.from_dict(json.loads((folder / "config.json").read_text())), prepared,
                       selection=("val_auroc", "max"))
         mine = epochs[epochs["trial_id"] == row.trial_id].sort_values("epoch")
-        assert list(mine["val_loss"]) == pytest.approx([h["val_loss"] for h in alone.history], rel=2e-3)
+        # rel 3e-3: grouped and single convolutions sum in another order; the base commit of this stop (2737e2b, no training
+        # change) measured 2.7e-3 at epoch 2 on this machine, identically in three runs, past the earlier 2e-3
+        assert list(mine["val_loss"]) == pytest.approx([h["val_loss"] for h in alone.history], rel=3e-3)
         assert row.val_auroc == pytest.approx(alone.final["val_auroc"], abs=0.01)
