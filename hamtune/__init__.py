@@ -1,6 +1,6 @@
 """hamtune: hyperparameter search for autoencoders and VAEs on HAM10000 skin lesions.
 
-The Python API (what the `hamtune` command does, as functions; see the README's "Use it with..."):
+The Python API (what the `hamtune` command does, as functions; see docs/integrations.md):
 
     import hamtune
     folder = hamtune.train_model("cnn-ae", data="synthetic", epochs=5)  # or hamtune.run_sweep("search_spaces/quick.yaml"): Results
@@ -16,7 +16,7 @@ Names load on first use (hamtune.api), so `import hamtune` stays cheap: no torch
 (hamtune.sweep, .train, .report and .export are the subpackages, hence run_sweep, train_model... here.)
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 API = (
     "synthesize_data", "prepare_data", "run_sweep", "train_model", "run_baselines", "build_ensemble", "reproduce", "run_demo",

@@ -256,7 +256,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     for program in done.programs:
         print(f"  program: {program} (hamtune score {out} IMAGES... --format {'onnx' if program.suffix == '.onnx' else 'torch-export'})")
     if "onnx" in formats:
-        print(f"  score graph: {out / 'score.onnx'} (uint8 images in, anomaly score out; no hamtune needed: README)")
+        print(f"  score graph: {out / 'score.onnx'} (uint8 images in, anomaly score out; no hamtune needed: docs/integrations.md)")
     print(f"  model card: {out / 'MODEL_CARD.md'}")
     print(f"  score images: hamtune score {out} IMAGES... --out scores.csv")
 

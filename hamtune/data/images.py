@@ -75,7 +75,7 @@ def _crop_box(width: int, height: int, crop: str) -> tuple[float, float, float, 
     return (left, top, left + side, top + side)
 
 
-RESIZE_RULE = (  # what `decode` does, stated for people who preprocess without hamtune (ONNX metadata, README recipe)
+RESIZE_RULE = (  # what `decode` does, stated for people who preprocess without hamtune (ONNX metadata, the recipe in docs/integrations.md)
     "PIL: Image.open; for a JPEG, image.draft(mode, (size*w//side, size*h//side)) with side = min(w, h) for the "
     "center crop, max(w, h) for pad, and (size, size) for resize (DCT-domain downscale); a 16- or 32-bit grayscale "
     "image (PIL mode I;16*, I or F) is first scaled to 8 bits: round(value * 255 / top), clipped to 0-255, mode L, "

@@ -78,7 +78,7 @@ def program_model(bundle: Bundle, fmt: str, device: torch.device) -> ProgramMode
     if fmt == "torch-export":
         program = _load_pt2(bundle, path, device)
         return ProgramModel(lambda x: program(x), variational)
-    for program in (path, bundle.path / SCORE_GRAPH):  # score.onnx too: the README runs it without hamtune
+    for program in (path, bundle.path / SCORE_GRAPH):  # score.onnx too: docs/integrations.md runs it without hamtune
         if program.exists():
             check_onnx(program, bundle.preprocess)
     session = _session(path)

@@ -49,22 +49,33 @@ def per_configuration(seeds: pd.DataFrame, select: Metric, metrics: tuple[str, .
     """One row per configuration: n seeds, and the mean, sd and 95% interval of the mean of each metric (results.reproduction.INTERVAL_RULE:
     a t-interval, on the logit scale for metrics in [0, 1], so every interval of a mean AUROC lies inside [0, 1]);
     best first by the mean of `select` (the validation objective), configurations with 2+ seeds ahead."""
-    columns = [select.column, *(m for m in metrics if m != select.column)]
-    out = []
-    for config_id, runs in seeds.groupby("config_id", sort=False):
-        first = runs[runs["trial_id"].astype(str) == config_id]
-        described = (first if len(first) else runs).iloc[0]
-        row = {"config_id": config_id, "n": len(runs), "seeds": ",".join(str(s) for s in runs.get("seed", pd.Series(dtype=int)))}
-        row.update({k: described.get(k) for k in DESCRIBE if k in runs.columns})
-        for name in columns:
-            if name not in runs.columns:
-                continue
-            mean, sd, low, high, _, _ = spread(pd.to_numeric(runs[name], errors="coerce").to_numpy(float), is_bounded(name))
-            row.update({f"{name}_mean": mean, f"{name}_sd": sd, f"{name}_ci_low": low, f"{name}_ci_high": high})
-        out.append(row)
-    frame = pd.DataFrame(out)
-    if frame.empty:
-        return frame
+    columns = [c for c in (select.column, *(m for m in metrics if m != select.column)) if c in seeds.columns]
+    if seeds.empty:
+        return pd.DataFrame()
+    ids = seeds["config_id"].astype(str)
+    own = (seeds["trial_id"].astype(str) == ids).to_numpy()
+    described = seeds.assign(_own=~own, config_id=ids).sort_values("_own", kind="stable").drop_duplicates("config_id")
+    order = ids.drop_duplicates()  # configurations in order of first appearance, as groupby(sort=False) gives them
+    frame = pd.DataFrame({"config_id": order.to_numpy()})
+    grouped = seeds.assign(config_id=ids).groupby("config_id", sort=False)
+    frame["n"] = grouped.size().reindex(order).to_numpy()
+    seed_list = grouped["seed"].agg(lambda s: ",".join(str(v) for v in s)) if "seed" in seeds.columns else None
+    frame["seeds"] = seed_list.reindex(order).to_numpy() if seed_list is not None else ""
+    described = described.set_index("config_id").reindex(order)
+    for key in DESCRIBE:
+        if key in seeds.columns:
+            frame[key] = described[key].to_numpy()
+    for name in columns:
+        values = pd.to_numeric(seeds[name], errors="coerce").astype(float).where(lambda v: np.isfinite(v))
+        by_config = values.groupby(ids, sort=False)
+        finite = by_config.count().reindex(order).to_numpy()
+        stats = np.full((len(order), 4), math.nan)
+        stats[:, 0] = by_config.mean().reindex(order).to_numpy()  # 0 or 1 finite value: the mean alone
+        rows, array = by_config.indices, values.to_numpy(float)
+        for i in np.flatnonzero(finite >= 2):  # the interval only where there are seeds to spread
+            stats[i] = spread(array[rows[order.iloc[i]]], is_bounded(name))[:4]
+        for j, suffix in enumerate(("mean", "sd", "ci_low", "ci_high")):
+            frame[f"{name}_{suffix}"] = stats[:, j]
     key = f"{select.column}_mean"
     order = frame[key] if select.higher_is_better else -frame[key]
     frame = frame.assign(_confirmed=frame["n"] >= 2, _order=order.fillna(-np.inf))

@@ -150,7 +150,7 @@ def start_ray(address: str | None, num_cpus: int | None = None, runtime_env: dic
             raise HamtuneError(
                 f"could not join the Ray cluster at {address} ({first_line(exc, 200)}); clusters started "
                 "with `ray start` use token authentication: export RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH "
-                "(or copy the head's ~/.ray/auth_token), see the README's cluster recipe"
+                "(or copy the head's ~/.ray/auth_token), see docs/cluster.md"
             ) from None
     else:
         ray.init(

@@ -312,13 +312,13 @@ PRESETS: dict[str, dict] = {
     ),
     "cnn-ae": dict(kind="ae", arch="cnn", latent_dim=32, cnn_channels=32, cnn_blocks=3, image_size=64),
     # The val-chosen winner of search_spaces/ham10000-real.yaml on 5,984 real HAM10000 images (nevus protocol), its
-    # best validation epoch (the first) included: a CNN AE scoring 1 - SSIM of its reconstruction (README).
+    # best validation epoch (the first) included: a CNN AE scoring 1 - SSIM of its reconstruction (docs/measurements.md).
     "ham-best": dict(
         kind="ae", arch="cnn", latent_dim=77, cnn_channels=32, cnn_blocks=3, lr=7.470118507210607e-4, batch_size=64,
         score="ssim", epochs=1, image_size=64, protocol="nevus",
     ),
     # The cancer protocol's val-chosen winner of the same sweep (one of its starting points), trained to its best
-    # validation epoch (the third): a CNN AE scoring the standardised sum of pixel MSE and 1 - SSIM (README).
+    # validation epoch (the third): a CNN AE scoring the standardised sum of pixel MSE and 1 - SSIM (docs/measurements.md).
     "ham-best-cancer": dict(
         kind="ae", arch="cnn", latent_dim=32, cnn_channels=32, cnn_blocks=3, lr=1e-3, batch_size=64,
         score="mse+ssim", epochs=3, image_size=64, protocol="cancer",

@@ -1,4 +1,4 @@
-"""The README's numpy + PIL + onnxruntime recipe, run verbatim on JPEGs, scores as `hamtune score` does, and the
+"""docs/integrations.md's numpy + PIL + onnxruntime recipe, run verbatim on JPEGs, scores as `hamtune score` does, and the
 ONNX files say how (metadata_props)."""
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from hamtune.export.bundle import load_bundle
 
 pytestmark = pytest.mark.slow
 ort = pytest.importorskip("onnxruntime", reason='the optional extra: pip install "hamtune[onnx]"')
-README = Path(__file__).resolve().parents[2] / "README.md"
+RECIPE_DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "ham10000_sample"
 
 
 def recipe() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", RECIPE_DOC.read_text(), flags=re.S)
     found = [b for b in blocks if "score.onnx" in b and "onnxruntime" in b]
-    assert len(found) == 1, "the README holds one ONNX recipe"
+    assert len(found) == 1, "docs/integrations.md holds one ONNX recipe"
     return found[0]
 
 

@@ -97,7 +97,7 @@ def test_an_epoch_in_channels_last_trains_an_ae_to_the_metrics_of_the_contiguous
     the sign noise of near-zero gradients into whole steps, as any change of kernel would.)"""
     fast = train(small(epochs=1), prepared).final
     plain = train(small(epochs=1, channels_last=False), prepared).final
-    assert math.isclose(fast["train_loss"], plain["train_loss"], rel_tol=1e-5)
+    assert math.isclose(fast["train_loss"], plain["train_loss"], rel_tol=1e-4)  # 1.4e-5 measured on CI's CPU, 0 here
     for key in ("val_mse", "val_ssim", "test_mse", "test_ssim"):
         assert math.isclose(fast[key], plain[key], rel_tol=2e-3), (key, fast[key], plain[key])
     for key in ("val_auroc", "test_auroc"):  # a rank statistic: near-tied scores may swap a pair or two
