@@ -261,8 +261,8 @@ def configurations(results: str | Path | pd.DataFrame, *, rank_by: str | None = 
     with n seeds and the mean, sd and 95% interval of its validation and test metrics, best mean validation
     objective first (configurations with 2+ seeds ahead). Takes a results folder or its trials frame."""
     from hamtune.results.configurations import per_configuration, seed_rows
+    from hamtune.results.layout import REPRODUCE
     from hamtune.results.rank import objective, resolve_metric
-    from hamtune.results.reproduction import REPRODUCE
     from hamtune.results.store import read_parquet
 
     reproduced = None
@@ -443,10 +443,9 @@ def run_baselines(data: str | Path, *, methods: str | list[str] | tuple[str, ...
     messages (the CLI: its flags)."""
     from hamtune.baselines import DEFAULT_METHODS, parse_methods
     from hamtune.baselines import run_baselines as run
-    from hamtune.baselines.run import DATA_KEYS
     from hamtune.paths import results_folder, results_lock
     from hamtune.results.chosen import record_choice
-    from hamtune.train.config import build_config
+    from hamtune.train.config import DATA_KEYS, build_config
     from hamtune.train.single import load_data
 
     labels = arguments.mapping(labels, "labels")
@@ -525,7 +524,7 @@ def reproduce(results: str | Path, *, top: int = 3, seeds: int = 5, metric: str 
               num_cpus: int | None = None, cpus_per_trial: float | None = None, gpus_per_trial: float = 0.0) -> Reproduction:
     """Retrain a sweep's `top` configurations on their original seed (which must give the original numbers) and
     `seeds` new ones, so a result can be told from a lucky seed."""
-    from hamtune.results.reproduction import REPRODUCE
+    from hamtune.results.layout import REPRODUCE
     from hamtune.sweep.reproduce import ReproduceOptions, run_reproduce
 
     a = arguments
@@ -560,8 +559,9 @@ def stress_test(results: str | Path, *, shifts: str | list[str] | tuple[str, ...
     `strengths` in (0, 1]), with intervals and paired differences; written to <results>/stress.parquet under the
     folder's lock. `labels` renames arguments in errors (the CLI: its flags)."""
     from hamtune.data.shifts import parse_shifts, parse_strengths
-    from hamtune.export.stress import STRESS, check_recorded, plan_stress, run_stress
+    from hamtune.export.stress import check_recorded, plan_stress, run_stress
     from hamtune.paths import results_lock
+    from hamtune.results.layout import STRESS
     from hamtune.results.store import write_parquet
     from hamtune.train.loop import resolve_device
 

@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Literal
 
 from hamtune.errors import UsageError
+from hamtune.results.layout import RESULTS_FILES, RESULTS_SUBFOLDERS
 
 MARK = ".hamtune"  # the marker of a folder hamtune made that has no recognisable file of its own (maps)
 Existing = Literal["add", "replace", "force"]  # what a writer does to a target of its own kind that exists
-RESULTS_FILES = ("trials.parquet", "sweep.json", "confirm.json", "epochs.parquet", "chosen.json", "tuner.pkl")
-RESULTS_SUBFOLDERS = ("tune", "checkpoints", "samples", "reproduce", "optuna.db", "distributions.json", "space.yaml")
 MAX_PEEK = 1 << 16
 
 

@@ -23,16 +23,14 @@ import torch
 from hamtune.baselines.classical import Fit, Method, Scored, pixels
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import Protocol, get_protocol
-from hamtune.results.store import DEFAULT_OBJECTIVE, ResultsWriter, trial_row
+from hamtune.results.layout import DEFAULT_OBJECTIVE
+from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.train import metrics
-from hamtune.train.config import SPLIT_KEYS, TrainConfig
+from hamtune.train.config import DATA_KEYS, TrainConfig
 from hamtune.train.data import plan_splits
 from hamtune.train.evaluate import ScoreState, anomaly_score, detection_metrics, fit_standardisation
 from hamtune.train.loop import sample_picks
 
-# TrainConfig fields that define which images a model is trained and tested on; the rest describe
-# a network and are null for a classical row.
-DATA_KEYS = (*SPLIT_KEYS, "seed")  # what a baseline takes of a TrainConfig: the split, and the seed of its randomness
 RECONSTRUCTION = ("mse", "psnr", "ssim")
 SCORES = ("mse", "ssim", "mse+ssim")  # the deep models' reconstruction scores; `mse` rows keep the method's name
 SSIM_BATCH = 256

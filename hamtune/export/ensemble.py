@@ -22,6 +22,7 @@ import torch
 
 import hamtune
 from hamtune.data.prepare import Prepared
+from hamtune.data.same_data import sweep_data
 from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError, UsageError
 from hamtune.export.bundle import BUNDLE_VERSION, MEMBERS, Bundle, combine, finish, load_bundle, seal, write_bundle
@@ -29,7 +30,6 @@ from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
 from hamtune.results.rank import DEEP_KINDS, ENSEMBLE, Metric, leaderboard, objective, top_trials
 from hamtune.results.store import ResultsWriter, load_results, trial_row
-from hamtune.sweep.same_data import sweep_data
 from hamtune.train.config import SPLIT_KEYS
 from hamtune.train.data import plan_splits
 from hamtune.train.evaluate import EvalSet, detection_metrics, normal_spread

@@ -26,10 +26,10 @@ import pandas as pd
 from hamtune.data.shifts import Shift
 from hamtune.errors import HamtuneError
 from hamtune.results.intervals import Interval, from_draws, resample_weights, shown, signed, weighted_auroc_auprc
+from hamtune.results.layout import STRESS
 
 log = logging.getLogger(__name__)
 
-STRESS = "stress.parquet"
 UNSHIFTED = "none"
 DELIVERED, BEST_DEEP, FLOOR = "delivered", "best deep trial", "floor"
 FIX = "restore the prepared cache at that path (hamtune data prepare SOURCE --out PATH) and run stress again"
@@ -130,10 +130,10 @@ class Plan:
 
 def plan_stress(directory: Path, target) -> Plan:
     """The delivered model, the best deep trial and the cheap floor rows of a results folder, on its test split."""
+    from hamtune.data.same_data import sweep_data
     from hamtune.results.chosen import chosen_of, typed_config
     from hamtune.results.rank import DEEP_KINDS, objective, rank
     from hamtune.results.store import load_results
-    from hamtune.sweep.same_data import sweep_data
     from hamtune.train.data import plan_splits
 
     trials = load_results(directory)[0]

@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hamtune.results.layout import HTML_NAME
+
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path("results")
-HTML_NAME = "report.html"
 FORMATS = ("table", "markdown", "csv", "json", "methods", "latex")  # what --format (the API's output_format) prints
 
 

@@ -23,7 +23,6 @@ from hamtune.report.external import section as external_section
 from hamtune.report.images import data_uri, tile
 from hamtune.report.importance import Importance, param_importance
 from hamtune.report.load import Sweep, combine
-from hamtune.report.maps import chosen_maps
 from hamtune.report.stress import section as stress_section
 from hamtune.report.summary import how_to_read, verdict_html
 from hamtune.report.tables import COLUMNS, UNRANKED_COLUMNS, columns_for, display, seed_tables, seeds_heading
@@ -308,6 +307,7 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
     sections.append(_section("ROC and precision-recall of the best per group", "".join(curves), "roc"))
     sections.append(_section("Anomaly scores, normal vs anomalous, per diagnosis", "".join(distributions), "scores"))
     progress("anomaly maps")
+    from hamtune.report.maps import chosen_maps  # the model itself (torch), only when a page is written
     maps = "".join(chosen_maps(row, scores, ranking.select.column) for row in chosen if is_deep(pd.DataFrame([row])).iloc[0])
     sections.append(_section("Anomaly maps of the chosen model", maps, "maps"))
     sections.append(_section("Originals, reconstructions and samples", _sample_grids(ranking, directories), "images"))

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from hamtune.errors import HamtuneError, first_line
+from hamtune.results.layout import REPRODUCE, TRIALS
 from hamtune.results.rank import RANKED_STATUSES
-from hamtune.results.reproduction import REPRODUCE
-from hamtune.results.store import TRIALS, load_results, read_distributions, read_parquet
+from hamtune.results.store import load_results, read_distributions, read_parquet
 
 REQUIRED = ("trial_id", "status")
 log = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 
 from hamtune import escape
-from hamtune.baselines.run import DATA_KEYS
 from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError
 from hamtune.results.chosen import Chosen, chosen_of
@@ -24,8 +23,9 @@ from hamtune.results.configurations import mean_sd
 from hamtune.results.intervals import compare, name_of, shown, signed, with_intervals
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import RANKED_STATUSES, is_deep, objective, rank, resolve_metric
+from hamtune.results.records import read_plan, read_record
 from hamtune.results.store import load_results
-from hamtune.train.config import TrainConfig
+from hamtune.train.config import DATA_KEYS, SPLIT_KEYS, TrainConfig
 
 UNKNOWN = "not recorded"
 COMMANDS = "Commands that reproduce it"
@@ -51,7 +51,6 @@ CITATIONS = (
 def _split_counts(row: pd.Series) -> pd.DataFrame | None:
     """Images per diagnosis in train / val / test, from the prepared cache the trial ran on (None if it is gone)."""
     from hamtune.data.prepare import load_prepared
-    from hamtune.sweep.reproduce import trial_values
     from hamtune.train.config import build_config
     from hamtune.train.data import plan_splits
 
@@ -60,7 +59,8 @@ def _split_counts(row: pd.Series) -> pd.DataFrame | None:
         return None
     try:
         data = load_prepared(Path(path), verify=False)
-        config = build_config(trial_values(row), where="methods card").at_preprocessing(data.manifest)
+        split = {k: row[k].item() if hasattr(row[k], "item") else row[k] for k in SPLIT_KEYS if k in row and pd.notna(row[k])}
+        config = build_config(split, where="methods card").at_preprocessing(data.manifest)
         plan = plan_splits(data, config)
     except (HamtuneError, OSError, ValueError, TypeError):
         return None
@@ -71,22 +71,23 @@ def _split_counts(row: pd.Series) -> pd.DataFrame | None:
 
 
 def _board(trials: pd.DataFrame, scores: pd.DataFrame, select, test_key: str) -> pd.DataFrame:
-    """The leaderboard the chosen model was chosen on (validation first), with test intervals."""
+    """The leaderboard the chosen model was chosen on (validation first)."""
     board = rank(trials, resolve_metric("test_auroc", trials), select).boards
-    chosen = board.get(test_key) if test_key in board else next(iter(board.values()))
-    return with_intervals(chosen, scores)
+    return board.get(test_key) if test_key in board else next(iter(board.values()))
 
 
 def results_rows(board: pd.DataFrame, chosen: Chosen, scores: pd.DataFrame) -> list[dict]:
     """The delivered model, the best classical row on validation and the best of each other classical family, each
-    with its validation objective, test AUROC/AUPRC and their intervals and the paired difference to the delivered."""
+    with its validation objective, test AUROC/AUPRC and their intervals and the paired difference to the delivered.
+    Intervals are drawn for these rows only (a bootstrap per row of the whole board took seconds each)."""
     mine = board[board["trial_id"].astype(str) == chosen.trial_id]
     if not len(mine):
         return []
-    delivered = mine.iloc[0]
     classical = board[board["role"].astype(str).str.startswith("classical:") & (board["trial_id"].astype(str) != chosen.trial_id)]
     family = classical["baseline"] if "baseline" in classical.columns else classical.get("model", classical["trial_id"])
     others = classical.groupby(family.astype(str), sort=False).head(1) if len(classical) else classical
+    shown = with_intervals(pd.concat([mine.iloc[:1], others]), scores)
+    delivered, others = shown.iloc[0], shown.iloc[1:]
     rows = []
     for what, row in [("delivered", delivered), *(("baseline", r) for _, r in others.iterrows())]:
         rows.append({"what": what, "name": name_of(row) if what == "baseline" else chosen.trial_id, "row": row,
@@ -96,12 +97,9 @@ def results_rows(board: pd.DataFrame, chosen: Chosen, scores: pd.DataFrame) -> l
 
 def gather(directory: Path) -> dict:
     """Everything the card says, as plain data."""
-    from hamtune.sweep.confirm import read_plan
-    from hamtune.sweep.provenance import read
-
     directory = Path(directory)
     trials, _, scores = load_results(directory)
-    record = read(directory) or {}
+    record = read_record(directory) or {}
     plan = read_plan(directory)
     ranked = trials[trials["status"].isin(RANKED_STATUSES)]
     chosen = chosen_of(directory)

@@ -12,10 +12,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hamtune.errors import HamtuneError
-from hamtune.export.stress import FLOOR, STRESS, UNSHIFTED, headline_rows, lead_verdict
+from hamtune.export.stress import FLOOR, UNSHIFTED, headline_rows, lead_verdict
 from hamtune.report.figures import HEIGHT, _layout
 from hamtune.report.load import Sweep
 from hamtune.results.intervals import Interval, shown, signed
+from hamtune.results.layout import STRESS
 from hamtune.results.store import read_parquet
 
 log = logging.getLogger(__name__)

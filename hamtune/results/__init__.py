@@ -4,13 +4,6 @@ store.py         the results folder: versioned Parquet files (trials, epochs, sc
 rank.py          what is ranked against what, and the top trials of a results folder
 reproduction.py  the statistics of reproduce.parquet: did a configuration hold on new seeds?
 numbers.py       numbers for people: 4 significant digits everywhere
+layout.py        every entry of a results folder, named once (plain strings: importing it loads nothing)
+chosen.py        the chosen model, recorded once in chosen.json and read by everything that names it
 """
-
-from hamtune.results.numbers import fmt
-from hamtune.results.rank import Metric, Ranking, rank, resolve_metric, top_trials
-from hamtune.results.store import ResultsWriter, load_results, load_samples, read_parquet, trial_row, write_parquet
-
-__all__ = [
-    "Metric", "Ranking", "ResultsWriter", "fmt", "load_results", "load_samples", "rank", "read_parquet", "resolve_metric",
-    "top_trials", "trial_row", "write_parquet",
-]

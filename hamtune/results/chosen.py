@@ -18,8 +18,8 @@ import pandas as pd
 
 from hamtune.errors import HamtuneError, first_line
 from hamtune.files import atomic_file, read_text
+from hamtune.results.layout import CHOSEN
 
-CHOSEN = "chosen.json"
 VERSION = 1
 REPORTED = ("val_auroc", "val_auprc", "val_loss", "test_auroc", "test_auprc", "test_f1", "test_precision", "test_recall",
             "test_mse", "test_psnr", "test_ssim", "threshold", "epochs_run")
@@ -194,7 +194,8 @@ def read_chosen(directory: Path) -> Chosen | None:
 def chosen_of(directory: Path) -> Chosen | None:
     """The recorded choice; for an older folder without one (or a record naming a row the folder no longer holds,
     e.g. after its trials file was edited), the same rule applied now (not written: readers never write)."""
-    from hamtune.results.store import TRIALS, read_parquet
+    from hamtune.results.layout import TRIALS
+    from hamtune.results.store import read_parquet
 
     recorded = read_chosen(directory)
     if recorded is not None and (Path(directory) / TRIALS).exists():

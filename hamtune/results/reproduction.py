@@ -12,10 +12,10 @@ import math
 import numpy as np
 import pandas as pd
 
+from hamtune.results.layout import REPRODUCE
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import Metric
 
-REPRODUCE = "reproduce.parquet"
 KEY_METRICS = ("test_auroc", "test_auprc", "test_f1", "test_ssim", "test_psnr", "test_mse", "val_auroc")
 SPREAD = (
     "a configuration holds on a metric when the original trial's value lies within the spread of the new seeds: "

@@ -29,11 +29,10 @@ import hamtune
 from hamtune.errors import HamtuneError, first_line
 from hamtune.files import atomic_file, check_regular, read_npz, read_text
 from hamtune.paths import in_results
+from hamtune.results.layout import DISTRIBUTIONS, EPOCHS, SAMPLES, SCORES, TRIALS
 
 SCHEMA_VERSION = 2  # 2: a trial's metrics are its best validation epoch's (1: its last epoch's)
 SCHEMA_KEY = b"hamtune_schema_version"
-TRIALS, EPOCHS, SCORES, SAMPLES = "trials.parquet", "epochs.parquet", "scores.parquet", "samples"
-DISTRIBUTIONS = "distributions.json"  # the space's declared Optuna distributions, by parameter (Optuna's JSON)
 STATUSES = ("completed", "stopped", "diverged", "failed")
 RUNTIME_KEYS = ("status", "reason")
 
@@ -57,7 +56,6 @@ def is_better(value: float | None, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
 
-DEFAULT_OBJECTIVE = ("val_auroc", "max")  # (validation metric, "max" | "min"): what every run and sweep chooses by unless told
 
 
 def delivered_epoch(history: list[dict], metric: str, mode: str) -> dict:

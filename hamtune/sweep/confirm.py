@@ -23,14 +23,14 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from hamtune.errors import HamtuneError
-from hamtune.files import atomic_file, read_json_record
+from hamtune.files import atomic_file
+from hamtune.results.layout import PLAN
 from hamtune.sweep.study import MirroredOptunaSearch
 from hamtune.train.config import TrainConfig, build_config
 from hamtune.train.fused import why_not_fused
 
 CONFIRM_KEY = "confirm_of"
 GROUP_KEY = "fused_seeds"
-PLAN = "confirm.json"
 
 
 def new_seeds(original: int, n: int) -> list[int]:
@@ -68,19 +68,6 @@ def choose(values: dict[str, float], top: int, mode: str) -> list[str]:
     finite = [(trial_id, v) for trial_id, v in values.items() if isinstance(v, (int, float)) and math.isfinite(v)]
     finite.sort(key=lambda item: -item[1] if mode == "max" else item[1])  # stable: ties keep the order trials were suggested in
     return [trial_id for trial_id, _ in finite[:top]]
-
-
-PLAN_FIELDS = {"metric": str, "mode": str, "top": int, "seeds": int, "configurations": dict, "trials": int, "tune_trials": int,
-               "fuse": str, "not_fused": dict}
-
-
-def read_plan(directory: Path) -> dict | None:
-    """confirm.json (None without a confirm stage), its fields checked: a broken one is one line naming it."""
-    plan = read_json_record(Path(directory) / PLAN, PLAN_FIELDS)
-    missing = [key for key in ("metric", "top", "seeds", "trials") if plan is not None and not isinstance(plan.get(key), PLAN_FIELDS[key])]
-    if missing:
-        raise HamtuneError(f"{Path(directory) / PLAN}: field {missing[0]!r} is missing; restore it or delete it")
-    return plan
 
 
 class ConfirmingSearch(MirroredOptunaSearch):

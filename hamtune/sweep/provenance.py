@@ -21,11 +21,12 @@ import yaml
 
 import hamtune
 from hamtune.errors import HamtuneError
-from hamtune.files import atomic_file, read_json_record
+from hamtune.files import atomic_file
+from hamtune.results.layout import RECORD
+from hamtune.results.records import read_record
 from hamtune.results.store import git_commit
 from hamtune.sweep.space import SearchSpace
 
-RECORD = "sweep.json"
 log = logging.getLogger(__name__)
 PACKAGES = ("torch", "ray", "optuna", "numpy", "pandas", "scikit-learn", "pillow", "pyarrow")
 
@@ -123,7 +124,7 @@ def finish(directory: Path, wall_time_s: float) -> None:
     """Add when the sweep ended and how long this run of it took (resumed runs add up)."""
     path = Path(directory) / RECORD
     try:
-        record = read(directory)
+        record = read_record(directory)
     except HamtuneError as exc:  # the trials are recorded; a broken record is not worth failing the sweep at its end
         log.warning("%s; its finish time was not added", exc)
         return
@@ -132,25 +133,6 @@ def finish(directory: Path, wall_time_s: float) -> None:
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     record["wall_time_s"] = float(record.get("wall_time_s") or 0.0) + wall_time_s
     _write(path, record)
-
-
-RECORD_FIELDS = {"sweep": str, "started_at": str, "finished_at": str, "wall_time_s": (int, float), "space": dict, "space_text": str,
-                 "data": dict, "command": str, "versions": dict, "git_commit": str, "hardware": dict}
-SPACE_FIELDS = {"file": str, "objectives": list, "sampler": dict, "scheduler": dict, "resources": dict, "fixed": dict, "params": list}
-
-
-def read(directory: Path) -> dict | None:
-    """sweep.json (None when there is none), its fields and the space's checked: a broken one is one line naming it."""
-    path = Path(directory) / RECORD
-    record = read_json_record(path, RECORD_FIELDS)
-    space = (record or {}).get("space") or {}
-    for key, kind in SPACE_FIELDS.items():
-        if space.get(key) is not None and not isinstance(space[key], kind):
-            raise HamtuneError(f"{path}: field 'space.{key}' must be {kind.__name__}; restore it or delete it")
-    if not all(isinstance(p, dict) and isinstance(p.get("name"), str) for p in space.get("params") or []) or not all(
-            isinstance(o, list) and len(o) == 2 for o in space.get("objectives") or []):
-        raise HamtuneError(f"{path}: field 'space.params' or 'space.objectives' is not as hamtune writes it; restore it or delete it")
-    return record
 
 
 def _write(path: Path, record: dict) -> None:

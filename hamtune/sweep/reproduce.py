@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 
 from hamtune.data.prepare import Prepared
+from hamtune.data.same_data import sweep_data
 from hamtune.errors import HamtuneError, UsageError, first_line
+from hamtune.results.layout import DEFAULT_OBJECTIVE, REPRODUCE
 from hamtune.results.rank import Metric, objective, top_trials
-from hamtune.results.reproduction import REPRODUCE
-from hamtune.results.store import DEFAULT_OBJECTIVE, delivered_epoch, load_results, write_parquet
+from hamtune.results.store import delivered_epoch, load_results, write_parquet
 from hamtune.sweep.confirm import new_seeds
-from hamtune.sweep.same_data import sweep_data
 from hamtune.train import checkpoint as ckpt
 from hamtune.train.config import MACHINE, MAX_SEEDS, TrainConfig
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.gate import is_results, output
-from hamtune.results.store import TRIALS, load_results, write_distributions
+from hamtune.results.layout import EXPERIMENT, TRIALS
+from hamtune.results.records import read_plan, read_record
+from hamtune.results.store import load_results, write_distributions
 from hamtune.sweep.cluster import check_node_versions
-from hamtune.sweep.confirm import read_plan
 from hamtune.sweep.internals import AUTH_LOGGER
 from hamtune.sweep.space import SearchSpace, sampler_spec, tune_metric
 from hamtune.train.checkpoint import KEEP_CHECKPOINTS
@@ -31,7 +32,6 @@ from hamtune.train.single import load_data
 
 log = logging.getLogger(__name__)
 
-EXPERIMENT = "tune"
 
 
 class SweepInterrupted(HamtuneError):
@@ -355,7 +355,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         raise HamtuneError(f"{experiment}: no sweep to resume here (start it without --resume)")
     if options.resume:
         trust.verify(experiment)  # before Tune unpickles anything
-        read_plan(directory), provenance.read(directory)  # a broken confirm.json or sweep.json is named now, not after training
+        read_plan(directory), read_record(directory)  # a broken confirm.json or sweep.json is named now, not after training
     if not options.resume and (directory / TRIALS).exists():
         raise HamtuneError(f"{directory} already holds a sweep; pass --resume to continue it or --name for a new one")
     if not options.resume:
@@ -387,7 +387,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         os.environ.update(pending_trials(space.resources["cpus"], gpus))
     provenance.start(directory, space, name, num_samples, data.located_manifest(), ray.cluster_resources(), options)
     trackers = tracker_callbacks(tracked, directory, name, data.located_manifest(), tuple(p.name for p in space.params),
-                                 provenance.read(directory))
+                                 read_record(directory))
     trainable = _trainable(space, in_memory(data), in_memory(test_data) if test_data else None, gpus)
     recorder = ResultsRecorder(
         directory, name, space.objectives, data.located_manifest(), test_data.located_manifest() if test_data else None,

@@ -18,7 +18,7 @@ import yaml
 from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.files import read_text
 from hamtune.paths import safe_name
-from hamtune.results.store import DEFAULT_OBJECTIVE
+from hamtune.results.layout import DEFAULT_OBJECTIVE
 from hamtune.sweep.cluster import runtime_env
 from hamtune.sweep.samplers import MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SamplerSpec
 from hamtune.train.config import FUSE, MACHINE, TrainConfig, field_value

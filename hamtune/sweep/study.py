@@ -29,13 +29,13 @@ from pathlib import Path
 
 from ray.tune.search.optuna import OptunaSearch
 
+from hamtune.results.layout import STUDY_DB
 from hamtune.results.store import is_better
 from hamtune.sweep.internals import study_storage_of, trial_number
 from hamtune.sweep.samplers import SamplerSpec
 
 log = logging.getLogger(__name__)
 
-STUDY_DB = "optuna.db"
 
 
 def study_url(directory: Path) -> str:

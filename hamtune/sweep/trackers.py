@@ -124,7 +124,8 @@ def epoch_metrics(result: dict) -> dict[str, float]:
 
 def results_row(directory: Path, trial_id: str) -> dict:
     """A trial's results row (the recorder writes it before the trackers run), {} when it is not there."""
-    from hamtune.results.store import TRIALS, read_parquet
+    from hamtune.results.layout import TRIALS
+    from hamtune.results.store import read_parquet
 
     path = Path(directory) / TRIALS
     if not path.exists():

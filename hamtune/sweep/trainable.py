@@ -14,7 +14,8 @@ from ray import tune
 
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError
-from hamtune.results.store import DEFAULT_OBJECTIVE, best_epoch, delivered_epoch
+from hamtune.results.layout import DEFAULT_OBJECTIVE
+from hamtune.results.store import best_epoch, delivered_epoch
 from hamtune.sweep.confirm import group_seeds, trial_config
 from hamtune.sweep.repair import is_complete
 from hamtune.sweep.space import OBJECTIVE_METRICS, tune_metric

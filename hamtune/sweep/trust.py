@@ -46,11 +46,11 @@ from ray import tune
 
 from hamtune.errors import HamtuneError
 from hamtune.files import atomic_file, check_regular
+from hamtune.results.layout import TUNER
 from hamtune.sweep.internals import tune_filesystem
 
 log = logging.getLogger(__name__)
 
-TUNER = "tuner.pkl"
 STATE_FILE = "experiment_state-*.json"
 STATE_PATTERNS = (TUNER, STATE_FILE, "search_gen_state-*.json", "searcher-state-*.pkl",
                   "callback-states-*.pkl", "basic-variant-state-*.json")

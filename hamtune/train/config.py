@@ -171,6 +171,9 @@ MACHINE = ("device", "num_threads")  # runtime fields that say where a run ran, 
 FUSE = ("auto", "on", "off")  # seeds of one config as one grouped model (train/fused.py); auto: on CUDA only
 MAX_SEEDS = 1000  # seeds of one configuration (train --seeds, reproduce --seeds): each trains a whole model, so more is a typo
 SPLIT_KEYS = GROUPS["data"]  # what decides which images are train, val and test
+# what a baseline takes of a TrainConfig: the split, and the seed of its randomness (the rest describe a network
+# and are null for a classical row)
+DATA_KEYS = (*SPLIT_KEYS, "seed")
 
 
 def _choices() -> dict[str, tuple]:

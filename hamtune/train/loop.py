@@ -24,7 +24,8 @@ from hamtune.data.splits import get_protocol, rebalance_weights
 from hamtune.errors import HamtuneError, first_line
 from hamtune.models import Autoencoder, build_model
 from hamtune.models.losses import per_image_terms, training_loss
-from hamtune.results.store import DEFAULT_OBJECTIVE, best_epoch, delivered_epoch, is_better
+from hamtune.results.layout import DEFAULT_OBJECTIVE
+from hamtune.results.store import best_epoch, delivered_epoch, is_better
 from hamtune.train import checkpoint as ckpt
 from hamtune.train.augment import augment
 from hamtune.train.config import TrainConfig

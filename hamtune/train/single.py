@@ -13,7 +13,8 @@ from hamtune.data.prepare import Prepared, resolve_data
 from hamtune.errors import UsageError
 from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
-from hamtune.results.store import DEFAULT_OBJECTIVE, ResultsWriter, trial_row
+from hamtune.results.layout import DEFAULT_OBJECTIVE
+from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.train.config import FUSE, MAX_SEEDS, RANGES, TrainConfig
 from hamtune.train.fused import train_group, why_not_fused
 from hamtune.train.loop import Run, RunResult, resolve_device, train

@@ -19,7 +19,8 @@ from hamtune import escape
 from hamtune.cli import main
 from hamtune.export import integrity
 from hamtune.export.bundle import META, NAMES
-from hamtune.results.store import TRIALS, read_parquet, write_parquet
+from hamtune.results.layout import TRIALS
+from hamtune.results.store import read_parquet, write_parquet
 
 FORMULA = "=cmd|' /C calc'!A0"
 LATEX_ATTACK = "x\n\\end{verbatim}\\immediate\\write18{touch pwned}\\input{/etc/passwd}"

@@ -20,7 +20,8 @@ from conftest import TINY_SPACE, assert_one_line_error, run_cli
 import hamtune
 from hamtune.cli import main
 from hamtune.errors import HamtuneError
-from hamtune.results.store import SCHEMA_KEY, TRIALS, read_parquet, write_parquet
+from hamtune.results.layout import TRIALS
+from hamtune.results.store import SCHEMA_KEY, read_parquet, write_parquet
 
 
 @pytest.fixture(scope="module")

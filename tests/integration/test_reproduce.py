@@ -11,8 +11,8 @@ from formats import copy_results
 
 from hamtune.cli import main
 from hamtune.errors import HamtuneError
+from hamtune.results.layout import REPRODUCE
 from hamtune.results.rank import top_trials
-from hamtune.results.reproduction import REPRODUCE
 from hamtune.results.store import load_results, read_parquet, write_parquet
 from hamtune.sweep.reproduce import ReproduceOptions, run_reproduce
 

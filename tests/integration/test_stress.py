@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error, run_cli
 
-from hamtune.export.stress import BEST_DEEP, DELIVERED, FLOOR, STRESS, UNSHIFTED
+from hamtune.export.stress import BEST_DEEP, DELIVERED, FLOOR, UNSHIFTED
 from hamtune.results.chosen import chosen_of
 from hamtune.results.intervals import bootstrap, paired_difference
+from hamtune.results.layout import STRESS
 from hamtune.results.store import load_results, read_parquet
 
 pytestmark = pytest.mark.slow

@@ -20,8 +20,9 @@ from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError
 from hamtune.report.__main__ import main as report_main
 from hamtune.report.load import combine, load_sweeps
+from hamtune.results.layout import EPOCHS
 from hamtune.results.rank import rank, resolve_metric, verdict
-from hamtune.results.store import EPOCHS, SCHEMA_VERSION, load_results, load_samples
+from hamtune.results.store import SCHEMA_VERSION, load_results, load_samples
 from hamtune.train.config import TrainConfig
 from hamtune.train.data import plan_splits
 from hamtune.train.metrics import choose_threshold

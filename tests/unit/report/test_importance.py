@@ -11,8 +11,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from hamtune.errors import HamtuneError
 from hamtune.report.importance import build_study, param_importance
+from hamtune.results.layout import DISTRIBUTIONS
 from hamtune.results.rank import Metric
-from hamtune.results.store import DISTRIBUTIONS, read_distributions, write_distributions
+from hamtune.results.store import read_distributions, write_distributions
 from hamtune.sweep.space import parse_space
 
 SPACE = {

@@ -15,8 +15,9 @@ import pytest
 import hamtune
 from hamtune.cli import main as cli_main
 from hamtune.report.tables import MACHINE_COLUMNS
-from hamtune.results.chosen import CHOSEN, read_chosen, record_choice
-from hamtune.results.store import SCORES, TRIALS, ResultsWriter, read_parquet, trial_row, write_parquet
+from hamtune.results.chosen import read_chosen, record_choice
+from hamtune.results.layout import CHOSEN, SCORES, TRIALS
+from hamtune.results.store import ResultsWriter, read_parquet, trial_row, write_parquet
 
 DATA = {"name": "synthetic", "fingerprint": "f00d", "path": "/nowhere"}
 PARAMS = {"kind": "ae", "arch": "cnn", "protocol": "cancer", "split": "lesion", "split_seed": 0, "val_fraction": 0.2,

@@ -1,5 +1,5 @@
-"""The data a reproduction trains on: the prepared caches the chosen trials used, refused unless their
-fingerprints match what the sweep was trained on."""
+"""The data a results folder was trained on (for reproduce, ensemble, stress and the floor): the prepared caches its
+trials name, refused unless their fingerprints match what the sweep was trained on."""
 
 from __future__ import annotations
 
