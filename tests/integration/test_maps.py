@@ -100,10 +100,15 @@ def test_a_score_without_a_map_is_refused_before_anything_is_written(bundles, jp
     assert not out.exists() and not maps.exists()
 
 
-def test_the_report_shows_the_chosen_models_extremes_per_diagnosis_with_their_maps(bundles, root, tmp_path):
-    html = tmp_path / "report.html"
+@pytest.fixture(scope="module")
+def section(bundles, root) -> str:
+    """The maps section of the mse+ssim model's report (written once for the tests that read it)."""
+    html = root / "report.html"
     assert main(["report", str(root / "mse-ssim"), "--html", str(html)]) == 0
-    section = html.read_text(encoding="utf-8").split('<section id="maps">')[1].split("</section>")[0]
+    return html.read_text(encoding="utf-8").split('<section id="maps">')[1].split("</section>")[0]
+
+
+def test_the_report_shows_the_chosen_models_extremes_per_diagnosis_with_their_maps(section, root):
     scores = load_results(root / "mse-ssim")[2]
     dx = scores["dx"].value_counts()
     assert section.count("<figure><img alt=") == 2 * (dx > 1).sum() + (dx == 1).sum()
@@ -123,10 +128,7 @@ def test_the_report_says_why_a_latent_score_has_no_maps(bundles, root, tmp_path)
     assert "No anomaly maps for" in section and "has no anomaly map" in section and "<img" not in section
 
 
-def test_the_reports_maps_share_one_scale_fixed_on_validation_normals_and_sit_over_the_original_photos(bundles, root, tmp_path):
-    html = tmp_path / "report.html"
-    assert main(["report", str(root / "mse-ssim"), "--html", str(html)]) == 0
-    section = html.read_text(encoding="utf-8").split('<section id="maps">')[1].split("</section>")[0]
+def test_the_reports_maps_share_one_scale_fixed_on_validation_normals_and_sit_over_the_original_photos(section, bundles, root):
     trials = load_results(root / "mse-ssim")[0]
     bundle = load_bundle(bundles["mse+ssim"])
     data = load_prepared(trials["data_path"].iloc[0])
