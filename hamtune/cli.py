@@ -296,7 +296,8 @@ def cmd_score(args: argparse.Namespace) -> None:
     flagged = int(scored.table["flagged"].sum())
     print(f"scored {len(scored.table)} image(s), {flagged} flagged (score > {scored.threshold:.6g}): {args.out}")
     if args.maps is not None:
-        print(f"anomaly maps: {args.maps} (<image>.npy the map, <image>.png image | reconstruction | map; column 'map')")
+        print(f"anomaly maps: {args.maps} (<image>.npy the map, <image>.png image | reconstruction | map, "
+              "each coloured over its own range; column 'map')")
 
 
 def cmd_verify(args: argparse.Namespace) -> None:

@@ -125,29 +125,40 @@ class Mapper:
         return maps[0].cpu().numpy().astype(np.float32), recon.cpu().numpy()
 
 
-def heat(values: np.ndarray) -> np.ndarray:
-    """(H,W) floats -> (H,W,3) uint8 colours, stretched over this map's own range (blue low, red high)."""
-    low, high = float(values.min()), float(values.max())
-    unit = (values - low) / (high - low) if high > low else np.zeros_like(values)
+def heat(values: np.ndarray, scale: tuple[float, float] | None = None) -> np.ndarray:
+    """(H,W) floats -> (H,W,3) uint8 colours, blue at `scale`'s low to red at its high (values beyond are clipped);
+    without a scale, stretched over this map's own range (`score --maps` has no validation set to fix one)."""
+    low, high = scale if scale is not None else (float(values.min()), float(values.max()))
+    unit = np.clip((values - low) / (high - low), 0, 1) if high > low else np.zeros_like(values)
     stops = np.linspace(0, 1, len(HEAT))
     return np.stack([np.interp(unit, stops, HEAT[:, c]) for c in range(3)], -1).round().astype(np.uint8)
 
 
-def render(image: np.ndarray, recon: np.ndarray, values: np.ndarray) -> Image.Image:
-    """Three panels side by side: the image as the model saw it, its reconstruction, the map over the image."""
-    def rgb(a: np.ndarray) -> np.ndarray:
-        return np.repeat(a, 3, -1) if a.shape[-1] == 1 else a
+def _rgb(a: np.ndarray) -> np.ndarray:
+    return np.repeat(a, 3, -1) if a.shape[-1] == 1 else a
 
-    image, recon = rgb(image), rgb(recon)
-    overlay = (0.45 * image + 0.55 * heat(values)).round().astype(np.uint8)
-    strip = Image.fromarray(np.concatenate([image, recon, overlay], axis=1))
+
+def overlay(image: np.ndarray, values: np.ndarray, scale: tuple[float, float] | None = None) -> np.ndarray:
+    """The map as heat over an image of any size: the map resized to it bilinearly, then blended."""
+    image = _rgb(image)
+    if values.shape != image.shape[:2]:
+        size = (image.shape[1], image.shape[0])
+        values = np.asarray(Image.fromarray(values.astype(np.float32), "F").resize(size, Image.BILINEAR))
+    return (0.45 * image + 0.55 * heat(values, scale)).round().astype(np.uint8)
+
+
+def render(image: np.ndarray, recon: np.ndarray, values: np.ndarray, scale: tuple[float, float] | None = None) -> Image.Image:
+    """Three panels side by side: the image as the model saw it, its reconstruction, the map over the image."""
+    strip = Image.fromarray(np.concatenate([_rgb(image), _rgb(recon), overlay(image, values, scale)], axis=1))
     factor = max(1, -(-PANEL // image.shape[0]))
     return strip.resize((strip.width * factor, strip.height * factor), Image.NEAREST)
 
 
 class MapWriter:
-    """Writes `<name>.npy` (the raw map) and `<name>.png` (the panels) per image into one folder; a name seen
-    before gets a `-2`, `-3`... suffix so images of the same file name in different folders keep their maps."""
+    """Writes `<name>.npy` (the raw map) and `<name>.png` (the panels, each map coloured over its own range: scoring
+    has no validation normals to fix one scale, so PNGs do not compare; the .npy values do) per image into one
+    folder; a name seen before gets a `-2`, `-3`... suffix so images of the same file name in different folders
+    keep their maps."""
 
     def __init__(self, bundle: Bundle | EnsembleBundle, folder: Path, device: torch.device | str):
         self.mapper, self.folder, self.used = Mapper(bundle, device), Path(folder), set()

@@ -4,6 +4,8 @@ and a seed ensemble)."""
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import shutil
 from pathlib import Path
@@ -15,8 +17,13 @@ from PIL import Image
 
 import hamtune
 from hamtune.cli import main
+from hamtune.data.prepare import load_prepared
 from hamtune.export.bundle import EnsembleBundle, load_bundle
+from hamtune.export.maps import Mapper
+from hamtune.report.maps import DISPLAY, NORMALS, QUANTILES
+from hamtune.results.numbers import fmt
 from hamtune.results.store import load_results
+from hamtune.train.data import plan_splits
 
 pytestmark = pytest.mark.slow
 SCORES = {"mse": [], "ssim": ["--set", "kind=vae"], "mse+ssim": ["--set", "tta=true"], "mse+latent": []}
@@ -93,10 +100,15 @@ def test_a_score_without_a_map_is_refused_before_anything_is_written(bundles, jp
     assert not out.exists() and not maps.exists()
 
 
-def test_the_report_shows_the_chosen_models_extremes_per_diagnosis_with_their_maps(bundles, root, tmp_path):
-    html = tmp_path / "report.html"
+@pytest.fixture(scope="module")
+def section(bundles, root) -> str:
+    """The maps section of the mse+ssim model's report (written once for the tests that read it)."""
+    html = root / "report.html"
     assert main(["report", str(root / "mse-ssim"), "--html", str(html)]) == 0
-    section = html.read_text(encoding="utf-8").split('<section id="maps">')[1].split("</section>")[0]
+    return html.read_text(encoding="utf-8").split('<section id="maps">')[1].split("</section>")[0]
+
+
+def test_the_report_shows_the_chosen_models_extremes_per_diagnosis_with_their_maps(section, root):
     scores = load_results(root / "mse-ssim")[2]
     dx = scores["dx"].value_counts()
     assert section.count("<figure><img alt=") == 2 * (dx > 1).sum() + (dx == 1).sum()
@@ -114,3 +126,23 @@ def test_the_report_says_why_a_latent_score_has_no_maps(bundles, root, tmp_path)
     assert main(["report", str(root / "mse-latent"), "--html", str(html)]) == 0
     section = html.read_text(encoding="utf-8").split('<section id="maps">')[1].split("</section>")[0]
     assert "No anomaly maps for" in section and "has no anomaly map" in section and "<img" not in section
+
+
+def test_the_reports_maps_share_one_scale_fixed_on_validation_normals_and_sit_over_the_original_photos(section, bundles, root):
+    trials = load_results(root / "mse-ssim")[0]
+    bundle = load_bundle(bundles["mse+ssim"])
+    data = load_prepared(trials["data_path"].iloc[0])
+    plan = plan_splits(data, bundle.config)
+    normals = plan.val[plan.labels[plan.val] == 0]
+    assert 0 < len(normals) <= NORMALS  # so the report maps all of them
+    mapper = Mapper(bundle, "cpu")
+    low, high = np.percentile(mapper(data.images[normals])[0].astype(np.float64), QUANTILES)
+    assert "validation normals&#x27; median (blue) to their 99th percentile (red)" in section
+    assert f'{fmt(low)} <img alt="colour bar from {fmt(low)} to {fmt(high)}" src="data:image/png;base64,' in section
+    tested = np.percentile(mapper(data.images[plan.test])[0].astype(np.float64), QUANTILES)
+    assert (fmt(tested[0]), fmt(tested[1])) != (fmt(low), fmt(high))  # the test images would have given another scale
+    figures = section.count("<figure><img alt=")
+    assert figures and section.count(": the map over the original photo\" src=") == figures  # the release layout keeps its photos
+    over = re.search(r'the map over the original photo" src="data:image/png;base64,([^"]+)"', section)[1]
+    with Image.open(io.BytesIO(base64.b64decode(over))) as png:
+        assert png.size == (DISPLAY, DISPLAY)
