@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 HEAVY = ("pandas", "pyarrow", "torch", "ray", "optuna", "sklearn", "scipy", "hamtune.sweep")
