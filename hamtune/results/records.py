@@ -11,10 +11,10 @@ from hamtune.errors import HamtuneError
 from hamtune.files import read_json_record
 from hamtune.results.layout import PLAN, RECORD
 
-RECORD_FIELDS = {"sweep": str, "started_at": str, "finished_at": str, "wall_time_s": (int, float), "space": dict, "space_text": str,
+RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {"sweep": str, "started_at": str, "finished_at": str, "wall_time_s": (int, float), "space": dict, "space_text": str,
                  "data": dict, "command": str, "versions": dict, "git_commit": str, "hardware": dict}
 SPACE_FIELDS = {"file": str, "objectives": list, "sampler": dict, "scheduler": dict, "resources": dict, "fixed": dict, "params": list}
-PLAN_FIELDS = {"metric": str, "mode": str, "top": int, "seeds": int, "configurations": dict, "trials": int, "tune_trials": int,
+PLAN_FIELDS: dict[str, type | tuple[type, ...]] = {"metric": str, "mode": str, "top": int, "seeds": int, "configurations": dict, "trials": int, "tune_trials": int,
                "fuse": str, "not_fused": dict}
 
 

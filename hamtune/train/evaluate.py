@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,8 @@ from hamtune.train import metrics
 from hamtune.train.config import TrainConfig, score_parts
 from hamtune.train.scores import PARTS
 from hamtune.train.tensors import to_input, to_unit
+
+Values = TypeVar("Values", np.ndarray, torch.Tensor)
 
 
 @dataclass
@@ -46,6 +49,7 @@ class ScoreState:
         """Plain tensors, lists and floats: loadable with torch.load(weights_only=True)."""
         out: dict = {"center": dict(self.center), "scale": dict(self.scale)}
         if self.latent_mean is not None:
+            assert self.latent_precision is not None  # the latent Gaussian is set whole
             out.update(latent_mean=self.latent_mean.cpu(), latent_precision=self.latent_precision.cpu())
         return out
 
@@ -54,6 +58,7 @@ class ScoreState:
         the plain sum of squares |(code - mean) W|^2: no cancellation in float32, here or in an exported graph."""
         if self.latent_mean is None:
             return None
+        assert self.latent_precision is not None  # the latent Gaussian is set whole
         values, vectors = torch.linalg.eigh(self.latent_precision.double())
         whitening = (vectors * values.clamp_min(0).sqrt()).float()
         return self.latent_mean.float().to(device), whitening.to(device)
@@ -131,7 +136,7 @@ def score_images(
     return {key: torch.cat(values).numpy().astype(np.float64) for key, values in out.items()}
 
 
-def _part(per_image: dict[str, np.ndarray], part: str) -> np.ndarray:
+def _part(per_image: dict[str, Values], part: str) -> Values:
     """One part of a score, oriented so that higher is more anomalous."""
     entry = PARTS[part]
     return 1.0 - per_image[entry.term] if entry.similarity else per_image[entry.term]
@@ -154,13 +159,14 @@ def fit_standardisation(per_image: dict[str, np.ndarray], labels: np.ndarray, sc
         state.center[part], state.scale[part] = normal_spread(_part(per_image, part), labels)
 
 
-def anomaly_score(per_image: dict[str, np.ndarray], score: str, state: ScoreState | None = None) -> np.ndarray:
+def anomaly_score(per_image: dict[str, Values], score: str, state: ScoreState | None = None) -> Values:
     """The configured score: one part as it is, or the sum of several parts standardised on validation normals
     (arrays or tensors alike: the exported score graph runs it too)."""
     parts = score_parts(score)
     if len(parts) == 1:
         return _part(per_image, parts[0])
-    return sum((_part(per_image, p) - state.center[p]) / state.scale[p] for p in parts)
+    assert state is not None  # a score of several parts is standardised by the state that fit it
+    return cast(Values, sum((_part(per_image, p) - state.center[p]) / state.scale[p] for p in parts))  # two parts or more: never sum's start 0
 
 
 def split_metrics(prefix: str, per_image: dict[str, np.ndarray], scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
