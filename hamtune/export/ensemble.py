@@ -106,10 +106,10 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
         scorers = [b.scorer(target) for b in bundles]
         val_parts = [scorer(data.images[plan.val]) for scorer in scorers]
         spreads = [normal_spread(s, val.labels) for s in val_parts]
-        members = [{"path": f"{MEMBERS}/{i + 1}", "trial_id": ids[i], "center": center, "scale": scale}
+        entries = [{"path": f"{MEMBERS}/{i + 1}", "trial_id": ids[i], "center": center, "scale": scale}
                    for i, (center, scale) in enumerate(spreads)]
-        val_scores = combine(val_parts, members)
-        test_scores = combine([scorer((test_data or data).images[plan.test]) for scorer in scorers], members)
+        val_scores = combine(val_parts, entries)
+        test_scores = combine([scorer((test_data or data).images[plan.test]) for scorer in scorers], entries)
         protocol = get_protocol(config.protocol)
         result = detection_metrics(val, {}, val_scores, test, {}, test_scores, protocol, None)
         seconds = time.perf_counter() - started
@@ -123,7 +123,7 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
             extra={"model": label, "members": ",".join(ids), "members_from": sweep,
                    "epochs_run": None, "best_epoch": None, "time_per_epoch_s": None},
         )
-        info = {**bundles[0].info, "bundle_version": BUNDLE_VERSION, "kind": ENSEMBLE, "members": members,
+        info = {**bundles[0].info, "bundle_version": BUNDLE_VERSION, "kind": ENSEMBLE, "members": entries,
                 "sweep": name, "trial_id": trial_id, "score": f"mean of {len(ids)} standardised member scores",
                 "threshold": result["threshold"], "metrics": {k: v for k, v in result.items() if k.startswith(("val_", "test_"))},
                 "model": {"kind": ENSEMBLE, "members": ids, "chosen": "best by validation" if members is None else "seeds"},

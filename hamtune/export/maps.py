@@ -98,7 +98,7 @@ def score_map(maps: dict[str, torch.Tensor], score: str, center: dict[str, float
     parts = score_parts(score)
     if len(parts) == 1:
         return maps[parts[0]]
-    return cast(torch.Tensor, sum((maps[p] - center[p]) / scale[p] for p in parts))  # two parts or more: never sum's start 0
+    return cast(torch.Tensor, sum((maps[p] - center[p]) / scale[p] for p in parts))  # two parts or more: never sum's 0
 
 
 class Mapper:

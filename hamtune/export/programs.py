@@ -16,6 +16,7 @@ import logging
 import re
 import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -233,7 +234,7 @@ def _export_onnx(module: torch.nn.Module, example: torch.Tensor, out: Path, name
     onnx.save(proto, str(out))
 
 
-def write_programs(folder: Path, wanted: list[str], bundle: Bundle | EnsembleBundle,
+def write_programs(folder: Path, wanted: Sequence[str], bundle: Bundle | EnsembleBundle,
                    model: torch.nn.Module | None = None) -> list[Path]:
     """Add the programs of `model` (default: the bundle's) to a bundle folder being written (`bundle`: that folder,
     loaded). A torch.export program is built in memory and written by Python, so a full disk is an OSError (one

@@ -91,8 +91,10 @@ def declared_distribution(name: str, ranked: pd.DataFrame, declared: dict[str, d
     found = {declared.get(sweep, {}).get(name) for sweep in sweeps}
     if len(found) != 1 or None in found:
         return None
+    declaration = found.pop()
+    assert declaration is not None  # None in found returned above
     try:
-        distribution = _escaped(json_to_distribution(found.pop()))
+        distribution = _escaped(json_to_distribution(declaration))
     except (ValueError, KeyError, TypeError):
         return None
     values = ranked[name].dropna()

@@ -274,7 +274,8 @@ def objective(trials: pd.DataFrame, metric: str | None = None) -> Metric:
     if "objective_metric" not in trials.columns or trials["objective_metric"].dropna().empty:
         return resolve_metric("val_auroc", trials)
     column = str(trials["objective_metric"].dropna().mode().iloc[0])
-    modes = trials.loc[trials["objective_metric"] == column, "objective_mode"].dropna() if "objective_mode" in trials else pd.Series(dtype=object)
+    modes = (trials.loc[trials["objective_metric"] == column, "objective_mode"].dropna() if "objective_mode" in trials
+             else pd.Series(dtype=object))
     mode = str(modes.iloc[0]) if len(modes) else "max"
     if mode not in ("max", "min"):
         raise HamtuneError(f"objective_mode {mode!r} in the results: must be max or min (was the trials file edited?); "

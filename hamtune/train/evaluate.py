@@ -166,7 +166,8 @@ def anomaly_score(per_image: dict[str, Values], score: str, state: ScoreState | 
     if len(parts) == 1:
         return _part(per_image, parts[0])
     assert state is not None  # a score of several parts is standardised by the state that fit it
-    return cast(Values, sum((_part(per_image, p) - state.center[p]) / state.scale[p] for p in parts))  # two parts or more: never sum's start 0
+    # two parts or more, so never sum's start 0
+    return cast(Values, sum((_part(per_image, p) - state.center[p]) / state.scale[p] for p in parts))
 
 
 def split_metrics(prefix: str, per_image: dict[str, np.ndarray], scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
