@@ -97,7 +97,11 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
     with atomic_folder(out / "checkpoints" / trial_id) as tmp:
         paths = [write_bundle(row, tmp / MEMBERS / str(i + 1), metric.column, i + 1)
                  for i, (_, row) in enumerate(board.iterrows())]
-        bundles = [load_bundle(p) for p in paths]
+        bundles: list[Bundle] = []
+        for p in paths:
+            member = load_bundle(p)
+            assert isinstance(member, Bundle)  # each member is one trial's bundle
+            bundles.append(member)
         _check_same_split(bundles)
         config = bundles[0].config
         plan = plan_splits(data, config, test_data)

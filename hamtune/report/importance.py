@@ -25,6 +25,9 @@ from hamtune import escape
 from hamtune.results.rank import Metric
 from hamtune.train.config import TrainConfig
 
+if typing.TYPE_CHECKING:
+    import optuna
+
 MIN_TRIALS = 10  # fewer complete trials give no percentages: fANOVA's shares of 6 trials are noise
 MAX_FANOVA = 300  # fANOVA's cost grows faster than the trials; beyond this, a seeded random sample of them
 RUNTIME_FIELDS = frozenset({"device", "num_threads", "eval_batch_size", "compile", "channels_last", "precision", "preset",
@@ -36,7 +39,7 @@ LOG_RATIO = 20.0
 class Importance:
     """fANOVA importances (largest first) or, when they cannot be estimated, a note saying why."""
 
-    study: object | None  # optuna.Study, built even when importances are not
+    study: optuna.Study | None  # built even when importances are not
     values: dict[str, float]
     note: str
     target: str = ""  # the column explained (the validation objective in the report)

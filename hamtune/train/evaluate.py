@@ -4,8 +4,9 @@ latent Gaussian, standardisation) is fitted on training normals or validation on
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -92,7 +93,7 @@ def latent_gaussian(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(values.mean(0), dtype=torch.float32), torch.as_tensor(fitted.precision_, dtype=torch.float32)
 
 
-def score_batch(model: Autoencoder, original: torch.Tensor, config: TrainConfig,
+def score_batch(model: Callable[[torch.Tensor], Any], original: torch.Tensor, config: TrainConfig,
                 latent: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Per-image terms of one batch in model space (B,C,H,W): mse and ssim (on [0,1]), nll, for a VAE kl and
     the negative ELBO, with a latent Gaussian (ScoreState.latent_whitening) the Mahalanobis distance of the code; with
