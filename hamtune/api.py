@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -154,6 +154,7 @@ def after_sweep(directory: Path, name: str, trackers: tuple[str, ...], floor: bo
         log_delivered(directory, name, trackers)
         return
     html = run_report([directory], quiet=True)
+    assert html is not None  # the default report writes its page
     with tempfile.TemporaryDirectory(prefix="hamtune-bundle-") as scratch:
         bundle, _ = export_trial(directory, None, Path(scratch) / "model", trial=chosen.trial_id)
         delivered = log_delivered(directory, name, trackers)
@@ -648,9 +649,10 @@ def run_demo(*, space: str | Path | None = None, name: str | None = None, result
 
     name, num_cpus = arguments.optional_text(name, "name"), arguments.optional_integer(num_cpus, "num_cpus", 1)
     started = time.perf_counter()
+    floor_off: dict[str, Any] = {} if floor else {"floor": False}  # passed only when off, as `--no-floor` is
     directory = run_sweep(_path(space, "space") if space is not None else SHIPPED_DIR / "quick.yaml",
                           name=name or f"demo-{time.strftime('%Y%m%d-%H%M%S')}", results=results, num_cpus=num_cpus,
-                          **({} if floor else {"floor": False})).directory
+                          **floor_off).directory
     seconds = time.perf_counter() - started
     shown: list[str] = []
     html = run_report([directory], quiet=True, show=shown.append)

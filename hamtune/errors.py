@@ -1,7 +1,7 @@
 """The exception types users see: a message naming what is wrong; exit code 1 for the work, 2 for the arguments."""
 
 
-def one_line(text: str) -> str:
+def one_line(text: object) -> str:
     """Escape control characters (a file name or YAML key may hold a newline) so a message stays one line."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 

@@ -67,7 +67,7 @@ def _alive(pid: int) -> bool:
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete the temporary files and folders (`.NAME.tmp-PID-XXXXXXXX`) in `folder` whose writing process
     is dead; a live PID's temporary is left alone. Returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(Path(folder).iterdir())
     except OSError:

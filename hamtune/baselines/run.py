@@ -58,6 +58,7 @@ def split_images(data: Prepared, rows: np.ndarray, labels: np.ndarray) -> Split:
 def reconstruction_terms(split: Split, scored: Scored) -> dict[str, np.ndarray]:
     """Per-image MSE, PSNR and SSIM of a reconstruction, by the functions the deep models are measured with."""
     h, w, c = split.shape
+    assert scored.reconstructions is not None  # called only for a reconstructing method
     out: dict[str, list[np.ndarray]] = {k: [] for k in RECONSTRUCTION}
     for start in range(0, len(split.x), SSIM_BATCH):
         x = torch.from_numpy(split.x[start : start + SSIM_BATCH]).view(-1, h, w, c).permute(0, 3, 1, 2)

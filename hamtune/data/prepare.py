@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 JPEG_DEFAULT_SIZE = 64
-SYNTHETIC_DEFAULT = {"n": 2000, "seed": 0, "image_size": (600, 450)}
+SYNTHETIC_DEFAULT: dict[str, Any] = {"n": 2000, "seed": 0, "image_size": (600, 450)}
 
 
 def cache_root() -> Path:
@@ -132,6 +133,7 @@ def _decode_source(
         _, h, w, _ = source.pixels.shape
         sizes[f"{w}x{h}"] = len(out)
         return sizes, errors
+    assert source.refs is not None  # a Source holds either pixels or refs
     bar = tqdm(total=len(out), desc="decoding", unit="img", disable=None if progress else True, leave=False)
     with bar:
         for done, chunk_sizes, chunk_errors in decode_many(source.refs, pre, out, workers=workers):
@@ -145,6 +147,7 @@ def _drop_unreadable(source: Source, errors: list[tuple[int, str]], skip: bool) 
     keep = np.ones(len(source.table), dtype=bool)
     if not errors:
         return keep
+    assert source.refs is not None  # only decoding refs records errors
     named = "; ".join(f"{source.refs[i]} ({msg})" for i, msg in errors[:3])
     message = f"{len(errors)} image(s) could not be decoded: {named}"
     if not skip:

@@ -102,7 +102,7 @@ def _noise(rng: np.random.Generator, g: _Grid, scale: float) -> np.ndarray:
     cells = g.unit * scale
     shape = (max(2, min(g.rows, round(g.rows / cells) + 1)), max(2, min(g.cols, round(g.cols / cells) + 1)))
     coarse = Image.fromarray(rng.standard_normal(shape).astype(np.float32) * 1.25, "F")
-    return np.asarray(coarse.resize((g.cols, g.rows), Image.BICUBIC if cells > 4 else Image.BILINEAR))
+    return np.asarray(coarse.resize((g.cols, g.rows), Image.Resampling.BICUBIC if cells > 4 else Image.Resampling.BILINEAR))
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -364,7 +364,7 @@ def _photograph(canvas: Image.Image, rng: np.random.Generator, frame: tuple[int,
         sx, sy = rng.uniform(-0.03, 0.03, 2) * h
         a, b = math.cos(turn) / zoom, math.sin(turn) / zoom
         affine = (a, -b, cx + sx - a * w / 2 + b * h / 2, b, a, cy + sy - b * w / 2 - a * h / 2)
-        photo = canvas.transform(frame, Image.AFFINE, affine, resample=Image.BILINEAR)
+        photo = canvas.transform(frame, Image.Transform.AFFINE, affine, resample=Image.Resampling.BILINEAR)
     else:
         photo = canvas.crop((round(cx - w / 2), round(cy - h / 2), round(cx - w / 2) + w, round(cy - h / 2) + h))
     u = (np.arange(w, dtype=np.float32)[None, :] - w / 2) / h
@@ -375,7 +375,7 @@ def _photograph(canvas: Image.Image, rng: np.random.Generator, frame: tuple[int,
     if vignette is not None:
         light = light * (1 - _smoothstep((np.hypot(u, v) - vignette) / 0.04))
     photo = Image.fromarray(np.clip(np.asarray(photo, np.float32) @ colour * light[..., None], 0, 255).astype(np.uint8))
-    return photo if photo.size == size else photo.resize(size, Image.BILINEAR)
+    return photo if photo.size == size else photo.resize(size, Image.Resampling.BILINEAR)
 
 
 def _frame(size: tuple[int, int]) -> tuple[int, int]:
@@ -410,6 +410,7 @@ def _check_size(size: object) -> tuple[int, int]:
         isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 16 <= s <= 4096 for s in size)
     if not ok:
         raise UsageError(f"image_size must be (width, height) in pixels, each 16..4096; got {size!r}")
+    assert isinstance(size, (tuple, list))
     return int(size[0]), int(size[1])
 
 

@@ -23,9 +23,10 @@ import math
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -281,7 +282,7 @@ def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool 
     return out
 
 
-def finish(folder: Path, info: dict, row: pd.Series | None, programs: list[str] = (),
+def finish(folder: Path, info: dict, row: pd.Series | None, programs: Sequence[str] = (),
            validation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict:
     """Complete a sealed bundle folder being written: its golden vectors (kept where it has them), the check of its
     threshold on validation, its programs, its model card listing every file, sealed again; returns its info.
@@ -394,7 +395,7 @@ def load_bundle(path: Path) -> Bundle | EnsembleBundle:
         integrity.verify(path, info.get(integrity.DIGESTS), NAMES, META)
     else:  # no digests recorded: still no links, devices, oversized or unknown files
         integrity.listing(path, NAMES, META)
-    pre = info.get("preprocess")
+    pre: Any = info.get("preprocess")  # JSON as read: the try below checks it
     try:
         preprocess = Preprocess(int(pre["size"]), str(pre["crop"]), int(pre["channels"]))
         if preprocess.size < MIN_IMAGE_SIZE or preprocess.channels not in (1, 3):

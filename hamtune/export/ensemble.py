@@ -97,7 +97,11 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
     with atomic_folder(out / "checkpoints" / trial_id) as tmp:
         paths = [write_bundle(row, tmp / MEMBERS / str(i + 1), metric.column, i + 1)
                  for i, (_, row) in enumerate(board.iterrows())]
-        bundles = [load_bundle(p) for p in paths]
+        bundles: list[Bundle] = []
+        for p in paths:
+            member = load_bundle(p)
+            assert isinstance(member, Bundle)  # each member is one trial's bundle
+            bundles.append(member)
         _check_same_split(bundles)
         config = bundles[0].config
         plan = plan_splits(data, config, test_data)
@@ -106,10 +110,10 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
         scorers = [b.scorer(target) for b in bundles]
         val_parts = [scorer(data.images[plan.val]) for scorer in scorers]
         spreads = [normal_spread(s, val.labels) for s in val_parts]
-        members = [{"path": f"{MEMBERS}/{i + 1}", "trial_id": ids[i], "center": center, "scale": scale}
+        entries = [{"path": f"{MEMBERS}/{i + 1}", "trial_id": ids[i], "center": center, "scale": scale}
                    for i, (center, scale) in enumerate(spreads)]
-        val_scores = combine(val_parts, members)
-        test_scores = combine([scorer((test_data or data).images[plan.test]) for scorer in scorers], members)
+        val_scores = combine(val_parts, entries)
+        test_scores = combine([scorer((test_data or data).images[plan.test]) for scorer in scorers], entries)
         protocol = get_protocol(config.protocol)
         result = detection_metrics(val, {}, val_scores, test, {}, test_scores, protocol, None)
         seconds = time.perf_counter() - started
@@ -123,7 +127,7 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
             extra={"model": label, "members": ",".join(ids), "members_from": sweep,
                    "epochs_run": None, "best_epoch": None, "time_per_epoch_s": None},
         )
-        info = {**bundles[0].info, "bundle_version": BUNDLE_VERSION, "kind": ENSEMBLE, "members": members,
+        info = {**bundles[0].info, "bundle_version": BUNDLE_VERSION, "kind": ENSEMBLE, "members": entries,
                 "sweep": name, "trial_id": trial_id, "score": f"mean of {len(ids)} standardised member scores",
                 "threshold": result["threshold"], "metrics": {k: v for k, v in result.items() if k.startswith(("val_", "test_"))},
                 "model": {"kind": ENSEMBLE, "members": ids, "chosen": "best by validation" if members is None else "seeds"},

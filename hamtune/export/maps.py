@@ -14,7 +14,7 @@ Scores with a `latent` or `elbo` part are one number per image and have no map: 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -74,6 +74,7 @@ def part_maps(model: Autoencoder, images: torch.Tensor, config: TrainConfig) -> 
         add_view(maps, view_maps(x, recon, config.input_range), dims, len(views))
         if shown is None:
             shown = to_unit(recon, config.input_range).clamp(0, 1)
+    assert shown is not None  # views is never empty
     return maps, shown
 
 
@@ -97,7 +98,7 @@ def score_map(maps: dict[str, torch.Tensor], score: str, center: dict[str, float
     parts = score_parts(score)
     if len(parts) == 1:
         return maps[parts[0]]
-    return sum((maps[p] - center[p]) / scale[p] for p in parts)
+    return cast(torch.Tensor, sum((maps[p] - center[p]) / scale[p] for p in parts))  # two parts or more: never sum's 0
 
 
 class Mapper:
@@ -121,7 +122,7 @@ class Mapper:
         if hasattr(self.bundle, "members"):  # as bundle.combine standardises the members' scores
             how = self.bundle.info["members"]
             maps = [sum((m - h["center"]) / h["scale"] for m, h in zip(maps, how)) / len(maps)]
-        recon = (sum(recons) / len(recons)).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        recon = (cast(torch.Tensor, sum(recons)) / len(recons)).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1)
         return maps[0].cpu().numpy().astype(np.float32), recon.cpu().numpy()
 
 
@@ -143,7 +144,7 @@ def overlay(image: np.ndarray, values: np.ndarray, scale: tuple[float, float] | 
     image = _rgb(image)
     if values.shape != image.shape[:2]:
         size = (image.shape[1], image.shape[0])
-        values = np.asarray(Image.fromarray(values.astype(np.float32), "F").resize(size, Image.BILINEAR))
+        values = np.asarray(Image.fromarray(values.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR))
     return (0.45 * image + 0.55 * heat(values, scale)).round().astype(np.uint8)
 
 
@@ -151,7 +152,7 @@ def render(image: np.ndarray, recon: np.ndarray, values: np.ndarray, scale: tupl
     """Three panels side by side: the image as the model saw it, its reconstruction, the map over the image."""
     strip = Image.fromarray(np.concatenate([_rgb(image), _rgb(recon), overlay(image, values, scale)], axis=1))
     factor = max(1, -(-PANEL // image.shape[0]))
-    return strip.resize((strip.width * factor, strip.height * factor), Image.NEAREST)
+    return strip.resize((strip.width * factor, strip.height * factor), Image.Resampling.NEAREST)
 
 
 class MapWriter:
@@ -161,7 +162,7 @@ class MapWriter:
     keep their maps."""
 
     def __init__(self, bundle: Bundle | EnsembleBundle, folder: Path, device: torch.device | str):
-        self.mapper, self.folder, self.used = Mapper(bundle, device), Path(folder), set()
+        self.mapper, self.folder, self.used = Mapper(bundle, device), Path(folder), set[str]()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             mark(self.folder)

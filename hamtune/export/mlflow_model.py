@@ -30,7 +30,7 @@ def signature():
                           outputs=Schema([ColSpec("double", "score"), ColSpec("boolean", "flagged")]))
 
 
-class BundleModel(mlflow.pyfunc.PythonModel):
+class BundleModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]  # mypy does not resolve mlflow.pyfunc's re-export
     """The pyfunc flavour of an exported bundle (torch weights, CPU)."""
 
     def load_context(self, context) -> None:

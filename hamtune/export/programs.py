@@ -16,6 +16,7 @@ import logging
 import re
 import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,8 @@ from hamtune.train.scores import PARTS
 from hamtune.train.tensors import to_input
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
     from hamtune.export.bundle import Bundle, EnsembleBundle
 
 OUTPUTS = ("recon", "mu", "logvar")
@@ -88,6 +91,9 @@ class ScoreGraph(torch.nn.Module):
     """The whole anomaly score as one program: uint8 (N,H,W,C) images of the model's size -> (N,) scores, with
     the input scaling, layout, test-time flips, SSIM, latent Gaussian and standardisation of `anomaly_score`;
     with `maps`, also the (N,H,W) anomaly map of export/maps.py, from the very reconstructions the score used."""
+
+    latent_mean: torch.Tensor  # buffers
+    latent_whitening: torch.Tensor
 
     def __init__(self, model: torch.nn.Module, config: TrainConfig, state: ScoreState, maps: bool = False):
         super().__init__()
@@ -158,12 +164,17 @@ def _flips(config: TrainConfig) -> str:
     return "averaged over the image and its 3 flips (H, W, both)" if config.tta else "no test-time flips"
 
 
+def is_ensemble(bundle: Bundle | EnsembleBundle) -> TypeIs[EnsembleBundle]:
+    """Whether a loaded export is an ensemble: the one that has members."""
+    return hasattr(bundle, "members")
+
+
 def contract(bundle: Bundle | EnsembleBundle, program: str) -> dict[str, str]:
     """The ONNX metadata_props of a program: how to preprocess its input and turn its output into the score,
     readable without hamtune or torch (onnxruntime's custom_metadata_map). An ensemble's score.onnx is the whole
     ensemble: its members, their standardisation and the mean."""
     members = getattr(bundle, "members", None)
-    pre, config = bundle.preprocess, (members[0] if members else bundle).config
+    pre, config = bundle.preprocess, (bundle.members[0] if is_ensemble(bundle) else bundle).config
     unit = "[-1, 1]" if config.input_range == "pm1" else "[0, 1]"
     maps = all(mappable(m.config) for m in members) if members else mappable(config)
     outputs = (["score", "map"] if maps else ["score"]) if program == SCORE_GRAPH else list(OUTPUTS)
@@ -205,6 +216,7 @@ def contract(bundle: Bundle | EnsembleBundle, program: str) -> dict[str, str]:
                                    for m, entry in zip(members, bundle.info["members"])]),
         })
     else:
+        assert not is_ensemble(bundle)  # an ensemble has members
         values.update({
             "score": config.score,
             "score_parts": json.dumps(score_parts(config.score)),
@@ -233,7 +245,7 @@ def _export_onnx(module: torch.nn.Module, example: torch.Tensor, out: Path, name
     onnx.save(proto, str(out))
 
 
-def write_programs(folder: Path, wanted: list[str], bundle: Bundle | EnsembleBundle,
+def write_programs(folder: Path, wanted: Sequence[str], bundle: Bundle | EnsembleBundle,
                    model: torch.nn.Module | None = None) -> list[Path]:
     """Add the programs of `model` (default: the bundle's) to a bundle folder being written (`bundle`: that folder,
     loaded). A torch.export program is built in memory and written by Python, so a full disk is an OSError (one
@@ -242,7 +254,7 @@ def write_programs(folder: Path, wanted: list[str], bundle: Bundle | EnsembleBun
     (members, standardisation, mean; uint8 images in), as score.onnx and model.pt2."""
     pre, written = bundle.preprocess, []
     ensemble = hasattr(bundle, "members")
-    if not ensemble:
+    if not is_ensemble(bundle):
         model = model or bundle.model("cpu")
     example = torch.rand(2, pre.channels, pre.size, pre.size)
     images = torch.randint(0, 256, (2, pre.size, pre.size, pre.channels), dtype=torch.uint8)
@@ -253,11 +265,12 @@ def write_programs(folder: Path, wanted: list[str], bundle: Bundle | EnsembleBun
                 with atomic_file(out) as tmp:
                     buffer = io.BytesIO()
                     batch = torch.export.Dim("batch", min=1, max=1 << 16)
-                    module, sample = (score_program(bundle), images) if ensemble else (model, example)
+                    module, sample = (score_program(bundle), images) if ensemble or model is None else (model, example)
                     torch.export.save(torch.export.export(module, (sample,), dynamic_shapes=({0: batch},)), buffer)
                     tmp.write_bytes(buffer.getvalue())
             else:
                 if not ensemble:
+                    assert model is not None  # set above for a single model
                     with atomic_file(out) as tmp:
                         _export_onnx(model, example, tmp, (["x"], list(OUTPUTS)), contract(bundle, PROGRAMS[fmt]))
                     written.append(out)

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ from hamtune.data.shifts import Shift
 from hamtune.errors import HamtuneError
 from hamtune.results.intervals import Interval, from_draws, resample_weights, shown, signed, weighted_auroc_auprc
 from hamtune.results.layout import STRESS
+
+if TYPE_CHECKING:
+    from hamtune.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ class Subject:
     score: Score
 
 
-def _deep(row: pd.Series, part: str, metric: str, target) -> tuple[Subject, object]:
+def _deep(row: pd.Series, part: str, metric: str, target) -> tuple[Subject, TrainConfig]:
     """A deep row (a trial or an ensemble) scored through a temporary export of its checkpoint; with its config."""
     from hamtune.export.bundle import EnsembleBundle, load_bundle, write_bundle
 

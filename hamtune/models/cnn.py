@@ -34,6 +34,7 @@ class UpsampleConv2d(nn.Conv2d):
             return super().forward(F.interpolate(x, size=(self.size, self.size), mode="nearest"))
         fold = FOLD.to(self.weight)
         kernels = torch.einsum("apr,oirc,bqc->oabipq", fold, self.weight, fold).flatten(0, 2)
+        assert self.bias is not None  # built with the Conv2d default bias=True
         y = F.conv2d(F.pad(x, (1, 1, 1, 1)), kernels, self.bias.repeat_interleave(4), groups=self.groups)
         phases = [y[:, 2 * a + b :: 4, a : a + height, b : b + width] for a in (0, 1) for b in (0, 1)]
         interleaved = torch.stack(phases, 2).unflatten(2, (2, 2)).permute(0, 1, 4, 2, 5, 3)

@@ -11,7 +11,7 @@ HALF_LOG_PI = 0.5 * math.log(math.pi)
 
 
 def per_image_terms(
-    recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor | None, recon_loss: str
+    recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor | None, logvar: torch.Tensor | None, recon_loss: str
 ) -> dict[str, torch.Tensor]:
     """Per image: mse (mean squared error per pixel), nll (reconstruction negative log-likelihood
     summed over pixels, in nats) and kl (KL to the prior, VAE only: an AE's logvar is None or has zero columns).
@@ -28,6 +28,7 @@ def per_image_terms(
     else:
         terms["nll"] = squared.sum(1) + pixels * HALF_LOG_PI
     if logvar is not None and logvar.shape[-1] > 0:
+        assert mu is not None  # a VAE's encoder gives mu with logvar
         mu, logvar = mu.float(), logvar.float()
         terms["kl"] = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
     return terms

@@ -129,6 +129,7 @@ def run_report(
             log.info("report: %s (%d trials, %.0f s)", stage, len(trials), time.perf_counter() - started,
                      extra={"stderr": True})
 
+    assert out is not None  # None only without a page
     write_report(sweeps, ranking, groups, out, progress)
     if not quiet:
         log.info("report: %s", out, extra={"stderr": True})

@@ -137,7 +137,7 @@ def importance_bar(importance: Importance, test_key: str) -> go.Figure | None:
 
 
 def _first(frame: pd.DataFrame, column: str) -> str | None:
-    values = frame[column].dropna() if column in frame.columns else ()
+    values = frame[column].dropna() if column in frame.columns else pd.Series(dtype=object)
     return str(values.iloc[0]) if len(values) else None
 
 

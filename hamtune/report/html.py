@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -166,7 +167,7 @@ def _sample_grids(ranking: Ranking, directories: dict[str, Path]) -> str:
             continue
         if "original" not in samples:
             continue
-        rows = [samples["original"][:MAX_IMAGES], samples.get("reconstruction", [])[:MAX_IMAGES]]
+        rows: list[np.ndarray] = [samples["original"][:MAX_IMAGES], samples.get("reconstruction", np.empty(0))[:MAX_IMAGES]]
         caption = "top: test originals; below: reconstructions"
         if "prior" in samples:
             rows.append(samples["prior"][:MAX_IMAGES])

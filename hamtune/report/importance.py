@@ -25,6 +25,9 @@ from hamtune import escape
 from hamtune.results.rank import Metric
 from hamtune.train.config import TrainConfig
 
+if typing.TYPE_CHECKING:
+    import optuna
+
 MIN_TRIALS = 10  # fewer complete trials give no percentages: fANOVA's shares of 6 trials are noise
 MAX_FANOVA = 300  # fANOVA's cost grows faster than the trials; beyond this, a seeded random sample of them
 RUNTIME_FIELDS = frozenset({"device", "num_threads", "eval_batch_size", "compile", "channels_last", "precision", "preset",
@@ -36,7 +39,7 @@ LOG_RATIO = 20.0
 class Importance:
     """fANOVA importances (largest first) or, when they cannot be estimated, a note saying why."""
 
-    study: object | None  # optuna.Study, built even when importances are not
+    study: optuna.Study | None  # built even when importances are not
     values: dict[str, float]
     note: str
     target: str = ""  # the column explained (the validation objective in the report)
@@ -91,8 +94,10 @@ def declared_distribution(name: str, ranked: pd.DataFrame, declared: dict[str, d
     found = {declared.get(sweep, {}).get(name) for sweep in sweeps}
     if len(found) != 1 or None in found:
         return None
+    declaration = found.pop()
+    assert declaration is not None  # None in found returned above
     try:
-        distribution = _escaped(json_to_distribution(found.pop()))
+        distribution = _escaped(json_to_distribution(declaration))
     except (ValueError, KeyError, TypeError):
         return None
     values = ranked[name].dropna()

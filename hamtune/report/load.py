@@ -80,7 +80,7 @@ def _no_ranked_trials(sweep: Sweep) -> str:
 def load_sweeps(directories: list[Path] | None, root: Path = Path("results")) -> list[Sweep]:
     """Named folders must each hold a rankable trial; discovered ones without any are skipped with a note."""
     named = bool(directories)
-    folders = [f for d in directories for f in _expand(Path(d))] if named else discover(root)
+    folders = [f for d in directories or () for f in _expand(Path(d))] if named else discover(root)
     folders = list(dict.fromkeys(f.resolve() for f in folders))
     sweeps = []
     for folder in folders:

@@ -70,7 +70,7 @@ def originals(data: Prepared, ids: list[str]) -> tuple[list[np.ndarray | None], 
     except (OSError, HamtuneError) as exc:
         return [None] * len(ids), f"{source} cannot be read ({exc})"
     pre = Preprocess(max(DISPLAY, data.preprocess.size), data.preprocess.crop, data.preprocess.channels)
-    photos = []
+    photos: list[np.ndarray | None] = []
     for image_id in ids:
         try:
             photos.append(decode(read_bytes(refs[image_id]), pre)[0])
@@ -130,6 +130,7 @@ def chosen_maps(row: pd.Series, scores: pd.DataFrame, metric: str) -> str:
                  "validation images are not where its results record them, so no common scale was fixed.")
         bar = ""
     else:
+        assert normals is not None  # the scale is fixed from them
         note += f" All maps share one scale, {SCALE_RULE} ({len(normals)} images):"
         bar = (f'<p class="note">{escape(fmt(scale[0]))} <img alt="colour bar from {escape(fmt(scale[0]))} to '
                f'{escape(fmt(scale[1]))}" src="{data_uri(colour_bar(scale))}"> {escape(fmt(scale[1]))}</p>')

@@ -197,13 +197,13 @@ def baselines_command(info: dict) -> str:
 def _training(config: dict) -> list[str]:
     """How the delivered network was trained, from its typed configuration."""
     kind = config.get("kind")
-    loss = {"mse": "mean squared error", "bce": "binary cross-entropy"}.get(config.get("recon_loss"), UNKNOWN)
+    loss = {"mse": "mean squared error", "bce": "binary cross-entropy"}.get(str(config.get("recon_loss")), UNKNOWN)
     if kind == "vae":
         loss += (f" plus beta = {config.get('beta')} times the KL divergence to N(0, I)"
                  + (f", beta warmed up over {config.get('kl_warmup')} epochs" if config.get("kl_warmup") else ""))
     patience = config.get("patience")
     augment = {"none": "none", "flips": "random horizontal and vertical flips",
-               "dihedral": "random flips and 90-degree rotations (the dihedral group)"}.get(config.get("augment"), UNKNOWN)
+               "dihedral": "random flips and 90-degree rotations (the dihedral group)"}.get(str(config.get("augment")), UNKNOWN)
     return [
         f"Model: {kind or UNKNOWN} autoencoder, {config.get('arch', UNKNOWN)} encoder/decoder, latent dimension "
         f"{config.get('latent_dim', UNKNOWN)}; trained on the normal training images only.",

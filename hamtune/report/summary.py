@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from hamtune.escape import html as escape
@@ -97,7 +99,7 @@ def headline(board: pd.DataFrame, best: pd.Series, select: Metric) -> str:
 
 
 def verdict_html(verdict: Verdict, importance: Importance, ranking: Ranking,
-                 compared: list[tuple[str, pd.Series, Interval | None]] = (), board: pd.DataFrame | None = None,
+                 compared: Sequence[tuple[str, pd.Series, Interval | None]] = (), board: pd.DataFrame | None = None,
                  rule: str | None = None) -> str:
     """One test set's answer: the chosen model (results.chosen: on validation, whatever `ranking` orders by; `rule`
     says how), its intervals, the paired comparisons `compared` (results.intervals.comparisons), how it compares

@@ -179,7 +179,8 @@ def comparison_lines(board: pd.DataFrame, ranking: Ranking, scores: pd.DataFrame
 
 
 def text_report(
-    ranking: Ranking, by: tuple[str, ...], top: int, form: str, scores: pd.DataFrame | None = None, reproduced: pd.DataFrame | None = None,
+    ranking: Ranking, by: tuple[str, ...], top: int | None, form: str, scores: pd.DataFrame | None = None,
+    reproduced: pd.DataFrame | None = None,
     chosen: Sequence[Chosen] = (),
 ) -> str:
     """The terminal's view: per test set the leaderboard, the best per group and the baselines, the chosen model's
@@ -187,6 +188,7 @@ def text_report(
     metric = ranking.metric
     if form in ("csv", "json"):
         return machine_table(ranking, top, chosen, form)
+    assert top is not None  # None (every row) only for the machine formats
     ranked = ranking.ranked
     sweeps = list(dict.fromkeys(ranked["sweep"]))
     parts = [f"{len(ranked)} ranked trial(s) of {len(sweeps)} sweep(s) ({', '.join(sweeps)}), {ranking.label}"]

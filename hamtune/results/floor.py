@@ -26,9 +26,9 @@ def _finite(row: pd.Series, column: str) -> float | None:
 def reconstructs_no_better(row: pd.Series, blur: pd.Series) -> bool:
     """Neither val_mse lower nor val_ssim higher than the blur's (unknown values never flag)."""
     pairs = [(_finite(row, c), _finite(blur, c)) for c in ("val_mse", "val_ssim")]
-    if any(a is None or b is None for a, b in pairs):
-        return False
     (mse, blur_mse), (ssim, blur_ssim) = pairs
+    if mse is None or blur_mse is None or ssim is None or blur_ssim is None:
+        return False
     return mse >= blur_mse and ssim <= blur_ssim
 
 

@@ -73,7 +73,7 @@ def with_test_set(trials: pd.DataFrame) -> pd.DataFrame:
     first name stands for them all."""
     names = trials["test_set"] if "test_set" in trials.columns else pd.Series(None, index=trials.index, dtype=object)
     prints = trials["test_fingerprint"] if "test_fingerprint" in trials.columns else pd.Series(None, index=trials.index, dtype=object)
-    first = {}
+    first: dict[str, str] = {}
     for n, f in zip(names, prints):
         if isinstance(f, str) and f and isinstance(n, str) and n:
             first.setdefault(f, n)
@@ -274,7 +274,8 @@ def objective(trials: pd.DataFrame, metric: str | None = None) -> Metric:
     if "objective_metric" not in trials.columns or trials["objective_metric"].dropna().empty:
         return resolve_metric("val_auroc", trials)
     column = str(trials["objective_metric"].dropna().mode().iloc[0])
-    modes = trials.loc[trials["objective_metric"] == column, "objective_mode"].dropna() if "objective_mode" in trials else []
+    modes = (trials.loc[trials["objective_metric"] == column, "objective_mode"].dropna() if "objective_mode" in trials
+             else pd.Series(dtype=object))
     mode = str(modes.iloc[0]) if len(modes) else "max"
     if mode not in ("max", "min"):
         raise HamtuneError(f"objective_mode {mode!r} in the results: must be max or min (was the trials file edited?); "

@@ -11,11 +11,12 @@ from hamtune.errors import HamtuneError
 from hamtune.files import read_json_record
 from hamtune.results.layout import PLAN, RECORD
 
-RECORD_FIELDS = {"sweep": str, "started_at": str, "finished_at": str, "wall_time_s": (int, float), "space": dict, "space_text": str,
-                 "data": dict, "command": str, "versions": dict, "git_commit": str, "hardware": dict}
+FieldTypes = dict[str, type | tuple[type, ...]]
+RECORD_FIELDS: FieldTypes = {"sweep": str, "started_at": str, "finished_at": str, "wall_time_s": (int, float), "space": dict,
+                             "space_text": str, "data": dict, "command": str, "versions": dict, "git_commit": str, "hardware": dict}
 SPACE_FIELDS = {"file": str, "objectives": list, "sampler": dict, "scheduler": dict, "resources": dict, "fixed": dict, "params": list}
-PLAN_FIELDS = {"metric": str, "mode": str, "top": int, "seeds": int, "configurations": dict, "trials": int, "tune_trials": int,
-               "fuse": str, "not_fused": dict}
+PLAN_FIELDS: FieldTypes = {"metric": str, "mode": str, "top": int, "seeds": int, "configurations": dict, "trials": int, "tune_trials": int,
+                           "fuse": str, "not_fused": dict}
 
 
 def read_record(directory: Path) -> dict | None:

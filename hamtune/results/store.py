@@ -182,7 +182,7 @@ class ResultsWriter:
         trial_id = row["trial_id"]
         if samples:
             with atomic_file(self.directory / SAMPLES / f"{trial_id}.npz") as tmp:
-                np.savez_compressed(tmp, **samples)
+                np.savez_compressed(tmp, **samples)  # type: ignore[arg-type]  # mypy matches **samples against the stub's allow_pickle: bool
         if scores is not None and len(scores):
             scores = scores.assign(sweep=row["sweep"], trial_id=trial_id)
             self.scores = self._upsert(self.scores, scores, trial_id)

@@ -51,7 +51,7 @@ def save_checkpoint(
     if scores is not None:
         scores.to_parquet(directory / SCORES, index=False)
     if samples:
-        np.savez_compressed(directory / SAMPLES, **samples)
+        np.savez_compressed(directory / SAMPLES, **samples)  # type: ignore[arg-type]  # mypy matches **samples against the stub's allow_pickle: bool
     if best_weights is not None:
         save_tensors(best_weights, directory / BEST)
         save_tensors(score_state or {}, directory / SCORE_STATE)

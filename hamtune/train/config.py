@@ -335,7 +335,7 @@ def build_config(values: dict, where: str = "--set") -> TrainConfig:
     name = values.get("preset")
     if name is not None and name not in PRESETS:
         raise config_error(where, f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return TrainConfig.from_dict({**PRESETS.get(name, {}), **values}, where)
+    return TrainConfig.from_dict({**(PRESETS[name] if name is not None else {}), **values}, where)
 
 
 def parse_assignments(items: list[str]) -> dict[str, str]:

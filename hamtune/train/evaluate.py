@@ -4,7 +4,9 @@ latent Gaussian, standardisation) is fitted on training normals or validation on
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,8 @@ from hamtune.train import metrics
 from hamtune.train.config import TrainConfig, score_parts
 from hamtune.train.scores import PARTS
 from hamtune.train.tensors import to_input, to_unit
+
+Values = TypeVar("Values", np.ndarray, torch.Tensor)
 
 
 @dataclass
@@ -46,6 +50,7 @@ class ScoreState:
         """Plain tensors, lists and floats: loadable with torch.load(weights_only=True)."""
         out: dict = {"center": dict(self.center), "scale": dict(self.scale)}
         if self.latent_mean is not None:
+            assert self.latent_precision is not None  # the latent Gaussian is set whole
             out.update(latent_mean=self.latent_mean.cpu(), latent_precision=self.latent_precision.cpu())
         return out
 
@@ -54,6 +59,7 @@ class ScoreState:
         the plain sum of squares |(code - mean) W|^2: no cancellation in float32, here or in an exported graph."""
         if self.latent_mean is None:
             return None
+        assert self.latent_precision is not None  # the latent Gaussian is set whole
         values, vectors = torch.linalg.eigh(self.latent_precision.double())
         whitening = (vectors * values.clamp_min(0).sqrt()).float()
         return self.latent_mean.float().to(device), whitening.to(device)
@@ -87,7 +93,7 @@ def latent_gaussian(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(values.mean(0), dtype=torch.float32), torch.as_tensor(fitted.precision_, dtype=torch.float32)
 
 
-def score_batch(model: Autoencoder, original: torch.Tensor, config: TrainConfig,
+def score_batch(model: Callable[[torch.Tensor], Any], original: torch.Tensor, config: TrainConfig,
                 latent: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Per-image terms of one batch in model space (B,C,H,W): mse and ssim (on [0,1]), nll, for a VAE kl and
     the negative ELBO, with a latent Gaussian (ScoreState.latent_whitening) the Mahalanobis distance of the code; with
@@ -131,7 +137,7 @@ def score_images(
     return {key: torch.cat(values).numpy().astype(np.float64) for key, values in out.items()}
 
 
-def _part(per_image: dict[str, np.ndarray], part: str) -> np.ndarray:
+def _part(per_image: dict[str, Values], part: str) -> Values:
     """One part of a score, oriented so that higher is more anomalous."""
     entry = PARTS[part]
     return 1.0 - per_image[entry.term] if entry.similarity else per_image[entry.term]
@@ -154,13 +160,15 @@ def fit_standardisation(per_image: dict[str, np.ndarray], labels: np.ndarray, sc
         state.center[part], state.scale[part] = normal_spread(_part(per_image, part), labels)
 
 
-def anomaly_score(per_image: dict[str, np.ndarray], score: str, state: ScoreState | None = None) -> np.ndarray:
+def anomaly_score(per_image: dict[str, Values], score: str, state: ScoreState | None = None) -> Values:
     """The configured score: one part as it is, or the sum of several parts standardised on validation normals
     (arrays or tensors alike: the exported score graph runs it too)."""
     parts = score_parts(score)
     if len(parts) == 1:
         return _part(per_image, parts[0])
-    return sum((_part(per_image, p) - state.center[p]) / state.scale[p] for p in parts)
+    assert state is not None  # a score of several parts is standardised by the state that fit it
+    # two parts or more, so never sum's start 0
+    return cast(Values, sum((_part(per_image, p) - state.center[p]) / state.scale[p] for p in parts))
 
 
 def split_metrics(prefix: str, per_image: dict[str, np.ndarray], scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:

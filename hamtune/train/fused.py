@@ -108,6 +108,7 @@ class Group:
     def share_state(self) -> None:
         """Point each member's optimiser state at its slice of the group's (created at the first step)."""
         k = len(self.members)
+        assert self.optimizer is not None  # regroup sets it before sharing
         for grouped, singles in self.pairs():
             state = self.optimizer.state.get(grouped)
             if not state:
@@ -148,7 +149,7 @@ def regroup(members: list[Run], shape: tuple[int, int, int], device: torch.devic
     group.optimizer = make_optimizer(model, config, device)
     group.optimizer.param_groups[0]["lr"] = members[0].optimizer.param_groups[0]["lr"]
     for grouped, singles in group.pairs():
-        states = [run.optimizer.state.get(single) for run, single in zip(members, singles)]
+        states = [run.optimizer.state.get(single, {}) for run, single in zip(members, singles)]
         if all(states):
             group.optimizer.state[grouped] = {
                 key: states[0][key].clone() if states[0][key].dim() == 0 else stack_members([s[key] for s in states], grouped.shape)
@@ -181,6 +182,7 @@ def member_losses(recon: torch.Tensor, x: torch.Tensor, k: int, config: TrainCon
 def group_step(group: Group, x: torch.Tensor, model: torch.nn.Module | None = None) -> torch.Tensor:
     """One optimiser step of every member on the group's batch `x` (through `model`, e.g. a compiled copy of the
     group's); each member's loss, (K,)."""
+    assert group.model is not None and group.optimizer is not None  # a group with members has both
     losses = member_losses((model or group.model)(x)[0], x, len(group.members), group.members[0].config)
     group.optimizer.zero_grad(set_to_none=True)
     losses.sum().backward()
@@ -191,6 +193,7 @@ def group_step(group: Group, x: torch.Tensor, model: torch.nn.Module | None = No
 def group_epoch(group: Group, images: torch.Tensor, train_rows: torch.Tensor, weights: torch.Tensor | None) -> list[float]:
     """One epoch of every member, each on its own sample order and augmentation draws; their mean losses."""
     members, k = group.members, len(group.members)
+    assert group.model is not None and group.optimizer is not None  # a group with members has both
     config, epoch = members[0].config, members[0].epoch
     orders = torch.stack([epoch_order(m.config, len(train_rows), weights, epoch) for m in members]).to(images.device)
     draws = [augment_draws(m.config, epoch) for m in members]
@@ -288,6 +291,7 @@ def train_group(
         run, plan = build_run(member_config, data, test_data, device)
         member = Member(run)
         if saved is not None:
+            assert resume_from is not None  # saved is read from it
             restore(run, member_folder(resume_from, index), selection)
             member.status, member.reason = saved[index]["status"], saved[index]["reason"]
         run.rng = torch.get_rng_state()  # what the lone run's global RNG holds after its build: AEs draw nothing more
@@ -333,4 +337,5 @@ def train_group(
             member.status, member.reason = "failed", f"out of memory: {first_line(exc, 300)}"
         log.warning("group of %d failed: out of memory: %s", len(training), first_line(exc, 300))
         regroup([], (c, h, w), device)
-    return [finish(m.run, "failed" if m.status == "running" else m.status, m.reason, started, device, selection) for m in members]
+    return [finish(m.run, "failed" if m.status == "running" else m.status, m.reason, started, device, selection, m.run.config)
+            for m in members]

@@ -227,7 +227,7 @@ def build_run(config: TrainConfig, data: Prepared, test_data: Prepared | None, d
     _, h, w, c = data.images.shape
     check_fits(config, (c, h, w), device)
     torch.manual_seed(config.seed)
-    model = build_model(config, (c, h, w)).to(device, memory_format=memory_format(config))
+    model = build_model(config, (c, h, w)).to(device, memory_format=memory_format(config))  # type: ignore[call-overload]  # Module.to takes memory_format (torch docs); its overloads omit it
     optimizer = make_optimizer(model, config, device)
     scheduler = None
     if config.lr_schedule == "cosine":
@@ -354,8 +354,9 @@ def close_epoch(
     if improved or config.test_every_epoch:
         evaluation = evaluate_test(run.model, run.test, config, protocol, evaluation)
     if improved:
+        assert value is not None  # is_better is False for a missing value
         _keep_as_best(run, evaluation, float(value))
-    metrics = evaluation.metrics
+    metrics: dict = evaluation.metrics  # a history row: metrics plus the epoch's status text
     run.epoch += 1
     last = run.epoch == config.epochs or out_of_patience(run)
     metrics.update(
@@ -375,10 +376,12 @@ def too_few_images(n_train: int, config: TrainConfig) -> str:
             "an optimiser step needs at least 2, so nothing would be trained")
 
 
-def finish(run: Run | None, status: str, reason: str, started: float, device: torch.device, selection: Selection) -> RunResult:
-    """The result of a run that has stopped: the best epoch's weights loaded into its model."""
-    config = run.config if run is not None else None
+def finish(run: Run | None, status: str, reason: str, started: float, device: torch.device, selection: Selection,
+           config: TrainConfig) -> RunResult:
+    """The result of a run that has stopped (`run` None when it failed before its model was built): the best epoch's
+    weights loaded into its model."""
     if status == "completed" and run is not None and run.epoch < config.epochs:
+        assert run.best is not None  # a completed run stops early only by patience, which needs a best epoch
         reason = (f"stopped after epoch {run.epoch} of {config.epochs}: validation last improved at epoch "
                   f"{run.best.epoch} (patience {config.patience})")
     n_params = sum(p.numel() for p in run.model.parameters()) if run else 0
@@ -440,7 +443,7 @@ def train(
             raise
         status, reason = "failed", f"out of memory: {first_line(exc, 300)}"
         log.warning("run failed: %s", reason)
-    return finish(run, status, reason, started, device, selection)
+    return finish(run, status, reason, started, device, selection, config)
 
 
 def train_weights(config: TrainConfig, data: Prepared, plan: SplitPlan) -> torch.Tensor | None:
