@@ -47,7 +47,7 @@ from ray import tune
 from hamtune.errors import HamtuneError
 from hamtune.files import atomic_file, check_regular
 from hamtune.results.layout import TUNER
-from hamtune.sweep.internals import tune_filesystem
+from hamtune.sweep.tune.internals import tune_filesystem
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from hamtune.errors import HamtuneError
 from hamtune.results.layout import DEFAULT_OBJECTIVE
 from hamtune.results.store import best_epoch, delivered_epoch
 from hamtune.sweep.confirm import group_seeds, trial_config
-from hamtune.sweep.repair import is_complete
 from hamtune.sweep.space import OBJECTIVE_METRICS, tune_metric
+from hamtune.sweep.tune.repair import is_complete
 from hamtune.train.fused import Member, save_group, train_group
 from hamtune.train.loop import Run, device_name, train
 
