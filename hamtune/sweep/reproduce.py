@@ -35,7 +35,7 @@ def trial_values(row: pd.Series) -> dict:
     """The config a trial ran: its checkpoint's config.json (exact, thread count included), else its row."""
     if has_checkpoint_config(row):
         return ckpt.read_json(Path(row["checkpoint"]) / ckpt.CONFIG)
-    values = {}
+    values: dict = {}
     for name, spec in TrainConfig.__dataclass_fields__.items():
         if name in ROW_NOT_CONFIG:
             continue

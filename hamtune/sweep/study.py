@@ -81,11 +81,13 @@ def finish_trial(directory: Path, study_name: str, trial_id: str, status: str, r
         for epoch, value in delivered_curve(history, *objectives[0]).items():
             storage.set_trial_intermediate_value(trial_number(trial), epoch, value)
     values = [row.get(metric) for metric, _ in objectives]
-    finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+    numbers = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    finite = len(numbers) == len(values)
+    told: list[float] | None
     if status == "completed" and finite:
-        state, told = State.COMPLETE, [float(v) for v in values]
+        state, told = State.COMPLETE, numbers
     elif status == "stopped":
-        state, told = State.PRUNED, [float(v) for v in values] if single and finite else None
+        state, told = State.PRUNED, numbers if single and finite else None
     else:
         state, told = State.FAIL, None
     number = trial_number(trial)

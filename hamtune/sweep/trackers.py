@@ -33,6 +33,7 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.sweep.confirm import group_seeds, member_id, split_config, trial_config
@@ -219,7 +220,9 @@ class MLflowTracker(TrialTracker):
 
     def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...], settings: dict):
         super().__init__(directory, sweep, manifest, sampled)
-        self.settings, self.runs, self.parent = settings, {}, None
+        self.settings = settings
+        self.runs: dict[str, str] = {}  # trial id -> its MLflow run id
+        self.parent: Any = None  # the sweep's MLflow run, from setup
 
     def setup(self) -> None:
         self.parent = parent_run(self.sweep, self.directory, self.settings)
@@ -417,7 +420,8 @@ class TensorBoardTracker(TrialTracker):
 
     def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...]):
         super().__init__(directory, sweep, manifest, sampled)
-        self.writers, self.params = {}, {}
+        self.writers: dict = {}
+        self.params: dict = {}
 
     def start_trial(self, trial_id: str, params: dict, name: str) -> None:
         from tensorboardX import SummaryWriter
@@ -448,7 +452,9 @@ class WandbTracker(TrialTracker):
 
     def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...], settings: dict):
         super().__init__(directory, sweep, manifest, sampled)
-        self.settings, self.runs, self.parent = settings, {}, None
+        self.settings = settings
+        self.runs: dict[str, Any] = {}  # trial id -> its open W&B run
+        self.parent: Any = None  # the sweep's W&B run, from setup
 
     def setup(self) -> None:
         self.parent = wandb_run(self.directory, self.sweep, "sweep", self.sweep, sweep_params(self.settings),

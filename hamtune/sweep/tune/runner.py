@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, UsageError, first_line
@@ -108,11 +109,11 @@ def tune_settings() -> Iterator[None]:
                 logging.getLogger(name).setLevel(level)
             yield
         finally:
-            for key, value in saved_environment.items():
-                if value is None:
+            for key, saved in saved_environment.items():
+                if saved is None:
                     os.environ.pop(key, None)
                 else:
-                    os.environ[key] = value
+                    os.environ[key] = saved
             for name, level in saved_levels.items():
                 logging.getLogger(name).setLevel(level)
 
@@ -212,7 +213,7 @@ def make_searcher(space: SearchSpace, name: str, directory: Path, search_trials:
 
     metrics = [tune_metric(m) for m, _ in space.objectives]
     modes = [m for _, m in space.objectives]
-    common = dict(
+    common: dict[str, Any] = dict(
         space=space.define_by_run(),
         metric=metrics if space.multi_objective else metrics[0],
         mode=modes if space.multi_objective else modes[0],
