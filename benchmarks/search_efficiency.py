@@ -31,8 +31,8 @@ import common
 
 from hamtune.data.prepare import Prepared
 from hamtune.results.store import load_results
-from hamtune.sweep import runner
 from hamtune.sweep.space import parse_space
+from hamtune.sweep.tune import runner
 
 NAME = "search_efficiency"
 TARGET = 0.95

@@ -3,7 +3,7 @@
   bare                   hamtune.train.loop.train(config, data) for each trial, one after another,
                          in this process, with the thread count a sweep trial gets
   bare + checkpoints     the same, saving a checkpoint every epoch as the sweep's trainable does
-  sweep, 1 at a time     hamtune.sweep.runner.run_sweep over a grid space whose points are exactly
+  sweep, 1 at a time     hamtune.sweep.tune.runner.run_sweep over a grid space whose points are exactly
                          those trials, one trial at a time (max_concurrent 1): the overhead
   sweep, packed          the same sweep with as many 1-CPU trials at once as there are cores: what a
                          CPU sweep actually delivers in trials/hour
@@ -32,8 +32,8 @@ import common
 
 from hamtune.data.prepare import Prepared
 from hamtune.results.store import load_results
-from hamtune.sweep import runner
 from hamtune.sweep.space import parse_space
+from hamtune.sweep.tune import runner
 from hamtune.train.config import build_config
 from hamtune.train.loop import Run, train
 

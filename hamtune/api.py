@@ -81,8 +81,8 @@ def run_sweep(
     confirm stage, delivered ensemble, the non-learned floor, recorded choice, trackers); returns its results folder as
     `Results`. `overrides` (and keywords) are top-level space keys or fixed TrainConfig fields, as `hamtune sweep --set`
     takes them; `floor=False` (the space key `floor: false`, `--no-floor`) leaves out the non-learned floor rows."""
-    from hamtune.sweep.runner import SweepOptions
-    from hamtune.sweep.runner import run_sweep as run
+    from hamtune.sweep.tune.runner import SweepOptions
+    from hamtune.sweep.tune.runner import run_sweep as run
 
     a = arguments
     name, data, test_data = a.optional_text(name, "name"), a.optional_text(data, "data"), a.optional_text(test_data, "test_data")
@@ -526,7 +526,7 @@ def reproduce(results: str | Path, *, top: int = 3, seeds: int = 5, metric: str 
     """Retrain a sweep's `top` configurations on their original seed (which must give the original numbers) and
     `seeds` new ones, so a result can be told from a lucky seed."""
     from hamtune.results.layout import REPRODUCE
-    from hamtune.sweep.reproduce import ReproduceOptions, run_reproduce
+    from hamtune.sweep.tune.reproduce import ReproduceOptions, run_reproduce
 
     a = arguments
     directory = _path(results, "results")

@@ -207,7 +207,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_cluster_stop(args: argparse.Namespace) -> None:
-    from hamtune.sweep.cluster import stop_cluster
+    from hamtune.sweep.tune.cluster import stop_cluster
 
     ended = stop_cluster(args.temp_dir, grace_s=args.grace)
     print(f"ended {ended} Ray process(es) started with --temp-dir={args.temp_dir}")

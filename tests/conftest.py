@@ -87,7 +87,7 @@ def ray_local():
     """One local Ray for the whole session (starting Ray costs seconds); shut down at the end."""
     import ray
 
-    from hamtune.sweep.runner import start_ray
+    from hamtune.sweep.tune.runner import start_ray
 
     start_ray(None, num_cpus=2)
     yield
@@ -104,7 +104,7 @@ def tiny_space(prepared, path: Path, **changes):
 @pytest.fixture(scope="session")
 def sweep_results(tmp_path_factory, prepared, ray_local) -> Path:
     """A real, tiny sweep (4 trials x 2 epochs at 28 px) written in the results layout."""
-    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     root = tmp_path_factory.mktemp("results")
     return run_sweep(tiny_space(prepared, root / "tiny.yaml"), SweepOptions(results_root=root))

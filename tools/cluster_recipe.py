@@ -74,7 +74,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (HOME, data, results) for a look")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from hamtune.sweep.cluster import cluster_processes, stop_cluster
+    from hamtune.sweep.tune.cluster import cluster_processes, stop_cluster
 
     scratch = Path(tempfile.mkdtemp(prefix="hamtune-recipe-"))
     temp_root = f"/tmp/htr-{secrets.token_hex(3)}"  # short: Ray's socket paths must stay under 108 bytes

@@ -7,6 +7,8 @@ best delivered validation objective, each with N new seeds. They are ordinary tr
 resources, packing, checkpoints and resume); their config carries `CONFIRM_KEY` (the trial id of the
 search trial they repeat), which the trainable strips and the recorder writes as the row's `config_id`.
 ASHA does not stop them: a seed is not a candidate to prune. The plan is kept in `confirm.json`.
+This module is the plan (`make_plan`), Ray-free; the searcher and the scheduler that carry it out are
+sweep/tune/confirm.py.
 
 Where the space's `fuse` setting allows it (train/fused.py: `why_not_fused`), a configuration's N seeds are
 one trial instead of N: its config also carries `GROUP_KEY` (the seeds), the trainable trains them as one
@@ -19,13 +21,9 @@ import json
 import math
 from pathlib import Path
 
-from ray.tune.schedulers import ASHAScheduler, TrialScheduler
-from ray.tune.search import Searcher
-
 from hamtune.errors import HamtuneError
 from hamtune.files import atomic_file
 from hamtune.results.layout import PLAN
-from hamtune.sweep.study import MirroredOptunaSearch
 from hamtune.train.config import TrainConfig, build_config
 from hamtune.train.fused import why_not_fused
 
@@ -70,72 +68,33 @@ def choose(values: dict[str, float], top: int, mode: str) -> list[str]:
     return [trial_id for trial_id, _ in finite[:top]]
 
 
-class ConfirmingSearch(MirroredOptunaSearch):
-    """hamtune's Optuna searcher for `search_trials` trials, then the confirm stage's seeds (None while search
-    trials still run: Tune asks again)."""
-
-    def __init__(self, *, search_trials: int, top: int, seeds: int, fuse: str = "off", on_cuda: bool = False,
-                 manifest: dict | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self._search_trials, self._top, self._seeds = search_trials, top, seeds
-        self._fuse, self._on_cuda, self._manifest = fuse, on_cuda, manifest or {}
-        self._searched: dict[str, dict] = {}  # search trial id -> its config
-        self._ended: dict[str, float] = {}  # search trial id -> its delivered objective (NaN if none)
-        self._plan: list[dict] | None = None
-        self._handed = 0
-
-    def suggest(self, trial_id: str) -> dict | None:
-        if len(self._searched) < self._search_trials:
-            config = super().suggest(trial_id)
-            if isinstance(config, dict):
-                self._searched[trial_id] = dict(config)
-            return config
-        if self._plan is None:
-            if len(self._ended) < self._search_trials:
-                return None
-            self._plan = self._make_plan()
-        if self._handed >= len(self._plan):
-            return Searcher.FINISHED
-        self._handed += 1
-        return dict(self._plan[self._handed - 1])
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self._searched and trial_id not in self._ended:
-            value = (result or {}).get(self.metric)
-            self._ended[trial_id] = float(value) if isinstance(value, (int, float)) and not error else math.nan
-        super().on_trial_complete(trial_id, result, error)
-
-    def _make_plan(self) -> list[dict]:
-        chosen = choose(self._ended, self._top, self.mode)
-        plan, fused = [], {}
-        for trial_id in chosen:
-            seeds = new_seeds(int(self._searched[trial_id].get("seed", 0)), self._seeds)
-            trials = [{**self._searched[trial_id], "seed": seed, CONFIRM_KEY: trial_id} for seed in seeds]
-            fused[trial_id] = self._why_not_fused(trials)
-            plan += [{**trials[0], GROUP_KEY: seeds}] if not fused[trial_id] else trials
-        if self._results_path:
-            with atomic_file(Path(self._results_path) / PLAN) as tmp:
-                tmp.write_text(json.dumps({
-                    "metric": self.metric, "mode": self.mode, "top": self._top, "seeds": self._seeds,
-                    "configurations": {trial_id: self._ended[trial_id] for trial_id in chosen},
-                    "trials": len(chosen) * self._seeds, "tune_trials": len(plan), "fuse": self._fuse,
-                    "not_fused": {trial_id: why for trial_id, why in fused.items() if why},
-                }, indent=2))
-        return plan
-
-    def _why_not_fused(self, trials: list[dict]) -> str:
-        """'' when these seeds of one configuration train as one group under the space's `fuse` setting."""
-        try:
-            configs = [trial_config(t, self._manifest) for t in trials]
-        except HamtuneError as exc:
-            return str(exc)
-        return why_not_fused(self._fuse, configs, self._on_cuda)
+def make_plan(searched: dict[str, dict], ended: dict[str, float], *, metric: str, mode: str, top: int, seeds: int,
+              fuse: str = "off", on_cuda: bool = False, manifest: dict | None = None, results_path: str = "") -> list[dict]:
+    """The confirm trials, in the order they are handed to Tune: the `top` search trials by delivered objective
+    (`ended`), each on `seeds` new seeds (one fused trial where `fuse` allows); written to confirm.json under
+    `results_path` when there is one."""
+    chosen = choose(ended, top, mode)
+    plan, fused = [], {}
+    for trial_id in chosen:
+        trial_seeds = new_seeds(int(searched[trial_id].get("seed", 0)), seeds)
+        trials = [{**searched[trial_id], "seed": seed, CONFIRM_KEY: trial_id} for seed in trial_seeds]
+        fused[trial_id] = _why_not_fused(trials, fuse, on_cuda, manifest or {})
+        plan += [{**trials[0], GROUP_KEY: trial_seeds}] if not fused[trial_id] else trials
+    if results_path:
+        with atomic_file(Path(results_path) / PLAN) as tmp:
+            tmp.write_text(json.dumps({
+                "metric": metric, "mode": mode, "top": top, "seeds": seeds,
+                "configurations": {trial_id: ended[trial_id] for trial_id in chosen},
+                "trials": len(chosen) * seeds, "tune_trials": len(plan), "fuse": fuse,
+                "not_fused": {trial_id: why for trial_id, why in fused.items() if why},
+            }, indent=2))
+    return plan
 
 
-class ConfirmingASHA(ASHAScheduler):
-    """ASHA over the search trials only: a confirm trial is another seed of a chosen configuration."""
-
-    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        if CONFIRM_KEY in trial.config:
-            return TrialScheduler.CONTINUE
-        return super().on_trial_result(tune_controller, trial, result)
+def _why_not_fused(trials: list[dict], fuse: str, on_cuda: bool, manifest: dict) -> str:
+    """'' when these seeds of one configuration train as one group under the space's `fuse` setting."""
+    try:
+        configs = [trial_config(t, manifest) for t in trials]
+    except HamtuneError as exc:
+        return str(exc)
+    return why_not_fused(fuse, configs, on_cuda)

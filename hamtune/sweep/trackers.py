@@ -17,7 +17,7 @@ as an MLflow Model (pyfunc with a signature: export/mlflow_model.py). A resumed 
 
 TensorBoard: event files under results/<name>/tensorboard/<trial id>-<sampled values>/ (the epoch series, the
 delivered numbers as best_* with the trial's hparams, for the HParams view), and one run
-delivered-<chosen id>/ for the chosen model. Tune's own event files are off (runner.tune_loggers), so
+delivered-<chosen id>/ for the chosen model. Tune's own event files are off (tune/runner.py: tune_loggers), so
 `tensorboard --logdir results/<name>` shows each trial once.
 
 W&B: the same layout in the sweep's group (WandbTracker: a `sweep` run whose summary, when the sweep is over,
@@ -33,8 +33,7 @@ import math
 import os
 import re
 from pathlib import Path
-
-from ray import tune
+from typing import Any
 
 from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.sweep.confirm import group_seeds, member_id, split_config, trial_config
@@ -159,10 +158,10 @@ def trial_params(config: dict, manifest: dict) -> dict:
     return {**params, "stage": "confirm" if confirms else "search", "config_id": confirms or ""}
 
 
-def models(trial) -> list[tuple[str, int | None]]:
+def models(trial_id: str, config: dict) -> list[tuple[str, int | None]]:
     """(results row id, seed) of each model a Tune trial trains: itself, or each seed of a fused group."""
-    seeds = group_seeds(trial.config)
-    return [(trial.trial_id, None)] if not seeds else [(member_id(trial.trial_id, seed), seed) for seed in seeds]
+    seeds = group_seeds(config)
+    return [(trial_id, None)] if not seeds else [(member_id(trial_id, seed), seed) for seed in seeds]
 
 
 def short_name(trial_id: str, config: dict, sampled: tuple[str, ...]) -> str:
@@ -171,37 +170,40 @@ def short_name(trial_id: str, config: dict, sampled: tuple[str, ...]) -> str:
     return "-".join(parts)[:100]
 
 
-class TrialTracker(tune.Callback):
-    """The events every tracker here logs; each backend says how (start, epoch, end, sweep end)."""
+class TrialTracker:
+    """The events every tracker here logs, from a sweep's trials (`trial_started`, `trial_reported`, `trial_ended`:
+    a Tune trial's id, config and results, which sweep/tune/trackers.py hands over); each backend says how (setup,
+    start, epoch, end, finish)."""
 
     def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...]):
         self.directory, self.sweep, self.manifest, self.sampled = Path(directory), sweep, manifest, sampled
 
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        params = trial_params(trial.config, self.manifest)
-        for model_id, seed in models(trial):  # a fused trial's seeds are one tracked run each, as alone
-            config = trial.config if seed is None else {**trial.config, "seed": seed}
-            self.start_trial(model_id, params if seed is None else {**params, "seed": seed}, short_name(model_id, config, self.sampled))
+    def trial_started(self, trial_id: str, config: dict) -> None:
+        params = trial_params(config, self.manifest)
+        for model_id, seed in models(trial_id, config):  # a fused trial's seeds are one tracked run each, as alone
+            values = config if seed is None else {**config, "seed": seed}
+            self.start_trial(model_id, params if seed is None else {**params, "seed": seed}, short_name(model_id, values, self.sampled))
 
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+    def trial_reported(self, trial_id: str, result: dict) -> None:
         members = result.get("members")
-        each = [(trial.trial_id, result)] if not isinstance(members, dict) else [
-            (member_id(trial.trial_id, int(seed)), metrics) for seed, metrics in members.items()]
+        each = [(trial_id, result)] if not isinstance(members, dict) else [
+            (member_id(trial_id, int(seed)), metrics) for seed, metrics in members.items()]
         for model_id, values in each:
             metrics = epoch_metrics(values)
             if metrics and isinstance(values.get("epoch"), int):
                 self.log_epoch(model_id, values["epoch"], metrics)
 
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._end(trial)
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._end(trial)
-
-    def _end(self, trial) -> None:
-        for model_id, _ in models(trial):
+    def trial_ended(self, trial_id: str, config: dict) -> None:
+        """Completed or errored: each model's run ends as the recorder's row says (written before the trackers run)."""
+        for model_id, _ in models(trial_id, config):
             row = results_row(self.directory, model_id)
             self.end_trial(model_id, str(row.get("status") or "failed"), int(row.get("epochs_run") or 0), row)
+
+    def setup(self) -> None:
+        """Before the first trial (a sweep-level run)."""
+
+    def finish(self) -> None:
+        """When the sweep's trials are over."""
 
     def start_trial(self, trial_id: str, params: dict, name: str) -> None:
         raise NotImplementedError
@@ -218,9 +220,11 @@ class MLflowTracker(TrialTracker):
 
     def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...], settings: dict):
         super().__init__(directory, sweep, manifest, sampled)
-        self.settings, self.runs, self.parent = settings, {}, None
+        self.settings = settings
+        self.runs: dict[str, str] = {}  # trial id -> its MLflow run id
+        self.parent: Any = None  # the sweep's MLflow run, from setup
 
-    def setup(self, **info) -> None:
+    def setup(self) -> None:
         self.parent = parent_run(self.sweep, self.directory, self.settings)
 
     def _client(self):
@@ -263,7 +267,7 @@ class MLflowTracker(TrialTracker):
             client.set_tag(run_id, "reason", str(row["reason"])[:500])
         client.set_terminated(run_id, "FINISHED" if status in ("completed", "stopped") else "FAILED")
 
-    def on_experiment_end(self, trials, **info) -> None:
+    def finish(self) -> None:
         client = self._client()
         for name in ("trials.parquet", "epochs.parquet", "sweep.json", "confirm.json"):
             if (self.directory / name).is_file():
@@ -416,7 +420,8 @@ class TensorBoardTracker(TrialTracker):
 
     def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...]):
         super().__init__(directory, sweep, manifest, sampled)
-        self.writers, self.params = {}, {}
+        self.writers: dict = {}
+        self.params: dict = {}
 
     def start_trial(self, trial_id: str, params: dict, name: str) -> None:
         from tensorboardX import SummaryWriter
@@ -447,9 +452,11 @@ class WandbTracker(TrialTracker):
 
     def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...], settings: dict):
         super().__init__(directory, sweep, manifest, sampled)
-        self.settings, self.runs, self.parent = settings, {}, None
+        self.settings = settings
+        self.runs: dict[str, Any] = {}  # trial id -> its open W&B run
+        self.parent: Any = None  # the sweep's W&B run, from setup
 
-    def setup(self, **info) -> None:
+    def setup(self) -> None:
         self.parent = wandb_run(self.directory, self.sweep, "sweep", self.sweep, sweep_params(self.settings),
                                 run_id=sweep_run_id(self.sweep))
         files = {"sweep.json": self.directory / "sweep.json"}
@@ -477,7 +484,7 @@ class WandbTracker(TrialTracker):
         run.tags = (*run.tags, status)
         run.finish(exit_code=0 if status in ("completed", "stopped") else 1)
 
-    def on_experiment_end(self, trials, **info) -> None:
+    def finish(self) -> None:
         for trial_id in list(self.runs):  # trials Tune never ended (an interrupted sweep): finished, not left open
             self.runs.pop(trial_id).finish(exit_code=1)
         if self.parent is not None:
@@ -548,16 +555,16 @@ def log_wandb_artifacts(directory: Path, sweep: str, paths: dict[str, Path]) -> 
         run.finish()
 
 
-def tracker_callbacks(names: tuple[str, ...], directory: Path, sweep: str, manifest: dict | None = None,
-                      sampled: tuple[str, ...] = (), settings: dict | None = None) -> list:
-    """Tune callbacks for `names` (each checked with `require` first, before anything is loaded); `settings`
-    (the sweep's record, sweep.json) go to MLflow's parent run."""
-    callbacks: list = []
+def make_trackers(names: tuple[str, ...], directory: Path, sweep: str, manifest: dict | None = None,
+                  sampled: tuple[str, ...] = (), settings: dict | None = None) -> list[TrialTracker]:
+    """The trackers `names` (each checked with `require` first, before anything is loaded); `settings` (the sweep's
+    record, sweep.json) go to MLflow's parent run. sweep/tune/trackers.py hands them Tune's trial events."""
+    trackers: list[TrialTracker] = []
     for name in names:
         if name == "tensorboard":
-            callbacks.append(TensorBoardTracker(directory, sweep, manifest or {}, sampled))
+            trackers.append(TensorBoardTracker(directory, sweep, manifest or {}, sampled))
         elif name == "mlflow":
-            callbacks.append(MLflowTracker(directory, sweep, manifest or {}, sampled, settings or {}))
+            trackers.append(MLflowTracker(directory, sweep, manifest or {}, sampled, settings or {}))
         else:
-            callbacks.append(WandbTracker(directory, sweep, manifest or {}, sampled, settings or {}))
-    return callbacks
+            trackers.append(WandbTracker(directory, sweep, manifest or {}, sampled, settings or {}))
+    return trackers

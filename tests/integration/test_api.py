@@ -57,7 +57,7 @@ def test_a_sweeps_results_load_through_tunes_own_result_grid(sweep_results, ray_
     from ray import tune
 
     import hamtune
-    from hamtune.sweep.trainable import run_trial
+    from hamtune.sweep.tune.trainable import run_trial
 
     grid = tune.Tuner.restore(str(sweep_results / "tune"), trainable=run_trial).get_results()
     trials = hamtune.load_results(sweep_results)[0]

@@ -19,7 +19,7 @@ import yaml
 from conftest import TINY_SPACE
 
 from hamtune.results.store import load_results
-from hamtune.sweep.cluster import cluster_processes
+from hamtune.sweep.tune.cluster import cluster_processes
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +81,7 @@ class LocalCluster:
         return [*self.worker_dirs, self.head_dir]
 
     def stop(self) -> None:
-        from hamtune.sweep.cluster import stop_cluster
+        from hamtune.sweep.tune.cluster import stop_cluster
 
         for temp_dir in self.temp_dirs():
             if temp_dir.is_dir() and any(temp_dir.glob("session_*")):

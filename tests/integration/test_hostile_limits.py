@@ -257,7 +257,7 @@ def test_a_malformed_sweep_or_confirm_record_is_one_line_naming_it_in_the_method
 def test_a_bad_confirm_json_stops_sweep_resume_before_any_training_not_at_its_end(prepared, ray_local, tmp_path):
     from conftest import tiny_space
 
-    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     space = tiny_space(prepared, tmp_path / "one.yaml", name="one", num_samples=1, max_epochs=1, points_to_evaluate=[],
                        params={"kind": {"choice": ["ae"]}, "arch": {"choice": ["mlp"]}, "lr": {"float": [1e-3, 5e-3]}})

@@ -132,8 +132,8 @@ def test_an_mlflow_file_store_is_one_line_before_the_sweep_starts(capsys, prepar
 
 def test_two_sweeps_sharing_a_storage_keep_apart_and_a_space_without_params_is_warned_about(
         prepared, tmp_path, ray_local, caplog):
-    from hamtune.sweep.runner import SweepOptions, run_sweep
     from hamtune.sweep.space import parse_space
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     raw = {**TINY_SPACE, "data": str(prepared.path), "params": {}, "points_to_evaluate": [], "num_samples": 2,
            "max_epochs": 1, "sampler": {"name": "random"}, "fixed": {"image_size": 28, "arch": "mlp", "mlp_width": 32}}

@@ -11,8 +11,8 @@ from hamtune.results.store import load_results
 
 @pytest.mark.slow
 def test_isic2018_space_sweeps_on_synthetic_stand_ins(ray_local, tmp_path, isic_dir):
-    from hamtune.sweep.runner import SweepOptions, run_sweep
     from hamtune.sweep.space import load_space
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     root = ROOT / "search_spaces" / "isic2018.yaml"
     overrides = {"num_samples": 2, "max_epochs": 1, "image_size": 24, "data": str(isic_dir), "test_data": str(isic_dir),

@@ -46,7 +46,7 @@ def sampling(sample: Callable[[], None], every: float = 0.2) -> Iterator[None]:
 
 
 def test_diverging_and_out_of_memory_configs_end_as_rows_and_the_sweep_goes_on(prepared, ray_local, tmp_path):
-    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     params = {
         "kind": {"choice": ["ae"]},
@@ -91,7 +91,7 @@ def test_damaged_results_and_checkpoints_are_named_never_read_wrong(sweep_result
 
 
 def test_sixty_four_trials_are_all_recorded_with_flat_driver_memory(prepared, ray_local, tmp_path):
-    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     params = {"latent_dim": {"int": [2, 8]}, "lr": {"float": [1e-3, 1e-2], "log": True}}
     space = tiny_space(
@@ -135,7 +135,7 @@ def _anonymous_rss(pid: int) -> int:
 
 
 def _peak_worker_memory(space, tmp_path: Path) -> int:
-    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     peak = [0]
 

@@ -14,7 +14,7 @@ from hamtune.errors import HamtuneError
 from hamtune.results.layout import REPRODUCE
 from hamtune.results.rank import top_trials
 from hamtune.results.store import load_results, read_parquet, write_parquet
-from hamtune.sweep.reproduce import ReproduceOptions, run_reproduce
+from hamtune.sweep.tune.reproduce import ReproduceOptions, run_reproduce
 
 pytestmark = pytest.mark.slow
 

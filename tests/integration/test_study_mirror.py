@@ -27,7 +27,7 @@ def delivered_so_far(values) -> dict[int, float]:
 def test_the_optuna_study_mirrors_trials_parquet_trial_by_trial(prepared, ray_local, tmp_path):
     import optuna
 
-    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     base = {"kind": "ae", "arch": "mlp", "rebalance": "none"}
     points = [{**base, "latent_dim": 8, "lr": 1e5}] + [{**base, "latent_dim": d, "lr": lr} for d, lr in

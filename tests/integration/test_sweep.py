@@ -71,7 +71,7 @@ def test_the_sweep_keeps_the_distributions_its_space_declared(sweep_results):
 
 
 def test_multi_objective_space_runs(prepared, ray_local, tmp_path):
-    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     space = tiny_space(
         prepared, tmp_path / "pareto.yaml", name="pareto", num_samples=3, sampler={"name": "nsga2"},
@@ -83,7 +83,7 @@ def test_multi_objective_space_runs(prepared, ray_local, tmp_path):
 
 
 def test_asha_stops_weak_trials_early(prepared, ray_local, tmp_path):
-    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     space = tiny_space(
         prepared, tmp_path / "asha.yaml", name="asha", num_samples=6, max_epochs=4, points_to_evaluate=[],
@@ -103,7 +103,7 @@ def test_asha_stops_weak_trials_early(prepared, ray_local, tmp_path):
 
 
 def test_a_sweep_folder_is_not_overwritten_without_resume(sweep_results):
-    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     space = parse_space({**TINY_SPACE, "data": "unused"}, Path("tiny.yaml"))
     with pytest.raises(HamtuneError, match="already holds a sweep; pass --resume"):

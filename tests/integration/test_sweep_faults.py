@@ -272,7 +272,7 @@ def test_resume_survives_a_state_naming_a_deleted_checkpoint(prepared, tmp_path,
 def test_repair_puts_the_newest_complete_checkpoint_where_a_missing_one_is_named(tmp_path):
     from ray import tune
 
-    from hamtune.sweep.repair import is_complete, repair_checkpoint
+    from hamtune.sweep.tune.repair import is_complete, repair_checkpoint
     from hamtune.train import checkpoint as ckpt
 
     def make(name: str, complete: bool) -> Path:

@@ -25,7 +25,7 @@ def mlflow_sweep(prepared, ray_local, tmp_path_factory):
     """A 2-trial sweep logged to MLflow (a local SQLite store) and TensorBoard: (results folder, tracking URI)."""
     pytest.importorskip("mlflow", reason='the optional extra: pip install "hamtune[mlflow]"')
     from hamtune.api import after_sweep
-    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     root = tmp_path_factory.mktemp("tracked")
     uri = f"sqlite:///{root / 'mlflow.db'}"  # MLflow 3's local store (it refuses ./mlruns unless MLFLOW_ALLOW_FILE_STORE=true)
@@ -163,8 +163,8 @@ def test_every_tracker_and_the_study_name_the_chosen_seed_ensemble_and_mlflow_se
     import pandas as pd
 
     from hamtune.api import after_sweep
-    from hamtune.sweep.runner import SweepOptions, run_sweep
     from hamtune.sweep.study import study_url
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -241,7 +241,7 @@ def test_every_tracker_and_the_study_name_the_chosen_seed_ensemble_and_mlflow_se
 def test_wandb_offline_groups_a_sweep_run_its_trial_runs_and_a_report_run(prepared, ray_local, tmp_path, monkeypatch):
     pytest.importorskip("wandb", reason='the optional extra: pip install "hamtune[wandb]"')
     from hamtune.api import after_sweep
-    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_PROJECT", "hamtune-test")
@@ -332,7 +332,7 @@ def _events(path):
 
 @pytest.mark.parametrize(("tracker", "extra"), [("mlflow", "hamtune[mlflow]"), ("wandb", "hamtune[wandb]")])
 def test_a_tracker_without_its_extra_is_a_one_line_error_naming_the_install(prepared, tmp_path, monkeypatch, tracker, extra):
-    from hamtune.sweep.runner import SweepOptions, run_sweep
+    from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     monkeypatch.setitem(sys.modules, tracker, None)  # what a machine without the extra sees: ImportError
     space = tiny_space(prepared, tmp_path / "t.yaml", name="t", log_to=[tracker])

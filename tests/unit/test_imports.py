@@ -20,6 +20,13 @@ def loaded(module: str) -> set[str]:
     return set(json.loads(out)) & set(HEAVY)
 
 
+def test_sweep_outside_the_fence_imports_without_ray():
+    ray_free = sorted(".".join(path.relative_to(ROOT).with_suffix("").parts) for path in (ROOT / "hamtune" / "sweep").rglob("*.py")
+                      if "tune" not in path.parts)
+    assert "hamtune.sweep.confirm" in ray_free and "hamtune.sweep.space" in ray_free
+    assert "ray" not in loaded(", ".join(ray_free))
+
+
 def test_the_command_line_parses_without_pandas_torch_or_ray():
     assert loaded("hamtune.cli") <= {"hamtune.sweep"}  # the space's names for --help: plain YAML and strings
 

@@ -21,6 +21,7 @@ FLOORS = (  # lowest first; a module may import its own floor and the ones below
     ("hamtune.cli", "hamtune.__main__", "hamtune.api"),
 )
 SHIM = ("hamtune.report.__main__", "hamtune.cli")
+FENCE = "hamtune.sweep.tune"  # the one package that imports Ray (its __init__ says why)
 
 
 def module_name(path) -> str:
@@ -99,3 +100,33 @@ def test_only_the_python_m_shim_imports_a_higher_floor():
 
 def test_every_module_has_a_floor():
     assert all(floor(name) >= 0 for name in import_graph())
+
+
+def inside(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def ray_importers() -> list[str]:
+    """Modules with any Ray import: at the top, in a function, or under TYPE_CHECKING (what grep sees too)."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            if any(inside(name, "ray") for name in names):
+                found.append(module_name(path))
+                break
+    return sorted(found)
+
+
+def test_only_the_fence_imports_ray():
+    importers = ray_importers()
+    assert [m for m in importers if not inside(m, FENCE)] == []
+    assert inside("hamtune.sweep.tune.runner", FENCE) and "hamtune.sweep.tune.runner" in importers  # the check sees Ray imports
+
+
+def test_the_rest_of_sweep_never_imports_the_fence():
+    graph = import_graph()
+    crossing = sorted((a, b) for a, targets in graph.items() for b in targets
+                      if inside(a, "hamtune.sweep") and not inside(a, FENCE) and inside(b, FENCE))
+    assert crossing == []

@@ -10,8 +10,9 @@ import yaml
 from conftest import TINY_SPACE
 
 from hamtune.errors import HamtuneError, UsageError
-from hamtune.sweep.cluster import read_runtime_env, release, stop_cluster
+from hamtune.sweep.cluster import read_runtime_env, release
 from hamtune.sweep.space import parse_space
+from hamtune.sweep.tune.cluster import stop_cluster
 
 
 def test_a_space_runtime_env_has_its_local_paths_read_from_the_space_folder(tmp_path):

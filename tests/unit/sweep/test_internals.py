@@ -1,5 +1,6 @@
-"""The private members of Ray, Optuna and MLflow hamtune relies on (hamtune/sweep/internals.py) exist in the
-installed versions and mean what hamtune takes them to mean: an upgrade that moves one fails here, by name."""
+"""The private members of Ray, Optuna and MLflow hamtune relies on (hamtune/sweep/internals.py and, Ray's,
+hamtune/sweep/tune/internals.py) exist in the installed versions and mean what hamtune takes them to mean: an upgrade
+that moves one fails here, by name."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import optuna
 import pytest
 
 from hamtune.sweep import internals
+from hamtune.sweep.tune import internals as ray_internals
 
 
 def test_ray_tunes_optuna_search_keeps_its_state_where_the_mirror_reads_it(tmp_path):
@@ -19,7 +21,7 @@ def test_ray_tunes_optuna_search_keeps_its_state_where_the_mirror_reads_it(tmp_p
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
     search = OptunaSearch(space={"x": tune.uniform(0.0, 1.0)}, metric="m", mode="max", storage=storage, study_name="s")
     suggested = search.suggest("tune-1")
-    assert [name for name in internals.OPTUNA_SEARCH_STATE if not hasattr(search, name)] == []
+    assert [name for name in ray_internals.OPTUNA_SEARCH_STATE if not hasattr(search, name)] == []
     study_trial = search._ot_trials["tune-1"]
     held = internals.study_storage_of(search._ot_study)
     assert held.get_trial(internals.trial_number(study_trial)).params == suggested
@@ -30,10 +32,10 @@ def test_ray_tunes_optuna_search_keeps_its_state_where_the_mirror_reads_it(tmp_p
 def test_tunes_experiment_filesystem_and_rays_authentication_logger_are_where_hamtune_looks(tmp_path):
     from pyarrow import fs
 
-    filesystem, path = internals.tune_filesystem(str(tmp_path / "experiment"))
+    filesystem, path = ray_internals.tune_filesystem(str(tmp_path / "experiment"))
     assert isinstance(filesystem, fs.FileSystem) and path.endswith("experiment")
-    importlib.import_module(internals.AUTH_LOGGER)  # the module that logs how to turn authentication off
-    assert logging.getLogger(internals.AUTH_LOGGER).name == internals.AUTH_LOGGER
+    importlib.import_module(ray_internals.AUTH_LOGGER)  # the module that logs how to turn authentication off
+    assert logging.getLogger(ray_internals.AUTH_LOGGER).name == ray_internals.AUTH_LOGGER
 
 
 def test_mlflows_store_opens_for_sqlite_and_is_refused_for_the_old_file_store(tmp_path, monkeypatch):

@@ -11,9 +11,9 @@ import pytest
 from conftest import TINY_SPACE
 
 from hamtune.errors import HamtuneError
-from hamtune.sweep.runner import make_searcher
 from hamtune.sweep.samplers import MULTI_OBJECTIVE_SAMPLERS, SAMPLERS
 from hamtune.sweep.space import parse_space
+from hamtune.sweep.tune.runner import make_searcher
 
 GRID_PARAMS = {"kind": {"choice": ["ae", "vae"]}, "lr": {"choice": [1e-3, 2e-3]}}
 TWO_OBJECTIVES = [{"metric": "val_ssim", "mode": "max"}, {"metric": "val_auroc", "mode": "max"}]

@@ -10,8 +10,8 @@ from conftest import TINY_SPACE
 
 from hamtune.cli import build_parser
 from hamtune.sweep.provenance import sweep_command
-from hamtune.sweep.runner import SweepOptions
 from hamtune.sweep.space import TOP_LEVEL, parse_space
+from hamtune.sweep.tune.runner import SweepOptions
 
 
 def test_the_recorded_command_parses_back_to_every_option_and_override_given():

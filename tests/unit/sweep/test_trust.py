@@ -27,7 +27,7 @@ class Payload:
 
 def saved_by_hamtune(tmp_path: Path, searcher: bytes, state: bytes) -> tuple[Path, Path]:
     """What TrustRecorder does at one Tune save: record the staging folder's state, keep it, copy it to storage."""
-    from hamtune.sweep import trust
+    from hamtune.sweep.tune import trust
 
     staging, experiment = tmp_path / "staging", tmp_path / "sweep" / "tune"
     staging.mkdir(exist_ok=True)
@@ -42,7 +42,7 @@ def saved_by_hamtune(tmp_path: Path, searcher: bytes, state: bytes) -> tuple[Pat
 
 
 def test_a_torn_experiment_state_is_put_back_from_the_last_complete_recorded_version(tmp_path):
-    from hamtune.sweep import trust
+    from hamtune.sweep.tune import trust
 
     _, experiment = saved_by_hamtune(tmp_path, pickle.dumps({"n": 1}), b'{"trial_data": []}')
     (experiment / STATE).write_bytes(b"")  # the copy a driver killed mid-copy leaves
@@ -53,7 +53,7 @@ def test_a_torn_experiment_state_is_put_back_from_the_last_complete_recorded_ver
 
 
 def test_a_searcher_state_written_after_the_last_record_is_set_aside_and_the_recorded_one_put_back(tmp_path):
-    from hamtune.sweep import trust
+    from hamtune.sweep.tune import trust
 
     _, experiment = saved_by_hamtune(tmp_path, pickle.dumps({"n": 1}), b'{"trial_data": []}')
     newer = pickle.dumps({"n": 2})  # Tune's next save, copied to storage by a sync still running, then the kill
@@ -70,7 +70,7 @@ def test_a_searcher_state_written_after_the_last_record_is_set_aside_and_the_rec
 
 
 def test_a_forged_searcher_state_is_never_unpickled(tmp_path):
-    from hamtune.sweep import trust
+    from hamtune.sweep.tune import trust
 
     marker = tmp_path / "pwned"
     _, experiment = saved_by_hamtune(tmp_path, pickle.dumps({"n": 1}), b'{"trial_data": []}')
@@ -93,7 +93,7 @@ def test_a_forged_searcher_state_is_never_unpickled(tmp_path):
 
 
 def test_a_received_folder_without_a_record_is_left_as_it_is_and_refused(tmp_path):
-    from hamtune.sweep import trust
+    from hamtune.sweep.tune import trust
 
     _, experiment = saved_by_hamtune(tmp_path, pickle.dumps({"n": 1}), b'{"trial_data": []}')
     received = tmp_path / "received" / "tune"
@@ -108,7 +108,7 @@ def test_a_received_folder_without_a_record_is_left_as_it_is_and_refused(tmp_pat
 
 def test_a_tuner_pickle_torn_by_a_resumed_drivers_copy_is_put_back(tmp_path):
     """A resumed driver downloads tuner.pkl to staging and copies it back at every save: a kill mid-copy empties it."""
-    from hamtune.sweep import trust
+    from hamtune.sweep.tune import trust
 
     _, experiment = saved_by_hamtune(tmp_path, pickle.dumps({"n": 1}), b'{"trial_data": []}')
     (experiment / trust.TUNER).write_bytes(pickle.dumps({"tuner": 1}))

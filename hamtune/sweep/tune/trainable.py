@@ -17,8 +17,8 @@ from hamtune.errors import HamtuneError
 from hamtune.results.layout import DEFAULT_OBJECTIVE
 from hamtune.results.store import best_epoch, delivered_epoch
 from hamtune.sweep.confirm import group_seeds, trial_config
-from hamtune.sweep.repair import is_complete
 from hamtune.sweep.space import OBJECTIVE_METRICS, tune_metric
+from hamtune.sweep.tune.repair import is_complete
 from hamtune.train.fused import Member, save_group, train_group
 from hamtune.train.loop import Run, device_name, train
 
@@ -63,7 +63,7 @@ def run_trial(
     def on_epoch(metrics: dict, run: Run) -> None:
         where = {"node_id": node, "device": device_name(run.device), "n_params": sum(p.numel() for p in run.model.parameters())}
         with tempfile.TemporaryDirectory(prefix="hamtune-ckpt-") as directory:
-            run.save(directory)
+            run.save(Path(directory))
             report = {**metrics, **delivered(run.history, objectives), **where}
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
 
@@ -125,7 +125,7 @@ def group_report(members: list[Member], objectives: tuple[tuple[str, str], ...],
 def _final(history: list[dict], objectives, status: str, reason: str, node: str) -> dict:
     """A closing report for a run that did not complete: its delivered model's metrics, NaN for every metric a
     space may optimise that it lacks (so the searcher always finds its objective)."""
-    metrics = {key: math.nan for key in OBJECTIVE_METRICS}
+    metrics: dict[str, object] = {key: math.nan for key in OBJECTIVE_METRICS}
     metrics.update(delivered_epoch(history, *objectives[0]))
     metrics.update(delivered(history, objectives))
     metrics.update(status=status, reason=reason, node_id=node)

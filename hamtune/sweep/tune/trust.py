@@ -47,7 +47,7 @@ from ray import tune
 from hamtune.errors import HamtuneError
 from hamtune.files import atomic_file, check_regular
 from hamtune.results.layout import TUNER
-from hamtune.sweep.internals import tune_filesystem
+from hamtune.sweep.tune.internals import tune_filesystem
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def _matches(name: str, patterns: tuple[str, ...]) -> bool:
 
 def state_digests(filesystem, root: str, names: tuple[str, ...] | None = None) -> dict[str, str]:
     """sha256 of every file under `root` that Tune unpickles on restore, by its path relative to `root`."""
-    found = {}
+    found: dict[str, str] = {}
     try:
         entries = filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
     except OSError:
@@ -177,7 +177,7 @@ def verify(experiment: str) -> None:
 class TrustRecorder(tune.Callback):
     """Records the digests of the state Tune saves, while it saves it (see the module docstring)."""
 
-    def setup(self, **info) -> None:
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:
         self.trials = None
 
     def on_step_begin(self, iteration, trials, **info) -> None:

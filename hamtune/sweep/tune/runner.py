@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hamtune.data.prepare import Prepared
 from hamtune.errors import HamtuneError, UsageError, first_line
@@ -23,9 +24,9 @@ from hamtune.gate import is_results, output
 from hamtune.results.layout import EXPERIMENT, TRIALS
 from hamtune.results.records import read_plan, read_record
 from hamtune.results.store import load_results, write_distributions
-from hamtune.sweep.cluster import check_node_versions
-from hamtune.sweep.internals import AUTH_LOGGER
 from hamtune.sweep.space import SearchSpace, sampler_spec, tune_metric
+from hamtune.sweep.tune.cluster import check_node_versions
+from hamtune.sweep.tune.internals import AUTH_LOGGER
 from hamtune.train.checkpoint import KEEP_CHECKPOINTS
 from hamtune.train.config import build_config
 from hamtune.train.single import load_data
@@ -108,11 +109,11 @@ def tune_settings() -> Iterator[None]:
                 logging.getLogger(name).setLevel(level)
             yield
         finally:
-            for key, value in saved_environment.items():
-                if value is None:
+            for key, saved in saved_environment.items():
+                if saved is None:
                     os.environ.pop(key, None)
                 else:
-                    os.environ[key] = value
+                    os.environ[key] = saved
             for name, level in saved_levels.items():
                 logging.getLogger(name).setLevel(level)
 
@@ -206,12 +207,13 @@ def make_searcher(space: SearchSpace, name: str, directory: Path, search_trials:
     """hamtune's Optuna searcher for a space: its study in the results folder, mirrored from trials.parquet;
     with a confirm stage, the confirm trials follow the `search_trials` searched ones (each configuration's
     seeds fused into one trial where the space's `fuse` allows: `on_cuda` says whether trials get a GPU)."""
-    from hamtune.sweep.confirm import ConfirmingSearch
-    from hamtune.sweep.study import MirroredOptunaSearch, study_url
+    from hamtune.sweep.study import study_url
+    from hamtune.sweep.tune.confirm import ConfirmingSearch
+    from hamtune.sweep.tune.study import MirroredOptunaSearch
 
     metrics = [tune_metric(m) for m, _ in space.objectives]
     modes = [m for _, m in space.objectives]
-    common = dict(
+    common: dict[str, Any] = dict(
         space=space.define_by_run(),
         metric=metrics if space.multi_objective else metrics[0],
         mode=modes if space.multi_objective else modes[0],
@@ -230,7 +232,7 @@ def make_searcher(space: SearchSpace, name: str, directory: Path, search_trials:
 def _scheduler(space: SearchSpace):
     from ray.tune.schedulers import FIFOScheduler
 
-    from hamtune.sweep.confirm import ConfirmingASHA
+    from hamtune.sweep.tune.confirm import ConfirmingASHA
 
     if space.scheduler["name"] != "asha":
         return FIFOScheduler()
@@ -244,7 +246,7 @@ def _scheduler(space: SearchSpace):
 def _trainable(space: SearchSpace, data: Prepared, test_data: Prepared | None, gpus: float):
     from ray import tune
 
-    from hamtune.sweep.trainable import run_trial
+    from hamtune.sweep.tune.trainable import run_trial
 
     resources = {"cpu": space.resources["cpus"], "gpu": gpus}
     trainable = tune.with_parameters(run_trial, data=data, test_data=test_data, objectives=tuple(space.objectives))
@@ -290,8 +292,8 @@ def make_tuner(
     --resume, the interrupted experiment restored with its unfinished trials."""
     from ray import tune
 
-    from hamtune.sweep import trust
-    from hamtune.sweep.repair import RepairCheckpoints
+    from hamtune.sweep.tune import trust
+    from hamtune.sweep.tune.repair import RepairCheckpoints
 
     if resume:
         return tune.Tuner.restore(experiment_path(storage), trainable, resume_unfinished=True, resume_errored=False)
@@ -334,9 +336,11 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     import ray
     from ray import tune
 
-    from hamtune.sweep import provenance, trust
-    from hamtune.sweep.recorder import ResultsRecorder
-    from hamtune.sweep.trackers import require, tracker_callbacks
+    from hamtune.sweep import provenance
+    from hamtune.sweep.trackers import require
+    from hamtune.sweep.tune import trust
+    from hamtune.sweep.tune.recorder import ResultsRecorder
+    from hamtune.sweep.tune.trackers import tracker_callbacks
 
     name = options.name or space.name
     directory = (Path(options.results_root) / name).resolve()

@@ -93,7 +93,8 @@ class ResultsRecorder(tune.Callback):
     def _write(self, trial, trial_id: str, values: dict, confirms: str | None, status: str, reason: str,
                checkpoint: str | None, trials: list) -> None:
         """One model's row (a trial's, or one seed's of a fused trial) from its checkpoint folder."""
-        history, scores, samples = [], None, None
+        history: list[dict] = []
+        scores, samples = None, None
         if checkpoint is not None:
             try:
                 history, scores = ckpt.load_history(Path(checkpoint))

@@ -62,7 +62,7 @@ def repair_checkpoint(checkpoint: tune.Checkpoint) -> str | None:
 class RepairCheckpoints(tune.Callback):
     """Runs `repair_checkpoint` over every unfinished trial once, before the first trial starts."""
 
-    def setup(self, **info) -> None:
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:
         self.done = False
 
     def on_step_begin(self, iteration, trials, **info) -> None:
