@@ -12,10 +12,10 @@ results/<name>/
   confirm.json        the confirm stage's plan: which configurations get which seeds              sweep.confirm
   distributions.json  the space's Optuna distributions, by parameter                              results.store
   optuna.db           the Optuna study of the search trials (SQLite)                             sweep.study
-  reproduce.parquet   `hamtune reproduce`'s runs                                                 sweep.reproduce
+  reproduce.parquet   `hamtune reproduce`'s runs                                                 sweep.tune.reproduce
   stress.parquet      `hamtune stress`'s rows                                                    export.stress
   report.html         `hamtune report`'s page                                                    report.command
-  tune/, tuner.pkl    Ray Tune's experiment and the digests checked before it is restored         sweep.runner, sweep.trust
+  tune/, tuner.pkl    Ray Tune's experiment and the digests checked before it is restored         sweep.tune.runner, .trust
   checkpoints/        one folder per trial                                                       train, sweep
   .lock               the one-writer lock                                                        paths
 """

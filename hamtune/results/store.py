@@ -101,7 +101,7 @@ def trial_row(
     history: list[dict],
     objective: tuple[str, str],
     wall_time_s: float,
-    device: str,
+    device: str | None,
     data_manifest: dict,
     test_manifest: dict | None = None,
     n_params: int | None = None,

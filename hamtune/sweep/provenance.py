@@ -47,7 +47,7 @@ def hardware(cluster: dict | None = None) -> dict:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    found = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    found: dict[str, object] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
              "cpus": os.cpu_count(), "gpu": gpu}
     if cluster:
         found["cluster"] = {k: cluster[k] for k in ("CPU", "GPU") if k in cluster}

@@ -39,6 +39,7 @@ def repair_checkpoint(checkpoint: tune.Checkpoint) -> str | None:
     otherwise write over them. Returns what was done, or None when the checkpoint exists.
     """
     filesystem, path = checkpoint.filesystem, checkpoint.path.rstrip("/")
+    assert filesystem is not None  # Tune resolves a checkpoint's filesystem when it restores the experiment
     if filesystem.get_file_info(path).type != pafs.FileType.NotFound:
         return None
     folder, name = posixpath.split(path)

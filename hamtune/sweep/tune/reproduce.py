@@ -58,6 +58,7 @@ def reproduce_trial(
     from hamtune.sweep.tune.trainable import run_trial
 
     run = config["run"]
+    assert configs is not None  # always bound by tune.with_parameters in run_reproduce
     run_trial({**configs[run["config_id"]], "seed": run["seed"]}, data, test_data, objectives)
 
 
@@ -160,7 +161,7 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
         trainable = tune.with_resources(
             tune.with_parameters(reproduce_trial, data=in_memory(data), test_data=in_memory(test_data) if test_data else None,
                                  configs=configs, objectives=(selection,)),
-            run_resources,
+            run_resources,  # type: ignore[arg-type]  # Tune accepts a dict of resources from the callable at run time
         )
         storage = directory / EXPERIMENT
         shutil.rmtree(storage, ignore_errors=True)
@@ -174,7 +175,7 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
             ),
         )
         results = tuner.fit()
-    rows = [_row(result, sweep, selection) for result in results]
+    rows = [_row(result, sweep, selection) for result in results]  # type: ignore[attr-defined]  # ResultGrid has __getitem__ and __len__
     if len(rows) < len(runs):
         raise HamtuneError(f"only {len(rows)} of {len(runs)} reproduction runs finished; nothing written")
     frame = pd.DataFrame(rows).sort_values(["config_id", "is_original", "seed"], ascending=[True, False, True], kind="stable")

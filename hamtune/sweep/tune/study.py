@@ -47,10 +47,11 @@ class MirroredOptunaSearch(OptunaSearch):
         study_id = self._storage.get_study_id_from_name(self._study_name)
         held = len(self._storage.get_all_trials(study_id, deepcopy=False))
         self._sampler = self._sampler_spec.build(resumed_trials=held)
-        self._ot_study = optuna.load_study(
+        self._ot_study = optuna.load_study(  # type: ignore[assignment]  # Ray annotates the attribute as None
             study_name=self._study_name, storage=self._storage, sampler=self._sampler, pruner=optuna.pruners.NopPruner()
         )
-        self._ot_trials = {tune_id: optuna.trial.Trial(self._ot_study, held_id) for tune_id, held_id in state["_ot_trials"].items()}
+        self._ot_trials = {tune_id: optuna.trial.Trial(self._ot_study, held_id)  # type: ignore[arg-type]  # as above
+                           for tune_id, held_id in state["_ot_trials"].items()}
 
     def _setup_study(self, mode) -> None:
         import optuna
@@ -59,7 +60,8 @@ class MirroredOptunaSearch(OptunaSearch):
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         with warnings.catch_warnings():  # experimental since Optuna 3.2, and what the dashboard shows as the value's name
             warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            self._ot_study.set_metric_names([m.removeprefix("best_") for m in metrics])  # the row's column the value is
+            names = [m.removeprefix("best_") for m in metrics]  # the row's column the value is
+            self._ot_study.set_metric_names(names)  # type: ignore[attr-defined]  # Ray annotates _ot_study as None
 
     @property
     def study(self):

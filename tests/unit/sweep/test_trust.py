@@ -1,5 +1,5 @@
 """A driver killed while Tune copies its state to storage can leave a torn copy, or a version Tune wrote before
-hamtune recorded it; hamtune sets it aside unread and puts back the last version it recorded (sweep/trust.py), so
+hamtune recorded it; hamtune sets it aside unread and puts back the last version it recorded (sweep/tune/trust.py), so
 the sweep still resumes, while a file it never recorded is still never unpickled."""
 
 from __future__ import annotations
