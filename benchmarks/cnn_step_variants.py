@@ -153,8 +153,14 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         per_step = common.median(times[v["variant"]])
         gflops = flops[v["norm"]] * v["k"] / per_step / 1e9
-        v.update(ms_per_step=per_step * 1e3, ms_per_model_step=per_step * 1e3 / v["k"], gflops=gflops, peak_share=gflops / peak,
-                 share_goal_met=gflops / peak >= SHARE_GOAL, seconds_per_step=times[v["variant"]])
+        v.update(
+            ms_per_step=per_step * 1e3,
+            ms_per_model_step=per_step * 1e3 / v["k"],
+            gflops=gflops,
+            peak_share=gflops / peak,
+            share_goal_met=gflops / peak >= SHARE_GOAL,
+            seconds_per_step=times[v["variant"]],
+        )
         if v["mode"] == "compile" and eager_first.get((v["k"], v["norm"])) is not None:
             v["compile_s"] = v["first_step_s"] - eager_first[(v["k"], v["norm"])]
     timed_variants = [v for v in variants if "ms_per_step" in v]
@@ -170,24 +176,55 @@ def main(argv: list[str] | None = None) -> dict:
         step, _ = make_step(configs[v["norm"]], images, v["k"], v["mode"] == "compile")
         profiles[name] = top_ops(step, steps=2 if args.quick else 3, top=12)
     rows = [{**v, "share": f"{v['peak_share']:.0%}"} for v in timed_variants]
-    print(common.table(rows, [("variant", "variant"), ("first step s", "first_step_s"), ("compile s", "compile_s"),
-                              ("ms/step", "ms_per_step"), ("ms/model-step", "ms_per_model_step"), ("GFLOP/s", "gflops"),
-                              ("of sgemm peak", "share"), ("x default", "speedup_vs_default")]))
+    print(
+        common.table(
+            rows,
+            [
+                ("variant", "variant"),
+                ("first step s", "first_step_s"),
+                ("compile s", "compile_s"),
+                ("ms/step", "ms_per_step"),
+                ("ms/model-step", "ms_per_model_step"),
+                ("GFLOP/s", "gflops"),
+                ("of sgemm peak", "share"),
+                ("x default", "speedup_vs_default"),
+            ],
+        )
+    )
     print(f"sgemm {peak:.0f} GFLOP/s at {args.threads} threads; fastest per model-step: {fastest['variant']}")
     for name, ops in profiles.items():
         print(f"top ops, {name}:")
         for op in ops[:8]:
             print(f"  {op['self_cpu_share']:5.1%}  {op['op']} ({op['calls']} calls)")
     for e in run:
-        print(f"realistic run, {e['k']} seeds, norm={e['norm']}, {e['steps']} steps: eager {e['eager_s']:.1f} s, "
-              f"compiled {e['compiled_s']:.1f} s incl. compile {e['compile_s']:.1f} s + recompile {e['recompile_s']:.1f} s")
+        print(
+            f"realistic run, {e['k']} seeds, norm={e['norm']}, {e['steps']} steps: eager {e['eager_s']:.1f} s, "
+            f"compiled {e['compiled_s']:.1f} s incl. compile {e['compile_s']:.1f} s + recompile {e['recompile_s']:.1f} s"
+        )
     payload = {
-        "benchmark": NAME, "command": common.command(__file__, sys.argv[1:] if argv is None else argv), "quick": args.quick,
-        "machine": info, "load_start": started, "load_timing_start": load_timing_start, "load_timing_end": load_timing_end,
-        "load_end": common.load(), "data": args.data, "preset": args.preset, "config": base.to_dict(), "threads": args.threads,
-        "batch": base.batch_size, "steps_per_round": steps, "repeats": repeats, "sgemm_gflops": peak, "sgemm_s": sgemm_s,
-        "step_mflop_per_model": {norm: f / 1e6 for norm, f in flops.items()}, "share_goal": SHARE_GOAL,
-        "variants": variants, "fastest": fastest["variant"], "realistic_run": run, "profiles": profiles,
+        "benchmark": NAME,
+        "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
+        "quick": args.quick,
+        "machine": info,
+        "load_start": started,
+        "load_timing_start": load_timing_start,
+        "load_timing_end": load_timing_end,
+        "load_end": common.load(),
+        "data": args.data,
+        "preset": args.preset,
+        "config": base.to_dict(),
+        "threads": args.threads,
+        "batch": base.batch_size,
+        "steps_per_round": steps,
+        "repeats": repeats,
+        "sgemm_gflops": peak,
+        "sgemm_s": sgemm_s,
+        "step_mflop_per_model": {norm: f / 1e6 for norm, f in flops.items()},
+        "share_goal": SHARE_GOAL,
+        "variants": variants,
+        "fastest": fastest["variant"],
+        "realistic_run": run,
+        "profiles": profiles,
     }
     path = common.write(NAME, payload, args.out, args.quick)
     print(f"results: {path}")
@@ -209,11 +246,20 @@ def realistic_run(config: TrainConfig, data, ks: list[int], modes: list[str], va
             continue
         recompile_s, error = first_call(shorts[compiled["variant"]](last)) if last >= 2 else (0.0, None)
         steps = full + (last >= 2)
-        out.append({
-            "k": k, "norm": norm, "train_images": n, "steps": steps, "last_batch": last, "recompile_s": recompile_s, "error": error,
-            "compile_s": compiled["compile_s"], "eager_s": steps * eager["ms_per_step"] / 1e3,
-            "compiled_s": compiled["compile_s"] + (recompile_s or math.nan) + full * compiled["ms_per_step"] / 1e3,
-        })
+        out.append(
+            {
+                "k": k,
+                "norm": norm,
+                "train_images": n,
+                "steps": steps,
+                "last_batch": last,
+                "recompile_s": recompile_s,
+                "error": error,
+                "compile_s": compiled["compile_s"],
+                "eager_s": steps * eager["ms_per_step"] / 1e3,
+                "compiled_s": compiled["compile_s"] + (recompile_s or math.nan) + full * compiled["ms_per_step"] / 1e3,
+            }
+        )
     return out
 
 

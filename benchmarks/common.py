@@ -49,10 +49,17 @@ def machine(device: str = "cpu") -> dict:
 
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else device
     return {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
-        "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
-        "platform": platform.platform(), "device": device, "device_name": name,
-        "gpu_available": bool(torch.cuda.is_available()), "git_commit": git_commit(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+        "device_name": name,
+        "gpu_available": bool(torch.cuda.is_available()),
+        "git_commit": git_commit(),
     }
 
 
@@ -91,8 +98,12 @@ def median(values: list[float]) -> float:
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the script works (the tests call it)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for <name>.json (default benchmarks/results, or benchmarks/results/quick with --quick)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for <name>.json (default benchmarks/results, or benchmarks/results/quick with --quick)",
+    )
     return parser
 
 
@@ -114,6 +125,7 @@ def _plain(value):
 
 def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     """A plain-text table of rows (dicts) with (header, key) columns; floats to 3 significant digits."""
+
     def cell(value) -> str:
         if isinstance(value, float):
             return f"{value:.3g}"
@@ -127,8 +139,10 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
 
 
 def header(name: str, info: dict, started: dict) -> str:
-    return (f"{name}: {info['cpu']}, {info['usable_cores']} cores, torch {info['torch']}, device {info['device_name']}\n"
-            f"load at start: {started['uptime']}")
+    return (
+        f"{name}: {info['cpu']}, {info['usable_cores']} cores, torch {info['torch']}, device {info['device_name']}\n"
+        f"load at start: {started['uptime']}"
+    )
 
 
 def command(script: str, argv: list[str]) -> str:

@@ -58,17 +58,44 @@ def worker(mode: str, data_spec: str, preset: str, sets: list[str], seeds: list[
     for result in results:
         n = len(result.run.train_set.index)
         train_s = sum(n / h["train_images_per_s"] for h in result.history)
-        runs.append({"seed": result.config.seed, "status": result.status, "epochs": len(result.history), "train_images": n,
-                     "train_s": train_s, "val_auroc": result.final.get("val_auroc"), "test_auroc": result.final.get("test_auroc")})
+        runs.append(
+            {
+                "seed": result.config.seed,
+                "status": result.status,
+                "epochs": len(result.history),
+                "train_images": n,
+                "train_s": train_s,
+                "val_auroc": result.final.get("val_auroc"),
+                "test_auroc": result.final.get("test_auroc"),
+            }
+        )
     # a fused group trains its members together: its training time is the longest member's, counted once
     train_s = max(r["train_s"] for r in runs) if mode == "fused" else sum(r["train_s"] for r in runs)
-    return {"mode": mode, "threads": threads, "train_s": train_s, "runs": runs,
-            "shape": [config.channels, config.image_size, config.image_size], "config": config.to_dict()}
+    return {
+        "mode": mode,
+        "threads": threads,
+        "train_s": train_s,
+        "runs": runs,
+        "shape": [config.channels, config.image_size, config.image_size],
+        "config": config.to_dict(),
+    }
 
 
 def launch(mode: str, args, seeds: list[int], threads: int) -> subprocess.Popen:
-    command = [sys.executable, __file__, "--worker", mode, "--data", args.data, "--preset", args.preset,
-               "--seeds", ",".join(map(str, seeds)), "--threads", str(threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        mode,
+        "--data",
+        args.data,
+        "--preset",
+        args.preset,
+        "--seeds",
+        ",".join(map(str, seeds)),
+        "--threads",
+        str(threads),
+    ]
     for item in args.set:
         command += ["--set", item]
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
@@ -93,11 +120,25 @@ def measure(mode: str, args, n: int, cores: int) -> dict:
             done.append(collect(running.pop(0)))
         wall = time.perf_counter() - started
         runs = [r for d in done for r in d["runs"]]
-        return {"mode": mode, "n": n, "wall_s": wall, "train_s": sum(d["train_s"] for d in done) / cores, "runs": runs,
-                "shape": done[0]["shape"], "config": done[0]["config"]}
+        return {
+            "mode": mode,
+            "n": n,
+            "wall_s": wall,
+            "train_s": sum(d["train_s"] for d in done) / cores,
+            "runs": runs,
+            "shape": done[0]["shape"],
+            "config": done[0]["config"],
+        }
     out = collect(launch(mode, args, seeds, cores))
-    return {"mode": mode, "n": n, "wall_s": time.perf_counter() - started, "train_s": out["train_s"], "runs": out["runs"],
-            "shape": out["shape"], "config": out["config"]}
+    return {
+        "mode": mode,
+        "n": n,
+        "wall_s": time.perf_counter() - started,
+        "train_s": out["train_s"],
+        "runs": out["runs"],
+        "shape": out["shape"],
+        "config": out["config"],
+    }
 
 
 def make_group(config, shape: tuple[int, int, int], k: int):
@@ -188,16 +229,33 @@ def main(argv: list[str] | None = None) -> dict:
         fused_vs_packed = by["fused"]["wall_s"] / by["packed"]["wall_s"]
         if n in TARGET_NS:
             goals[n] = fused_vs_packed <= TARGET
-        rows.append({
-            "n": n, **{f"{m}_s": by[m]["wall_s"] for m in MODES},
-            "fused_vs_packed": fused_vs_packed, "fused_vs_sequential": by["fused"]["wall_s"] / by["sequential"]["wall_s"],
-            **{f"{m}_share": f"{by[m]['peak_share']:.0%}/{by[m]['train_peak_share']:.0%}" for m in MODES},
-            "target": ("met" if goals[n] else "missed") if n in goals else "",
-        })
-    print(common.table(rows, [("N", "n"), ("fused s", "fused_s"), ("packed s", "packed_s"), ("sequential s", "sequential_s"),
-                              ("fused/packed", "fused_vs_packed"), ("fused/sequential", "fused_vs_sequential"),
-                              ("fused share run/train", "fused_share"), ("packed share", "packed_share"),
-                              ("sequential share", "sequential_share"), (f"<= {TARGET}x packed", "target")]))
+        rows.append(
+            {
+                "n": n,
+                **{f"{m}_s": by[m]["wall_s"] for m in MODES},
+                "fused_vs_packed": fused_vs_packed,
+                "fused_vs_sequential": by["fused"]["wall_s"] / by["sequential"]["wall_s"],
+                **{f"{m}_share": f"{by[m]['peak_share']:.0%}/{by[m]['train_peak_share']:.0%}" for m in MODES},
+                "target": ("met" if goals[n] else "missed") if n in goals else "",
+            }
+        )
+    print(
+        common.table(
+            rows,
+            [
+                ("N", "n"),
+                ("fused s", "fused_s"),
+                ("packed s", "packed_s"),
+                ("sequential s", "sequential_s"),
+                ("fused/packed", "fused_vs_packed"),
+                ("fused/sequential", "fused_vs_sequential"),
+                ("fused share run/train", "fused_share"),
+                ("packed share", "packed_share"),
+                ("sequential share", "sequential_share"),
+                (f"<= {TARGET}x packed", "target"),
+            ],
+        )
+    )
     profile = None
     if goals and not all(goals.values()):
         k = max(n for n, met in goals.items() if not met)
@@ -206,11 +264,23 @@ def main(argv: list[str] | None = None) -> dict:
         for op in profile["top_ops"]:
             print(f"  {op['self_cpu_share']:5.1%}  {op['op']} ({op['calls']} calls)")
     payload = {
-        "benchmark": NAME, "command": common.command(__file__, sys.argv[1:] if argv is None else argv), "quick": args.quick,
-        "machine": info, "load_start": started, "load_end": common.load(), "data": args.data, "preset": args.preset,
-        "sets": args.set, "cores": cores, "sgemm_gflops": peak, "step_mflop_per_image": flops_per_image / 1e6,
+        "benchmark": NAME,
+        "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
+        "quick": args.quick,
+        "machine": info,
+        "load_start": started,
+        "load_end": common.load(),
+        "data": args.data,
+        "preset": args.preset,
+        "sets": args.set,
+        "cores": cores,
+        "sgemm_gflops": peak,
+        "step_mflop_per_image": flops_per_image / 1e6,
         "target": {"fused_vs_packed": TARGET, "ns": list(TARGET_NS), "met": goals},
-        "gpu": "no GPU lent to this task: CPU figures only", "cells": cells, "table": rows, "profile": profile,
+        "gpu": "no GPU lent to this task: CPU figures only",
+        "cells": cells,
+        "table": rows,
+        "profile": profile,
     }
     path = common.write(NAME, payload, args.out, args.quick)
     print(f"results: {path}")

@@ -82,8 +82,9 @@ def epoch_times(data, batch: int, variant: str, device: str, limit: int | None =
     from hamtune.train.config import TrainConfig
 
     channels_last, precision, mode = VARIANTS[variant]
-    config = TrainConfig(**MODEL, batch_size=batch, device=device, precision=precision, channels_last=channels_last,
-                         compile=mode is not None)
+    config = TrainConfig(
+        **MODEL, batch_size=batch, device=device, precision=precision, channels_last=channels_last, compile=mode is not None
+    )
     run, _ = loop.build_run(config, data, None, torch.device(device))
     images = run.val.images
     rows = torch.arange(min(limit or len(images), len(images)), device=images.device)
@@ -96,8 +97,15 @@ def epoch_times(data, batch: int, variant: str, device: str, limit: int | None =
         common.sync(device)
         seconds.append(time.perf_counter() - started)
     median = statistics.median(seconds[1:])
-    return {"variant": variant, "batch": batch, "images": len(rows), "first_epoch_s": seconds[0], "epoch_s": median,
-            "images_per_s": len(rows) / median, "all_s": seconds}
+    return {
+        "variant": variant,
+        "batch": batch,
+        "images": len(rows),
+        "first_epoch_s": seconds[0],
+        "epoch_s": median,
+        "images_per_s": len(rows) / median,
+        "all_s": seconds,
+    }
 
 
 def one_trial(packed: Path, epochs: int, seed: int, device: str) -> dict:
@@ -110,17 +118,29 @@ def one_trial(packed: Path, epochs: int, seed: int, device: str) -> dict:
     config = TrainConfig(**MODEL, epochs=epochs, seed=seed, device=device)
     result = train(config, data)
     history = result.history
-    return {"seed": seed, "status": result.status, "wall_s": time.perf_counter() - started, "train_s": result.wall_time_s,
-            "epoch_s": [h["epoch_time_s"] for h in history], "train_images_per_s": [h["train_images_per_s"] for h in history],
-            "val_auroc": [h.get("val_auroc") for h in history], "test_auroc": result.final.get("test_auroc")}
+    return {
+        "seed": seed,
+        "status": result.status,
+        "wall_s": time.perf_counter() - started,
+        "train_s": result.wall_time_s,
+        "epoch_s": [h["epoch_time_s"] for h in history],
+        "train_images_per_s": [h["train_images_per_s"] for h in history],
+        "val_auroc": [h.get("val_auroc") for h in history],
+        "test_auroc": result.final.get("test_auroc"),
+    }
 
 
 def packed_trials(packed: Path, n: int, epochs: int, device: str) -> dict:
     """n trial processes started at once on the one GPU; trials per GPU-hour from the wall time until the last ends."""
     started = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, __file__, "--trial", "--data", str(packed), "--epochs", str(epochs), "--seed", str(i),
-                               "--device", device],
-                              stdout=subprocess.PIPE, text=True) for i in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--trial", "--data", str(packed), "--epochs", str(epochs), "--seed", str(i), "--device", device],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n)
+    ]
     trials = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     wall = time.perf_counter() - started
     return {"packed": n, "epochs": epochs, "wall_s": wall, "trials_per_gpu_hour": n * 3600 / wall, "trials": trials}
@@ -129,8 +149,9 @@ def packed_trials(packed: Path, n: int, epochs: int, device: str) -> dict:
 def main(argv: list[str] | None = None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pack", type=Path, help="write the packed real 64 px cache to this folder and stop")
-    parser.add_argument("--prepared", type=Path,
-                        help="the prepared cache to pack (default: hamtune's cache of ../shared/data/ham10000_real)")
+    parser.add_argument(
+        "--prepared", type=Path, help="the prepared cache to pack (default: hamtune's cache of ../shared/data/ham10000_real)"
+    )
     parser.add_argument("--data", type=Path, help="the packed folder")
     parser.add_argument("--out", type=Path, default=common.RESULTS)
     parser.add_argument("--epochs", type=int, default=10, help="epochs per packed trial")
@@ -157,8 +178,15 @@ def main(argv: list[str] | None = None) -> dict | None:
         raise SystemExit("gpu_real.py measures a CUDA GPU; this machine has none")
     info, started = common.machine(args.device), common.load()
     info["torch_cuda"] = torch.version.cuda
-    payload = {"benchmark": NAME, "command": common.command(__file__, sys.argv[1:] if argv is None else argv), "machine": info,
-               "load_start": started, "epochs": [], "packing": [], "errors": []}
+    payload = {
+        "benchmark": NAME,
+        "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
+        "machine": info,
+        "load_start": started,
+        "epochs": [],
+        "packing": [],
+        "errors": [],
+    }
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
 
@@ -177,15 +205,21 @@ def main(argv: list[str] | None = None) -> dict | None:
                 print(f"  {variant}, batch {batch}: FAILED {payload['errors'][-1]['error']}", flush=True)
                 continue
             payload["epochs"].append(cell)
-            print(f"  epoch on {cell['images']} images, batch {batch:3d}, {variant:30s}: {cell['epoch_s']:.3f} s "
-                  f"({cell['images_per_s']:.0f} img/s; first epoch {cell['first_epoch_s']:.1f} s)", flush=True)
+            print(
+                f"  epoch on {cell['images']} images, batch {batch:3d}, {variant:30s}: {cell['epoch_s']:.3f} s "
+                f"({cell['images_per_s']:.0f} img/s; first epoch {cell['first_epoch_s']:.1f} s)",
+                flush=True,
+            )
             save()
     for n in [int(v) for v in args.packs.split(",") if v]:
         cell = packed_trials(args.data, n, args.epochs, args.device)
         payload["packing"].append(cell)
         mean_epoch = statistics.mean(e for t in cell["trials"] for e in t["epoch_s"])
-        print(f"  {n} trial(s) of {args.epochs} epochs packed on the GPU: {cell['wall_s']:.1f} s wall, "
-              f"{cell['trials_per_gpu_hour']:.0f} trials/GPU-hour (mean epoch incl. validation {mean_epoch:.2f} s)", flush=True)
+        print(
+            f"  {n} trial(s) of {args.epochs} epochs packed on the GPU: {cell['wall_s']:.1f} s wall, "
+            f"{cell['trials_per_gpu_hour']:.0f} trials/GPU-hour (mean epoch incl. validation {mean_epoch:.2f} s)",
+            flush=True,
+        )
         save()
     save()
     print(f"results: {out / (NAME + '.json')}")

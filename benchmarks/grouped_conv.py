@@ -34,8 +34,9 @@ def layers(preset: str, size: int) -> list[dict]:
     plan, sizes = channel_plan(config.cnn_channels, config.cnn_blocks), spatial_plan(size, config.cnn_blocks)
     out = [{"c_in": c_in, "c_out": c_out, "px": px, "stride": 2} for c_in, c_out, px in zip([config.channels] + plan, plan, sizes)]
     reversed_plan = plan[::-1]
-    out += [{"c_in": c_in, "c_out": c_out, "px": px, "stride": 1}
-            for c_in, c_out, px in zip(reversed_plan, reversed_plan[1:], sizes[-2:0:-1])]
+    out += [
+        {"c_in": c_in, "c_out": c_out, "px": px, "stride": 1} for c_in, c_out, px in zip(reversed_plan, reversed_plan[1:], sizes[-2:0:-1])
+    ]
     return out
 
 
@@ -74,18 +75,44 @@ def main(argv: list[str] | None = None) -> dict:
     print(common.header(NAME, info, started), flush=True)
     rows = []
     for layer in layers(args.preset, size):
-        times = common.interleaved({"separate": timer(layer, batch, args.k, False, steps),
-                                    "grouped": timer(layer, batch, args.k, True, steps)}, repeats, warmup=1)
-        rows.append({**layer, "separate_ms": common.median(times["separate"]) * 1e3,
-                     "grouped_ms": common.median(times["grouped"]) * 1e3,
-                     "grouped_vs_separate": common.ratio(times["grouped"], times["separate"])["median"], "times": times})
-    print(common.table(rows, [("in", "c_in"), ("out", "c_out"), ("px", "px"), ("stride", "stride"),
-                              (f"{args.k} separate ms", "separate_ms"), ("grouped ms", "grouped_ms"),
-                              ("grouped/separate", "grouped_vs_separate")]))
+        times = common.interleaved(
+            {"separate": timer(layer, batch, args.k, False, steps), "grouped": timer(layer, batch, args.k, True, steps)}, repeats, warmup=1
+        )
+        rows.append(
+            {
+                **layer,
+                "separate_ms": common.median(times["separate"]) * 1e3,
+                "grouped_ms": common.median(times["grouped"]) * 1e3,
+                "grouped_vs_separate": common.ratio(times["grouped"], times["separate"])["median"],
+                "times": times,
+            }
+        )
+    print(
+        common.table(
+            rows,
+            [
+                ("in", "c_in"),
+                ("out", "c_out"),
+                ("px", "px"),
+                ("stride", "stride"),
+                (f"{args.k} separate ms", "separate_ms"),
+                ("grouped ms", "grouped_ms"),
+                ("grouped/separate", "grouped_vs_separate"),
+            ],
+        )
+    )
     payload = {
-        "benchmark": NAME, "command": common.command(__file__, sys.argv[1:] if argv is None else argv), "quick": args.quick,
-        "machine": info, "load_start": started, "load_end": common.load(), "preset": args.preset, "k": args.k,
-        "batch": batch, "threads": args.threads, "layers": rows,
+        "benchmark": NAME,
+        "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
+        "quick": args.quick,
+        "machine": info,
+        "load_start": started,
+        "load_end": common.load(),
+        "preset": args.preset,
+        "k": args.k,
+        "batch": batch,
+        "threads": args.threads,
+        "layers": rows,
     }
     path = common.write(NAME, payload, args.out, args.quick)
     print(f"results: {path}")

@@ -67,29 +67,68 @@ def main(argv: list[str] | None = None) -> dict:
                 began = time.perf_counter()
                 result = train(base.replace(norm=norm, seed=seed), data, selection=OBJECTIVE)
                 final = result.final
-                runs[norm].append({"seed": seed, "status": result.status, "epoch": final.get("epoch"),
-                                   **{m: final.get(m) for m in METRICS}, "wall_s": time.perf_counter() - began})
-                print(f"  {preset} norm={norm} seed={seed}: val {final.get('val_auroc'):.4f} test {final.get('test_auroc'):.4f} "
-                      f"({time.perf_counter() - began:.0f} s)", flush=True)
+                runs[norm].append(
+                    {
+                        "seed": seed,
+                        "status": result.status,
+                        "epoch": final.get("epoch"),
+                        **{m: final.get(m) for m in METRICS},
+                        "wall_s": time.perf_counter() - began,
+                    }
+                )
+                print(
+                    f"  {preset} norm={norm} seed={seed}: val {final.get('val_auroc'):.4f} test {final.get('test_auroc'):.4f} "
+                    f"({time.perf_counter() - began:.0f} s)",
+                    flush=True,
+                )
         stats = {norm: {m: summary([r[m] for r in runs[norm]]) for m in METRICS} for norm in NORMS}
         paired = {m: summary([n[m] - b[m] for n, b in zip(runs["none"], runs["batch"])]) for m in METRICS}
         chosen = max(NORMS, key=lambda norm: stats[norm]["val_auroc"]["mean"])
-        presets.append({"preset": preset, "protocol": base.protocol, "epochs": base.epochs, "score": base.score,
-                        "seeds": seeds, "runs": runs, "stats": stats, "paired_none_minus_batch": paired, "chosen_by_val": chosen})
+        presets.append(
+            {
+                "preset": preset,
+                "protocol": base.protocol,
+                "epochs": base.epochs,
+                "score": base.score,
+                "seeds": seeds,
+                "runs": runs,
+                "stats": stats,
+                "paired_none_minus_batch": paired,
+                "chosen_by_val": chosen,
+            }
+        )
     rows = []
     for p in presets:
         for norm in NORMS:
             rows.append({"preset": p["preset"], "norm": norm, **{m: shown(p["stats"][norm][m]) for m in METRICS}})
-        rows.append({"preset": p["preset"], "norm": "none - batch (paired)",
-                     **{m: shown(p["paired_none_minus_batch"][m]) for m in METRICS}})
-    print(common.table(rows, [("preset", "preset"), ("norm", "norm"), ("val AUROC mean ± sd [95% CI]", "val_auroc"),
-                              ("test AUROC mean ± sd [95% CI]", "test_auroc")]))
+        rows.append(
+            {"preset": p["preset"], "norm": "none - batch (paired)", **{m: shown(p["paired_none_minus_batch"][m]) for m in METRICS}}
+        )
+    print(
+        common.table(
+            rows,
+            [
+                ("preset", "preset"),
+                ("norm", "norm"),
+                ("val AUROC mean ± sd [95% CI]", "val_auroc"),
+                ("test AUROC mean ± sd [95% CI]", "test_auroc"),
+            ],
+        )
+    )
     for p in presets:
         print(f"{p['preset']}: chosen by validation: norm={p['chosen_by_val']}")
     payload = {
-        "benchmark": NAME, "command": common.command(__file__, sys.argv[1:] if argv is None else argv), "quick": args.quick,
-        "machine": info, "load_start": started, "load_end": common.load(), "data": args.data, "threads": args.threads,
-        "selection": list(OBJECTIVE), "presets": presets, "table": rows,
+        "benchmark": NAME,
+        "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
+        "quick": args.quick,
+        "machine": info,
+        "load_start": started,
+        "load_end": common.load(),
+        "data": args.data,
+        "threads": args.threads,
+        "selection": list(OBJECTIVE),
+        "presets": presets,
+        "table": rows,
     }
     path = common.write(NAME, payload, args.out, args.quick)
     print(f"results: {path}")

@@ -82,27 +82,39 @@ def profile_prepare(src: Path, out: Path, workers: int | None, naive_s: float) -
             key = f"{Path(filename).stem}.{function}"
             cumulative[key] = max(cumulative.get(key, 0.0), cumtime)
     decode = cumulative.get("prepare._decode_source", 0.0)
-    top = dict(sorted(((k, v) for k, v in cumulative.items() if v >= 0.02 * total and k not in (
-        "prepare.prepare", "prepare._write")), key=lambda item: -item[1])[:10])
-    return {"total_s": total, "decoding_s": decode, "serial_outside_decoding_s": total - decode,
-            "ratio_if_only_decoding": naive_s / max(decode, 1e-9), "cumulative_s": top}
+    top = dict(
+        sorted(
+            ((k, v) for k, v in cumulative.items() if v >= 0.02 * total and k not in ("prepare.prepare", "prepare._write")),
+            key=lambda item: -item[1],
+        )[:10]
+    )
+    return {
+        "total_s": total,
+        "decoding_s": decode,
+        "serial_outside_decoding_s": total - decode,
+        "ratio_if_only_decoding": naive_s / max(decode, 1e-9),
+        "cumulative_s": top,
+    }
 
 
 def explain(ratio: float, profile: dict) -> str:
     inner = ("prepare._decode_source", "images.decode_many")
     parts = ", ".join(f"{k} {v:.2f} s" for k, v in profile["cumulative_s"].items() if k not in inner)
-    return (f"hamtune data prepare is {ratio:.2f}x the naive loop. cProfile of one run: {profile['decoding_s']:.2f} s of "
-            f"{profile['total_s']:.2f} s is decoding in the worker processes ({profile['ratio_if_only_decoding']:.2f}x the "
-            f"naive loop by itself); {profile['serial_outside_decoding_s']:.2f} s is serial work in the main process "
-            f"(cumulative: {parts}).")
+    return (
+        f"hamtune data prepare is {ratio:.2f}x the naive loop. cProfile of one run: {profile['decoding_s']:.2f} s of "
+        f"{profile['total_s']:.2f} s is decoding in the worker processes ({profile['ratio_if_only_decoding']:.2f}x the "
+        f"naive loop by itself); {profile['serial_outside_decoding_s']:.2f} s is serial work in the main process "
+        f"(cumulative: {parts})."
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=None, help=f"synthetic JPEGs (default {FULL_N:,}; quick {QUICK_N})")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 3, quick 1)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help=f"hamtune's decoding processes (default: its own, {default_workers()} here)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help=f"hamtune's decoding processes (default: its own, {default_workers()} here)"
+    )
     args = parser.parse_args(argv)
     n = args.images or (QUICK_N if args.quick else FULL_N)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -141,23 +153,37 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     for name, t in times.items():
         seconds = common.median(t)
-        rows.append({"method": name, "seconds": seconds, "images_per_s": n / seconds,
-                     "speedup": common.ratio(times["naive"], t)["median"]})
-    print(common.table(rows, [("method", "method"), ("seconds (median)", "seconds"), ("images/s", "images_per_s"),
-                              ("x vs naive", "speedup")]))
+        rows.append({"method": name, "seconds": seconds, "images_per_s": n / seconds, "speedup": common.ratio(times["naive"], t)["median"]})
+    print(
+        common.table(rows, [("method", "method"), ("seconds (median)", "seconds"), ("images/s", "images_per_s"), ("x vs naive", "speedup")])
+    )
     gap = explain(hamtune_x["median"], profile) if profile else None
-    print(f"hamtune data prepare: {hamtune_x['median']:.2f}x the naive loop (goal >= {GOAL:g}x: {'met' if met else 'MISSED'}); "
-          f"{n:,} images in {common.median(times['hamtune']):.1f} s; mean |naive - hamtune| = {difference:.2f} grey levels")
+    print(
+        f"hamtune data prepare: {hamtune_x['median']:.2f}x the naive loop (goal >= {GOAL:g}x: {'met' if met else 'MISSED'}); "
+        f"{n:,} images in {common.median(times['hamtune']):.1f} s; mean |naive - hamtune| = {difference:.2f} grey levels"
+    )
     if gap:
         print("gap: " + gap)
     payload = {
-        "benchmark": NAME, "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
-        "quick": args.quick, "machine": info, "load_start": started, "load_end": common.load(),
-        "images": n, "source_size": list(SOURCE_SIZE), "size": SIZE, "source_mb": source_bytes / 1e6,
-        "workers": args.workers or default_workers(), "repeats": repeats, "synthesis_s": synth_s,
-        "seconds": times, "table": rows,
+        "benchmark": NAME,
+        "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
+        "quick": args.quick,
+        "machine": info,
+        "load_start": started,
+        "load_end": common.load(),
+        "images": n,
+        "source_size": list(SOURCE_SIZE),
+        "size": SIZE,
+        "source_mb": source_bytes / 1e6,
+        "workers": args.workers or default_workers(),
+        "repeats": repeats,
+        "synthesis_s": synth_s,
+        "seconds": times,
+        "table": rows,
         "ratios": {name: common.ratio(times["naive"], t) for name, t in times.items() if name != "naive"},
-        "goal": {"ratio": GOAL, "met": met}, "profile": profile, "gap": gap,
+        "goal": {"ratio": GOAL, "met": met},
+        "profile": profile,
+        "gap": gap,
         "hamtune_prepare_s": common.median(times["hamtune"]),
         "mean_abs_difference_vs_naive": difference,
     }

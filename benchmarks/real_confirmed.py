@@ -44,17 +44,24 @@ def summarise(sweep: Path, baselines: Path) -> dict:
     seeds = seed_rows(trials[trials["kind"].isin(DEEP_KINDS)])
     table = per_configuration(seeds, objective(trials))
     for _, config in table[table["n"] >= 2].iterrows():
-        rows["configurations"].append({
-            "config_id": config["config_id"], "n": int(config["n"]),
-            **{k: config.get(k) for k in ("kind", "arch", "latent_dim", "lr", "score")},
-            **{f"{m}_{s}": float(config[f"{m}_{s}"]) for m in ("val_auroc", "test_auroc") for s in ("mean", "sd", "ci_low", "ci_high")},
-        })
+        rows["configurations"].append(
+            {
+                "config_id": config["config_id"],
+                "n": int(config["n"]),
+                **{k: config.get(k) for k in ("kind", "arch", "latent_dim", "lr", "score")},
+                **{f"{m}_{s}": float(config[f"{m}_{s}"]) for m in ("val_auroc", "test_auroc") for s in ("mean", "sd", "ci_low", "ci_high")},
+            }
+        )
     delivered = trials[trials["kind"] == ENSEMBLE]
     if len(delivered):
         row = delivered.iloc[-1]
         difference = compare(row, best_base, both)
-        rows["delivered"] = {"trial_id": row["trial_id"], "members": row["members"], **_tested(row, both),
-                             "minus_best_baseline": [difference.value, difference.low, difference.high] if difference else None}
+        rows["delivered"] = {
+            "trial_id": row["trial_id"],
+            "members": row["members"],
+            **_tested(row, both),
+            "minus_best_baseline": [difference.value, difference.low, difference.high] if difference else None,
+        }
     search = trials[trials["stage"] == "search"] if "stage" in trials.columns else trials
     rows["trials"] = {"search": len(search), "confirm": int((trials.get("stage") == "confirm").sum())}
     rows["best_baseline"] = str(best_base["model"])
@@ -75,15 +82,19 @@ def main() -> int:
         test = shown(base["test_auroc"], *base["test_interval"])
         print(f"| baseline {base['model']}{mark} | deterministic | {base['val_auroc']:.3f} | {test} |")
     for config in found["configurations"]:
-        print(f"| {config['kind']}/{config['arch']} latent {config['latent_dim']:.0f} lr {config['lr']:.2g} score {config['score']} "
-              f"({config['config_id']}) | {config['n']} | {config['val_auroc_mean']:.3f} +- {config['val_auroc_sd']:.3f} | "
-              f"{config['test_auroc_mean']:.3f} +- {config['test_auroc_sd']:.3f} "
-              f"[{config['test_auroc_ci_low']:.3f}, {config['test_auroc_ci_high']:.3f}] |")
+        print(
+            f"| {config['kind']}/{config['arch']} latent {config['latent_dim']:.0f} lr {config['lr']:.2g} score {config['score']} "
+            f"({config['config_id']}) | {config['n']} | {config['val_auroc_mean']:.3f} +- {config['val_auroc_sd']:.3f} | "
+            f"{config['test_auroc_mean']:.3f} +- {config['test_auroc_sd']:.3f} "
+            f"[{config['test_auroc_ci_low']:.3f}, {config['test_auroc_ci_high']:.3f}] |"
+        )
     delivered = found["delivered"]
     if delivered:
         diff = delivered["minus_best_baseline"]
-        print(f"| delivered: seed ensemble of the first configuration | {len(delivered['members'].split(','))} | "
-              f"{delivered['val_auroc']:.3f} | {shown(delivered['test_auroc'], *delivered['test_interval'])} |")
+        print(
+            f"| delivered: seed ensemble of the first configuration | {len(delivered['members'].split(','))} | "
+            f"{delivered['val_auroc']:.3f} | {shown(delivered['test_auroc'], *delivered['test_interval'])} |"
+        )
         if diff:
             verdict = "beats" if diff[1] > 0 else "does not beat"
             print(f"delivered minus the best baseline ({found['best_baseline']}), paired bootstrap: {signed(Interval(*diff))}: {verdict}")

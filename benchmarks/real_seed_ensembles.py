@@ -43,22 +43,32 @@ def summarise(root: Path, prefix: str, baselines: Path) -> dict:
         both = pd.concat([scores.assign(sweep=folder.name), base_scores.assign(sweep=best_base["sweep"])], ignore_index=True)
         difference = compare(pd.Series({**row.to_dict(), "sweep": folder.name}), best_base, both)
         best_seed = trials[trials["kind"] != "ensemble"].sort_values("val_auroc", ascending=False).iloc[0]
-        ensembles.append({
-            "draw": folder.name, "seeds": ",".join(str(int(s)) for s in sorted(trials.loc[trials["kind"] != "ensemble", "seed"])),
-            "ensemble_val_auroc": float(row["val_auroc"]), "ensemble_test_auroc": float(row["test_auroc"]),
-            "ensemble_test_auroc_interval": [interval.low, interval.high],
-            "minus_best_baseline": [difference.value, difference.low, difference.high] if difference else None,
-            "best_seed_by_val": {"seed": int(best_seed["seed"]), "val_auroc": float(best_seed["val_auroc"]),
-                                 "test_auroc": float(best_seed["test_auroc"])},
-            "ensemble_beats_best_seed_on_val": bool(row["val_auroc"] > best_seed["val_auroc"]),
-        })
+        ensembles.append(
+            {
+                "draw": folder.name,
+                "seeds": ",".join(str(int(s)) for s in sorted(trials.loc[trials["kind"] != "ensemble", "seed"])),
+                "ensemble_val_auroc": float(row["val_auroc"]),
+                "ensemble_test_auroc": float(row["test_auroc"]),
+                "ensemble_test_auroc_interval": [interval.low, interval.high],
+                "minus_best_baseline": [difference.value, difference.low, difference.high] if difference else None,
+                "best_seed_by_val": {
+                    "seed": int(best_seed["seed"]),
+                    "val_auroc": float(best_seed["val_auroc"]),
+                    "test_auroc": float(best_seed["test_auroc"]),
+                },
+                "ensemble_beats_best_seed_on_val": bool(row["val_auroc"] > best_seed["val_auroc"]),
+            }
+        )
     all_seeds = pd.concat(seeds, ignore_index=True)
     val = spread(all_seeds["val_auroc"].to_numpy(float))
     test = spread(all_seeds["test_auroc"].to_numpy(float))
     ens = np.array([e["ensemble_test_auroc"] for e in ensembles])
     return {
-        "best_baseline": {"model": best_base["model"], "val_auroc": float(best_base["val_auroc"]),
-                          "test_auroc": float(best_base["test_auroc"])},
+        "best_baseline": {
+            "model": best_base["model"],
+            "val_auroc": float(best_base["val_auroc"]),
+            "test_auroc": float(best_base["test_auroc"]),
+        },
         "single_seeds": {"n": len(all_seeds), "val_auroc": val[:4], "test_auroc": test[:4]},
         "draws": ensembles,
         "ensemble_test_auroc_across_draws": {"mean": float(ens.mean()), "sd": float(ens.std(ddof=1)) if len(ens) > 1 else math.nan},
@@ -74,8 +84,10 @@ def main() -> int:
     args = parser.parse_args()
     found = summarise(args.root, args.prefix, args.root / f"real-baselines-{args.protocol}")
     single = found["single_seeds"]
-    print(f"{args.protocol}: best baseline on validation {found['best_baseline']['model']} "
-          f"(val {found['best_baseline']['val_auroc']:.3f}, test {found['best_baseline']['test_auroc']:.3f})")
+    print(
+        f"{args.protocol}: best baseline on validation {found['best_baseline']['model']} "
+        f"(val {found['best_baseline']['val_auroc']:.3f}, test {found['best_baseline']['test_auroc']:.3f})"
+    )
     mean, sd, low, high = single["test_auroc"]
     vmean, vsd, _, _ = single["val_auroc"]
     print(f"single seeds (n={single['n']}): val {vmean:.3f} +- {vsd:.3f}; test {mean:.3f} +- {sd:.3f} [{low:.3f}, {high:.3f}]")
@@ -83,10 +95,12 @@ def main() -> int:
         low, high = draw["ensemble_test_auroc_interval"]
         diff = draw["minus_best_baseline"]
         against = "n/a" if diff is None else signed(Interval(*diff))
-        print(f"  {draw['draw']} (seeds {draw['seeds']}): ensemble val {draw['ensemble_val_auroc']:.3f}, test "
-              f"{shown(draw['ensemble_test_auroc'], low, high)}; minus best baseline {against}; "
-              f"best seed by val: seed {draw['best_seed_by_val']['seed']} val {draw['best_seed_by_val']['val_auroc']:.3f} "
-              f"test {draw['best_seed_by_val']['test_auroc']:.3f}")
+        print(
+            f"  {draw['draw']} (seeds {draw['seeds']}): ensemble val {draw['ensemble_val_auroc']:.3f}, test "
+            f"{shown(draw['ensemble_test_auroc'], low, high)}; minus best baseline {against}; "
+            f"best seed by val: seed {draw['best_seed_by_val']['seed']} val {draw['best_seed_by_val']['val_auroc']:.3f} "
+            f"test {draw['best_seed_by_val']['test_auroc']:.3f}"
+        )
     across = found["ensemble_test_auroc_across_draws"]
     print(f"ensemble test AUROC across {len(found['draws'])} draws of 5 seeds: {across['mean']:.3f} +- {across['sd']:.4f} (sd)")
     if args.out:

@@ -30,8 +30,7 @@ from hamtune.train.evaluate import FLIPS, latent_gaussian
 from hamtune.train.tensors import to_input
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000_real"
-SUMS = (("mse", "latent"), ("ssim", "latent"), ("mse", "ssim"), ("mse", "ssim", "latent"), ("ssim", "pca64"),
-        ("ssim", "latent", "pca64"))
+SUMS = (("mse", "latent"), ("ssim", "latent"), ("mse", "ssim"), ("mse", "ssim", "latent"), ("ssim", "pca64"), ("ssim", "latent", "pca64"))
 
 
 @torch.no_grad()
@@ -100,10 +99,15 @@ def main(mode: str = "none", epochs: int = 12, protocols: str = "nevus,cancer") 
             mean, precision = (t.numpy() for t in latent_gaussian(torch.as_tensor(parts(model, images, plan.train, False)["z"])))
             for tta in (False, True):
                 split = {"val": parts(model, images, plan.val, tta), "test": parts(model, images, plan.test, tta)}
-                scores = {name: {"mse": p["mse"], "ssim": p["ssim"],
-                                 "latent": np.einsum("ij,jk,ik->i", p["z"] - mean, precision, p["z"] - mean),
-                                 "pca64": pca_val if name == "val" else pca_test}
-                          for name, p in split.items()}
+                scores = {
+                    name: {
+                        "mse": p["mse"],
+                        "ssim": p["ssim"],
+                        "latent": np.einsum("ij,jk,ik->i", p["z"] - mean, precision, p["z"] - mean),
+                        "pca64": pca_val if name == "val" else pca_test,
+                    }
+                    for name, p in split.items()
+                }
                 normal = val_labels == 0
                 for combo in SUMS:
                     for name in ("val", "test"):
@@ -112,8 +116,11 @@ def main(mode: str = "none", epochs: int = 12, protocols: str = "nevus,cancer") 
                         )
                 print(f"  == epoch {epoch} (best val {chosen}) tta={tta}", flush=True)
                 for key in scores["val"]:
-                    print(f"  {protocol} {key:20s} val {roc_auc_score(val_labels, scores['val'][key]):.3f} "
-                          f"test {roc_auc_score(test_labels, scores['test'][key]):.3f}", flush=True)
+                    print(
+                        f"  {protocol} {key:20s} val {roc_auc_score(val_labels, scores['val'][key]):.3f} "
+                        f"test {roc_auc_score(test_labels, scores['test'][key]):.3f}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

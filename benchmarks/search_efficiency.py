@@ -59,10 +59,18 @@ def space_for(method: str, seed: int, data: Prepared, trials: int, max_epochs: i
         sampler["n_startup_trials"] = max(2, trials // 4)
     scheduler = {"name": "asha", "grace_period": 1, "reduction_factor": 2} if METHODS[method]["scheduler"] == "asha" else "none"
     raw = {
-        "name": "efficiency", "data": str(data.path), "protocol": "cancer", "seed": seed,
-        "objective": {"metric": "val_auroc", "mode": "max"}, "sampler": sampler, "scheduler": scheduler,
-        "num_samples": trials, "max_epochs": max_epochs, "resources": {"cpus": 1},
-        "fixed": {"image_size": 28, "device": "cpu"}, "params": PARAMS,
+        "name": "efficiency",
+        "data": str(data.path),
+        "protocol": "cancer",
+        "seed": seed,
+        "objective": {"metric": "val_auroc", "mode": "max"},
+        "sampler": sampler,
+        "scheduler": scheduler,
+        "num_samples": trials,
+        "max_epochs": max_epochs,
+        "resources": {"cpus": 1},
+        "fixed": {"image_size": 28, "device": "cpu"},
+        "params": PARAMS,
     }
     return parse_space(raw, folder / "efficiency.yaml")
 
@@ -73,11 +81,14 @@ def curve(directory: Path) -> pd.DataFrame:
     per_trial = epochs.groupby("trial_id").agg(epochs=("epoch", "size"), best=("val_auroc", "max"))
     order = per_trial.reindex(trials["trial_id"]).fillna({"epochs": 0})
     best = order["best"].astype(float).where(np.isfinite(order["best"].astype(float)))
-    return pd.DataFrame({
-        "trial_id": order.index, "epochs": order["epochs"].astype(int).cumsum().to_numpy(),
-        "best_val_auroc": best.cummax().to_numpy(),
-        "test_auroc_of_best": _test_of_best(trials),
-    })
+    return pd.DataFrame(
+        {
+            "trial_id": order.index,
+            "epochs": order["epochs"].astype(int).cumsum().to_numpy(),
+            "best_val_auroc": best.cummax().to_numpy(),
+            "test_auroc_of_best": _test_of_best(trials),
+        }
+    )
 
 
 def _test_of_best(trials: pd.DataFrame) -> np.ndarray:
@@ -111,19 +122,28 @@ def figure(curves: dict[tuple[str, int], pd.DataFrame], budget: int, target: flo
     dashes = ("solid", "dash", "dot", "dashdot")
     fig = go.Figure()
     for (method, seed), frame in curves.items():
-        fig.add_trace(go.Scatter(
-            x=[0, *frame["epochs"]], y=[None, *frame["best_val_auroc"]], mode="lines+markers", line_shape="hv",
-            name=f"{method}, seed {seed}", legendgroup=method,
-            line=dict(color=colours[method], dash=dashes[seed % len(dashes)]), marker=dict(size=5),
-            customdata=np.stack([frame["trial_id"], frame["test_auroc_of_best"]], axis=1),
-            hovertemplate="%{x} epochs: best val AUROC %{y:.4f}<br>(test AUROC of that trial %{customdata[1]:.4f})<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[0, *frame["epochs"]],
+                y=[None, *frame["best_val_auroc"]],
+                mode="lines+markers",
+                line_shape="hv",
+                name=f"{method}, seed {seed}",
+                legendgroup=method,
+                line=dict(color=colours[method], dash=dashes[seed % len(dashes)]),
+                marker=dict(size=5),
+                customdata=np.stack([frame["trial_id"], frame["test_auroc_of_best"]], axis=1),
+                hovertemplate="%{x} epochs: best val AUROC %{y:.4f}<br>(test AUROC of that trial %{customdata[1]:.4f})<extra></extra>",
+            )
+        )
     fig.add_hline(y=target, line=dict(color="#d62728", dash="dot"), annotation_text=f"{TARGET:.0%} of the best val AUROC found")
     fig.add_vline(x=budget, line=dict(color="#2ca02c", dash="dot"), annotation_text="common epoch budget")
     fig.update_layout(
         title="Search efficiency: best val AUROC by training epochs spent (trials in finish order)",
-        xaxis_title="training epochs spent (cumulative)", yaxis_title="best val AUROC so far",
-        template="plotly_white", height=520,
+        xaxis_title="training epochs spent (cumulative)",
+        yaxis_title="best val AUROC so far",
+        template="plotly_white",
+        height=520,
     )
     fig.write_html(path, include_plotlyjs="cdn", full_html=True)
 
@@ -154,13 +174,15 @@ def main(argv: list[str] | None = None) -> dict:
                 space = space_for(method, seed, data, trials[method], max_epochs, root)
                 begun = time.perf_counter()
                 with contextlib.redirect_stdout(io.StringIO()):
-                    directory = runner.run_sweep(space, runner.SweepOptions(name=f"{method.split()[0].lower()}-{seed}",
-                                                                             results_root=root))
+                    directory = runner.run_sweep(space, runner.SweepOptions(name=f"{method.split()[0].lower()}-{seed}", results_root=root))
                 seconds[method, seed] = time.perf_counter() - begun
                 curves[method, seed] = curve(directory)
-                print(f"  {method:26s} seed {seed}: {trials[method]} trials, {int(curves[method, seed]['epochs'].iloc[-1])} "
-                      f"epochs, best val AUROC {curves[method, seed]['best_val_auroc'].max():.4f} "
-                      f"({seconds[method, seed]:.0f} s)", flush=True)
+                print(
+                    f"  {method:26s} seed {seed}: {trials[method]} trials, {int(curves[method, seed]['epochs'].iloc[-1])} "
+                    f"epochs, best val AUROC {curves[method, seed]['best_val_auroc'].max():.4f} "
+                    f"({seconds[method, seed]:.0f} s)",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     best_found = max(float(np.nanmax(c["best_val_auroc"])) for c in curves.values() if c["best_val_auroc"].notna().any())
@@ -171,24 +193,39 @@ def main(argv: list[str] | None = None) -> dict:
         reached = [epochs_to_reach(c, target, budget) for _, c in runs]
         final = [at_budget(c, budget) for _, c in runs]
         hits = [r for r in reached if r is not None]
-        rows.append({
-            "method": method, "trials": trials[method],
-            "epochs_spent": float(np.median([int(c["epochs"].iloc[-1]) for _, c in runs])),
-            "best_at_budget": float(np.nanmedian([f["best_val_auroc"] for f in final])),
-            "test_of_best": float(np.nanmedian([f["test_auroc_of_best"] for f in final])),
-            "epochs_to_target": float(np.median(hits)) if len(hits) == len(runs) else None,
-            "reached": f"{len(hits)}/{len(runs)}",
-            "per_seed": " / ".join("-" if r is None else str(r) for r in reached),
-            "seconds": float(np.median([seconds[method, s] for s, _ in runs])),
-        })
-        per_run += [{"method": method, "seed": s, "epochs_to_target": r, "seconds": seconds[method, s],
-                     "curve": c.to_dict(orient="list")} for (s, c), r in zip(runs, reached)]
-    print(common.table(rows, [
-        ("method", "method"), ("trials", "trials"), ("epochs run", "epochs_spent"),
-        (f"best val AUROC @{budget} epochs", "best_at_budget"), ("its test AUROC", "test_of_best"),
-        (f"epochs to {TARGET:.0%} of best ({target:.3f}), median", "epochs_to_target"), ("per seed", "per_seed"),
-        ("seeds reaching it", "reached"),
-        ("sweep s", "seconds")]))
+        rows.append(
+            {
+                "method": method,
+                "trials": trials[method],
+                "epochs_spent": float(np.median([int(c["epochs"].iloc[-1]) for _, c in runs])),
+                "best_at_budget": float(np.nanmedian([f["best_val_auroc"] for f in final])),
+                "test_of_best": float(np.nanmedian([f["test_auroc_of_best"] for f in final])),
+                "epochs_to_target": float(np.median(hits)) if len(hits) == len(runs) else None,
+                "reached": f"{len(hits)}/{len(runs)}",
+                "per_seed": " / ".join("-" if r is None else str(r) for r in reached),
+                "seconds": float(np.median([seconds[method, s] for s, _ in runs])),
+            }
+        )
+        per_run += [
+            {"method": method, "seed": s, "epochs_to_target": r, "seconds": seconds[method, s], "curve": c.to_dict(orient="list")}
+            for (s, c), r in zip(runs, reached)
+        ]
+    print(
+        common.table(
+            rows,
+            [
+                ("method", "method"),
+                ("trials", "trials"),
+                ("epochs run", "epochs_spent"),
+                (f"best val AUROC @{budget} epochs", "best_at_budget"),
+                ("its test AUROC", "test_of_best"),
+                (f"epochs to {TARGET:.0%} of best ({target:.3f}), median", "epochs_to_target"),
+                ("per seed", "per_seed"),
+                ("seeds reaching it", "reached"),
+                ("sweep s", "seconds"),
+            ],
+        )
+    )
     out = Path(args.out) if args.out else (common.QUICK_RESULTS if args.quick else common.RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     html = out / f"{NAME}.html"
@@ -196,12 +233,27 @@ def main(argv: list[str] | None = None) -> dict:
     a, b = (r["epochs_to_target"] for r in rows)
     ratio = a / b if a and b else None
     payload = {
-        "benchmark": NAME, "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
-        "quick": args.quick, "machine": info, "load_start": started, "load_end": common.load(),
-        "images": int(data.manifest["count"]), "image_size": 28, "params": PARAMS, "methods": METHODS,
-        "seeds": seeds, "max_epochs": max_epochs, "budget_epochs": budget, "trials": trials,
-        "best_val_auroc_found": best_found, "target": target, "target_fraction": TARGET,
-        "table": rows, "runs": per_run, "epochs_to_target_ratio_random_over_tpe_asha": ratio, "figure": html.name,
+        "benchmark": NAME,
+        "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
+        "quick": args.quick,
+        "machine": info,
+        "load_start": started,
+        "load_end": common.load(),
+        "images": int(data.manifest["count"]),
+        "image_size": 28,
+        "params": PARAMS,
+        "methods": METHODS,
+        "seeds": seeds,
+        "max_epochs": max_epochs,
+        "budget_epochs": budget,
+        "trials": trials,
+        "best_val_auroc_found": best_found,
+        "target": target,
+        "target_fraction": TARGET,
+        "table": rows,
+        "runs": per_run,
+        "epochs_to_target_ratio_random_over_tpe_asha": ratio,
+        "figure": html.name,
     }
     path = common.write(NAME, payload, args.out, args.quick)
     print(f"results: {path}\nfigure: {html}")

@@ -96,15 +96,42 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     for name in options:
         per_step = common.median(times[name])
-        rows.append({"option": name, "img_s": batch / per_step, "gflops": flops * batch / per_step / 1e9,
-                     "share": f"{flops * batch / per_step / 1e9 / peak:.0%}",
-                     "vs_nchw": common.ratio(times["NCHW"], times[name])["median"], "first_step_s": first_s[name]})
-    print(common.table(rows, [("option", "option"), ("img/s", "img_s"), ("GFLOP/s", "gflops"), ("of sgemm peak", "share"),
-                              ("vs NCHW", "vs_nchw"), ("first step s (compilation)", "first_step_s")]))
+        rows.append(
+            {
+                "option": name,
+                "img_s": batch / per_step,
+                "gflops": flops * batch / per_step / 1e9,
+                "share": f"{flops * batch / per_step / 1e9 / peak:.0%}",
+                "vs_nchw": common.ratio(times["NCHW"], times[name])["median"],
+                "first_step_s": first_s[name],
+            }
+        )
+    print(
+        common.table(
+            rows,
+            [
+                ("option", "option"),
+                ("img/s", "img_s"),
+                ("GFLOP/s", "gflops"),
+                ("of sgemm peak", "share"),
+                ("vs NCHW", "vs_nchw"),
+                ("first step s (compilation)", "first_step_s"),
+            ],
+        )
+    )
     payload = {
-        "benchmark": NAME, "command": common.command(__file__, sys.argv[1:] if argv is None else argv), "quick": args.quick,
-        "machine": info, "load_start": started, "load_end": common.load(), "config": config.to_dict(),
-        "step_mflop_per_image": flops / 1e6, "sgemm_gflops": peak, "seconds_per_step": times, "first_step_s": first_s, "table": rows,
+        "benchmark": NAME,
+        "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
+        "quick": args.quick,
+        "machine": info,
+        "load_start": started,
+        "load_end": common.load(),
+        "config": config.to_dict(),
+        "step_mflop_per_image": flops / 1e6,
+        "sgemm_gflops": peak,
+        "seconds_per_step": times,
+        "first_step_s": first_s,
+        "table": rows,
     }
     path = common.write(NAME, payload, args.out, args.quick)
     print(f"results: {path}")

@@ -38,21 +38,48 @@ from hamtune.train.config import build_config
 from hamtune.train.loop import Run, train
 
 NAME = "sweep_overhead"
-FIXED = {"kind": "ae", "arch": "mlp", "mlp_width": 128, "mlp_depth": 2, "latent_dim": 16, "norm": "none",
-         "batch_size": 64, "image_size": 28, "device": "cpu", "seed": 0}
+FIXED = {
+    "kind": "ae",
+    "arch": "mlp",
+    "mlp_width": 128,
+    "mlp_depth": 2,
+    "latent_dim": 16,
+    "norm": "none",
+    "batch_size": 64,
+    "image_size": 28,
+    "device": "cpu",
+    "seed": 0,
+}
 LRS = (1e-3, 2e-3, 3e-3, 5e-3, 7e-4, 1.5e-3, 2.5e-3, 4e-3)
 GPU_FRACTIONS = (1.0, 0.5, 0.25, 0.125)
-GPU_FIXED = {"kind": "ae", "arch": "cnn", "cnn_channels": 32, "cnn_blocks": 3, "latent_dim": 32, "batch_size": 128,
-             "image_size": 64, "device": "cuda", "seed": 0}
+GPU_FIXED = {
+    "kind": "ae",
+    "arch": "cnn",
+    "cnn_channels": 32,
+    "cnn_blocks": 3,
+    "latent_dim": 32,
+    "batch_size": 128,
+    "image_size": 64,
+    "device": "cuda",
+    "seed": 0,
+}
 
 
-def space_for(data: Prepared, lrs: tuple[float, ...], epochs: int, fixed: dict, cpus: float, gpus: float,
-              max_concurrent: int | None, folder: Path):
+def space_for(
+    data: Prepared, lrs: tuple[float, ...], epochs: int, fixed: dict, cpus: float, gpus: float, max_concurrent: int | None, folder: Path
+):
     """A grid space whose every point is one of the fixed trials: nothing is searched."""
     raw = {
-        "name": "overhead", "data": str(data.path), "sampler": {"name": "grid", "seed": 0}, "scheduler": "none",
-        "num_samples": len(lrs), "max_epochs": epochs, "resources": {"cpus": cpus, "gpus": gpus},
-        "fixed": fixed, "params": {"lr": {"choice": list(lrs)}}, "max_failures": 0,
+        "name": "overhead",
+        "data": str(data.path),
+        "sampler": {"name": "grid", "seed": 0},
+        "scheduler": "none",
+        "num_samples": len(lrs),
+        "max_epochs": epochs,
+        "resources": {"cpus": cpus, "gpus": gpus},
+        "fixed": fixed,
+        "params": {"lr": {"choice": list(lrs)}},
+        "max_failures": 0,
     }
     if max_concurrent:
         raw["max_concurrent"] = max_concurrent
@@ -63,6 +90,7 @@ def bare(data: Prepared, lrs: tuple[float, ...], epochs: int, checkpoints: bool)
     """Every trial as a plain train() call (one thread, like a 1-CPU trial); returns the total seconds."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hamtune-bench-ckpt-") as folder:
+
         def save(metrics: dict, run: Run) -> None:
             run.save(Path(folder) / f"epoch-{run.epoch}")
 
@@ -103,8 +131,10 @@ def gpu_packing(make_data: Callable[[], Prepared], epochs: int, trials: int, roo
     import torch
 
     if not torch.cuda.is_available():
-        return {"skipped": "no CUDA GPU on this machine: the fractional-packing part (1, 0.5, 0.25, 0.125 GPU "
-                           "per trial) needs one; no GPU figure is claimed"}
+        return {
+            "skipped": "no CUDA GPU on this machine: the fractional-packing part (1, 0.5, 0.25, 0.125 GPU "
+            "per trial) needs one; no GPU figure is claimed"
+        }
     data = make_data()
     lrs = tuple(1e-3 * (1 + i / trials) for i in range(trials))
     out = {"device": torch.cuda.get_device_name(0), "fixed": GPU_FIXED, "epochs": epochs, "trials": trials, "packing": []}
@@ -113,8 +143,14 @@ def gpu_packing(make_data: Callable[[], Prepared], epochs: int, trials: int, roo
         seconds, directory = sweep(space, root, f"gpu-{fraction:g}")
         epochs_table = load_results(directory)[1]
         images = float(epochs_table["train_images_per_s"].mul(epochs_table["epoch_time_s"]).sum())
-        out["packing"].append({"gpu_per_trial": fraction, "seconds": seconds, "trials_per_hour": trials / seconds * 3600,
-                               "aggregate_images_per_s": images / seconds})
+        out["packing"].append(
+            {
+                "gpu_per_trial": fraction,
+                "seconds": seconds,
+                "trials_per_hour": trials / seconds * 3600,
+                "aggregate_images_per_s": images / seconds,
+            }
+        )
     return out
 
 
@@ -144,12 +180,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     bare(data, lrs[:1], 1, checkpoints=True)  # first-call costs (allocator, kernels) are nobody's overhead
     try:
-        times = common.interleaved({
-            "bare": lambda: bare(data, lrs, epochs, checkpoints=False),
-            "bare + checkpoints": lambda: bare(data, lrs, epochs, checkpoints=True),
-            "sweep, 1 at a time": lambda: swept("sweep, 1 at a time", 1),
-            "sweep, packed": lambda: swept("sweep, packed", cores),
-        }, repeats, warmup=0)
+        times = common.interleaved(
+            {
+                "bare": lambda: bare(data, lrs, epochs, checkpoints=False),
+                "bare + checkpoints": lambda: bare(data, lrs, epochs, checkpoints=True),
+                "sweep, 1 at a time": lambda: swept("sweep, 1 at a time", 1),
+                "sweep, packed": lambda: swept("sweep, packed", cores),
+            },
+            repeats,
+            warmup=0,
+        )
         inside = [in_trial_seconds(d) for d in directories["sweep, 1 at a time"]]
         gpu = gpu_packing(lambda: common.synthetic_prepared(args.images or 600, 64), epochs, 16, root)
     finally:
@@ -160,10 +200,28 @@ def main(argv: list[str] | None = None) -> dict:
     overhead = [(s - b) / k for s, b in zip(times["sweep, 1 at a time"], times["bare"])]
     checkpoint = [(c - b) / k for c, b in zip(times["bare + checkpoints"], times["bare"])]
     between = [(s - i) / k for s, i in zip(times["sweep, 1 at a time"], inside)]
-    rows = [{"method": name, "seconds": medians[name], "per_trial": per_trial[name], "trials_per_hour": 3600 / per_trial[name],
-             "vs_bare": common.ratio(t, times["bare"])["median"]} for name, t in times.items()]
-    print(common.table(rows, [("method", "method"), (f"seconds for {k} trials", "seconds"), ("s/trial", "per_trial"),
-                              ("trials/hour", "trials_per_hour"), ("time vs bare", "vs_bare")]))
+    rows = [
+        {
+            "method": name,
+            "seconds": medians[name],
+            "per_trial": per_trial[name],
+            "trials_per_hour": 3600 / per_trial[name],
+            "vs_bare": common.ratio(t, times["bare"])["median"],
+        }
+        for name, t in times.items()
+    ]
+    print(
+        common.table(
+            rows,
+            [
+                ("method", "method"),
+                (f"seconds for {k} trials", "seconds"),
+                ("s/trial", "per_trial"),
+                ("trials/hour", "trials_per_hour"),
+                ("time vs bare", "vs_bare"),
+            ],
+        )
+    )
     summary = {
         "ray_startup_s": startup,
         "overhead_per_trial_s": common.median(overhead),
@@ -173,19 +231,39 @@ def main(argv: list[str] | None = None) -> dict:
         "packed_speedup_vs_bare": common.ratio(times["bare"], times["sweep, packed"]),
     }
     startup_text = f"{startup:.1f} s once per sweep" if startup is not None else "not measured (Ray was already running)"
-    print(f"Ray start-up: {startup_text}; overhead per trial {summary['overhead_per_trial_s']:.2f} s "
-          f"(of which per-epoch checkpoints {summary['checkpointing_per_trial_s']:.2f} s, scheduling/recording between "
-          f"trials {summary['outside_trials_per_trial_s']:.2f} s); a packed CPU sweep runs "
-          f"{summary['packed_speedup_vs_bare']['median']:.2f}x the bare trials/hour")
-    print(gpu.get("skipped") or "GPU packing: " + ", ".join(
-        f"{p['gpu_per_trial']:g} GPU/trial {p['trials_per_hour']:.0f} trials/h {p['aggregate_images_per_s']:.0f} img/s"
-        for p in gpu["packing"]))
+    print(
+        f"Ray start-up: {startup_text}; overhead per trial {summary['overhead_per_trial_s']:.2f} s "
+        f"(of which per-epoch checkpoints {summary['checkpointing_per_trial_s']:.2f} s, scheduling/recording between "
+        f"trials {summary['outside_trials_per_trial_s']:.2f} s); a packed CPU sweep runs "
+        f"{summary['packed_speedup_vs_bare']['median']:.2f}x the bare trials/hour"
+    )
+    print(
+        gpu.get("skipped")
+        or "GPU packing: "
+        + ", ".join(
+            f"{p['gpu_per_trial']:g} GPU/trial {p['trials_per_hour']:.0f} trials/h {p['aggregate_images_per_s']:.0f} img/s"
+            for p in gpu["packing"]
+        )
+    )
     payload = {
-        "benchmark": NAME, "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
-        "quick": args.quick, "machine": info, "load_start": started, "load_end": common.load(),
-        "trials": k, "epochs_per_trial": epochs, "repeats": repeats, "trial_config": FIXED, "lrs": list(lrs),
-        "train_images": int(data.manifest["count"]), "cpus_per_trial": 1, "packed_concurrency": cores,
-        "seconds": times, "table": rows, "summary": summary, "gpu": gpu,
+        "benchmark": NAME,
+        "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
+        "quick": args.quick,
+        "machine": info,
+        "load_start": started,
+        "load_end": common.load(),
+        "trials": k,
+        "epochs_per_trial": epochs,
+        "repeats": repeats,
+        "trial_config": FIXED,
+        "lrs": list(lrs),
+        "train_images": int(data.manifest["count"]),
+        "cpus_per_trial": 1,
+        "packed_concurrency": cores,
+        "seconds": times,
+        "table": rows,
+        "summary": summary,
+        "gpu": gpu,
     }
     path = common.write(NAME, payload, args.out, args.quick)
     print(f"results: {path}")

@@ -65,12 +65,18 @@ def run_hamtune(data: Path, trials: int, epochs: int, protocol: str, storage: Pa
     import hamtune
 
     space = {
-        "name": "sweep-real-bench", "data": str(data), "protocol": protocol, "seed": 0,
+        "name": "sweep-real-bench",
+        "data": str(data),
+        "protocol": protocol,
+        "seed": 0,
         "objective": {"metric": "val_auroc", "mode": "max"},
         "sampler": {"name": "tpe", "n_startup_trials": 4},
         "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 3},
-        "num_samples": trials, "max_epochs": epochs, "resources": {"cpus": 1, "gpus": 0},
-        "fixed": {**FIXED, "patience": 2}, "params": space_params(),
+        "num_samples": trials,
+        "max_epochs": epochs,
+        "resources": {"cpus": 1, "gpus": 0},
+        "fixed": {**FIXED, "patience": 2},
+        "params": space_params(),
     }
     hamtune.run_sweep(space, name="hamtune", results=storage)
 
@@ -129,8 +135,13 @@ def plain_trial(config: dict, files: dict, split: dict, epochs: int) -> None:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        tune.report({"epoch": epoch + 1, "val_auroc": auroc(split["val"], split["val_labels"]),
-                     "test_auroc": auroc(split["test"], split["test_labels"])})
+        tune.report(
+            {
+                "epoch": epoch + 1,
+                "val_auroc": auroc(split["val"], split["val_labels"]),
+                "test_auroc": auroc(split["test"], split["test_labels"]),
+            }
+        )
 
 
 def run_plain(data: Path, trials: int, epochs: int, protocol: str, storage: Path) -> None:
@@ -145,14 +156,22 @@ def run_plain(data: Path, trials: int, epochs: int, protocol: str, storage: Path
     prepared = load_prepared(prepare(data, size=64, progress=False))
     plan = plan_splits(prepared, TrainConfig(**FIXED, protocol=protocol), None)
     ids = prepared.meta["image_id"].to_numpy(str)
-    split = {"train": list(ids[plan.train]), "val": list(ids[plan.val]), "val_labels": plan.labels[plan.val].tolist(),
-             "test": list(ids[plan.test]), "test_labels": plan.test_labels[plan.test].tolist()}
+    split = {
+        "train": list(ids[plan.train]),
+        "val": list(ids[plan.val]),
+        "val_labels": plan.labels[plan.val].tolist(),
+        "test": list(ids[plan.test]),
+        "test_labels": plan.test_labels[plan.test].tolist(),
+    }
     files = jpeg_files(data, storage / "jpegs")
     ray.init()
     search = OptunaSearch(space=define_by_run, metric="val_auroc", mode="max", seed=0)
     trainable = tune.with_resources(tune.with_parameters(plain_trial, files=files, split=split, epochs=epochs), {"cpu": 1})
-    tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(num_samples=trials, search_alg=search),
-                       run_config=tune.RunConfig(name="plain", storage_path=str(storage)))
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(num_samples=trials, search_alg=search),
+        run_config=tune.RunConfig(name="plain", storage_path=str(storage)),
+    )
     tuner.fit()
 
 
@@ -162,24 +181,54 @@ def events(folder: Path) -> list[dict]:
     for path in sorted(folder.glob("**/result.json")):
         for line in path.read_text().splitlines():
             result = json.loads(line)
-            out.append({"trial": result["trial_id"], "at": result["timestamp"], "epoch": result.get("epoch"),
-                        "val_auroc": result.get("val_auroc"), "test_auroc": result.get("test_auroc"),
-                        "status": result.get("status")})
+            out.append(
+                {
+                    "trial": result["trial_id"],
+                    "at": result["timestamp"],
+                    "epoch": result.get("epoch"),
+                    "val_auroc": result.get("val_auroc"),
+                    "test_auroc": result.get("test_auroc"),
+                    "status": result.get("status"),
+                }
+            )
     return out
 
 
 def side(name: str, data: Path, trials: int, epochs: int, protocol: str, storage: Path) -> dict:
     """Run one side in its own process (its own Ray); its wall time, trials and epoch reports."""
     started = time.time()
-    subprocess.run([sys.executable, __file__, "--side", name, "--data", str(data), "--trials", str(trials),
-                    "--epochs", str(epochs), "--protocol", protocol, "--storage", str(storage)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--side",
+            name,
+            "--data",
+            str(data),
+            "--trials",
+            str(trials),
+            "--epochs",
+            str(epochs),
+            "--protocol",
+            protocol,
+            "--storage",
+            str(storage),
+        ],
+        check=True,
+    )
     wall = time.time() - started
     reports = events(storage / name)
     for report in reports:
         report["t"] = report["at"] - started
     by_trial = {r["trial"] for r in reports}
-    return {"side": name, "wall_s": wall, "trials": len(by_trial), "epochs_trained": len(reports),
-            "trials_per_hour": len(by_trial) * 3600 / wall, "reports": reports}
+    return {
+        "side": name,
+        "wall_s": wall,
+        "trials": len(by_trial),
+        "epochs_trained": len(reports),
+        "trials_per_hour": len(by_trial) * 3600 / wall,
+        "reports": reports,
+    }
 
 
 def best_by(reports: list[dict], seconds: float) -> dict | None:
@@ -193,8 +242,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--trials", type=int, default=None, help="trials per side (default 8, quick 2)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per trial at most (default 5, quick 1)")
     parser.add_argument("--protocol", default="cancer", choices=("cancer", "nevus"))
-    parser.add_argument("--data", type=Path, default=None,
-                        help=f"release-layout folder (default {REAL}; quick: 160 synthetic images)")
+    parser.add_argument("--data", type=Path, default=None, help=f"release-layout folder (default {REAL}; quick: 160 synthetic images)")
     parser.add_argument("--side", choices=("hamtune", "plain"), help=argparse.SUPPRESS)
     parser.add_argument("--storage", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -215,19 +263,52 @@ def main(argv: list[str] | None = None) -> dict | None:
         r["best_by_faster_wall"] = best_by(r["reports"], fast)
         r["best_overall"] = best_by(r["reports"], float("inf"))
     speedup = results["hamtune"]["trials_per_hour"] / results["plain"]["trials_per_hour"]
-    rows = [{"side": name, "wall": r["wall_s"], "trials": r["trials"], "epochs": r["epochs_trained"], "tph": r["trials_per_hour"],
-             "best_fast": (r["best_by_faster_wall"] or {}).get("val_auroc"), "best": (r["best_overall"] or {}).get("val_auroc"),
-             "test": (r["best_overall"] or {}).get("test_auroc")} for name, r in results.items()]
-    print(common.table(rows, [("side", "side"), ("wall s", "wall"), ("trials", "trials"), ("epochs trained", "epochs"),
-                              ("trials/hour", "tph"), (f"best val AUROC by {fast:.0f} s", "best_fast"),
-                              ("best val AUROC", "best"), ("its test AUROC", "test")]))
+    rows = [
+        {
+            "side": name,
+            "wall": r["wall_s"],
+            "trials": r["trials"],
+            "epochs": r["epochs_trained"],
+            "tph": r["trials_per_hour"],
+            "best_fast": (r["best_by_faster_wall"] or {}).get("val_auroc"),
+            "best": (r["best_overall"] or {}).get("val_auroc"),
+            "test": (r["best_overall"] or {}).get("test_auroc"),
+        }
+        for name, r in results.items()
+    ]
+    print(
+        common.table(
+            rows,
+            [
+                ("side", "side"),
+                ("wall s", "wall"),
+                ("trials", "trials"),
+                ("epochs trained", "epochs"),
+                ("trials/hour", "tph"),
+                (f"best val AUROC by {fast:.0f} s", "best_fast"),
+                ("best val AUROC", "best"),
+                ("its test AUROC", "test"),
+            ],
+        )
+    )
     print(f"hamtune: {speedup:.2f}x the plain script's trials/hour (goal >= {GOAL:g}x: {'met' if speedup >= GOAL else 'missed'})")
     payload = {
-        "benchmark": NAME, "command": common.command(__file__, sys.argv[1:] if argv is None else argv), "quick": args.quick,
-        "machine": info, "load_start": started, "load_end": common.load(), "data": str(data), "protocol": args.protocol,
-        "trials": trials, "max_epochs": epochs, "fixed": FIXED, "space": space_params(),
-        "speedup_trials_per_hour": speedup, "goal": {"ratio": GOAL, "met": speedup >= GOAL},
-        "sides": results, "table": rows,
+        "benchmark": NAME,
+        "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
+        "quick": args.quick,
+        "machine": info,
+        "load_start": started,
+        "load_end": common.load(),
+        "data": str(data),
+        "protocol": args.protocol,
+        "trials": trials,
+        "max_epochs": epochs,
+        "fixed": FIXED,
+        "space": space_params(),
+        "speedup_trials_per_hour": speedup,
+        "goal": {"ratio": GOAL, "met": speedup >= GOAL},
+        "sides": results,
+        "table": rows,
     }
     path = common.write(NAME, payload, args.out, args.quick)
     print(f"results: {path}")

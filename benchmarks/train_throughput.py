@@ -197,9 +197,18 @@ def measure_cell(model: str, size: int, batch: int, data: Prepared, device: torc
     images_per_s = {name: n / common.median(t) for name, t in times.items()}
     gflops = {name: flops * v / 1e9 for name, v in images_per_s.items()}
     cell = {
-        "model": model, "size": size, "batch": batch, "train_images": n, "repeats": repeats,
-        "epoch_s": times, "sgemm_s": sgemm_s, "sgemm_gflops": peak, "step_mflop_per_image": flops / 1e6,
-        "images_per_s": images_per_s, "gflops": gflops, "peak_share": {name: g / peak for name, g in gflops.items()},
+        "model": model,
+        "size": size,
+        "batch": batch,
+        "train_images": n,
+        "repeats": repeats,
+        "epoch_s": times,
+        "sgemm_s": sgemm_s,
+        "sgemm_gflops": peak,
+        "step_mflop_per_image": flops / 1e6,
+        "images_per_s": images_per_s,
+        "gflops": gflops,
+        "peak_share": {name: g / peak for name, g in gflops.items()},
         "ratios": {name: common.ratio(times[name], times[HAMTUNE]) for name in times if name != HAMTUNE},
     }
     if batch == GOAL_BATCH:
@@ -221,19 +230,37 @@ def row(cell: dict) -> dict:
     if "share_goal_met" in cell:
         goal = f">=60% peak {'met' if cell['share_goal_met'] else 'missed'}"
     return {
-        "model": cell["model"], "px": cell["size"], "batch": cell["batch"], "mflop": cell["step_mflop_per_image"],
-        "hamtune": cell["images_per_s"][HAMTUNE], "gflops": cell["gflops"][HAMTUNE], "share": f"{share[HAMTUNE]:.0%}",
+        "model": cell["model"],
+        "px": cell["size"],
+        "batch": cell["batch"],
+        "mflop": cell["step_mflop_per_image"],
+        "hamtune": cell["images_per_s"][HAMTUNE],
+        "gflops": cell["gflops"][HAMTUNE],
+        "share": f"{share[HAMTUNE]:.0%}",
         "nchw_share": f"{share[NCHW]:.0%}" if NCHW in share else "",
         "x_nchw": ratios[NCHW]["median"] if NCHW in ratios else None,
         "x_table": ratios[NOTEBOOKS[0]]["median"] if NOTEBOOKS[0] in ratios else None,
         "x_array": ratios[NOTEBOOKS[1]]["median"] if NOTEBOOKS[1] in ratios else None,
-        "peak": cell["sgemm_gflops"], "goal": goal,
+        "peak": cell["sgemm_gflops"],
+        "goal": goal,
     }
 
 
-COLUMNS = [("model", "model"), ("px", "px"), ("batch", "batch"), ("MFLOP/img", "mflop"), ("hamtune img/s", "hamtune"),
-           ("GFLOP/s", "gflops"), ("of sgemm peak", "share"), ("NCHW share", "nchw_share"), ("x vs NCHW", "x_nchw"),
-           ("x vs notebook table", "x_table"), ("x vs notebook array", "x_array"), ("sgemm GFLOP/s", "peak"), ("goal", "goal")]
+COLUMNS = [
+    ("model", "model"),
+    ("px", "px"),
+    ("batch", "batch"),
+    ("MFLOP/img", "mflop"),
+    ("hamtune img/s", "hamtune"),
+    ("GFLOP/s", "gflops"),
+    ("of sgemm peak", "share"),
+    ("NCHW share", "nchw_share"),
+    ("x vs NCHW", "x_nchw"),
+    ("x vs notebook table", "x_table"),
+    ("x vs notebook array", "x_array"),
+    ("sgemm GFLOP/s", "peak"),
+    ("goal", "goal"),
+]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -244,8 +271,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--models", default=None, help=f"comma-separated subset of {', '.join(MODELS)}")
     parser.add_argument("--sizes", default=None, help="comma-separated image sizes (default 28,64)")
     parser.add_argument("--batches", default=None, help="comma-separated batch sizes (default 32,64,256)")
-    parser.add_argument("--images", type=int, default=None,
-                        help="synthetic images per dataset (default 1000 at 28 px and 600 at 64 px; quick 120)")
+    parser.add_argument(
+        "--images", type=int, default=None, help="synthetic images per dataset (default 1000 at 28 px and 600 at 64 px; quick 120)"
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: CUDA is not available on this machine")
@@ -268,19 +296,31 @@ def main(argv: list[str] | None = None) -> dict:
                 cell = measure_cell(model, size, batch, data, device, repeats)
                 cells.append(cell)
                 r = row(cell)
-                print(f"  {model:8s} {size:3d}px batch {batch:4d}: hamtune {r['hamtune']:7.0f} img/s, {r['gflops']:5.1f} GFLOP/s "
-                      f"= {r['share']} of sgemm {r['peak']:.0f}" + (f", {r['x_table']:.2f}x notebook (table)" if r["x_table"] else ""),
-                      flush=True)
+                print(
+                    f"  {model:8s} {size:3d}px batch {batch:4d}: hamtune {r['hamtune']:7.0f} img/s, {r['gflops']:5.1f} GFLOP/s "
+                    f"= {r['share']} of sgemm {r['peak']:.0f}" + (f", {r['x_table']:.2f}x notebook (table)" if r["x_table"] else ""),
+                    flush=True,
+                )
     rows = [row(c) for c in cells]
     print(common.table(rows, COLUMNS))
     payload = {
-        "benchmark": NAME, "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
-        "quick": args.quick, "machine": info, "load_start": started, "load_end": common.load(),
-        "goal": {"ratio": GOALS.get(device.type), "batch": GOAL_BATCH, "against": list(NOTEBOOKS),
-                 "peak_share": SHARE_GOAL, "peak_share_cells": "CNN, 64 px, batch >= 64"},
+        "benchmark": NAME,
+        "command": common.command(__file__, sys.argv[1:] if argv is None else argv),
+        "quick": args.quick,
+        "machine": info,
+        "load_start": started,
+        "load_end": common.load(),
+        "goal": {
+            "ratio": GOALS.get(device.type),
+            "batch": GOAL_BATCH,
+            "against": list(NOTEBOOKS),
+            "peak_share": SHARE_GOAL,
+            "peak_share_cells": "CNN, 64 px, batch >= 64",
+        },
         "notebook": "DataLoader, default collate, torch.optim.AdamW(params, lr, weight_decay) as written, model as built (NCHW)",
         "gpu": None if device.type == "cuda" else "no GPU on this machine: CPU figures only",
-        "cells": cells, "table": rows,
+        "cells": cells,
+        "table": rows,
     }
     path = common.write(NAME, payload, args.out, args.quick)
     print(f"results: {path}")

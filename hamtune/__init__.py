@@ -19,9 +19,30 @@ Names load on first use (hamtune.api), so `import hamtune` stays cheap: no torch
 __version__ = "0.2.0"
 
 API = (
-    "synthesize_data", "prepare_data", "run_sweep", "train_model", "run_baselines", "build_ensemble", "reproduce", "run_demo",
-    "load_results", "open_results", "Results", "rank", "configurations", "deliver_confirmed", "write_report", "make_report",
-    "export_model", "export_trial", "score", "write_scores", "verify", "load_space", "data_info", "stress_test",
+    "synthesize_data",
+    "prepare_data",
+    "run_sweep",
+    "train_model",
+    "run_baselines",
+    "build_ensemble",
+    "reproduce",
+    "run_demo",
+    "load_results",
+    "open_results",
+    "Results",
+    "rank",
+    "configurations",
+    "deliver_confirmed",
+    "write_report",
+    "make_report",
+    "export_model",
+    "export_trial",
+    "score",
+    "write_scores",
+    "verify",
+    "load_space",
+    "data_info",
+    "stress_test",
     "HamtuneError",
 )
 __all__ = ["__version__", *API]

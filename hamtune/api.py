@@ -90,13 +90,27 @@ def run_sweep(
     address, storage = a.optional_text(address, "address"), a.optional_text(storage, "storage")
     resume, log_to, keep_checkpoints = a.flag(resume, "resume"), a.texts(log_to, "log_to"), a.text(keep_checkpoints, "keep_checkpoints")
     gpus_per_trial = a.optional_number(gpus_per_trial, "gpus_per_trial", finite=False)  # its range: runner.check_resources
-    changes = {**a.mapping(overrides, "overrides"), **more, **({"data": data} if data else {}),
-               **({"test_data": test_data} if test_data else {})}
+    changes = {
+        **a.mapping(overrides, "overrides"),
+        **more,
+        **({"data": data} if data else {}),
+        **({"test_data": test_data} if test_data else {}),
+    }
     chosen = _space(space, changes)
-    options = SweepOptions(name=name, results_root=_path(results, "results"), address=address, resume=resume, num_samples=num_samples,
-                           num_cpus=num_cpus, log_to=tuple(log_to), keep_checkpoints=keep_checkpoints, storage=storage,
-                           gpus_per_trial=gpus_per_trial, overrides={**(overrides or {}), **more},
-                           runtime_env=dict(runtime_env) if runtime_env else None)
+    options = SweepOptions(
+        name=name,
+        results_root=_path(results, "results"),
+        address=address,
+        resume=resume,
+        num_samples=num_samples,
+        num_cpus=num_cpus,
+        log_to=tuple(log_to),
+        keep_checkpoints=keep_checkpoints,
+        storage=storage,
+        gpus_per_trial=gpus_per_trial,
+        overrides={**(overrides or {}), **more},
+        runtime_env=dict(runtime_env) if runtime_env else None,
+    )
     directory = run(chosen, options)
     after_sweep(directory, options.name or chosen.name, chosen.log_to + options.log_to, floor=chosen.floor)
     return Results(directory)
@@ -189,8 +203,9 @@ def train_model(
     name, progress, fuse = a.optional_text(name, "name"), a.flag(progress, "progress"), a.text(fuse, "fuse", FUSE)
     seeds = a.integer(seeds, "seeds", 1)
     config = build_config({"preset": preset, **settings}, where="hamtune.train()")
-    return train_seeds(config, data, test_data=test_data, results=_path(results, "results"), name=name, progress=progress,
-                       seeds=seeds, fuse=fuse).directory
+    return train_seeds(
+        config, data, test_data=test_data, results=_path(results, "results"), name=name, progress=progress, seeds=seeds, fuse=fuse
+    ).directory
 
 
 @dataclass
@@ -203,8 +218,18 @@ class Trained:
     ensemble: dict | None
 
 
-def train_seeds(config, data: str, *, test_data: str | None = None, results: Path = Path("results"), name: str | None = None,
-                progress: bool = True, seeds: int = 1, fuse: str = "auto", skip_missing: bool = False) -> Trained:
+def train_seeds(
+    config,
+    data: str,
+    *,
+    test_data: str | None = None,
+    results: Path = Path("results"),
+    name: str | None = None,
+    progress: bool = True,
+    seeds: int = 1,
+    fuse: str = "auto",
+    skip_missing: bool = False,
+) -> Trained:
     """Train `config` on `seeds` seeds (one results row each) under the results folder's lock; with 2+ completed
     seeds, their ensemble (scores standardised on validation normals, averaged) is the delivered model's row."""
     from hamtune.export.ensemble import build_ensemble as build
@@ -222,8 +247,9 @@ def train_seeds(config, data: str, *, test_data: str | None = None, results: Pat
         finished = [row["trial_id"] for result, row in runs if result.status == "completed"]
         ensemble = None
         if seeds > 1 and len(finished) >= 2:
-            ensemble = build(directory, 0, directory.parent, directory.name, config.device if config.device != "auto" else "cpu",
-                                      members=finished)[1]
+            ensemble = build(
+                directory, 0, directory.parent, directory.name, config.device if config.device != "auto" else "cpu", members=finished
+            )[1]
         record_choice(directory)
     return Trained(directory, prepared.name, runs, ensemble)
 
@@ -235,8 +261,9 @@ def load_results(directory: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.
     return load(_path(directory, "directory"))
 
 
-def rank(results: str | Path | pd.DataFrame, *, metric: str = "test_auroc", rank_by: str | None = None,
-         scores: pd.DataFrame | None = None) -> pd.DataFrame:
+def rank(
+    results: str | Path | pd.DataFrame, *, metric: str = "test_auroc", rank_by: str | None = None, scores: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The leaderboard the report prints: trials chosen on the sweep's validation objective (or `rank_by`),
     best first with a 1-based `rank`, reporting `metric`, with the `floor` flag and 95% bootstrap intervals of
     test AUROC/AUPRC (`test_auroc_low`...) from the per-image scores. Takes a results folder, or its trials
@@ -286,15 +313,25 @@ def write_report(*results: str | Path, html: str | Path | None = None, metric: s
     if not results:
         raise HamtuneError("hamtune.write_report(): name at least one results folder")
     metric, rank_by = arguments.text(metric, "metric"), arguments.optional_text(rank_by, "rank_by")
-    out = run_report([_path(r, "results") for r in results], metric=metric, rank_by=rank_by,
-                     html=_path(html, "html") if html is not None else None)
+    out = run_report(
+        [_path(r, "results") for r in results], metric=metric, rank_by=rank_by, html=_path(html, "html") if html is not None else None
+    )
     assert out is not None
     return out
 
 
-def make_report(results: list[str | Path] | None = None, *, metric: str = "test_auroc", rank_by: str | None = None, top: int | None = None,
-           by: str | None = None, html: str | Path | None = None, no_html: bool = False, output_format: str = "table",
-           show: Callable[[str], None] | None = None) -> Path | None:
+def make_report(
+    results: list[str | Path] | None = None,
+    *,
+    metric: str = "test_auroc",
+    rank_by: str | None = None,
+    top: int | None = None,
+    by: str | None = None,
+    html: str | Path | None = None,
+    no_html: bool = False,
+    output_format: str = "table",
+    show: Callable[[str], None] | None = None,
+) -> Path | None:
     """What `hamtune report` does, with each of its options: the HTML report of `results` (default: every results
     folder under ./results) and, through `show`, the leaderboards (or methods cards) as text in `output_format`;
     returns the HTML's path (None with no_html or a csv, json or methods format: those only print; csv and json carry
@@ -308,14 +345,22 @@ def make_report(results: list[str | Path] | None = None, *, metric: str = "test_
     metric, rank_by = a.text(metric, "metric"), a.optional_text(rank_by, "rank_by")
     top, by = a.optional_integer(top, "top", 1), a.optional_text(by, "by")
     no_html, output_format, show = a.flag(no_html, "no_html"), a.text(output_format, "output_format", FORMATS), a.function(show, "show")
-    return run_report(folders, metric=metric, rank_by=rank_by, top=top, by=by,
-                      html=None if html is None else _path(html, "html"), no_html=no_html, output_format=output_format, show=show)
+    return run_report(
+        folders,
+        metric=metric,
+        rank_by=rank_by,
+        top=top,
+        by=by,
+        html=None if html is None else _path(html, "html"),
+        no_html=no_html,
+        output_format=output_format,
+        show=show,
+    )
 
 
 def _export_arguments(rank, metric, force, trial) -> tuple[int | None, str | None, bool, str | None]:
     a = arguments
-    return (a.optional_integer(rank, "rank", 1), a.optional_text(metric, "metric"), a.flag(force, "force"),
-            a.optional_text(trial, "trial"))
+    return (a.optional_integer(rank, "rank", 1), a.optional_text(metric, "metric"), a.flag(force, "force"), a.optional_text(trial, "trial"))
 
 
 @dataclass
@@ -327,8 +372,16 @@ class Exported:
     programs: list[Path]
 
 
-def export_trial(results: str | Path, out: str | Path, *, rank: int | None = None, metric: str | None = None, force: bool = False,
-                 formats: tuple[str, ...] = ("torch",), trial: str | None = None) -> Exported:
+def export_trial(
+    results: str | Path,
+    out: str | Path,
+    *,
+    rank: int | None = None,
+    metric: str | None = None,
+    force: bool = False,
+    formats: tuple[str, ...] = ("torch",),
+    trial: str | None = None,
+) -> Exported:
     """`export_model` with what the command reports about it: which trial was exported and its portable programs."""
     from hamtune.export.bundle import PROGRAMS
     from hamtune.export.bundle import export_trial as export
@@ -339,8 +392,16 @@ def export_trial(results: str | Path, out: str | Path, *, rank: int | None = Non
     return Exported(folder, row, [folder / PROGRAMS[f] for f in programs_wanted(formats) if (folder / PROGRAMS[f]).exists()])
 
 
-def export_model(results: str | Path, out: str | Path, *, rank: int | None = None, metric: str | None = None,
-                 force: bool = False, formats: tuple[str, ...] = ("torch",), trial: str | None = None) -> Path:
+def export_model(
+    results: str | Path,
+    out: str | Path,
+    *,
+    rank: int | None = None,
+    metric: str | None = None,
+    force: bool = False,
+    formats: tuple[str, ...] = ("torch",),
+    trial: str | None = None,
+) -> Path:
     """Export the chosen model (chosen.json; the default), the trial ranked `rank` (by the sweep's validation
     objective, or `metric`), or the trial `trial`, as a bundle that `score` uses; `formats` adds portable programs
     beside the weights ("onnx", "torch-export")."""
@@ -351,8 +412,9 @@ def export_model(results: str | Path, out: str | Path, *, rank: int | None = Non
     return folder
 
 
-def score(model: str | Path, *inputs: str | Path, device: str = "auto", format: str = "torch",
-          maps: str | Path | None = None) -> pd.DataFrame:
+def score(
+    model: str | Path, *inputs: str | Path, device: str = "auto", format: str = "torch", maps: str | Path | None = None
+) -> pd.DataFrame:
     """Score images (files, folders or a prepared cache) with an exported bundle: image, score, flagged (score > the
     threshold chosen on validation), exactly as `hamtune score` writes them; with `maps`, each image's anomaly map
     written there as <map>.npy and <map>.png (column `map`)."""
@@ -385,14 +447,27 @@ def verify(model: str | Path, *, program: str = "torch", device: str = "cpu"):
 # ---- data ---------------------------------------------------------------------------------------------
 
 
-def synthesize_data(out: str | Path, *, n: int = 2000, seed: int = 0, image_size: tuple[int, int] = (600, 450),
-                    workers: int | None = None, progress: bool = True) -> Path:
+def synthesize_data(
+    out: str | Path,
+    *,
+    n: int = 2000,
+    seed: int = 0,
+    image_size: tuple[int, int] = (600, 450),
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
     """Write a synthetic HAM-like dataset in the original release's layout (as `hamtune data synth`), so everything
     runs without the real data; returns `out` (at once when it already holds these settings)."""
     from hamtune.data.synth import synthesize_release
 
-    return synthesize_release(_path(out, "out"), n=arguments.integer(n, "n"), seed=seed, image_size=image_size, workers=workers,
-                              progress=arguments.flag(progress, "progress"))
+    return synthesize_release(
+        _path(out, "out"),
+        n=arguments.integer(n, "n"),
+        seed=seed,
+        image_size=image_size,
+        workers=workers,
+        progress=arguments.flag(progress, "progress"),
+    )
 
 
 def data_info(cache: str | Path) -> dict:
@@ -402,9 +477,19 @@ def data_info(cache: str | Path) -> dict:
     return load_prepared(_path(cache, "cache")).manifest
 
 
-def prepare_data(source: str | Path, *, size: int | None = None, crop: str = "center", channels: int = 3,
-                 out: str | Path | None = None, workers: int | None = None, skip_missing: bool = False,
-                 metadata: str | Path | None = None, force: bool = False, progress: bool = True) -> Prepared:
+def prepare_data(
+    source: str | Path,
+    *,
+    size: int | None = None,
+    crop: str = "center",
+    channels: int = 3,
+    out: str | Path | None = None,
+    workers: int | None = None,
+    skip_missing: bool = False,
+    metadata: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> Prepared:
     """Decode any HAM10000 form into a cache (as `hamtune data prepare`; a re-run is a cache hit) and open it, so
     training, sweeps and baselines read decoded arrays instead of JPEGs; `.path` and `.manifest` describe it."""
     from hamtune.data.prepare import load_prepared, prepare
@@ -413,9 +498,18 @@ def prepare_data(source: str | Path, *, size: int | None = None, crop: str = "ce
     size, channels, workers = a.optional_integer(size, "size"), a.integer(channels, "channels"), a.optional_integer(workers, "workers")
     crop, skip_missing = a.text(crop, "crop"), a.flag(skip_missing, "skip_missing")
     force, progress = a.flag(force, "force"), a.flag(progress, "progress")
-    folder = prepare(_path(source, "source"), size=size, crop=crop, channels=channels,
-                     out=None if out is None else _path(out, "out"), workers=workers, skip_missing=skip_missing,
-                     metadata=None if metadata is None else _path(metadata, "metadata"), force=force, progress=progress)
+    folder = prepare(
+        _path(source, "source"),
+        size=size,
+        crop=crop,
+        channels=channels,
+        out=None if out is None else _path(out, "out"),
+        workers=workers,
+        skip_missing=skip_missing,
+        metadata=None if metadata is None else _path(metadata, "metadata"),
+        force=force,
+        progress=progress,
+    )
     return load_prepared(folder, verify=False)
 
 
@@ -433,10 +527,18 @@ class Baselines:
     seconds: float
 
 
-def run_baselines(data: str | Path, *, methods: str | list[str] | tuple[str, ...] | None = None, protocol: str | None = None,
-                  test_data: str | Path | None = None, name: str = "baselines", results: str | Path = "results",
-                  settings: Mapping[str, object] | None = None, labels: Mapping[str, str] | None = None,
-                  **more) -> Baselines:
+def run_baselines(
+    data: str | Path,
+    *,
+    methods: str | list[str] | tuple[str, ...] | None = None,
+    protocol: str | None = None,
+    test_data: str | Path | None = None,
+    name: str = "baselines",
+    results: str | Path = "results",
+    settings: Mapping[str, object] | None = None,
+    labels: Mapping[str, str] | None = None,
+    **more,
+) -> Baselines:
     """Fit the classical baselines (PCA, blur, down/up-sampling, IsolationForest, k-NN) on exactly the deep models'
     splits, so a sweep's leaderboard shows what a network adds. `settings` (and keywords) are the split's
     TrainConfig fields (split_seed, max_train_images...), as `--set` takes them; the arguments are checked before
@@ -458,8 +560,9 @@ def run_baselines(data: str | Path, *, methods: str | list[str] | tuple[str, ...
     settings = {**arguments.mapping(settings, where), **more}
     unused = sorted(set(settings) - set(DATA_KEYS))
     if unused:
-        raise UsageError(f"{where} {', '.join(unused)}: not used by classical baselines (they fit no network); "
-                         f"they take {', '.join(DATA_KEYS)}")
+        raise UsageError(
+            f"{where} {', '.join(unused)}: not used by classical baselines (they fit no network); they take {', '.join(DATA_KEYS)}"
+        )
     if protocol:
         settings["protocol"] = protocol
     config = build_config(settings, where=where)
@@ -485,8 +588,9 @@ class Ensemble:
     row: dict
 
 
-def build_ensemble(results: str | Path, *, top: int = 3, name: str | None = None, root: str | Path = "results",
-                   device: str = "auto") -> Ensemble:
+def build_ensemble(
+    results: str | Path, *, top: int = 3, name: str | None = None, root: str | Path = "results", device: str = "auto"
+) -> Ensemble:
     """Combine the `top` trials of a results folder chosen on validation into one detector (each member's score
     standardised on validation normals, averaged) and record it in root/<name> (default <sweep>-ensemble), which
     `export_model` then exports like any trial."""
@@ -520,9 +624,19 @@ class Reproduction:
         return summarise(self.runs, self.chosen, tuple(dict.fromkeys((*KEY_METRICS, self.metric.column))))
 
 
-def reproduce(results: str | Path, *, top: int = 3, seeds: int = 5, metric: str | None = None,
-              data: str | Path | None = None, test_data: str | Path | None = None, address: str | None = None,
-              num_cpus: int | None = None, cpus_per_trial: float | None = None, gpus_per_trial: float = 0.0) -> Reproduction:
+def reproduce(
+    results: str | Path,
+    *,
+    top: int = 3,
+    seeds: int = 5,
+    metric: str | None = None,
+    data: str | Path | None = None,
+    test_data: str | Path | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    cpus_per_trial: float | None = None,
+    gpus_per_trial: float = 0.0,
+) -> Reproduction:
     """Retrain a sweep's `top` configurations on their original seed (which must give the original numbers) and
     `seeds` new ones, so a result can be told from a lucky seed."""
     from hamtune.results.layout import REPRODUCE
@@ -534,9 +648,17 @@ def reproduce(results: str | Path, *, top: int = 3, seeds: int = 5, metric: str 
     address, num_cpus = a.optional_text(address, "address"), a.optional_integer(num_cpus, "num_cpus")
     cpus_per_trial = a.optional_number(cpus_per_trial, "cpus_per_trial")
     gpus_per_trial = a.number(gpus_per_trial, "gpus_per_trial", finite=False)  # its range: runner.check_resources
-    options = ReproduceOptions(top=top, seeds=seeds, metric=metric, data=None if data is None else _path(data, "data"),
-                               test_data=None if test_data is None else _path(test_data, "test_data"), address=address,
-                               num_cpus=num_cpus, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
+    options = ReproduceOptions(
+        top=top,
+        seeds=seeds,
+        metric=metric,
+        data=None if data is None else _path(data, "data"),
+        test_data=None if test_data is None else _path(test_data, "test_data"),
+        address=address,
+        num_cpus=num_cpus,
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+    )
     runs, chosen, used = run_reproduce(directory, options)
     return Reproduction(directory / REPRODUCE, runs, chosen, used)
 
@@ -552,9 +674,15 @@ class Stress:
     table: pd.DataFrame
 
 
-def stress_test(results: str | Path, *, shifts: str | list[str] | tuple[str, ...] | None = None,
-                strengths: str | list | tuple | None = None, device: str = "auto", seed: int = 0,
-                labels: Mapping[str, str] | None = None) -> Stress:
+def stress_test(
+    results: str | Path,
+    *,
+    shifts: str | list[str] | tuple[str, ...] | None = None,
+    strengths: str | list | tuple | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    labels: Mapping[str, str] | None = None,
+) -> Stress:
     """Score the delivered model, the best deep trial and the cheap floor rows of a results folder on its test split
     under acquisition shifts (white balance, brightness, contrast, defocus, JPEG, resolution, vignette, hair; each at
     `strengths` in (0, 1]), with intervals and paired differences; written to <results>/stress.parquet under the
@@ -594,9 +722,17 @@ class ScoreFile:
     maps: Path | None = None
 
 
-def write_scores(model: str | Path, *inputs: str | Path, out: str | Path = "scores.csv", force: bool = False,
-                 device: str = "auto", format: str = "torch", maps: str | Path | None = None, progress: bool = False,
-                 labels: Mapping[str, str] | None = None) -> ScoreFile:
+def write_scores(
+    model: str | Path,
+    *inputs: str | Path,
+    out: str | Path = "scores.csv",
+    force: bool = False,
+    device: str = "auto",
+    format: str = "torch",
+    maps: str | Path | None = None,
+    progress: bool = False,
+    labels: Mapping[str, str] | None = None,
+) -> ScoreFile:
     """`score`, written to the CSV `out` atomically (as `hamtune score`): a destination that would overwrite the
     bundle, an input or a non-CSV file is refused before anything runs. `labels` renames arguments in errors."""
     from hamtune.escape import spreadsheet_frame
@@ -612,8 +748,16 @@ def write_scores(model: str | Path, *inputs: str | Path, out: str | Path = "scor
     force, progress = arguments.flag(force, _label("force", labels)), arguments.flag(progress, "progress")
     folder, paths, target = _path(model, "model"), [_path(i, "inputs") for i in inputs], _path(out, _label("out", labels))
     into = None if maps is None else _path(maps, "maps")
-    output(target, flag=_label("out", labels), kind="file", own=is_scores_csv, existing="replace", reads=[folder, *paths],
-           force=force, force_flag=_label("force", labels))
+    output(
+        target,
+        flag=_label("out", labels),
+        kind="file",
+        own=is_scores_csv,
+        existing="replace",
+        reads=[folder, *paths],
+        force=force,
+        force_flag=_label("force", labels),
+    )
     bundle = load_bundle(folder)
     scored = score_inputs(bundle, paths, device=device, progress=progress, format=format, maps=into)
     try:
@@ -638,8 +782,14 @@ class Demo:
     leaderboards: str
 
 
-def run_demo(*, space: str | Path | None = None, name: str | None = None, results: str | Path = "results",
-             num_cpus: int | None = None, floor: bool = True) -> Demo:
+def run_demo(
+    *,
+    space: str | Path | None = None,
+    name: str | None = None,
+    results: str | Path = "results",
+    num_cpus: int | None = None,
+    floor: bool = True,
+) -> Demo:
     """The main job end to end on the embedded synthetic default (as `hamtune demo`): sweep quick.yaml (or `space`)
     through the same pipeline as `run_sweep` (a confirm stage delivers its ensemble, the floor is scored unless `floor`
     is False or the space says `floor: false`, the choice is recorded), then write the report; shows in a few minutes
@@ -650,9 +800,13 @@ def run_demo(*, space: str | Path | None = None, name: str | None = None, result
     name, num_cpus = arguments.optional_text(name, "name"), arguments.optional_integer(num_cpus, "num_cpus", 1)
     started = time.perf_counter()
     floor_off: dict[str, Any] = {} if floor else {"floor": False}  # passed only when off, as `--no-floor` is
-    directory = run_sweep(_path(space, "space") if space is not None else SHIPPED_DIR / "quick.yaml",
-                          name=name or f"demo-{time.strftime('%Y%m%d-%H%M%S')}", results=results, num_cpus=num_cpus,
-                          **floor_off).directory
+    directory = run_sweep(
+        _path(space, "space") if space is not None else SHIPPED_DIR / "quick.yaml",
+        name=name or f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
+        results=results,
+        num_cpus=num_cpus,
+        **floor_off,
+    ).directory
     seconds = time.perf_counter() - started
     shown: list[str] = []
     html = run_report([directory], quiet=True, show=shown.append)
@@ -731,13 +885,24 @@ class Results:
         config = {k: v for k, v in typed_config(row).items() if not _missing(v)}
         metrics = {k: v for k, v in row.to_dict().items() if k not in keys and k.startswith(("val_", "test_")) and _number(v)}
         members = tuple(str(row["members"]).split(",")) if isinstance(row.get("members"), str) and row["members"] else ()
-        history = self.epochs[self.epochs["trial_id"].astype(str) == str(trial_id)].reset_index(drop=True) \
-            if "trial_id" in self.epochs.columns else pd.DataFrame()
+        history = (
+            self.epochs[self.epochs["trial_id"].astype(str) == str(trial_id)].reset_index(drop=True)
+            if "trial_id" in self.epochs.columns
+            else pd.DataFrame()
+        )
         stored = row.get("checkpoint")
         checkpoint = Path(in_results(stored, self.directory)) if isinstance(stored, str) and stored else None
         kind = row.get("kind") if isinstance(row.get("kind"), str) else None
-        return Trial(str(trial_id), config, metrics, kind, _role(row), members, history,
-                     checkpoint if checkpoint is not None and checkpoint.exists() else None)
+        return Trial(
+            str(trial_id),
+            config,
+            metrics,
+            kind,
+            _role(row),
+            members,
+            history,
+            checkpoint if checkpoint is not None and checkpoint.exists() else None,
+        )
 
     def configurations(self, rank_by: str | None = None) -> pd.DataFrame:
         """Configurations over seeds with mean, sd and 95% interval, best mean validation objective first."""

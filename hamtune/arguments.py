@@ -39,8 +39,11 @@ def integer(value: object, name: str, low: int | None = None, high: int | None =
         raise _refuse(name, "a whole number", value)
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if low is not None and high is not None else (
-            f"at least {low}" if low is not None else f"at most {high}")
+        bounds = (
+            f"between {low} and {high}"
+            if low is not None and high is not None
+            else (f"at least {low}" if low is not None else f"at most {high}")
+        )
         raise UsageError(f"{name} must be {bounds}, got {value}")
     return value
 

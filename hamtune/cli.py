@@ -104,8 +104,15 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
 
     started = time.perf_counter()
     prepared = prepare_data(
-        args.src, size=args.size, crop=args.crop, channels=args.channels, out=args.out, workers=args.workers,
-        skip_missing=args.skip_missing, metadata=args.metadata, force=args.force,
+        args.src,
+        size=args.size,
+        crop=args.crop,
+        channels=args.channels,
+        out=args.out,
+        workers=args.workers,
+        skip_missing=args.skip_missing,
+        metadata=args.metadata,
+        force=args.force,
     )
     manifest = prepared.manifest
     print(f"prepared {manifest['count']} images ({manifest['form']}, {manifest['mapping']}) in {time.perf_counter() - started:.2f} s")
@@ -130,20 +137,34 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     device = {"device": args.device} if args.device else {}
     config = build_config({"preset": args.preset, **device, **parse_assignments(args.set)})
-    trained = train_seeds(config, args.data, test_data=args.test_data, results=Path(args.results), name=args.name,
-                          seeds=args.seeds, fuse=args.fuse, skip_missing=args.skip_missing)
+    trained = train_seeds(
+        config,
+        args.data,
+        test_data=args.test_data,
+        results=Path(args.results),
+        name=args.name,
+        seeds=args.seeds,
+        fuse=args.fuse,
+        skip_missing=args.skip_missing,
+    )
     for result, row in trained.runs:
         seed = f" seed {result.config.seed}" if args.seeds > 1 else ""
-        print(f"{config.kind.upper()} {config.arch}{seed} on {trained.data_name}: {result.status} after {len(result.history)} "
-              f"epoch(s) in {result.wall_time_s:.1f} s on {result.device}" + (f" ({result.reason})" if result.reason else ""))
+        print(
+            f"{config.kind.upper()} {config.arch}{seed} on {trained.data_name}: {result.status} after {len(result.history)} "
+            f"epoch(s) in {result.wall_time_s:.1f} s on {result.device}" + (f" ({result.reason})" if result.reason else "")
+        )
         print_metrics(result.final, SUMMARY)
         print(f"results: {trained.directory} (trial {row['trial_id']})")
     if trained.ensemble is not None:
         row = trained.ensemble
-        print(f"seed ensemble of {row['members'].count(',') + 1} seeds (the delivered model): val_auroc {row['val_auroc']:.4f}  "
-              f"test_auroc {row['test_auroc']:.4f}  test_auprc {row['test_auprc']:.4f}  test_f1 {row['test_f1']:.4f}")
-        print(f"results: {trained.directory} (trial {row['trial_id']}); export: hamtune export {trained.directory} --trial "
-              f"{row['trial_id']} --out models/{trained.directory.name}")
+        print(
+            f"seed ensemble of {row['members'].count(',') + 1} seeds (the delivered model): val_auroc {row['val_auroc']:.4f}  "
+            f"test_auroc {row['test_auroc']:.4f}  test_auprc {row['test_auprc']:.4f}  test_f1 {row['test_f1']:.4f}"
+        )
+        print(
+            f"results: {trained.directory} (trial {row['trial_id']}); export: hamtune export {trained.directory} --trial "
+            f"{row['trial_id']} --out models/{trained.directory.name}"
+        )
 
 
 # ---- baselines ------------------------------------------------------------------------------------
@@ -154,11 +175,21 @@ def cmd_baselines(args: argparse.Namespace) -> None:
     from hamtune.results.numbers import fmt
     from hamtune.train.config import parse_assignments
 
-    done = run_baselines(args.data, methods=args.methods, protocol=args.protocol, test_data=args.test_data, name=args.name,
-                         results=args.results, settings=parse_assignments(args.set), labels={"settings": "--set", "name": "--name"})
+    done = run_baselines(
+        args.data,
+        methods=args.methods,
+        protocol=args.protocol,
+        test_data=args.test_data,
+        name=args.name,
+        results=args.results,
+        settings=parse_assignments(args.set),
+        labels={"settings": "--set", "name": "--name"},
+    )
     rows = done.rows
-    print(f"{len(rows)} classical baseline(s) on {done.data_name}, protocol {done.protocol}, "
-          f"{rows[0]['train_images']} normal training images, in {done.seconds:.1f} s")
+    print(
+        f"{len(rows)} classical baseline(s) on {done.data_name}, protocol {done.protocol}, "
+        f"{rows[0]['train_images']} normal training images, in {done.seconds:.1f} s"
+    )
     width = max(len(row["model"]) for row in rows)
     for row in rows:
         keys = [key for key in ("test_auroc", "test_auprc", "test_f1", "val_auroc") if key in row]
@@ -190,17 +221,30 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     overrides = {key: _yaml_scalar(value) if key in TOP_LEVEL else value for key, value in parse_assignments(args.set).items()}
     if args.confirm_top is not None or args.confirm_seeds is not None:
-        overrides["confirm"] = {"top": 3 if args.confirm_top is None else args.confirm_top,
-                                "seeds": 5 if args.confirm_seeds is None else args.confirm_seeds}
+        overrides["confirm"] = {
+            "top": 3 if args.confirm_top is None else args.confirm_top,
+            "seeds": 5 if args.confirm_seeds is None else args.confirm_seeds,
+        }
     if args.no_floor:
         overrides["floor"] = False
     if args.runtime_env is not None:
         args.runtime_env = read_runtime_env(args.runtime_env)
     done = run_sweep(
-        args.space, name=args.name, results=args.results, data=args.data, test_data=args.test_data,
-        num_samples=args.num_samples, address=args.address, resume=args.resume, num_cpus=args.num_cpus,
-        log_to=tuple(args.log_to or ()), keep_checkpoints=args.keep_checkpoints, storage=args.storage,
-        gpus_per_trial=args.gpus_per_trial, overrides=overrides, runtime_env=args.runtime_env,
+        args.space,
+        name=args.name,
+        results=args.results,
+        data=args.data,
+        test_data=args.test_data,
+        num_samples=args.num_samples,
+        address=args.address,
+        resume=args.resume,
+        num_cpus=args.num_cpus,
+        log_to=tuple(args.log_to or ()),
+        keep_checkpoints=args.keep_checkpoints,
+        storage=args.storage,
+        gpus_per_trial=args.gpus_per_trial,
+        overrides=overrides,
+        runtime_env=args.runtime_env,
     )
     print(f"results: {done.directory}")
     print(f"report:  python -m hamtune.report {done.directory}")
@@ -225,8 +269,15 @@ def cmd_report(args: argparse.Namespace) -> None:
     from hamtune.api import make_report
 
     make_report(
-        args.results_dirs, metric=args.metric, rank_by=args.rank_by, top=args.top, by=args.by, html=args.html, no_html=args.no_html,
-        output_format=args.format, show=show,
+        args.results_dirs,
+        metric=args.metric,
+        rank_by=args.rank_by,
+        top=args.top,
+        by=args.by,
+        html=args.html,
+        no_html=args.no_html,
+        output_format=args.format,
+        show=show,
     )
 
 
@@ -237,9 +288,18 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from hamtune.api import reproduce
     from hamtune.results.reproduction import format_summary
 
-    done = reproduce(args.results_dir, top=args.top, seeds=args.seeds, metric=args.metric, data=args.data,
-                     test_data=args.test_data, address=args.address, num_cpus=args.num_cpus,
-                     cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)
+    done = reproduce(
+        args.results_dir,
+        top=args.top,
+        seeds=args.seeds,
+        metric=args.metric,
+        data=args.data,
+        test_data=args.test_data,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+    )
     print()
     print(format_summary(done.summary(), done.chosen, done.metric))
     print(f"runs: {Path(args.results_dir) / done.path.name}")
@@ -249,8 +309,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     from hamtune.api import export_trial
 
     formats = tuple(args.format or ("torch",))
-    done = export_trial(args.results_dir, args.out, rank=args.rank, metric=args.metric, force=args.force, formats=formats,
-                        trial=args.trial)
+    done = export_trial(args.results_dir, args.out, rank=args.rank, metric=args.metric, force=args.force, formats=formats, trial=args.trial)
     out, row = done.directory, done.row
     print(f"exported trial {row['trial_id']} (rank {int(row['rank'])}, {row.get('kind')}/{row.get('arch')}) to {out}")
     for program in done.programs:
@@ -266,10 +325,11 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
 
     done = build_ensemble(args.results_dir, top=args.top, name=args.name, root=args.results, device=args.device)
     out, row = done.directory, done.row
-    print(f"ensemble of {row['members'].count(',') + 1} trial(s) ranked by {row['objective_metric']} on validation: "
-          f"{row['members']}")
-    print(f"  val_auroc {row['val_auroc']:.4f}  test_auroc {row['test_auroc']:.4f}  test_auprc {row['test_auprc']:.4f}  "
-          f"test_f1 {row['test_f1']:.4f}")
+    print(f"ensemble of {row['members'].count(',') + 1} trial(s) ranked by {row['objective_metric']} on validation: {row['members']}")
+    print(
+        f"  val_auroc {row['val_auroc']:.4f}  test_auroc {row['test_auroc']:.4f}  test_auprc {row['test_auprc']:.4f}  "
+        f"test_f1 {row['test_f1']:.4f}"
+    )
     print(f"  results: {out}  (compare: python -m hamtune.report {args.results_dir} {out})")
     print(f"  export:  hamtune export {out} --out models/ensemble")
 
@@ -289,33 +349,55 @@ def report_problems(scored: ScoreFile) -> None:
 def cmd_score(args: argparse.Namespace) -> None:
     from hamtune.api import write_scores
 
-    scored = write_scores(args.model, *args.inputs, out=args.out, force=args.force, device=args.device, format=args.format,
-                          maps=args.maps, progress=not args.no_progress,
-                          labels={"out": "--out", "maps": "--maps", "force": "--force"})
+    scored = write_scores(
+        args.model,
+        *args.inputs,
+        out=args.out,
+        force=args.force,
+        device=args.device,
+        format=args.format,
+        maps=args.maps,
+        progress=not args.no_progress,
+        labels={"out": "--out", "maps": "--maps", "force": "--force"},
+    )
     report_problems(scored)
     flagged = int(scored.table["flagged"].sum())
     print(f"scored {len(scored.table)} image(s), {flagged} flagged (score > {scored.threshold:.6g}): {args.out}")
     if args.maps is not None:
-        print(f"anomaly maps: {args.maps} (<image>.npy the map, <image>.png image | reconstruction | map, "
-              "each coloured over its own range; column 'map')")
+        print(
+            f"anomaly maps: {args.maps} (<image>.npy the map, <image>.png image | reconstruction | map, "
+            "each coloured over its own range; column 'map')"
+        )
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
     from hamtune.api import verify
 
     done = verify(args.model, program=args.program, device=args.device)
-    print(f"verified {done.count} golden vector(s) of {done.path} with {', '.join(done.programs)}: largest error "
-          f"{done.max_error:.3g} (relative; absolute below 1)")
+    print(
+        f"verified {done.count} golden vector(s) of {done.path} with {', '.join(done.programs)}: largest error "
+        f"{done.max_error:.3g} (relative; absolute below 1)"
+    )
+
+
 def cmd_stress(args: argparse.Namespace) -> None:
     from hamtune.api import stress_test
     from hamtune.export.stress import format_stress
 
-    done = stress_test(args.results_dir, shifts=args.shifts, strengths=args.strengths, device=args.device, seed=args.seed,
-                       labels={"shifts": "--shifts", "strengths": "--strengths"})
+    done = stress_test(
+        args.results_dir,
+        shifts=args.shifts,
+        strengths=args.strengths,
+        device=args.device,
+        seed=args.seed,
+        labels={"shifts": "--shifts", "strengths": "--strengths"},
+    )
     table = done.table
-    print(f"stress test of {table['model'].nunique()} model(s) on {table['images'].iloc[0]} test images "
-          f"({table['anomalous'].iloc[0]} anomalous) at the model's input size {table['input'].iloc[0]}; AUROC [95% bootstrap], "
-          "change from unshifted and lead over the floor as paired differences [95%]")
+    print(
+        f"stress test of {table['model'].nunique()} model(s) on {table['images'].iloc[0]} test images "
+        f"({table['anomalous'].iloc[0]} anomalous) at the model's input size {table['input'].iloc[0]}; AUROC [95% bootstrap], "
+        "change from unshifted and lead over the floor as paired differences [95%]"
+    )
     print(format_stress(table))
     print(f"results: {done.path}")
 
@@ -351,10 +433,14 @@ class CommandParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                          help="more log output (hamtune's debug lines)")
-        self.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                          help="less: no progress lines, only results, warnings and errors")
+        self.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="more log output (hamtune's debug lines)")
+        self.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="less: no progress lines, only results, warnings and errors",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -406,29 +492,45 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", default="synthetic", help="'synthetic' (default), a prepared cache, or any source folder/file")
     tr.add_argument("--test-data", default=None, help="an external test set (e.g. ISIC 2018 Task 3 test); val stays on --data")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
-    tr.add_argument("--device", choices=CHOICES["device"], default=None,
-                    help="where to train (default auto: cuda, else mps, else cpu)")
+    tr.add_argument("--device", choices=CHOICES["device"], default=None, help="where to train (default auto: cuda, else mps, else cpu)")
     tr.add_argument("--name", default=None, help="results/<name> (default: the preset, or 'train')")
     tr.add_argument("--results", default="results", help="results root (default ./results)")
     tr.add_argument("--skip-missing", action="store_true", help="when preparing a source, skip missing/unreadable images")
-    tr.add_argument("--seeds", type=int, default=1,
-                    help="train seeds seed..seed+N-1, one results row each, and deliver their ensemble as one more row (default 1)")
-    tr.add_argument("--fuse", choices=("auto", "on", "off"), default="auto",
-                    help="train the seeds of a CNN AE as one grouped model: auto = on CUDA only (on CPU one seed after "
-                    "another measured faster), on, off (default auto)")
+    tr.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train seeds seed..seed+N-1, one results row each, and deliver their ensemble as one more row (default 1)",
+    )
+    tr.add_argument(
+        "--fuse",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="train the seeds of a CNN AE as one grouped model: auto = on CUDA only (on CPU one seed after "
+        "another measured faster), on, off (default auto)",
+    )
     tr.set_defaults(func=cmd_train)
-    bl = commands.add_parser("baselines", help="PCA, blur, down/up-sampling, IsolationForest and k-NN on pixels, on exactly "
-                             "the deep models' splits")
+    bl = commands.add_parser(
+        "baselines", help="PCA, blur, down/up-sampling, IsolationForest and k-NN on pixels, on exactly the deep models' splits"
+    )
     bl.add_argument("data", help="'synthetic', a prepared cache, or any source folder/file (the sweep's data)")
     bl.add_argument("--protocol", choices=CHOICES["protocol"], default=None, help="anomaly protocol (default cancer)")
     bl.add_argument("--test-data", default=None, help="an external test set, as for train and sweep")
-    bl.add_argument("--methods", default=None,
-                    help="comma-separated pca-N, blur[-SIGMA], resample[-FACTOR], iforest, knn-K; reconstructions are scored "
-                    "by mse, ssim and mse+ssim (default pca-8,pca-32,pca-64,blur,resample,iforest,knn-5)")
+    bl.add_argument(
+        "--methods",
+        default=None,
+        help="comma-separated pca-N, blur[-SIGMA], resample[-FACTOR], iforest, knn-K; reconstructions are scored "
+        "by mse, ssim and mse+ssim (default pca-8,pca-32,pca-64,blur,resample,iforest,knn-5)",
+    )
     bl.add_argument("--name", default="baselines", help="results/<name> (default baselines)")
     bl.add_argument("--results", default="results", help="results root (default ./results)")
-    bl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="split settings as the sweep has them: split_seed, val_fraction, test_fraction, max_train_images...")
+    bl.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="split settings as the sweep has them: split_seed, val_fraction, test_fraction, max_train_images...",
+    )
     bl.set_defaults(func=cmd_baselines)
 
     sw = commands.add_parser("sweep", help="search a space (search_spaces/*.yaml) with Ray Tune + Optuna")
@@ -436,8 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--name", default=None, help="results/<name> (default: the space's name)")
     sw.add_argument("--data", default=None, help="override the space's data: 'synthetic', a prepared cache or a source")
     sw.add_argument("--test-data", default=None, help="override the space's external test set")
-    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a space key (num_samples=4) or fix a TrainConfig value (image_size=64); repeatable")
+    sw.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a space key (num_samples=4) or fix a TrainConfig value (image_size=64); repeatable",
+    )
     sw.add_argument("--results", default="results", help="results root (default ./results)")
     sw.add_argument("--address", default=None, help="join a running Ray cluster: auto or HOST:PORT")
     sw.add_argument("--resume", action="store_true", help="continue an interrupted sweep without redoing finished trials")
@@ -445,22 +552,49 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--gpus-per-trial", type=float, default=None, help="e.g. 0.25 packs four trials on one GPU")
     sw.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
     sw.add_argument("--storage", default=None, help="Ray Tune storage (a shared path or URI for clusters)")
-    sw.add_argument("--runtime-env", default=None, metavar="JSON|FILE",
-                    help="Ray runtime_env for the cluster's workers (inline JSON or a JSON/YAML file): pip requirements, a "
-                    "hamtune wheel or source folder in py_modules, a working_dir; over the space's runtime_env: key (docs/cluster.md)")
-    sw.add_argument("--log-to", action="append", choices=TRACKERS, default=None,
-                    help="also log to an experiment tracker through Tune's own callbacks: mlflow (pip install \"hamtune[mlflow]\"), "
-                    "wandb (pip install \"hamtune[wandb]\") or tensorboard; repeatable, added to the space's log_to")
-    sw.add_argument("--confirm-top", type=int, default=None, metavar="K",
-                    help="after the search, run the K best configurations by validation on more seeds (the confirm stage; default 3)")
-    sw.add_argument("--confirm-seeds", type=int, default=None, metavar="N",
-                    help="new seeds per confirmed configuration (default 5); the choice is then the best mean over seeds")
-    sw.add_argument("--no-floor", action="store_true", help="do not score the non-learned floor (blur, down/up-sampling and "
-                    "PCA on the same split, seconds), which every report otherwise compares the models with")
-    sw.add_argument("--keep-checkpoints", choices=("all", "best", "none"), default="best",
-                    help="what a finished trial keeps: best = the delivered weights, config, history and scores (what export, "
-                    "ensemble and reproduce need; the default), all = also the last epoch's weights and optimiser state, "
-                    "none = no weights (results only)")
+    sw.add_argument(
+        "--runtime-env",
+        default=None,
+        metavar="JSON|FILE",
+        help="Ray runtime_env for the cluster's workers (inline JSON or a JSON/YAML file): pip requirements, a "
+        "hamtune wheel or source folder in py_modules, a working_dir; over the space's runtime_env: key (docs/cluster.md)",
+    )
+    sw.add_argument(
+        "--log-to",
+        action="append",
+        choices=TRACKERS,
+        default=None,
+        help='also log to an experiment tracker through Tune\'s own callbacks: mlflow (pip install "hamtune[mlflow]"), '
+        'wandb (pip install "hamtune[wandb]") or tensorboard; repeatable, added to the space\'s log_to',
+    )
+    sw.add_argument(
+        "--confirm-top",
+        type=int,
+        default=None,
+        metavar="K",
+        help="after the search, run the K best configurations by validation on more seeds (the confirm stage; default 3)",
+    )
+    sw.add_argument(
+        "--confirm-seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="new seeds per confirmed configuration (default 5); the choice is then the best mean over seeds",
+    )
+    sw.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="do not score the non-learned floor (blur, down/up-sampling and "
+        "PCA on the same split, seconds), which every report otherwise compares the models with",
+    )
+    sw.add_argument(
+        "--keep-checkpoints",
+        choices=("all", "best", "none"),
+        default="best",
+        help="what a finished trial keeps: best = the delivered weights, config, history and scores (what export, "
+        "ensemble and reproduce need; the default), all = also the last epoch's weights and optimiser state, "
+        "none = no weights (results only)",
+    )
     sw.set_defaults(func=cmd_sweep)
 
     from hamtune.report.command import add_arguments as add_report_arguments
@@ -484,16 +618,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = commands.add_parser("export", help="write a trial's model, preprocessing, threshold and model card to a folder")
     ex.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a sweep's results folder")
-    ex.add_argument("--rank", type=int, default=None, help="which trial by the sweep's objective, 1 = best (default: the "
-                    "chosen model chosen.json records, e.g. a confirmed sweep's seed ensemble)")
+    ex.add_argument(
+        "--rank",
+        type=int,
+        default=None,
+        help="which trial by the sweep's objective, 1 = best (default: the "
+        "chosen model chosen.json records, e.g. a confirmed sweep's seed ensemble)",
+    )
     ex.add_argument("--trial", default=None, help="export this trial id instead of a rank (e.g. the seed ensemble train --seeds delivers)")
     ex.add_argument("--metric", default=None, help="rank by this column instead of the sweep's objective")
     ex.add_argument("--out", type=Path, required=True, help="folder to write")
     ex.add_argument("--force", action="store_true", help="replace --out if it exists")
-    ex.add_argument("--format", "--program", dest="format", action="append", choices=FORMATS, default=None,
-                    help="also write a portable program: onnx (model.onnx + score.onnx; pip install \"hamtune[onnx]\") or "
-                    "torch-export (model.pt2); repeatable (default torch: the weights only). --program is the same flag, "
-                    "named apart from report's output --format")
+    ex.add_argument(
+        "--format",
+        "--program",
+        dest="format",
+        action="append",
+        choices=FORMATS,
+        default=None,
+        help='also write a portable program: onnx (model.onnx + score.onnx; pip install "hamtune[onnx]") or '
+        "torch-export (model.pt2); repeatable (default torch: the weights only). --program is the same flag, "
+        "named apart from report's output --format",
+    )
     ex.set_defaults(func=cmd_export)
 
     en = commands.add_parser("ensemble", help="combine a sweep's best trials, chosen on validation, into one detector")
@@ -511,35 +657,58 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--force", action="store_true", help="replace an existing --out that is not a .csv file")
     sc.add_argument("--device", choices=CHOICES["device"], default="auto", help="where the model runs (default auto, as train)")
     sc.add_argument("--no-progress", action="store_true", help="no progress bar")
-    sc.add_argument("--format", "--program", dest="format", choices=FORMATS, default="torch",
-                    help="run the model as: torch (the weights), onnx or torch-export (programs written by export --format); "
-                    "--program is the same flag")
-    sc.add_argument("--maps", type=Path, default=None, metavar="DIR",
-                    help="also write each image's anomaly map (its mean is the score) as DIR/<image>.npy and .png; "
-                         "scores of mse and/or ssim only; computed with the PyTorch weights")
+    sc.add_argument(
+        "--format",
+        "--program",
+        dest="format",
+        choices=FORMATS,
+        default="torch",
+        help="run the model as: torch (the weights), onnx or torch-export (programs written by export --format); "
+        "--program is the same flag",
+    )
+    sc.add_argument(
+        "--maps",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write each image's anomaly map (its mean is the score) as DIR/<image>.npy and .png; "
+        "scores of mse and/or ssim only; computed with the PyTorch weights",
+    )
     sc.set_defaults(func=cmd_score)
 
     ve = commands.add_parser("verify", help="recompute a bundle's golden vectors with one of its programs (checks a port)")
     ve.add_argument("model", type=Path, metavar="BUNDLE", help="a folder written by hamtune export")
-    ve.add_argument("--program", "--format", dest="program", choices=(*FORMATS, "pt2"), default="torch",
-                    help="torch (the weights), onnx (model.onnx and score.onnx) or torch-export (= pt2, model.pt2); default torch")
+    ve.add_argument(
+        "--program",
+        "--format",
+        dest="program",
+        choices=(*FORMATS, "pt2"),
+        default="torch",
+        help="torch (the weights), onnx (model.onnx and score.onnx) or torch-export (= pt2, model.pt2); default torch",
+    )
     ve.add_argument("--device", choices=CHOICES["device"], default="cpu", help="where the program runs (default cpu, as exported)")
     ve.set_defaults(func=cmd_verify)
     from hamtune.data.shifts import DEFAULT_STRENGTHS, SHIFTS
 
-    st = commands.add_parser("stress", help="the delivered model, the best deep trial and the floor under acquisition shifts, "
-                             "on the test split (stress.parquet)")
+    st = commands.add_parser(
+        "stress", help="the delivered model, the best deep trial and the floor under acquisition shifts, on the test split (stress.parquet)"
+    )
     st.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a results folder with its checkpoints and prepared data")
     st.add_argument("--shifts", default=None, help=f"comma-separated, from {','.join(SHIFTS)} (default: all)")
-    st.add_argument("--strengths", default=None,
-                    help=f"comma-separated numbers in (0, 1]; 1 is the strongest shift (default {','.join(map(str, DEFAULT_STRENGTHS))})")
+    st.add_argument(
+        "--strengths",
+        default=None,
+        help=f"comma-separated numbers in (0, 1]; 1 is the strongest shift (default {','.join(map(str, DEFAULT_STRENGTHS))})",
+    )
     st.add_argument("--device", choices=CHOICES["device"], default="auto", help="where the deep models score (default auto, as train)")
     st.add_argument("--seed", type=int, default=0, help="seed of the hair occluders (default 0)")
     st.set_defaults(func=cmd_stress)
     cl = commands.add_parser("cluster", help="manage a Ray cluster started with `ray start` (docs/cluster.md)")
     cl_commands = cl.add_subparsers(dest="cluster_command", required=True, metavar="SUBCOMMAND")
-    stop = cl_commands.add_parser("stop", help="end the Ray node(s) started on this host with --temp-dir=TEMP_DIR, and nothing else "
-                                  "(`ray stop` ends every Ray on the host)")
+    stop = cl_commands.add_parser(
+        "stop",
+        help="end the Ray node(s) started on this host with --temp-dir=TEMP_DIR, and nothing else (`ray stop` ends every Ray on the host)",
+    )
     stop.add_argument("temp_dir", type=Path, metavar="TEMP_DIR", help="the --temp-dir given to `ray start`")
     stop.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL (default 10)")
     stop.set_defaults(func=cmd_cluster_stop)
@@ -577,8 +746,7 @@ def main(argv: list[str] | None = None) -> int:
         if exc.errno not in WRITE_ERRORS:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"hamtune: error: {one_line(where)}{WRITE_ERRORS[exc.errno]}; what was being written was not kept",
-              file=sys.stderr)
+        print(f"hamtune: error: {one_line(where)}{WRITE_ERRORS[exc.errno]}; what was being written was not kept", file=sys.stderr)
         return 1
     return 0
 

@@ -84,7 +84,7 @@ def _alive(pid: int) -> bool:
 
 
 def _dead(path: Path, prefix: str) -> bool:
-    pid = path.name[len(prefix):].split("-", 1)[0]
+    pid = path.name[len(prefix) :].split("-", 1)[0]
     return pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid))
 
 
@@ -140,8 +140,9 @@ def _swap(tmp: Path, out: Path, replacing: bool) -> None:
             os.rename(tmp, out)  # replaces at most an empty folder; a non-empty one fails
         except OSError as exc:
             if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
-                raise HamtuneError(f"{out}: another process wrote it while this one ran; nothing was replaced, "
-                                   "choose another --out or run again") from None
+                raise HamtuneError(
+                    f"{out}: another process wrote it while this one ran; nothing was replaced, choose another --out or run again"
+                ) from None
             raise
         return
     old = _aside(out, OLD)
@@ -151,8 +152,9 @@ def _swap(tmp: Path, out: Path, replacing: bool) -> None:
     except BaseException as exc:
         os.rename(old, out)  # put the original back: nothing lost
         if isinstance(exc, OSError):
-            raise HamtuneError(f"{out}: could not put the new version in place ({exc.strerror or exc}); the earlier "
-                               "one was kept as it was") from None
+            raise HamtuneError(
+                f"{out}: could not put the new version in place ({exc.strerror or exc}); the earlier one was kept as it was"
+            ) from None
         raise
     shutil.rmtree(old, ignore_errors=True)
 
@@ -244,8 +246,11 @@ def read_json_record(path: Path, fields: dict[str, type | tuple[type, ...]]) -> 
         raise HamtuneError(f"{path}: must hold a JSON object, holds {type(value).__name__}; restore it or delete it")
     for key, kinds in fields.items():
         wanted = kinds if isinstance(kinds, tuple) else (kinds,)
-        if key in value and value[key] is not None and (not isinstance(value[key], wanted) or (isinstance(value[key], bool)
-                                                         and bool not in wanted)):
+        if (
+            key in value
+            and value[key] is not None
+            and (not isinstance(value[key], wanted) or (isinstance(value[key], bool) and bool not in wanted))
+        ):
             names = " or ".join(k.__name__ for k in wanted)
             raise HamtuneError(f"{path}: field {key!r} must be {names}, got {type(value[key]).__name__}; restore it or delete it")
     return value

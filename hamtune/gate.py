@@ -179,16 +179,20 @@ def output(
     return Target(given, real, exists)
 
 
-def _check_existing(given: Path, real: Path, flag: str, kind: str, own: Callable[[Path], bool], existing: Existing,
-                    force: bool, force_flag: str) -> None:
+def _check_existing(
+    given: Path, real: Path, flag: str, kind: str, own: Callable[[Path], bool], existing: Existing, force: bool, force_flag: str
+) -> None:
     if kind == "folder" and not any(real.iterdir()):
         return
     if not own(real):
-        raise _refuse(flag, given, f"exists and is not a {kind} this command writes; hamtune never replaces what it did "
-                                   f"not make, {force_flag} or not")
+        raise _refuse(
+            flag, given, f"exists and is not a {kind} this command writes; hamtune never replaces what it did not make, {force_flag} or not"
+        )
     if existing == "force" and not force:
-        raise UsageError(f"{flag} {given} exists (written by hamtune earlier); pass {force_flag} to replace it, or choose "
-                         f"another {flag} (nothing was replaced)")
+        raise UsageError(
+            f"{flag} {given} exists (written by hamtune earlier); pass {force_flag} to replace it, or choose "
+            f"another {flag} (nothing was replaced)"
+        )
 
 
 def _check_writable(given: Path, real: Path, flag: str) -> None:

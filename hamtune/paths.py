@@ -23,16 +23,23 @@ def safe_name(name: str, what: str = "--name") -> str:
     """A results name must be one plain path component: no separator, no '..', not absolute, not hidden."""
     text = str(name)
     if (
-        not text.strip() or text in (".", "..") or text.startswith(".") or "/" in text or "\\" in text
-        or any(not c.isprintable() for c in text) or PurePosixPath(text).is_absolute() or PureWindowsPath(text).drive
+        not text.strip()
+        or text in (".", "..")
+        or text.startswith(".")
+        or "/" in text
+        or "\\" in text
+        or any(not c.isprintable() for c in text)
+        or PurePosixPath(text).is_absolute()
+        or PureWindowsPath(text).drive
     ):
         error = UsageError if what.startswith("--") else HamtuneError  # a flag's value, or a file's `name:`
-        raise error(f"{what} {text!r}: a results name is one folder name (letters, digits, - _ .), "
-                    "without '/', '..' or a leading '.'")
+        raise error(f"{what} {text!r}: a results name is one folder name (letters, digits, - _ .), without '/', '..' or a leading '.'")
     if len(text.encode("utf-8")) > MAX_NAME_BYTES:
         error = UsageError if what.startswith("--") else HamtuneError
-        raise error(f"{what} {text[:40]!r}...: {len(text.encode('utf-8'))} bytes long; a results name holds at most "
-                    f"{MAX_NAME_BYTES} (trial ids and file names are built from it, and a file name holds 255)")
+        raise error(
+            f"{what} {text[:40]!r}...: {len(text.encode('utf-8'))} bytes long; a results name holds at most "
+            f"{MAX_NAME_BYTES} (trial ids and file names are built from it, and a file name holds 255)"
+        )
     return text
 
 
@@ -70,16 +77,18 @@ def results_lock(directory: Path, flag: str = "results folder") -> Iterator[None
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise HamtuneError(f"{directory}: cannot hold results, it or a folder above it is a file; "
-                           "choose another --results or --name") from None
+        raise HamtuneError(
+            f"{directory}: cannot hold results, it or a folder above it is a file; choose another --results or --name"
+        ) from None
     except OSError as exc:
         raise HamtuneError(f"{directory}: cannot write results there ({exc.strerror})") from None
     lock = FileLock(directory / LOCK, timeout=0, preserve_lock_file=True, on_acquired=_write_pid)
     try:
         lock.acquire()
     except Timeout:
-        raise HamtuneError(f"{directory} is in use by another hamtune (PID {_holder(directory / LOCK)}); wait for it to "
-                           "finish or choose another --name") from None
+        raise HamtuneError(
+            f"{directory} is in use by another hamtune (PID {_holder(directory / LOCK)}); wait for it to finish or choose another --name"
+        ) from None
     except OSError as exc:
         raise HamtuneError(f"{directory}: cannot write results there ({exc.strerror})") from None
     try:

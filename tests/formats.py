@@ -42,7 +42,10 @@ def zip_release(release: Path, out: Path, tab: bool = False) -> Path:
         metadata.to_csv(out / "HAM10000_metadata.tab", sep="\t", index=False)
     else:
         shutil.copy(release / "HAM10000_metadata.csv", out / "HAM10000_metadata.csv")
-    for part, zip_name in (("HAM10000_images_part_1", "HAM10000_images_part1.zip"), ("HAM10000_images_part_2", "HAM10000_images_part2.zip")):
+    for part, zip_name in (
+        ("HAM10000_images_part_1", "HAM10000_images_part1.zip"),
+        ("HAM10000_images_part_2", "HAM10000_images_part2.zip"),
+    ):
         with zipfile.ZipFile(out / zip_name, "w") as archive:
             for image in sorted((release / part).iterdir()):
                 archive.write(image, f"{part}/{image.name}")

@@ -39,23 +39,50 @@ def run(venv: Path, everything: bool) -> int:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "--upgrade-strategy", "eager",
-                    "-c", str(ROOT / "constraints.in"), "-e", f"{ROOT}[{EXTRAS}]"], check=True)
-    installed = pins(subprocess.run([str(python), "-m", "pip", "freeze", "--exclude-editable"], check=True,
-                                    capture_output=True, text=True).stdout)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--upgrade",
+            "--upgrade-strategy",
+            "eager",
+            "-c",
+            str(ROOT / "constraints.in"),
+            "-e",
+            f"{ROOT}[{EXTRAS}]",
+        ],
+        check=True,
+    )
+    installed = pins(
+        subprocess.run([str(python), "-m", "pip", "freeze", "--exclude-editable"], check=True, capture_output=True, text=True).stdout
+    )
     locked = pins((ROOT / "constraints.txt").read_text())
-    newer = {name: (locked.get(name, "-"), version.split("+")[0]) for name, version in installed.items()
-             if locked.get(name) != version.split("+")[0]}
+    newer = {
+        name: (locked.get(name, "-"), version.split("+")[0])
+        for name, version in installed.items()
+        if locked.get(name) != version.split("+")[0]
+    }
     print(f"{len(newer)} package(s) newer than constraints.txt:" if newer else "the newest allowed versions are the locked ones")
     for name, (was, now) in sorted(newer.items()):
         print(f"  {name} {was} -> {now}")
     runs = [[]] if everything else [["-m", "not slow"], CANARIES]
-    codes = [subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=ROOT,
-                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}).returncode for tests in runs]
+    codes = [
+        subprocess.run(
+            [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        ).returncode
+        for tests in runs
+    ]
     code = max(codes)
     verdict = "passed" if code == 0 else f"FAILED (pytest exit {codes})"
-    print(f"check_latest {datetime.date.today()}: {'whole suite' if everything else 'fast tests + canaries'} {verdict} "
-          f"with the newest allowed versions ({len(newer)} newer than the lock)")
+    print(
+        f"check_latest {datetime.date.today()}: {'whole suite' if everything else 'fast tests + canaries'} {verdict} "
+        f"with the newest allowed versions ({len(newer)} newer than the lock)"
+    )
     return code
 
 

@@ -28,8 +28,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "cluster.md"
 TINY = {
-    "name": "ham10000", "objective": {"metric": "val_auroc", "mode": "max"}, "sampler": {"name": "tpe", "n_startup_trials": 2},
-    "scheduler": "none", "num_samples": 4, "max_epochs": 2, "resources": {"cpus": 1},
+    "name": "ham10000",
+    "objective": {"metric": "val_auroc", "mode": "max"},
+    "sampler": {"name": "tpe", "n_startup_trials": 2},
+    "scheduler": "none",
+    "num_samples": 4,
+    "max_epochs": 2,
+    "resources": {"cpus": 1},
     "fixed": {"image_size": 28, "batch_size": 64, "cnn_channels": 8, "mlp_width": 64},
     "params": {"kind": {"choice": ["ae", "vae"]}, "arch": {"choice": ["mlp", "cnn"]}, "lr": {"float": [1e-3, 5e-3], "log": True}},
 }
@@ -79,9 +84,14 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="hamtune-recipe-"))
     temp_root = f"/tmp/htr-{secrets.token_hex(3)}"  # short: Ray's socket paths must stay under 108 bytes
     places = {
-        "HEAD_IP": "127.0.0.1", "6379": str(free_port()), "8265": str(free_port()), "10001": str(free_port()),
+        "HEAD_IP": "127.0.0.1",
+        "6379": str(free_port()),
+        "8265": str(free_port()),
+        "10001": str(free_port()),
         "/tmp/ray-hamtune": temp_root,
-        "$SPACE": str(scratch / "ham10000.yaml"), "$DATA": str(scratch / "data"), "$SHARED": str(scratch / "shared"),
+        "$SPACE": str(scratch / "ham10000.yaml"),
+        "$DATA": str(scratch / "data"),
+        "$SHARED": str(scratch / "shared"),
     }
     temp_dirs = [Path(temp_root), Path(f"{temp_root}-worker")]
     home = scratch / "home"

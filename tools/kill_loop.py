@@ -70,12 +70,16 @@ def run_rounds(rounds: int, seed: int, work: Path, keep: bool) -> tuple[int, int
             message = str(exc)
             if NO_RAY in message:
                 no_ray += 1
-                print(f"round {index + 1}/{rounds} (seed {seed + index}): a driver could not start Ray ({NO_RAY}: the "
-                      "machine is overloaded), so the round says nothing about resuming", flush=True)
+                print(
+                    f"round {index + 1}/{rounds} (seed {seed + index}): a driver could not start Ray ({NO_RAY}: the "
+                    "machine is overloaded), so the round says nothing about resuming",
+                    flush=True,
+                )
             elif message.startswith("the sweep ended before"):
                 not_killed += 1
-                print(f"round {index + 1}/{rounds} (seed {seed + index}): the sweep ended before a kill landed: "
-                      f"{message[-1500:]}", flush=True)
+                print(
+                    f"round {index + 1}/{rounds} (seed {seed + index}): the sweep ended before a kill landed: {message[-1500:]}", flush=True
+                )
             else:
                 print(f"round {index + 1}/{rounds} (seed {seed + index}): NOT RESUMED: {str(exc)[-2000:]}", flush=True)
                 keep_failed = root.with_name(root.name + "-failed")
@@ -84,8 +88,11 @@ def run_rounds(rounds: int, seed: int, work: Path, keep: bool) -> tuple[int, int
             continue
         resumed += 1
         set_aside = sorted(path.name for path in (root / "kills" / "tune").glob("*.unrecorded"))
-        print(f"round {index + 1}/{rounds} (seed {seed + index}): resumed after kills at {killed} in "
-              f"{time.perf_counter() - started:.0f} s; unrecorded state set aside: {set_aside or 'none'}", flush=True)
+        print(
+            f"round {index + 1}/{rounds} (seed {seed + index}): resumed after kills at {killed} in "
+            f"{time.perf_counter() - started:.0f} s; unrecorded state set aside: {set_aside or 'none'}",
+            flush=True,
+        )
         if not keep:
             shutil.rmtree(root)
     return resumed, not_killed, no_ray
@@ -107,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     load = [multiprocessing.Process(target=busy, daemon=True) for _ in range(os.cpu_count() or 1)] if args.load else []
     for process in load:
         process.start()
-    print(f"{args.rounds} rounds from seed {args.seed} in {work}" + (f", {len(load)} busy loops beside them" if load else ""),
-          flush=True)
+    print(f"{args.rounds} rounds from seed {args.seed} in {work}" + (f", {len(load)} busy loops beside them" if load else ""), flush=True)
     try:
         resumed, not_killed, no_ray = run_rounds(args.rounds, args.seed, work, args.keep)
     finally:

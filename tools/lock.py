@@ -37,8 +37,21 @@ def resolve(extras: str = EXTRAS) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.json"
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed", "--report", str(report),
-             "-c", str(ROOT / "constraints.in"), "-e", f"{ROOT}[{extras}]"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--dry-run",
+                "--ignore-installed",
+                "--report",
+                str(report),
+                "-c",
+                str(ROOT / "constraints.in"),
+                "-e",
+                f"{ROOT}[{extras}]",
+            ],
             check=True,
         )
         installs = json.loads(report.read_text())["install"]
@@ -72,10 +85,16 @@ def compare_installed() -> int:
     installed = dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^\s+]+)", freeze.stdout, re.MULTILINE))
     locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^\s#]+)", (ROOT / "constraints.txt").read_text(), re.MULTILINE))
     locked = {name.lower(): version for name, version in locked.items()}
-    off = sorted(f"{name}=={version} (lock: {locked.get(name.lower(), 'not pinned')})"
-                 for name, version in installed.items() if locked.get(name.lower()) != version)
-    print("every installed package is pinned at its version in constraints.txt" if not off else
-          "installed but not as constraints.txt pins it (run python tools/lock.py):\n  " + "\n  ".join(off))
+    off = sorted(
+        f"{name}=={version} (lock: {locked.get(name.lower(), 'not pinned')})"
+        for name, version in installed.items()
+        if locked.get(name.lower()) != version
+    )
+    print(
+        "every installed package is pinned at its version in constraints.txt"
+        if not off
+        else "installed but not as constraints.txt pins it (run python tools/lock.py):\n  " + "\n  ".join(off)
+    )
     return 1 if off else 0
 
 

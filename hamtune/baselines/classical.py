@@ -52,8 +52,9 @@ def pca(train: np.ndarray, n_components: int = 32, seed: int = 0) -> Scorer:
     from sklearn.decomposition import PCA
 
     if not 1 <= n_components <= min(train.shape):
-        raise HamtuneError(f"pca-{n_components}: needs 1..{min(train.shape)} components "
-                           f"({len(train)} training images of {train.shape[1]} values)")
+        raise HamtuneError(
+            f"pca-{n_components}: needs 1..{min(train.shape)} components ({len(train)} training images of {train.shape[1]} values)"
+        )
     model = PCA(n_components=n_components, random_state=seed).fit(train)
 
     def score(x: np.ndarray) -> Scored:
@@ -174,8 +175,10 @@ def parse_method(name: str, seed: int = 0) -> Method:
     `resample-4`, `iforest` (or `iforest-200` trees), `knn-5`: the model names the results carry."""
     match = re.fullmatch(r"(pca|blur|resample|iforest|knn)(?:-(\d+))?", name.strip().lower())
     if not match:
-        raise UsageError(f"unknown baseline {name!r}; use pca-N, blur (or blur-SIGMA), resample (or resample-FACTOR), "
-                         f"iforest (or iforest-TREES), knn-K, e.g. {','.join(DEFAULT_METHODS)}")
+        raise UsageError(
+            f"unknown baseline {name!r}; use pca-N, blur (or blur-SIGMA), resample (or resample-FACTOR), "
+            f"iforest (or iforest-TREES), knn-K, e.g. {','.join(DEFAULT_METHODS)}"
+        )
     family, number = match.group(1), match.group(2)
     value = int(number) if number else None
     if value == 0:

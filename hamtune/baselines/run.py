@@ -51,8 +51,13 @@ class Split:
 def split_images(data: Prepared, rows: np.ndarray, labels: np.ndarray) -> Split:
     """One split's flattened pixels with the labels, diagnoses and ids a baseline's metrics need."""
     meta = data.meta
-    return Split(pixels(data.images[rows]), labels[rows], meta["dx"].to_numpy(str)[rows],
-                 meta["image_id"].to_numpy(str)[rows], tuple(data.images.shape[1:]))
+    return Split(
+        pixels(data.images[rows]),
+        labels[rows],
+        meta["dx"].to_numpy(str)[rows],
+        meta["image_id"].to_numpy(str)[rows],
+        tuple(data.images.shape[1:]),
+    )
 
 
 def reconstruction_terms(split: Split, scored: Scored) -> dict[str, np.ndarray]:
@@ -74,7 +79,12 @@ def terms_of(split: Split, scored: Scored) -> dict[str, np.ndarray]:
 
 
 def evaluate_method(
-    val: Split, test: Split, val_scored: Scored, test_scored: Scored, protocol: Protocol, score: str | None = None,
+    val: Split,
+    test: Split,
+    val_scored: Scored,
+    test_scored: Scored,
+    protocol: Protocol,
+    score: str | None = None,
     terms: tuple[dict, dict] | None = None,
 ) -> tuple[dict, pd.DataFrame]:
     """The deep models' metrics for one baseline: threshold from val only, then test. `score` None keeps the
@@ -89,8 +99,7 @@ def evaluate_method(
     normal = val.labels == 0
     val_loss = float(val_terms["mse"][normal].mean()) if val_terms and normal.any() else None
     out = detection_metrics(val, val_terms, val_scores, test, test_terms, test_scores, protocol, val_loss)
-    table = pd.DataFrame({"image_id": test.image_id, "dx": test.dx, "label": test.labels.astype(np.int8),
-                          "score": test_scores})
+    table = pd.DataFrame({"image_id": test.image_id, "dx": test.dx, "label": test.labels.astype(np.int8), "score": test_scores})
     if test_terms:
         table["mse"], table["ssim"] = test_terms["mse"], test_terms["ssim"]
     return out, table
@@ -105,14 +114,20 @@ def samples(test: Split, scored: Scored) -> dict[str, np.ndarray]:
     def to_uint8(x: np.ndarray) -> np.ndarray:
         return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8).reshape(-1, *test.shape)
 
-    return {"original": to_uint8(test.x[pick]), "reconstruction": to_uint8(scored.reconstructions[pick]),
-            "image_id": test.image_id[pick], "label": test.labels[pick].astype(np.int8), "dx": test.dx[pick]}
+    return {
+        "original": to_uint8(test.x[pick]),
+        "reconstruction": to_uint8(scored.reconstructions[pick]),
+        "image_id": test.image_id[pick],
+        "label": test.labels[pick].astype(np.int8),
+        "dx": test.dx[pick],
+    }
 
 
 def trial_id(model: str, config: TrainConfig, data: Prepared, test_data: Prepared | None) -> str:
     """The same model (method and score) on the same data and splits is the same trial: a re-run replaces its row."""
-    key = json.dumps([model, {k: getattr(config, k) for k in DATA_KEYS}, data.fingerprint,
-                      test_data.fingerprint if test_data else None], sort_keys=True)
+    key = json.dumps(
+        [model, {k: getattr(config, k) for k in DATA_KEYS}, data.fingerprint, test_data.fingerprint if test_data else None], sort_keys=True
+    )
     return f"{model}-{hashlib.blake2b(key.encode(), digest_size=4).hexdigest()}"
 
 
@@ -172,13 +187,26 @@ def run_baselines(
             chosen, result, table = max(evaluated, key=lambda item: _objective(item[1]))  # ties: the first setting
             model = model_name(method, score)
             row = trial_row(
-                sweep=name, trial_id=trial_id(model, config, data, test_data), status="completed", reason="",
+                sweep=name,
+                trial_id=trial_id(model, config, data, test_data),
+                status="completed",
+                reason="",
                 params={**params, "latent_dim": method.n_components, "score": score},
-                history=[{**result, "epoch_time_s": seconds}], objective=OBJECTIVE, wall_time_s=seconds, device="cpu",
-                data_manifest=data.located_manifest(), test_manifest=test_data.located_manifest() if test_data else None,
-                extra={"model": model, "baseline": method.family, "baseline_setting": chosen.setting or None,
-                       "epochs_run": None, "best_epoch": None, "time_per_epoch_s": None,
-                       "train_images": len(plan.train)},
+                history=[{**result, "epoch_time_s": seconds}],
+                objective=OBJECTIVE,
+                wall_time_s=seconds,
+                device="cpu",
+                data_manifest=data.located_manifest(),
+                test_manifest=test_data.located_manifest() if test_data else None,
+                extra={
+                    "model": model,
+                    "baseline": method.family,
+                    "baseline_setting": chosen.setting or None,
+                    "epochs_run": None,
+                    "best_epoch": None,
+                    "time_per_epoch_s": None,
+                    "train_images": len(plan.train),
+                },
             )
             writer.add(row, [], table, chosen.samples)
             rows.append(row)

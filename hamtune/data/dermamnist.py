@@ -49,8 +49,7 @@ def load(src: Path, *, skip_missing: bool = False, metadata: Path | None = None)
             x = x[..., None]
         if x.ndim != 4 or x.shape[-1] not in (1, 3) or x.dtype != np.uint8 or len(x) != len(y):
             raise HamtuneError(
-                f"{path}: {split}_images must be uint8 (N,H,W[,C]) with one label each; got {x.dtype} {x.shape} "
-                f"and {len(y)} labels"
+                f"{path}: {split}_images must be uint8 (N,H,W[,C]) with one label each; got {x.dtype} {x.shape} and {len(y)} labels"
             )
         if len(y) and (y.min() < 0 or y.max() > 6):
             bad = int(np.flatnonzero((y < 0) | (y > 6))[0])

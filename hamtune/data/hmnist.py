@@ -45,9 +45,7 @@ def _first_bad_cell(frame: pd.DataFrame, path: Path) -> HamtuneError | None:
         bad = np.flatnonzero((numeric.isna() | (numeric != numeric.round()) | (numeric < 0) | (numeric > high)).to_numpy())
         if len(bad):
             row = bad[0]
-            return HamtuneError(
-                f"{path}: line {row + 2}: field {column!r} is {str(values.iloc[row])!r}, not an integer in 0..{high}"
-            )
+            return HamtuneError(f"{path}: line {row + 2}: field {column!r} is {str(values.iloc[row])!r}, not an integer in 0..{high}")
     return None
 
 
@@ -103,9 +101,7 @@ def load(src: Path, *, skip_missing: bool = False, metadata: Path | None = None)
     pixels, labels = read_table(path)
     dx = pd.Series([HMNIST_LABELS[i] for i in labels], dtype=str)
     check_mapping(dx, MAPPING, path)
-    table = pd.DataFrame(
-        {"image_id": [f"{path.stem}_{i:05d}" for i in range(len(dx))], "lesion_id": None, "dx": dx, "source": "hmnist"}
-    )
+    table = pd.DataFrame({"image_id": [f"{path.stem}_{i:05d}" for i in range(len(dx))], "lesion_id": None, "dx": dx, "source": "hmnist"})
     files = [path]
     if metadata is not None:
         table = attach_metadata(table, metadata, path)

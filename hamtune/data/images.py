@@ -126,8 +126,10 @@ def decode(data: bytes, pre: Preprocess) -> tuple[np.ndarray, tuple[int, int]]:
         raise ValueError(f"refused as a decompression bomb ({exc})") from None
     source_size = image.size
     if source_size[0] * source_size[1] > MAX_SOURCE_PIXELS:
-        raise ValueError(f"the image claims {source_size[0]}x{source_size[1]} px, more than the {MAX_SOURCE_PIXELS:,} "
-                         "pixels hamtune decodes (a decompression bomb?)")
+        raise ValueError(
+            f"the image claims {source_size[0]}x{source_size[1]} px, more than the {MAX_SOURCE_PIXELS:,} "
+            "pixels hamtune decodes (a decompression bomb?)"
+        )
     if min(source_size) < MIN_SOURCE_SIDE:
         raise ValueError(f"the image is only {source_size[0]}x{source_size[1]} px, smaller than {MIN_SOURCE_SIDE} px a side")
     mode = "L" if pre.channels == 1 else "RGB"

@@ -11,5 +11,11 @@ DERMAMNIST_LABELS: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", 
 
 # HAM10000 class counts of the public release, used to check that a label mapping is plausible.
 HAM10000_COUNTS: dict[str, int] = {
-    "nv": 6705, "mel": 1113, "bkl": 1099, "bcc": 514, "akiec": 327, "vasc": 142, "df": 115,
+    "nv": 6705,
+    "mel": 1113,
+    "bkl": 1099,
+    "bcc": 514,
+    "akiec": 327,
+    "vasc": 142,
+    "df": 115,
 }

@@ -258,8 +258,10 @@ def prepare(
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        raise HamtuneError(f"{out.parent}: no space left on device while preparing {src} (nothing was kept); "
-                           "free some space or point HAMTUNE_CACHE (or --out) at a larger disk") from None
+        raise HamtuneError(
+            f"{out.parent}: no space left on device while preparing {src} (nothing was kept); "
+            "free some space or point HAMTUNE_CACHE (or --out) at a larger disk"
+        ) from None
     return out
 
 
@@ -311,8 +313,9 @@ def synthetic_source(spec: str = "synthetic", progress: bool = True) -> Path:
     except ValueError:
         raise HamtuneError(f"{spec!r}: expected e.g. synthetic:n=2000,seed=0,size=600x450") from None
     if options or layout not in ("synthetic", "synthetic-isic2018"):
-        raise HamtuneError(f"{spec!r}: unknown synthetic dataset or option(s) {', '.join(options)}; "
-                           "valid: n, seed, size (and test for synthetic-isic2018)")
+        raise HamtuneError(
+            f"{spec!r}: unknown synthetic dataset or option(s) {', '.join(options)}; valid: n, seed, size (and test for synthetic-isic2018)"
+        )
     root = cache_root() / "synthetic"
     if layout == "synthetic":
         return synthesize_release(root / f"ham-synth-n{n}-seed{seed}-{w}x{h}", n=n, seed=seed, image_size=(w, h), progress=progress)

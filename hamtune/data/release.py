@@ -59,9 +59,7 @@ def read_metadata(path: Path) -> pd.DataFrame:
     bad = np.flatnonzero(~table["dx"].isin(DX_CODES).to_numpy())
     if len(bad):
         row = bad[0]
-        raise HamtuneError(
-            f"{path}: line {row + 2}: field 'dx' is {table['dx'].iloc[row]!r}, not one of {', '.join(DX_CODES)}"
-        )
+        raise HamtuneError(f"{path}: line {row + 2}: field 'dx' is {table['dx'].iloc[row]!r}, not one of {', '.join(DX_CODES)}")
     duplicated = np.flatnonzero(table["image_id"].duplicated().to_numpy())
     if len(duplicated):
         row = duplicated[0]

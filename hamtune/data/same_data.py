@@ -20,9 +20,7 @@ def checked_data(path: Path | None, fingerprint: str | None, what: str, fix: str
         raise HamtuneError(f"trials.parquet names no {what} folder; {fix} ({fingerprint})")
     path = Path(path)
     if not (path / "manifest.json").exists():
-        raise HamtuneError(
-            f"{what} {path} is missing (expected fingerprint {fingerprint}, found none); {fix}"
-        )
+        raise HamtuneError(f"{what} {path} is missing (expected fingerprint {fingerprint}, found none); {fix}")
     found = load_prepared(path, verify=False).fingerprint
     if found != fingerprint:
         raise HamtuneError(
@@ -35,13 +33,13 @@ def checked_data(path: Path | None, fingerprint: str | None, what: str, fix: str
 def _one(rows: pd.DataFrame, column: str):
     values = rows[column].dropna().unique() if column in rows.columns else []
     if len(values) > 1:
-        raise HamtuneError(f"the chosen trials ran on different data ({column}: {', '.join(map(str, values))}); "
-                           "reproduce them one sweep at a time")
+        raise HamtuneError(
+            f"the chosen trials ran on different data ({column}: {', '.join(map(str, values))}); reproduce them one sweep at a time"
+        )
     return values[0] if len(values) else None
 
 
-def sweep_data(rows: pd.DataFrame, data: Path | None, test_data: Path | None,
-               fix: str = MOVED) -> tuple[Prepared, Prepared | None]:
+def sweep_data(rows: pd.DataFrame, data: Path | None, test_data: Path | None, fix: str = MOVED) -> tuple[Prepared, Prepared | None]:
     """The main (and external test) data of the chosen trials, fingerprint-checked."""
     main = checked_data(data or _one(rows, "data_path"), _one(rows, "data_fingerprint"), "data", fix)
     test_path = test_data or _one(rows, "test_path")

@@ -112,8 +112,9 @@ def resolution(images: np.ndarray, strength: float, seed: int = 0) -> np.ndarray
     h, w = images.shape[1:3]
     factor = resolution_factor(strength)
     small = (max(1, round(h / factor)), max(1, round(w / factor)))
-    return _torch_filter(images, lambda x: F.interpolate(F.interpolate(x, size=small, mode="area"), size=(h, w), mode="bilinear",
-                                                       align_corners=False))
+    return _torch_filter(
+        images, lambda x: F.interpolate(F.interpolate(x, size=small, mode="area"), size=(h, w), mode="bilinear", align_corners=False)
+    )
 
 
 def vignette(images: np.ndarray, strength: float, seed: int = 0) -> np.ndarray:
@@ -172,16 +173,19 @@ class Shift:
         return self.transform(images, strength, seed)
 
 
-SHIFTS: dict[str, Shift] = {s.name: s for s in (
-    Shift("white_balance", white_balance, lambda s: f"red x{1 + 0.2 * s:.2f}, blue x{1 - 0.2 * s:.2f}"),
-    Shift("brightness", brightness, lambda s: f"gain x{1 + 0.35 * s:.2f}"),
-    Shift("contrast", contrast, lambda s: f"contrast x{1 - 0.5 * s:.2f}"),
-    Shift("defocus", defocus, lambda s: f"sigma {1.5 * s:.2f} px at 64 px"),
-    Shift("jpeg", jpeg, lambda s: f"quality {jpeg_quality(s)}" if s else "no compression"),
-    Shift("resolution", resolution, lambda s: f"down x{resolution_factor(s):.2f}, then up"),
-    Shift("vignette", vignette, lambda s: f"corners x{1 - 0.6 * s:.2f}"),
-    Shift("hair", hair, lambda s: f"{round(MAX_HAIRS * s)} hairs"),
-)}
+SHIFTS: dict[str, Shift] = {
+    s.name: s
+    for s in (
+        Shift("white_balance", white_balance, lambda s: f"red x{1 + 0.2 * s:.2f}, blue x{1 - 0.2 * s:.2f}"),
+        Shift("brightness", brightness, lambda s: f"gain x{1 + 0.35 * s:.2f}"),
+        Shift("contrast", contrast, lambda s: f"contrast x{1 - 0.5 * s:.2f}"),
+        Shift("defocus", defocus, lambda s: f"sigma {1.5 * s:.2f} px at 64 px"),
+        Shift("jpeg", jpeg, lambda s: f"quality {jpeg_quality(s)}" if s else "no compression"),
+        Shift("resolution", resolution, lambda s: f"down x{resolution_factor(s):.2f}, then up"),
+        Shift("vignette", vignette, lambda s: f"corners x{1 - 0.6 * s:.2f}"),
+        Shift("hair", hair, lambda s: f"{round(MAX_HAIRS * s)} hairs"),
+    )
+}
 
 
 def parse_shifts(names: str | list[str] | tuple[str, ...] | None, flag: str = "--shifts") -> list[Shift]:

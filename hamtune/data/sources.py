@@ -41,18 +41,37 @@ class Form:
 # FOLDER_ORDER: an ISIC 2018 folder holds HAM10000's metadata too, and Kaggle's HAM10000 download holds the
 # release and hmnist_*.csv side by side (the full-size images win).
 FORMS: tuple[Form, ...] = (
-    Form("dermamnist", dermamnist.load, lambda src, name: name.endswith(".npz"),
-         lambda names: any(n.startswith("dermamnist") and n.endswith(".npz") for n in names), arrays=True),
-    Form("hmnist", hmnist.load,
-         lambda src, name: (name.startswith("hmnist_") and name.endswith(".csv"))
-         or (name.endswith(TABLES) and "pixel0000" in _header(src)),
-         lambda names: any(n.startswith("hmnist_") and n.endswith(".csv") for n in names), arrays=True),
-    Form("isic2018", isic2018.load,
-         lambda src, name: (name.startswith("isic2018_task3") and name.endswith("groundtruth.csv"))
-         or (name.endswith(TABLES) and _isic_header(_header(src))),
-         lambda names: any(n.startswith("isic2018_task3") for n in names), arrays=False),
-    Form("release", release.load, lambda src, name: name.endswith(TABLES),
-         lambda names: bool({"ham10000_metadata.csv", "ham10000_metadata.tab"} & names), arrays=False),
+    Form(
+        "dermamnist",
+        dermamnist.load,
+        lambda src, name: name.endswith(".npz"),
+        lambda names: any(n.startswith("dermamnist") and n.endswith(".npz") for n in names),
+        arrays=True,
+    ),
+    Form(
+        "hmnist",
+        hmnist.load,
+        lambda src, name: (name.startswith("hmnist_") and name.endswith(".csv")) or (name.endswith(TABLES) and "pixel0000" in _header(src)),
+        lambda names: any(n.startswith("hmnist_") and n.endswith(".csv") for n in names),
+        arrays=True,
+    ),
+    Form(
+        "isic2018",
+        isic2018.load,
+        lambda src, name: (
+            (name.startswith("isic2018_task3") and name.endswith("groundtruth.csv"))
+            or (name.endswith(TABLES) and _isic_header(_header(src)))
+        ),
+        lambda names: any(n.startswith("isic2018_task3") for n in names),
+        arrays=False,
+    ),
+    Form(
+        "release",
+        release.load,
+        lambda src, name: name.endswith(TABLES),
+        lambda names: bool({"ham10000_metadata.csv", "ham10000_metadata.tab"} & names),
+        arrays=False,
+    ),
 )
 FOLDER_ORDER = ("isic2018", "release", "hmnist", "dermamnist")
 BY_NAME: dict[str, Form] = {form.name: form for form in FORMS}

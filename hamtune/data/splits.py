@@ -48,9 +48,7 @@ def lesion_groups(meta: pd.DataFrame) -> np.ndarray:
     return np.where(lesions.isna(), "image:" + meta["image_id"].astype(str), lesions.astype(str))
 
 
-def split_by_lesion(
-    meta: pd.DataFrame, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0
-) -> np.ndarray:
+def split_by_lesion(meta: pd.DataFrame, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0) -> np.ndarray:
     """Assign every image to train/val/test so that no lesion crosses splits and each dx keeps its share.
 
     Lesions of one dx are shuffled (seeded) and each goes to the split furthest below its target

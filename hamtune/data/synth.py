@@ -43,15 +43,31 @@ INTERNAL_MAX = 240
 CANVAS = 1.3
 PHOTOS_PER_LESION = np.array([5514, 1423, 490, 34, 5, 4]) / 7470
 DX_TYPES: dict[str, dict[str, float]] = {
-    "nv": {"follow_up": 0.552, "histo": 0.373, "consensus": 0.075}, "mel": {"histo": 1.0},
-    "bkl": {"histo": 0.70, "consensus": 0.24, "confocal": 0.06}, "bcc": {"histo": 1.0},
-    "akiec": {"histo": 1.0}, "vasc": {"consensus": 0.58, "histo": 0.42}, "df": {"consensus": 0.48, "histo": 0.52},
+    "nv": {"follow_up": 0.552, "histo": 0.373, "consensus": 0.075},
+    "mel": {"histo": 1.0},
+    "bkl": {"histo": 0.70, "consensus": 0.24, "confocal": 0.06},
+    "bcc": {"histo": 1.0},
+    "akiec": {"histo": 1.0},
+    "vasc": {"consensus": 0.58, "histo": 0.42},
+    "df": {"consensus": 0.48, "histo": 0.52},
 }
 MEAN_AGE = {"nv": 47, "mel": 61, "bkl": 64, "bcc": 67, "akiec": 67, "vasc": 50, "df": 52}
 LOCALIZATIONS: dict[str, int] = {
-    "back": 2192, "lower extremity": 2077, "trunk": 1404, "upper extremity": 1118, "abdomen": 1022,
-    "face": 745, "chest": 407, "foot": 319, "unknown": 234, "neck": 168, "scalp": 128, "hand": 90,
-    "ear": 56, "genital": 48, "acral": 7,
+    "back": 2192,
+    "lower extremity": 2077,
+    "trunk": 1404,
+    "upper extremity": 1118,
+    "abdomen": 1022,
+    "face": 745,
+    "chest": 407,
+    "foot": 319,
+    "unknown": 234,
+    "neck": 168,
+    "scalp": 128,
+    "hand": 90,
+    "ear": 56,
+    "genital": 48,
+    "acral": 7,
 }
 FAVOURITE_SITE = {"akiec": "face", "bcc": "face", "bkl": "face", "df": "lower extremity", "vasc": "trunk"}
 
@@ -60,8 +76,20 @@ def _rgb(*colours: tuple[int, int, int]) -> np.ndarray:
     return np.array(colours, np.float32)
 
 
-SKIN = _rgb((200, 160, 170), (188, 148, 172), (212, 166, 160), (196, 156, 178), (205, 168, 186), (170, 132, 145),
-            (222, 192, 198), (196, 140, 145), (165, 140, 155), (210, 172, 168), (190, 150, 150), (228, 180, 180))
+SKIN = _rgb(
+    (200, 160, 170),
+    (188, 148, 172),
+    (212, 166, 160),
+    (196, 156, 178),
+    (205, 168, 186),
+    (170, 132, 145),
+    (222, 192, 198),
+    (196, 140, 145),
+    (165, 140, 155),
+    (210, 172, 168),
+    (190, 150, 150),
+    (228, 180, 180),
+)
 PALE_SKIN = _rgb((232, 202, 192))[0]
 PALER = {"bcc": 0.4, "akiec": 0.4, "df": 0.3}
 ERYTHEMA = np.array((0.05, -1.0, -0.7), np.float32)
@@ -116,8 +144,7 @@ def _ramp(palette: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.stack([np.interp(t, stops, channel).astype(np.float32) for channel in palette.T], axis=-1)
 
 
-def _outline(rng: np.random.Generator, g: _Grid, radius: float, asym: float, rough: float,
-             soft: float) -> tuple[np.ndarray, np.ndarray]:
+def _outline(rng: np.random.Generator, g: _Grid, radius: float, asym: float, rough: float, soft: float) -> tuple[np.ndarray, np.ndarray]:
     """Lesion mask and distance (1 on the border): low harmonics make it asymmetric, high ones ragged."""
     cu, cv = (float(x) for x in rng.normal(0, 0.05, 2))
     c, s = math.cos(angle := rng.uniform(0, np.pi)), math.sin(angle)
@@ -148,8 +175,9 @@ def _grain(rng: np.random.Generator, g: _Grid, amount: float) -> np.ndarray:
     return (1 + amount * _noise(rng, g, 0.018))[..., None]
 
 
-def _dabs(rng: np.random.Generator, g: _Grid, spread: float, count: int, size: tuple[float, float],
-          elongation: float = 1.0, lopsided: float = 0.0) -> np.ndarray:
+def _dabs(
+    rng: np.random.Generator, g: _Grid, spread: float, count: int, size: tuple[float, float], elongation: float = 1.0, lopsided: float = 0.0
+) -> np.ndarray:
     """Sharp-edged irregular blobs (globules, ovoid nests, scale flakes, crusts) scattered over a lesion.
 
     Centres fall within `spread` photo heights of the canvas centre, crowded to one side when
@@ -169,8 +197,7 @@ def _dabs(rng: np.random.Generator, g: _Grid, spread: float, count: int, size: t
         radii = half * rng.uniform(0.6, 1.2, len(corners))
         pu, pv = radii * np.cos(corners) * stretch, radii * np.sin(corners)
         c, s = math.cos(turn), math.sin(turn)
-        draw.polygon([(x + u * c - v * s, y + u * s + v * c) for u, v in zip(pu, pv)],
-                     fill=int(rng.uniform(150, 255)))
+        draw.polygon([(x + u * c - v * s, y + u * s + v * c) for u, v in zip(pu, pv)], fill=int(rng.uniform(150, 255)))
     return np.asarray(mask.filter(ImageFilter.GaussianBlur(unit * 0.003)), np.float32) / 255
 
 
@@ -192,8 +219,7 @@ def _mel(rng: np.random.Generator, g: _Grid) -> list[Layer]:
     """Asymmetric, notched, several colours: dark and black globules, blue-grey veil, regression, red."""
     radius = rng.uniform(0.1, 0.22) if rng.random() < 0.25 else rng.uniform(0.22, 0.48)
     early = 0.5 if rng.random() < 0.3 else 1.0  # thin melanomas can look much like a nevus
-    alpha, d = _outline(rng, g, radius, rng.uniform(0.12, 0.3) * early, rng.uniform(0.07, 0.14) * early,
-                        rng.uniform(0.2, 0.45))
+    alpha, d = _outline(rng, g, radius, rng.uniform(0.12, 0.3) * early, rng.uniform(0.07, 0.14) * early, rng.uniform(0.2, 0.45))
     t = rng.uniform(0.2, 0.5) + 0.3 * (1 - d) + 0.35 * _noise(rng, g, radius * 0.4) + 0.25 * _noise(rng, g, 0.04)
     layers = [(alpha * rng.uniform(0.6, 0.85), _ramp(MEL[:3], t) * _grain(rng, g, 0.15))]
     for colour in rng.choice(np.arange(3, 6), size=rng.integers(0 if early < 1 else 1, 4), replace=False):
@@ -213,8 +239,12 @@ def _bkl(rng: np.random.Generator, g: _Grid) -> list[Layer]:
     fissures = _network(rng, g, rng.uniform(0.04, 0.07)) * rng.uniform(0.1, 0.35)
     cysts = _dabs(rng, g, radius * 0.8, int(rng.integers(1, 10)), (0.015, 0.035))
     openings = _dabs(rng, g, radius * 0.8, int(rng.integers(1, 12)), (0.015, 0.035))
-    return [(alpha * rng.uniform(0.5, 0.9), _ramp(TANS, t) * _grain(rng, g, 0.15)), (alpha * fissures, TANS[3]),
-            (alpha * cysts * rng.uniform(0.4, 0.8), MILIA), (alpha * openings * rng.uniform(0.4, 0.8), TANS[3])]
+    return [
+        (alpha * rng.uniform(0.5, 0.9), _ramp(TANS, t) * _grain(rng, g, 0.15)),
+        (alpha * fissures, TANS[3]),
+        (alpha * cysts * rng.uniform(0.4, 0.8), MILIA),
+        (alpha * openings * rng.uniform(0.4, 0.8), TANS[3]),
+    ]
 
 
 def _bcc(rng: np.random.Generator, g: _Grid) -> list[Layer]:
@@ -243,9 +273,17 @@ def _vessels(rng: np.random.Generator, g: _Grid, radius: float) -> np.ndarray:
     """Arborizing vessels of basal cell carcinoma: sharp red lines that fork, thin out and fade."""
     mask = Image.new("L", (g.cols, g.rows), 0)
     draw, scale = ImageDraw.Draw(mask), g.unit * radius
-    stack = [(g.cols / 2 + rng.normal(0, 0.4) * scale, g.rows / 2 + rng.normal(0, 0.4) * scale,
-              rng.uniform(0, 2 * np.pi), 0.9 * scale, 255.0, g.unit * rng.uniform(0.01, 0.018))
-             for _ in range(rng.integers(2, 6))]
+    stack = [
+        (
+            g.cols / 2 + rng.normal(0, 0.4) * scale,
+            g.rows / 2 + rng.normal(0, 0.4) * scale,
+            rng.uniform(0, 2 * np.pi),
+            0.9 * scale,
+            255.0,
+            g.unit * rng.uniform(0.01, 0.018),
+        )
+        for _ in range(rng.integers(2, 6))
+    ]
     while stack:
         x, y, heading, length, strength, width = stack.pop()
         points = [(x, y)]
@@ -255,8 +293,7 @@ def _vessels(rng: np.random.Generator, g: _Grid, radius: float) -> np.ndarray:
             points.append((x, y))
         draw.line(points, fill=int(strength), width=max(1, round(width)), joint="curve")
         if length > 0.15 * scale:
-            stack += [(x, y, heading + turn * rng.uniform(0.3, 0.9), length * 0.6, strength * 0.85, width * 0.65)
-                      for turn in (-1, 1)]
+            stack += [(x, y, heading + turn * rng.uniform(0.3, 0.9), length * 0.6, strength * 0.85, width * 0.65) for turn in (-1, 1)]
     return np.asarray(mask, np.float32) / 255 * rng.uniform(0.75, 0.95)
 
 
@@ -268,8 +305,12 @@ def _akiec(rng: np.random.Generator, g: _Grid) -> list[Layer]:
     strawberry = _network(rng, g, rng.uniform(0.04, 0.07)) * rng.uniform(0.35, 0.6)
     flakes = _dabs(rng, g, radius * 0.9, int(rng.integers(15, 50)), (0.02, 0.05), elongation=1.8)
     crust = _dabs(rng, g, radius * 0.5, int(rng.integers(2, 7)), (0.05, 0.12), elongation=1.5, lopsided=0.4)
-    layers = [(alpha * rng.uniform(0.4, 0.7), red), (alpha * strawberry, EROSION), (alpha * flakes * 0.9, SCALE),
-              (alpha * crust * rng.uniform(0.6, 0.9), KERATIN)]
+    layers = [
+        (alpha * rng.uniform(0.4, 0.7), red),
+        (alpha * strawberry, EROSION),
+        (alpha * flakes * 0.9, SCALE),
+        (alpha * crust * rng.uniform(0.6, 0.9), KERATIN),
+    ]
     if rng.random() < 0.8:
         erosions = _dabs(rng, g, radius * 0.7, int(rng.integers(2, 8)), (0.03, 0.08))
         layers.append((alpha * erosions * rng.uniform(0.6, 0.9), CRUST))
@@ -282,9 +323,11 @@ def _vasc(rng: np.random.Generator, g: _Grid) -> list[Layer]:
     radius = rng.uniform(0.08, 0.3)
     alpha, d = _outline(rng, g, radius, rng.uniform(0.02, 0.12), rng.uniform(0.02, 0.08), rng.uniform(0.1, 0.35))
     t = rng.uniform(0.0, 0.6) + 0.3 * (1 - d) + 0.25 * _noise(rng, g, radius * 0.4)
-    return [(alpha * rng.uniform(0.75, 0.95), _ramp(PURPLES, t) * _grain(rng, g, 0.05)),
-            (alpha * _network(rng, g, radius * 0.25) * 0.12, SEPTA),
-            (alpha * _spots(rng, g, radius * 0.15, 1.2) * 0.4, PURPLES[3])]
+    return [
+        (alpha * rng.uniform(0.75, 0.95), _ramp(PURPLES, t) * _grain(rng, g, 0.05)),
+        (alpha * _network(rng, g, radius * 0.25) * 0.12, SEPTA),
+        (alpha * _spots(rng, g, radius * 0.15, 1.2) * 0.4, PURPLES[3]),
+    ]
 
 
 def _df(rng: np.random.Generator, g: _Grid) -> list[Layer]:
@@ -292,12 +335,21 @@ def _df(rng: np.random.Generator, g: _Grid) -> list[Layer]:
     alpha, d = _outline(rng, g, radius, rng.uniform(0.03, 0.1), rng.uniform(0.02, 0.06), rng.uniform(0.5, 1.0))
     ring = _ramp(DF_RING, rng.uniform(0.0, 0.8) + 0.15 * _noise(rng, g, radius * 0.5)) * _grain(rng, g, 0.15)
     scar = _smoothstep((rng.uniform(0.2, 0.5) - d) / 0.4 + 0.15 * _noise(rng, g, radius * 0.3))
-    return [(alpha * rng.uniform(0.45, 0.8), ring), (alpha * _network(rng, g, 0.025) * 0.2, BROWNS[2]),
-            (scar * rng.uniform(0.2, 0.8), SCAR)]
+    return [
+        (alpha * rng.uniform(0.45, 0.8), ring),
+        (alpha * _network(rng, g, 0.025) * 0.2, BROWNS[2]),
+        (scar * rng.uniform(0.2, 0.8), SCAR),
+    ]
 
 
 PAINTERS: dict[str, Callable[[np.random.Generator, _Grid], list[Layer]]] = {
-    "nv": _nv, "mel": _mel, "bkl": _bkl, "bcc": _bcc, "akiec": _akiec, "vasc": _vasc, "df": _df,
+    "nv": _nv,
+    "mel": _mel,
+    "bkl": _bkl,
+    "bcc": _bcc,
+    "akiec": _akiec,
+    "vasc": _vasc,
+    "df": _df,
 }
 
 
@@ -355,8 +407,15 @@ def _equipment(rng: np.random.Generator, dx: str, dx_type: str) -> tuple[np.ndar
     return gains[:, None] * (saturation * np.eye(3) + (1 - saturation) / 3), vignette
 
 
-def _photograph(canvas: Image.Image, rng: np.random.Generator, frame: tuple[int, int], size: tuple[int, int],
-                posed: bool, camera: np.ndarray, vignette: float | None) -> Image.Image:
+def _photograph(
+    canvas: Image.Image,
+    rng: np.random.Generator,
+    frame: tuple[int, int],
+    size: tuple[int, int],
+    posed: bool,
+    camera: np.ndarray,
+    vignette: float | None,
+) -> Image.Image:
     """One photo of the canvas: pose (for repeat photos), light, colour, vignette, final size."""
     (w, h), cx, cy = frame, canvas.width / 2, canvas.height / 2
     if posed:
@@ -406,8 +465,11 @@ def _render_lesion_photos(task: tuple) -> int:
 
 
 def _check_size(size: object) -> tuple[int, int]:
-    ok = isinstance(size, (tuple, list)) and len(size) == 2 and all(
-        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 16 <= s <= 4096 for s in size)
+    ok = (
+        isinstance(size, (tuple, list))
+        and len(size) == 2
+        and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 16 <= s <= 4096 for s in size)
+    )
     if not ok:
         raise UsageError(f"image_size must be (width, height) in pixels, each 16..4096; got {size!r}")
     assert isinstance(size, (tuple, list))
@@ -466,16 +528,24 @@ def _plan(n: int, seed: int, stream: int, first_image: int) -> list[_Lesion]:
     classes = [classes[i] for i in rng.permutation(len(classes))]
     lesion_numbers = rng.choice(max(10_000, 2 * len(classes)), size=len(classes), replace=False)
     image_numbers = iter(first_image + rng.permutation(n))
-    return [_Lesion(i, f"HAM_{number:07d}", dx, _patient(dx, rng),
-                    tuple(f"ISIC_{next(image_numbers):07d}" for _ in range(size)))
-            for i, ((dx, size), number) in enumerate(zip(classes, lesion_numbers))]
+    return [
+        _Lesion(i, f"HAM_{number:07d}", dx, _patient(dx, rng), tuple(f"ISIC_{next(image_numbers):07d}" for _ in range(size)))
+        for i, ((dx, size), number) in enumerate(zip(classes, lesion_numbers))
+    ]
 
 
-def _render(lesions: list[_Lesion], paths: dict[str, Path], seed: int, stream: int, size: tuple[int, int],
-            workers: int | None, progress: bool, what: str) -> None:
+def _render(
+    lesions: list[_Lesion],
+    paths: dict[str, Path],
+    seed: int,
+    stream: int,
+    size: tuple[int, int],
+    workers: int | None,
+    progress: bool,
+    what: str,
+) -> None:
     """Render all photos in worker processes; a photo's pixels depend only on its own seeds."""
-    tasks = [(seed, stream, lesion.index, lesion.dx, lesion.patient[0], size, [paths[i] for i in lesion.image_ids])
-             for lesion in lesions]
+    tasks = [(seed, stream, lesion.index, lesion.dx, lesion.patient[0], size, [paths[i] for i in lesion.image_ids]) for lesion in lesions]
     workers = capped(4 if workers is None else workers, -(-len(tasks) // 8))
     pool = worker_pool(workers) if workers > 1 else None  # workers die with this process
     try:
@@ -530,8 +600,9 @@ def _check_common(seed: object, image_size: object, workers: object) -> tuple[in
     return seed, _check_size(image_size), None if workers is None else _check_int(workers, "workers", 1, "")
 
 
-def synthesize_release(out: Path, n: int = 2000, seed: int = 0, image_size: tuple[int, int] = (600, 450),
-                       workers: int | None = None, progress: bool = True) -> Path:
+def synthesize_release(
+    out: Path, n: int = 2000, seed: int = 0, image_size: tuple[int, int] = (600, 450), workers: int | None = None, progress: bool = True
+) -> Path:
     """Write n synthetic images in the original HAM10000 layout (metadata CSV + two image folders).
 
     Returns `out` at once when it already holds this (n, seed, image_size). The same arguments
@@ -555,9 +626,15 @@ def synthesize_release(out: Path, n: int = 2000, seed: int = 0, image_size: tupl
     return _build(Path(out), params, write)
 
 
-def synthesize_isic2018(out: Path, n_train: int, n_test: int, seed: int = 0,
-                        image_size: tuple[int, int] = (600, 450), workers: int | None = None,
-                        progress: bool = True) -> Path:
+def synthesize_isic2018(
+    out: Path,
+    n_train: int,
+    n_test: int,
+    seed: int = 0,
+    image_size: tuple[int, int] = (600, 450),
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
     """Write the ISIC 2018 Task 3 layout, whose training set is HAM10000 itself.
 
     Training images are exactly those of `synthesize_release(n=n_train, seed=seed)`, listed in a
@@ -566,8 +643,7 @@ def synthesize_isic2018(out: Path, n_train: int, n_test: int, seed: int = 0,
     n_train = _check_int(n_train, "n_train", len(DX_CODES), " (one image per class)")
     n_test = _check_int(n_test, "n_test", len(DX_CODES), " (one image per class)")
     seed, size, workers = _check_common(seed, image_size, workers)
-    params = {"layout": "ISIC2018", "n_train": n_train, "n_test": n_test, "seed": seed,
-              "image_size": list(size), "version": VERSION}
+    params = {"layout": "ISIC2018", "n_train": n_train, "n_test": n_test, "seed": seed, "image_size": list(size), "version": VERSION}
 
     def write(tmp: Path) -> None:
         first_test = max(FIRST_TEST_IMAGE, FIRST_IMAGE + n_train)

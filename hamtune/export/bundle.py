@@ -147,16 +147,26 @@ def check_score_state(values, config: TrainConfig, where: Path) -> ScoreState:
         raise HamtuneError(f"{where}: not the score's fitted statistics (a mapping); export the model again")
     if "latent" in parts:
         mean, precision, size = values.get("latent_mean"), values.get("latent_precision"), config.latent_dim
-        if not (isinstance(mean, torch.Tensor) and isinstance(precision, torch.Tensor)
-                and tuple(mean.shape) == (size,) and tuple(precision.shape) == (size, size)):
-            raise HamtuneError(f"{where}: score {config.score} needs latent_mean ({size},) and latent_precision "
-                               f"({size}, {size}); they are missing or mis-shaped, so export the model again")
+        if not (
+            isinstance(mean, torch.Tensor)
+            and isinstance(precision, torch.Tensor)
+            and tuple(mean.shape) == (size,)
+            and tuple(precision.shape) == (size, size)
+        ):
+            raise HamtuneError(
+                f"{where}: score {config.score} needs latent_mean ({size},) and latent_precision "
+                f"({size}, {size}); they are missing or mis-shaped, so export the model again"
+            )
     if len(parts) > 1:
         center, scale = values.get("center"), values.get("scale")
-        if not (isinstance(center, dict) and isinstance(scale, dict)
-                and all(_finite(center.get(p)) and _finite(scale.get(p)) and scale[p] > 0 for p in parts)):
-            raise HamtuneError(f"{where}: score {config.score} needs a finite center and a positive scale for each "
-                               "part; export the model again")
+        if not (
+            isinstance(center, dict)
+            and isinstance(scale, dict)
+            and all(_finite(center.get(p)) and _finite(scale.get(p)) and scale[p] > 0 for p in parts)
+        ):
+            raise HamtuneError(
+                f"{where}: score {config.score} needs a finite center and a positive scale for each part; export the model again"
+            )
     return ScoreState.from_dict(values)
 
 
@@ -192,7 +202,8 @@ def bundle_info(row: pd.Series, config: TrainConfig, metric: str, rank: int) -> 
     manifest = _data_manifest(row)
     protocol = get_protocol(config.protocol)
     metrics = {
-        k: _plain(v) for k, v in row.items()
+        k: _plain(v)
+        for k, v in row.items()
         if str(k).startswith(("val_", "test_")) and k not in TrainConfig.__dataclass_fields__ and isinstance(_plain(v), (int, float))
     }
     return {
@@ -213,8 +224,11 @@ def bundle_info(row: pd.Series, config: TrainConfig, metric: str, rank: int) -> 
         "epochs_run": _plain(row.get("epochs_run")),
         "seed": config.seed,
         "data": {
-            "name": _plain(row.get("data_name")), "fingerprint": _plain(row.get("data_fingerprint")),
-            "form": manifest.get("form"), "count": manifest.get("count"), "counts": manifest.get("counts"),
+            "name": _plain(row.get("data_name")),
+            "fingerprint": _plain(row.get("data_fingerprint")),
+            "form": manifest.get("form"),
+            "count": manifest.get("count"),
+            "counts": manifest.get("counts"),
             "synthetic": is_synthetic(manifest),
         },
         "test_set": _plain(row.get("test_set")),
@@ -247,8 +261,15 @@ def seal(folder: Path, info: dict) -> None:
     (Path(folder) / META).write_text(json.dumps(info, indent=1, default=float))
 
 
-def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool = False,
-                 results_dir: Path | None = None, formats: tuple[str, ...] = ("torch",)) -> Path:
+def write_bundle(
+    row: pd.Series,
+    out: Path,
+    metric: str,
+    rank: int,
+    force: bool = False,
+    results_dir: Path | None = None,
+    formats: tuple[str, ...] = ("torch",),
+) -> Path:
     """Export one trial's final checkpoint (and the programs `formats` asks for) to `out`: everything is written
     and sealed under a temporary name, then renamed in, so `out` is never a bundle without its files."""
     source = row.get("checkpoint")
@@ -282,8 +303,13 @@ def write_bundle(row: pd.Series, out: Path, metric: str, rank: int, force: bool 
     return out
 
 
-def finish(folder: Path, info: dict, row: pd.Series | None, programs: Sequence[str] = (),
-           validation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict:
+def finish(
+    folder: Path,
+    info: dict,
+    row: pd.Series | None,
+    programs: Sequence[str] = (),
+    validation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> dict:
     """Complete a sealed bundle folder being written: its golden vectors (kept where it has them), the check of its
     threshold on validation, its programs, its model card listing every file, sealed again; returns its info.
     `validation`: (images, labels, ids, scores) where the caller has scored them, else they come from `row`'s data."""
@@ -303,8 +329,13 @@ def finish(folder: Path, info: dict, row: pd.Series | None, programs: Sequence[s
     return info
 
 
-def golden_and_check(folder: Path, bundle: Bundle | EnsembleBundle, config: TrainConfig, row: pd.Series | None,
-                     validation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict:
+def golden_and_check(
+    folder: Path,
+    bundle: Bundle | EnsembleBundle,
+    config: TrainConfig,
+    row: pd.Series | None,
+    validation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> dict:
     """Write golden.npz (from the validation split, or synthetic where its data is not at hand) and check the threshold
     on validation; what bundle.json records of both. A threshold that flags (almost) every image is logged."""
     scorer = bundle.scorer(torch.device("cpu"))
@@ -312,16 +343,29 @@ def golden_and_check(folder: Path, bundle: Bundle | EnsembleBundle, config: Trai
         split = validation_split(row, config)
         validation = (*split, scorer(split[0])) if split is not None else None
     if validation is None:
-        log.info("%s: the validation data is not at hand, so the golden vectors are synthetic images and the threshold "
-                 "is not checked", folder)
+        log.info(
+            "%s: the validation data is not at hand, so the golden vectors are synthetic images and the threshold is not checked", folder
+        )
         images = synthetic(bundle.preprocess)
-        golden = write_golden(folder, scorer, images, [f"synthetic-{i + 1}" for i in range(len(images))], bundle.threshold,
-                              "synthetic (the validation data was not at hand)")
+        golden = write_golden(
+            folder,
+            scorer,
+            images,
+            [f"synthetic-{i + 1}" for i in range(len(images))],
+            bundle.threshold,
+            "synthetic (the validation data was not at hand)",
+        )
         return {"golden": golden, "threshold_check": None}
     images, labels, ids, scores = validation
     chosen = pick(scores)
-    golden = write_golden(folder, scorer, images[chosen], [str(ids[i]) for i in chosen], bundle.threshold,
-                          f"validation split of {info_data_name(bundle)}, spread over its scores")
+    golden = write_golden(
+        folder,
+        scorer,
+        images[chosen],
+        [str(ids[i]) for i in chosen],
+        bundle.threshold,
+        f"validation split of {info_data_name(bundle)}, spread over its scores",
+    )
     check = check_threshold(labels, scores, bundle.threshold)
     if check["warning"]:
         log.warning("%s: %s", bundle.info.get("trial_id"), check["warning"])
@@ -332,8 +376,15 @@ def info_data_name(bundle: Bundle | EnsembleBundle) -> str:
     return str((bundle.info.get("data") or {}).get("name") or "the data")
 
 
-def export_trial(directory: Path, rank: int | None, out: Path, metric: str | None = None, force: bool = False,
-                 formats: tuple[str, ...] = ("torch",), trial: str | None = None) -> tuple[Path, pd.Series]:
+def export_trial(
+    directory: Path,
+    rank: int | None,
+    out: Path,
+    metric: str | None = None,
+    force: bool = False,
+    formats: tuple[str, ...] = ("torch",),
+    trial: str | None = None,
+) -> tuple[Path, pd.Series]:
     """Export the trial at `rank` (1 = best) of a results folder, ranked as `hamtune reproduce` ranks, or the
     ranked trial whose id is `trial` (e.g. the seed ensemble `hamtune train --seeds` delivers). With neither (and no
     `metric`), the chosen model that chosen.json records (results.chosen), as every report names it."""
@@ -349,8 +400,9 @@ def export_trial(directory: Path, rank: int | None, out: Path, metric: str | Non
         if not len(found):
             raise UsageError(f"{directory}: no ranked trial {trial!r}; ranked: {', '.join(board['trial_id'].astype(str)[:8])}")
         position = int(found[0])
-        return write_bundle(board.loc[position], out, chosen.column, position + 1, force, results_dir=directory,
-                            formats=formats), board.loc[position]
+        return write_bundle(
+            board.loc[position], out, chosen.column, position + 1, force, results_dir=directory, formats=formats
+        ), board.loc[position]
     if isinstance(rank, bool) or not isinstance(rank, int):
         raise UsageError(f"--rank must be a whole number, got {rank!r}")
     if rank < 1:
@@ -378,8 +430,10 @@ def _json_object(path: Path, links: bool = True) -> dict:
 def bundle_version(info: dict, where: Path) -> int:
     found = info.get("bundle_version")
     if isinstance(found, bool) or not isinstance(found, int) or found not in READABLE_VERSIONS:
-        raise HamtuneError(f"{where}: bundle_version {found!r} is not one this hamtune reads (the whole numbers "
-                           f"{', '.join(map(str, READABLE_VERSIONS))}); export the model again")
+        raise HamtuneError(
+            f"{where}: bundle_version {found!r} is not one this hamtune reads (the whole numbers "
+            f"{', '.join(map(str, READABLE_VERSIONS))}); export the model again"
+        )
     return found
 
 
@@ -401,8 +455,9 @@ def load_bundle(path: Path) -> Bundle | EnsembleBundle:
         if preprocess.size < MIN_IMAGE_SIZE or preprocess.channels not in (1, 3):
             raise ValueError(f"size {preprocess.size}, channels {preprocess.channels}")
     except (TypeError, KeyError, ValueError) as exc:
-        raise HamtuneError(f"{path / META}: preprocess must hold size ({MIN_IMAGE_SIZE} or more), crop and channels (1 or 3) "
-                           f"({first_line(exc, 80)})") from None
+        raise HamtuneError(
+            f"{path / META}: preprocess must hold size ({MIN_IMAGE_SIZE} or more), crop and channels (1 or 3) ({first_line(exc, 80)})"
+        ) from None
     threshold = _threshold(info.get("threshold"), path / META)
     if not isinstance(info.get("data", {}), dict) or not isinstance(info.get("protocol", {}), dict):
         raise HamtuneError(f"{path / META}: data and protocol must be JSON objects; export the model again")
@@ -417,8 +472,10 @@ def load_bundle(path: Path) -> Bundle | EnsembleBundle:
         )
     for key, recorded in (("input_range", pre.get("input_range")), ("score", info.get("score"))):
         if recorded is not None and getattr(config, key) != recorded:
-            raise HamtuneError(f"{path / CONFIG}: {key} {getattr(config, key)!r} disagrees with {META}'s {recorded!r}; "
-                               "the bundle was edited, export it again")
+            raise HamtuneError(
+                f"{path / CONFIG}: {key} {getattr(config, key)!r} disagrees with {META}'s {recorded!r}; "
+                "the bundle was edited, export it again"
+            )
     bundle = Bundle(path, config, preprocess, threshold, info)
     bundle.score_state()  # checked now, before any image is scored
     return bundle
@@ -433,11 +490,15 @@ def _members(path: Path, info: dict, preprocess: Preprocess) -> list[Bundle]:
     members = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or not re.fullmatch(rf"{MEMBERS}/[1-9][0-9]?", str(entry.get("path"))):
-            raise HamtuneError(f"{where}: member {i + 1}: path must be {MEMBERS}/N inside the bundle, got "
-                               f"{entry.get('path') if isinstance(entry, dict) else entry!r}")
+            raise HamtuneError(
+                f"{where}: member {i + 1}: path must be {MEMBERS}/N inside the bundle, got "
+                f"{entry.get('path') if isinstance(entry, dict) else entry!r}"
+            )
         if not _finite(entry.get("center")) or not _finite(entry.get("scale")) or entry["scale"] <= 0:
-            raise HamtuneError(f"{where}: member {i + 1}: center must be a finite number and scale a positive one, "
-                               f"got {entry.get('center')!r} and {entry.get('scale')!r}")
+            raise HamtuneError(
+                f"{where}: member {i + 1}: center must be a finite number and scale a positive one, "
+                f"got {entry.get('center')!r} and {entry.get('scale')!r}"
+            )
         member = load_bundle(path / entry["path"])
         if not isinstance(member, Bundle) or member.preprocess != preprocess:
             raise HamtuneError(f"{where}: an ensemble's members must be single models prepared as {preprocess}")
@@ -469,14 +530,14 @@ FILE_WORDS = {
     CARD: "this card",
     PROGRAMS["onnx"]: "the model as ONNX: float NCHW images -> reconstruction, code, log-variance",
     SCORE_GRAPH: "the whole score as ONNX: uint8 NHWC images -> score (and the anomaly map where the score has one); "
-                 "its contract in metadata_props",
+    "its contract in metadata_props",
     PROGRAMS["torch-export"]: "the model as a torch.export program: float NCHW images -> reconstruction, code, log-variance",
     GOLDEN: "golden vectors: input images as exact uint8 NHWC tensors, their expected scores and threshold decisions",
 }
 ENSEMBLE_WORDS = {
     PROGRAMS["torch-export"]: "the whole ensemble score as one torch.export program: uint8 NHWC images -> score (and map)",
     SCORE_GRAPH: "the whole ensemble score as one ONNX graph (every member, its standardisation, the mean): uint8 NHWC "
-                 "images -> score (and the anomaly map where every member's score has one)",
+    "images -> score (and the anomaly map where every member's score has one)",
 }
 
 
@@ -494,21 +555,25 @@ def threshold_warning(info: dict) -> str:
 
 
 def preprocessing_text(pre: dict) -> str:
-    return (f"Decode (a 16-bit greyscale image is first scaled to 8 bits: value * 255 / 65535, rounded), `{pre['crop']}` "
-            f"crop to a square, resize to {pre['size']}x{pre['size']} px, {pre['channels']} channel(s), "
-            f"pixels scaled to {'[-1, 1]' if pre.get('input_range') == 'pm1' else '[0, 1]'}. Exactly (a port must do "
-            f"this; a plain bilinear, bicubic or nearest resize of the full image moves the score): {RESIZE_RULE}.")
+    return (
+        f"Decode (a 16-bit greyscale image is first scaled to 8 bits: value * 255 / 65535, rounded), `{pre['crop']}` "
+        f"crop to a square, resize to {pre['size']}x{pre['size']} px, {pre['channels']} channel(s), "
+        f"pixels scaled to {'[-1, 1]' if pre.get('input_range') == 'pm1' else '[0, 1]'}. Exactly (a port must do "
+        f"this; a plain bilinear, bicubic or nearest resize of the full image moves the score): {RESIZE_RULE}."
+    )
 
 
 def golden_text(info: dict) -> str:
     golden = info.get("golden") or {}
     if not golden:
         return "This bundle has no golden vectors (exported before they were added); export it again for them."
-    return (f"`{GOLDEN}` holds {golden.get('count')} input image(s) ({golden.get('source')}) as the exact uint8 NHWC tensors "
-            f"the model takes (shape {golden.get('shape')}), the scores this bundle gives them and their decisions at the "
-            f"threshold. They are the reference for ports: a port that reproduces these scores within {TOLERANCE:g} "
-            "(relative; absolute below 1) scores as hamtune does, and one that decodes the images' files the same way "
-            "preprocesses as it does. Check one with `hamtune verify THIS_FOLDER --program torch|onnx|torch-export`.")
+    return (
+        f"`{GOLDEN}` holds {golden.get('count')} input image(s) ({golden.get('source')}) as the exact uint8 NHWC tensors "
+        f"the model takes (shape {golden.get('shape')}), the scores this bundle gives them and their decisions at the "
+        f"threshold. They are the reference for ports: a port that reproduces these scores within {TOLERANCE:g} "
+        "(relative; absolute below 1) scores as hamtune does, and one that decodes the images' files the same way "
+        "preprocesses as it does. Check one with `hamtune verify THIS_FOLDER --program torch|onnx|torch-export`."
+    )
 
 
 def model_card(info: dict, config: TrainConfig, files: list[str] | None = None) -> str:
@@ -530,21 +595,21 @@ def model_card(info: dict, config: TrainConfig, files: list[str] | None = None) 
             "HAM10000 (and ISIC archive data derived from it) is licensed CC BY-NC 4.0: this model is derived from it "
             "and is for non-commercial research use; cite Tschandl et al., Sci. Data 5, 180161 (2018)."
         )
-    return f"""# {config.kind.upper()} ({config.arch}) anomaly detector: {info['sweep']}/{info['trial_id']}
+    return f"""# {config.kind.upper()} ({config.arch}) anomaly detector: {info["sweep"]}/{info["trial_id"]}
 
 ## What it is
-{'A variational autoencoder' if config.kind == 'vae' else 'An autoencoder'} trained only on *normal* dermoscopy images
-({', '.join(protocol['normal'])}; protocol `{protocol['name']}`). An image it reconstructs badly is unusual:
-its anomaly score is {score}. Images scoring above the threshold **{fmt(info['threshold'], 'n/a')}** are flagged as
-possible {', '.join(protocol['anomalous'])}. The threshold maximised F1 on the validation split; test labels
+{"A variational autoencoder" if config.kind == "vae" else "An autoencoder"} trained only on *normal* dermoscopy images
+({", ".join(protocol["normal"])}; protocol `{protocol["name"]}`). An image it reconstructs badly is unusual:
+its anomaly score is {score}. Images scoring above the threshold **{fmt(info["threshold"], "n/a")}** are flagged as
+possible {", ".join(protocol["anomalous"])}. The threshold maximised F1 on the validation split; test labels
 never chose anything.{threshold_warning(info)}
 
-Ranked {info['rank']} of its sweep by `{info['ranked_by']}`; {info['epochs_run']} epoch(s), seed {info['seed']},
-latent size {config.latent_dim}, {fmt(info['model']['n_params'], 'n/a')} parameters.
+Ranked {info["rank"]} of its sweep by `{info["ranked_by"]}`; {info["epochs_run"]} epoch(s), seed {info["seed"]},
+latent size {config.latent_dim}, {fmt(info["model"]["n_params"], "n/a")} parameters.
 
 ## Data
-`{data['name']}` ({fmt(data.get('count'), 'n/a')} images, fingerprint `{data['fingerprint']}`), split by lesion into
-train/val/test. Test set: `{info['test_set']}`.
+`{data["name"]}` ({fmt(data.get("count"), "n/a")} images, fingerprint `{data["fingerprint"]}`), split by lesion into
+train/val/test. Test set: `{info["test_set"]}`.
 
 ## Preprocessing (applied by `hamtune score`)
 {preprocessing_text(pre)}
@@ -581,15 +646,18 @@ def _what(info: dict, bundles: list[Bundle]) -> str:
 
 def ensemble_card(info: dict, bundles: list[Bundle], files: list[str] | None = None) -> str:
     """The model card of an ensemble: what it combines, how, and how well; the members' cards hold the rest."""
-    lines = "\n".join(f"| {m['path']} | {b.info['trial_id']} | {b.config.kind}/{b.config.arch} | {b.config.score} | "
-                      f"{m['center']:.4g} | {m['scale']:.4g} |" for m, b in zip(info["members"], bundles))
+    lines = "\n".join(
+        f"| {m['path']} | {b.info['trial_id']} | {b.config.kind}/{b.config.arch} | {b.config.score} | "
+        f"{m['center']:.4g} | {m['scale']:.4g} |"
+        for m, b in zip(info["members"], bundles)
+    )
     metrics, warning, nan = info["metrics"], threshold_warning(info), float("nan")
-    return f"""# Ensemble of {len(bundles)} anomaly detectors: {info['sweep']}/{info['trial_id']}
+    return f"""# Ensemble of {len(bundles)} anomaly detectors: {info["sweep"]}/{info["trial_id"]}
 
 {_what(info, bundles)}; each member's score is standardised
 by its mean and standard deviation on the validation normals, and the ensemble's score is their mean. Images
-scoring above **{info['threshold']:.4g}** (the F1-maximising threshold on validation) are flagged. Test labels
-chose nothing. Validation AUROC {metrics.get('val_auroc', nan):.4g}, test AUROC {metrics.get('test_auroc', nan):.4g}.{warning}
+scoring above **{info["threshold"]:.4g}** (the F1-maximising threshold on validation) are flagged. Test labels
+chose nothing. Validation AUROC {metrics.get("val_auroc", nan):.4g}, test AUROC {metrics.get("test_auroc", nan):.4g}.{warning}
 
 | member | trial | model | score | validation mean | validation std |
 |---|---|---|---|---|---|
@@ -600,7 +668,7 @@ limits apply to the ensemble too: **not a medical device**). Score images with:
 `hamtune score THIS_FOLDER IMAGES... --out scores.csv`.
 
 ## Preprocessing (applied by `hamtune score`)
-{preprocessing_text(info['preprocess'])}
+{preprocessing_text(info["preprocess"])}
 
 ## Golden vectors
 {golden_text(info)}

@@ -38,14 +38,14 @@ from hamtune.train.loop import resolve_device
 log = logging.getLogger(__name__)
 
 
-
 def _check_same_split(bundles: list[Bundle]) -> None:
     first = bundles[0].config
     for bundle in bundles[1:]:
         differs = [k for k in SPLIT_KEYS if getattr(bundle.config, k) != getattr(first, k)]
         if differs:
-            raise HamtuneError(f"the chosen trials do not share one split ({', '.join(differs)} differ); "
-                               "an ensemble combines trials of one sweep")
+            raise HamtuneError(
+                f"the chosen trials do not share one split ({', '.join(differs)} differ); an ensemble combines trials of one sweep"
+            )
 
 
 def _eval_set(name: str, data: Prepared, rows: np.ndarray, labels: np.ndarray) -> EvalSet:
@@ -62,8 +62,9 @@ def seed_members(directory: Path, trial_ids: list[str]) -> tuple[pd.DataFrame, M
     return board[board["trial_id"].astype(str).isin(set(trial_ids))].reset_index(drop=True), metric
 
 
-def build_ensemble(directory: Path, top: int, results_root: Path, name: str | None = None, device: str = "auto",
-                   members: list[str] | None = None) -> tuple[Path, dict]:
+def build_ensemble(
+    directory: Path, top: int, results_root: Path, name: str | None = None, device: str = "auto", members: list[str] | None = None
+) -> tuple[Path, dict]:
     """Combine the `top` best trials of `directory` (ranked by the sweep's validation objective), or exactly the
     trials `members` names (a configuration's seeds), and record the ensemble in results/<name> (default:
     <sweep>-ensemble); returns that folder and its row."""
@@ -74,18 +75,28 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
         raise HamtuneError(f"{directory}: ranked by {metric.column}; an ensemble chooses its members on validation only")
     board = board[board["kind"].isin(DEEP_KINDS)].reset_index(drop=True)
     if members is None and 2 <= len(board) < top:
-        log.warning("%s: only %d ranked deep trial(s); the ensemble has %d members, not the %d asked", directory, len(board),
-                    len(board), top)
+        log.warning(
+            "%s: only %d ranked deep trial(s); the ensemble has %d members, not the %d asked", directory, len(board), len(board), top
+        )
     if "data_fingerprint" in board and len(board):  # members share the best trial's data; say who was left out
         same = board["data_fingerprint"].eq(board["data_fingerprint"].iloc[0])
         if not same.all():
-            log.warning("%s: %d of the top %d trial(s) ran on other data than the best (%s) and were left out of the "
-                        "ensemble", directory, int((~same).sum()), len(board), board.get("data_name", board["data_fingerprint"]).iloc[0])
+            log.warning(
+                "%s: %d of the top %d trial(s) ran on other data than the best (%s) and were left out of the ensemble",
+                directory,
+                int((~same).sum()),
+                len(board),
+                board.get("data_name", board["data_fingerprint"]).iloc[0],
+            )
         board = board[same].reset_index(drop=True)
     if len(board) < 2:
         raise HamtuneError(f"{directory}: {len(board)} ranked deep trial(s) on one dataset; an ensemble needs at least 2")
-    data, test_data = sweep_data(board, None, None, fix="restore the sweep's prepared cache at that path "
-                                                        "(hamtune data prepare SOURCE --out PATH) and run ensemble again")
+    data, test_data = sweep_data(
+        board,
+        None,
+        None,
+        fix="restore the sweep's prepared cache at that path (hamtune data prepare SOURCE --out PATH) and run ensemble again",
+    )
     sweep = str(board["sweep"].iloc[0])
     name = name or f"{Path(directory).resolve().name}-ensemble"
     ids = [str(t) for t in board["trial_id"]]
@@ -95,8 +106,7 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
     target = resolve_device(device)
     started = time.perf_counter()
     with atomic_folder(out / "checkpoints" / trial_id) as tmp:
-        paths = [write_bundle(row, tmp / MEMBERS / str(i + 1), metric.column, i + 1)
-                 for i, (_, row) in enumerate(board.iterrows())]
+        paths = [write_bundle(row, tmp / MEMBERS / str(i + 1), metric.column, i + 1) for i, (_, row) in enumerate(board.iterrows())]
         bundles: list[Bundle] = []
         for p in paths:
             member = load_bundle(p)
@@ -110,8 +120,10 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
         scorers = [b.scorer(target) for b in bundles]
         val_parts = [scorer(data.images[plan.val]) for scorer in scorers]
         spreads = [normal_spread(s, val.labels) for s in val_parts]
-        entries = [{"path": f"{MEMBERS}/{i + 1}", "trial_id": ids[i], "center": center, "scale": scale}
-                   for i, (center, scale) in enumerate(spreads)]
+        entries = [
+            {"path": f"{MEMBERS}/{i + 1}", "trial_id": ids[i], "center": center, "scale": scale}
+            for i, (center, scale) in enumerate(spreads)
+        ]
         val_scores = combine(val_parts, entries)
         test_scores = combine([scorer((test_data or data).images[plan.test]) for scorer in scorers], entries)
         protocol = get_protocol(config.protocol)
@@ -119,21 +131,43 @@ def build_ensemble(directory: Path, top: int, results_root: Path, name: str | No
         seconds = time.perf_counter() - started
         params = {k: (getattr(config, k) if k in SPLIT_KEYS or k == "input_range" else None) for k in config.to_dict()}
         row = trial_row(
-            sweep=name, trial_id=trial_id, status="completed", reason="", params={**params, "kind": ENSEMBLE},
-            history=[{**result, "epoch_time_s": seconds}], objective=(metric.column, metric.mode), wall_time_s=seconds,
-            device=str(target), data_manifest=data.located_manifest(),
+            sweep=name,
+            trial_id=trial_id,
+            status="completed",
+            reason="",
+            params={**params, "kind": ENSEMBLE},
+            history=[{**result, "epoch_time_s": seconds}],
+            objective=(metric.column, metric.mode),
+            wall_time_s=seconds,
+            device=str(target),
+            data_manifest=data.located_manifest(),
             test_manifest=test_data.located_manifest() if test_data else None,
             checkpoint=relative_to_results(out / "checkpoints" / trial_id, out),
-            extra={"model": label, "members": ",".join(ids), "members_from": sweep,
-                   "epochs_run": None, "best_epoch": None, "time_per_epoch_s": None},
+            extra={
+                "model": label,
+                "members": ",".join(ids),
+                "members_from": sweep,
+                "epochs_run": None,
+                "best_epoch": None,
+                "time_per_epoch_s": None,
+            },
         )
-        info = {**bundles[0].info, "bundle_version": BUNDLE_VERSION, "kind": ENSEMBLE, "members": entries,
-                "sweep": name, "trial_id": trial_id, "score": f"mean of {len(ids)} standardised member scores",
-                "threshold": result["threshold"], "metrics": {k: v for k, v in result.items() if k.startswith(("val_", "test_"))},
-                "model": {"kind": ENSEMBLE, "members": ids, "chosen": "best by validation" if members is None else "seeds"},
-                "hamtune_version": hamtune.__version__,
-                "rank": None, "ranked_by": metric.column,
-                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        info = {
+            **bundles[0].info,
+            "bundle_version": BUNDLE_VERSION,
+            "kind": ENSEMBLE,
+            "members": entries,
+            "sweep": name,
+            "trial_id": trial_id,
+            "score": f"mean of {len(ids)} standardised member scores",
+            "threshold": result["threshold"],
+            "metrics": {k: v for k, v in result.items() if k.startswith(("val_", "test_"))},
+            "model": {"kind": ENSEMBLE, "members": ids, "chosen": "best by validation" if members is None else "seeds"},
+            "hamtune_version": hamtune.__version__,
+            "rank": None,
+            "ranked_by": metric.column,
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         seal(tmp, info)
         finish(tmp, info, None, validation=(np.asarray(data.images[plan.val]), val.labels, val.image_id, val_scores))
     table = pd.DataFrame({"image_id": test.image_id, "dx": test.dx, "label": test.labels.astype(np.int8), "score": test_scores})

@@ -92,35 +92,59 @@ def synthetic(preprocess: Preprocess, count: int = COUNT) -> np.ndarray:
     return (np.clip(np.stack(images), 0, 1) * 255).round().astype(np.uint8)
 
 
-def write_golden(folder: Path, scorer: Callable[[np.ndarray], np.ndarray], images: np.ndarray, names: list[str],
-                 threshold: float, source: str) -> dict:
+def write_golden(
+    folder: Path, scorer: Callable[[np.ndarray], np.ndarray], images: np.ndarray, names: list[str], threshold: float, source: str
+) -> dict:
     """Score `images` with the bundle's own scorer and store them as golden.npz; what bundle.json records of it."""
     images = np.ascontiguousarray(images, dtype=np.uint8)
     scores = np.asarray(scorer(images), dtype=np.float64)
-    np.savez(Path(folder) / GOLDEN, images=images, names=np.array(names, dtype=str), scores=scores,
-             flagged=scores > threshold, threshold=np.float64(threshold))
-    return {"file": GOLDEN, "count": len(images), "source": source, "shape": list(images.shape),
-            "tolerance": f"{TOLERANCE:g} relative (absolute where the score is below 1)"}
+    np.savez(
+        Path(folder) / GOLDEN,
+        images=images,
+        names=np.array(names, dtype=str),
+        scores=scores,
+        flagged=scores > threshold,
+        threshold=np.float64(threshold),
+    )
+    return {
+        "file": GOLDEN,
+        "count": len(images),
+        "source": source,
+        "shape": list(images.shape),
+        "tolerance": f"{TOLERANCE:g} relative (absolute where the score is below 1)",
+    }
 
 
 def read_golden(path: Path) -> Golden:
     """golden.npz as written: plain arrays of matching lengths; anything else is one error naming the file."""
     if not path.exists():
-        raise HamtuneError(f"{path}: missing; this bundle has no golden vectors (exported before they were added), "
-                           "so export it again")
+        raise HamtuneError(f"{path}: missing; this bundle has no golden vectors (exported before they were added), so export it again")
     try:
         with np.load(path, allow_pickle=False) as found:
             values = {key: found[key] for key in KEYS}
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise HamtuneError(f"{path}: not readable golden vectors ({first_line(exc, 120)}); export the bundle again") from None
     images, scores, n = values["images"], values["scores"], len(values["images"])
-    if (images.dtype != np.uint8 or images.ndim != 4 or scores.shape != (n,) or values["flagged"].shape != (n,)
-            or values["names"].shape != (n,) or n == 0 or not np.isfinite(scores).all()):
-        raise HamtuneError(f"{path}: golden vectors must be uint8 images (N,H,W,C) with N finite scores, decisions and "
-                           "names; export the bundle again")
+    if (
+        images.dtype != np.uint8
+        or images.ndim != 4
+        or scores.shape != (n,)
+        or values["flagged"].shape != (n,)
+        or values["names"].shape != (n,)
+        or n == 0
+        or not np.isfinite(scores).all()
+    ):
+        raise HamtuneError(
+            f"{path}: golden vectors must be uint8 images (N,H,W,C) with N finite scores, decisions and names; export the bundle again"
+        )
     threshold = float(values["threshold"])
-    return Golden(images, values["names"].astype(str), scores.astype(np.float64), values["flagged"].astype(bool),
-                  threshold if not math.isnan(threshold) else math.inf)
+    return Golden(
+        images,
+        values["names"].astype(str),
+        scores.astype(np.float64),
+        values["flagged"].astype(bool),
+        threshold if not math.isnan(threshold) else math.inf,
+    )
 
 
 def first_mismatch(golden: Golden, scores: np.ndarray, threshold: float) -> str | None:
@@ -131,6 +155,8 @@ def first_mismatch(golden: Golden, scores: np.ndarray, threshold: float) -> str 
             return f"vector {i + 1} ({name}) scores {float(found):.9g}, golden {float(expected):.9g}"
         clear = not within(float(found), threshold) if math.isfinite(threshold) else True
         if clear and bool(found > threshold) != bool(flagged):
-            return f"vector {i + 1} ({name}) is {'flagged' if found > threshold else 'not flagged'} at threshold " \
-                   f"{threshold:.9g}, golden {'flagged' if flagged else 'not flagged'}"
+            return (
+                f"vector {i + 1} ({name}) is {'flagged' if found > threshold else 'not flagged'} at threshold "
+                f"{threshold:.9g}, golden {'flagged' if flagged else 'not flagged'}"
+            )
     return None

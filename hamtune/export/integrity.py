@@ -40,8 +40,9 @@ def listing(folder: Path, names: set[str], top: str) -> list[str]:
             path = Path(root) / name
             relative = path.relative_to(folder).as_posix()
             if name not in names:
-                raise HamtuneError(f"{path}: a bundle holds no such file; it was added after export, so the bundle "
-                                   "was refused (export it again)")
+                raise HamtuneError(
+                    f"{path}: a bundle holds no such file; it was added after export, so the bundle was refused (export it again)"
+                )
             mode = os.lstat(path).st_mode
             if stat.S_ISDIR(mode):
                 continue
@@ -68,5 +69,7 @@ def verify(folder: Path, recorded, names: set[str], top: str) -> None:
         raise HamtuneError(f"{where}: {what} since export; the bundle was refused (export it again)")
     for relative in present:
         if sha256(Path(folder) / relative) != recorded[relative]:
-            raise HamtuneError(f"{Path(folder) / relative}: its sha256 differs from the one {top} records: the file was "
-                               "edited or replaced after export, so the bundle was refused (export it again)")
+            raise HamtuneError(
+                f"{Path(folder) / relative}: its sha256 differs from the one {top} records: the file was "
+                "edited or replaced after export, so the bundle was refused (export it again)"
+            )

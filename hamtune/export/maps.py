@@ -46,9 +46,11 @@ def check_mappable(bundle: Bundle | EnsembleBundle) -> None:
     for member in _members(bundle):
         flat = [p for p in score_parts(member.config.score) if p not in MAP_PARTS]
         if flat:
-            raise HamtuneError(f"{member.path}: score {member.config.score} has no anomaly map (its {', '.join(flat)} part is "
-                               "one number per image, not a mean over pixels); --maps needs a score of mse and/or ssim "
-                               "(nothing was written)")
+            raise HamtuneError(
+                f"{member.path}: score {member.config.score} has no anomaly map (its {', '.join(flat)} part is "
+                "one number per image, not a mean over pixels); --maps needs a score of mse and/or ssim "
+                "(nothing was written)"
+            )
 
 
 def _full_size(part: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -83,8 +85,10 @@ def view_maps(x: torch.Tensor, recon: torch.Tensor, input_range: str) -> dict[st
     exported score graph's map output."""
     height, width = x.shape[-2:]
     unit_x, unit_recon = to_unit(x, input_range), to_unit(recon, input_range)
-    return {"mse": (unit_recon - unit_x).pow(2).mean(1),
-            "ssim": _full_size(1.0 - metrics.ssim_map(unit_recon, unit_x).mean(1), height, width)}
+    return {
+        "mse": (unit_recon - unit_x).pow(2).mean(1),
+        "ssim": _full_size(1.0 - metrics.ssim_map(unit_recon, unit_x).mean(1), height, width),
+    }
 
 
 def add_view(maps: dict[str, torch.Tensor], view: dict[str, torch.Tensor], dims: tuple[int, ...], views: int) -> None:

@@ -26,8 +26,9 @@ def signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    return ModelSignature(inputs=Schema([ColSpec("binary", COLUMN)]),
-                          outputs=Schema([ColSpec("double", "score"), ColSpec("boolean", "flagged")]))
+    return ModelSignature(
+        inputs=Schema([ColSpec("binary", COLUMN)]), outputs=Schema([ColSpec("double", "score"), ColSpec("boolean", "flagged")])
+    )
 
 
 class BundleModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]  # mypy does not resolve mlflow.pyfunc's re-export
@@ -59,8 +60,13 @@ def save_bundle_model(bundle: Path, out: Path) -> Path:
     code = Path(__file__).with_name("mlflow_entry.py")  # models from code: the model holds no pickled object
     with warnings.catch_warnings():  # advice to add type hints or an input example: the signature is given
         warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
-        mlflow.pyfunc.save_model(str(out), python_model=str(code), artifacts={"bundle": str(bundle)}, signature=signature(),
-                                 pip_requirements=[f"hamtune=={hamtune.__version__}"])
+        mlflow.pyfunc.save_model(
+            str(out),
+            python_model=str(code),
+            artifacts={"bundle": str(bundle)},
+            signature=signature(),
+            pip_requirements=[f"hamtune=={hamtune.__version__}"],
+        )
     return out
 
 

@@ -49,11 +49,14 @@ class ProgramModel:
 def _load_pt2(bundle: Bundle | EnsembleBundle, path: Path, device: torch.device):
     """A bundle's torch.export program, inspected before torch reads it (export/programs.check_program)."""
     if not path.exists():
-        raise HamtuneError(f"{path}: missing; export the model with --format torch-export "
-                           "(hamtune export RESULTS --out DIR --format torch-export)")
+        raise HamtuneError(
+            f"{path}: missing; export the model with --format torch-export (hamtune export RESULTS --out DIR --format torch-export)"
+        )
     if bundle_version(bundle.info, bundle.path / META) < 3:
-        raise HamtuneError(f"{path}: from a bundle without digests (bundle version {bundle.info['bundle_version']}), "
-                           "so its program is not loaded; export the model again (torch scoring still works)")
+        raise HamtuneError(
+            f"{path}: from a bundle without digests (bundle version {bundle.info['bundle_version']}), "
+            "so its program is not loaded; export the model again (torch scoring still works)"
+        )
     check_program(path)
     try:
         return torch.export.load(path).module().to(device)
@@ -121,8 +124,9 @@ def run_limited(session, outputs: list[str], feed: dict, path: Path, limit: floa
     if not finished:
         options.terminate = True
         done.wait(10)
-        raise HamtuneError(f"{path}: still running after {limit:g} s on one batch; stopped (a program that does not end is "
-                           "not one hamtune exported)")
+        raise HamtuneError(
+            f"{path}: still running after {limit:g} s on one batch; stopped (a program that does not end is not one hamtune exported)"
+        )
     if "error" in box:
         raise HamtuneError(f"{path}: onnxruntime could not run it ({first_line(box['error'], 200)})")
     return box["outputs"]

@@ -46,11 +46,30 @@ NAMES = re.compile(
     r"|data/weights/model_weights_config\.json|data/constants/model_constants_config\.json"
     r"|data/sample_inputs/model\.pt|data/weights/weight_\d+|data/constants/tensor_\d+)"
 )
-TENSOR_FILES = {"data/weights/model_weights_config.json": re.compile(r"weight_\d+"),
-                "data/constants/model_constants_config.json": re.compile(r"tensor_\d+")}
+TENSOR_FILES = {
+    "data/weights/model_weights_config.json": re.compile(r"weight_\d+"),
+    "data/constants/model_constants_config.json": re.compile(r"tensor_\d+"),
+}
 TARGET = re.compile(r"torch\.ops\.aten\.\w+\.\w+|_operator\.(getitem|add|sub|mul|floordiv|truediv|neg|eq|ge|gt|le|lt)")
-SYMPY_WORDS = {"Symbol", "Integer", "positive", "integer", "True", "False", "Max", "Min", "FloorDiv", "Mod", "Mul", "Add",
-               "CeilToInt", "FloorToInt", "PythonMod", "IntTrueDiv", "CleanDiv"}
+SYMPY_WORDS = {
+    "Symbol",
+    "Integer",
+    "positive",
+    "integer",
+    "True",
+    "False",
+    "Max",
+    "Min",
+    "FloorDiv",
+    "Mod",
+    "Mul",
+    "Add",
+    "CeilToInt",
+    "FloorToInt",
+    "PythonMod",
+    "IntTrueDiv",
+    "CleanDiv",
+}
 EXPRESSION = re.compile(r"[\w\s+\-*/(),'=.]*")
 MAX_UNCOMPRESSED = 8 << 30
 
@@ -148,12 +167,16 @@ def score_program(bundle: Bundle | EnsembleBundle, model: torch.nn.Module | None
     return ScoreGraph(model or bundle.model("cpu"), bundle.config, bundle.score_state(), mappable(bundle.config)).eval()
 
 
-SCORE_RULE = ("one part: that part; several: the sum of (part - center) / scale; parts: mse = mean squared error on [0,1], "
-              "ssim = 1 - SSIM (Gaussian window 11, sigma 1.5, valid region), latent = squared Mahalanobis distance of mu "
-              "to latent_mean with latent_precision, elbo = the negative ELBO")
-MAP_TEXT = ("output 'map': float32 (N, H, W), the per-pixel anomaly map (mse: squared error averaged over channels; ssim: "
-            "1 - local SSIM, its border filled with its mean; parts standardised and summed as the score; flips flipped "
-            "back and averaged): its mean over the pixels is the score")
+SCORE_RULE = (
+    "one part: that part; several: the sum of (part - center) / scale; parts: mse = mean squared error on [0,1], "
+    "ssim = 1 - SSIM (Gaussian window 11, sigma 1.5, valid region), latent = squared Mahalanobis distance of mu "
+    "to latent_mean with latent_precision, elbo = the negative ELBO"
+)
+MAP_TEXT = (
+    "output 'map': float32 (N, H, W), the per-pixel anomaly map (mse: squared error averaged over channels; ssim: "
+    "1 - local SSIM, its border filled with its mean; parts standardised and summed as the score; flips flipped "
+    "back and averaged): its mean over the pixels is the score"
+)
 
 
 def _state_json(state: ScoreState) -> str:
@@ -179,21 +202,27 @@ def contract(bundle: Bundle | EnsembleBundle, program: str) -> dict[str, str]:
     maps = all(mappable(m.config) for m in members) if members else mappable(config)
     outputs = (["score", "map"] if maps else ["score"]) if program == SCORE_GRAPH else list(OUTPUTS)
     if program == SCORE_GRAPH:
-        io_text = (f"input 'images': uint8 (N, {pre.size}, {pre.size}, {pre.channels}) NHWC, 0-255, preprocessed as "
-                   "'resize' says; output 'score': float32 (N,), higher = more anomalous; flagged = score > threshold"
-                   + (f"; {MAP_TEXT}" if maps else "; no map output (a part of the score is one number per image)"))
+        io_text = (
+            f"input 'images': uint8 (N, {pre.size}, {pre.size}, {pre.channels}) NHWC, 0-255, preprocessed as "
+            "'resize' says; output 'score': float32 (N,), higher = more anomalous; flagged = score > threshold"
+            + (f"; {MAP_TEXT}" if maps else "; no map output (a part of the score is one number per image)")
+        )
     else:
-        io_text = (f"input 'x': float32 (N, {pre.channels}, {pre.size}, {pre.size}) NCHW = uint8 pixels / 255"
-                   f"{' * 2 - 1' if config.input_range == 'pm1' else ''} (range {unit}); outputs 'recon' (as x), "
-                   "'mu' and 'logvar' (N, latent; logvar has 0 columns for an AE); the score is computed from them as "
-                   "'score' and 'score_state' say (score.onnx does it in-graph)")
+        io_text = (
+            f"input 'x': float32 (N, {pre.channels}, {pre.size}, {pre.size}) NCHW = uint8 pixels / 255"
+            f"{' * 2 - 1' if config.input_range == 'pm1' else ''} (range {unit}); outputs 'recon' (as x), "
+            "'mu' and 'logvar' (N, latent; logvar has 0 columns for an AE); the score is computed from them as "
+            "'score' and 'score_state' say (score.onnx does it in-graph)"
+        )
     values = {
         "hamtune_version": hamtune.__version__,
         "program": program,
         "io": io_text,
         "outputs": json.dumps(outputs),
         "map_output": "map" if "map" in outputs else "",
-        "size": pre.size, "crop": pre.crop, "channels": pre.channels,
+        "size": pre.size,
+        "crop": pre.crop,
+        "channels": pre.channels,
         "channel_order": "RGB" if pre.channels == 3 else "L",
         "layout": "NHWC" if program == SCORE_GRAPH else "NCHW",
         "range": "uint8 0-255" if program == SCORE_GRAPH else unit,
@@ -205,29 +234,45 @@ def contract(bundle: Bundle | EnsembleBundle, program: str) -> dict[str, str]:
         "golden": "golden.npz beside this file: uint8 input images, their expected scores and decisions (hamtune verify)",
     }
     if members:
-        values.update({
-            "score": str(bundle.info.get("score")),
-            "score_rule": ("the mean over the members of (member score - center) / scale, each member's score by the "
-                           f"member rule ({SCORE_RULE}), its center and scale its validation-normal mean and spread"),
-            "members": json.dumps([{"trial_id": str(m.info.get("trial_id")), "score": m.config.score,
-                                    "score_parts": score_parts(m.config.score), "tta": m.config.tta,
-                                    "center": entry["center"], "scale": entry["scale"],
-                                    "score_state": json.loads(_state_json(m.score_state()))}
-                                   for m, entry in zip(members, bundle.info["members"])]),
-        })
+        values.update(
+            {
+                "score": str(bundle.info.get("score")),
+                "score_rule": (
+                    "the mean over the members of (member score - center) / scale, each member's score by the "
+                    f"member rule ({SCORE_RULE}), its center and scale its validation-normal mean and spread"
+                ),
+                "members": json.dumps(
+                    [
+                        {
+                            "trial_id": str(m.info.get("trial_id")),
+                            "score": m.config.score,
+                            "score_parts": score_parts(m.config.score),
+                            "tta": m.config.tta,
+                            "center": entry["center"],
+                            "scale": entry["scale"],
+                            "score_state": json.loads(_state_json(m.score_state())),
+                        }
+                        for m, entry in zip(members, bundle.info["members"])
+                    ]
+                ),
+            }
+        )
     else:
         assert not is_ensemble(bundle)  # an ensemble has members
-        values.update({
-            "score": config.score,
-            "score_parts": json.dumps(score_parts(config.score)),
-            "score_rule": f"{SCORE_RULE}; {_flips(config)}",
-            "score_state": _state_json(bundle.score_state()),
-        })
+        values.update(
+            {
+                "score": config.score,
+                "score_parts": json.dumps(score_parts(config.score)),
+                "score_rule": f"{SCORE_RULE}; {_flips(config)}",
+                "score_state": _state_json(bundle.score_state()),
+            }
+        )
     return {key: str(value) for key, value in values.items()}
 
 
-def _export_onnx(module: torch.nn.Module, example: torch.Tensor, out: Path, names: tuple[list[str], list[str]],
-                 props: dict[str, str]) -> None:
+def _export_onnx(
+    module: torch.nn.Module, example: torch.Tensor, out: Path, names: tuple[list[str], list[str]], props: dict[str, str]
+) -> None:
     import onnx
 
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
@@ -236,8 +281,17 @@ def _export_onnx(module: torch.nn.Module, example: torch.Tensor, out: Path, name
         logger.setLevel(logging.ERROR)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (example,), out, input_names=names[0], output_names=names[1],
-                              dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
+            torch.onnx.export(
+                module,
+                (example,),
+                out,
+                input_names=names[0],
+                output_names=names[1],
+                dynamic_shapes=({0: batch},),
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
     finally:
         logger.setLevel(level)
     proto = onnx.load(str(out))
@@ -245,8 +299,9 @@ def _export_onnx(module: torch.nn.Module, example: torch.Tensor, out: Path, name
     onnx.save(proto, str(out))
 
 
-def write_programs(folder: Path, wanted: Sequence[str], bundle: Bundle | EnsembleBundle,
-                   model: torch.nn.Module | None = None) -> list[Path]:
+def write_programs(
+    folder: Path, wanted: Sequence[str], bundle: Bundle | EnsembleBundle, model: torch.nn.Module | None = None
+) -> list[Path]:
     """Add the programs of `model` (default: the bundle's) to a bundle folder being written (`bundle`: that folder,
     loaded). A torch.export program is built in memory and written by Python, so a full disk is an OSError (one
     line from the CLI), not an abort inside torch's zip writer. ONNX comes as two files: the model (model.onnx)
@@ -287,8 +342,10 @@ def write_programs(folder: Path, wanted: Sequence[str], bundle: Bundle | Ensembl
 
 
 def _refuse(path: Path, why: str) -> HamtuneError:
-    return HamtuneError(f"{path}: refused, {why}; hamtune never writes such a program, so it was not loaded "
-                        "(export the model again with --format torch-export)")
+    return HamtuneError(
+        f"{path}: refused, {why}; hamtune never writes such a program, so it was not loaded "
+        "(export the model again with --format torch-export)"
+    )
 
 
 def _strings(value, key: str | None = None):
@@ -351,13 +408,60 @@ def check_program(path: Path) -> None:
 
 # ---- ONNX programs: checked before onnxruntime loads them -------------------------------------------------
 
-ONNX_OPS = frozenset({  # what torch.onnx (dynamo) emits for hamtune's models and score graphs (ensembles, map output); no control flow
-    "Abs", "Add", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "ConvTranspose", "Div", "Equal",
-    "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "GroupNormalization", "Identity", "InstanceNormalization", "LeakyRelu",
-    "Log", "MatMul", "Max", "Min", "Mul", "Neg", "Pow", "Range", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum",
-    "Relu", "Reshape", "Resize", "ScatterND", "Shape", "Sigmoid", "Slice", "Softplus", "Split", "Sqrt", "Squeeze", "Sub", "Tanh",
-    "Transpose", "Unsqueeze", "Where",
-})
+ONNX_OPS = frozenset(
+    {  # what torch.onnx (dynamo) emits for hamtune's models and score graphs (ensembles, map output); no control flow
+        "Abs",
+        "Add",
+        "BatchNormalization",
+        "Cast",
+        "Clip",
+        "Concat",
+        "Constant",
+        "Conv",
+        "ConvTranspose",
+        "Div",
+        "Equal",
+        "Erf",
+        "Exp",
+        "Expand",
+        "Flatten",
+        "Gather",
+        "Gemm",
+        "GroupNormalization",
+        "Identity",
+        "InstanceNormalization",
+        "LeakyRelu",
+        "Log",
+        "MatMul",
+        "Max",
+        "Min",
+        "Mul",
+        "Neg",
+        "Pow",
+        "Range",
+        "Reciprocal",
+        "ReduceMax",
+        "ReduceMean",
+        "ReduceMin",
+        "ReduceSum",
+        "Relu",
+        "Reshape",
+        "Resize",
+        "ScatterND",
+        "Shape",
+        "Sigmoid",
+        "Slice",
+        "Softplus",
+        "Split",
+        "Sqrt",
+        "Squeeze",
+        "Sub",
+        "Tanh",
+        "Transpose",
+        "Unsqueeze",
+        "Where",
+    }
+)
 ONNX_FLOAT, ONNX_UINT8 = 1, 2  # onnx.TensorProto's element types
 
 
@@ -370,8 +474,9 @@ def onnx_contract(program: str, pre) -> tuple[list[tuple[str, int, list]], list[
 
 
 def _refuse_onnx(path: Path, why: str) -> HamtuneError:
-    return HamtuneError(f"{path}: refused, {why}; hamtune never writes such a program, so it was not run "
-                        "(export the model again with --format onnx)")
+    return HamtuneError(
+        f"{path}: refused, {why}; hamtune never writes such a program, so it was not run (export the model again with --format onnx)"
+    )
 
 
 def check_onnx(path: Path, pre) -> None:
@@ -389,8 +494,11 @@ def check_onnx(path: Path, pre) -> None:
         raise _refuse_onnx(path, "it defines functions or uses operators outside the standard ONNX domain")
     for node in graph.node:
         if node.domain not in ("", "ai.onnx") or node.op_type not in ONNX_OPS:
-            raise _refuse_onnx(path, f"its graph holds a {node.op_type} operator ({node.domain or 'ai.onnx'}), which is not "
-                                     "among those hamtune's exporter writes (no loops, no custom operators)")
+            raise _refuse_onnx(
+                path,
+                f"its graph holds a {node.op_type} operator ({node.domain or 'ai.onnx'}), which is not "
+                "among those hamtune's exporter writes (no loops, no custom operators)",
+            )
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
             raise _refuse_onnx(path, f"its {node.op_type} operator holds a subgraph")
     if any(init.data_location == onnx.TensorProto.EXTERNAL for init in graph.initializer):
@@ -405,5 +513,8 @@ def check_onnx(path: Path, pre) -> None:
         found.append((value.name, value.type.tensor_type.elem_type, [None, *shape[1:]] if shape else shape))
     names = [o.name for o in graph.output]
     if found != inputs or not set(outputs) <= set(names):
-        raise _refuse_onnx(path, f"it takes {found} and gives {names}, but this bundle's program takes {inputs} and gives "
-                                 f"{outputs} (element type 1 = float32, 2 = uint8)")
+        raise _refuse_onnx(
+            path,
+            f"it takes {found} and gives {names}, but this bundle's program takes {inputs} and gives "
+            f"{outputs} (element type 1 = float32, 2 = uint8)",
+        )

@@ -110,8 +110,10 @@ def check_finite(table: pd.DataFrame) -> None:
     bad = ~np.isfinite(table["score"].to_numpy(float))
     if bad.any():
         first = table["image"].iloc[int(np.argmax(bad))]
-        raise HamtuneError(f"{first}: the model scored it {table['score'].iloc[int(np.argmax(bad))]} (not a finite number)"
-                           f"{f', and {int(bad.sum()) - 1} more image(s)' if bad.sum() > 1 else ''}; no scores were written")
+        raise HamtuneError(
+            f"{first}: the model scored it {table['score'].iloc[int(np.argmax(bad))]} (not a finite number)"
+            f"{f', and {int(bad.sum()) - 1} more image(s)' if bad.sum() > 1 else ''}; no scores were written"
+        )
 
 
 @dataclass
@@ -124,7 +126,11 @@ class Scored:
 
 
 def score_inputs(
-    bundle: Bundle | EnsembleBundle, paths: list[Path], device: str = "auto", progress: bool = True, format: str = "torch",
+    bundle: Bundle | EnsembleBundle,
+    paths: list[Path],
+    device: str = "auto",
+    progress: bool = True,
+    format: str = "torch",
     maps: Path | None = None,
 ) -> Scored:
     """Score every readable image among `paths` with the bundle's model as `format` (torch, onnx, torch-export);

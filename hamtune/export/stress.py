@@ -148,8 +148,9 @@ def plan_stress(directory: Path, target) -> Plan:
     board = boards.get(chosen.test_key, next(iter(boards.values())))
     found = board[board["trial_id"].astype(str) == chosen.trial_id]
     if not len(found) or found.iloc[0].get("kind") not in (*DEEP_KINDS, "ensemble"):
-        raise HamtuneError(f"{directory}: the chosen model {chosen.trial_id} is not a deep model (the folder holds no "
-                           "trained one); nothing to stress")
+        raise HamtuneError(
+            f"{directory}: the chosen model {chosen.trial_id} is not a deep model (the folder holds no trained one); nothing to stress"
+        )
     delivered_row = found.iloc[0]
     delivered, config = _deep(delivered_row, DELIVERED, chosen.metric, target)
     subjects = [delivered]
@@ -171,8 +172,13 @@ def plan_stress(directory: Path, target) -> Plan:
             methods[name] = FloorMethod(name, int(seed), data, plan)
         floors.append(Subject(row, FLOOR, str(row["model"]), methods[name].scorer(str(row.get("score") or "mse"))))
     source = test_data or data
-    return Plan(subjects + floors, floors[0] if floors else None, source.images[plan.test],
-                plan.test_labels[plan.test].astype(np.int8), str(chosen.test_key))
+    return Plan(
+        subjects + floors,
+        floors[0] if floors else None,
+        source.images[plan.test],
+        plan.test_labels[plan.test].astype(np.int8),
+        str(chosen.test_key),
+    )
 
 
 def _interval(prefix: str, interval: Interval | None) -> dict[str, float]:
@@ -207,16 +213,27 @@ def run_stress(plan: Plan, shifts: list[Shift], strengths: list[float], seed: in
             if plan.floor is not None and subject.part != FLOOR:
                 floor, _, floor_drawn = measured[id(plan.floor)]
                 versus = from_draws(auroc - floor, drawn - floor_drawn)
-            rows.append({
-                "sweep": str(subject.row["sweep"]), "trial_id": str(subject.row["trial_id"]), "model": subject.name,
-                "part": subject.part, "floor": plan.floor.name if plan.floor is not None else None,
-                "shift": shift.name if shift else UNSHIFTED, "strength": float(strength),
-                "setting": shift.setting(strength) if shift else "the test images as prepared",
-                "images": len(labels), "anomalous": int(labels.sum()), "input": size, "shift_seed": seed,
-                "test_key": plan.test_key,
-                **_interval("auroc", from_draws(auroc, drawn)), "auprc": float(auprc),
-                **_interval("change", change), **_interval("vs_floor", versus),
-            })
+            rows.append(
+                {
+                    "sweep": str(subject.row["sweep"]),
+                    "trial_id": str(subject.row["trial_id"]),
+                    "model": subject.name,
+                    "part": subject.part,
+                    "floor": plan.floor.name if plan.floor is not None else None,
+                    "shift": shift.name if shift else UNSHIFTED,
+                    "strength": float(strength),
+                    "setting": shift.setting(strength) if shift else "the test images as prepared",
+                    "images": len(labels),
+                    "anomalous": int(labels.sum()),
+                    "input": size,
+                    "shift_seed": seed,
+                    "test_key": plan.test_key,
+                    **_interval("auroc", from_draws(auroc, drawn)),
+                    "auprc": float(auprc),
+                    **_interval("change", change),
+                    **_interval("vs_floor", versus),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -226,8 +243,12 @@ def check_recorded(frame: pd.DataFrame, plan: Plan) -> None:
     for subject, (_, row) in zip(plan.subjects, base.iterrows()):
         recorded = pd.to_numeric(pd.Series([subject.row.get("test_auroc")]), errors="coerce").iloc[0]
         if math.isfinite(recorded) and abs(recorded - row["auroc"]) > 1e-3:
-            log.warning("stress: %s scores test AUROC %.4f unshifted, but its row records %.4f (another device, or "
-                        "data changed since)", subject.name, row["auroc"], recorded)
+            log.warning(
+                "stress: %s scores test AUROC %.4f unshifted, but its row records %.4f (another device, or data changed since)",
+                subject.name,
+                row["auroc"],
+                recorded,
+            )
 
 
 def headline_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -241,8 +262,10 @@ def format_stress(frame: pd.DataFrame) -> str:
     floor = frame["floor"].dropna()
     if len(floor):
         others = frame.loc[frame["part"] == FLOOR, "model"].nunique() - 1
-        lines.append(f"floor: {floor.iloc[0]} (the cheap classical row best on validation), under the same shift"
-                     + (f"; {others} other floor row(s) in {STRESS}" if others else ""))
+        lines.append(
+            f"floor: {floor.iloc[0]} (the cheap classical row best on validation), under the same shift"
+            + (f"; {others} other floor row(s) in {STRESS}" if others else "")
+        )
     width = max(len(f"{s} {v:g}") for s, v in zip(frame["shift"], frame["strength"]))
     for (part, model), rows in headline_rows(frame).groupby(["part", "model"], sort=False):
         lines.append(f"{part}: {model}")
@@ -251,8 +274,7 @@ def format_stress(frame: pd.DataFrame) -> str:
             label = f"{row['shift']} {row['strength']:g}" if row["shift"] != UNSHIFTED else UNSHIFTED
             auroc = shown(row["auroc"], row["auroc_low"], row["auroc_high"])
             change = signed(Interval(row["change"], row["change_low"], row["change_high"])) if math.isfinite(row["change"]) else ""
-            versus = (signed(Interval(row["vs_floor"], row["vs_floor_low"], row["vs_floor_high"]))
-                      if math.isfinite(row["vs_floor"]) else "")
+            versus = signed(Interval(row["vs_floor"], row["vs_floor_low"], row["vs_floor_high"])) if math.isfinite(row["vs_floor"]) else ""
             lines.append(f"  {label:<{width}}  {auroc:<24}  {change:<26}  {versus}")
     verdict = lead_verdict(frame)
     return "\n".join([*lines, verdict] if verdict else lines)
@@ -269,8 +291,12 @@ def lead_verdict(frame: pd.DataFrame) -> str:
         label = UNSHIFTED if row["shift"] == UNSHIFTED else f"{row['shift']} {row['strength']:g}"
         which = "holds" if row["vs_floor_low"] > 0 else "beaten" if row["vs_floor_high"] < 0 else "unclear"
         groups[which].append(label)
-    parts = [f"{words} under {', '.join(groups[key])}" for key, words in
-             (("holds", "holds"), ("unclear", "is not distinguishable from 0"), ("beaten", "turns into a loss"))
-             if groups[key]]
-    return (f"The delivered model's lead over the floor {rows['floor'].iloc[0]} (paired 95% interval of the AUROC "
-            f"difference) " + "; ".join(parts) + ".")
+    parts = [
+        f"{words} under {', '.join(groups[key])}"
+        for key, words in (("holds", "holds"), ("unclear", "is not distinguishable from 0"), ("beaten", "turns into a loss"))
+        if groups[key]
+    ]
+    return (
+        f"The delivered model's lead over the floor {rows['floor'].iloc[0]} (paired 95% interval of the AUROC "
+        f"difference) " + "; ".join(parts) + "."
+    )

@@ -21,13 +21,21 @@ def check_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) ->
     prevalence = positives / len(labels) if len(labels) else float("nan")
     warning = None
     if len(scores) and threshold <= float(scores.min()):
-        warning = (f"the validation threshold {threshold:.4g} is at or below the lowest validation score "
-                   f"({float(scores.min()):.4g}): it flags every image (precision {precision:.3g} = the prevalence "
-                   f"{prevalence:.3g}), so a flag carries no information")
+        warning = (
+            f"the validation threshold {threshold:.4g} is at or below the lowest validation score "
+            f"({float(scores.min()):.4g}): it flags every image (precision {precision:.3g} = the prevalence "
+            f"{prevalence:.3g}), so a flag carries no information"
+        )
     elif recall == 1.0 and share >= ALMOST_ALL:
-        warning = (f"the validation threshold {threshold:.4g} flags {share:.0%} of the validation images (recall 1.0 at "
-                   f"precision {precision:.3g}, the prevalence being {prevalence:.3g}), so a flag carries almost no "
-                   "information")
+        warning = (
+            f"the validation threshold {threshold:.4g} flags {share:.0%} of the validation images (recall 1.0 at "
+            f"precision {precision:.3g}, the prevalence being {prevalence:.3g}), so a flag carries almost no "
+            "information"
+        )
     plain = {"recall": recall, "precision": precision, "prevalence": prevalence}
-    return {"validation_images": len(scores), "flagged_share": share, **{k: v if v == v else None for k, v in plain.items()},
-            "warning": warning}
+    return {
+        "validation_images": len(scores),
+        "flagged_share": share,
+        **{k: v if v == v else None for k, v in plain.items()},
+        "warning": warning,
+    }

@@ -48,7 +48,9 @@ def verify_bundle(path: Path, program: str = "torch", device: str = "cpu") -> Ve
         found = np.asarray(score(golden.images), dtype=np.float64)
         problem = first_mismatch(golden, found, bundle.threshold)
         if problem:
-            raise HamtuneError(f"{bundle.path / GOLDEN}: {name} does not reproduce the golden vectors: {problem} "
-                               f"(tolerance {TOLERANCE:g} relative, absolute below 1)")
+            raise HamtuneError(
+                f"{bundle.path / GOLDEN}: {name} does not reproduce the golden vectors: {problem} "
+                f"(tolerance {TOLERANCE:g} relative, absolute below 1)"
+            )
         worst = max(worst, float(np.max(np.abs(found - golden.scores) / np.maximum(np.abs(golden.scores), 1.0))))
     return Verified(bundle.path, [name for name, _ in runs], len(golden.scores), worst)

@@ -59,7 +59,13 @@ def spatial_plan(size: int, blocks: int) -> list[int]:
 
 
 def build_cnn(
-    shape: tuple[int, int, int], latent_dim: int, variational: bool, base: int, blocks: int, norm: str, dropout: float,
+    shape: tuple[int, int, int],
+    latent_dim: int,
+    variational: bool,
+    base: int,
+    blocks: int,
+    norm: str,
+    dropout: float,
     models: int = 1,
 ) -> tuple[nn.Module, nn.Module]:
     """Encoder (C,H,W) -> latent (x2 for a VAE) and a decoder that upsamples back to exactly (C,H,W);

@@ -34,7 +34,5 @@ def build_mlp(
     hidden = hidden_sizes(width, depth, latent_dim)
     out = latent_dim * (2 if variational else 1)
     encoder = nn.Sequential(nn.Flatten(), *_stack([flat] + hidden, norm, dropout), nn.Linear(hidden[-1], out))
-    decoder = nn.Sequential(
-        *_stack([latent_dim] + hidden[::-1], norm, dropout), nn.Linear(hidden[0], flat), nn.Unflatten(1, shape)
-    )
+    decoder = nn.Sequential(*_stack([latent_dim] + hidden[::-1], norm, dropout), nn.Linear(hidden[0], flat), nn.Unflatten(1, shape))
     return encoder, decoder

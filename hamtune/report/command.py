@@ -32,22 +32,41 @@ def _positive(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "results_dirs", nargs="*", type=Path, metavar="RESULTS_DIR",
+        "results_dirs",
+        nargs="*",
+        type=Path,
+        metavar="RESULTS_DIR",
         help=f"sweep results folders (default: every folder under ./{DEFAULT_ROOT} with a trials.parquet)",
     )
-    parser.add_argument("--metric", default="test_auroc", help="the column reported and compared with the baselines, e.g. "
-                        "test_auprc, test_ssim, test_mse, wall_time_s; a bare name means test_<name> (default test_auroc)")
-    parser.add_argument("--rank-by", default=None, help="the column that orders the leaderboards (default: the sweeps' "
-                        "validation objective, e.g. val_auroc); a test column is labelled optimistic")
-    parser.add_argument("--top", type=_positive, default=None, help="rows of each leaderboard to print (default 10 for "
-                        "table and markdown; csv and json carry every row unless --top is given)")
+    parser.add_argument(
+        "--metric",
+        default="test_auroc",
+        help="the column reported and compared with the baselines, e.g. "
+        "test_auprc, test_ssim, test_mse, wall_time_s; a bare name means test_<name> (default test_auroc)",
+    )
+    parser.add_argument(
+        "--rank-by",
+        default=None,
+        help="the column that orders the leaderboards (default: the sweeps' "
+        "validation objective, e.g. val_auroc); a test column is labelled optimistic",
+    )
+    parser.add_argument(
+        "--top",
+        type=_positive,
+        default=None,
+        help="rows of each leaderboard to print (default 10 for table and markdown; csv and json carry every row unless --top is given)",
+    )
     parser.add_argument("--by", default=None, help="columns for the best-per-group table (default kind,arch,rebalance)")
     parser.add_argument("--html", type=Path, default=None, help=f"write the HTML report here (default <first results dir>/{HTML_NAME})")
     parser.add_argument("--no-html", action="store_true", help="print the leaderboards only")
-    parser.add_argument("--format", choices=FORMATS, default="table",
-                        help="terminal output; csv and json print the leaderboards only, one row per trial with the same "
-                        "columns whatever the results (and write no HTML); methods (Markdown) and latex print each "
-                        "folder's methods card for a paper instead of the leaderboards (default table)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="terminal output; csv and json print the leaderboards only, one row per trial with the same "
+        "columns whatever the results (and write no HTML); methods (Markdown) and latex print each "
+        "folder's methods card for a paper instead of the leaderboards (default table)",
+    )
 
 
 MACHINE_FORMATS = ("csv", "json")  # leaderboards for programs: every row, stable columns, nothing else written
@@ -103,8 +122,15 @@ def run_report(
     out = None if no_html or output_format in MACHINE_FORMATS else Path(html) if html else sweeps[0].directory / HTML_NAME
     if out is not None:  # refused before any work: never a sweep's own files, a bundle, or a page hamtune did not write
         own_page = [s.directory for s in sweeps if Path(s.directory / HTML_NAME).resolve() == Path(out).resolve()]
-        output(out, flag="--html", kind="file", own=is_report, existing="replace", reads=[s.directory for s in sweeps],
-               writes_in=own_page[0] if own_page else None)
+        output(
+            out,
+            flag="--html",
+            kind="file",
+            own=is_report,
+            existing="replace",
+            reads=[s.directory for s in sweeps],
+            writes_in=own_page[0] if own_page else None,
+        )
     trials, _, scores = combine(sweeps)
     chosen = resolve_metric(metric, trials)
     groups = parse_groups(by, trials)
@@ -116,8 +142,14 @@ def run_report(
     if top is None:
         top = None if output_format in MACHINE_FORMATS else TABLE_ROWS
     if show is not None:
-        show(escape.terminal(text_report(ranking, groups, top, output_format, scores, reproduced(sweeps),
-                                         chosen_of_folders(s.directory for s in sweeps)), keep_layout=True))
+        show(
+            escape.terminal(
+                text_report(
+                    ranking, groups, top, output_format, scores, reproduced(sweeps), chosen_of_folders(s.directory for s in sweeps)
+                ),
+                keep_layout=True,
+            )
+        )
     if no_html or output_format in MACHINE_FORMATS:
         return None
     from hamtune.report.html import write_report
@@ -126,8 +158,7 @@ def run_report(
 
     def progress(stage: str) -> None:  # a large report takes seconds: say what it is doing
         if len(trials) >= PROGRESS_TRIALS and not quiet:
-            log.info("report: %s (%d trials, %.0f s)", stage, len(trials), time.perf_counter() - started,
-                     extra={"stderr": True})
+            log.info("report: %s (%d trials, %.0f s)", stage, len(trials), time.perf_counter() - started, extra={"stderr": True})
 
     assert out is not None  # None only without a page
     write_report(sweeps, ranking, groups, out, progress)

@@ -76,18 +76,32 @@ def quality_vs_detection(board: pd.DataFrame, test_key: str) -> go.Figure | None
     frames = [with_labels(board).assign(detection=name, value=board[c].astype(float)) for c, name in detection]
     long = pd.concat(frames, ignore_index=True).dropna(subset=[quality, "value"])
     fig = px.scatter(
-        long, x=quality, y="value", color="model_type", symbol="rebalance" if "rebalance" in long.columns else None,
-        facet_col="detection", hover_name="trial", hover_data={k: v for k, v in HOVER.items() if k in long.columns},
+        long,
+        x=quality,
+        y="value",
+        color="model_type",
+        symbol="rebalance" if "rebalance" in long.columns else None,
+        facet_col="detection",
+        hover_name="trial",
+        hover_data={k: v for k, v in HOVER.items() if k in long.columns},
         labels={"value": "detection metric", "model_type": "kind x arch"},
     )
     for col, (_, name) in enumerate(detection, start=1):
         part = long[long["detection"] == name]
         front = _pareto(part[quality].to_numpy(float), part["value"].to_numpy(float), bool(direction(quality)), True)
         fig.add_trace(
-            go.Scatter(x=part[quality].to_numpy()[front], y=part["value"].to_numpy()[front], mode="lines+markers",
-                       line=dict(color="grey", dash="dot"), marker=dict(symbol="circle-open", size=14, color="grey"),
-                       name="Pareto front", showlegend=col == 1, hoverinfo="skip"),
-            row=1, col=col,
+            go.Scatter(
+                x=part[quality].to_numpy()[front],
+                y=part["value"].to_numpy()[front],
+                mode="lines+markers",
+                line=dict(color="grey", dash="dot"),
+                marker=dict(symbol="circle-open", size=14, color="grey"),
+                name="Pareto front",
+                showlegend=col == 1,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=col,
         )
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
     fig.update_yaxes(matches=None, showticklabels=True)
@@ -118,8 +132,18 @@ def expected_best(board: pd.DataFrame, select: Metric, test_key: str) -> go.Figu
             continue
         n, mean, sd = expected_max(sign * values)
         mean, color, name = sign * mean, colors[i % len(colors)], escape.html(str(sweep))
-        fig.add_trace(go.Scatter(x=np.r_[n, n[::-1]], y=np.r_[mean + sd, (mean - sd)[::-1]], fill="toself", opacity=0.2,
-                                 line=dict(width=0), fillcolor=color, hoverinfo="skip", showlegend=False))
+        fig.add_trace(
+            go.Scatter(
+                x=np.r_[n, n[::-1]],
+                y=np.r_[mean + sd, (mean - sd)[::-1]],
+                fill="toself",
+                opacity=0.2,
+                line=dict(width=0),
+                fillcolor=color,
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
         fig.add_trace(go.Scatter(x=n, y=mean, mode="lines+markers", name=name, line=dict(color=color)))
     if not fig.data:
         return None
@@ -159,10 +183,22 @@ def optimisation_history(trials: pd.DataFrame) -> go.Figure | None:
         best = pd.Series(values).cummax() if mode == "max" else pd.Series(values).cummin()
         name = escape.html(f"{sweep} ({objective})")
         color = colors[i % len(colors)]
-        fig.add_trace(go.Scatter(x=order, y=values, mode="markers", name=name, marker=dict(color=color, opacity=0.5),
-                                 text=[escape.html(str(t)) for t in group["trial_id"]], legendgroup=name))
-        fig.add_trace(go.Scatter(x=order, y=best.ffill(), mode="lines", name=f"{name} best so far",
-                                 line=dict(color=color, shape="hv"), legendgroup=name))
+        fig.add_trace(
+            go.Scatter(
+                x=order,
+                y=values,
+                mode="markers",
+                name=name,
+                marker=dict(color=color, opacity=0.5),
+                text=[escape.html(str(t)) for t in group["trial_id"]],
+                legendgroup=name,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=order, y=best.ffill(), mode="lines", name=f"{name} best so far", line=dict(color=color, shape="hv"), legendgroup=name
+            )
+        )
     if not fig.data:
         return None
     fig.update_xaxes(title="trial (in order finished)")
@@ -191,8 +227,9 @@ def learning_curves(top: pd.DataFrame, epochs: pd.DataFrame, column: str | None)
     meta = top[["sweep", "trial_id", "status", "rank"]].assign(trial=with_labels(top)["trial"].to_numpy())
     rows = rows.drop(columns=[c for c in ("status",) if c in rows.columns]).merge(meta, on=["sweep", "trial_id"])
     rows = rows.sort_values(["rank", "epoch"])
-    fig = px.line(rows, x="epoch", y=column, color="trial", line_dash="status", markers=True,
-                  category_orders={"status": ["completed", "stopped"]})
+    fig = px.line(
+        rows, x="epoch", y=column, color="trial", line_dash="status", markers=True, category_orders={"status": ["completed", "stopped"]}
+    )
     if rows["epoch"].max() <= 20:
         fig.update_xaxes(dtick=1)
     return _layout(fig, f"Learning curves of the top {len(top)} trials ({escape.html(column)} per epoch; dashed: stopped early)")
@@ -224,15 +261,24 @@ def roc_pr(best: pd.DataFrame, scores: pd.DataFrame, test_key: str) -> go.Figure
         prevalence = float(labels.mean())
         name = f"{row['model_type']} {row.get('rebalance', '')}: {row['trial']}"
         color = colors[i % len(colors)]
-        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{name} (AUROC {auc(fpr, tpr):.3f})",
-                                 line=dict(color=color), legendgroup=name), row=1, col=1)
-        fig.add_trace(go.Scatter(x=recall, y=precision, mode="lines", name=name, showlegend=False,
-                                 line=dict(color=color), legendgroup=name), row=1, col=2)
+        fig.add_trace(
+            go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{name} (AUROC {auc(fpr, tpr):.3f})", line=dict(color=color), legendgroup=name),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(x=recall, y=precision, mode="lines", name=name, showlegend=False, line=dict(color=color), legendgroup=name),
+            row=1,
+            col=2,
+        )
     if prevalence is None:
         return None
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="grey", dash="dot"), name="chance"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=[0, 1], y=[prevalence] * 2, mode="lines", line=dict(color="grey", dash="dot"),
-                             name="chance", showlegend=False), row=1, col=2)
+    fig.add_trace(
+        go.Scatter(x=[0, 1], y=[prevalence] * 2, mode="lines", line=dict(color="grey", dash="dot"), name="chance", showlegend=False),
+        row=1,
+        col=2,
+    )
     fig.update_xaxes(title_text="false positive rate", row=1, col=1)
     fig.update_yaxes(title_text="true positive rate", row=1, col=1)
     fig.update_xaxes(title_text="recall", row=1, col=2)
@@ -258,23 +304,29 @@ def score_distributions(best: pd.DataFrame, scores: pd.DataFrame, test_key: str)
     dx_order = data.groupby("dx")["label"].mean().sort_values(kind="stable").index.tolist()
     log = bool((data["score"] > 0).all())
     fig = px.box(
-        data, x="dx", y="score", color="truth", facet_col="trial", facet_col_wrap=2, log_y=log, points="outliers",
+        data,
+        x="dx",
+        y="score",
+        color="truth",
+        facet_col="trial",
+        facet_col_wrap=2,
+        log_y=log,
+        points="outliers",
         category_orders={"dx": dx_order, "truth": ["normal", "anomalous"]},
-        color_discrete_map={"normal": "#4C78A8", "anomalous": "#E45756"}, hover_data=["image_id"],
+        color_discrete_map={"normal": "#4C78A8", "anomalous": "#E45756"},
+        hover_data=["image_id"],
     )
     fig.update_yaxes(matches=None, showticklabels=True)
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
     rows = (len(best) + 1) // 2
-    return _layout(fig, f"Anomaly scores per diagnosis{' (log scale)' if log else ''} ({escape.html(test_key)})",
-                   height=320 * rows + 80)
+    return _layout(fig, f"Anomaly scores per diagnosis{' (log scale)' if log else ''} ({escape.html(test_key)})", height=320 * rows + 80)
 
 
 def sweep_comparison(ranked: pd.DataFrame, metric: Metric) -> go.Figure | None:
     if ranked["sweep"].nunique() < 2:
         return None
     data = _escaped(ranked[["sweep", "trial_id", "test_key", metric.column]])
-    fig = px.box(data, x="sweep", y=metric.column, color="test_key", points="all", hover_name="trial_id",
-                 labels={"test_key": "test set"})
+    fig = px.box(data, x="sweep", y=metric.column, color="test_key", points="all", hover_name="trial_id", labels={"test_key": "test set"})
     return _layout(fig, f"{escape.html(metric.column)} per sweep")
 
 

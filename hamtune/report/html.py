@@ -39,10 +39,12 @@ from hamtune.results.store import load_samples
 log = logging.getLogger(__name__)
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
-EXPECTED_BEST = ("Expected best validation objective of n trials drawn at random from each sweep's own ranked trials "
-                 "(completed, and stopped early as the scheduler returned them), by the closed form from their empirical "
-                 "distribution (Dodge et al. 2019, 'Show your work'), with a band of +- one standard deviation. Where the "
-                 "curve still rises at the sweep's size, more trials would likely find a better configuration.")
+EXPECTED_BEST = (
+    "Expected best validation objective of n trials drawn at random from each sweep's own ranked trials "
+    "(completed, and stopped early as the scheduler returned them), by the closed form from their empirical "
+    "distribution (Dodge et al. 2019, 'Show your work'), with a band of +- one standard deviation. Where the "
+    "curve still rises at the sweep's size, more trials would likely find a better configuration."
+)
 MAX_IMAGES = 8
 
 STYLE = """
@@ -90,8 +92,11 @@ class Embedder:
             return ""
         height = figure.layout.height or figures.HEIGHT
         markup = figure.to_html(
-            full_html=False, include_plotlyjs=self.count == 0, config=PLOTLY_CONFIG,
-            default_width="100%", default_height=f"{height}px",
+            full_html=False,
+            include_plotlyjs=self.count == 0,
+            config=PLOTLY_CONFIG,
+            default_width="100%",
+            default_height=f"{height}px",
         )
         self.count += 1
         return f'<div class="figure">{markup}</div>'
@@ -200,8 +205,10 @@ def _sweep_comparison(ranking: Ranking, embed: Embedder, records: list[Chosen]) 
     best = sweep_choices(ranking, records)
     shared = [(h, c) for h, c in columns_for(best, metric, select=ranking.select) if c not in ("sweep", "rank")]
     columns = [("sweep", "sweep"), *shared, ("test set", "test_key")]
-    note = _note(f"The chosen model of each sweep (chosen on validation, {ranking.select.column}; its recorded choice "
-                 "where the folder has one), with its test metrics; compare sweeps only within one test set.")
+    note = _note(
+        f"The chosen model of each sweep (chosen on validation, {ranking.select.column}; its recorded choice "
+        "where the folder has one), with its test metrics; compare sweeps only within one test set."
+    )
     return note + table(display(best, columns), _row_classes(best)) + embed(figures.sweep_comparison(ranked, metric))
 
 
@@ -219,8 +226,11 @@ def reproduction_summary(sweeps: list[Sweep]) -> pd.DataFrame:
         frame = sweep.reproduce
         if frame is None or "config_id" not in frame.columns or not len(frame):
             continue
-        metrics = tuple(c for c in frame.columns if c not in ("config_id", "seed") and pd.api.types.is_numeric_dtype(frame[c])
-                        and not pd.api.types.is_bool_dtype(frame[c]))
+        metrics = tuple(
+            c
+            for c in frame.columns
+            if c not in ("config_id", "seed") and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+        )
         summary = summarise(frame, sweep.trials, metrics)
         rows = []
         for config_id, block in summary.groupby("config_id", sort=True):
@@ -251,8 +261,9 @@ def _reproduction(sweeps: list[Sweep], metric: Metric, embed: Embedder) -> str:
     return note + table(display(shown, [(c, c) for c in shown.columns])) + embed(figure)
 
 
-def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
-               progress: Callable[[str], None] = lambda stage: None) -> tuple[str, int]:
+def build_page(
+    sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...], progress: Callable[[str], None] = lambda stage: None
+) -> tuple[str, int]:
     """The page and the number of Plotly figures in it; `progress` hears the name of each stage as it starts."""
     trials, epochs, scores = combine(sweeps)
     if not all("test_auroc_low" in board.columns for board in ranking.boards.values()):
@@ -270,8 +281,11 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
         picked = chosen_in(board, records)
         found = verdict(board, key, metric, picked[0] if picked else None)
         chosen.append(found.best)
-        verdicts.append(verdict_html(found, importances[key], ranking, comparisons(board, found.best, scores), board,
-                                     picked[1].rule if picked else None))
+        verdicts.append(
+            verdict_html(
+                found, importances[key], ranking, comparisons(board, found.best, scores), board, picked[1].rule if picked else None
+            )
+        )
 
     pairs = side_by_side(ranking)
     basis = claim_basis(ranking, pairs)
@@ -309,6 +323,7 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
     sections.append(_section("Anomaly scores, normal vs anomalous, per diagnosis", "".join(distributions), "scores"))
     progress("anomaly maps")
     from hamtune.report.maps import chosen_maps  # the model itself (torch), only when a page is written
+
     maps = "".join(chosen_maps(row, scores, ranking.select.column) for row in chosen if is_deep(pd.DataFrame([row])).iloc[0])
     sections.append(_section("Anomaly maps of the chosen model", maps, "maps"))
     sections.append(_section("Originals, reconstructions and samples", _sample_grids(ranking, directories), "images"))
@@ -323,13 +338,14 @@ def build_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...],
         f'<body data-figures="{embed.count}"><h1>hamtune report</h1>'
         f'<p class="meta">{len(sweeps)} sweep(s): {names}; {len(trials)} trial(s); {escape(ranking.label)}; '
         f"hamtune {escape(hamtune.__version__)}, {escape(time.strftime('%Y-%m-%d %H:%M'))}</p>"
-        f'{"".join(sections)}<script>{SORT_SCRIPT}</script></body></html>'
+        f"{''.join(sections)}<script>{SORT_SCRIPT}</script></body></html>"
     )
     return page, embed.count
 
 
-def write_report(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...], out: Path,
-                 progress: Callable[[str], None] = lambda stage: None) -> int:
+def write_report(
+    sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...], out: Path, progress: Callable[[str], None] = lambda stage: None
+) -> int:
     """Write the page atomically; returns the number of figures in it."""
     page, count = build_page(sweeps, ranking, by, progress)
     progress(f"writing {len(page) / 1e6:.1f} MB")

@@ -30,8 +30,9 @@ if typing.TYPE_CHECKING:
 
 MIN_TRIALS = 10  # fewer complete trials give no percentages: fANOVA's shares of 6 trials are noise
 MAX_FANOVA = 300  # fANOVA's cost grows faster than the trials; beyond this, a seeded random sample of them
-RUNTIME_FIELDS = frozenset({"device", "num_threads", "eval_batch_size", "compile", "channels_last", "precision", "preset",
-                            "seed"})  # how a trial ran, not what was searched (a seed is a draw, not a setting)
+RUNTIME_FIELDS = frozenset(
+    {"device", "num_threads", "eval_batch_size", "compile", "channels_last", "precision", "preset", "seed"}
+)  # how a trial ran, not what was searched (a seed is a draw, not a setting)
 LOG_RATIO = 20.0
 
 
@@ -144,8 +145,11 @@ def param_importance(ranked: pd.DataFrame, metric: Metric, declared: dict[str, d
     values = ranked[metric.column].astype(float).to_numpy()
     found = partial(Importance, study, target=metric.column, trials=len(ranked))
     if len(ranked) < MIN_TRIALS:
-        return found({}, f"{len(ranked)} complete trial(s): too few to attribute {metric.column} to parameters "
-                         f"(at least {MIN_TRIALS} needed; no percentages are shown below that).")
+        return found(
+            {},
+            f"{len(ranked)} complete trial(s): too few to attribute {metric.column} to parameters "
+            f"(at least {MIN_TRIALS} needed; no percentages are shown below that).",
+        )
     if not always:
         return found({}, "No parameter varies across all complete trials, so there is nothing to attribute." + left_out)
     if not np.isfinite(values).all() or math.isclose(float(np.ptp(values)), 0.0, abs_tol=1e-12):

@@ -60,8 +60,10 @@ def load_sweep(directory: Path) -> Sweep:
     trials["sweep"] = trials["sweep"].fillna(directory.name).astype(str)
     twice = trials["trial_id"].duplicated()
     if twice.any():
-        raise HamtuneError(f"{directory / TRIALS}: trial {trials['trial_id'][twice].iloc[0]} appears twice in this one "
-                           "file (was it edited or concatenated?); keep one row per trial")
+        raise HamtuneError(
+            f"{directory / TRIALS}: trial {trials['trial_id'][twice].iloc[0]} appears twice in this one "
+            "file (was it edited or concatenated?); keep one row per trial"
+        )
     reproduce = read_parquet(directory / REPRODUCE) if (directory / REPRODUCE).exists() else None
     name = str(trials["sweep"].iloc[0]) if len(trials) else directory.name
     return Sweep(name, directory, trials, epochs, scores, reproduce, read_distributions(directory))

@@ -113,29 +113,50 @@ def chosen_maps(row: pd.Series, scores: pd.DataFrame, metric: str) -> str:
     photos, missing = originals(data, shown["image_id"].astype(str).tolist())
     figures = []
     for item, image, recon, values, photo in zip(shown.itertuples(), images, recons, maps, photos):
-        caption = (f"{item.dx}, {item.which} score: {item.image_id}, score {fmt(item.score)} "
-                   f"(map mean {fmt(float(values.astype(np.float64).mean()))})")
-        over = "" if photo is None else (f' <img alt="{escape(caption)}: the map over the original photo" '
-                                         f'src="{data_uri(Image.fromarray(overlay(photo, values, scale)))}">')
-        figures.append(f'<figure><img alt="{escape(caption)}" src="{data_uri(render(image, recon, values, scale))}">{over}'
-                       f"<figcaption>{escape(caption)}</figcaption></figure>")
+        caption = (
+            f"{item.dx}, {item.which} score: {item.image_id}, score {fmt(item.score)} "
+            f"(map mean {fmt(float(values.astype(np.float64).mean()))})"
+        )
+        over = (
+            ""
+            if photo is None
+            else (
+                f' <img alt="{escape(caption)}: the map over the original photo" '
+                f'src="{data_uri(Image.fromarray(overlay(photo, values, scale)))}">'
+            )
+        )
+        figures.append(
+            f'<figure><img alt="{escape(caption)}" src="{data_uri(render(image, recon, values, scale))}">{over}'
+            f"<figcaption>{escape(caption)}</figcaption></figure>"
+        )
     score = row.get("score") if isinstance(row.get("score"), str) else "its members' scores, standardised and averaged"
-    note = (f"Chosen model {title} (score: {score}): per diagnosis its "
-            "highest- and lowest-scored test images; each shows the image as the model saw it, its reconstruction and "
-            "the map of its score over the image")
-    note += (", then the map over the original photo (cropped as the data was prepared)." if not missing
-             else f"; not over the original photo: {missing}.")
+    note = (
+        f"Chosen model {title} (score: {score}): per diagnosis its "
+        "highest- and lowest-scored test images; each shows the image as the model saw it, its reconstruction and "
+        "the map of its score over the image"
+    )
+    note += (
+        ", then the map over the original photo (cropped as the data was prepared)."
+        if not missing
+        else f"; not over the original photo: {missing}."
+    )
     if scale is None:
-        note += (" Each map is coloured over its own range (as hamtune score --maps colours them): the trial's "
-                 "validation images are not where its results record them, so no common scale was fixed.")
+        note += (
+            " Each map is coloured over its own range (as hamtune score --maps colours them): the trial's "
+            "validation images are not where its results record them, so no common scale was fixed."
+        )
         bar = ""
     else:
         assert normals is not None  # the scale is fixed from them
         note += f" All maps share one scale, {SCALE_RULE} ({len(normals)} images):"
-        bar = (f'<p class="note">{escape(fmt(scale[0]))} <img alt="colour bar from {escape(fmt(scale[0]))} to '
-               f'{escape(fmt(scale[1]))}" src="{data_uri(colour_bar(scale))}"> {escape(fmt(scale[1]))}</p>')
+        bar = (
+            f'<p class="note">{escape(fmt(scale[0]))} <img alt="colour bar from {escape(fmt(scale[0]))} to '
+            f'{escape(fmt(scale[1]))}" src="{data_uri(colour_bar(scale))}"> {escape(fmt(scale[1]))}</p>'
+        )
     if not is_synthetic(data.manifest):  # real photographs are shown: say whose, and under which licence
-        note += (" The images are the data's own (HAM10000 and ISIC archive images: CC BY-NC 4.0, Tschandl et al., "
-                 "Sci. Data 5, 180161, 2018), shown reduced to the model's input size and to "
-                 f"{DISPLAY} px under the maps over the originals.")
+        note += (
+            " The images are the data's own (HAM10000 and ISIC archive images: CC BY-NC 4.0, Tschandl et al., "
+            "Sci. Data 5, 180161, 2018), shown reduced to the model's input size and to "
+            f"{DISPLAY} px under the maps over the originals."
+        )
     return f'<p class="note">{escape(note)}</p>' + bar + "".join(figures)

@@ -38,13 +38,11 @@ CITATIONS = (
     "parallel hyperparameter tuning. MLSys (2020).",
     "Wang Z, Bovik AC, Sheikh HR, Simoncelli EP. Image quality assessment: from error visibility to structural "
     "similarity. IEEE Transactions on Image Processing 13(4):600-612 (2004).",
-    "Dodge J, Gururangan S, Card D, Schwartz R, Smith NA. Show your work: improved reporting of experimental "
-    "results. EMNLP-IJCNLP (2019).",
+    "Dodge J, Gururangan S, Card D, Schwartz R, Smith NA. Show your work: improved reporting of experimental results. EMNLP-IJCNLP (2019).",
     "Liaw R, Liang E, Nishihara R, Moritz P, Gonzalez JE, Stoica I. Tune: a research platform for distributed model "
     "selection and training. arXiv:1807.05118 (2018).",
     "Akiba T, Sano S, Yanase T, Ohta T, Koyama M. Optuna: a next-generation hyperparameter optimization framework. KDD (2019).",
-    "Paszke A, Gross S, Massa F, et al. PyTorch: an imperative style, high-performance deep learning library. "
-    "NeurIPS 32 (2019).",
+    "Paszke A, Gross S, Massa F, et al. PyTorch: an imperative style, high-performance deep learning library. NeurIPS 32 (2019).",
 )
 
 
@@ -90,8 +88,14 @@ def results_rows(board: pd.DataFrame, chosen: Chosen, scores: pd.DataFrame) -> l
     delivered, others = shown.iloc[0], shown.iloc[1:]
     rows = []
     for what, row in [("delivered", delivered), *(("baseline", r) for _, r in others.iterrows())]:
-        rows.append({"what": what, "name": name_of(row) if what == "baseline" else chosen.trial_id, "row": row,
-                     "difference": None if what == "delivered" else compare(delivered, row, scores)})
+        rows.append(
+            {
+                "what": what,
+                "name": name_of(row) if what == "baseline" else chosen.trial_id,
+                "row": row,
+                "difference": None if what == "delivered" else compare(delivered, row, scores),
+            }
+        )
     return rows
 
 
@@ -114,11 +118,20 @@ def gather(directory: Path) -> dict:
         row = members.iloc[0] if len(members) else row
     protocol = get_protocol(str(chosen.config.get("protocol") or row.get("protocol") or "cancer"))
     return {
-        "directory": str(directory), "record": record, "plan": plan, "trials": trials, "select": select,
-        "chosen": chosen, "row": row, "protocol": protocol, "table": results_rows(board, chosen, scores),
-        "counts": _split_counts(row), "statuses": trials["status"].value_counts().to_dict(),
+        "directory": str(directory),
+        "record": record,
+        "plan": plan,
+        "trials": trials,
+        "select": select,
+        "chosen": chosen,
+        "row": row,
+        "protocol": protocol,
+        "table": results_rows(board, chosen, scores),
+        "counts": _split_counts(row),
+        "statuses": trials["status"].value_counts().to_dict(),
         "stages": trials["stage"].value_counts().to_dict() if "stage" in trials.columns else {},
-        "classical_only": not is_deep(board).any(), "base": Path(record["cwd"]) if record.get("cwd") else None,
+        "classical_only": not is_deep(board).any(),
+        "base": Path(record["cwd"]) if record.get("cwd") else None,
     }
 
 
@@ -179,8 +192,13 @@ def baselines_command(info: dict) -> str:
     trials, row, base = info["trials"], info["row"], info["base"]
     classical = trials[trials["status"].isin(RANKED_STATUSES) & trials["model"].notna()] if "model" in trials else trials.iloc[0:0]
     methods = sorted({str(m).split("-ssim")[0].split("-mse+ssim")[0] for m in classical["model"]}) if len(classical) else []
-    words = ["hamtune", "baselines", portable(str(row.get("data_path") or row.get("data_name") or "DATA"), base),
-             "--name", Path(info["directory"]).name]
+    words = [
+        "hamtune",
+        "baselines",
+        portable(str(row.get("data_path") or row.get("data_name") or "DATA"), base),
+        "--name",
+        Path(info["directory"]).name,
+    ]
     if methods:
         words += ["--methods", ",".join(methods)]
     if isinstance(row.get("test_path"), str):
@@ -199,11 +217,15 @@ def _training(config: dict) -> list[str]:
     kind = config.get("kind")
     loss = {"mse": "mean squared error", "bce": "binary cross-entropy"}.get(str(config.get("recon_loss")), UNKNOWN)
     if kind == "vae":
-        loss += (f" plus beta = {config.get('beta')} times the KL divergence to N(0, I)"
-                 + (f", beta warmed up over {config.get('kl_warmup')} epochs" if config.get("kl_warmup") else ""))
+        loss += f" plus beta = {config.get('beta')} times the KL divergence to N(0, I)" + (
+            f", beta warmed up over {config.get('kl_warmup')} epochs" if config.get("kl_warmup") else ""
+        )
     patience = config.get("patience")
-    augment = {"none": "none", "flips": "random horizontal and vertical flips",
-               "dihedral": "random flips and 90-degree rotations (the dihedral group)"}.get(str(config.get("augment")), UNKNOWN)
+    augment = {
+        "none": "none",
+        "flips": "random horizontal and vertical flips",
+        "dihedral": "random flips and 90-degree rotations (the dihedral group)",
+    }.get(str(config.get("augment")), UNKNOWN)
     return [
         f"Model: {kind or UNKNOWN} autoencoder, {config.get('arch', UNKNOWN)} encoder/decoder, latent dimension "
         f"{config.get('latent_dim', UNKNOWN)}; trained on the normal training images only.",
@@ -238,8 +260,11 @@ def _evaluation(select, score: str | None) -> list[str]:
 
 def _result(info: dict) -> list[str]:
     chosen, select = info["chosen"], info["select"]
-    what = (f"the seed ensemble of {len(chosen.members)} seeds ({', '.join(chosen.members)}) of configuration "
-            f"{chosen.config_id}" if chosen.members else f"trial {chosen.trial_id}")
+    what = (
+        f"the seed ensemble of {len(chosen.members)} seeds ({', '.join(chosen.members)}) of configuration {chosen.config_id}"
+        if chosen.members
+        else f"trial {chosen.trial_id}"
+    )
     if info["classical_only"]:
         what = f"the classical baseline {chosen.role.removeprefix('classical: ')} ({chosen.trial_id})"
     lines = [f"Delivered model: {chosen.trial_id}, {what}; chosen by {chosen.rule}."]
@@ -253,12 +278,16 @@ def _result(info: dict) -> list[str]:
     if figures:
         lines.append("Its figures: " + "; ".join(figures) + " (test values with their 95% bootstrap interval).")
     if chosen.seeds:
-        lines.append(f"Over the configuration's {chosen.seeds['n']} seeds: {select.column} {mean_sd(chosen.seeds, select.column)}; "
-                     f"test AUROC {mean_sd(chosen.seeds, 'test_auroc')} (mean +- sd [95% t-interval of the mean]).")
+        lines.append(
+            f"Over the configuration's {chosen.seeds['n']} seeds: {select.column} {mean_sd(chosen.seeds, select.column)}; "
+            f"test AUROC {mean_sd(chosen.seeds, 'test_auroc')} (mean +- sd [95% t-interval of the mean])."
+        )
     beaten = chosen.best_on_validation
     if beaten and not info["classical_only"]:
-        lines.append(f"On validation, {beaten['role'] or beaten['trial_id']} ({beaten['trial_id']}) is better "
-                     f"({select.column} {beaten['value']:.4f}): the delivered model is the best deep one, not the best overall.")
+        lines.append(
+            f"On validation, {beaten['role'] or beaten['trial_id']} ({beaten['trial_id']}) is better "
+            f"({select.column} {beaten['value']:.4f}): the delivered model is the best deep one, not the best overall."
+        )
     return lines
 
 
@@ -272,8 +301,11 @@ def sections(info: dict) -> list[tuple[str, list[str]]]:
     source = portable(str(data.get("source")), base) if data.get("source") else None
     data_lines = [
         f"Dataset: {_value(row, 'data_name')} (content fingerprint {_value(row, 'data_fingerprint')}). "
-        + (f"{data['count']} images from {source} ({data.get('form')} form)." if data.get("count")
-         else f"Its source and image count: {UNKNOWN}."),
+        + (
+            f"{data['count']} images from {source} ({data.get('form')} form)."
+            if data.get("count")
+            else f"Its source and image count: {UNKNOWN}."
+        ),
         f"Preprocessing: {pre.get('size', _value(row, 'image_size'))} px, crop {pre.get('crop', _value(row, 'crop'))}, "
         f"{pre.get('channels', _value(row, 'channels'))} channel(s), input range {_value(row, 'input_range')}.",
         f"Split: {_value(row, 'split')}-grouped train/validation/test (validation {_value(row, 'val_fraction')}, "
@@ -283,51 +315,72 @@ def sections(info: dict) -> list[tuple[str, list[str]]]:
     ]
     counts = info["counts"]
     if counts is not None:
-        data_lines.append("Images per diagnosis (train, normal classes only / val / test): " + "; ".join(
-            f"{dx} {r.train} / {r.val} / {r.test}" for dx, r in counts.iterrows()) + ".")
+        data_lines.append(
+            "Images per diagnosis (train, normal classes only / val / test): "
+            + "; ".join(f"{dx} {r.train} / {r.val} / {r.test}" for dx, r in counts.iterrows())
+            + "."
+        )
     else:
         data_lines.append(f"Images per diagnosis and split: {UNKNOWN} (the prepared cache is not at the path the rows name).")
     search = []
     if space:
         params = "; ".join(_param(p) for p in space.get("params", [])) or "none"
         search += [
-            "Objective: " + ", ".join(f"{m} ({mode})" for m, mode in space.get("objectives", []))
+            "Objective: "
+            + ", ".join(f"{m} ({mode})" for m, mode in space.get("objectives", []))
             + ", on validation; test metrics are only reported.",
             f"Search space ({portable(str(space.get('file')), base)}): {params}. Fixed: "
-            + ", ".join(f"{k}={v}" for k, v in sorted(space.get("fixed", {}).items())) + ".",
+            + ", ".join(f"{k}={v}" for k, v in sorted(space.get("fixed", {}).items()))
+            + ".",
             f"Sampler: {_options(space.get('sampler', {}))}. Scheduler: {_options(space.get('scheduler', {}))}.",
             f"Budget: {space.get('num_samples')} trials of up to {space.get('max_epochs')} epochs, "
             f"{space.get('resources', {}).get('cpus')} CPU(s) and {space.get('resources', {}).get('gpus')} GPU(s) per trial.",
         ]
     elif info["classical_only"]:
-        search.append("No search and no network: this folder holds classical baselines only (hamtune baselines), "
-                      "each fitted on the normal training images of the split below; a method with several settings "
-                      "(blur sigma, sampling factor) keeps the one with the best validation objective.")
+        search.append(
+            "No search and no network: this folder holds classical baselines only (hamtune baselines), "
+            "each fitted on the normal training images of the split below; a method with several settings "
+            "(blur sigma, sampling factor) keeps the one with the best validation objective."
+        )
     else:
-        search.append(f"Search settings: {UNKNOWN} (no sweep.json: a single `hamtune train` run or a sweep written "
-                      "before it existed).")
+        search.append(f"Search settings: {UNKNOWN} (no sweep.json: a single `hamtune train` run or a sweep written before it existed).")
     confirm = info["plan"]
     if confirm:
-        search.append(f"Confirm stage: the best {confirm['top']} configurations by validation ({confirm['metric']}) each "
-                      f"ran {confirm['seeds']} more seeds; the chosen configuration is the best mean over its seeds.")
+        search.append(
+            f"Confirm stage: the best {confirm['top']} configurations by validation ({confirm['metric']}) each "
+            f"ran {confirm['seeds']} more seeds; the chosen configuration is the best mean over its seeds."
+        )
     if any(r["what"] == "baseline" for r in info["table"]) and not info["classical_only"]:
-        search.append("Floor: non-learned and classical baselines on the same split, scored like the models: a Gaussian "
-                      "blur and an area down-sampling then bilinear up-sampling of each image (sigma and factor chosen on "
-                      "validation) and PCA reconstructions, by each reconstruction score; rows named classical.")
+        search.append(
+            "Floor: non-learned and classical baselines on the same split, scored like the models: a Gaussian "
+            "blur and an area down-sampling then bilinear up-sampling of each image (sigma and factor chosen on "
+            "validation) and PCA reconstructions, by each reconstruction score; rows named classical."
+        )
     stages = ", ".join(f"{v} {k}" for k, v in info["stages"].items())
-    search.append(f"Trials: {len(info['trials'])} ({', '.join(f'{v} {k}' for k, v in info['statuses'].items())}"
-                  + (f"; {stages}" if stages else "") + ").")
-    training = (["No network is trained: each method reconstructs or scores images directly (PCA is fitted on the "
-                 "normal training images)."] if info["classical_only"] else _training(chosen.config))
+    search.append(
+        f"Trials: {len(info['trials'])} ({', '.join(f'{v} {k}' for k, v in info['statuses'].items())}"
+        + (f"; {stages}" if stages else "")
+        + ")."
+    )
+    training = (
+        ["No network is trained: each method reconstructs or scores images directly (PCA is fitted on the normal training images)."]
+        if info["classical_only"]
+        else _training(chosen.config)
+    )
     versions = record.get("versions") or {"hamtune": _value(row, "hamtune_version")}
     hardware = record.get("hardware") or {}
     wall = record.get("wall_time_s")
     software = [
-        "Software: " + ", ".join(f"{k} {v}" for k, v in versions.items())
+        "Software: "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
         + f"; git commit {record.get('git_commit') or _value(row, 'git_commit')}.",
-        (f"Hardware: {hardware.get('platform')}, {hardware.get('cpus')} CPU(s), GPU {hardware.get('gpu') or 'none'}"
-         + (f"; Ray cluster {hardware['cluster']}" if hardware.get("cluster") else "") + "."
-         if hardware else f"Hardware: {UNKNOWN}."),
+        (
+            f"Hardware: {hardware.get('platform')}, {hardware.get('cpus')} CPU(s), GPU {hardware.get('gpu') or 'none'}"
+            + (f"; Ray cluster {hardware['cluster']}" if hardware.get("cluster") else "")
+            + "."
+            if hardware
+            else f"Hardware: {UNKNOWN}."
+        ),
         f"Wall time: {f'{wall / 60:.1f} min' if isinstance(wall, (int, float)) else UNKNOWN}"
         + (f" (started {record.get('started_at')}, finished {record.get('finished_at')})." if record else "."),
     ]
@@ -340,12 +393,18 @@ def sections(info: dict) -> list[tuple[str, list[str]]]:
         commands.append(portable_command(record["command"], base))
     elif info["classical_only"]:
         commands.append(baselines_command(info))
-    commands.append(shlex.join(["hamtune", "report", portable(str(Path(info["directory"]).resolve()), base),
-                                "--format", "latex"]))
-    return [("Data", data_lines), ("Search", search), ("Training", training),
-            ("Evaluation", _evaluation(select, chosen.config.get("score") or _value(row, "score"))),
-            ("Result", _result(info)), (TABLE, []), ("Software and hardware", software), (COMMANDS, commands),
-            ("Cite", list(CITATIONS))]
+    commands.append(shlex.join(["hamtune", "report", portable(str(Path(info["directory"]).resolve()), base), "--format", "latex"]))
+    return [
+        ("Data", data_lines),
+        ("Search", search),
+        ("Training", training),
+        ("Evaluation", _evaluation(select, chosen.config.get("score") or _value(row, "score"))),
+        ("Result", _result(info)),
+        (TABLE, []),
+        ("Software and hardware", software),
+        (COMMANDS, commands),
+        ("Cite", list(CITATIONS)),
+    ]
 
 
 def table_cells(info: dict) -> tuple[list[str], list[list[str]]]:
@@ -387,9 +446,14 @@ def markdown(info: dict) -> str:
         if title == TABLE:
             header, rows = table_cells(info)
             if rows:
-                out += [f"## {title}", "", "| " + " | ".join(escape.markdown(h) for h in header) + " |",
-                        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-                        *("| " + " | ".join(escape.markdown(c) for c in row) + " |" for row in rows), ""]
+                out += [
+                    f"## {title}",
+                    "",
+                    "| " + " | ".join(escape.markdown(h) for h in header) + " |",
+                    "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+                    *("| " + " | ".join(escape.markdown(c) for c in row) + " |" for row in rows),
+                    "",
+                ]
             continue
         out += [f"## {title}", ""]
         if title == COMMANDS:
@@ -413,13 +477,25 @@ def latex_table(info: dict) -> list[str]:
     header, rows = table_cells(info)
     if not rows:
         return []
-    return [r"\begin{table}[ht]", r"\centering", r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
-            " & ".join(tex(h) for h in header) + r" \\", r"\midrule",
-            *(" & ".join(tex(c) for c in row) + r" \\" for row in rows), r"\bottomrule", r"\end{tabular}",
-            r"\caption{" + tex(f"Test AUROC and AUPRC with 95% stratified bootstrap intervals; the last column is the paired "
-                                f"difference of test AUROC, delivered model minus that row, over the same resamples. Models "
-                                f"are chosen on {info['select'].column} (validation).") + "}",
-            r"\end{table}"]
+    return [
+        r"\begin{table}[ht]",
+        r"\centering",
+        r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
+        r"\toprule",
+        " & ".join(tex(h) for h in header) + r" \\",
+        r"\midrule",
+        *(" & ".join(tex(c) for c in row) + r" \\" for row in rows),
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\caption{"
+        + tex(
+            f"Test AUROC and AUPRC with 95% stratified bootstrap intervals; the last column is the paired "
+            f"difference of test AUROC, delivered model minus that row, over the same resamples. Models "
+            f"are chosen on {info['select'].column} (validation)."
+        )
+        + "}",
+        r"\end{table}",
+    ]
 
 
 def latex(info: dict) -> str:

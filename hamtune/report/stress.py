@@ -21,11 +21,13 @@ from hamtune.results.store import read_parquet
 
 log = logging.getLogger(__name__)
 COLUMNS = 4
-NOTE = ("Each model scores the test images its row was measured on, shifted as another clinic's camera might shift "
-        "them (strength 1 is the strongest setting; the shifts act on the images at the model's input size, as the "
-        "prepared cache holds them). AUROC with its 95% stratified bootstrap interval; 'change' is the paired "
-        "difference to the same model unshifted, 'vs floor' the paired difference to the floor under the same shift. "
-        "Other floor rows are in stress.parquet.")
+NOTE = (
+    "Each model scores the test images its row was measured on, shifted as another clinic's camera might shift "
+    "them (strength 1 is the strongest setting; the shifts act on the images at the model's input size, as the "
+    "prepared cache holds them). AUROC with its 95% stratified bootstrap interval; 'change' is the paired "
+    "difference to the same model unshifted, 'vs floor' the paired difference to the floor under the same shift. "
+    "Other floor rows are in stress.parquet."
+)
 
 
 def load_stress(sweeps: list[Sweep]) -> pd.DataFrame:
@@ -49,20 +51,33 @@ def figure(frame: pd.DataFrame) -> go.Figure | None:
     if not shifts:
         return None
     lines = max(1, -(-len(shifts) // COLUMNS))
-    fig = make_subplots(rows=lines, cols=min(COLUMNS, len(shifts)), subplot_titles=[html.escape(s) for s in shifts],
-                        shared_yaxes=True)
+    fig = make_subplots(rows=lines, cols=min(COLUMNS, len(shifts)), subplot_titles=[html.escape(s) for s in shifts], shared_yaxes=True)
     for i, ((sweep, trial, part), block) in enumerate(rows.groupby(["sweep", "trial_id", "part"], sort=False)):
         base = block[block["shift"] == UNSHIFTED]
         name = html.escape(f"{part}: {block['model'].iloc[0]}")
         for j, shift in enumerate(shifts):
             points = pd.concat([base, block[block["shift"] == shift]]).sort_values("strength")
-            fig.add_trace(go.Scatter(
-                x=points["strength"], y=points["auroc"], mode="lines+markers", name=name, legendgroup=f"{sweep}/{trial}",
-                showlegend=j == 0, line=dict(color=f"hsl({(i * 67) % 360},60%,45%)", dash="dot" if part == FLOOR else "solid"),
-                error_y=dict(type="data", symmetric=False, array=points["auroc_high"] - points["auroc"],
-                             arrayminus=points["auroc"] - points["auroc_low"]),
-                hovertext=[html.escape(str(s)) for s in points["setting"]], hoverinfo="text+y",
-            ), row=j // COLUMNS + 1, col=j % COLUMNS + 1)
+            fig.add_trace(
+                go.Scatter(
+                    x=points["strength"],
+                    y=points["auroc"],
+                    mode="lines+markers",
+                    name=name,
+                    legendgroup=f"{sweep}/{trial}",
+                    showlegend=j == 0,
+                    line=dict(color=f"hsl({(i * 67) % 360},60%,45%)", dash="dot" if part == FLOOR else "solid"),
+                    error_y=dict(
+                        type="data",
+                        symmetric=False,
+                        array=points["auroc_high"] - points["auroc"],
+                        arrayminus=points["auroc"] - points["auroc_low"],
+                    ),
+                    hovertext=[html.escape(str(s)) for s in points["setting"]],
+                    hoverinfo="text+y",
+                ),
+                row=j // COLUMNS + 1,
+                col=j % COLUMNS + 1,
+            )
     fig.update_xaxes(title_text="strength")
     fig.update_yaxes(title_text="test AUROC", col=1)
     return _layout(fig, "Test AUROC under acquisition shift (95% intervals)", height=max(HEIGHT, 320 * lines))
@@ -79,13 +94,18 @@ def display_table(frame: pd.DataFrame) -> pd.DataFrame:
     rows = headline_rows(frame)
     order = rows.groupby(["sweep", "trial_id"], sort=False).ngroup()
     rows = rows.iloc[order.to_numpy().argsort(kind="stable")]
-    return pd.DataFrame({
-        "model": [f"{p}: {m}" for p, m in zip(rows["part"], rows["model"])],
-        "shift": rows["shift"], "strength": [f"{v:g}" for v in rows["strength"]], "setting": rows["setting"],
-        "AUROC (95% CI)": [shown(v, lo, hi) for v, lo, hi in zip(rows["auroc"], rows["auroc_low"], rows["auroc_high"])],
-        "change from unshifted": [_interval(r, "change") for _, r in rows.iterrows()],
-        "vs floor": [_interval(r, "vs_floor") for _, r in rows.iterrows()],
-    }, dtype=object)
+    return pd.DataFrame(
+        {
+            "model": [f"{p}: {m}" for p, m in zip(rows["part"], rows["model"])],
+            "shift": rows["shift"],
+            "strength": [f"{v:g}" for v in rows["strength"]],
+            "setting": rows["setting"],
+            "AUROC (95% CI)": [shown(v, lo, hi) for v, lo, hi in zip(rows["auroc"], rows["auroc_low"], rows["auroc_high"])],
+            "change from unshifted": [_interval(r, "change") for _, r in rows.iterrows()],
+            "vs floor": [_interval(r, "vs_floor") for _, r in rows.iterrows()],
+        },
+        dtype=object,
+    )
 
 
 def section(sweeps: list[Sweep], embed: Callable[[go.Figure | None], str], table: Callable[[pd.DataFrame], str]) -> str:
@@ -96,9 +116,15 @@ def section(sweeps: list[Sweep], embed: Callable[[go.Figure | None], str], table
     parts = []
     for folder, block in frame.groupby("folder", sort=False):
         first = block.iloc[0]
-        heading = (f"{folder}: {int(first['images'])} test images ({int(first['anomalous'])} anomalous) of "
-                   f"{first['test_key']}, input {first['input']}")
+        heading = (
+            f"{folder}: {int(first['images'])} test images ({int(first['anomalous'])} anomalous) of "
+            f"{first['test_key']}, input {first['input']}"
+        )
         verdict = lead_verdict(block)
-        parts.append(f"<h3>{html.escape(heading)}</h3>" + (f"<p>{html.escape(verdict)}</p>" if verdict else "")
-                     + embed(figure(block)) + table(display_table(block)))
+        parts.append(
+            f"<h3>{html.escape(heading)}</h3>"
+            + (f"<p>{html.escape(verdict)}</p>" if verdict else "")
+            + embed(figure(block))
+            + table(display_table(block))
+        )
     return f'<p class="note">{html.escape(NOTE)}</p>' + "".join(parts)

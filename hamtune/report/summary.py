@@ -33,8 +33,11 @@ reset, click a legend entry to hide it.</li>
 
 
 def how_to_read(ranking: Ranking) -> str:
-    chosen = ("optimistic: chosen on test labels, which a user could not have done" if ranking.optimistic
-              else "chosen on validation, as a user without test labels would choose")
+    chosen = (
+        "optimistic: chosen on test labels, which a user could not have done"
+        if ranking.optimistic
+        else "chosen on validation, as a user without test labels would choose"
+    )
     return HOW_TO_READ.format(select=escape(ranking.select.label), chosen=escape(chosen), metric=escape(ranking.metric.label))
 
 
@@ -81,16 +84,18 @@ def above_on_validation(board: pd.DataFrame, best: pd.Series, select: Metric) ->
 
 
 def best_model_line(board: pd.DataFrame, best: pd.Series, select: Metric) -> str:
-    """"The best model here is <baseline>; the best deep model is <id>, beaten ...", where a non-deep row is better
+    """ "The best model here is <baseline>; the best deep model is <id>, beaten ...", where a non-deep row is better
     on validation than the chosen deep model `best`; '' otherwise. Plain text (the terminal's; `headline` the page's)."""
     above = above_on_validation(board, best, select)
     if not len(above):
         return ""
     top = above.iloc[0]
     names = ", ".join(name_of(r) for _, r in above.head(5).iterrows()) + (" ..." if len(above) > 5 else "")
-    return (f"The best model here is {name_of(top)} ({select.column} {fmt(top[select.column])}); the best deep model is "
-            f"{best['sweep']}/{best['trial_id']} ({select.column} {fmt(best[select.column])}), beaten on validation by "
-            f"{len(above)} non-deep model(s): {names}.")
+    return (
+        f"The best model here is {name_of(top)} ({select.column} {fmt(top[select.column])}); the best deep model is "
+        f"{best['sweep']}/{best['trial_id']} ({select.column} {fmt(best[select.column])}), beaten on validation by "
+        f"{len(above)} non-deep model(s): {names}."
+    )
 
 
 def headline(board: pd.DataFrame, best: pd.Series, select: Metric) -> str:
@@ -98,9 +103,14 @@ def headline(board: pd.DataFrame, best: pd.Series, select: Metric) -> str:
     return f"<span class='flag'>&#9888; {escape(line)}</span>" if line else ""
 
 
-def verdict_html(verdict: Verdict, importance: Importance, ranking: Ranking,
-                 compared: Sequence[tuple[str, pd.Series, Interval | None]] = (), board: pd.DataFrame | None = None,
-                 rule: str | None = None) -> str:
+def verdict_html(
+    verdict: Verdict,
+    importance: Importance,
+    ranking: Ranking,
+    compared: Sequence[tuple[str, pd.Series, Interval | None]] = (),
+    board: pd.DataFrame | None = None,
+    rule: str | None = None,
+) -> str:
     """One test set's answer: the chosen model (results.chosen: on validation, whatever `ranking` orders by; `rule`
     says how), its intervals, the paired comparisons `compared` (results.intervals.comparisons), how it compares
     with each baseline, whether it is below the floor, how optimistic choosing on test would have been, and what
@@ -115,26 +125,31 @@ def verdict_html(verdict: Verdict, importance: Importance, ranking: Ranking,
     top = headline(board, best, select) if board is not None else ""
     lines = [top] if top else []
     lines.append(f"{'Best deep model' if top else 'Best'} of {verdict.n_ranked} ranked trial(s), {how}: {_describe(best, metric)}.")
-    ranges = [f"{name.upper()} {shown(best[column], best[f'{column}_low'], best[f'{column}_high'])}"
-              for name, column in (("auroc", "test_auroc"), ("auprc", "test_auprc"))
-              if pd.notna(best.get(f"{column}_low"))]
+    ranges = [
+        f"{name.upper()} {shown(best[column], best[f'{column}_low'], best[f'{column}_high'])}"
+        for name, column in (("auroc", "test_auroc"), ("auprc", "test_auprc"))
+        if pd.notna(best.get(f"{column}_low"))
+    ]
     if ranges:
-        lines.append(f"Test {escape('; '.join(ranges))} (95% bootstrap intervals stratified by label, rounded to what "
-                     "they support).")
+        lines.append(f"Test {escape('; '.join(ranges))} (95% bootstrap intervals stratified by label, rounded to what they support).")
     if isinstance(best.get("floor"), str):
         lines.append(f"<span class='bad'>&#9888; Floor check (results.floor): {escape(best['floor'])}.</span>")
     lines += _compared(list(compared))
     other = verdict.best_on_metric
     if other is not None and not ranking.optimistic and other["trial_id"] != best["trial_id"]:
         gap = float(other[metric.column]) - value
-        lines.append(f"The best {escape(metric.column)} of any deep trial is {fmt(other[metric.column])} "
-                     f"({escape(str(other['sweep']))}/{escape(str(other['trial_id']))}): picking it would be choosing on "
-                     f"test labels, optimistic by {fmt_delta(gap, value, other[metric.column])}.")
+        lines.append(
+            f"The best {escape(metric.column)} of any deep trial is {fmt(other[metric.column])} "
+            f"({escape(str(other['sweep']))}/{escape(str(other['trial_id']))}): picking it would be choosing on "
+            f"test labels, optimistic by {fmt_delta(gap, value, other[metric.column])}."
+        )
     if str(best["role"]).startswith("baseline:"):
         searched = verdict.best_searched
         tail = f" The best searched model is {_describe(searched, metric)}." if searched is not None else ""
-        lines.append(f"<span class='bad'>The best model is the notebook baseline {escape(str(best['role'])[10:])}: "
-                     f"no searched config beats it yet.</span>{tail}")
+        lines.append(
+            f"<span class='bad'>The best model is the notebook baseline {escape(str(best['role'])[10:])}: "
+            f"no searched config beats it yet.</span>{tail}"
+        )
     else:
         for role, other in verdict.seeds.items():
             lines.append(f"Against the notebook's {escape(role[10:])}: {_against(value, other, role[10:], metric)}.")
@@ -143,12 +158,16 @@ def verdict_html(verdict: Verdict, importance: Importance, ranking: Ranking,
         if verdict.beats_classical:
             lines.append(f"Against classical baselines: {comparisons}.")
         else:
-            lines.append(f"<span class='flag'>&#9888; No deep model beats the classical baseline(s): {comparisons}. "
-                         f"A simpler method is at least as good on this test set.</span>")
+            lines.append(
+                f"<span class='flag'>&#9888; No deep model beats the classical baseline(s): {comparisons}. "
+                f"A simpler method is at least as good on this test set.</span>"
+            )
     if importance.top is not None:
         share = importance.values[importance.top]
-        lines.append(f"The parameter that mattered most for {escape(importance.target)} is <b>{escape(importance.top)}</b> "
-                     f"({share:.0%} of the explained variance, fANOVA over {importance.trials} complete trials).")
+        lines.append(
+            f"The parameter that mattered most for {escape(importance.target)} is <b>{escape(importance.top)}</b> "
+            f"({share:.0%} of the explained variance, fANOVA over {importance.trials} complete trials)."
+        )
     else:
         lines.append(f"Parameter importance: {escape(importance.note)}")
     return f"<h3>Test set {escape(verdict.test_key)}</h3><ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"

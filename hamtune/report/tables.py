@@ -18,17 +18,42 @@ from hamtune.results.reproduction import INTERVAL_RULE
 
 # (header, trials column); absent columns are left out, so sweeps without a VAE or with classical rows still print.
 COLUMNS = (
-    ("rank", "rank"), ("sweep", "sweep"), ("trial", "trial_id"), ("role", "role"), ("model", "model"),
-    ("kind", "kind"), ("arch", "arch"), ("latent_dim", "latent_dim"), ("batch_size", "batch_size"), ("lr", "lr"),
-    ("rebalance", "rebalance"), ("epochs", "epochs_run"), ("status", "status"),
-    ("AUROC", "test_auroc"), ("AUPRC", "test_auprc"), ("F1", "test_f1"), ("precision", "test_precision"),
-    ("recall", "test_recall"), ("PSNR", "test_psnr"), ("SSIM", "test_ssim"), ("MSE", "test_mse"),
-    ("ELBO", "test_elbo"), ("wall_s", "wall_time_s"), ("floor check", "floor"),
+    ("rank", "rank"),
+    ("sweep", "sweep"),
+    ("trial", "trial_id"),
+    ("role", "role"),
+    ("model", "model"),
+    ("kind", "kind"),
+    ("arch", "arch"),
+    ("latent_dim", "latent_dim"),
+    ("batch_size", "batch_size"),
+    ("lr", "lr"),
+    ("rebalance", "rebalance"),
+    ("epochs", "epochs_run"),
+    ("status", "status"),
+    ("AUROC", "test_auroc"),
+    ("AUPRC", "test_auprc"),
+    ("F1", "test_f1"),
+    ("precision", "test_precision"),
+    ("recall", "test_recall"),
+    ("PSNR", "test_psnr"),
+    ("SSIM", "test_ssim"),
+    ("MSE", "test_mse"),
+    ("ELBO", "test_elbo"),
+    ("wall_s", "wall_time_s"),
+    ("floor check", "floor"),
 )
 PER_CLASS = re.compile(r"test_auroc_([a-z]+)")  # each anomalous class against the normal ones (evaluate.per_class)
 INTERVAL_ENDS = ("low", "high")
-UNRANKED_COLUMNS = (("sweep", "sweep"), ("trial", "trial_id"), ("kind", "kind"), ("arch", "arch"),
-                    ("status", "status"), ("epochs", "epochs_run"), ("reason", "why"))
+UNRANKED_COLUMNS = (
+    ("sweep", "sweep"),
+    ("trial", "trial_id"),
+    ("kind", "kind"),
+    ("arch", "arch"),
+    ("status", "status"),
+    ("epochs", "epochs_run"),
+    ("reason", "why"),
+)
 
 
 def columns_for(board: pd.DataFrame, metric: Metric, spec=COLUMNS, select: Metric | None = None) -> list[tuple[str, str]]:
@@ -45,8 +70,11 @@ def columns_for(board: pd.DataFrame, metric: Metric, spec=COLUMNS, select: Metri
         if column == "status" and set(board[column]) == {"completed"}:
             continue
         chosen.append((header, column))
-    per_class = [(f"AUROC {m.group(1)}", c) for c in board.columns if (m := PER_CLASS.fullmatch(c))
-                 and m.group(1) not in INTERVAL_ENDS and board[c].notna().any()]
+    per_class = [
+        (f"AUROC {m.group(1)}", c)
+        for c in board.columns
+        if (m := PER_CLASS.fullmatch(c)) and m.group(1) not in INTERVAL_ENDS and board[c].notna().any()
+    ]
     after = next((i + 1 for i, (_, c) in enumerate(chosen) if c == "test_auprc"), len(chosen))
     chosen[after:after] = per_class
     if metric.column not in {c for _, c in chosen} and metric.column in board.columns:
@@ -65,18 +93,52 @@ def display(board: pd.DataFrame, columns: list[tuple[str, str]], intervals: bool
     for header, column in columns:
         ends = [f"{column}_{end}" for end in INTERVAL_ENDS]
         if intervals and column in INTERVAL_METRICS and all(e in board.columns for e in ends):
-            out[f"{header} (95% CI)"] = [shown(v, lo, hi) if pd.notna(lo) else fmt(v)
-                                         for v, lo, hi in zip(board[column], board[ends[0]], board[ends[1]])]
+            out[f"{header} (95% CI)"] = [
+                shown(v, lo, hi) if pd.notna(lo) else fmt(v) for v, lo, hi in zip(board[column], board[ends[0]], board[ends[1]])
+            ]
         else:
             out[header] = [fmt(v) for v in board[column]]
     return pd.DataFrame(out, dtype=object)
 
 
 MACHINE_COLUMNS = (
-    "test_set", "rank", "chosen", "sweep", "trial_id", "role", "model", "kind", "arch", "config_id", "seed", "members",
-    "latent_dim", "batch_size", "lr", "rebalance", "epochs_run", "status", "val_auroc", "val_auprc", "val_loss",
-    "test_auroc", "test_auroc_low", "test_auroc_high", "test_auprc", "test_auprc_low", "test_auprc_high", "test_f1",
-    "test_precision", "test_recall", "test_psnr", "test_ssim", "test_mse", "test_elbo", "threshold", "wall_time_s", "floor",
+    "test_set",
+    "rank",
+    "chosen",
+    "sweep",
+    "trial_id",
+    "role",
+    "model",
+    "kind",
+    "arch",
+    "config_id",
+    "seed",
+    "members",
+    "latent_dim",
+    "batch_size",
+    "lr",
+    "rebalance",
+    "epochs_run",
+    "status",
+    "val_auroc",
+    "val_auprc",
+    "val_loss",
+    "test_auroc",
+    "test_auroc_low",
+    "test_auroc_high",
+    "test_auprc",
+    "test_auprc_low",
+    "test_auprc_high",
+    "test_f1",
+    "test_precision",
+    "test_recall",
+    "test_psnr",
+    "test_ssim",
+    "test_mse",
+    "test_elbo",
+    "threshold",
+    "wall_time_s",
+    "floor",
 )
 
 
@@ -142,9 +204,11 @@ def optimism_line(board: pd.DataFrame, ranking: Ranking, chosen: Sequence[Chosen
         how = f"Chosen on validation ({record.rule})"
         if record.seeds.get(f"{record.metric}_mean") is not None:
             how += f": {record.metric} {configurations.mean_sd(pd.Series(record.seeds), record.metric)} over {record.seeds['n']} seeds"
-    return (f"{how}: {picked['trial_id']} with {column} {fmt(picked[column])}. The best {column} of any "
-            f"deep trial is {fmt(best[column])} ({best['trial_id']}); claiming it would be choosing on test labels "
-            f"(optimistic by {fmt_delta(gap, best[column], picked[column])}).")
+    return (
+        f"{how}: {picked['trial_id']} with {column} {fmt(picked[column])}. The best {column} of any "
+        f"deep trial is {fmt(best[column])} ({best['trial_id']}); claiming it would be choosing on test labels "
+        f"(optimistic by {fmt_delta(gap, best[column], picked[column])})."
+    )
 
 
 def has_repeats(deep: pd.DataFrame) -> bool:
@@ -166,20 +230,27 @@ def seed_tables(ranking: Ranking, reproduced: pd.DataFrame | None = None) -> dic
 
 
 def seeds_heading(key: str, ranking: Ranking) -> str:
-    return (f"Configurations over seeds, test set {key}: chosen by the mean {ranking.select.column} "
-            f"(mean +- sd over seeds, [{INTERVAL_RULE}])")
+    return (
+        f"Configurations over seeds, test set {key}: chosen by the mean {ranking.select.column} (mean +- sd over seeds, [{INTERVAL_RULE}])"
+    )
 
 
 def comparison_lines(board: pd.DataFrame, ranking: Ranking, scores: pd.DataFrame, records: Sequence[Chosen] = ()) -> str:
     """The chosen model against the best baseline and the next rank, by paired bootstrap of test AUROC."""
     found = chosen_in(board, records)
     chosen = verdict(board, "", ranking.metric, found[0] if found else None).best
-    return "\n".join(f"{name_of(chosen)} {judgement(difference, f'{what} ({name_of(row)})')}."
-                     for what, row, difference in comparisons(board, chosen, scores))
+    return "\n".join(
+        f"{name_of(chosen)} {judgement(difference, f'{what} ({name_of(row)})')}."
+        for what, row, difference in comparisons(board, chosen, scores)
+    )
 
 
 def text_report(
-    ranking: Ranking, by: tuple[str, ...], top: int | None, form: str, scores: pd.DataFrame | None = None,
+    ranking: Ranking,
+    by: tuple[str, ...],
+    top: int | None,
+    form: str,
+    scores: pd.DataFrame | None = None,
     reproduced: pd.DataFrame | None = None,
     chosen: Sequence[Chosen] = (),
 ) -> str:
@@ -207,8 +278,7 @@ def text_report(
             parts.append(heading(f"Baselines, test set {key} (rank among {len(board)})", form))
             parts.append(render(display(marked, columns_for(marked, metric, select=ranking.select)), form))
         found = chosen_in(board, chosen)
-        parts.append(prose(best_model_line(board, verdict(board, key, metric, found[0] if found else None).best,
-                                           ranking.select), form))
+        parts.append(prose(best_model_line(board, verdict(board, key, metric, found[0] if found else None).best, ranking.select), form))
         parts.append(prose(optimism_line(board, ranking, chosen), form))
         if scores is not None:
             parts.append(prose(comparison_lines(board, ranking, scores, chosen), form))

@@ -21,8 +21,21 @@ from hamtune.files import atomic_file, read_text
 from hamtune.results.layout import CHOSEN
 
 VERSION = 1
-REPORTED = ("val_auroc", "val_auprc", "val_loss", "test_auroc", "test_auprc", "test_f1", "test_precision", "test_recall",
-            "test_mse", "test_psnr", "test_ssim", "threshold", "epochs_run")
+REPORTED = (
+    "val_auroc",
+    "val_auprc",
+    "val_loss",
+    "test_auroc",
+    "test_auprc",
+    "test_f1",
+    "test_precision",
+    "test_recall",
+    "test_mse",
+    "test_psnr",
+    "test_ssim",
+    "threshold",
+    "epochs_run",
+)
 
 
 @dataclass(frozen=True)
@@ -55,8 +68,9 @@ class Chosen:
     @classmethod
     def from_dict(cls, data: dict, where: str = CHOSEN) -> Chosen:
         if not isinstance(data, dict) or data.get("version") != VERSION:
-            raise HamtuneError(f"{where}: not a chosen-model record of version {VERSION}; rerun `hamtune report` on "
-                               "the results folder to record it again")
+            raise HamtuneError(
+                f"{where}: not a chosen-model record of version {VERSION}; rerun `hamtune report` on the results folder to record it again"
+            )
         known = {f.name for f in fields(cls)}
         try:
             values = {k: v for k, v in data.items() if k in known}
@@ -78,14 +92,70 @@ def _plain(value):
 
 # TrainConfig's fields and which of them are whole numbers, named here because results sit below train (a test checks
 # both against TrainConfig itself, so a new field cannot be forgotten).
-SETTINGS = ("kind", "arch", "latent_dim", "mlp_width", "mlp_depth", "cnn_channels", "cnn_blocks", "norm", "dropout", "beta",
-            "kl_warmup", "recon_loss", "score", "tta", "input_range", "batch_size", "lr", "weight_decay", "lr_schedule",
-            "epochs", "patience", "rebalance", "augment", "color_jitter", "protocol", "split", "val_fraction",
-            "test_fraction", "split_seed", "max_train_images", "image_size", "crop", "channels", "seed", "device",
-            "precision", "compile", "channels_last", "num_threads", "eval_batch_size", "test_every_epoch", "preset")
-WHOLE_SETTINGS = frozenset({"latent_dim", "mlp_width", "mlp_depth", "cnn_channels", "cnn_blocks", "kl_warmup", "batch_size",
-                            "epochs", "patience", "split_seed", "max_train_images", "image_size", "channels", "seed",
-                            "num_threads", "eval_batch_size"})
+SETTINGS = (
+    "kind",
+    "arch",
+    "latent_dim",
+    "mlp_width",
+    "mlp_depth",
+    "cnn_channels",
+    "cnn_blocks",
+    "norm",
+    "dropout",
+    "beta",
+    "kl_warmup",
+    "recon_loss",
+    "score",
+    "tta",
+    "input_range",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "lr_schedule",
+    "epochs",
+    "patience",
+    "rebalance",
+    "augment",
+    "color_jitter",
+    "protocol",
+    "split",
+    "val_fraction",
+    "test_fraction",
+    "split_seed",
+    "max_train_images",
+    "image_size",
+    "crop",
+    "channels",
+    "seed",
+    "device",
+    "precision",
+    "compile",
+    "channels_last",
+    "num_threads",
+    "eval_batch_size",
+    "test_every_epoch",
+    "preset",
+)
+WHOLE_SETTINGS = frozenset(
+    {
+        "latent_dim",
+        "mlp_width",
+        "mlp_depth",
+        "cnn_channels",
+        "cnn_blocks",
+        "kl_warmup",
+        "batch_size",
+        "epochs",
+        "patience",
+        "split_seed",
+        "max_train_images",
+        "image_size",
+        "channels",
+        "seed",
+        "num_threads",
+        "eval_batch_size",
+    }
+)
 
 
 def typed_config(row: pd.Series) -> dict:
@@ -130,8 +200,9 @@ def choose(trials: pd.DataFrame, scores: pd.DataFrame | None = None, metric: str
             spread = {k: _plain(v) for k, v in mine.iloc[0].items() if k.endswith(("_mean", "_sd", "_ci_low", "_ci_high"))}
             spread["n"] = int(mine.iloc[0]["n"])
     if len(seeds) and spread:
-        rule = (f"best mean {select.column} over {spread['n']} seeds (configurations on 2+ seeds first)"
-                + (", delivered as its seed ensemble" if members else ""))
+        rule = f"best mean {select.column} over {spread['n']} seeds (configurations on 2+ seeds first)" + (
+            ", delivered as its seed ensemble" if members else ""
+        )
     else:
         rule = f"best {select.column} ({'highest' if select.higher_is_better else 'lowest'})"
     intervals = {}
@@ -149,11 +220,21 @@ def choose(trials: pd.DataFrame, scores: pd.DataFrame | None = None, metric: str
         if select.better(float(best[select.column]), float(row[select.column])):
             beaten = {"trial_id": str(best["trial_id"]), "role": str(best.get("role") or ""), "value": _plain(best[select.column])}
     return Chosen(
-        trial_id=str(row["trial_id"]), sweep=str(_plain(row.get("sweep")) or ""), rule=rule, metric=select.column,
-        mode="max" if select.higher_is_better else "min", kind=_plain(row.get("kind")), role=str(row.get("role") or ""),
-        members=members, config_id=config_id, config=typed_config(described),
+        trial_id=str(row["trial_id"]),
+        sweep=str(_plain(row.get("sweep")) or ""),
+        rule=rule,
+        metric=select.column,
+        mode="max" if select.higher_is_better else "min",
+        kind=_plain(row.get("kind")),
+        role=str(row.get("role") or ""),
+        members=members,
+        config_id=config_id,
+        config=typed_config(described),
         metrics={k: _plain(row[k]) for k in REPORTED if k in row.index and _plain(row[k]) is not None},
-        intervals=intervals, seeds=spread, best_on_validation=beaten, test_key=str(test_key),
+        intervals=intervals,
+        seeds=spread,
+        best_on_validation=beaten,
+        test_key=str(test_key),
     )
 
 

@@ -17,10 +17,40 @@ import pandas as pd
 
 from hamtune.results.rank import Ranking, is_deep
 
-IDENTITY = ("kind", "arch", "latent_dim", "mlp_width", "mlp_depth", "cnn_channels", "cnn_blocks", "norm", "dropout", "beta",
-            "kl_warmup", "recon_loss", "score", "tta", "input_range", "batch_size", "lr", "weight_decay", "lr_schedule",
-            "epochs", "patience", "rebalance", "augment", "color_jitter", "protocol", "image_size", "crop", "channels",
-            "seed", "preset", "model", "data_fingerprint")  # not a baseline's setting: validation chose it, and differs
+IDENTITY = (
+    "kind",
+    "arch",
+    "latent_dim",
+    "mlp_width",
+    "mlp_depth",
+    "cnn_channels",
+    "cnn_blocks",
+    "norm",
+    "dropout",
+    "beta",
+    "kl_warmup",
+    "recon_loss",
+    "score",
+    "tta",
+    "input_range",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "lr_schedule",
+    "epochs",
+    "patience",
+    "rebalance",
+    "augment",
+    "color_jitter",
+    "protocol",
+    "image_size",
+    "crop",
+    "channels",
+    "seed",
+    "preset",
+    "model",
+    "data_fingerprint",
+)  # not a baseline's setting: validation chose it, and differs
 
 
 def is_external(rows: pd.DataFrame) -> pd.Series:
@@ -60,8 +90,15 @@ def side_by_side(ranking: Ranking) -> pd.DataFrame:
     if not len(ranked):
         return pd.DataFrame()
     ranked = ranked.assign(identity=identities(ranked), external=is_external(ranked).to_numpy())
-    keep = ["identity", "sweep", "trial_id", "role", "test_key", column,
-            *(c for c in (f"{column}_low", f"{column}_high") if c in ranked.columns)]
+    keep = [
+        "identity",
+        "sweep",
+        "trial_id",
+        "role",
+        "test_key",
+        column,
+        *(c for c in (f"{column}_low", f"{column}_high") if c in ranked.columns),
+    ]
     inside = ranked[~ranked["external"]][keep].drop_duplicates("identity")
     outside = ranked[ranked["external"]][keep].drop_duplicates("identity")
     if not len(inside) or not len(outside):
@@ -87,9 +124,13 @@ def claim_basis(ranking: Ranking, pairs: pd.DataFrame) -> str:
     mine = pairs[(pairs[f"sweep_{side}"] == str(best["sweep"])) & (pairs[f"trial_id_{side}"] == str(best["trial_id"]))]
     if len(mine):
         row = mine.iloc[0]
-        text += (f" The same model scores {column} {row[f'{column}_{other}']:.3f} on {row[f'test_key_{other}']} "
-                 f"({side} {row[f'{column}_{side}']:.3f}; external - internal {row['drop']:+.3f}).")
+        text += (
+            f" The same model scores {column} {row[f'{column}_{other}']:.3f} on {row[f'test_key_{other}']} "
+            f"({side} {row[f'{column}_{side}']:.3f}; external - internal {row['drop']:+.3f})."
+        )
     if not external:
-        text += (" Its interval covers resampling of the split's own test images, not a change of source: for another "
-                 "clinic, quote the external figure (internal vs external, side by side, below).")
+        text += (
+            " Its interval covers resampling of the split's own test images, not a change of source: for another "
+            "clinic, quote the external figure (internal vs external, side by side, below)."
+        )
     return text

@@ -47,8 +47,10 @@ def floor_flags(board: pd.DataFrame, deep: pd.Series, column: str, higher_is_bet
     for index, row in board[deep].iterrows():
         reasons = []
         if blur is not None and reconstructs_no_better(row, blur):
-            reasons.append(f"reconstructs no better than {blur['model']} ({blur.get('baseline_setting') or 'blur'}: val_mse "
-                           f"{fmt(row['val_mse'])} vs {fmt(blur['val_mse'])}, val_ssim {fmt(row['val_ssim'])} vs {fmt(blur['val_ssim'])})")
+            reasons.append(
+                f"reconstructs no better than {blur['model']} ({blur.get('baseline_setting') or 'blur'}: val_mse "
+                f"{fmt(row['val_mse'])} vs {fmt(blur['val_mse'])}, val_ssim {fmt(row['val_ssim'])} vs {fmt(blur['val_ssim'])})"
+            )
         value = _finite(row, column)
         if best_value is not None and value is not None and not (value > best_value if higher_is_better else value < best_value):
             reasons.append(f"{column} {fmt(value)} does not beat {best['model']} ({fmt(best_value)})")

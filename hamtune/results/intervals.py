@@ -28,8 +28,7 @@ def resample_indices(labels: np.ndarray, resamples: int = RESAMPLES, seed: int =
     """(resamples, N) image indices drawn with replacement within each label: the draws every interval here uses."""
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    parts = [rng.choice(np.flatnonzero(labels == value), size=(resamples, int((labels == value).sum())))
-             for value in (0, 1)]
+    parts = [rng.choice(np.flatnonzero(labels == value), size=(resamples, int((labels == value).sum()))) for value in (0, 1)]
     return np.concatenate(parts, axis=1)
 
 
@@ -86,12 +85,12 @@ def bootstrap(labels: np.ndarray, scores: np.ndarray, resamples: int = RESAMPLES
     labels = np.asarray(labels)
     full = weighted_auroc_auprc(labels, scores, np.ones((1, len(labels))))
     drawn = weighted_auroc_auprc(labels, scores, _counts(resample_indices(labels, resamples, seed), len(labels)))
-    return {name: Interval(float(full[i][0]), *_percentiles(drawn[i]))
-            for i, name in enumerate(("auroc", "auprc"))}
+    return {name: Interval(float(full[i][0]), *_percentiles(drawn[i])) for i, name in enumerate(("auroc", "auprc"))}
 
 
-def paired_difference(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, resamples: int = RESAMPLES,
-                      seed: int = SEED) -> Interval:
+def paired_difference(
+    labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED
+) -> Interval:
     """AUROC(a) - AUROC(b) of two models' scores of the same images, and its interval over shared resamples."""
     labels = np.asarray(labels)
     ones = np.ones((1, len(labels)))

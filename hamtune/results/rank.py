@@ -242,8 +242,7 @@ def verdict(board: pd.DataFrame, key: str, metric: Metric, chosen: pd.Series | N
     ordered) against the top-ranked row of every baseline, compared on the reported metric."""
     deep = board[is_deep(board)]
     if chosen is not None:
-        deep = pd.concat([deep.loc[[chosen.name]], deep.drop(index=chosen.name, errors="ignore")]) if chosen.name in deep.index \
-            else deep
+        deep = pd.concat([deep.loc[[chosen.name]], deep.drop(index=chosen.name, errors="ignore")]) if chosen.name in deep.index else deep
     searched = board[board["role"] == ""]
 
     def best_of(prefix: str) -> dict[str, float]:
@@ -262,8 +261,14 @@ def verdict(board: pd.DataFrame, key: str, metric: Metric, chosen: pd.Series | N
         top = max(values) if metric.higher_is_better else min(values)
         beats = bool(len(deep)) and metric.better(float(deep[metric.column].iloc[0]), top)
     return Verdict(
-        key, len(board), (deep if len(deep) else board).iloc[0], searched.iloc[0] if len(searched) else None,
-        best_of("baseline:"), classical, beats, best_on_metric,
+        key,
+        len(board),
+        (deep if len(deep) else board).iloc[0],
+        searched.iloc[0] if len(searched) else None,
+        best_of("baseline:"),
+        classical,
+        beats,
+        best_on_metric,
     )
 
 
@@ -274,12 +279,16 @@ def objective(trials: pd.DataFrame, metric: str | None = None) -> Metric:
     if "objective_metric" not in trials.columns or trials["objective_metric"].dropna().empty:
         return resolve_metric("val_auroc", trials)
     column = str(trials["objective_metric"].dropna().mode().iloc[0])
-    modes = (trials.loc[trials["objective_metric"] == column, "objective_mode"].dropna() if "objective_mode" in trials
-             else pd.Series(dtype=object))
+    modes = (
+        trials.loc[trials["objective_metric"] == column, "objective_mode"].dropna()
+        if "objective_mode" in trials
+        else pd.Series(dtype=object)
+    )
     mode = str(modes.iloc[0]) if len(modes) else "max"
     if mode not in ("max", "min"):
-        raise HamtuneError(f"objective_mode {mode!r} in the results: must be max or min (was the trials file edited?); "
-                           "pass --metric to choose the ranking")
+        raise HamtuneError(
+            f"objective_mode {mode!r} in the results: must be max or min (was the trials file edited?); pass --metric to choose the ranking"
+        )
     if column not in trials.columns:
         raise HamtuneError(f"no trial recorded {column} (the sweep's objective): {no_ranked_trials(trials)}")
     return Metric(column, mode == "max")
@@ -299,8 +308,9 @@ def leaderboard(trials: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     return next(iter(boards.values()))
 
 
-def top_trials(directory: Path, top: int, metric: str | None = None, deep: bool = False,
-               configurations: bool = False) -> tuple[pd.DataFrame, Metric]:
+def top_trials(
+    directory: Path, top: int, metric: str | None = None, deep: bool = False, configurations: bool = False
+) -> tuple[pd.DataFrame, Metric]:
     """The `top` best trials of a results folder and the metric that ranked them; with `deep`, network trials only
     (never a seed ensemble or a baseline row); with `configurations`, the best trial of each configuration (a confirm
     stage's seeds of one configuration count once)."""

@@ -12,11 +12,31 @@ from hamtune.files import read_json_record
 from hamtune.results.layout import PLAN, RECORD
 
 FieldTypes = dict[str, type | tuple[type, ...]]
-RECORD_FIELDS: FieldTypes = {"sweep": str, "started_at": str, "finished_at": str, "wall_time_s": (int, float), "space": dict,
-                             "space_text": str, "data": dict, "command": str, "versions": dict, "git_commit": str, "hardware": dict}
+RECORD_FIELDS: FieldTypes = {
+    "sweep": str,
+    "started_at": str,
+    "finished_at": str,
+    "wall_time_s": (int, float),
+    "space": dict,
+    "space_text": str,
+    "data": dict,
+    "command": str,
+    "versions": dict,
+    "git_commit": str,
+    "hardware": dict,
+}
 SPACE_FIELDS = {"file": str, "objectives": list, "sampler": dict, "scheduler": dict, "resources": dict, "fixed": dict, "params": list}
-PLAN_FIELDS: FieldTypes = {"metric": str, "mode": str, "top": int, "seeds": int, "configurations": dict, "trials": int, "tune_trials": int,
-                           "fuse": str, "not_fused": dict}
+PLAN_FIELDS: FieldTypes = {
+    "metric": str,
+    "mode": str,
+    "top": int,
+    "seeds": int,
+    "configurations": dict,
+    "trials": int,
+    "tune_trials": int,
+    "fuse": str,
+    "not_fused": dict,
+}
 
 
 def read_record(directory: Path) -> dict | None:
@@ -28,7 +48,8 @@ def read_record(directory: Path) -> dict | None:
         if space.get(key) is not None and not isinstance(space[key], kind):
             raise HamtuneError(f"{path}: field 'space.{key}' must be {kind.__name__}; restore it or delete it")
     if not all(isinstance(p, dict) and isinstance(p.get("name"), str) for p in space.get("params") or []) or not all(
-            isinstance(o, list) and len(o) == 2 for o in space.get("objectives") or []):
+        isinstance(o, list) and len(o) == 2 for o in space.get("objectives") or []
+    ):
         raise HamtuneError(f"{path}: field 'space.params' or 'space.objectives' is not as hamtune writes it; restore it or delete it")
     return record
 

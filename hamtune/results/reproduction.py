@@ -26,8 +26,10 @@ SPREAD = (
 
 BOUNDED = frozenset({"auroc", "auprc", "f1", "precision", "recall"})  # metrics that live in [0, 1]
 LOGIT_EDGE = 1e-4  # a value of exactly 0 or 1 is taken as this close to it on the logit scale
-INTERVAL_RULE = ("95% t-interval of the mean over seeds; for AUROC, AUPRC, F1, precision and recall computed on the "
-                 "logit scale and mapped back, so it stays inside [0, 1]")
+INTERVAL_RULE = (
+    "95% t-interval of the mean over seeds; for AUROC, AUPRC, F1, precision and recall computed on the "
+    "logit scale and mapped back, so it stays inside [0, 1]"
+)
 
 
 def is_bounded(name: str) -> bool:
@@ -79,12 +81,20 @@ def summarise(frame: pd.DataFrame, chosen: pd.DataFrame, metrics: tuple[str, ...
                 verdict = "n/a"
             else:
                 verdict = "holds" if lo <= original <= hi else "does not hold"
-            out.append({
-                "config_id": config_id, "metric": name, "original": original,
-                "rerun": float(rerun[name].iloc[0]) if len(rerun) else math.nan,
-                "seeds": int(np.isfinite(pd.to_numeric(fresh[name], errors="coerce")).sum()),
-                "mean": mean, "std": std, "ci_low": low, "ci_high": high, "verdict": verdict,
-            })
+            out.append(
+                {
+                    "config_id": config_id,
+                    "metric": name,
+                    "original": original,
+                    "rerun": float(rerun[name].iloc[0]) if len(rerun) else math.nan,
+                    "seeds": int(np.isfinite(pd.to_numeric(fresh[name], errors="coerce")).sum()),
+                    "mean": mean,
+                    "std": std,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "verdict": verdict,
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -103,10 +113,18 @@ def format_summary(summary: pd.DataFrame, chosen: pd.DataFrame, metric: Metric) 
         for _, item in block.iterrows():
             ci = f"[{fmt(item['ci_low'])}, {fmt(item['ci_high'])}]" if math.isfinite(item["ci_low"]) else ""
             exact = item["original"] == item["rerun"]
-            table.append((
-                item["metric"], fmt(item["original"]), ("= " if exact else "") + fmt(item["rerun"]), str(item["seeds"]),
-                fmt(item["mean"]), fmt(item["std"]), ci, item["verdict"],
-            ))
+            table.append(
+                (
+                    item["metric"],
+                    fmt(item["original"]),
+                    ("= " if exact else "") + fmt(item["rerun"]),
+                    str(item["seeds"]),
+                    fmt(item["mean"]),
+                    fmt(item["std"]),
+                    ci,
+                    item["verdict"],
+                )
+            )
         widths = [max(len(r[i]) for r in table) for i in range(len(header))]
         lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
     lines.append("")

@@ -41,9 +41,7 @@ RUNTIME_KEYS = ("status", "reason")
 def git_commit() -> str | None:
     """The commit of the hamtune checkout, when it is one (provenance for every row)."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(hamtune.__file__).parent, capture_output=True, text=True, timeout=5
-        )
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(hamtune.__file__).parent, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -54,8 +52,6 @@ def is_better(value: float | None, best: float | None, mode: str) -> bool:
     if value is None or not math.isfinite(value):
         return False
     return best is None or (value > best if mode == "max" else value < best)
-
-
 
 
 def delivered_epoch(history: list[dict], metric: str, mode: str) -> dict:
@@ -86,7 +82,8 @@ def test_identity(params: dict, data_manifest: dict, test_manifest: dict | None)
         basis = [data_manifest.get("fingerprint"), *split]
     digest = hashlib.blake2b(json.dumps([*basis, protocol], default=str).encode(), digest_size=16).hexdigest()
     return {
-        "test_set": name, "test_fingerprint": digest,
+        "test_set": name,
+        "test_fingerprint": digest,
         "test_data_fingerprint": test_manifest.get("fingerprint") if test_manifest else None,
     }
 
@@ -119,14 +116,22 @@ def trial_row(
     row.update({k: v for k, v in delivered.items() if k not in RUNTIME_KEYS and k != "epoch"})
     row["best_epoch"] = best.get("epoch")
     row.update(
-        objective_metric=objective[0], objective_mode=objective[1],
-        epochs_run=len(history), wall_time_s=wall_time_s,
+        objective_metric=objective[0],
+        objective_mode=objective[1],
+        epochs_run=len(history),
+        wall_time_s=wall_time_s,
         time_per_epoch_s=float(np.mean([h["epoch_time_s"] for h in history])) if history else None,
-        device=device, n_params=n_params, hamtune_version=hamtune.__version__, git_commit=git_commit(),
-        data_name=data_manifest.get("name"), data_fingerprint=data_manifest.get("fingerprint"),
-        data_path=data_manifest.get("path"), test_path=(test_manifest or {}).get("path"),
+        device=device,
+        n_params=n_params,
+        hamtune_version=hamtune.__version__,
+        git_commit=git_commit(),
+        data_name=data_manifest.get("name"),
+        data_fingerprint=data_manifest.get("fingerprint"),
+        data_path=data_manifest.get("path"),
+        test_path=(test_manifest or {}).get("path"),
         **test_identity(params, data_manifest, test_manifest),
-        checkpoint=checkpoint, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        checkpoint=checkpoint,
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     row.update(extra or {})
     return row
@@ -233,8 +238,9 @@ def read_distributions(directory: Path) -> dict[str, str]:
     try:
         declared = json.loads(read_text(path))
     except (OSError, ValueError) as exc:
-        raise HamtuneError(f"{path}: unreadable ({first_line(exc, 120)}); delete it to fall back to distributions "
-                           "read from the values") from None
+        raise HamtuneError(
+            f"{path}: unreadable ({first_line(exc, 120)}); delete it to fall back to distributions read from the values"
+        ) from None
     if not isinstance(declared, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in declared.items()):
         raise HamtuneError(f"{path}: not a mapping of parameter names to Optuna distribution JSON; delete it or rerun the sweep")
     return declared

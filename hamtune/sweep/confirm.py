@@ -68,8 +68,19 @@ def choose(values: dict[str, float], top: int, mode: str) -> list[str]:
     return [trial_id for trial_id, _ in finite[:top]]
 
 
-def make_plan(searched: dict[str, dict], ended: dict[str, float], *, metric: str, mode: str, top: int, seeds: int,
-              fuse: str = "off", on_cuda: bool = False, manifest: dict | None = None, results_path: str = "") -> list[dict]:
+def make_plan(
+    searched: dict[str, dict],
+    ended: dict[str, float],
+    *,
+    metric: str,
+    mode: str,
+    top: int,
+    seeds: int,
+    fuse: str = "off",
+    on_cuda: bool = False,
+    manifest: dict | None = None,
+    results_path: str = "",
+) -> list[dict]:
     """The confirm trials, in the order they are handed to Tune: the `top` search trials by delivered objective
     (`ended`), each on `seeds` new seeds (one fused trial where `fuse` allows); written to confirm.json under
     `results_path` when there is one."""
@@ -82,12 +93,22 @@ def make_plan(searched: dict[str, dict], ended: dict[str, float], *, metric: str
         plan += [{**trials[0], GROUP_KEY: trial_seeds}] if not fused[trial_id] else trials
     if results_path:
         with atomic_file(Path(results_path) / PLAN) as tmp:
-            tmp.write_text(json.dumps({
-                "metric": metric, "mode": mode, "top": top, "seeds": seeds,
-                "configurations": {trial_id: ended[trial_id] for trial_id in chosen},
-                "trials": len(chosen) * seeds, "tune_trials": len(plan), "fuse": fuse,
-                "not_fused": {trial_id: why for trial_id, why in fused.items() if why},
-            }, indent=2))
+            tmp.write_text(
+                json.dumps(
+                    {
+                        "metric": metric,
+                        "mode": mode,
+                        "top": top,
+                        "seeds": seeds,
+                        "configurations": {trial_id: ended[trial_id] for trial_id in chosen},
+                        "trials": len(chosen) * seeds,
+                        "tune_trials": len(plan),
+                        "fuse": fuse,
+                        "not_fused": {trial_id: why for trial_id, why in fused.items() if why},
+                    },
+                    indent=2,
+                )
+            )
     return plan
 
 

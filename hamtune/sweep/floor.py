@@ -85,9 +85,16 @@ def score_floor(directory: Path, enabled: bool = True, methods: tuple[str, ...] 
             config = floor_config(first)
             data, test_data = sweep_data(group, None, None, fix=NOT_THERE)
             started = time.perf_counter()
-            written = run_baselines(config.at_preprocessing(data.manifest), data, parse_methods(methods, seed=config.seed),
-                                    directory, str(first.get("sweep") or directory.name), test_data=test_data)
-            log.info("floor: %s scored on %s in %.1f s (%d rows)", ", ".join(methods), data.name,
-                     time.perf_counter() - started, len(written))
+            written = run_baselines(
+                config.at_preprocessing(data.manifest),
+                data,
+                parse_methods(methods, seed=config.seed),
+                directory,
+                str(first.get("sweep") or directory.name),
+                test_data=test_data,
+            )
+            log.info(
+                "floor: %s scored on %s in %.1f s (%d rows)", ", ".join(methods), data.name, time.perf_counter() - started, len(written)
+            )
             rows += written
     return rows

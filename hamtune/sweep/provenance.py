@@ -47,8 +47,12 @@ def hardware(cluster: dict | None = None) -> dict:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    found: dict[str, object] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-             "cpus": os.cpu_count(), "gpu": gpu}
+    found: dict[str, object] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "gpu": gpu,
+    }
     if cluster:
         found["cluster"] = {k: cluster[k] for k in ("CPU", "GPU") if k in cluster}
     return found
@@ -57,12 +61,22 @@ def hardware(cluster: dict | None = None) -> dict:
 def space_settings(space: SearchSpace, num_samples: int) -> dict:
     """The validated space as plain data (the parameters as declared, conditions included)."""
     return {
-        "file": str(space.path), "name": space.name, "data": space.data, "test_data": space.test_data,
-        "objectives": [list(o) for o in space.objectives], "sampler": space.sampler, "scheduler": space.scheduler,
-        "num_samples": num_samples, "max_epochs": space.max_epochs, "max_concurrent": space.max_concurrent,
-        "max_failures": space.max_failures, "resources": space.resources, "fixed": space.fixed,
+        "file": str(space.path),
+        "name": space.name,
+        "data": space.data,
+        "test_data": space.test_data,
+        "objectives": [list(o) for o in space.objectives],
+        "sampler": space.sampler,
+        "scheduler": space.scheduler,
+        "num_samples": num_samples,
+        "max_epochs": space.max_epochs,
+        "max_concurrent": space.max_concurrent,
+        "max_failures": space.max_failures,
+        "resources": space.resources,
+        "fixed": space.fixed,
         "params": [{k: v for k, v in asdict(p).items() if v not in ((), None, {})} for p in space.params],
-        "points_to_evaluate": list(space.points), "confirm": {"top": space.confirm_top, "seeds": space.confirm_seeds},
+        "points_to_evaluate": list(space.points),
+        "confirm": {"top": space.confirm_top, "seeds": space.confirm_seeds},
         "floor": space.floor,
     }
 
@@ -93,8 +107,12 @@ def sweep_command(space: SearchSpace, name: str, num_samples: int, data: str, op
             words += ["--set", f"{key}={_set_value(value)}"]
     for tracker in options.log_to:
         words += ["--log-to", tracker]
-    for flag, value in (("--address", options.address), ("--gpus-per-trial", options.gpus_per_trial),
-                        ("--num-cpus", options.num_cpus), ("--storage", options.storage)):
+    for flag, value in (
+        ("--address", options.address),
+        ("--gpus-per-trial", options.gpus_per_trial),
+        ("--num-cpus", options.num_cpus),
+        ("--storage", options.storage),
+    ):
         if value is not None:
             words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if options.keep_checkpoints != "best":
@@ -102,8 +120,9 @@ def sweep_command(space: SearchSpace, name: str, num_samples: int, data: str, op
     return shlex.join(words)
 
 
-def start(directory: Path, space: SearchSpace, name: str, num_samples: int, data_manifest: dict, cluster: dict | None,
-          options=None) -> None:
+def start(
+    directory: Path, space: SearchSpace, name: str, num_samples: int, data_manifest: dict, cluster: dict | None, options=None
+) -> None:
     """Write the record as the sweep starts (a resumed sweep keeps the one it has); `cwd` is what the command's
     relative paths are relative to."""
     path = Path(directory) / RECORD
@@ -112,10 +131,18 @@ def start(directory: Path, space: SearchSpace, name: str, num_samples: int, data
     settings = space_settings(space, num_samples)
     text = space.path.read_text() if space.path.is_file() else yaml.safe_dump(settings, sort_keys=False)  # an API dict's space
     record = {
-        "sweep": name, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished_at": None, "wall_time_s": None,
-        "space": settings, "space_text": text, "data": data_manifest,
-        "command": sweep_command(space, name, num_samples, space.data, options), "cwd": os.getcwd(),
-        "versions": versions(), "git_commit": git_commit(), "hardware": hardware(cluster),
+        "sweep": name,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "finished_at": None,
+        "wall_time_s": None,
+        "space": settings,
+        "space_text": text,
+        "data": data_manifest,
+        "command": sweep_command(space, name, num_samples, space.data, options),
+        "cwd": os.getcwd(),
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "hardware": hardware(cluster),
     }
     _write(path, record)
 

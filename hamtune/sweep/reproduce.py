@@ -61,6 +61,7 @@ def plan_runs(rows: pd.DataFrame, seeds: int, cpus: float | None, gpus: float) -
         threads = cpus or float(values.get("num_threads") or 1)
         epochs = int(row["epochs_run"]) if pd.notna(row.get("epochs_run")) and row["epochs_run"] > 0 else None
         for seed in [original, *new_seeds(original, seeds)]:
-            runs.append({"config_id": trial_id, "seed": seed, "is_original": seed == original,
-                         "stop_after": epochs, "cpus": threads, "gpus": gpus})
+            runs.append(
+                {"config_id": trial_id, "seed": seed, "is_original": seed == original, "stop_after": epochs, "cpus": threads, "gpus": gpus}
+            )
     return runs, configs

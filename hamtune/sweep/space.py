@@ -25,9 +25,28 @@ from hamtune.train.config import FUSE, MACHINE, TrainConfig, field_value
 from hamtune.yamlfile import DuplicateKey, load_yaml
 
 TOP_LEVEL = {
-    "name", "description", "data", "test_data", "protocol", "seed", "objective", "sampler", "scheduler",
-    "num_samples", "max_epochs", "max_concurrent", "resources", "fixed", "params", "points_to_evaluate",
-    "max_failures", "log_to", "confirm", "fuse", "floor", "runtime_env",
+    "name",
+    "description",
+    "data",
+    "test_data",
+    "protocol",
+    "seed",
+    "objective",
+    "sampler",
+    "scheduler",
+    "num_samples",
+    "max_epochs",
+    "max_concurrent",
+    "resources",
+    "fixed",
+    "params",
+    "points_to_evaluate",
+    "max_failures",
+    "log_to",
+    "confirm",
+    "fuse",
+    "floor",
+    "runtime_env",
 }
 OBJECTIVE_METRICS = ("val_auroc", "val_auprc", "val_f1", "val_loss", "val_mse", "val_psnr", "val_ssim", "val_elbo", "train_loss")
 
@@ -36,6 +55,8 @@ def tune_metric(metric: str) -> str:
     """The name under which Tune, Optuna and ASHA see an objective: its value for the model the trial
     would deliver if it ended now (its best validation epoch so far), the value its results row shows."""
     return f"best_{metric}"
+
+
 NOT_SEARCHABLE = ("epochs", *MACHINE)
 TRACKERS = ("mlflow", "wandb", "tensorboard")  # experiment trackers a sweep can log to (sweep/trackers.py)
 
@@ -173,8 +194,11 @@ def _check_condition(check: _Checker, key: str, target, allowed: tuple) -> None:
     if isinstance(target, Param) and target.kind == "choice":
         missing = [v for v in allowed if v not in target.values]
         if missing:
-            raise check.fail(key, f"{', '.join(map(repr, missing))} is not among params.{target.name}'s choices "
-                                  f"({', '.join(map(repr, target.values))}), so the condition could never hold")
+            raise check.fail(
+                key,
+                f"{', '.join(map(repr, missing))} is not among params.{target.name}'s choices "
+                f"({', '.join(map(repr, target.values))}), so the condition could never hold",
+            )
 
 
 def _param(check: _Checker, name: str, spec, earlier: dict) -> Param:
@@ -305,8 +329,11 @@ def fixed_values(check: _Checker, raw: dict, fixed: dict) -> tuple[dict, int]:
             fixed[key] = raw[key]
     max_epochs = int(check.number(raw.get("max_epochs", 10), "max_epochs", int, low=1))
     if "epochs" in fixed and fixed["epochs"] != max_epochs:  # a sweep's trials run max_epochs: never ignore epochs silently
-        raise check.fail("epochs", f"{fixed['epochs']!r} conflicts with max_epochs {max_epochs}, which a sweep's trials "
-                                   "run; set max_epochs instead (--set max_epochs=N)")
+        raise check.fail(
+            "epochs",
+            f"{fixed['epochs']!r} conflicts with max_epochs {max_epochs}, which a sweep's trials "
+            "run; set max_epochs instead (--set max_epochs=N)",
+        )
     fixed["epochs"] = max_epochs
     return {name: check.config_value(name, value, f"fixed.{name}") for name, value in fixed.items()}, max_epochs
 
@@ -406,10 +433,21 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
     except HamtuneError as exc:
         raise check.fail("name", str(exc).split(": ", 1)[-1]) from None
     return SearchSpace(
-        path=path, name=name, data=data, test_data=test_data, objectives=objectives,
-        sampler=sampler, scheduler=scheduler, num_samples=num_samples, max_epochs=max_epochs, max_concurrent=max_concurrent,
+        path=path,
+        name=name,
+        data=data,
+        test_data=test_data,
+        objectives=objectives,
+        sampler=sampler,
+        scheduler=scheduler,
+        num_samples=num_samples,
+        max_epochs=max_epochs,
+        max_concurrent=max_concurrent,
         max_failures=int(check.number(raw.get("max_failures", 2), "max_failures", int, low=0)),
-        resources=resources, fixed=fixed, params=params, points=points,
+        resources=resources,
+        fixed=fixed,
+        params=params,
+        points=points,
         log_to=trackers(check, raw.get("log_to")),
         **confirm_stage(check, raw.get("confirm"), objectives, num_samples),
         fuse=fuse_setting(check, raw.get("fuse", "auto")),
@@ -485,8 +523,7 @@ def load_space(path: Path, overrides: dict | None = None) -> SearchSpace:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise HamtuneError(f"{path}: not valid YAML ({first_line(exc)})") from None
     if raw is None:
-        raise HamtuneError(f"{path}: the file is empty; a search space names at least its params "
-                           "(see search_spaces/quick.yaml)")
+        raise HamtuneError(f"{path}: the file is empty; a search space names at least its params (see search_spaces/quick.yaml)")
     return parse_space(raw, path, overrides)
 
 

@@ -112,7 +112,13 @@ def record_chosen(directory: Path, study_name: str) -> None:
         log.warning("%s: no Optuna study %r to record the chosen model in", Path(directory) / STUDY_DB, study_name)
         return
     held = [t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get("trial_id") == chosen.trial_id]
-    for key, value in {"chosen_trial_id": chosen.trial_id, "chosen_rule": chosen.rule, "chosen_metric": chosen.metric,
-                       "chosen_metrics": chosen.metrics, "chosen_members": list(chosen.members),
-                       "chosen_in_study": bool(held), "chosen_study_trial": held[0] if held else None}.items():
+    for key, value in {
+        "chosen_trial_id": chosen.trial_id,
+        "chosen_rule": chosen.rule,
+        "chosen_metric": chosen.metric,
+        "chosen_metrics": chosen.metrics,
+        "chosen_members": list(chosen.members),
+        "chosen_in_study": bool(held),
+        "chosen_study_trial": held[0] if held else None,
+    }.items():
         study.set_user_attr(key, value)

@@ -82,8 +82,10 @@ def check_reachable(uri: str, what: str, advice: str = "") -> None:
         return  # it answered
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise HamtuneError(f"{what}={uri}: no answer within {CONNECT_TIMEOUT_S:g} s ({first_line(reason, 120)}); start the "
-                           f"server or fix the address{' ' + advice if advice else ''} (nothing was run)") from None
+        raise HamtuneError(
+            f"{what}={uri}: no answer within {CONNECT_TIMEOUT_S:g} s ({first_line(reason, 120)}); start the "
+            f"server or fix the address{' ' + advice if advice else ''} (nothing was run)"
+        ) from None
 
 
 def check_mlflow(uri: str | None) -> None:
@@ -117,8 +119,7 @@ def config_fields() -> frozenset[str]:
 def epoch_metrics(result: dict) -> dict[str, float]:
     """What a trial reports each epoch, without Tune's bookkeeping or configuration fields."""
     config = config_fields()
-    return {k: float(v) for k, v in result.items()
-            if (k.startswith(EPOCH_PREFIXES) or k in EPOCH_KEYS) and k not in config and _finite(v)}
+    return {k: float(v) for k, v in result.items() if (k.startswith(EPOCH_PREFIXES) or k in EPOCH_KEYS) and k not in config and _finite(v)}
 
 
 def results_row(directory: Path, trial_id: str) -> dict:
@@ -186,8 +187,11 @@ class TrialTracker:
 
     def trial_reported(self, trial_id: str, result: dict) -> None:
         members = result.get("members")
-        each = [(trial_id, result)] if not isinstance(members, dict) else [
-            (member_id(trial_id, int(seed)), metrics) for seed, metrics in members.items()]
+        each = (
+            [(trial_id, result)]
+            if not isinstance(members, dict)
+            else [(member_id(trial_id, int(seed)), metrics) for seed, metrics in members.items()]
+        )
         for model_id, values in each:
             metrics = epoch_metrics(values)
             if metrics and isinstance(values.get("epoch"), int):
@@ -238,8 +242,11 @@ class MLflowTracker(TrialTracker):
         if existing:
             self.runs[trial_id] = existing[0].info.run_id
             return
-        run = client.create_run(self.parent.info.experiment_id, run_name=name, tags={
-            "mlflow.parentRunId": self.parent.info.run_id, PARENT_TAG: self.sweep, TRIAL_TAG: trial_id, "status": "running"})
+        run = client.create_run(
+            self.parent.info.experiment_id,
+            run_name=name,
+            tags={"mlflow.parentRunId": self.parent.info.run_id, PARENT_TAG: self.sweep, TRIAL_TAG: trial_id, "status": "running"},
+        )
         self.runs[trial_id] = run.info.run_id
         _log_params(client, run.info.run_id, params)
 
@@ -288,8 +295,9 @@ def parent_run(sweep: str, directory: Path, settings: dict):
     found = client.search_runs([experiment_id], filter_string=f"tags.{PARENT_TAG} = '{sweep}' and tags.hamtune_role = 'sweep'")
     if found:
         return found[0]
-    run = client.create_run(experiment_id, run_name=sweep, tags={PARENT_TAG: sweep, "hamtune_role": "sweep",
-                                                                "hamtune_results": str(directory)})
+    run = client.create_run(
+        experiment_id, run_name=sweep, tags={PARENT_TAG: sweep, "hamtune_role": "sweep", "hamtune_results": str(directory)}
+    )
     _log_params(client, run.info.run_id, sweep_params(settings))
     for name in ("sweep.json",):
         if (Path(directory) / name).is_file():
@@ -303,8 +311,11 @@ def parent_run(sweep: str, directory: Path, settings: dict):
 def _sweep_run(client, sweep: str):
     """The MLflow parent run of a sweep, or None (with a warning) where there is none."""
     experiment = client.get_experiment_by_name(sweep)
-    found = client.search_runs([experiment.experiment_id], filter_string=f"tags.{PARENT_TAG} = '{sweep}' and tags.hamtune_role = 'sweep'") \
-        if experiment else []
+    found = (
+        client.search_runs([experiment.experiment_id], filter_string=f"tags.{PARENT_TAG} = '{sweep}' and tags.hamtune_role = 'sweep'")
+        if experiment
+        else []
+    )
     if not found:
         log.warning("no MLflow run of sweep %s to add the chosen model, the report and the bundle to", sweep)
     return found[0] if found else None
@@ -346,8 +357,13 @@ def log_delivered(directory: Path, sweep: str, trackers: tuple[str, ...]) -> str
 
 def chosen_summary(chosen) -> dict:
     """What a sweep-level record (the W&B sweep summary, the Optuna study's user attrs) says of the chosen model."""
-    return {"chosen_trial_id": chosen.trial_id, "chosen_rule": chosen.rule, "chosen_metric": chosen.metric,
-            "chosen_kind": chosen.kind or "", "chosen_members": list(chosen.members)}
+    return {
+        "chosen_trial_id": chosen.trial_id,
+        "chosen_rule": chosen.rule,
+        "chosen_metric": chosen.metric,
+        "chosen_kind": chosen.kind or "",
+        "chosen_members": list(chosen.members),
+    }
 
 
 def mlflow_delivered(sweep: str, chosen) -> str | None:
@@ -369,10 +385,16 @@ def mlflow_delivered(sweep: str, chosen) -> str | None:
     if found:
         run_id = found[0].info.run_id
     else:  # a seed ensemble: no Tune trial trained it, so no trial logged it
-        run_id = client.create_run(experiment, run_name=f"{chosen.trial_id}-delivered", tags={
-            "mlflow.parentRunId": parent_id, PARENT_TAG: sweep, TRIAL_TAG: chosen.trial_id, "status": "completed"}).info.run_id
-        _log_params(client, run_id, {**chosen.config, "delivered_as": chosen.kind or "", "config_id": chosen.config_id or "",
-                                     "members": ",".join(chosen.members)})
+        run_id = client.create_run(
+            experiment,
+            run_name=f"{chosen.trial_id}-delivered",
+            tags={"mlflow.parentRunId": parent_id, PARENT_TAG: sweep, TRIAL_TAG: chosen.trial_id, "status": "completed"},
+        ).info.run_id
+        _log_params(
+            client,
+            run_id,
+            {**chosen.config, "delivered_as": chosen.kind or "", "config_id": chosen.config_id or "", "members": ",".join(chosen.members)},
+        )
         client.log_batch(run_id, metrics=[Metric(k, v, _now_ms(), 0) for k, v in delivered_metrics(chosen.metrics).items()])
     for run in (run_id, parent_id):
         client.set_tag(run, RULE_TAG, chosen.rule)
@@ -406,7 +428,7 @@ def _log_params(client, run_id: str, params: dict) -> None:
 
     items = [Param(str(k)[:250], "None" if v is None else str(v)[:6000]) for k, v in params.items()]
     for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
-        client.log_batch(run_id, params=items[start:start + 100])
+        client.log_batch(run_id, params=items[start : start + 100])
 
 
 def _now_ms() -> int:
@@ -457,8 +479,9 @@ class WandbTracker(TrialTracker):
         self.parent: Any = None  # the sweep's W&B run, from setup
 
     def setup(self) -> None:
-        self.parent = wandb_run(self.directory, self.sweep, "sweep", self.sweep, sweep_params(self.settings),
-                                run_id=sweep_run_id(self.sweep))
+        self.parent = wandb_run(
+            self.directory, self.sweep, "sweep", self.sweep, sweep_params(self.settings), run_id=sweep_run_id(self.sweep)
+        )
         files = {"sweep.json": self.directory / "sweep.json"}
         text = self.settings.get("space_text")
         if isinstance(text, str):
@@ -488,8 +511,9 @@ class WandbTracker(TrialTracker):
         for trial_id in list(self.runs):  # trials Tune never ended (an interrupted sweep): finished, not left open
             self.runs.pop(trial_id).finish(exit_code=1)
         if self.parent is not None:
-            _wandb_artifact(self.parent, "results", "results", {n: self.directory / n for n in
-                                                                ("trials.parquet", "epochs.parquet", "confirm.json")})
+            _wandb_artifact(
+                self.parent, "results", "results", {n: self.directory / n for n in ("trials.parquet", "epochs.parquet", "confirm.json")}
+            )
             self.parent.finish()
             self.parent = None
 
@@ -527,9 +551,18 @@ def wandb_run(directory: Path, sweep: str, job: str, name: str, config: dict, ru
 
     (Path(directory) / "wandb").mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^A-Za-z0-9_-]", "-", run_id)[:120] if run_id else None
-    return wandb.init(project=os.environ.get("WANDB_PROJECT", "hamtune"), group=sweep, job_type=job, name=name,
-                      config=config, id=safe, resume="allow" if safe else None, dir=str(directory), reinit="create_new",
-                      settings=wandb.Settings(console="off", silent=True))
+    return wandb.init(
+        project=os.environ.get("WANDB_PROJECT", "hamtune"),
+        group=sweep,
+        job_type=job,
+        name=name,
+        config=config,
+        id=safe,
+        resume="allow" if safe else None,
+        dir=str(directory),
+        reinit="create_new",
+        settings=wandb.Settings(console="off", silent=True),
+    )
 
 
 def _wandb_artifact(run, name: str, kind: str, files: dict[str, Path]) -> None:
@@ -555,8 +588,14 @@ def log_wandb_artifacts(directory: Path, sweep: str, paths: dict[str, Path]) -> 
         run.finish()
 
 
-def make_trackers(names: tuple[str, ...], directory: Path, sweep: str, manifest: dict | None = None,
-                  sampled: tuple[str, ...] = (), settings: dict | None = None) -> list[TrialTracker]:
+def make_trackers(
+    names: tuple[str, ...],
+    directory: Path,
+    sweep: str,
+    manifest: dict | None = None,
+    sampled: tuple[str, ...] = (),
+    settings: dict | None = None,
+) -> list[TrialTracker]:
     """The trackers `names` (each checked with `require` first, before anything is loaded); `settings` (the sweep's
     record, sweep.json) go to MLflow's parent run. sweep/tune/trackers.py hands them Tune's trial events."""
     trackers: list[TrialTracker] = []

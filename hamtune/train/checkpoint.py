@@ -15,7 +15,14 @@ from hamtune.errors import HamtuneError, first_line
 from hamtune.files import check_regular, read_npz, read_text
 
 WEIGHTS, TRAINER, CONFIG, HISTORY, SCORES, SAMPLES, BEST, SCORE_STATE = (
-    "model.pt", "trainer.pt", "config.json", "history.json", "scores.parquet", "samples.npz", "best.pt", "score.pt",
+    "model.pt",
+    "trainer.pt",
+    "config.json",
+    "history.json",
+    "scores.parquet",
+    "samples.npz",
+    "best.pt",
+    "score.pt",
 )
 RESUME_FILES = (WEIGHTS, TRAINER, CONFIG, HISTORY)  # always written; the rest exist once an epoch was best
 # model.pt is the last epoch's weights (to resume training); best.pt, score.pt, scores.parquet and
@@ -117,8 +124,11 @@ def shrink(directory: Path, keep: str) -> int:
     """What a finished trial keeps of its checkpoint, in bytes freed. 'best': the delivered weights and what
     export, ensemble and reproduce read (config, history, scores, samples, score state), not the last epoch's
     weights nor the optimiser state, which only resuming needs; 'none': no weights at all; 'all': everything."""
-    drop = {"all": (), "best": (TRAINER, WEIGHTS) if (Path(directory) / BEST).exists() else (TRAINER,),
-            "none": (TRAINER, WEIGHTS, BEST, SCORE_STATE)}[keep]
+    drop = {
+        "all": (),
+        "best": (TRAINER, WEIGHTS) if (Path(directory) / BEST).exists() else (TRAINER,),
+        "none": (TRAINER, WEIGHTS, BEST, SCORE_STATE),
+    }[keep]
     freed = 0
     for name in drop:
         path = Path(directory) / name

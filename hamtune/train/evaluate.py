@@ -78,8 +78,10 @@ def encode_images(model: Autoencoder, images: torch.Tensor, index: np.ndarray, c
     was_training = model.training
     model.eval()
     positions = torch.as_tensor(index, dtype=torch.long, device=images.device)
-    codes = [model.encode(to_input(images[positions[s : s + config.eval_batch_size]], config.input_range))[0].float()
-             for s in range(0, len(positions), config.eval_batch_size)]
+    codes = [
+        model.encode(to_input(images[positions[s : s + config.eval_batch_size]], config.input_range))[0].float()
+        for s in range(0, len(positions), config.eval_batch_size)
+    ]
     model.train(was_training)
     return torch.cat(codes)
 
@@ -93,8 +95,12 @@ def latent_gaussian(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(values.mean(0), dtype=torch.float32), torch.as_tensor(fitted.precision_, dtype=torch.float32)
 
 
-def score_batch(model: Callable[[torch.Tensor], Any], original: torch.Tensor, config: TrainConfig,
-                latent: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+def score_batch(
+    model: Callable[[torch.Tensor], Any],
+    original: torch.Tensor,
+    config: TrainConfig,
+    latent: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
     """Per-image terms of one batch in model space (B,C,H,W): mse and ssim (on [0,1]), nll, for a VAE kl and
     the negative ELBO, with a latent Gaussian (ScoreState.latent_whitening) the Mahalanobis distance of the code; with
     `config.tta` each is the mean over the image and its flips. Also the body of the exported score graph."""
@@ -105,8 +111,7 @@ def score_batch(model: Callable[[torch.Tensor], Any], original: torch.Tensor, co
         recon, mu, logvar = model(x)
         terms = per_image_terms(recon, x, mu, logvar, config.recon_loss)
         unit_x, unit_recon = to_unit(x, config.input_range), to_unit(recon, config.input_range)
-        view = {"mse": (unit_recon - unit_x).pow(2).flatten(1).mean(1), "ssim": metrics.ssim(unit_recon, unit_x),
-                "nll": terms["nll"]}
+        view = {"mse": (unit_recon - unit_x).pow(2).flatten(1).mean(1), "ssim": metrics.ssim(unit_recon, unit_x), "nll": terms["nll"]}
         if "kl" in terms:
             view["kl"] = terms["kl"]
             view["neg_elbo"] = terms["nll"] + terms["kl"]
@@ -219,9 +224,14 @@ def test_metrics(
 
 
 def detection_metrics(
-    val, val_terms: dict[str, np.ndarray], val_scores: np.ndarray,
-    test, test_terms: dict[str, np.ndarray], test_scores: np.ndarray,
-    protocol: Protocol, val_loss: float | None,
+    val,
+    val_terms: dict[str, np.ndarray],
+    val_scores: np.ndarray,
+    test,
+    test_terms: dict[str, np.ndarray],
+    test_scores: np.ndarray,
+    protocol: Protocol,
+    val_loss: float | None,
 ) -> dict[str, float]:
     """Every val and test metric of a scored model, deep or classical (`val`/`test` give `labels` and
     `dx`): the threshold is chosen on val only, then applied to test."""
@@ -277,8 +287,14 @@ def evaluate_test(model: Autoencoder, test: EvalSet, config: TrainConfig, protoc
     scores = anomaly_score(terms, config.score, evaluation.state)
     out = {**evaluation.metrics, **test_metrics(test, terms, scores, evaluation.metrics["threshold"], protocol)}
     table = pd.DataFrame(
-        {"image_id": test.image_id, "dx": test.dx, "label": test.labels.astype(np.int8), "score": scores,
-         "mse": terms["mse"], "ssim": terms["ssim"]}
+        {
+            "image_id": test.image_id,
+            "dx": test.dx,
+            "label": test.labels.astype(np.int8),
+            "score": scores,
+            "mse": terms["mse"],
+            "ssim": terms["ssim"],
+        }
     )
     if "neg_elbo" in terms:
         table["neg_elbo"] = terms["neg_elbo"]
@@ -286,7 +302,12 @@ def evaluate_test(model: Autoencoder, test: EvalSet, config: TrainConfig, protoc
 
 
 def evaluate(
-    model: Autoencoder, val: EvalSet, test: EvalSet, config: TrainConfig, protocol: Protocol, beta: float,
+    model: Autoencoder,
+    val: EvalSet,
+    test: EvalSet,
+    config: TrainConfig,
+    protocol: Protocol,
+    beta: float,
     train: EvalSet | None = None,
 ) -> Evaluation:
     """Validation, then test at the validation's threshold and fitted score: test labels choose nothing."""

@@ -86,8 +86,7 @@ def why_not_fused(fuse: str, configs: list[TrainConfig], on_cuda: bool) -> str:
         return "fuse=off"
     why = unfusable(configs)
     if not why and fuse == "auto" and not on_cuda:
-        return ("on CPU one seed after another measured faster than the fused step (benchmarks/README.md section 8); "
-                "fuse=on fuses anyway")
+        return "on CPU one seed after another measured faster than the fused step (benchmarks/README.md section 8); fuse=on fuses anyway"
     return why
 
 
@@ -164,8 +163,10 @@ def group_input(images: torch.Tensor, rows: torch.Tensor, config: TrainConfig, d
     if config.augment == "none" and config.color_jitter == 0:
         gathered = images[rows].permute(1, 2, 3, 0, 4).flatten(3)  # (B, H, W, K*C)
         return to_input(gathered, config.input_range)
-    views = [augment(to_input(images[r], config.input_range), config.augment, config.color_jitter, config.input_range, g)
-             for r, g in zip(rows, draws)]
+    views = [
+        augment(to_input(images[r], config.input_range), config.augment, config.color_jitter, config.input_range, g)
+        for r, g in zip(rows, draws)
+    ]
     return torch.cat(views, 1)
 
 
@@ -248,7 +249,8 @@ def read_group(directory: Path) -> list[dict]:
         states = json.loads(path.read_text())["members"]
         ok = isinstance(states, list) and all(
             isinstance(m, dict) and type(m.get("seed")) is int and m.get("status") in MEMBER_STATES and isinstance(m.get("reason"), str)
-            for m in states)
+            for m in states
+        )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise HamtuneError(f"{path}: not a fused group's state ({first_line(exc, 120)})") from None
     if not ok:
@@ -337,5 +339,6 @@ def train_group(
             member.status, member.reason = "failed", f"out of memory: {first_line(exc, 300)}"
         log.warning("group of %d failed: out of memory: %s", len(training), first_line(exc, 300))
         regroup([], (c, h, w), device)
-    return [finish(m.run, "failed" if m.status == "running" else m.status, m.reason, started, device, selection, m.run.config)
-            for m in members]
+    return [
+        finish(m.run, "failed" if m.status == "running" else m.status, m.reason, started, device, selection, m.run.config) for m in members
+    ]

@@ -170,9 +170,15 @@ class Run:
     def save(self, directory: Path) -> Path:
         best = self.best
         return ckpt.save_checkpoint(
-            directory, self.model.state_dict(), self.trainer_state(), self.config.to_dict(), self.history,
-            best.scores if best else None, best.samples if best else None,
-            best.weights if best else None, best.state.to_dict() if best else None,
+            directory,
+            self.model.state_dict(),
+            self.trainer_state(),
+            self.config.to_dict(),
+            self.history,
+            best.scores if best else None,
+            best.samples if best else None,
+            best.weights if best else None,
+            best.state.to_dict() if best else None,
         )
 
 
@@ -214,8 +220,12 @@ def _eval_sets(data: Prepared, test_data: Prepared | None, plan: SplitPlan, devi
     else:
         test_images, test_meta = _to_device(test_data.images, device), test_data.meta
     test = EvalSet(
-        "test", test_images, plan.test, plan.test_labels[plan.test],
-        test_meta["dx"].to_numpy(str)[plan.test], test_meta["image_id"].to_numpy(str)[plan.test],
+        "test",
+        test_images,
+        plan.test,
+        plan.test_labels[plan.test],
+        test_meta["dx"].to_numpy(str)[plan.test],
+        test_meta["image_id"].to_numpy(str)[plan.test],
     )
     return train, val, test
 
@@ -262,8 +272,12 @@ def restore(run: Run, directory: Path, selection: Selection) -> None:
     best = best_epoch(run.history, *selection)
     if best and (directory / ckpt.BEST).exists():
         run.best = Best(
-            int(best["epoch"]), float(best[selection[0]]), ckpt.load_weights(directory / ckpt.BEST, "cpu"),
-            ScoreState.from_dict(ckpt.load_score_state(directory)), scores, ckpt.load_samples(directory),
+            int(best["epoch"]),
+            float(best[selection[0]]),
+            ckpt.load_weights(directory / ckpt.BEST, "cpu"),
+            ScoreState.from_dict(ckpt.load_score_state(directory)),
+            scores,
+            ckpt.load_samples(directory),
         )
 
 
@@ -290,7 +304,8 @@ def _train_epoch(
     pixels = math.prod(images.shape[1:])
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
-        if config.precision == "bf16" and run.device.type == "cuda" else contextlib.nullcontext()
+        if config.precision == "bf16" and run.device.type == "cuda"
+        else contextlib.nullcontext()
     )
     model.train()
     total = torch.zeros((), device=images.device)
@@ -338,7 +353,13 @@ def _keep_as_best(run: Run, evaluation: Evaluation, value: float) -> None:
 
 
 def close_epoch(
-    run: Run, protocol, selection: Selection, train_loss: float, beta: float, epoch_started: float, train_seconds: float,
+    run: Run,
+    protocol,
+    selection: Selection,
+    train_loss: float,
+    beta: float,
+    epoch_started: float,
+    train_seconds: float,
     n_train: int,
 ) -> str:
     """After an epoch's training: evaluate validation (and test when it improved), keep the best model,
@@ -360,8 +381,11 @@ def close_epoch(
     run.epoch += 1
     last = run.epoch == config.epochs or out_of_patience(run)
     metrics.update(
-        epoch=run.epoch, train_loss=train_loss, lr=run.optimizer.param_groups[0]["lr"],
-        epoch_time_s=time.perf_counter() - epoch_started, train_images_per_s=n_train / max(train_seconds, 1e-9),
+        epoch=run.epoch,
+        train_loss=train_loss,
+        lr=run.optimizer.param_groups[0]["lr"],
+        epoch_time_s=time.perf_counter() - epoch_started,
+        train_images_per_s=n_train / max(train_seconds, 1e-9),
         status="completed" if last else "running",
     )
     run.history.append(metrics)
@@ -372,25 +396,39 @@ def too_few_images(n_train: int, config: TrainConfig) -> str:
     """Why a run cannot train (a batch of one is skipped for its batch statistics, so no step would run), or ''."""
     if n_train >= 2:
         return ""
-    return (f"{n_train} normal training image(s) (max_train_images={config.max_train_images}): "
-            "an optimiser step needs at least 2, so nothing would be trained")
+    return (
+        f"{n_train} normal training image(s) (max_train_images={config.max_train_images}): "
+        "an optimiser step needs at least 2, so nothing would be trained"
+    )
 
 
-def finish(run: Run | None, status: str, reason: str, started: float, device: torch.device, selection: Selection,
-           config: TrainConfig) -> RunResult:
+def finish(
+    run: Run | None, status: str, reason: str, started: float, device: torch.device, selection: Selection, config: TrainConfig
+) -> RunResult:
     """The result of a run that has stopped (`run` None when it failed before its model was built): the best epoch's
     weights loaded into its model."""
     if status == "completed" and run is not None and run.epoch < config.epochs:
         assert run.best is not None  # a completed run stops early only by patience, which needs a best epoch
-        reason = (f"stopped after epoch {run.epoch} of {config.epochs}: validation last improved at epoch "
-                  f"{run.best.epoch} (patience {config.patience})")
+        reason = (
+            f"stopped after epoch {run.epoch} of {config.epochs}: validation last improved at epoch "
+            f"{run.best.epoch} (patience {config.patience})"
+        )
     n_params = sum(p.numel() for p in run.model.parameters()) if run else 0
     if run is not None and run.best is not None:
         run.model.load_state_dict(run.best.weights)
     samples = run.best.samples if run is not None and run.best is not None and status == "completed" else {}
     return RunResult(
-        status, reason, config, run.history if run else [], run.scores if run else None, samples,
-        time.perf_counter() - started, device_name(device), n_params, run, selection,
+        status,
+        reason,
+        config,
+        run.history if run else [],
+        run.scores if run else None,
+        samples,
+        time.perf_counter() - started,
+        device_name(device),
+        n_params,
+        run,
+        selection,
     )
 
 

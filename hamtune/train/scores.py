@@ -16,9 +16,12 @@ class ScorePart:
     pixel_map: bool  # a mean over pixels: `hamtune score --maps` can show where it comes from
 
 
-PARTS: dict[str, ScorePart] = {part.name: part for part in (
-    ScorePart("mse", "mse", False, "the mean squared reconstruction error (on [0, 1] pixels)", True),
-    ScorePart("ssim", "ssim", True, "one minus the SSIM of its reconstruction", True),
-    ScorePart("latent", "latent", False, "the Mahalanobis distance of its code from the codes of the normal training images", False),
-    ScorePart("elbo", "neg_elbo", False, "the negative ELBO", False),
-)}
+PARTS: dict[str, ScorePart] = {
+    part.name: part
+    for part in (
+        ScorePart("mse", "mse", False, "the mean squared reconstruction error (on [0, 1] pixels)", True),
+        ScorePart("ssim", "ssim", True, "one minus the SSIM of its reconstruction", True),
+        ScorePart("latent", "latent", False, "the Mahalanobis distance of its code from the codes of the normal training images", False),
+        ScorePart("elbo", "neg_elbo", False, "the negative ELBO", False),
+    )
+}

@@ -23,8 +23,18 @@ log = logging.getLogger(__name__)
 
 OBJECTIVE = DEFAULT_OBJECTIVE  # the epoch `hamtune train` delivers, as a sweep's default objective chooses it
 SUMMARY = (
-    "test_auroc", "test_auprc", "test_f1", "test_precision", "test_recall", "threshold",
-    "test_mse", "test_psnr", "test_ssim", "test_elbo", "val_auroc", "val_ssim",
+    "test_auroc",
+    "test_auprc",
+    "test_f1",
+    "test_precision",
+    "test_recall",
+    "threshold",
+    "test_mse",
+    "test_psnr",
+    "test_ssim",
+    "test_elbo",
+    "val_auroc",
+    "val_ssim",
 )
 
 
@@ -96,13 +106,13 @@ def run_seeds_and_record(
         return done
     bar = tqdm(total=config.epochs * seeds, desc=f"training {seeds} seeds fused", unit="epoch", disable=None if progress else True)
     with bar:
-        results = train_group(configs, data, on_epoch=lambda metrics, run: bar.update(1), test_data=test_data,
-                              selection=OBJECTIVE)
+        results = train_group(configs, data, on_epoch=lambda metrics, run: bar.update(1), test_data=test_data, selection=OBJECTIVE)
     return [(result, record(result, data, results_dir, name, test_data, group)) for result in results]
 
 
-def record(result: RunResult, data: Prepared, results_dir: Path, name: str, test_data: Prepared | None = None,
-           config_id: str | None = None) -> dict:
+def record(
+    result: RunResult, data: Prepared, results_dir: Path, name: str, test_data: Prepared | None = None, config_id: str | None = None
+) -> dict:
     """Checkpoint a finished run's model and append its row to results (with its configuration's id where it is one
     of several seeds); returns the row."""
     config = result.config
@@ -112,11 +122,19 @@ def record(result: RunResult, data: Prepared, results_dir: Path, name: str, test
         with atomic_folder(checkpoint_dir) as tmp:  # a failed write (a full disk) leaves no half checkpoint
             result.run.save(tmp)
     row = trial_row(
-        sweep=name, trial_id=trial_id, status=result.status, reason=result.reason, params=config.applicable(),
-        history=result.history, objective=OBJECTIVE, wall_time_s=result.wall_time_s,
-        device=result.device, data_manifest=data.located_manifest(),
+        sweep=name,
+        trial_id=trial_id,
+        status=result.status,
+        reason=result.reason,
+        params=config.applicable(),
+        history=result.history,
+        objective=OBJECTIVE,
+        wall_time_s=result.wall_time_s,
+        device=result.device,
+        data_manifest=data.located_manifest(),
         test_manifest=test_data.located_manifest() if test_data else None,
-        n_params=result.n_params, checkpoint=relative_to_results(checkpoint_dir, results_dir) if result.history else None,
+        n_params=result.n_params,
+        checkpoint=relative_to_results(checkpoint_dir, results_dir) if result.history else None,
     )
     if config_id is not None:
         row["config_id"] = config_id

@@ -17,8 +17,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_import_hamtune_is_cheap_and_lists_the_api():
-    code = ("import sys, hamtune; heavy = [m for m in ('torch', 'ray', 'pandas', 'optuna') if m in sys.modules]; "
-            "print(heavy, sorted(set(hamtune.API) <= set(dir(hamtune)) for _ in [0]))")
+    code = (
+        "import sys, hamtune; heavy = [m for m in ('torch', 'ray', 'pandas', 'optuna') if m in sys.modules]; "
+        "print(heavy, sorted(set(hamtune.API) <= set(dir(hamtune)) for _ in [0]))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.stdout.strip() == "[] [True]", done.stdout + done.stderr
 
@@ -28,8 +30,18 @@ def test_a_notebook_trains_loads_ranks_reports_exports_and_scores(prepared, tmp_
     import hamtune.export.bundle
     import hamtune.train.loop  # a notebook may have imported the subpackages: the API's names still hold
 
-    folder = hamtune.train_model(data=str(prepared.path), results=tmp_path / "results", name="notebook", progress=False,
-                           kind="ae", arch="mlp", epochs=2, image_size=28, mlp_width=64, latent_dim=8)
+    folder = hamtune.train_model(
+        data=str(prepared.path),
+        results=tmp_path / "results",
+        name="notebook",
+        progress=False,
+        kind="ae",
+        arch="mlp",
+        epochs=2,
+        image_size=28,
+        mlp_width=64,
+        latent_dim=8,
+    )
     assert folder == tmp_path / "results" / "notebook"
     trials, epochs, scores = hamtune.load_results(folder)
     assert len(trials) == 1 and trials["status"].iloc[0] == "completed" and len(epochs) == 2
@@ -73,8 +85,9 @@ def test_as_a_library_hamtune_prints_nothing(prepared, tmp_path, capsys):
     import hamtune
 
     capsys.readouterr()
-    folder = hamtune.train_model(data=str(prepared.path), results=tmp_path, name="quiet", kind="ae", arch="mlp", epochs=1,
-                                 image_size=28, mlp_width=32, latent_dim=8)
+    folder = hamtune.train_model(
+        data=str(prepared.path), results=tmp_path, name="quiet", kind="ae", arch="mlp", epochs=1, image_size=28, mlp_width=32, latent_dim=8
+    )
     hamtune.write_report(folder, html=tmp_path / "report.html")
     assert capsys.readouterr() == ("", "")
 
@@ -110,9 +123,19 @@ def test_the_demo_runs_the_sweep_pipeline_so_a_confirm_stage_delivers_its_seed_e
     from hamtune.results.chosen import read_chosen
 
     space = tmp_path / "demo.yaml"
-    space.write_text(yaml.safe_dump({**TINY_SPACE, "data": str(prepared.path), "num_samples": 1, "max_epochs": 1,
-                                     "points_to_evaluate": [TINY_SPACE["points_to_evaluate"][0]], "confirm": {"top": 1, "seeds": 1}},
-                                    sort_keys=False))
+    space.write_text(
+        yaml.safe_dump(
+            {
+                **TINY_SPACE,
+                "data": str(prepared.path),
+                "num_samples": 1,
+                "max_epochs": 1,
+                "points_to_evaluate": [TINY_SPACE["points_to_evaluate"][0]],
+                "confirm": {"top": 1, "seeds": 1},
+            },
+            sort_keys=False,
+        )
+    )
     demo = hamtune.run_demo(space=space, name="demo", results=tmp_path / "results", num_cpus=2)
     trials = hamtune.load_results(demo.directory)[0]
     chosen = read_chosen(demo.directory)

@@ -115,14 +115,23 @@ def test_fused_seeds_times_fused_packed_and_sequential_seeds_alike(tmp_path):
 def test_grouped_conv_times_each_layer_separate_and_grouped(tmp_path):
     _, result, printed = run_script("grouped_conv", tmp_path)
     assert [(r["c_in"], r["c_out"], r["stride"]) for r in result["layers"]] == [
-        (3, 32, 2), (32, 64, 2), (64, 128, 2), (128, 64, 1), (64, 32, 1)]
+        (3, 32, 2),
+        (32, 64, 2),
+        (64, 128, 2),
+        (128, 64, 1),
+        (64, 32, 1),
+    ]
     assert all(r["separate_ms"] > 0 and r["grouped_ms"] > 0 for r in result["layers"]) and "grouped/separate" in printed
 
 
 def test_cnn_step_variants_time_norms_and_group_sizes_against_sgemm(tmp_path):
     _, result, printed = run_script("cnn_step_variants", tmp_path)
     assert [(v["k"], v["norm"], v["mode"]) for v in result["variants"]] == [
-        (1, "batch", "eager"), (1, "none", "eager"), (2, "batch", "eager"), (2, "none", "eager")]
+        (1, "batch", "eager"),
+        (1, "none", "eager"),
+        (2, "batch", "eager"),
+        (2, "none", "eager"),
+    ]
     for v in result["variants"]:
         assert v["error"] is None and v["ms_per_step"] > 0 and v["ms_per_model_step"] == pytest.approx(v["ms_per_step"] / v["k"])
         assert v["peak_share"] == pytest.approx(v["gflops"] / result["sgemm_gflops"])

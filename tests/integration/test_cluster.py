@@ -48,9 +48,13 @@ class LocalCluster:
         token = root / "token"
         token.write_text(secrets.token_hex(32))
         self.env = {
-            **os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0",
+            **os.environ,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": str(token),
+            "RAY_USAGE_STATS_ENABLED": "0",
             # notice a lost node in seconds rather than Ray's default half minute
-            "RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "4",
+            "RAY_health_check_period_ms": "500",
+            "RAY_health_check_failure_threshold": "4",
         }
         self.address = f"127.0.0.1:{free_port()}"
 
@@ -64,8 +68,17 @@ class LocalCluster:
         port = self.address.split(":")[1]
         # a head with ray[client] installed serves it on port 10001 unless told: a free port, not another head's
         client = [] if get_ray_client_dependency_error() else [f"--ray-client-server-port={free_port()}"]
-        self.ray("start", "--head", f"--port={port}", f"--num-cpus={head_cpus}", f"--temp-dir={self.head_dir}", *client,
-                 "--include-dashboard=false", "--dashboard-host=127.0.0.1", "--disable-usage-stats")
+        self.ray(
+            "start",
+            "--head",
+            f"--port={port}",
+            f"--num-cpus={head_cpus}",
+            f"--temp-dir={self.head_dir}",
+            *client,
+            "--include-dashboard=false",
+            "--dashboard-host=127.0.0.1",
+            "--disable-usage-stats",
+        )
         for _ in range(workers):
             self.add_node(1)
 
@@ -185,8 +198,10 @@ def small_cluster(tmp_path):
         cluster.stop()
 
 
-@pytest.mark.skip(reason="open (issue 34, item 3): a node that joins mid-sweep gets placement groups reserved for pending trials "
-                  "(ray status: 4/4 CPUs in placement groups) but no trial runs there; both nodes from the start are used")
+@pytest.mark.skip(
+    reason="open (issue 34, item 3): a node that joins mid-sweep gets placement groups reserved for pending trials "
+    "(ray status: 4/4 CPUs in placement groups) but no trial runs there; both nodes from the start are used"
+)
 def test_a_sweep_grows_with_the_cluster_and_resumes_on_it_after_its_driver_is_killed(small_cluster, prepared, tmp_path):
     cluster = small_cluster
     space = space_file(tmp_path / "grow.yaml", prepared, name="grow", num_samples=12, max_epochs=3)
@@ -233,7 +248,8 @@ def test_a_node_with_another_hamtune_is_named_before_the_sweep_and_a_runtime_env
     (other / "hamtune").mkdir(parents=True)
     (other / "hamtune" / "__init__.py").write_text('__version__ = "0.0.1-other"\n')
     (other / "sitecustomize.py").write_text(
-        "import os, sys\nif os.environ.get('OTHER_HAMTUNE') != '0':\n    sys.path.insert(0, os.path.dirname(__file__))\n    import hamtune\n")
+        "import os, sys\nif os.environ.get('OTHER_HAMTUNE') != '0':\n    sys.path.insert(0, os.path.dirname(__file__))\n    import hamtune\n"
+    )
     cluster = LocalCluster(tmp_path)
     try:
         cluster.start(head_cpus=1, workers=0)
@@ -246,8 +262,9 @@ def test_a_node_with_another_hamtune_is_named_before_the_sweep_and_a_runtime_env
         assert f"node {worker[:12]}" in refused.stderr and "hamtune 0.0.1-other" in refused.stderr, refused.stderr
         assert not (tmp_path / "versions" / "trials.parquet").exists()
         cleared = json.dumps({"env_vars": {"OTHER_HAMTUNE": "0"}})
-        done = subprocess.run(command + ["--name", "cleared", "--runtime-env", cleared], env=cluster.env, capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run(
+            command + ["--name", "cleared", "--runtime-env", cleared], env=cluster.env, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         trials, _, _ = load_results(tmp_path / "cleared")
         assert len(trials) == 2 and set(trials["status"]) == {"completed"}

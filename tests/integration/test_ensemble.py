@@ -53,8 +53,23 @@ def test_an_ensemble_needs_two_members(sweep_results, tmp_path, capsys):
 def test_train_seeds_delivers_their_ensemble_which_exports_and_scores_as_its_row(prepared, tmp_path, capsys):
     """`hamtune train --seeds 3`: three rows (seeds 0, 1, 2) and their seed ensemble's row, which export --trial writes
     as a bundle that scores the test images exactly as the row's scores say."""
-    args = ["train", "--preset", "cnn-ae", "--data", str(prepared.path), "--results", str(tmp_path), "--name", "seeds",
-            "--seeds", "3", "--set", "epochs=2", "--set", "cnn_channels=8"]
+    args = [
+        "train",
+        "--preset",
+        "cnn-ae",
+        "--data",
+        str(prepared.path),
+        "--results",
+        str(tmp_path),
+        "--name",
+        "seeds",
+        "--seeds",
+        "3",
+        "--set",
+        "epochs=2",
+        "--set",
+        "cnn_channels=8",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     trials, _, scores = load_results(tmp_path / "seeds")
@@ -73,5 +88,7 @@ def test_train_seeds_delivers_their_ensemble_which_exports_and_scores_as_its_row
     assert main(["score", str(bundle_dir), str(prepared.path), "--out", str(csv)]) == 0
     table = pd.read_csv(csv).set_index("image")
     np.testing.assert_allclose(table.loc[mine["image_id"], "score"], mine["score"], rtol=0, atol=1e-5)
-    assert main(["export", str(tmp_path / "seeds"), "--trial", "nope", "--out", str(tmp_path / "b2")]) == 2  # a --trial the results do not hold: usage
+    assert (
+        main(["export", str(tmp_path / "seeds"), "--trial", "nope", "--out", str(tmp_path / "b2")]) == 2
+    )  # a --trial the results do not hold: usage
     assert "no ranked trial 'nope'" in capsys.readouterr().err

@@ -130,8 +130,11 @@ def test_each_portable_format_scores_a_folder_as_the_pytorch_bundle_does(sweep_r
     assert list(tables[fmt]["image"]) == list(tables["torch"]["image"])
     np.testing.assert_allclose(tables[fmt]["score"], tables["torch"]["score"], rtol=1e-4, atol=1e-6)
     assert (tables[fmt]["flagged"] == tables["torch"]["flagged"]).all()
-    with pytest.raises(HamtuneError, match=r"model.pt2: missing; export the model with --format torch-export") if fmt == "onnx" else \
-            pytest.raises(HamtuneError, match=r"model.onnx: missing; export the model with --format onnx"):
+    with (
+        pytest.raises(HamtuneError, match=r"model.pt2: missing; export the model with --format torch-export")
+        if fmt == "onnx"
+        else pytest.raises(HamtuneError, match=r"model.onnx: missing; export the model with --format onnx")
+    ):
         score_inputs(load_bundle(out), [folder], progress=False, format="torch-export" if fmt == "onnx" else "onnx")
 
 

@@ -29,8 +29,30 @@ ort = pytest.importorskip("onnxruntime", reason='the optional extra: pip install
 def seeds(prepared, tmp_path_factory) -> Path:
     """`hamtune train --seeds 2` of a tiny CNN AE scored mse+ssim (one epoch): two seeds and their ensemble."""
     root = tmp_path_factory.mktemp("seeds")
-    assert main(["train", "--preset", "cnn-ae", "--data", str(prepared.path), "--results", str(root), "--name", "s",
-                 "--seeds", "2", "--set", "epochs=1", "--set", "cnn_channels=8", "--set", "score=mse+ssim"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "cnn-ae",
+                "--data",
+                str(prepared.path),
+                "--results",
+                str(root),
+                "--name",
+                "s",
+                "--seeds",
+                "2",
+                "--set",
+                "epochs=1",
+                "--set",
+                "cnn_channels=8",
+                "--set",
+                "score=mse+ssim",
+            ]
+        )
+        == 0
+    )
     return root / "s"
 
 

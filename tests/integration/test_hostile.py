@@ -28,8 +28,23 @@ from hamtune.export.bundle import BUNDLE_VERSION
 def trained(prepared, tmp_path_factory) -> Path:
     """A results folder written by `hamtune train` (one MLP AE, one epoch, 28 px)."""
     root = tmp_path_factory.mktemp("trained")
-    code = main(["train", "--data", str(prepared.path), "--set", "epochs=1", "--set", "image_size=28",
-                 "--set", "mlp_width=32", "--name", "x", "--results", str(root)])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(prepared.path),
+            "--set",
+            "epochs=1",
+            "--set",
+            "image_size=28",
+            "--set",
+            "mlp_width=32",
+            "--name",
+            "x",
+            "--results",
+            str(root),
+        ]
+    )
     assert code == 0
     return root / "x"
 
@@ -85,8 +100,15 @@ def sweep_cli(space: Path, results: Path, *extra: str) -> list[str]:
 
 
 def small_space(path: Path, prepared, **changes) -> Path:
-    raw = {**TINY_SPACE, "data": str(prepared.path), "num_samples": 2, "max_epochs": 1, "points_to_evaluate": [],
-           "params": {"kind": {"choice": ["ae"]}, "arch": {"choice": ["mlp"]}, "lr": {"float": [1e-3, 5e-3]}}, **changes}
+    raw = {
+        **TINY_SPACE,
+        "data": str(prepared.path),
+        "num_samples": 2,
+        "max_epochs": 1,
+        "points_to_evaluate": [],
+        "params": {"kind": {"choice": ["ae"]}, "arch": {"choice": ["mlp"]}, "lr": {"float": [1e-3, 5e-3]}},
+        **changes,
+    }
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
@@ -169,8 +191,7 @@ def test_a_refused_pickle_gives_hamtunes_advice_never_torchs_weights_only_false(
 
 
 @pytest.mark.slow
-def test_a_second_sweep_on_a_folder_in_use_is_refused_naming_the_holder_and_a_dead_holders_lock_is_taken_over(
-        capsys, prepared, tmp_path):
+def test_a_second_sweep_on_a_folder_in_use_is_refused_naming_the_holder_and_a_dead_holders_lock_is_taken_over(capsys, prepared, tmp_path):
     from hamtune.paths import results_lock
 
     space = small_space(tmp_path / "same.yaml", prepared, name="same", num_samples=3, max_epochs=2)
@@ -195,8 +216,11 @@ def test_a_results_name_that_is_not_one_folder_is_refused(capsys, prepared, tmp_
     monkeypatch.chdir(tmp_path)
     space = small_space(tmp_path / "s.yaml", prepared, name="ok")
     results = tmp_path / "deep" / "results"
-    for argv in (["sweep", space, "--name", name], ["train", "--data", prepared.path, "--name", name],
-                 ["baselines", prepared.path, "--name", name]):
+    for argv in (
+        ["sweep", space, "--name", name],
+        ["train", "--data", prepared.path, "--name", name],
+        ["baselines", prepared.path, "--name", name],
+    ):
         code, _, err = run_cli(capsys, *argv, "--results", results)
         assert_one_line_error(code, err, "a results name is one folder name", usage=True)
     named = small_space(tmp_path / "named.yaml", prepared, name=name)
@@ -208,14 +232,17 @@ def test_a_results_name_that_is_not_one_folder_is_refused(capsys, prepared, tmp_
 # ---- 3, 4. sweep options that would hang or run without end ----------------------------------------
 
 
-@pytest.mark.parametrize("option, value, needle", [
-    ("--num-samples", "-1", "--num-samples must be at least 1"),
-    ("--num-samples", "0", "--num-samples must be at least 1"),
-    ("--gpus-per-trial", "-1", "--gpus-per-trial must be 0 or more"),
-    ("--gpus-per-trial", "nan", "--gpus-per-trial must be 0 or more"),
-    ("--gpus-per-trial", "1.5", "whole number"),
-    ("--num-cpus", "0", "--num-cpus must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "option, value, needle",
+    [
+        ("--num-samples", "-1", "--num-samples must be at least 1"),
+        ("--num-samples", "0", "--num-samples must be at least 1"),
+        ("--gpus-per-trial", "-1", "--gpus-per-trial must be 0 or more"),
+        ("--gpus-per-trial", "nan", "--gpus-per-trial must be 0 or more"),
+        ("--gpus-per-trial", "1.5", "whole number"),
+        ("--num-cpus", "0", "--num-cpus must be at least 1"),
+    ],
+)
 def test_sweep_options_that_would_hang_or_never_end_are_refused_up_front(capsys, prepared, tmp_path, option, value, needle):
     space = small_space(tmp_path / "s.yaml", prepared, name="s")
     started = time.perf_counter()
@@ -241,8 +268,25 @@ def test_a_copied_results_folder_exports_its_own_weights_from_any_directory(caps
     work.mkdir()
     elsewhere.mkdir()
     monkeypatch.chdir(work)
-    assert run_cli(capsys, "train", "--data", prepared.path, "--set", "epochs=1", "--set", "image_size=28",
-                   "--set", "mlp_width=32", "--name", "x", "--results", "results")[0] == 0
+    assert (
+        run_cli(
+            capsys,
+            "train",
+            "--data",
+            prepared.path,
+            "--set",
+            "epochs=1",
+            "--set",
+            "image_size=28",
+            "--set",
+            "mlp_width=32",
+            "--name",
+            "x",
+            "--results",
+            "results",
+        )[0]
+        == 0
+    )
     shutil.copytree(work / "results" / "x", tmp_path / "copy")
     (weights,) = (tmp_path / "copy" / "checkpoints").glob("*/best.pt")  # the delivered (best validation epoch) weights
     state = torch.load(weights, weights_only=True)
@@ -278,8 +322,11 @@ def test_a_killed_prepare_takes_its_workers_with_it_and_the_next_run_removes_its
     out = tmp_path / "caches" / "ham"
     script = tmp_path / "slow_prepare.py"
     script.write_text(SLOW_PREPARE)
-    driver = subprocess.Popen([sys.executable, str(script), "data", "prepare", str(release_dir), "--size", "16",
-                               "--workers", "2", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        [sys.executable, str(script), "data", "prepare", str(release_dir), "--size", "16", "--workers", "2", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     workers: list = []
     while time.time() < deadline and driver.poll() is None:
@@ -307,8 +354,22 @@ def test_a_killed_prepare_takes_its_workers_with_it_and_the_next_run_removes_its
 def test_a_run_with_too_few_training_images_for_one_step_is_failed_not_completed(capsys, prepared, tmp_path):
     from hamtune.results.store import load_results
 
-    code, out, err = run_cli(capsys, "train", "--data", prepared.path, "--set", "max_train_images=1", "--set", "epochs=1",
-                             "--set", "image_size=28", "--name", "one", "--results", tmp_path)
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        prepared.path,
+        "--set",
+        "max_train_images=1",
+        "--set",
+        "epochs=1",
+        "--set",
+        "image_size=28",
+        "--name",
+        "one",
+        "--results",
+        tmp_path,
+    )
     assert code == 0, err
     assert "failed" in out and "an optimiser step needs at least 2" in out
     (row,) = load_results(tmp_path / "one")[0].itertuples()
@@ -382,11 +443,14 @@ def test_baselines_refuse_a_set_key_they_do_not_use(capsys, prepared, tmp_path):
 # ---- 13, 14. an edited bundle; score's --out -------------------------------------------------------
 
 
-@pytest.mark.parametrize("edit, needle", [
-    ("config_size", "config.json: its sha256 differs"),
-    ("both_sizes", "config.json: its sha256 differs"),
-    ("threshold", "threshold must be a finite number or null, got 'abc'"),
-])
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        ("config_size", "config.json: its sha256 differs"),
+        ("both_sizes", "config.json: its sha256 differs"),
+        ("threshold", "threshold must be a finite number or null, got 'abc'"),
+    ],
+)
 def test_an_edited_bundle_is_refused_not_used(capsys, trained, tmp_path, edit, needle):
     import numpy as np
     from PIL import Image
@@ -461,7 +525,8 @@ def test_a_full_disk_during_prepare_is_a_one_line_error_and_leaves_no_temporary(
 
 
 def test_a_full_disk_while_train_writes_its_checkpoint_is_a_one_line_error_and_leaves_no_half_checkpoint(
-        capsys, prepared, tmp_path, monkeypatch):
+    capsys, prepared, tmp_path, monkeypatch
+):
     import torch
 
     from hamtune.train import checkpoint
@@ -475,7 +540,21 @@ def test_a_full_disk_while_train_writes_its_checkpoint_is_a_one_line_error_and_l
         torch.save(obj, path)
 
     monkeypatch.setattr(checkpoint.torch, "save", save_then_fill)
-    code, _, err = run_cli(capsys, "train", "--data", prepared.path, "--set", "epochs=1", "--set", "image_size=28",
-                           "--set", "mlp_width=32", "--name", "full", "--results", tmp_path)
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        prepared.path,
+        "--set",
+        "epochs=1",
+        "--set",
+        "image_size=28",
+        "--set",
+        "mlp_width=32",
+        "--name",
+        "full",
+        "--results",
+        tmp_path,
+    )
     assert_one_line_error(code, err, "no space left on device")
     assert saved and not any((tmp_path / "full" / "checkpoints").iterdir())

@@ -34,8 +34,23 @@ def tree(folder: Path) -> dict[str, bytes]:
 def trained(prepared, tmp_path_factory) -> Path:
     """A results folder written by `hamtune train` (one MLP AE, one epoch, 28 px)."""
     root = tmp_path_factory.mktemp("trained2")
-    code = main(["train", "--data", str(prepared.path), "--set", "epochs=1", "--set", "image_size=28",
-                 "--set", "mlp_width=32", "--name", "x", "--results", str(root)])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(prepared.path),
+            "--set",
+            "epochs=1",
+            "--set",
+            "image_size=28",
+            "--set",
+            "mlp_width=32",
+            "--name",
+            "x",
+            "--results",
+            str(root),
+        ]
+    )
     assert code == 0
     return root / "x"
 
@@ -118,8 +133,7 @@ def rewrite_program(path: Path, how: str, marker: Path) -> None:
 
 
 @pytest.mark.parametrize("how", ["pickled weight", "graph calls os.system", "compiled library", "pickled sample inputs"])
-def test_a_torch_export_program_that_could_run_code_is_refused_before_torch_reads_it(
-        capsys, program_bundle, tmp_path, image, how):
+def test_a_torch_export_program_that_could_run_code_is_refused_before_torch_reads_it(capsys, program_bundle, tmp_path, image, how):
     bundle = copy_bundle(program_bundle, tmp_path / "b")
     marker = tmp_path / "RAN"
     rewrite_program(bundle / "model.pt2", how, marker)
@@ -194,7 +208,8 @@ def test_export_out_the_working_directory_or_a_folder_above_it_is_refused(capsys
 
 @pytest.mark.parametrize("where", ["bundle.json", "an input photo", "a text file"])
 def test_score_out_inside_the_bundle_onto_an_input_or_onto_a_file_that_is_not_csv_is_refused(
-        capsys, program_bundle, tmp_path, image, where):
+    capsys, program_bundle, tmp_path, image, where
+):
     bundle = copy_bundle(program_bundle, tmp_path / "b")
     (tmp_path / "notes.txt").write_text("precious")
     out = {"bundle.json": bundle / META, "an input photo": image, "a text file": tmp_path / "notes.txt"}[where]
@@ -230,8 +245,7 @@ def test_two_exports_to_one_new_out_never_silently_replace_each_other(capsys, tr
 # ---- crashes -------------------------------------------------------------------------------------
 
 
-def test_a_full_disk_while_writing_the_torch_export_program_is_one_line_and_leaves_no_bundle(
-        capsys, trained, tmp_path, monkeypatch):
+def test_a_full_disk_while_writing_the_torch_export_program_is_one_line_and_leaves_no_bundle(capsys, trained, tmp_path, monkeypatch):
     write_bytes = Path.write_bytes
 
     def fill(self, data):
@@ -259,7 +273,8 @@ def test_a_bundle_left_by_a_killed_export_is_cleaned_up_by_the_next_one(capsys, 
 
 @pytest.mark.parametrize("what", ["bundle.json", "checkpoint config.json", "checkpoint weights", "metadata CSV"])
 def test_a_file_linked_to_dev_zero_is_refused_by_name_never_read_without_end(
-        capsys, trained, program_bundle, release_dir, tmp_path, image, what):
+    capsys, trained, program_bundle, release_dir, tmp_path, image, what
+):
     import shutil
 
     if what == "bundle.json":
@@ -302,8 +317,7 @@ def hand_ensemble(bundle: Path, to: Path) -> Path:
     for i in (1, 2):
         copy_bundle(bundle, to / "members" / str(i))
     info = json.loads((bundle / META).read_text())
-    info.update(kind="ensemble", members=[{"path": f"members/{i}", "trial_id": "t", "center": 0.0, "scale": 1.0}
-                                          for i in (1, 2)])
+    info.update(kind="ensemble", members=[{"path": f"members/{i}", "trial_id": "t", "center": 0.0, "scale": 1.0} for i in (1, 2)])
     (to / META).write_text(json.dumps(info))
     reseal(to)
     return to
@@ -319,21 +333,35 @@ def torch_bundle(trained, tmp_path_factory) -> Path:
 def set_member(key, value):
     def change(info):
         info["members"][0][key] = value
+
     return change
 
 
-@pytest.mark.parametrize("change, needle", [
-    (set_member("path", "../b1"), "path must be members/N inside the bundle"),
-    (set_member("path", "/tmp"), "path must be members/N inside the bundle"),
-    (set_member("path", "."), "path must be members/N inside the bundle"),
-    (set_member("scale", 0), "scale a positive one"),
-    (set_member("scale", "abc"), "scale a positive one"),
-    (lambda info: info["members"][0].pop("center"), "center must be a finite number"),
-    (lambda info: info.update(members="members/1"), "members must be a list"),
-    (lambda info: info.update(threshold=float("-inf")), "threshold must be a finite number or null"),
-    (lambda info: info.update(bundle_version="2"), "bundle_version '2' is not one this hamtune reads"),
-], ids=["parent path", "absolute path", "itself", "scale 0", "scale abc", "no center", "members a string",
-        "threshold -inf", "version a string"])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (set_member("path", "../b1"), "path must be members/N inside the bundle"),
+        (set_member("path", "/tmp"), "path must be members/N inside the bundle"),
+        (set_member("path", "."), "path must be members/N inside the bundle"),
+        (set_member("scale", 0), "scale a positive one"),
+        (set_member("scale", "abc"), "scale a positive one"),
+        (lambda info: info["members"][0].pop("center"), "center must be a finite number"),
+        (lambda info: info.update(members="members/1"), "members must be a list"),
+        (lambda info: info.update(threshold=float("-inf")), "threshold must be a finite number or null"),
+        (lambda info: info.update(bundle_version="2"), "bundle_version '2' is not one this hamtune reads"),
+    ],
+    ids=[
+        "parent path",
+        "absolute path",
+        "itself",
+        "scale 0",
+        "scale abc",
+        "no center",
+        "members a string",
+        "threshold -inf",
+        "version a string",
+    ],
+)
 def test_an_ensemble_bundle_is_checked_field_by_field(capsys, torch_bundle, tmp_path, image, change, needle):
     ensemble = hand_ensemble(torch_bundle, tmp_path / "e")
     assert run_cli(capsys, "score", ensemble, image, "--out", tmp_path / "ok.csv")[0] == 0  # as made, it scores
@@ -348,18 +376,21 @@ def zero_weights(bundle: Path) -> None:
     torch.save({k: torch.zeros_like(v) for k, v in weights.items()}, bundle / "model.pt")
 
 
-@pytest.mark.parametrize("edit, resealed, needle", [
-    ("zeroed weights", False, "model.pt: its sha256 differs"),
-    ("input_range", False, "config.json: its sha256 differs"),
-    ("input_range", True, "input_range 'pm1' disagrees with bundle.json's '01'"),
-    ("score latent", True, "needs latent_mean"),
-    ("config null", True, "must hold a JSON object"),
-    ("empty score.pt", True, "score.pt: refused to load"),
-    ("garbage program", True, "model.pt2: not a readable torch.export program"),
-    ("added file", False, "notes.txt: a bundle holds no such file"),
-    ("program of other weights", False, "model.pt2: its sha256 differs"),
-    ("latent state mis-shaped", True, "needs latent_mean"),
-])
+@pytest.mark.parametrize(
+    "edit, resealed, needle",
+    [
+        ("zeroed weights", False, "model.pt: its sha256 differs"),
+        ("input_range", False, "config.json: its sha256 differs"),
+        ("input_range", True, "input_range 'pm1' disagrees with bundle.json's '01'"),
+        ("score latent", True, "needs latent_mean"),
+        ("config null", True, "must hold a JSON object"),
+        ("empty score.pt", True, "score.pt: refused to load"),
+        ("garbage program", True, "model.pt2: not a readable torch.export program"),
+        ("added file", False, "notes.txt: a bundle holds no such file"),
+        ("program of other weights", False, "model.pt2: its sha256 differs"),
+        ("latent state mis-shaped", True, "needs latent_mean"),
+    ],
+)
 def test_an_edited_or_swapped_bundle_file_is_refused(capsys, program_bundle, tmp_path, image, edit, resealed, needle):
     bundle = copy_bundle(program_bundle, tmp_path / "b")
     config = bundle / "config.json"
@@ -392,8 +423,7 @@ def test_an_edited_or_swapped_bundle_file_is_refused(capsys, program_bundle, tmp
     elif edit == "latent state mis-shaped":
         edit_json(bundle / META, lambda info: info.update(score="latent"))
         edit_json(config, lambda c: c.update(score="latent"))
-        torch.save({"latent_mean": torch.zeros(3), "latent_precision": torch.eye(3), "center": {}, "scale": {}},
-                   bundle / "score.pt")
+        torch.save({"latent_mean": torch.zeros(3), "latent_precision": torch.eye(3), "center": {}, "scale": {}}, bundle / "score.pt")
     if resealed:
         reseal(bundle)
     fmt = "torch-export" if edit in ("garbage program", "program of other weights") else "torch"
@@ -406,8 +436,16 @@ def test_an_onnx_program_without_the_models_outputs_is_refused(capsys, trained, 
     pytest.importorskip("onnxruntime")
     bundle = tmp_path / "b"
     assert run_cli(capsys, "export", trained, "--out", bundle, "--format", "onnx")[0] == 0
-    torch.onnx.export(torch.nn.Flatten(), (torch.rand(2, 3, 28, 28),), bundle / "model.onnx", input_names=["x"],
-                      output_names=["y"], dynamo=True, external_data=False, verbose=False)
+    torch.onnx.export(
+        torch.nn.Flatten(),
+        (torch.rand(2, 3, 28, 28),),
+        bundle / "model.onnx",
+        input_names=["x"],
+        output_names=["y"],
+        dynamo=True,
+        external_data=False,
+        verbose=False,
+    )
     reseal(bundle)
     code, _, err = run_cli(capsys, "score", bundle, image, "--out", tmp_path / "s.csv", "--format", "onnx")
     assert_one_line_error(code, err, "model.onnx: refused", "gives ['y']")

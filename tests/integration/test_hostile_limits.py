@@ -29,8 +29,27 @@ from hamtune.results.rank import top_trials
 def seeded(prepared, tmp_path_factory) -> Path:
     """`train --seeds 2`: two seeds of one configuration and their seed ensemble's row, as a confirmed sweep has."""
     root = tmp_path_factory.mktemp("seeded")
-    code = main(["train", "--data", str(prepared.path), "--set", "epochs=1", "--set", "image_size=28", "--set", "arch=mlp",
-                 "--set", "mlp_width=32", "--seeds", "2", "--name", "x", "--results", str(root)])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(prepared.path),
+            "--set",
+            "epochs=1",
+            "--set",
+            "image_size=28",
+            "--set",
+            "arch=mlp",
+            "--set",
+            "mlp_width=32",
+            "--seeds",
+            "2",
+            "--name",
+            "x",
+            "--results",
+            str(root),
+        ]
+    )
     assert code == 0
     return root / "x"
 
@@ -51,17 +70,28 @@ def endless_loop(inputs: list[tuple[str, int, list]], outputs: list[str]) -> onn
     """A model with hamtune's inputs and outputs whose outputs wait on a Loop with no trip count and a condition that
     stays true: it never ends."""
     body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])], "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []), helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [])])
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, []),
+        ],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [])],
+    )
     name, elem, shape = inputs[0]
-    nodes = [helper.make_node("Constant", [], ["yes"], value=helper.make_tensor("t", TensorProto.BOOL, [], [True])),
-             helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("z", TensorProto.FLOAT, [], [0.0])),
-             helper.make_node("Loop", ["", "yes", "zero"], ["v"], body=body)]
+    nodes = [
+        helper.make_node("Constant", [], ["yes"], value=helper.make_tensor("t", TensorProto.BOOL, [], [True])),
+        helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("z", TensorProto.FLOAT, [], [0.0])),
+        helper.make_node("Loop", ["", "yes", "zero"], ["v"], body=body),
+    ]
     nodes += [helper.make_node("Add", [name, "v"], [out]) for out in outputs]
-    graph = helper.make_graph(nodes, "endless", [helper.make_tensor_value_info(name, elem, ["n", *shape[1:]])],
-                              [helper.make_tensor_value_info(out, elem, None) for out in outputs])
+    graph = helper.make_graph(
+        nodes,
+        "endless",
+        [helper.make_tensor_value_info(name, elem, ["n", *shape[1:]])],
+        [helper.make_tensor_value_info(out, elem, None) for out in outputs],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -117,16 +147,18 @@ def test_an_mlflow_server_that_refuses_connections_fails_the_sweep_up_front_in_o
     assert time.perf_counter() - started < 60 and not (tmp_path / "r" / "tiny" / "trials.parquet").exists()
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["reproduce", "{seeded}", "--gpus-per-trial", "-1"], "--gpus-per-trial must be 0 or more"),
-    (["reproduce", "{seeded}", "--seeds", "1000000"], "--seeds between 0 and 1000"),
-    (["train", "--data", "{data}", "--seeds", "1000000"], "--seeds must be a whole number between 1 and 1000"),
-    (["train", "--data", "{data}", "--set", "image_size=7"], "image_size"),
-    (["train", "--data", "{data}", "--name", "n" * 256], "at most 200"),
-    (["ensemble", "{seeded}", "--name", "n" * 256], "at most 200"),
-])
-def test_counts_and_names_that_would_hang_run_for_days_or_break_later_are_usage_errors(capsys, seeded, prepared, tmp_path,
-                                                                                      argv, needle):
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["reproduce", "{seeded}", "--gpus-per-trial", "-1"], "--gpus-per-trial must be 0 or more"),
+        (["reproduce", "{seeded}", "--seeds", "1000000"], "--seeds between 0 and 1000"),
+        (["train", "--data", "{data}", "--seeds", "1000000"], "--seeds must be a whole number between 1 and 1000"),
+        (["train", "--data", "{data}", "--set", "image_size=7"], "image_size"),
+        (["train", "--data", "{data}", "--name", "n" * 256], "at most 200"),
+        (["ensemble", "{seeded}", "--name", "n" * 256], "at most 200"),
+    ],
+)
+def test_counts_and_names_that_would_hang_run_for_days_or_break_later_are_usage_errors(capsys, seeded, prepared, tmp_path, argv, needle):
     started = time.perf_counter()
     argv = [a.format(seeded=seeded, data=prepared.path) for a in argv]
     code, _, err = run_cli(capsys, *argv, *([] if argv[0] != "train" else ["--results", tmp_path / "r"]))
@@ -156,35 +188,38 @@ def test_ensemble_and_reproduce_on_seeds_of_one_configuration_never_take_the_see
     assert "the ensemble has 2 members, not the 3 asked" in caplog.text
 
 
-@pytest.mark.parametrize("api_call, argument", [
-    (lambda d: hamtune.make_report([d], output_format="pdf"), "output_format"),
-    (lambda d: hamtune.make_report(str(d)), "results"),
-    (lambda d: hamtune.make_report([d], top="3"), "top"),
-    (lambda d: hamtune.make_report([d], no_html="no"), "no_html"),
-    (lambda d: hamtune.rank(5), "results"),
-    (lambda d: hamtune.rank(d, metric=5), "metric"),
-    (lambda d: hamtune.rank(d, scores=[1]), "scores"),
-    (lambda d: hamtune.export_model(d, 5), "out"),
-    (lambda d: hamtune.export_model(d, "o", rank="1"), "rank"),
-    (lambda d: hamtune.export_model(d, "o", force="yes"), "force"),
-    (lambda d: hamtune.export_model(d, "o", formats="onnx"), "formats"),
-    (lambda d: hamtune.build_ensemble(d, top="3"), "top"),
-    (lambda d: hamtune.reproduce(d, seeds="2"), "seeds"),
-    (lambda d: hamtune.reproduce(d, gpus_per_trial=-1.0), "--gpus-per-trial"),
-    (lambda d: hamtune.train_model(data=5), "data"),
-    (lambda d: hamtune.train_model(seeds=[2]), "seeds"),
-    (lambda d: hamtune.run_sweep(5), "space"),
-    (lambda d: hamtune.run_sweep("x.yaml", log_to="mlflow"), "log_to"),
-    (lambda d: hamtune.run_sweep("x.yaml", overrides=[1]), "overrides"),
-    (lambda d: hamtune.run_baselines("synthetic", settings=[1]), "settings"),
-    (lambda d: hamtune.prepare_data(d, size="64"), "size"),
-    (lambda d: hamtune.prepare_data(d, force="yes"), "force"),
-    (lambda d: hamtune.synthesize_data(d, n="3"), "n"),
-    (lambda d: hamtune.score("m", "i.png", device=5), "device"),
-    (lambda d: hamtune.write_scores("m", "i.png", progress="y"), "progress"),
-    (lambda d: hamtune.load_space(5), "path"),
-    (lambda d: hamtune.configurations(d, rank_by=5), "rank_by"),
-])
+@pytest.mark.parametrize(
+    "api_call, argument",
+    [
+        (lambda d: hamtune.make_report([d], output_format="pdf"), "output_format"),
+        (lambda d: hamtune.make_report(str(d)), "results"),
+        (lambda d: hamtune.make_report([d], top="3"), "top"),
+        (lambda d: hamtune.make_report([d], no_html="no"), "no_html"),
+        (lambda d: hamtune.rank(5), "results"),
+        (lambda d: hamtune.rank(d, metric=5), "metric"),
+        (lambda d: hamtune.rank(d, scores=[1]), "scores"),
+        (lambda d: hamtune.export_model(d, 5), "out"),
+        (lambda d: hamtune.export_model(d, "o", rank="1"), "rank"),
+        (lambda d: hamtune.export_model(d, "o", force="yes"), "force"),
+        (lambda d: hamtune.export_model(d, "o", formats="onnx"), "formats"),
+        (lambda d: hamtune.build_ensemble(d, top="3"), "top"),
+        (lambda d: hamtune.reproduce(d, seeds="2"), "seeds"),
+        (lambda d: hamtune.reproduce(d, gpus_per_trial=-1.0), "--gpus-per-trial"),
+        (lambda d: hamtune.train_model(data=5), "data"),
+        (lambda d: hamtune.train_model(seeds=[2]), "seeds"),
+        (lambda d: hamtune.run_sweep(5), "space"),
+        (lambda d: hamtune.run_sweep("x.yaml", log_to="mlflow"), "log_to"),
+        (lambda d: hamtune.run_sweep("x.yaml", overrides=[1]), "overrides"),
+        (lambda d: hamtune.run_baselines("synthetic", settings=[1]), "settings"),
+        (lambda d: hamtune.prepare_data(d, size="64"), "size"),
+        (lambda d: hamtune.prepare_data(d, force="yes"), "force"),
+        (lambda d: hamtune.synthesize_data(d, n="3"), "n"),
+        (lambda d: hamtune.score("m", "i.png", device=5), "device"),
+        (lambda d: hamtune.write_scores("m", "i.png", progress="y"), "progress"),
+        (lambda d: hamtune.load_space(5), "path"),
+        (lambda d: hamtune.configurations(d, rank_by=5), "rank_by"),
+    ],
+)
 def test_a_wrong_typed_api_argument_is_one_usage_error_naming_it(seeded, tmp_path, monkeypatch, api_call, argument):
     monkeypatch.chdir(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -198,8 +233,7 @@ def tree(folder: Path) -> dict[str, bytes | None]:
     return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in folder.rglob("*")}
 
 
-def test_ctrl_c_that_a_library_swallows_still_ends_export_force_with_130_and_the_old_bundle_whole(
-        capsys, seeded, tmp_path, monkeypatch):
+def test_ctrl_c_that_a_library_swallows_still_ends_export_force_with_130_and_the_old_bundle_whole(capsys, seeded, tmp_path, monkeypatch):
     import hamtune.export.bundle as bundle_module
 
     out = tmp_path / "b"
@@ -237,16 +271,18 @@ def test_a_folder_swap_finishes_before_a_ctrl_c_inside_it_is_raised(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["b"]
 
 
-@pytest.mark.parametrize("name, content, needle", [
-    ("sweep.json", "{not json", "sweep.json: not readable JSON"),
-    ("sweep.json", json.dumps({"space": {"resources": "many"}}), "sweep.json: field 'space.resources' must be dict"),
-    ("sweep.json", json.dumps({"command": ["rm"]}), "sweep.json: field 'command' must be str"),
-    ("confirm.json", "[]", "confirm.json: must hold a JSON object"),
-    ("confirm.json", json.dumps({"metric": "val_auroc", "top": "3", "seeds": 2, "trials": 6}), "confirm.json: field 'top' must be int"),
-    ("confirm.json", json.dumps({"metric": "val_auroc"}), "confirm.json: field 'top' is missing"),
-])
-def test_a_malformed_sweep_or_confirm_record_is_one_line_naming_it_in_the_methods_card(capsys, seeded, tmp_path, name, content,
-                                                                                       needle):
+@pytest.mark.parametrize(
+    "name, content, needle",
+    [
+        ("sweep.json", "{not json", "sweep.json: not readable JSON"),
+        ("sweep.json", json.dumps({"space": {"resources": "many"}}), "sweep.json: field 'space.resources' must be dict"),
+        ("sweep.json", json.dumps({"command": ["rm"]}), "sweep.json: field 'command' must be str"),
+        ("confirm.json", "[]", "confirm.json: must hold a JSON object"),
+        ("confirm.json", json.dumps({"metric": "val_auroc", "top": "3", "seeds": 2, "trials": 6}), "confirm.json: field 'top' must be int"),
+        ("confirm.json", json.dumps({"metric": "val_auroc"}), "confirm.json: field 'top' is missing"),
+    ],
+)
+def test_a_malformed_sweep_or_confirm_record_is_one_line_naming_it_in_the_methods_card(capsys, seeded, tmp_path, name, content, needle):
     folder = shutil.copytree(seeded, tmp_path / "r")
     (folder / name).write_text(content)
     for form in ("methods", "latex"):
@@ -259,8 +295,15 @@ def test_a_bad_confirm_json_stops_sweep_resume_before_any_training_not_at_its_en
 
     from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
-    space = tiny_space(prepared, tmp_path / "one.yaml", name="one", num_samples=1, max_epochs=1, points_to_evaluate=[],
-                       params={"kind": {"choice": ["ae"]}, "arch": {"choice": ["mlp"]}, "lr": {"float": [1e-3, 5e-3]}})
+    space = tiny_space(
+        prepared,
+        tmp_path / "one.yaml",
+        name="one",
+        num_samples=1,
+        max_epochs=1,
+        points_to_evaluate=[],
+        params={"kind": {"choice": ["ae"]}, "arch": {"choice": ["mlp"]}, "lr": {"float": [1e-3, 5e-3]}},
+    )
     directory = run_sweep(space, SweepOptions(results_root=tmp_path))
     (directory / "confirm.json").write_text('{"metric": "val_auroc", "top": 1, "seeds": 2, "trials": "two"}')
     before = (directory / "trials.parquet").read_bytes()

@@ -27,8 +27,23 @@ from hamtune.results.store import SCHEMA_KEY, read_parquet, write_parquet
 @pytest.fixture(scope="module")
 def trained(prepared, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("trained3")
-    code = main(["train", "--data", str(prepared.path), "--set", "epochs=1", "--set", "image_size=28",
-                 "--set", "mlp_width=32", "--name", "x", "--results", str(root)])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(prepared.path),
+            "--set",
+            "epochs=1",
+            "--set",
+            "image_size=28",
+            "--set",
+            "mlp_width=32",
+            "--name",
+            "x",
+            "--results",
+            str(root),
+        ]
+    )
     assert code == 0
     return root / "x"
 
@@ -47,8 +62,11 @@ def all_failed(trials):
 
 def test_every_command_on_a_sweep_whose_trials_all_failed_says_so_in_one_line(capsys, trained, tmp_path):
     failed = edited_copy(trained, tmp_path / "failed", all_failed)
-    for argv in (["export", failed, "--out", tmp_path / "b"], ["ensemble", failed, "--results", tmp_path / "r"],
-                 ["reproduce", failed, "--num-cpus", "1"]):
+    for argv in (
+        ["export", failed, "--out", tmp_path / "b"],
+        ["ensemble", failed, "--results", tmp_path / "r"],
+        ["reproduce", failed, "--num-cpus", "1"],
+    ):
         code, _, err = run_cli(capsys, *argv)
         assert_one_line_error(code, err, "1 failed", "nothing to rank")
     for call in (lambda: hamtune.export_model(failed, tmp_path / "b"), lambda: hamtune.rank(failed)):
@@ -64,11 +82,14 @@ def test_an_objective_mode_that_is_neither_max_nor_min_is_refused_not_read_as_mi
         assert_one_line_error(code, err, "objective_mode 'sideways'", "max or min")
 
 
-@pytest.mark.parametrize("damage, needle", [
-    ("no trial_id", "no trial_id column"),
-    ("schema version two", "results schema version two"),
-    ("duplicate rows", "appears twice in this one file"),
-])
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        ("no trial_id", "no trial_id column"),
+        ("schema version two", "results schema version two"),
+        ("duplicate rows", "appears twice in this one file"),
+    ],
+)
 def test_a_damaged_trials_file_is_named_in_one_line(capsys, trained, tmp_path, damage, needle):
     folder = shutil.copytree(trained, tmp_path / "x")
     trials = read_parquet(folder / TRIALS)
@@ -130,24 +151,35 @@ def test_an_mlflow_file_store_is_one_line_before_the_sweep_starts(capsys, prepar
     assert_one_line_error(code, err, "--log-to mlflow", "MLFLOW_TRACKING_URI=sqlite:///mlflow.db")
 
 
-def test_two_sweeps_sharing_a_storage_keep_apart_and_a_space_without_params_is_warned_about(
-        prepared, tmp_path, ray_local, caplog):
+def test_two_sweeps_sharing_a_storage_keep_apart_and_a_space_without_params_is_warned_about(prepared, tmp_path, ray_local, caplog):
     from hamtune.sweep.space import parse_space
     from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
-    raw = {**TINY_SPACE, "data": str(prepared.path), "params": {}, "points_to_evaluate": [], "num_samples": 2,
-           "max_epochs": 1, "sampler": {"name": "random"}, "fixed": {"image_size": 28, "arch": "mlp", "mlp_width": 32}}
+    raw = {
+        **TINY_SPACE,
+        "data": str(prepared.path),
+        "params": {},
+        "points_to_evaluate": [],
+        "num_samples": 2,
+        "max_epochs": 1,
+        "sampler": {"name": "random"},
+        "fixed": {"image_size": 28, "arch": "mlp", "mlp_width": 32},
+    }
     storage = tmp_path / "shared"
     with caplog.at_level(logging.WARNING):
         for name in ("a", "b"):
-            run_sweep(parse_space(raw, tmp_path / f"{name}.yaml"),
-                      SweepOptions(name=name, results_root=tmp_path / "results", storage=str(storage)))
+            run_sweep(
+                parse_space(raw, tmp_path / f"{name}.yaml"),
+                SweepOptions(name=name, results_root=tmp_path / "results", storage=str(storage)),
+            )
     assert "searches no parameter" in caplog.text
     assert (storage / "a" / "tune" / "tuner.pkl").exists() and (storage / "b" / "tune" / "tuner.pkl").exists()
     assert not (storage / "tune").exists()
     with pytest.raises(HamtuneError, match="all finished; --resume cannot add trials"):  # never exit 130 forever
-        run_sweep(parse_space(raw, tmp_path / "a.yaml"), SweepOptions(
-            name="a", results_root=tmp_path / "results", storage=str(storage), resume=True, num_samples=3))
+        run_sweep(
+            parse_space(raw, tmp_path / "a.yaml"),
+            SweepOptions(name="a", results_root=tmp_path / "results", storage=str(storage), resume=True, num_samples=3),
+        )
     with pytest.raises(HamtuneError, match="pass the same --storage"):  # one line that says what to do
         run_sweep(parse_space(raw, tmp_path / "a.yaml"), SweepOptions(name="a", results_root=tmp_path / "results", resume=True))
 
@@ -170,8 +202,12 @@ def many_trials(trained: Path, to: Path, n: int) -> Path:
     rows = pd.concat([trials] * n, ignore_index=True).assign(trial_id=[f"t{i:05d}" for i in range(n)])
     for column in [c for c in rows.columns if c.startswith(("val_", "test_")) and pd.api.types.is_float_dtype(rows[c])]:
         rows[column] = rows[column] * rng.uniform(0.8, 1.2, n)
-    rows = rows.assign(lr=rng.uniform(1e-4, 1e-2, n), latent_dim=rng.integers(4, 64, n),
-                       kind=rng.choice(["ae", "vae"], n), arch=rng.choice(["mlp", "cnn"], n))
+    rows = rows.assign(
+        lr=rng.uniform(1e-4, 1e-2, n),
+        latent_dim=rng.integers(4, 64, n),
+        kind=rng.choice(["ae", "vae"], n),
+        arch=rng.choice(["mlp", "cnn"], n),
+    )
     history = pd.concat([epochs] * n, ignore_index=True).assign(trial_id=np.repeat(rows["trial_id"].to_numpy(), len(epochs)))
     write_parquet(rows, folder / TRIALS)
     write_parquet(history, folder / "epochs.parquet")
@@ -242,8 +278,7 @@ def test_a_state_dict_mismatch_says_which_keys_differ(capsys, trained, tmp_path)
 
 
 @pytest.mark.parametrize("command", ["train", "export"])
-def test_a_nearly_full_disk_while_train_or_export_writes_weights_is_one_line(capsys, prepared, trained, tmp_path,
-                                                                            monkeypatch, command):
+def test_a_nearly_full_disk_while_train_or_export_writes_weights_is_one_line(capsys, prepared, trained, tmp_path, monkeypatch, command):
     write_bytes = Path.write_bytes
 
     def fill(self, data):  # torch.save goes through memory, then this one write: ENOSPC, not "unexpected pos"
@@ -253,8 +288,22 @@ def test_a_nearly_full_disk_while_train_or_export_writes_weights_is_one_line(cap
 
     monkeypatch.setattr(Path, "write_bytes", fill)
     if command == "train":
-        code, _, err = run_cli(capsys, "train", "--data", prepared.path, "--set", "epochs=1", "--set", "image_size=28",
-                               "--set", "mlp_width=32", "--name", "full", "--results", tmp_path / "r")
+        code, _, err = run_cli(
+            capsys,
+            "train",
+            "--data",
+            prepared.path,
+            "--set",
+            "epochs=1",
+            "--set",
+            "image_size=28",
+            "--set",
+            "mlp_width=32",
+            "--name",
+            "full",
+            "--results",
+            tmp_path / "r",
+        )
     else:
         code, _, err = run_cli(capsys, "export", trained, "--out", tmp_path / "b")
         assert not (tmp_path / "b").exists()

@@ -49,7 +49,11 @@ def _garbage(path: Path, good: bytes, cap: int) -> None:
 
 
 KINDS: dict[str, Callable[[Path, bytes, int], None]] = {
-    "a FIFO": _fifo, "a link to /dev/zero": _zero, "a folder": _folder, "over the cap": _oversize, "cut in half": _cut,
+    "a FIFO": _fifo,
+    "a link to /dev/zero": _zero,
+    "a folder": _folder,
+    "over the cap": _oversize,
+    "cut in half": _cut,
     "garbage": _garbage,
 }
 
@@ -165,7 +169,7 @@ def _jpeg_claiming(width: int, height: int) -> bytes:
     Image.new("RGB", (16, 16), (200, 120, 90)).save(buffer, "JPEG")
     data = bytearray(buffer.getvalue())
     at = data.index(b"\xff\xc0") + 5  # the frame header's height, then width
-    data[at:at + 4] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    data[at : at + 4] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
     return bytes(data)  # a few hundred bytes that claim 4 gigapixels
 
 

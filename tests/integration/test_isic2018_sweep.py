@@ -15,8 +15,14 @@ def test_isic2018_space_sweeps_on_synthetic_stand_ins(ray_local, tmp_path, isic_
     from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     root = ROOT / "search_spaces" / "isic2018.yaml"
-    overrides = {"num_samples": 2, "max_epochs": 1, "image_size": 24, "data": str(isic_dir), "test_data": str(isic_dir),
-                 "scheduler": "none"}
+    overrides = {
+        "num_samples": 2,
+        "max_epochs": 1,
+        "image_size": 24,
+        "data": str(isic_dir),
+        "test_data": str(isic_dir),
+        "scheduler": "none",
+    }
     directory = run_sweep(load_space(root, overrides), SweepOptions(results_root=tmp_path))
     trials, _, _ = load_results(directory)
     assert len(trials) == 2 and (trials["protocol"] == "nevus").all()

@@ -40,13 +40,56 @@ def bundles(release_dir, root) -> dict[str, Path]:
     out = {}
     for score, extra in SCORES.items():
         name = score.replace("+", "-")
-        assert main(["train", "--data", str(release_dir), "--set", "image_size=28", "--set", "epochs=1", "--set", "arch=cnn",
-                     "--set", "cnn_channels=8", "--set", f"score={score}", *extra, "--results", str(root), "--name", name]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--data",
+                    str(release_dir),
+                    "--set",
+                    "image_size=28",
+                    "--set",
+                    "epochs=1",
+                    "--set",
+                    "arch=cnn",
+                    "--set",
+                    "cnn_channels=8",
+                    "--set",
+                    f"score={score}",
+                    *extra,
+                    "--results",
+                    str(root),
+                    "--name",
+                    name,
+                ]
+            )
+            == 0
+        )
         assert main(["export", str(root / name), "--rank", "1", "--out", str(root / "bundles" / name)]) == 0
         out[score] = root / "bundles" / name
     # a seed ensemble (the delivered model of train --seeds): its members' maps standardised and averaged
-    assert main(["train", "--data", str(release_dir), "--set", "image_size=28", "--set", "epochs=1", "--set", "score=ssim",
-                 "--seeds", "2", "--results", str(root), "--name", "seeds"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(release_dir),
+                "--set",
+                "image_size=28",
+                "--set",
+                "epochs=1",
+                "--set",
+                "score=ssim",
+                "--seeds",
+                "2",
+                "--results",
+                str(root),
+                "--name",
+                "seeds",
+            ]
+        )
+        == 0
+    )
     trials = load_results(root / "seeds")[0]
     ensemble = str(trials.loc[trials["kind"] == "ensemble", "trial_id"].iloc[0])
     assert main(["export", str(root / "seeds"), "--trial", ensemble, "--out", str(root / "bundles" / "ensemble")]) == 0
@@ -142,7 +185,7 @@ def test_the_reports_maps_share_one_scale_fixed_on_validation_normals_and_sit_ov
     tested = np.percentile(mapper(data.images[plan.test])[0].astype(np.float64), QUANTILES)
     assert (fmt(tested[0]), fmt(tested[1])) != (fmt(low), fmt(high))  # the test images would have given another scale
     figures = section.count("<figure><img alt=")
-    assert figures and section.count(": the map over the original photo\" src=") == figures  # the release layout keeps its photos
+    assert figures and section.count(': the map over the original photo" src=') == figures  # the release layout keeps its photos
     over = re.search(r'the map over the original photo" src="data:image/png;base64,([^"]+)"', section)[1]
     with Image.open(io.BytesIO(base64.b64decode(over))) as png:
         assert png.size == (DISPLAY, DISPLAY)

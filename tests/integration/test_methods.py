@@ -24,11 +24,19 @@ def test_the_card_states_data_split_search_choice_software_and_commands(sweep_re
         f"content fingerprint {trials['data_fingerprint'].iloc[0]}",
         "Protocol cancer: normal = nv, bkl, vasc, df; anomalous = mel, bcc, akiec",
         "Images per diagnosis (train, normal classes only / val / test): nv ",
-        "Sampler: tpe (n_startup_trials=2)", "Scheduler: none",
+        "Sampler: tpe (n_startup_trials=2)",
+        "Scheduler: none",
         f"Budget: {len(trials)} trials of up to 2 epochs",
-        "latent_dim int [4, 32] log", "beta float [0.1, 1] when {'kind': ['vae']}",
-        "chosen by best val_auroc (highest)", "95% bootstrap interval", "Optimiser: AdamW", "maximises F1 on the validation",
-        f"torch {record['versions']['torch']}", "hamtune sweep ", "hamtune data prepare ", "Tschandl P",
+        "latent_dim int [4, 32] log",
+        "beta float [0.1, 1] when {'kind': ['vae']}",
+        "chosen by best val_auroc (highest)",
+        "95% bootstrap interval",
+        "Optimiser: AdamW",
+        "maximises F1 on the validation",
+        f"torch {record['versions']['torch']}",
+        "hamtune sweep ",
+        "hamtune data prepare ",
+        "Tschandl P",
     ):
         assert expected in card, expected
     counts = {line for line in card.splitlines() if line.startswith("- Images per diagnosis")}

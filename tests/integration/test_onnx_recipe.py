@@ -37,8 +37,17 @@ def bundle(prepared, tmp_path_factory) -> Path:
     import hamtune
 
     root = tmp_path_factory.mktemp("recipe")
-    folder = hamtune.train_model("cnn-ae", data=str(prepared.path), results=str(root), name="vae",
-                                 kind="vae", score="mse+ssim+latent", tta=True, epochs=1, progress=False)
+    folder = hamtune.train_model(
+        "cnn-ae",
+        data=str(prepared.path),
+        results=str(root),
+        name="vae",
+        kind="vae",
+        score="mse+ssim+latent",
+        tta=True,
+        epochs=1,
+        progress=False,
+    )
     out = root / "bundle"
     assert main(["export", str(folder), "--out", str(out), "--format", "onnx"]) == 0
     return out
@@ -51,8 +60,9 @@ def test_the_readme_recipe_scores_jpegs_as_hamtune_score_does(bundle, release_di
     script = tmp_path / "recipe.py"
     script.write_text(code)
     jpegs = sorted(release_dir.glob("HAM10000_images_part_1/*.jpg"))[:40] + sorted(SAMPLE.glob("*.jpg"))[:20]
-    run = subprocess.run([sys.executable, "-I", str(script), str(bundle), *map(str, jpegs)],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-I", str(script), str(bundle), *map(str, jpegs)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr
     theirs = pd.read_csv(pd.io.common.StringIO(run.stdout), header=None, names=["image", "score", "flagged"])
     csv = tmp_path / "hamtune.csv"
@@ -73,8 +83,9 @@ def test_the_readme_recipe_scores_a_16_bit_png_as_hamtune_score_does(bundle, tmp
     png = tmp_path / "grey16.png"
     ramp = (np.add.outer(np.arange(48), np.arange(64)) * 400).astype(np.uint16)
     Image.fromarray(ramp).save(png)  # uint16: mode I;16
-    run = subprocess.run([sys.executable, "-I", str(script), str(bundle), str(png)], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-I", str(script), str(bundle), str(png)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr
     theirs = float(run.stdout.split(",")[1])
     csv = tmp_path / "hamtune.csv"

@@ -71,8 +71,17 @@ def world(tmp_path_factory) -> World:
     source = synthesize_release(work / "ds", n=120, seed=3, image_size=(96, 72), progress=False)
     (source / ".hamtune-synth.json").unlink()  # a user's own dataset, as real data is: nothing hamtune may replace
     cache = prepare_data(source, size=28, out=work / "cache", progress=False).path
-    run = train_model(data=str(cache), results=work / "results", name="run", arch="mlp", epochs=1, mlp_width=32,
-                      latent_dim=4, batch_size=16, progress=False)
+    run = train_model(
+        data=str(cache),
+        results=work / "results",
+        name="run",
+        arch="mlp",
+        epochs=1,
+        mlp_width=32,
+        latent_dim=4,
+        batch_size=16,
+        progress=False,
+    )
     bundle = export_trial(run, work / "models" / "b1").directory
     image = next(source.rglob("*.jpg"))
     return World(root, home, work, source, cache, image, run, bundle)
@@ -121,8 +130,7 @@ def _writers(w: World) -> dict[str, Callable[[Path, bool], object]]:
         "write_scores(maps=)": lambda t, f: write_scores(w.bundle, w.image, out=w.root / "scratch" / "s.csv", maps=t),
         "score(maps=)": lambda t, f: hamtune.score(w.bundle, w.image, maps=t),
         "write_report(html=)": lambda t, f: write_report(w.run, html=t),
-        "train_model(results=, name=)": lambda t, f: train_model(data=str(w.cache), arch="mlp", epochs=1, progress=False,
-                                                                 **_results(t)),
+        "train_model(results=, name=)": lambda t, f: train_model(data=str(w.cache), arch="mlp", epochs=1, progress=False, **_results(t)),
         "run_baselines(results=, name=)": lambda t, f: run_baselines(str(w.cache), methods="blur", **_results(t)),
         "build_ensemble(root=, name=)": lambda t, f: build_ensemble(w.run, top=1, root=t.parent, name=t.name),
         "run_sweep(results=, name=)": lambda t, f: run_sweep(space, **_results(t)),
@@ -130,9 +138,20 @@ def _writers(w: World) -> dict[str, Callable[[Path, bool], object]]:
     }
 
 
-WRITER_NAMES = ["prepare_data(out=)", "synthesize_data(out)", "export_trial(out=)", "write_scores(out=)", "write_scores(maps=)",
-                "score(maps=)", "write_report(html=)", "train_model(results=, name=)", "run_baselines(results=, name=)",
-                "build_ensemble(root=, name=)", "run_sweep(results=, name=)", "run_sweep(storage=)"]
+WRITER_NAMES = [
+    "prepare_data(out=)",
+    "synthesize_data(out)",
+    "export_trial(out=)",
+    "write_scores(out=)",
+    "write_scores(maps=)",
+    "score(maps=)",
+    "write_report(html=)",
+    "train_model(results=, name=)",
+    "run_baselines(results=, name=)",
+    "build_ensemble(root=, name=)",
+    "run_sweep(results=, name=)",
+    "run_sweep(storage=)",
+]
 
 
 def test_the_list_names_every_writer(world):

@@ -60,8 +60,16 @@ def test_diverging_and_out_of_memory_configs_end_as_rows_and_the_sweep_goes_on(p
         {"kind": "ae", "arch": "mlp", "lr": 1e-3, "mlp_width": 1 << 20, "latent_dim": 4096},
         {"kind": "ae", "arch": "mlp", "lr": 1e-3, "mlp_width": 64, "latent_dim": 8},
     ]
-    space = tiny_space(prepared, tmp_path / "faulty.yaml", name="faulty", num_samples=3, params=params,
-                       points_to_evaluate=points, max_concurrent=1, fixed={"image_size": 28})
+    space = tiny_space(
+        prepared,
+        tmp_path / "faulty.yaml",
+        name="faulty",
+        num_samples=3,
+        params=params,
+        points_to_evaluate=points,
+        max_concurrent=1,
+        fixed={"image_size": 28},
+    )
     trials, _, _ = load_results(run_sweep(space, SweepOptions(results_root=tmp_path)))
     by_lr = {(round(row.lr), row.mlp_width): row for row in trials.itertuples()}
     diverged, oom, fine = by_lr[(100000, 64)], by_lr[(0, 1 << 20)], by_lr[(0, 64)]
@@ -95,8 +103,15 @@ def test_sixty_four_trials_are_all_recorded_with_flat_driver_memory(prepared, ra
 
     params = {"latent_dim": {"int": [2, 8]}, "lr": {"float": [1e-3, 1e-2], "log": True}}
     space = tiny_space(
-        prepared, tmp_path / "load.yaml", name="load", num_samples=64, max_epochs=1, params=params, points_to_evaluate=[],
-        sampler={"name": "random"}, resources={"cpus": 0.5},
+        prepared,
+        tmp_path / "load.yaml",
+        name="load",
+        num_samples=64,
+        max_epochs=1,
+        params=params,
+        points_to_evaluate=[],
+        sampler={"name": "random"},
+        resources={"cpus": 0.5},
         fixed={"image_size": 28, "kind": "ae", "arch": "mlp", "mlp_width": 16, "mlp_depth": 1, "eval_batch_size": 512},
     )
     driver, samples = psutil.Process(), []
@@ -165,11 +180,28 @@ def test_concurrent_trials_share_one_copy_of_the_dataset(ray_local, tmp_path):
         data = load_prepared(prepare(path, progress=False))
         # a small evaluation in both runs (48 and 100 images), so mainly the dataset's size differs
         fraction = 0.12 if n == 400 else 0.01
-        fixed = {"kind": "ae", "arch": "mlp", "mlp_width": 16, "mlp_depth": 1, "batch_size": 32, "eval_batch_size": 64,
-                 "val_fraction": fraction, "test_fraction": fraction}
-        space = tiny_space(data, tmp_path / f"mem{n}.yaml", name=f"mem{n}", num_samples=4, max_epochs=1,
-                           params={"latent_dim": {"choice": [4, 8]}}, points_to_evaluate=[], fixed=fixed,
-                           resources={"cpus": 0.5}, sampler={"name": "random"})
+        fixed = {
+            "kind": "ae",
+            "arch": "mlp",
+            "mlp_width": 16,
+            "mlp_depth": 1,
+            "batch_size": 32,
+            "eval_batch_size": 64,
+            "val_fraction": fraction,
+            "test_fraction": fraction,
+        }
+        space = tiny_space(
+            data,
+            tmp_path / f"mem{n}.yaml",
+            name=f"mem{n}",
+            num_samples=4,
+            max_epochs=1,
+            params={"latent_dim": {"choice": [4, 8]}},
+            points_to_evaluate=[],
+            fixed=fixed,
+            resources={"cpus": 0.5},
+            sampler={"name": "random"},
+        )
         sizes[n] = (_peak_worker_memory(space, tmp_path), data.images.nbytes)
     (small, _), (large, dataset) = sizes[400], sizes[10000]
     assert dataset > 100 * 2**20
@@ -181,10 +213,10 @@ def test_concurrent_trials_share_one_copy_of_the_dataset(ray_local, tmp_path):
 
 def test_the_cluster_recipe_keeps_authentication_and_nothing_disables_it():
     readme = (ROOT / "README.md").read_text()
-    pointer = readme[readme.index("## Running on a Ray cluster"):]
+    pointer = readme[readme.index("## Running on a Ray cluster") :]
     pointer = pointer[: pointer.index("\n## ", 3)]
     doc = (ROOT / "docs" / "cluster.md").read_text()
-    recipe = doc[doc.index("## The recipe"):]
+    recipe = doc[doc.index("## The recipe") :]
     assert "docs/cluster.md" in pointer
     assert "RAY_AUTH_MODE=token" in recipe and "--dashboard-host=127.0.0.1" in recipe
     assert recipe.index("ray get-auth-token --generate") < recipe.index("RAY_AUTH_TOKEN_PATH=")  # the token exists before it is named
@@ -200,8 +232,18 @@ def test_a_local_sweep_keeps_token_authentication_and_prints_no_advice_to_disabl
     import yaml
 
     space = tmp_path / "auth.yaml"
-    space.write_text(yaml.safe_dump({**TINY_SPACE, "data": str(prepared.path), "num_samples": 1, "max_epochs": 1,
-                                     "points_to_evaluate": TINY_SPACE["points_to_evaluate"][:1]}, sort_keys=False))
+    space.write_text(
+        yaml.safe_dump(
+            {
+                **TINY_SPACE,
+                "data": str(prepared.path),
+                "num_samples": 1,
+                "max_epochs": 1,
+                "points_to_evaluate": TINY_SPACE["points_to_evaluate"][:1],
+            },
+            sort_keys=False,
+        )
+    )
     home = tmp_path / "home"  # Ray writes the token it generates for a local cluster to ~/.ray/auth_token
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
     env["HOME"] = str(home)

@@ -21,8 +21,14 @@ from hamtune.results.store import SCHEMA_KEY, SCHEMA_VERSION, load_results, read
 pytestmark = pytest.mark.slow
 
 EVIL = "<script>alert(1)</script>"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"]
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -47,17 +53,36 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 def seed_dir(prepared, tmp_path_factory) -> Path:
     """The notebook's seed-ae config trained for 2 epochs: the baseline a search has to beat."""
     root = tmp_path_factory.mktemp("seed-results")
-    assert cli_main(["train", "--preset", "seed-ae", "--data", str(prepared.path), "--set", "epochs=2",
-                     "--results", str(root), "--name", "seed"]) == 0
+    assert (
+        cli_main(
+            ["train", "--preset", "seed-ae", "--data", str(prepared.path), "--set", "epochs=2", "--results", str(root), "--name", "seed"]
+        )
+        == 0
+    )
     return root / "seed"
 
 
 def classical_rows(template: pd.Series) -> pd.DataFrame:
     """A PCA baseline that beats everything, and a failed trial whose reason is markup."""
-    pca = {"schema_version": SCHEMA_VERSION, "sweep": "classical", "trial_id": "pca-16", "status": "completed",
-           "reason": None, "model": "pca", "latent_dim": 16, "val_auroc": 0.99, "test_auroc": 0.99, "test_auprc": 0.9, "test_f1": 0.8,
-           "test_ssim": 0.5, "test_mse": 0.01, "wall_time_s": 0.5, "test_set": template["test_set"],
-           "test_fingerprint": template["test_fingerprint"], "finished_at": template["finished_at"]}
+    pca = {
+        "schema_version": SCHEMA_VERSION,
+        "sweep": "classical",
+        "trial_id": "pca-16",
+        "status": "completed",
+        "reason": None,
+        "model": "pca",
+        "latent_dim": 16,
+        "val_auroc": 0.99,
+        "test_auroc": 0.99,
+        "test_auprc": 0.9,
+        "test_f1": 0.8,
+        "test_ssim": 0.5,
+        "test_mse": 0.01,
+        "wall_time_s": 0.5,
+        "test_set": template["test_set"],
+        "test_fingerprint": template["test_fingerprint"],
+        "finished_at": template["finished_at"],
+    }
     failed = {**pca, "trial_id": "pca-bad", "status": "failed", "reason": f"ValueError: {EVIL}", "val_auroc": None, "test_auroc": None}
     return pd.DataFrame([pca, failed])
 
@@ -78,8 +103,14 @@ def report(sweep_results, seed_dir, tmp_path_factory) -> Report:
     root = tmp_path_factory.mktemp("report")
     tiny = copy_results(sweep_results, root / "tiny")
     trials = read_parquet(tiny / "trials.parquet")
-    repro = pd.DataFrame({"config_id": ["best"] * 3 + ["second"] * 3, "seed": [0, 1, 2] * 2,
-                          "test_auroc": [0.61, 0.63, 0.62, 0.55, 0.58, 0.52], "test_ssim": [0.4, 0.41, 0.39, 0.3, 0.31, 0.33]})
+    repro = pd.DataFrame(
+        {
+            "config_id": ["best"] * 3 + ["second"] * 3,
+            "seed": [0, 1, 2] * 2,
+            "test_auroc": [0.61, 0.63, 0.62, 0.55, 0.58, 0.52],
+            "test_ssim": [0.4, 0.41, 0.39, 0.3, 0.31, 0.33],
+        }
+    )
     write_frame(repro, tiny / "reproduce.parquet")
     seed = copy_results(seed_dir, root / "seed")
     edit_trials(seed, lambda t: t.assign(sweep=EVIL))
@@ -90,8 +121,9 @@ def report(sweep_results, seed_dir, tmp_path_factory) -> Report:
     capture, errors = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(capture), contextlib.redirect_stderr(errors):
         code = main([str(tiny), str(seed), str(classical), "--html", str(html_path)])
-    return Report(root, html_path, html_path.read_text(encoding="utf-8") if html_path.exists() else "", capture.getvalue(), code,
-                  errors.getvalue())
+    return Report(
+        root, html_path, html_path.read_text(encoding="utf-8") if html_path.exists() else "", capture.getvalue(), code, errors.getvalue()
+    )
 
 
 # ---- terminal -------------------------------------------------------------------------------------
@@ -101,8 +133,26 @@ def test_leaderboard_is_sorted_by_the_validation_objective_with_the_decision_col
     code, out, err = run([sweep_results, "--no-html"], capsys)
     assert code == 0, err
     trials, _, _ = load_results(sweep_results)
-    for header in ("rank", "trial", "kind", "arch", "latent_dim", "batch_size", "lr", "rebalance", "epochs",
-                   "AUROC", "AUPRC", "F1", "precision", "recall", "PSNR", "SSIM", "MSE", "wall_s"):
+    for header in (
+        "rank",
+        "trial",
+        "kind",
+        "arch",
+        "latent_dim",
+        "batch_size",
+        "lr",
+        "rebalance",
+        "epochs",
+        "AUROC",
+        "AUPRC",
+        "F1",
+        "precision",
+        "recall",
+        "PSNR",
+        "SSIM",
+        "MSE",
+        "wall_s",
+    ):
         assert header in out
     board = out.split("Best per")[0]
     order = trials.sort_values(["val_auroc", "trial_id"], ascending=[False, True])["trial_id"].tolist()
@@ -139,8 +189,13 @@ def test_baselines_are_marked_and_failed_trials_listed_not_ranked(report):
 
 def test_trials_on_different_test_sets_are_never_ranked_together(sweep_results, tmp_path, capsys):
     other = copy_results(sweep_results, tmp_path / "tiny")
-    moved = edit_trials(other, lambda t: t.assign(test_set=np.where(t.index < 2, "isic2018-test", t["test_set"]),
-                                                  test_fingerprint=np.where(t.index < 2, "feedbeef", t["test_fingerprint"])))
+    moved = edit_trials(
+        other,
+        lambda t: t.assign(
+            test_set=np.where(t.index < 2, "isic2018-test", t["test_set"]),
+            test_fingerprint=np.where(t.index < 2, "feedbeef", t["test_fingerprint"]),
+        ),
+    )
     code, out, _ = run([other, "--no-html"], capsys)
     assert code == 0
     assert "2 different test sets" in out
@@ -154,8 +209,12 @@ def test_trials_on_different_test_sets_are_never_ranked_together(sweep_results, 
 
 def test_diverged_trials_show_their_reason(sweep_results, tmp_path, capsys):
     other = copy_results(sweep_results, tmp_path / "tiny")
-    trials = edit_trials(other, lambda t: t.assign(status=np.where(t.index == 0, "diverged", t["status"]),
-                                                   reason=np.where(t.index == 0, "loss is nan at epoch 2", None)))
+    trials = edit_trials(
+        other,
+        lambda t: t.assign(
+            status=np.where(t.index == 0, "diverged", t["status"]), reason=np.where(t.index == 0, "loss is nan at epoch 2", None)
+        ),
+    )
     code, out, _ = run([other, "--no-html"], capsys)
     assert code == 0 and "3 ranked trial(s)" in out
     unranked = out.split("Not ranked")[1]
@@ -178,8 +237,10 @@ def test_a_sweep_with_few_columns_still_reports(tmp_path, capsys):
     """Classical baselines or older sweeps lack most columns; the report shows what there is."""
     sweep = tmp_path / "pca"
     sweep.mkdir()
-    write_frame(pd.DataFrame({"trial_id": ["pca-8", "pca-32"], "status": ["completed"] * 2, "model": ["pca"] * 2,
-                              "test_auroc": [0.6, 0.7]}), sweep / "trials.parquet")
+    write_frame(
+        pd.DataFrame({"trial_id": ["pca-8", "pca-32"], "status": ["completed"] * 2, "model": ["pca"] * 2, "test_auroc": [0.6, 0.7]}),
+        sweep / "trials.parquet",
+    )
     code, out, err = run([sweep], capsys)
     assert code == 0, err
     assert "unknown test set" in out and out.index("pca-32") < out.index("pca-8")
@@ -233,8 +294,22 @@ def test_bad_input_is_one_line_with_its_exit_code(case, expected, exit_code, swe
 # ---- HTML -----------------------------------------------------------------------------------------
 
 
-EXPECTED_SECTIONS = ("summary", "how-to-read", "leaderboard", "quality", "parameters", "trials", "history", "curves",
-                     "roc", "scores", "maps", "images", "sweeps", "reproduction")
+EXPECTED_SECTIONS = (
+    "summary",
+    "how-to-read",
+    "leaderboard",
+    "quality",
+    "parameters",
+    "trials",
+    "history",
+    "curves",
+    "roc",
+    "scores",
+    "maps",
+    "images",
+    "sweeps",
+    "reproduction",
+)
 
 
 def test_html_report_is_self_contained_with_every_section(report):
@@ -245,9 +320,9 @@ def test_html_report_is_self_contained_with_every_section(report):
     for anchor in EXPECTED_SECTIONS:
         assert f'<section id="{anchor}">' in page, anchor
     assert page.index('id="summary"') < page.index('id="how-to-read"') < page.index('id="leaderboard"')
-    assert page.count('<figure><img alt=') == page.count('" src="data:image/png;base64,')
+    assert page.count("<figure><img alt=") == page.count('" src="data:image/png;base64,')
     images = page.split('<section id="images">')[1].split("</section>")[0]
-    assert images.count('<figure><img alt=') == 2  # best AE and VAE
+    assert images.count("<figure><img alt=") == 2  # best AE and VAE
     maps = page.split('<section id="maps">')[1].split("</section>")[0]  # shown where the checkpoint is: test_maps.py
     assert "No anomaly maps for" in maps and "is missing; nothing to export" in maps  # copied results, no checkpoints
     assert '<table class="sortable">' in page and 'tr class="baseline"' in page
@@ -287,9 +362,7 @@ def test_report_opens_in_a_browser_with_every_figure_drawn(report, tmp_path):
         page.goto(report.html_path.as_uri())
         page.wait_for_load_state("load")
         expected = int(page.evaluate("document.body.dataset.figures"))
-        drawn = page.evaluate(
-            "Array.from(document.querySelectorAll('.js-plotly-plot')).filter(d => d.querySelector('.main-svg')).length"
-        )
+        drawn = page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot')).filter(d => d.querySelector('.main-svg')).length")
         page.click("#leaderboard table.sortable th:nth-child(1)")
         page.click("#leaderboard table.sortable th:nth-child(1)")
         first_rank = page.evaluate("document.querySelector('#leaderboard table.sortable tbody tr td').textContent")

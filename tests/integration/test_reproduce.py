@@ -55,8 +55,6 @@ def test_original_seed_gives_the_original_metrics_exactly(reproduced, capsys):
     assert summary["seeds"].tolist() == [2] and "test_auroc mean" in summary and "is_original mean" not in summary
 
 
-
-
 def _fail(argv: list[str], capsys) -> str:
     assert main(argv) == 1
     return capsys.readouterr().err

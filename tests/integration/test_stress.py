@@ -26,8 +26,29 @@ def folder(prepared, tmp_path_factory) -> Path:
     from hamtune.cli import main
 
     root = tmp_path_factory.mktemp("stress")
-    assert main(["train", "--preset", "cnn-ae", "--data", str(prepared.path), "--results", str(root), "--name", "run",
-                 "--seeds", "2", "--set", "epochs=1", "--set", "cnn_channels=8", "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "cnn-ae",
+                "--data",
+                str(prepared.path),
+                "--results",
+                str(root),
+                "--name",
+                "run",
+                "--seeds",
+                "2",
+                "--set",
+                "epochs=1",
+                "--set",
+                "cnn_channels=8",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert main(["baselines", str(prepared.path), "--methods", FLOORS, "--results", str(root), "--name", "run", "-q"]) == 0
     return root / "run"
 
@@ -68,7 +89,9 @@ def test_stress_writes_every_model_shift_and_strength_with_intervals(folder, cap
     found = bootstrap(mine["label"].to_numpy(), mine["score"].to_numpy(float))["auroc"]
     assert (delivered["auroc"], delivered["auroc_low"], delivered["auroc_high"]) == pytest.approx((found.value, found.low, found.high))
     lead = paired_difference(mine["label"].to_numpy(), mine["score"].to_numpy(float), floor["score"].to_numpy(float))
-    assert (delivered["vs_floor"], delivered["vs_floor_low"], delivered["vs_floor_high"]) == pytest.approx((lead.value, lead.low, lead.high))
+    assert (delivered["vs_floor"], delivered["vs_floor_low"], delivered["vs_floor_high"]) == pytest.approx(
+        (lead.value, lead.low, lead.high)
+    )
     # the change is the shifted AUROC minus the unshifted one, per model
     unshifted = base.set_index("trial_id")["auroc"]
     np.testing.assert_allclose(shifted["change"], shifted["auroc"] - unshifted.loc[shifted["trial_id"]].to_numpy(), atol=1e-9)

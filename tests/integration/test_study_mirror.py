@@ -30,13 +30,25 @@ def test_the_optuna_study_mirrors_trials_parquet_trial_by_trial(prepared, ray_lo
     from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     base = {"kind": "ae", "arch": "mlp", "rebalance": "none"}
-    points = [{**base, "latent_dim": 8, "lr": 1e5}] + [{**base, "latent_dim": d, "lr": lr} for d, lr in
-                                                        ((4, 1e-3), (8, 2e-3), (16, 3e-3), (32, 1e-3), (4, 3e-3))]
+    points = [{**base, "latent_dim": 8, "lr": 1e5}] + [
+        {**base, "latent_dim": d, "lr": lr} for d, lr in ((4, 1e-3), (8, 2e-3), (16, 3e-3), (32, 1e-3), (4, 3e-3))
+    ]
     space = tiny_space(
-        prepared, tmp_path / "mirror.yaml", name="mirror", num_samples=7, max_epochs=4, points_to_evaluate=points,
-        params={"kind": {"choice": ["ae"]}, "arch": {"choice": ["mlp"]}, "latent_dim": {"int": [4, 32], "log": True},
-                "lr": {"choice": [1e-3, 2e-3, 3e-3, 1e5]}, "rebalance": {"choice": ["none"]}},
-        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 3}, sampler={"name": "random"},
+        prepared,
+        tmp_path / "mirror.yaml",
+        name="mirror",
+        num_samples=7,
+        max_epochs=4,
+        points_to_evaluate=points,
+        params={
+            "kind": {"choice": ["ae"]},
+            "arch": {"choice": ["mlp"]},
+            "latent_dim": {"int": [4, 32], "log": True},
+            "lr": {"choice": [1e-3, 2e-3, 3e-3, 1e5]},
+            "rebalance": {"choice": ["none"]},
+        },
+        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 3},
+        sampler={"name": "random"},
     )
     directory = run_sweep(space, SweepOptions(results_root=tmp_path))
     trials, epochs, _ = load_results(directory)

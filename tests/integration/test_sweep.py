@@ -19,9 +19,27 @@ def test_sweep_writes_one_row_per_trial_with_the_schema(sweep_results):
     assert len(trials) == 4 and trials["trial_id"].is_unique
     assert set(trials["status"]) == {"completed"}
     assert (trials["schema_version"] == SCHEMA_VERSION).all()
-    for column in ("kind", "arch", "latent_dim", "lr", "rebalance", "val_auroc", "test_auroc", "test_f1", "test_ssim",
-                   "best_epoch", "epochs_run", "wall_time_s", "device", "seed",
-                   "hamtune_version", "data_fingerprint", "protocol", "test_set", "checkpoint"):
+    for column in (
+        "kind",
+        "arch",
+        "latent_dim",
+        "lr",
+        "rebalance",
+        "val_auroc",
+        "test_auroc",
+        "test_f1",
+        "test_ssim",
+        "best_epoch",
+        "epochs_run",
+        "wall_time_s",
+        "device",
+        "seed",
+        "hamtune_version",
+        "data_fingerprint",
+        "protocol",
+        "test_set",
+        "checkpoint",
+    ):
         assert column in trials.columns, column
     assert (trials["epochs_run"] == 2).all()
     assert epochs.groupby("trial_id").size().eq(2).all()
@@ -74,7 +92,11 @@ def test_multi_objective_space_runs(prepared, ray_local, tmp_path):
     from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     space = tiny_space(
-        prepared, tmp_path / "pareto.yaml", name="pareto", num_samples=3, sampler={"name": "nsga2"},
+        prepared,
+        tmp_path / "pareto.yaml",
+        name="pareto",
+        num_samples=3,
+        sampler={"name": "nsga2"},
         objective=[{"metric": "val_ssim", "mode": "max"}, {"metric": "val_auroc", "mode": "max"}],
     )
     directory = run_sweep(space, SweepOptions(results_root=tmp_path))
@@ -86,8 +108,14 @@ def test_asha_stops_weak_trials_early(prepared, ray_local, tmp_path):
     from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     space = tiny_space(
-        prepared, tmp_path / "asha.yaml", name="asha", num_samples=6, max_epochs=4, points_to_evaluate=[],
-        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 3}, sampler={"name": "random"},
+        prepared,
+        tmp_path / "asha.yaml",
+        name="asha",
+        num_samples=6,
+        max_epochs=4,
+        points_to_evaluate=[],
+        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 3},
+        sampler={"name": "random"},
     )
     directory = run_sweep(space, SweepOptions(results_root=tmp_path))
     trials, epochs, _ = load_results(directory)
@@ -98,18 +126,12 @@ def test_asha_stops_weak_trials_early(prepared, ray_local, tmp_path):
     assert set(epochs["trial_id"]) == set(trials["trial_id"])
 
 
-
-
-
-
 def test_a_sweep_folder_is_not_overwritten_without_resume(sweep_results):
     from hamtune.sweep.tune.runner import SweepOptions, run_sweep
 
     space = parse_space({**TINY_SPACE, "data": "unused"}, Path("tiny.yaml"))
     with pytest.raises(HamtuneError, match="already holds a sweep; pass --resume"):
         run_sweep(space, SweepOptions(results_root=sweep_results.parent))
-
-
 
 
 def test_results_are_versioned(sweep_results, tmp_path):

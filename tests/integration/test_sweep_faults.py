@@ -60,12 +60,17 @@ def start_and_interrupt(command: list[str], results: Path, sig: int, ready: Call
     return code, before
 
 
-PARETO = {"objective": [{"metric": "val_ssim", "mode": "max"}, {"metric": "val_auroc", "mode": "max"}],
-          "sampler": {"name": "nsga2", "population_size": 4}}
+PARETO = {
+    "objective": [{"metric": "val_ssim", "mode": "max"}, {"metric": "val_auroc", "mode": "max"}],
+    "sampler": {"name": "nsga2", "population_size": 4},
+}
 
 
-@pytest.mark.parametrize(("sig", "changes"), [(signal.SIGKILL, {}), (signal.SIGINT, {}), (signal.SIGKILL, PARETO)],
-                         ids=["sigkill", "sigint", "sigkill-multi-objective-nsga2"])
+@pytest.mark.parametrize(
+    ("sig", "changes"),
+    [(signal.SIGKILL, {}), (signal.SIGINT, {}), (signal.SIGKILL, PARETO)],
+    ids=["sigkill", "sigint", "sigkill-multi-objective-nsga2"],
+)
 def test_killed_driver_resumes_to_exactly_num_samples(prepared, tmp_path, sig, changes):
     space = write_space(tmp_path / "resume.yaml", prepared, name="resume", **changes)
     results = tmp_path / "resume"
@@ -134,8 +139,9 @@ def kill_moment(kind: str, results: Path, rng: random.Random) -> tuple[str, Call
     rows = rng.choice([4, 5])
     conditions = {
         "plan": lambda: (results / "confirm.json").exists(),
-        "save": lambda: any(modified(path) > max(since, modified(results / "confirm.json"))
-                            for path in (results / "tune").glob("searcher-state-*.pkl")),
+        "save": lambda: any(
+            modified(path) > max(since, modified(results / "confirm.json")) for path in (results / "tune").glob("searcher-state-*.pkl")
+        ),
         "row": lambda: consistent_snapshot(results) >= rows,
     }
     condition = conditions[kind]
@@ -301,8 +307,15 @@ def test_repair_puts_the_newest_complete_checkpoint_where_a_missing_one_is_named
 
 def test_killed_trial_worker_is_retried_from_its_checkpoint(prepared, tmp_path):
     """os.kill of the actor's pid mid-trial: FailureConfig retries it from its last checkpoint."""
-    space = write_space(tmp_path / "kill.yaml", prepared, name="kill", num_samples=1, max_epochs=6, max_failures=2,
-                        params={"kind": {"choice": ["ae"]}, "arch": {"choice": ["cnn"]}})
+    space = write_space(
+        tmp_path / "kill.yaml",
+        prepared,
+        name="kill",
+        num_samples=1,
+        max_epochs=6,
+        max_failures=2,
+        params={"kind": {"choice": ["ae"]}, "arch": {"choice": ["cnn"]}},
+    )
     results = tmp_path / "kill"
     driver = subprocess.Popen(sweep_command(space, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     victim, deadline = None, time.time() + 240
@@ -323,9 +336,13 @@ def test_killed_trial_worker_is_retried_from_its_checkpoint(prepared, tmp_path):
     assert reported.count(1) == 1, f"the retry started over instead of resuming: {reported}"
 
 
-FUSED_CONFIRM = {"fixed": {**TINY_SPACE["fixed"], "kind": "ae", "arch": "cnn"},
-                 "params": {"latent_dim": {"int": [4, 32], "log": True}, "lr": {"float": [1e-3, 5e-3], "log": True}},
-                 "scheduler": "none", "confirm": {"top": 1, "seeds": 2}, "fuse": "on"}
+FUSED_CONFIRM = {
+    "fixed": {**TINY_SPACE["fixed"], "kind": "ae", "arch": "cnn"},
+    "params": {"latent_dim": {"int": [4, 32], "log": True}, "lr": {"float": [1e-3, 5e-3], "log": True}},
+    "scheduler": "none",
+    "confirm": {"top": 1, "seeds": 2},
+    "fuse": "on",
+}
 
 
 def test_a_fused_confirm_group_killed_mid_training_resumes_and_gives_each_seed_its_lone_result(prepared, tmp_path):
@@ -335,8 +352,9 @@ def test_a_fused_confirm_group_killed_mid_training_resumes_and_gives_each_seed_i
 
     space = write_space(tmp_path / "fused.yaml", prepared, name="fused", num_samples=2, max_epochs=2, **FUSED_CONFIRM)
     results = tmp_path / "fused"
-    start_and_interrupt(sweep_command(space, tmp_path), results, signal.SIGKILL,
-                        lambda: any((results / "tune").glob("*/checkpoint_*/group.json")))
+    start_and_interrupt(
+        sweep_command(space, tmp_path), results, signal.SIGKILL, lambda: any((results / "tune").glob("*/checkpoint_*/group.json"))
+    )
     done = subprocess.run(sweep_command(space, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "(fused with 1 more)" in done.stderr, done.stderr  # a progress line: logged to stderr
@@ -350,8 +368,7 @@ def test_a_fused_confirm_group_killed_mid_training_resumes_and_gives_each_seed_i
         assert row.trial_id.endswith(f"-s{int(row.seed)}")
         folder = results / row.checkpoint
         assert folder.name.startswith("member-") and (folder / "best.pt").exists()
-        alone = train(TrainConfig.from_dict(json.loads((folder / "config.json").read_text())), prepared,
-                      selection=("val_auroc", "max"))
+        alone = train(TrainConfig.from_dict(json.loads((folder / "config.json").read_text())), prepared, selection=("val_auroc", "max"))
         mine = epochs[epochs["trial_id"] == row.trial_id].sort_values("epoch")
         # rel 3e-3: grouped and single convolutions sum in another order; the base commit of this stop (2737e2b, no training
         # change) measured 2.7e-3 at epoch 2 on this machine, identically in three runs, past the earlier 2e-3

@@ -35,8 +35,23 @@ def floored(prepared, ray_local, tmp_path_factory) -> tuple[Path, list[str]]:
     """A quick CLI sweep with overrides, a confirm stage and an address, as a new user runs it; the floor on by default."""
     root = tmp_path_factory.mktemp("floored")
     space = _space(root / "space.yaml", prepared)
-    argv = ["sweep", str(space), "--results", str(root / "results"), "--name", "floored", "--num-samples", "2",
-            *(w for s in SETS for w in ("--set", s)), "--confirm-top", "1", "--confirm-seeds", "2", "--address", "auto"]
+    argv = [
+        "sweep",
+        str(space),
+        "--results",
+        str(root / "results"),
+        "--name",
+        "floored",
+        "--num-samples",
+        "2",
+        *(w for s in SETS for w in ("--set", s)),
+        "--confirm-top",
+        "1",
+        "--confirm-seeds",
+        "2",
+        "--address",
+        "auto",
+    ]
     assert main(argv) == 0
     return root / "results" / "floored", argv
 
@@ -70,8 +85,14 @@ def test_no_floor_leaves_it_out_and_is_recorded_in_the_command(prepared, ray_loc
     import hamtune
 
     raw = {key: value for key, value in TINY_SPACE.items() if key != "floor"}
-    folder = hamtune.run_sweep({**raw, "data": str(prepared.path), "points_to_evaluate": []}, results=tmp_path, name="bare",
-                               num_samples=1, max_epochs=1, floor=False).directory  # run_sweep returns Results
+    folder = hamtune.run_sweep(
+        {**raw, "data": str(prepared.path), "points_to_evaluate": []},
+        results=tmp_path,
+        name="bare",
+        num_samples=1,
+        max_epochs=1,
+        floor=False,
+    ).directory  # run_sweep returns Results
     assert not len(_classical(load_results(folder)[0]))
     assert "--no-floor" in json.loads((folder / "sweep.json").read_text())["command"]
 
@@ -97,7 +118,7 @@ def test_the_methods_card_reproduces_the_sweep_and_names_the_delivered_model(flo
     assert "Bergstra J" in card and "Wang Z" in card and "Dodge J" in card and "Paszke A" in card
     assert main(["report", str(directory), "--format", "latex"]) == 0
     latex = capsys.readouterr().out
-    table = latex[latex.index(r"\toprule"):latex.index(r"\bottomrule")]
+    table = latex[latex.index(r"\toprule") : latex.index(r"\bottomrule")]
     assert r"\midrule" in table and f"Delivered: {chosen.trial_id}".replace("_", r"\_") in table
     assert table.count(r" \\") == 1 + 1 + 3  # header, the delivered model, one row per floor family
     assert "verbatim" not in latex and latex.count(r"\begin{itemize}") == latex.count(r"\end{itemize}") == 8
@@ -105,8 +126,23 @@ def test_the_methods_card_reproduces_the_sweep_and_names_the_delivered_model(flo
 
 @pytest.fixture
 def baselines_folder(prepared, tmp_path) -> Path:
-    assert main(["baselines", str(prepared.path), "--methods", "blur,pca-8", "--results", str(tmp_path), "--name", "classical",
-                 "--set", "split_seed=3"]) == 0
+    assert (
+        main(
+            [
+                "baselines",
+                str(prepared.path),
+                "--methods",
+                "blur,pca-8",
+                "--results",
+                str(tmp_path),
+                "--name",
+                "classical",
+                "--set",
+                "split_seed=3",
+            ]
+        )
+        == 0
+    )
     return tmp_path / "classical"
 
 
@@ -121,15 +157,18 @@ def test_a_baselines_folder_gets_a_card_of_its_own(baselines_folder, capsys):
 
 
 def test_strings_from_a_results_folder_cannot_run_as_latex_or_close_a_code_block(baselines_folder, capsys):
-    record = {"sweep": r"x}\input{/etc/passwd}", "command": "hamtune sweep a.yaml --set 'x=\\end{verbatim}\\input{/etc/passwd}' "
-              "--set 'y=```\n# heading'", "space": {}}
+    record = {
+        "sweep": r"x}\input{/etc/passwd}",
+        "command": "hamtune sweep a.yaml --set 'x=\\end{verbatim}\\input{/etc/passwd}' --set 'y=```\n# heading'",
+        "space": {},
+    }
     (baselines_folder / "sweep.json").write_text(json.dumps(record))
     assert main(["report", str(baselines_folder), "--format", "latex"]) == 0
     latex = capsys.readouterr().out
     assert r"\input" not in latex and r"\end{verbatim}" not in latex and r"\textbackslash{}input\{/etc/passwd\}" in latex
     assert main(["report", str(baselines_folder), "--format", "methods"]) == 0
     card = capsys.readouterr().out
-    block = card[card.index("## Commands that reproduce it"):]
+    block = card[card.index("## Commands that reproduce it") :]
     fence = block.splitlines()[2].removesuffix("bash")
     assert len(fence) > 3 and block.count(fence) == 2  # one block, its fence longer than the ``` inside
 

@@ -33,7 +33,9 @@ def mlflow_sweep(prepared, ray_local, tmp_path_factory):
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         space = tiny_space(prepared, root / "tracked.yaml", name="tracked", num_samples=2, log_to="tensorboard")
         directory = run_sweep(space, SweepOptions(results_root=root, log_to=("mlflow",)))
-        after_sweep(directory, "tracked", ("tensorboard", "mlflow"), floor=space.floor)  # what `hamtune sweep` and hamtune.run_sweep do next
+        after_sweep(
+            directory, "tracked", ("tensorboard", "mlflow"), floor=space.floor
+        )  # what `hamtune sweep` and hamtune.run_sweep do next
     return directory, uri
 
 
@@ -56,14 +58,17 @@ def test_mlflow_and_tensorboard_compare_trials_by_the_delivered_model(mlflow_swe
     assert {"space.yaml", "sweep.json", "results", "report", "model"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert (directory / "mlartifacts").is_dir()  # a local store keeps artifacts beside the results, not in the working directory
     assert {"report/report.html", "model/bundle.json", "model/model.pt"} <= {
-        a.path for folder in ("report", "model") for a in client.list_artifacts(parent.info.run_id, folder)}
+        a.path for folder in ("report", "model") for a in client.list_artifacts(parent.info.run_id, folder)
+    }
     for run in children:
         row = trials.set_index("trial_id").loc[run.data.tags["hamtune_trial_id"]]
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id and run.info.status == "FINISHED"
         assert run.data.tags["status"] == row["status"]
         assert {"weight_decay", "image_size", "seed", "recon_loss", "kind", "lr", "stage"} <= set(run.data.params)  # the full config
         assert float(run.data.params["lr"]) == pytest.approx(row["lr"])
-        assert not [k for k in [*run.data.params, *run.data.metrics] if k.startswith("config/") or k in ("pid", "done", "should_checkpoint")]
+        assert not [
+            k for k in [*run.data.params, *run.data.metrics] if k.startswith("config/") or k in ("pid", "done", "should_checkpoint")
+        ]
         assert not {"val_fraction", "test_fraction", "seed", "lr"} & set(run.data.metrics)  # configuration: parameters only
         assert run.data.params["val_fraction"] == str(row["val_fraction"])
         assert run.data.metrics["best_val_auroc"] == pytest.approx(row["val_auroc"])  # the delivered model, under its own key
@@ -84,8 +89,9 @@ def test_mlflow_and_tensorboard_compare_trials_by_the_delivered_model(mlflow_swe
     assert all("kind=" in p.name and "lr=" in p.name for p in trial_logs)
     assert not list((directory / "tune").rglob("events.out.tfevents.*"))  # Tune's own: each trial would show twice
     assert list((directory / "tune").rglob("result.json"))
-    scalars = {p.name: {v.tag: v.simple_value for f in p.rglob("events.out.tfevents.*") for e in _events(f) for v in e.summary.value}
-               for p in logs}
+    scalars = {
+        p.name: {v.tag: v.simple_value for f in p.rglob("events.out.tfevents.*") for e in _events(f) for v in e.summary.value} for p in logs
+    }
     for path in trial_logs:
         assert {"val_auroc", "train_loss", "best_val_auroc", "best_test_auroc"} <= set(scalars[path.name])
         assert not [t for t in scalars[path.name] if "fraction" in t or t.startswith("final/")]
@@ -95,7 +101,9 @@ def test_mlflow_and_tensorboard_compare_trials_by_the_delivered_model(mlflow_swe
 def test_the_mlflow_server_serves_the_store_a_sweep_wrote(mlflow_sweep, tmp_path):
     """The UI path the README gives: `mlflow server` (the full package, hamtune[mlflow]) on a store a sweep wrote,
     queried over HTTP (the REST API the UI uses), on 127.0.0.1 and a free port, bounded in time."""
-    pytest.importorskip("flask", reason='`mlflow server` needs the full mlflow package (mlflow-skinny has no UI): pip install "hamtune[mlflow]"')
+    pytest.importorskip(
+        "flask", reason='`mlflow server` needs the full mlflow package (mlflow-skinny has no UI): pip install "hamtune[mlflow]"'
+    )
     pytest.importorskip("mlflow.server", reason='`mlflow server` needs the full mlflow package: pip install "hamtune[mlflow]"')
     import os
     import signal
@@ -113,9 +121,26 @@ def test_the_mlflow_server_serves_the_store_a_sweep_wrote(mlflow_sweep, tmp_path
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
     with open(log, "wb") as err:
-        server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
-                                   "--port", str(port), "--workers", "1"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err,
-                                  start_new_session=True)  # its own process group: its workers end with it
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                uri,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )  # its own process group: its workers end with it
     try:
         deadline = time.monotonic() + 240  # generous: it took 119 s here on 2 cores at load 29
         while True:
@@ -151,8 +176,9 @@ def test_the_mlflow_server_serves_the_store_a_sweep_wrote(mlflow_sweep, tmp_path
             server.wait()
 
 
-def test_every_tracker_and_the_study_name_the_chosen_seed_ensemble_and_mlflow_serves_it(prepared, release_dir, ray_local, tmp_path,
-                                                                                        monkeypatch):
+def test_every_tracker_and_the_study_name_the_chosen_seed_ensemble_and_mlflow_serves_it(
+    prepared, release_dir, ray_local, tmp_path, monkeypatch
+):
     """A confirm stage (its seeds fused: one Tune trial, a run per seed) delivers a seed ensemble no Tune trial
     trained: MLflow's parent tag, the W&B sweep summary, the Optuna study and TensorBoard all name it, as chosen.json
     does; its MLflow Model scores JPEGs as `hamtune score` scores them."""
@@ -170,9 +196,19 @@ def test_every_tracker_and_the_study_name_the_chosen_seed_ensemble_and_mlflow_se
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_PROJECT", "hamtune-test")
-    space = tiny_space(prepared, tmp_path / "fused.yaml", name="fused", num_samples=1, points_to_evaluate=[], scheduler="none",
-                       fixed={**TINY_SPACE["fixed"], "kind": "ae", "arch": "cnn"}, params={"lr": {"float": [1e-3, 5e-3]}},
-                       confirm={"top": 1, "seeds": 2}, fuse="on", log_to=["mlflow", "wandb", "tensorboard"])
+    space = tiny_space(
+        prepared,
+        tmp_path / "fused.yaml",
+        name="fused",
+        num_samples=1,
+        points_to_evaluate=[],
+        scheduler="none",
+        fixed={**TINY_SPACE["fixed"], "kind": "ae", "arch": "cnn"},
+        params={"lr": {"float": [1e-3, 5e-3]}},
+        confirm={"top": 1, "seeds": 2},
+        fuse="on",
+        log_to=["mlflow", "wandb", "tensorboard"],
+    )
     directory = run_sweep(space, SweepOptions(results_root=tmp_path))
     after_sweep(directory, "fused", space.log_to, floor=space.floor)  # what `hamtune sweep` and hamtune.run_sweep do next
     trials, epochs, _ = load_results(directory)
@@ -200,10 +236,18 @@ def test_every_tracker_and_the_study_name_the_chosen_seed_ensemble_and_mlflow_se
 
     study = optuna.load_study(study_name="fused", storage=study_url(directory))
     wandb_sweep = next(r for r in _wandb_runs(directory).values() if r["run"].job_type == "sweep")
-    assert parent.data.tags["hamtune.chosen_trial_id"] == wandb_sweep["summary"]["chosen_trial_id"] \
-        == study.user_attrs["chosen_trial_id"] == chosen.trial_id
-    assert parent.data.metrics["best_val_auroc"] == pytest.approx(wandb_sweep["summary"]["best_val_auroc"]) \
-        == pytest.approx(study.user_attrs["chosen_metrics"]["val_auroc"]) == pytest.approx(chosen.metrics["val_auroc"])
+    assert (
+        parent.data.tags["hamtune.chosen_trial_id"]
+        == wandb_sweep["summary"]["chosen_trial_id"]
+        == study.user_attrs["chosen_trial_id"]
+        == chosen.trial_id
+    )
+    assert (
+        parent.data.metrics["best_val_auroc"]
+        == pytest.approx(wandb_sweep["summary"]["best_val_auroc"])
+        == pytest.approx(study.user_attrs["chosen_metrics"]["val_auroc"])
+        == pytest.approx(chosen.metrics["val_auroc"])
+    )
     assert study.user_attrs["chosen_rule"] == chosen.rule and study.user_attrs["chosen_in_study"] is False  # the study holds searches
     assert study.metric_names == ["val_auroc"] and len(study.trials) == 1
     assert (directory / "tensorboard" / f"delivered-{chosen.trial_id}").is_dir()
@@ -230,7 +274,7 @@ def test_every_tracker_and_the_study_name_the_chosen_seed_ensemble_and_mlflow_se
 
     def section(anchor: str) -> str:
         start = page.index(f'<section id="{anchor}">')
-        return page[start:page.index("</section>", start)]
+        return page[start : page.index("</section>", start)]
 
     assert chosen.trial_id in section("summary")
     if '<section id="sweeps">' in page:
@@ -281,8 +325,19 @@ def _wandb_runs(directory) -> dict:
         run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
         found = runs.setdefault(run.run_id, {"run": run, "exit": [], "config": {}, "summary": {}, "history": [], "artifacts": set()})
         found["exit"] += [r.exit.exit_code for r in records if r.WhichOneof("record_type") == "exit"]
-        found["config"].update(_items(i for r in records for i in (
-            r.config.update if r.WhichOneof("record_type") == "config" else r.run.config.update if r.WhichOneof("record_type") == "run" else ())))
+        found["config"].update(
+            _items(
+                i
+                for r in records
+                for i in (
+                    r.config.update
+                    if r.WhichOneof("record_type") == "config"
+                    else r.run.config.update
+                    if r.WhichOneof("record_type") == "run"
+                    else ()
+                )
+            )
+        )
         found["summary"].update(_items(i for r in records if r.WhichOneof("record_type") == "summary" for i in r.summary.update))
         found["history"] += [_items(r.history.item) for r in records if r.WhichOneof("record_type") == "history"]
         found["artifacts"] |= {r.artifact.type for r in records if r.WhichOneof("record_type") == "artifact"}
@@ -307,8 +362,8 @@ def _wandb_records(path):
         if block - at % block < 7:  # the rest of a block too short for a header is padding
             at += block - at % block
             continue
-        length, kind = struct.unpack("<HB", data[at + 4:at + 7])
-        pending += data[at + 7:at + 7 + length]
+        length, kind = struct.unpack("<HB", data[at + 4 : at + 7])
+        pending += data[at + 7 : at + 7 + length]
         at += 7 + length
         if kind in (1, 4):
             yield wandb_internal_pb2.Record.FromString(pending)
@@ -323,9 +378,9 @@ def _events(path):
 
     data, at = path.read_bytes(), 0
     while at < len(data):
-        (length,) = struct.unpack("<Q", data[at:at + 8])
+        (length,) = struct.unpack("<Q", data[at : at + 8])
         event = event_pb2.Event()
-        event.ParseFromString(data[at + 12:at + 12 + length])
+        event.ParseFromString(data[at + 12 : at + 12 + length])
         yield event
         at += 12 + length + 4
 

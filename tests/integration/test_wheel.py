@@ -28,8 +28,24 @@ def test_an_installed_wheel_ships_its_search_spaces_and_runs_the_demos_first_ste
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
     shutil.copytree(ROOT / "hamtune", source / "hamtune", ignore=shutil.ignore_patterns("__pycache__"))
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-                            "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     wheel = next((tmp_path / "dist").glob("hamtune-*.whl"))
     spaces = sorted(p.name for p in (ROOT / "hamtune" / "search_spaces").glob("*.yaml"))
@@ -39,8 +55,12 @@ def test_an_installed_wheel_ships_its_search_spaces_and_runs_the_demos_first_ste
 
     site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
     elsewhere.mkdir()
-    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site),
-                                str(wheel)], capture_output=True, text=True, timeout=300)
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert installed.returncode == 0, installed.stdout + installed.stderr
 
     helped = _run([sys.executable, "-m", "hamtune", "demo", "--help"], elsewhere, site)
@@ -56,7 +76,10 @@ def test_an_installed_wheel_ships_its_search_spaces_and_runs_the_demos_first_ste
     module, default, summary, bare = done.stdout.strip().splitlines()
     assert Path(module).is_relative_to(site) and Path(default).is_relative_to(site) and Path(bare).is_relative_to(site)
     assert summary == "quick synthetic 16"
-    data = _run([sys.executable, "-m", "hamtune", "data", "synth", "synthetic", "--n", "14", "--image-size", "32x24",
-                 "--workers", "1"], elsewhere, site)
+    data = _run(
+        [sys.executable, "-m", "hamtune", "data", "synth", "synthetic", "--n", "14", "--image-size", "32x24", "--workers", "1"],
+        elsewhere,
+        site,
+    )
     assert data.returncode == 0 and "synthetic HAM-like dataset (14 images, 32x24)" in data.stdout, data.stdout + data.stderr
     assert not any(elsewhere.glob("**/*.py"))  # nothing of the source tree was needed here

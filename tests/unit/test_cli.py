@@ -11,9 +11,14 @@ from hamtune.cli import build_parser, console_logging, main
 from hamtune.sweep.space import SHIPPED_DIR
 
 
-@pytest.mark.parametrize("argv", [
-    ["-v", "data", "info", "x"], ["data", "-v", "info", "x"], ["data", "info", "x", "--verbose"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-v", "data", "info", "x"],
+        ["data", "-v", "info", "x"],
+        ["data", "info", "x", "--verbose"],
+    ],
+)
 def test_verbose_is_taken_before_or_after_the_subcommand(argv):
     args = build_parser().parse_args(argv)
     assert args.verbose and not getattr(args, "quiet", False)
@@ -35,11 +40,14 @@ def test_usage_errors_exit_2_and_failures_while_working_exit_1(tmp_path, capsys)
     assert "-v/--verbose and -q/--quiet exclude each other" in err and "hamtune: error: n must be an integer" in err
 
 
-@pytest.mark.parametrize(("verbosity", "out", "err"), [
-    (0, "", "a line\nhamtune: a note\n"),
-    (-1, "", ""),
-    (1, "", "hamtune: DEBUG: a detail\na line\nhamtune: a note\n"),
-])
+@pytest.mark.parametrize(
+    ("verbosity", "out", "err"),
+    [
+        (0, "", "a line\nhamtune: a note\n"),
+        (-1, "", ""),
+        (1, "", "hamtune: DEBUG: a detail\na line\nhamtune: a note\n"),
+    ],
+)
 def test_what_the_modules_log_reaches_stderr_only_and_the_setup_is_undone(verbosity, out, err, capsys, caplog):
     """Progress is no result: INFO plain on stderr (stderr=True: after `hamtune: `), DEBUG with -v; stdout stays for
     what a command prints; warnings go to the root's

@@ -26,10 +26,16 @@ from hamtune.train.config import TrainConfig, build_config, parse_assignments
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12), st.sampled_from(["ae", "vae", "mlp", "cnn", "max", "min", "tpe", "asha", "nsga2", "grid"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["ae", "vae", "mlp", "cnn", "max", "min", "tpe", "asha", "nsga2", "grid"]),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)), max_leaves=8)
+values = st.recursive(
+    scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)), max_leaves=8
+)
 config_keys = st.sampled_from(sorted(TrainConfig.__dataclass_fields__))
 
 
@@ -147,11 +153,20 @@ def test_hmnist_rows(tmp_path, rows):
 
 
 @FUZZ
-@given(st.lists(st.one_of(
-    st.text(max_size=20),
-    st.builds(lambda k, v: f"{k}={v}", config_keys, st.one_of(st.text(max_size=8), st.integers(-10, 10**9).map(str),
-                                                             st.floats(allow_nan=True).map(str))),
-), min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=20),
+            st.builds(
+                lambda k, v: f"{k}={v}",
+                config_keys,
+                st.one_of(st.text(max_size=8), st.integers(-10, 10**9).map(str), st.floats(allow_nan=True).map(str)),
+            ),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_set_values(items):
     try:
         config = build_config(parse_assignments(items))

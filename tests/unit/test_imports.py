@@ -21,8 +21,11 @@ def loaded(module: str) -> set[str]:
 
 
 def test_sweep_outside_the_fence_imports_without_ray():
-    ray_free = sorted(".".join(path.relative_to(ROOT).with_suffix("").parts) for path in (ROOT / "hamtune" / "sweep").rglob("*.py")
-                      if "tune" not in path.parts)
+    ray_free = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for path in (ROOT / "hamtune" / "sweep").rglob("*.py")
+        if "tune" not in path.parts
+    )
     assert "hamtune.sweep.confirm" in ray_free and "hamtune.sweep.space" in ray_free
     assert "ray" not in loaded(", ".join(ray_free))
 
@@ -36,7 +39,8 @@ def test_the_names_records_and_gate_of_a_results_folder_load_nothing_heavy(modul
     assert loaded(module) == set()
 
 
-@pytest.mark.parametrize("module", ["hamtune.report.html", "hamtune.report.methods", "hamtune.report.tables",
-                                    "hamtune.results.chosen", "hamtune.export.stress"])
+@pytest.mark.parametrize(
+    "module", ["hamtune.report.html", "hamtune.report.methods", "hamtune.report.tables", "hamtune.results.chosen", "hamtune.export.stress"]
+)
 def test_reading_results_loads_neither_the_sweep_machinery_nor_torch(module):
     assert loaded(module) <= {"pandas", "pyarrow", "scipy", "sklearn"}

@@ -9,8 +9,15 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "hamtune"
 FLOORS = (  # lowest first; a module may import its own floor and the ones below
-    ("hamtune", "hamtune.errors", "hamtune.files", "hamtune.paths", "hamtune.workers", "hamtune.yamlfile",
-     "hamtune.results.layout"),  # names only: the gate and the lock know a results folder by them
+    (
+        "hamtune",
+        "hamtune.errors",
+        "hamtune.files",
+        "hamtune.paths",
+        "hamtune.workers",
+        "hamtune.yamlfile",
+        "hamtune.results.layout",
+    ),  # names only: the gate and the lock know a results folder by them
     ("hamtune.models",),
     ("hamtune.data",),
     ("hamtune.results",),
@@ -52,8 +59,9 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def floor(module: str) -> int:
-    matches = [(len(prefix), i) for i, names in enumerate(FLOORS) for prefix in names
-               if module == prefix or module.startswith(prefix + ".")]
+    matches = [
+        (len(prefix), i) for i, names in enumerate(FLOORS) for prefix in names if module == prefix or module.startswith(prefix + ".")
+    ]
     return max(matches)[1]
 
 
@@ -111,8 +119,13 @@ def ray_importers() -> list[str]:
     found = []
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             if any(inside(name, "ray") for name in names):
                 found.append(module_name(path))
                 break
@@ -127,6 +140,7 @@ def test_only_the_fence_imports_ray():
 
 def test_the_rest_of_sweep_never_imports_the_fence():
     graph = import_graph()
-    crossing = sorted((a, b) for a, targets in graph.items() for b in targets
-                      if inside(a, "hamtune.sweep") and not inside(a, FENCE) and inside(b, FENCE))
+    crossing = sorted(
+        (a, b) for a, targets in graph.items() for b in targets if inside(a, "hamtune.sweep") and not inside(a, FENCE) and inside(b, FENCE)
+    )
     assert crossing == []

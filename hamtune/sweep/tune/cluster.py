@@ -39,8 +39,11 @@ def cluster_processes(temp_dir: Path) -> list:
     def names_it(word: str) -> bool:
         return any(word.endswith(f"={root}") or f"{root}/" in word for root in roots)
 
-    owners = [p for p in psutil.process_iter(["pid", "cmdline"])
-              if p.pid not in spared and any(names_it(word) for word in p.info["cmdline"] or [])]
+    owners = [
+        p
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if p.pid not in spared and any(names_it(word) for word in p.info["cmdline"] or [])
+    ]
     found = {p.pid: p for p in owners}
     for process in owners:
         try:
@@ -110,7 +113,9 @@ def check_node_versions(timeout_s: float = CHECK_TIMEOUT_S) -> None:
         if theirs[0] != mine[0] or release(theirs[1]) != release(mine[1]):
             problems.append(f"{where} has hamtune {theirs[0]}, torch {theirs[1]}")
     if problems:
-        raise HamtuneError(f"{problems[0]}{f' (and {len(problems) - 1} more node(s))' if len(problems) > 1 else ''}, but the driver "
-                           f"has hamtune {mine[0]}, torch {mine[1]}: install the same versions on every node, or pass them with "
-                           "--runtime-env / a runtime_env: key (docs/cluster.md)")
+        raise HamtuneError(
+            f"{problems[0]}{f' (and {len(problems) - 1} more node(s))' if len(problems) > 1 else ''}, but the driver "
+            f"has hamtune {mine[0]}, torch {mine[1]}: install the same versions on every node, or pass them with "
+            "--runtime-env / a runtime_env: key (docs/cluster.md)"
+        )
     log.debug("%d node(s) import hamtune %s and torch %s", len(nodes), *mine)

@@ -16,8 +16,9 @@ class ConfirmingSearch(MirroredOptunaSearch):
     """hamtune's Optuna searcher for `search_trials` trials, then the confirm stage's seeds (None while search
     trials still run: Tune asks again)."""
 
-    def __init__(self, *, search_trials: int, top: int, seeds: int, fuse: str = "off", on_cuda: bool = False,
-                 manifest: dict | None = None, **kwargs):
+    def __init__(
+        self, *, search_trials: int, top: int, seeds: int, fuse: str = "off", on_cuda: bool = False, manifest: dict | None = None, **kwargs
+    ):
         super().__init__(**kwargs)
         self._search_trials, self._top, self._seeds = search_trials, top, seeds
         self._fuse, self._on_cuda, self._manifest = fuse, on_cuda, manifest or {}
@@ -35,9 +36,18 @@ class ConfirmingSearch(MirroredOptunaSearch):
         if self._plan is None:
             if len(self._ended) < self._search_trials:
                 return None
-            self._plan = make_plan(self._searched, self._ended, metric=self.metric, mode=self.mode, top=self._top,
-                                   seeds=self._seeds, fuse=self._fuse, on_cuda=self._on_cuda, manifest=self._manifest,
-                                   results_path=self._results_path)
+            self._plan = make_plan(
+                self._searched,
+                self._ended,
+                metric=self.metric,
+                mode=self.mode,
+                top=self._top,
+                seeds=self._seeds,
+                fuse=self._fuse,
+                on_cuda=self._on_cuda,
+                manifest=self._manifest,
+                results_path=self._results_path,
+            )
         if self._handed >= len(self._plan):
             return Searcher.FINISHED  # type: ignore[return-value]  # Tune's own sentinel, a str its annotation leaves out
         self._handed += 1

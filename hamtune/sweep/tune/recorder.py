@@ -55,8 +55,16 @@ def _last_line(text: str) -> str:
 class ResultsRecorder(tune.Callback):
     """Turns finished trials into rows of trials/epochs/scores Parquet files and prints a line each."""
 
-    def __init__(self, directory: Path, sweep: str, objectives, data_manifest: dict, test_manifest: dict | None, total: int,
-                 keep_checkpoints: str = "best"):
+    def __init__(
+        self,
+        directory: Path,
+        sweep: str,
+        objectives,
+        data_manifest: dict,
+        test_manifest: dict | None,
+        total: int,
+        keep_checkpoints: str = "best",
+    ):
         self.directory, self.sweep, self.objectives = Path(directory), sweep, tuple(objectives)
         self.keep = keep_checkpoints
         self.data_manifest, self.test_manifest, self.total = data_manifest, test_manifest, total
@@ -72,8 +80,12 @@ class ResultsRecorder(tune.Callback):
         self._record(trial, "stopped" if status == "running" else status, last.get("reason") or "", trials)
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-        log.info("trial %s failed (%s); retrying from its last checkpoint (failure %d)", trial.trial_id,
-                 _last_line(_error_text(trial))[:160], trial.num_failures)
+        log.info(
+            "trial %s failed (%s); retrying from its last checkpoint (failure %d)",
+            trial.trial_id,
+            _last_line(_error_text(trial))[:160],
+            trial.num_failures,
+        )
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._record(trial, "failed", _last_line(_error_text(trial)), trials)
@@ -90,8 +102,9 @@ class ResultsRecorder(tune.Callback):
             folder = str(member_folder(checkpoint, index)) if checkpoint else None
             self._write(trial, member_id(trial.trial_id, seed), {**values, "seed": seed}, confirms, state, why, folder, trials)
 
-    def _write(self, trial, trial_id: str, values: dict, confirms: str | None, status: str, reason: str,
-               checkpoint: str | None, trials: list) -> None:
+    def _write(
+        self, trial, trial_id: str, values: dict, confirms: str | None, status: str, reason: str, checkpoint: str | None, trials: list
+    ) -> None:
         """One model's row (a trial's, or one seed's of a fused trial) from its checkpoint folder."""
         history: list[dict] = []
         scores, samples = None, None
@@ -110,12 +123,25 @@ class ResultsRecorder(tune.Callback):
         last = trial.last_result or {}
         wall = time.time() - self.started.get(trial.trial_id, time.time())
         row = trial_row(
-            sweep=self.sweep, trial_id=trial_id, status=status, reason=reason, params=params, history=history,
-            objective=self.objectives[0], wall_time_s=float(last.get("time_total_s", wall)),
-            device=str(last.get("device", "")) or None, data_manifest=self.data_manifest, test_manifest=self.test_manifest,
-            n_params=last.get("n_params"), checkpoint=relative_to_results(checkpoint, self.directory),
-            extra={"node_id": last.get("node_id"), "objective_metrics": ",".join(m for m, _ in self.objectives),
-                   "config_id": confirms or trial_id, "stage": "confirm" if confirms else "search"},
+            sweep=self.sweep,
+            trial_id=trial_id,
+            status=status,
+            reason=reason,
+            params=params,
+            history=history,
+            objective=self.objectives[0],
+            wall_time_s=float(last.get("time_total_s", wall)),
+            device=str(last.get("device", "")) or None,
+            data_manifest=self.data_manifest,
+            test_manifest=self.test_manifest,
+            n_params=last.get("n_params"),
+            checkpoint=relative_to_results(checkpoint, self.directory),
+            extra={
+                "node_id": last.get("node_id"),
+                "objective_metrics": ",".join(m for m, _ in self.objectives),
+                "config_id": confirms or trial_id,
+                "stage": "confirm" if confirms else "search",
+            },
         )
         writer = ResultsWriter(self.directory)
         writer.add(row, history, scores if status != "failed" or history else None, samples)
@@ -130,7 +156,8 @@ class ResultsRecorder(tune.Callback):
         fused = f" (fused with {len(group) - 1} more)" if group else ""
         log.info(
             f"[{done}/{self.total}] trial {trial_id} {params.get('kind')}/{params.get('arch')}"
-            + (f" seed {params.get('seed')} of {confirms}{fused}" if confirms else "") + f" {status} "
+            + (f" seed {params.get('seed')} of {confirms}{fused}" if confirms else "")
+            + f" {status} "
             f"after {len(history)} epoch(s): {shown}" + (f" ({reason[:120]})" if reason else "") + self._progress(done, trials)
         )
 

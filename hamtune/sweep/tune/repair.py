@@ -44,8 +44,11 @@ def repair_checkpoint(checkpoint: tune.Checkpoint) -> str | None:
         return None
     folder, name = posixpath.split(path)
     later = sorted(
-        (info for info in filesystem.get_file_info(pafs.FileSelector(folder))
-         if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_") and info.base_name > name),
+        (
+            info
+            for info in filesystem.get_file_info(pafs.FileSelector(folder))
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_") and info.base_name > name
+        ),
         key=lambda info: info.base_name,
     )
     complete = [info for info in later if _is_complete(filesystem, info.path)]

@@ -50,7 +50,10 @@ class ReproduceOptions:
 
 
 def reproduce_trial(
-    config: dict, data: Prepared, test_data: Prepared | None = None, configs: dict | None = None,
+    config: dict,
+    data: Prepared,
+    test_data: Prepared | None = None,
+    configs: dict | None = None,
     objectives: tuple[tuple[str, str], ...] = (DEFAULT_OBJECTIVE,),
 ) -> None:
     """One (configuration, seed) run: the sweep's trainable with only the seed changed (`config` is Tune's grid
@@ -124,11 +127,17 @@ def _row(result, sweep: str, selection: tuple[str, str]) -> dict:
     delivered = delivered_epoch(history, *selection) or last
     metrics = {k: v for k, v in delivered.items() if k.startswith(("val_", "test_")) or k in RUNTIME}
     return {
-        "sweep": sweep, "config_id": run["config_id"], "seed": int(run["seed"]), "is_original": bool(run["is_original"]),
-        "status": status, "reason": last.get("reason") or (first_line(result.error, 300) if result.error else None),
+        "sweep": sweep,
+        "config_id": run["config_id"],
+        "seed": int(run["seed"]),
+        "is_original": bool(run["is_original"]),
+        "status": status,
+        "reason": last.get("reason") or (first_line(result.error, 300) if result.error else None),
         **metrics,
-        "epochs_run": int(last.get("epoch") or 0), "wall_time_s": float(last.get("time_total_s", math.nan)),
-        "device": last.get("device"), "node_id": last.get("node_id"),
+        "epochs_run": int(last.get("epoch") or 0),
+        "wall_time_s": float(last.get("time_total_s", math.nan)),
+        "device": last.get("device"),
+        "node_id": last.get("node_id"),
         "checkpoint": result.checkpoint.path if result.checkpoint is not None else None,
     }
 
@@ -148,19 +157,36 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     data, test_data = sweep_data(chosen, options.data, options.test_data)
     runs, configs = plan_runs(chosen, options.seeds, options.cpus_per_trial, options.gpus_per_trial)
     sweep = str(chosen["sweep"].iloc[0]) if "sweep" in chosen.columns else directory.name
-    log.info("reproducing the top %d of %s by %s: %d run(s) (original seed + %d new) on %s (%s)", len(chosen), sweep,
-             metric.label, len(runs), options.seeds, data.name, data.fingerprint)
+    log.info(
+        "reproducing the top %d of %s by %s: %d run(s) (original seed + %d new) on %s (%s)",
+        len(chosen),
+        sweep,
+        metric.label,
+        len(runs),
+        options.seeds,
+        data.name,
+        data.fingerprint,
+    )
     guessed = [str(t) for t, ok in zip(chosen["trial_id"], chosen.apply(has_checkpoint_config, axis=1)) if not ok]
     if guessed:
-        log.info("note: no checkpoint left for %s: config read from trials.parquet, %g thread(s) per run; the original "
-                 "seed may not give the original numbers", ", ".join(guessed), options.cpus_per_trial or 1)
+        log.info(
+            "note: no checkpoint left for %s: config read from trials.parquet, %g thread(s) per run; the original "
+            "seed may not give the original numbers",
+            ", ".join(guessed),
+            options.cpus_per_trial or 1,
+        )
     with tune_settings():
         start_ray(options.address, options.num_cpus)
         most_cpus = max(r["cpus"] for r in runs)
         limit = concurrency(most_cpus, options.gpus_per_trial, None, elastic=options.address is not None)
         trainable = tune.with_resources(
-            tune.with_parameters(reproduce_trial, data=in_memory(data), test_data=in_memory(test_data) if test_data else None,
-                                 configs=configs, objectives=(selection,)),
+            tune.with_parameters(
+                reproduce_trial,
+                data=in_memory(data),
+                test_data=in_memory(test_data) if test_data else None,
+                configs=configs,
+                objectives=(selection,),
+            ),
             run_resources,  # type: ignore[arg-type]  # Tune accepts a dict of resources from the callable at run time
         )
         storage = directory / EXPERIMENT
@@ -170,8 +196,13 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
             param_space={"run": tune.grid_search(runs)},
             tune_config=tune.TuneConfig(max_concurrent_trials=limit, reuse_actors=True),
             run_config=tune.RunConfig(
-                name="tune", storage_path=str(storage), callbacks=[_progress(len(runs)), *tune_loggers()], stop=_stopper(), verbose=0,
-                failure_config=tune.FailureConfig(max_failures=2), checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                name="tune",
+                storage_path=str(storage),
+                callbacks=[_progress(len(runs)), *tune_loggers()],
+                stop=_stopper(),
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=2),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
         results = tuner.fit()
@@ -185,7 +216,9 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     failed = frame[~frame["status"].isin(("completed", "stopped"))]
     if len(failed):
         first = failed.iloc[0]
-        raise HamtuneError(f"{len(failed)} of {len(frame)} reproduction run(s) failed (configuration {first['config_id']} seed "
-                           f"{first['seed']}: {first_line(first.get('reason') or first['status'], 200)}); all runs are in "
-                           f"{directory / REPRODUCE}")
+        raise HamtuneError(
+            f"{len(failed)} of {len(frame)} reproduction run(s) failed (configuration {first['config_id']} seed "
+            f"{first['seed']}: {first_line(first.get('reason') or first['status'], 200)}); all runs are in "
+            f"{directory / REPRODUCE}"
+        )
     return frame, chosen, metric

@@ -34,7 +34,6 @@ from hamtune.train.single import load_data
 log = logging.getLogger(__name__)
 
 
-
 class SweepInterrupted(HamtuneError):
     """Ctrl-C: Tune stops cleanly and returns; the sweep can be resumed."""
 
@@ -118,8 +117,6 @@ def tune_settings() -> Iterator[None]:
                 logging.getLogger(name).setLevel(level)
 
 
-
-
 class NoAdviceToDisableAuth(logging.Filter):
     """Ray 2.60 turns token authentication on for a local cluster and logs, on every start, how to turn it
     off (the line ending "to opt out"): advice against the README's security stance. hamtune keeps
@@ -155,8 +152,13 @@ def start_ray(address: str | None, num_cpus: int | None = None, runtime_env: dic
             ) from None
     else:
         ray.init(
-            address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-            logging_level=logging.WARNING, configure_logging=False, runtime_env=runtime_env,
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            configure_logging=False,
+            runtime_env=runtime_env,
         )
 
 
@@ -172,16 +174,24 @@ def concurrency(cpus: float, gpus: float, requested: int | None, *, elastic: boo
     have_cpus, have_gpus = resources.get("CPU", 0), resources.get("GPU", 0)
     if elastic:
         if cpus > have_cpus or gpus > have_gpus:
-            log.warning("trials ask for %g CPU(s) and %g GPU(s) each; the Ray cluster has %g CPU(s) and %g GPU(s) now: they "
-                        "are queued until nodes with room join", cpus, gpus, have_cpus, have_gpus)
+            log.warning(
+                "trials ask for %g CPU(s) and %g GPU(s) each; the Ray cluster has %g CPU(s) and %g GPU(s) now: they "
+                "are queued until nodes with room join",
+                cpus,
+                gpus,
+                have_cpus,
+                have_gpus,
+            )
         return requested
     if gpus > 0 and have_gpus == 0:
         raise HamtuneError(f"trials ask for {gpus:g} GPU each but the Ray cluster has none; use --gpus-per-trial 0")
     if gpus > have_gpus:
         raise HamtuneError(f"trials ask for {gpus:g} GPUs each but the Ray cluster has {have_gpus:g}; lower --gpus-per-trial")
     if cpus > have_cpus:
-        raise HamtuneError(f"trials ask for {cpus:g} CPUs each (resources.cpus) but the Ray cluster has "
-                           f"{have_cpus:g}; lower resources.cpus or raise --num-cpus")
+        raise HamtuneError(
+            f"trials ask for {cpus:g} CPUs each (resources.cpus) but the Ray cluster has "
+            f"{have_cpus:g}; lower resources.cpus or raise --num-cpus"
+        )
     fits = fitting(cpus, gpus)
     return max(1, min(fits, requested or fits))
 
@@ -202,8 +212,9 @@ def pending_trials(cpus: float, gpus: float) -> dict[str, str]:
     return {PENDING_TRIALS: os.environ.get(PENDING_TRIALS, str(max(1, fitting(cpus, gpus))))}
 
 
-def make_searcher(space: SearchSpace, name: str, directory: Path, search_trials: int | None = None, *, on_cuda: bool = False,
-                  manifest: dict | None = None):
+def make_searcher(
+    space: SearchSpace, name: str, directory: Path, search_trials: int | None = None, *, on_cuda: bool = False, manifest: dict | None = None
+):
     """hamtune's Optuna searcher for a space: its study in the results folder, mirrored from trials.parquet;
     with a confirm stage, the confirm trials follow the `search_trials` searched ones (each configuration's
     seeds fused into one trial where the space's `fuse` allows: `on_cuda` says whether trials get a GPU)."""
@@ -224,8 +235,15 @@ def make_searcher(space: SearchSpace, name: str, directory: Path, search_trials:
         results_path=str(directory),
     )
     if space.confirm_trials:
-        return ConfirmingSearch(search_trials=search_trials or space.num_samples, top=space.confirm_top,
-                                seeds=space.confirm_seeds, fuse=space.fuse, on_cuda=on_cuda, manifest=manifest, **common)
+        return ConfirmingSearch(
+            search_trials=search_trials or space.num_samples,
+            top=space.confirm_top,
+            seeds=space.confirm_seeds,
+            fuse=space.fuse,
+            on_cuda=on_cuda,
+            manifest=manifest,
+            **common,
+        )
     return MirroredOptunaSearch(**common)
 
 
@@ -238,8 +256,12 @@ def _scheduler(space: SearchSpace):
         return FIFOScheduler()
     metric, mode = space.objectives[0]
     return ConfirmingASHA(
-        time_attr="epoch", metric=tune_metric(metric), mode=mode, max_t=space.max_epochs,
-        grace_period=int(space.scheduler.get("grace_period", 1)), reduction_factor=space.scheduler.get("reduction_factor", 2),
+        time_attr="epoch",
+        metric=tune_metric(metric),
+        mode=mode,
+        max_t=space.max_epochs,
+        grace_period=int(space.scheduler.get("grace_period", 1)),
+        reduction_factor=space.scheduler.get("reduction_factor", 2),
     )
 
 
@@ -303,10 +325,13 @@ def make_tuner(
             search_alg=make_searcher(space, name, directory, num_samples, on_cuda=on_cuda, manifest=manifest),
             scheduler=_scheduler(space),
             num_samples=num_samples + space.confirm_trials,
-            max_concurrent_trials=max_concurrent, reuse_actors=True,
+            max_concurrent_trials=max_concurrent,
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=EXPERIMENT, storage_path=storage, verbose=0,
+            name=EXPERIMENT,
+            storage_path=storage,
+            verbose=0,
             # trackers after the recorder: they log its row
             callbacks=[RepairCheckpoints(), recorder, trust.TrustRecorder(), *trackers, *tune_loggers()],
             failure_config=tune.FailureConfig(max_failures=space.max_failures),
@@ -348,14 +373,15 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     storage = f"{options.storage.rstrip('/')}/{name}" if options.storage else str(directory)
     experiment = experiment_path(storage)
     if options.storage and "://" not in options.storage:
-        output(storage, flag="--storage", kind="folder", own=lambda p: is_results(p) or (p / EXPERIMENT).is_dir(),
-               existing="add")
+        output(storage, flag="--storage", kind="folder", own=lambda p: is_results(p) or (p / EXPERIMENT).is_dir(), existing="add")
     if options.resume:
         trust.put_back_recorded_state(experiment)  # before Tune looks at anything: an unrecorded file is never read
     if options.resume and not tune.Tuner.can_restore(experiment):
         if (directory / TRIALS).exists():  # the results are here, the Tune state elsewhere
-            raise HamtuneError(f"{experiment}: no Tune state to resume, though {directory} holds results; if the sweep "
-                               "was started with --storage, pass the same --storage")
+            raise HamtuneError(
+                f"{experiment}: no Tune state to resume, though {directory} holds results; if the sweep "
+                "was started with --storage, pass the same --storage"
+            )
         raise HamtuneError(f"{experiment}: no sweep to resume here (start it without --resume)")
     if options.resume:
         trust.verify(experiment)  # before Tune unpickles anything
@@ -366,8 +392,12 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         trust.check_usable()
     num_samples = space.num_samples if options.num_samples is None else options.num_samples
     if not space.params and num_samples > 1:
-        log.warning("%s searches no parameter (no params:): its %d trials all run one configuration and differ only "
-                    "by chance; add params or use --num-samples 1", space.path, num_samples)
+        log.warning(
+            "%s searches no parameter (no params:): its %d trials all run one configuration and differ only "
+            "by chance; add params or use --num-samples 1",
+            space.path,
+            num_samples,
+        )
     gpus = space.resources["gpus"] if options.gpus_per_trial is None else options.gpus_per_trial
     tracked = tuple(dict.fromkeys(space.log_to + tuple(options.log_to)))
     for tracker in tracked:
@@ -378,10 +408,21 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     if not options.resume:
         write_distributions(directory, space.distributions())
-    confirm = (f" + up to {space.confirm_trials} confirming the best {space.confirm_top} on {space.confirm_seeds} new seeds each"
-               if space.confirm_trials else "")
-    log.info("sweep %s: %d trial(s)%s of %s on %s (%d images); results -> %s", name, num_samples, confirm, space.path.name,
-             data.name, data.manifest["count"], directory)
+    confirm = (
+        f" + up to {space.confirm_trials} confirming the best {space.confirm_top} on {space.confirm_seeds} new seeds each"
+        if space.confirm_trials
+        else ""
+    )
+    log.info(
+        "sweep %s: %d trial(s)%s of %s on %s (%d images); results -> %s",
+        name,
+        num_samples,
+        confirm,
+        space.path.name,
+        data.name,
+        data.manifest["count"],
+        directory,
+    )
     start_ray(options.address, options.num_cpus, {**(space.runtime_env or {}), **(options.runtime_env or {})} or None)
     elastic = options.address is not None
     if elastic:
@@ -390,16 +431,33 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     if elastic:
         os.environ.update(pending_trials(space.resources["cpus"], gpus))
     provenance.start(directory, space, name, num_samples, data.located_manifest(), ray.cluster_resources(), options)
-    trackers = tracker_callbacks(tracked, directory, name, data.located_manifest(), tuple(p.name for p in space.params),
-                                 read_record(directory))
+    trackers = tracker_callbacks(
+        tracked, directory, name, data.located_manifest(), tuple(p.name for p in space.params), read_record(directory)
+    )
     trainable = _trainable(space, in_memory(data), in_memory(test_data) if test_data else None, gpus)
     recorder = ResultsRecorder(
-        directory, name, space.objectives, data.located_manifest(), test_data.located_manifest() if test_data else None,
-        num_samples + space.confirm_trials, options.keep_checkpoints,
+        directory,
+        name,
+        space.objectives,
+        data.located_manifest(),
+        test_data.located_manifest() if test_data else None,
+        num_samples + space.confirm_trials,
+        options.keep_checkpoints,
     )
-    tuner = make_tuner(space, trainable, recorder, name=name, directory=directory, storage=storage, num_samples=num_samples,
-                       max_concurrent=max_concurrent, resume=options.resume, trackers=tuple(trackers), on_cuda=gpus > 0,
-                       manifest=data.manifest)
+    tuner = make_tuner(
+        space,
+        trainable,
+        recorder,
+        name=name,
+        directory=directory,
+        storage=storage,
+        num_samples=num_samples,
+        max_concurrent=max_concurrent,
+        resume=options.resume,
+        trackers=tuple(trackers),
+        on_cuda=gpus > 0,
+        manifest=data.manifest,
+    )
     if not options.resume:
         trust.record_tuner(experiment)
     before = tune_rows(directory)
@@ -410,8 +468,10 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
     plan = read_plan(directory)
     expected = num_samples + (plan["trials"] if plan else space.confirm_trials)
     if options.resume and recorded == before and recorded < expected:
-        raise HamtuneError(f"sweep {name}: its Tune state holds {recorded} trial(s), all finished; --resume cannot add "
-                           f"trials (--num-samples {num_samples}), so start a new sweep under a new --name")
+        raise HamtuneError(
+            f"sweep {name}: its Tune state holds {recorded} trial(s), all finished; --resume cannot add "
+            f"trials (--num-samples {num_samples}), so start a new sweep under a new --name"
+        )
     if recorded < expected:
         raise SweepInterrupted(
             f"sweep {name} stopped with {recorded} of {expected} trials finished (all kept in {directory}); "

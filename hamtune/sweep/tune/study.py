@@ -35,8 +35,12 @@ class MirroredOptunaSearch(OptunaSearch):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.update(_sampler=None, _storage=None, _ot_study=None,
-                     _ot_trials={tune_id: trial_number(trial) for tune_id, trial in self._ot_trials.items()})
+        state.update(
+            _sampler=None,
+            _storage=None,
+            _ot_study=None,
+            _ot_trials={tune_id: trial_number(trial) for tune_id, trial in self._ot_trials.items()},
+        )
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -50,8 +54,10 @@ class MirroredOptunaSearch(OptunaSearch):
         self._ot_study = optuna.load_study(  # type: ignore[assignment]  # Ray annotates the attribute as None
             study_name=self._study_name, storage=self._storage, sampler=self._sampler, pruner=optuna.pruners.NopPruner()
         )
-        self._ot_trials = {tune_id: optuna.trial.Trial(self._ot_study, held_id)  # type: ignore[arg-type]  # as above
-                           for tune_id, held_id in state["_ot_trials"].items()}
+        self._ot_trials = {
+            tune_id: optuna.trial.Trial(self._ot_study, held_id)  # type: ignore[arg-type]  # as above
+            for tune_id, held_id in state["_ot_trials"].items()
+        }
 
     def _setup_study(self, mode) -> None:
         import optuna

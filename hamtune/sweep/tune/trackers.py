@@ -35,7 +35,13 @@ class TrackerCallback(tune.Callback):
         self.tracker.finish()
 
 
-def tracker_callbacks(names: tuple[str, ...], directory: Path, sweep: str, manifest: dict | None = None,
-                      sampled: tuple[str, ...] = (), settings: dict | None = None) -> list[TrackerCallback]:
+def tracker_callbacks(
+    names: tuple[str, ...],
+    directory: Path,
+    sweep: str,
+    manifest: dict | None = None,
+    sampled: tuple[str, ...] = (),
+    settings: dict | None = None,
+) -> list[TrackerCallback]:
     """Tune callbacks for the trackers `names` (each checked with `require` first, before anything is loaded)."""
     return [TrackerCallback(tracker) for tracker in make_trackers(names, directory, sweep, manifest, sampled, settings)]

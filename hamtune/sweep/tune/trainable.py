@@ -78,8 +78,9 @@ def run_trial(
         tune.report(_final(result.history, objectives, result.status, result.reason, node))
 
 
-def run_group_trial(config: dict, seeds: list[int], data: Prepared, test_data: Prepared | None,
-                    objectives: tuple[tuple[str, str], ...], node: str) -> None:
+def run_group_trial(
+    config: dict, seeds: list[int], data: Prepared, test_data: Prepared | None, objectives: tuple[tuple[str, str], ...], node: str
+) -> None:
     """A fused confirm trial: the seeds of one configuration trained as one grouped model (train/fused.py).
     Each group epoch reports the members' mean delivered objective (what Tune sees), each member's epoch
     under `members` (what the trackers log per seed) and a checkpoint of every member (`save_group`)."""
@@ -93,8 +94,9 @@ def run_group_trial(config: dict, seeds: list[int], data: Prepared, test_data: P
         first = trial_config(config, data.manifest).replace(num_threads=assigned_cpus())
         configs = [first.replace(seed=seed) for seed in seeds]
         with resume_folder() as resume_from:
-            results = train_group(configs, data, test_data=test_data, selection=objectives[0], on_group_epoch=on_group_epoch,
-                                  resume_from=resume_from)
+            results = train_group(
+                configs, data, test_data=test_data, selection=objectives[0], on_group_epoch=on_group_epoch, resume_from=resume_from
+            )
     except HamtuneError as exc:
         tune.report(_final([], objectives, "failed", str(exc), node))
         return
@@ -115,11 +117,20 @@ def group_report(members: list[Member], objectives: tuple[tuple[str, str], ...],
     epoch = max(m.run.epoch for m in members)
     each = [delivered(m.run.history, objectives) for m in members if m.run.history]
     mean = {key: _finite_mean([d[key] for d in each]) for key in (each[0] if each else {})}
-    trained = {str(m.run.config.seed): {**m.run.history[-1], **delivered(m.run.history, objectives)}
-               for m in members if m.run.history and m.run.history[-1].get("epoch") == epoch}
+    trained = {
+        str(m.run.config.seed): {**m.run.history[-1], **delivered(m.run.history, objectives)}
+        for m in members
+        if m.run.history and m.run.history[-1].get("epoch") == epoch
+    }
     run = members[0].run
-    return {**mean, "epoch": epoch, "members": trained, "node_id": node, "device": device_name(run.device),
-            "n_params": sum(p.numel() for p in run.model.parameters())}
+    return {
+        **mean,
+        "epoch": epoch,
+        "members": trained,
+        "node_id": node,
+        "device": device_name(run.device),
+        "n_params": sum(p.numel() for p in run.model.parameters()),
+    }
 
 
 def _final(history: list[dict], objectives, status: str, reason: str, node: str) -> dict:

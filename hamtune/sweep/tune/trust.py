@@ -52,8 +52,14 @@ from hamtune.sweep.tune.internals import tune_filesystem
 log = logging.getLogger(__name__)
 
 STATE_FILE = "experiment_state-*.json"
-STATE_PATTERNS = (TUNER, STATE_FILE, "search_gen_state-*.json", "searcher-state-*.pkl",
-                  "callback-states-*.pkl", "basic-variant-state-*.json")
+STATE_PATTERNS = (
+    TUNER,
+    STATE_FILE,
+    "search_gen_state-*.json",
+    "searcher-state-*.pkl",
+    "callback-states-*.pkl",
+    "basic-variant-state-*.json",
+)
 TRIAL_PATTERNS = ("error.pkl",)
 KEPT = ".hamtune-state"  # beside Tune's files: the last recorded version of each state file (see the module docstring)
 SET_ASIDE = ".unrecorded"  # suffix of a state file never recorded: Tune's patterns no longer match it
@@ -78,8 +84,10 @@ def check_usable() -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise HamtuneError(f"{folder}: cannot hold hamtune's records of Tune state ({exc.strerror}); set XDG_CONFIG_HOME "
-                           "to a folder you can write (nothing was started)") from None
+        raise HamtuneError(
+            f"{folder}: cannot hold hamtune's records of Tune state ({exc.strerror}); set XDG_CONFIG_HOME "
+            "to a folder you can write (nothing was started)"
+        ) from None
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -136,7 +144,7 @@ def record(fs_path: str, filesystem, root: str, names: tuple[str, ...] | None = 
             changed = True
         there = (stored or {}).get(name)
         if there in known and known.index(there) > 0:
-            del known[:known.index(there)]
+            del known[: known.index(there)]
             changed = True
         if len(known) > KEEP:
             del known[:-KEEP]
@@ -162,15 +170,16 @@ def verify(experiment: str) -> None:
     filesystem, fs_path = tune_filesystem(experiment)
     where = record_path(fs_path)
     saved = _read_record(where)
-    advice = ("Ray Tune resumes by unpickling it, which runs any code it holds, so hamtune will not resume it; "
-              "`hamtune report` reads the folder safely; to continue, run the sweep again without --resume under a new --name")
+    advice = (
+        "Ray Tune resumes by unpickling it, which runs any code it holds, so hamtune will not resume it; "
+        "`hamtune report` reads the folder safely; to continue, run the sweep again without --resume under a new --name"
+    )
     if saved is None:
         raise HamtuneError(f"{experiment}: not written by this user's hamtune (no record of its Tune state in {where}); {advice}")
     for name, digest in sorted(state_digests(filesystem, fs_path).items()):
         if digest not in saved["files"].get(name, []):
             raise HamtuneError(
-                f"{experiment}/{name}: not written by this user's hamtune (its sha256 is not among those recorded "
-                f"in {where}); {advice}"
+                f"{experiment}/{name}: not written by this user's hamtune (its sha256 is not among those recorded in {where}); {advice}"
             )
 
 
@@ -236,8 +245,12 @@ def put_back_recorded_state(experiment: str) -> None:
         os.link(path, aside, follow_symlinks=False)  # kept before the recorded version replaces it: a kill between loses nothing
         with atomic_file(path) as tmp:
             tmp.write_bytes(kept)
-        log.warning("%s: not a version this user's hamtune recorded (left by a driver killed while Tune saved it, or put "
-                    "there by someone else); set aside unread as %s and the last recorded version put back", path, aside.name)
+        log.warning(
+            "%s: not a version this user's hamtune recorded (left by a driver killed while Tune saved it, or put "
+            "there by someone else); set aside unread as %s and the last recorded version put back",
+            path,
+            aside.name,
+        )
 
 
 def _recorded_copy(path: Path, known: list[str]) -> bytes | None:

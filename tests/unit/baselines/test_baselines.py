@@ -91,7 +91,11 @@ def test_a_rerun_replaces_its_rows_instead_of_adding_new_ones(results, prepared)
 
 def _splits(prepared: Prepared) -> tuple[np.ndarray, Split, Split]:
     plan = plan_splits(prepared, TrainConfig())
-    return pixels(prepared.images[plan.train]), split_images(prepared, plan.val, plan.labels), split_images(prepared, plan.test, plan.labels)
+    return (
+        pixels(prepared.images[plan.train]),
+        split_images(prepared, plan.val, plan.labels),
+        split_images(prepared, plan.test, plan.labels),
+    )
 
 
 def test_the_threshold_is_chosen_on_validation_and_never_sees_test_labels(prepared):
@@ -157,8 +161,14 @@ def test_the_report_ranks_baselines_beside_the_deep_model_and_says_who_wins(resu
     ranking = rank(trials, metric)
     assert len(ranking.boards) == 1  # one test set: the deep model and the baselines share a leaderboard
     key, board = next(iter(ranking.boards.items()))
-    assert set(board["role"]) == {"", "classical: pca-8", "classical: pca-8-ssim", "classical: pca-8-mse+ssim",
-                                  "classical: iforest-50", "classical: knn-3"}
+    assert set(board["role"]) == {
+        "",
+        "classical: pca-8",
+        "classical: pca-8-ssim",
+        "classical: pca-8-mse+ssim",
+        "classical: iforest-50",
+        "classical: knn-3",
+    }
     answer = verdict(board, key, metric)
     deep = float(board.loc[board["role"] == "", "test_auroc"].max())
     assert answer.beats_classical == (deep > max(answer.classical.values()))
@@ -171,8 +181,10 @@ def test_the_report_ranks_baselines_beside_the_deep_model_and_says_who_wins(resu
     assert "AUROC (95% CI)" in text and "AUPRC (95% CI)" in text and "AUROC mel" in text and "AUROC bcc" in text
     best_baseline = board[board["role"].str.startswith("classical:")].iloc[0]["model"]  # top-ranked on validation
     assert f"the best baseline ({best_baseline}): test AUROC difference" in text
-    assert any(word in text for word in (" beats the best baseline", " is not distinguishable from the best baseline",
-                                         " is beaten by the best baseline"))
+    assert any(
+        word in text
+        for word in (" beats the best baseline", " is not distinguishable from the best baseline", " is beaten by the best baseline")
+    )
     page = html.read_text(encoding="utf-8")
     flag = "No deep model beats the classical baseline(s)"
     assert (flag in page) == (not answer.beats_classical)
@@ -221,8 +233,10 @@ def test_every_reconstruction_is_scored_as_the_deep_models_score_it(prepared, tm
     protocol = get_protocol("cancer")
     for row in rows[:3]:
         sigma = int(row["baseline_setting"].removeprefix("sigma="))
-        per_sigma = {s: evaluate_method(val, test, *(blur(None, val.shape, s)(x) for x in (val.x, test.x)), protocol,
-                                        row["score"])[0]["val_auroc"] for s in BLUR_SIGMAS}
+        per_sigma = {
+            s: evaluate_method(val, test, *(blur(None, val.shape, s)(x) for x in (val.x, test.x)), protocol, row["score"])[0]["val_auroc"]
+            for s in BLUR_SIGMAS
+        }
         assert per_sigma[sigma] == max(per_sigma.values()) == row["val_auroc"]
         recon = blur(None, test.shape, sigma)(test.x)
         terms = reconstruction_terms(test, recon)
@@ -233,8 +247,10 @@ def test_every_reconstruction_is_scored_as_the_deep_models_score_it(prepared, tm
         if row["score"] == "mse+ssim":
             val_terms = reconstruction_terms(val, blur(None, val.shape, sigma)(val.x))
             normal = val.labels == 0
-            expected = sum((v - v_val[normal].mean()) / v_val[normal].std()
-                           for v, v_val in ((terms["mse"], val_terms["mse"]), (1 - terms["ssim"], 1 - val_terms["ssim"])))
+            expected = sum(
+                (v - v_val[normal].mean()) / v_val[normal].std()
+                for v, v_val in ((terms["mse"], val_terms["mse"]), (1 - terms["ssim"], 1 - val_terms["ssim"]))
+            )
             assert np.allclose(stored["score"], expected)
     assert {r["baseline_setting"] for r in rows[3:6]} <= {f"factor={f}" for f in RESAMPLE_FACTORS}
     assert all(r["baseline_setting"] is None and r["latent_dim"] == 8 for r in rows[6:])

@@ -285,7 +285,9 @@ def test_rebalance_weights_equalise_classes():
 
 
 @pytest.mark.parametrize("form", ["release", "hmnist", "dermamnist", "isic2018"])
-def test_every_registered_form_is_recognised_by_file_and_folder_and_loads_the_seven_classes(form, release_dir, isic_dir, prepared, tmp_path):
+def test_every_registered_form_is_recognised_by_file_and_folder_and_loads_the_seven_classes(
+    form, release_dir, isic_dir, prepared, tmp_path
+):
     from hamtune.data.sources import BY_NAME, FORMS, detect
 
     assert [f.name for f in FORMS] and form in BY_NAME
@@ -293,10 +295,12 @@ def test_every_registered_form_is_recognised_by_file_and_folder_and_loads_the_se
     folder = tmp_path / form
     if form != "release":
         folder.mkdir()
-    file = {"release": lambda: copy_release(release_dir, folder) / "HAM10000_metadata.csv",
-            "hmnist": lambda: write_hmnist(folder / "hmnist_28_28_RGB.csv", pixels, dx),
-            "dermamnist": lambda: write_dermamnist(folder / "dermamnist.npz", pixels, dx),
-            "isic2018": lambda: next(isic_dir.glob("ISIC2018_Task3_*GroundTruth*.csv"))}[form]()
+    file = {
+        "release": lambda: copy_release(release_dir, folder) / "HAM10000_metadata.csv",
+        "hmnist": lambda: write_hmnist(folder / "hmnist_28_28_RGB.csv", pixels, dx),
+        "dermamnist": lambda: write_dermamnist(folder / "dermamnist.npz", pixels, dx),
+        "isic2018": lambda: next(isic_dir.glob("ISIC2018_Task3_*GroundTruth*.csv")),
+    }[form]()
     assert detect(file) == form
     assert detect(file.parent) == form
     source = BY_NAME[form].load(file.parent if form in ("release", "isic2018") else file, skip_missing=False, metadata=None)

@@ -95,12 +95,27 @@ def test_external_test_metrics_come_from_the_external_rows_only(isic_dir):
 
 def test_cli_train_with_external_test_data_in_both_layouts(isic_dir, tmp_path, capsys):
     for data in ("synthetic:n=300,size=600x450", str(isic_dir)):
-        code = main(["train", "--data", data, "--test-data", str(isic_dir), "--set", "protocol=nevus",
-                     "--set", "epochs=1", "--set", "image_size=24", "--results", str(tmp_path), "--name", "ext"])
+        code = main(
+            [
+                "train",
+                "--data",
+                data,
+                "--test-data",
+                str(isic_dir),
+                "--set",
+                "protocol=nevus",
+                "--set",
+                "epochs=1",
+                "--set",
+                "image_size=24",
+                "--results",
+                str(tmp_path),
+                "--name",
+                "ext",
+            ]
+        )
         assert code == 0, capsys.readouterr().err
     trials, _, scores = load_results(tmp_path / "ext")
     assert len(trials) == 2 and trials["test_set"].nunique() == 1 and trials["test_set"].iloc[0].startswith("isic2018-")
     assert trials["test_path"].notna().all()
     assert scores.groupby("trial_id").size().nunique() == 1
-
-

@@ -21,8 +21,23 @@ from hamtune.errors import HamtuneError
 REAL_SAMPLE = SHARED / "data" / "ham10000_sample"
 SMALL = (120, 90)
 ANOMALIES = ("mel", "bcc", "akiec")
-SITES = {"abdomen", "acral", "back", "chest", "ear", "face", "foot", "genital", "hand", "lower extremity",
-         "neck", "scalp", "trunk", "unknown", "upper extremity"}
+SITES = {
+    "abdomen",
+    "acral",
+    "back",
+    "chest",
+    "ear",
+    "face",
+    "foot",
+    "genital",
+    "hand",
+    "lower extremity",
+    "neck",
+    "scalp",
+    "trunk",
+    "unknown",
+    "upper extremity",
+}
 DX_TYPES = {"histo", "follow_up", "consensus", "confocal"}
 
 
@@ -32,14 +47,12 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
 def small_release(tmp_path_factory) -> Path:
-    return synthesize_release(tmp_path_factory.mktemp("synth") / "ham", n=400, seed=0, image_size=SMALL,
-                              progress=False)
+    return synthesize_release(tmp_path_factory.mktemp("synth") / "ham", n=400, seed=0, image_size=SMALL, progress=False)
 
 
 def test_release_layout_and_metadata_look_like_the_real_file(small_release):
@@ -138,10 +151,20 @@ def test_a_crash_leaves_no_half_dataset(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"n": 6}, {"n": "100"}, {"n": 2.5}, {"image_size": (0, 90)}, {"image_size": (600,)},
-    {"image_size": "600x450"}, {"image_size": (600.0, 450.0)}, {"seed": -1}, {"workers": 0},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n": 6},
+        {"n": "100"},
+        {"n": 2.5},
+        {"image_size": (0, 90)},
+        {"image_size": (600,)},
+        {"image_size": "600x450"},
+        {"image_size": (600.0, 450.0)},
+        {"seed": -1},
+        {"workers": 0},
+    ],
+)
 def test_bad_arguments_are_named(tmp_path, kwargs):
     with pytest.raises(HamtuneError, match=next(iter(kwargs))):
         synthesize_release(tmp_path / "ham", **{"n": 20, "image_size": SMALL, "progress": False, **kwargs})
@@ -210,15 +233,16 @@ def test_colours_match_the_real_photos_of_each_class():
     for row in read_rows(REAL_SAMPLE / "metadata.csv"):
         with Image.open(REAL_SAMPLE / f"{row['image_id']}.jpg") as image:
             real[row["dx"]].append(colour_features(image))
-    images = {dx: [Image.fromarray(render_lesion(dx, np.random.default_rng([11, k, i]), SMALL)) for i in range(24)]
-              for k, dx in enumerate(DX_CODES)}
+    images = {
+        dx: [Image.fromarray(render_lesion(dx, np.random.default_rng([11, k, i]), SMALL)) for i in range(24)]
+        for k, dx in enumerate(DX_CODES)
+    }
     real_features = {dx: np.array(v) for dx, v in real.items()}
     gaps = colour_gaps(real_features, {dx: np.array([colour_features(im) for im in v]) for dx, v in images.items()})
     for dx, gap in gaps.items():
         assert (gap < COLOUR_TOLERANCE).all(), f"{dx}: gaps {gap.round(1)} (mean, chroma, G std, contrast)"
     grey = {dx: np.array([colour_features(im.convert("L")) for im in v]) for dx, v in images.items()}
-    blue = {dx: np.array([colour_features(Image.fromarray(np.asarray(im)[..., ::-1])) for im in v])
-            for dx, v in images.items()}
+    blue = {dx: np.array([colour_features(Image.fromarray(np.asarray(im)[..., ::-1])) for im in v]) for dx, v in images.items()}
     for control in (grey, blue):
         gaps = colour_gaps(real_features, control)
         assert all((gap >= COLOUR_TOLERANCE).any() for gap in gaps.values()), "the check must catch grey or blue skin"
@@ -239,16 +263,16 @@ def test_anomalies_are_learnable_from_pixels_but_not_trivially(small_release):
             features.append(np.asarray(image.resize((16, 16), Image.BILINEAR), np.float32).ravel() / 255)
     anomaly = np.array([row["dx"] in ANOMALIES for row in rows])
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, solver="liblinear"))
-    score = cross_val_predict(model, np.array(features), anomaly, cv=GroupKFold(5),
-                              groups=[row["lesion_id"] for row in rows], method="predict_proba")[:, 1]
+    score = cross_val_predict(
+        model, np.array(features), anomaly, cv=GroupKFold(5), groups=[row["lesion_id"] for row in rows], method="predict_proba"
+    )[:, 1]
     auroc = roc_auc_score(anomaly, score)
     assert 0.65 < auroc < 0.97, f"AUROC {auroc:.3f} of logistic regression on 16x16 pixels"
 
 
 @pytest.fixture(scope="module")
 def thousand_lesions(tmp_path_factory) -> Path:
-    return synthesize_release(tmp_path_factory.mktemp("synth") / "ham", n=1000, seed=1, image_size=(160, 120),
-                              progress=False)
+    return synthesize_release(tmp_path_factory.mktemp("synth") / "ham", n=1000, seed=1, image_size=(160, 120), progress=False)
 
 
 def test_a_model_of_normal_lesions_reconstructs_cancers_worse_but_not_trivially(thousand_lesions, tmp_path):

@@ -52,8 +52,14 @@ def test_unreadable_or_misshaped_golden_vectors_are_one_error_naming_the_file(tm
     (tmp_path / GOLDEN).write_bytes(b"not a zip")
     with pytest.raises(HamtuneError, match="not readable golden vectors"):
         read_golden(tmp_path / GOLDEN)
-    np.savez(tmp_path / GOLDEN, images=np.zeros((2, 4, 4, 3), np.float32), names=np.array(["a", "b"]), scores=np.zeros(2),
-             flagged=np.zeros(2, bool), threshold=np.float64(0))
+    np.savez(
+        tmp_path / GOLDEN,
+        images=np.zeros((2, 4, 4, 3), np.float32),
+        names=np.array(["a", "b"]),
+        scores=np.zeros(2),
+        flagged=np.zeros(2, bool),
+        threshold=np.float64(0),
+    )
     with pytest.raises(HamtuneError, match="must be uint8 images"):
         read_golden(tmp_path / GOLDEN)
 

@@ -21,8 +21,18 @@ CASES = list(itertools.product(sorted(BUILDERS), ("ae", "vae"), CHOICES["norm"],
 @pytest.mark.parametrize(("arch", "kind", "norm", "input_range"), CASES)
 def test_every_architecture_reconstructs_its_input_shape_in_its_range(arch, kind, norm, input_range):
     torch.manual_seed(0)
-    config = TrainConfig(arch=arch, kind=kind, norm=norm, input_range=input_range, latent_dim=6, cnn_channels=8,
-                         cnn_blocks=2, mlp_width=32, mlp_depth=1, image_size=16)
+    config = TrainConfig(
+        arch=arch,
+        kind=kind,
+        norm=norm,
+        input_range=input_range,
+        latent_dim=6,
+        cnn_channels=8,
+        cnn_blocks=2,
+        mlp_width=32,
+        mlp_depth=1,
+        image_size=16,
+    )
     model = build_model(config, (3, 16, 16))
     x = torch.rand(4, 3, 16, 16) * (2 if input_range == "pm1" else 1) - (1 if input_range == "pm1" else 0)
     recon, mu, logvar = model(x)
@@ -44,8 +54,12 @@ def test_the_exported_score_graph_is_the_evaluations_score(score):
     images = torch.randint(0, 256, (6, 16, 16, 3), dtype=torch.uint8)
     generator = torch.Generator().manual_seed(2)
     a = torch.randn(5, 5, generator=generator)
-    state = ScoreState(torch.randn(5, generator=generator), a @ a.T + torch.eye(5), {"mse": 0.1, "ssim": 0.3, "latent": 4.0, "elbo": 900.0},
-                       {"mse": 0.05, "ssim": 0.1, "latent": 2.0, "elbo": 50.0})
+    state = ScoreState(
+        torch.randn(5, generator=generator),
+        a @ a.T + torch.eye(5),
+        {"mse": 0.1, "ssim": 0.3, "latent": 4.0, "elbo": 900.0},
+        {"mse": 0.05, "ssim": 0.1, "latent": 2.0, "elbo": 50.0},
+    )
     expected = anomaly_score(score_images(model, images, np.arange(6), config, state), score, state)
     with torch.no_grad():
         graph = ScoreGraph(model, config, state)(images).double().numpy()

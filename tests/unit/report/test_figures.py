@@ -15,12 +15,23 @@ from hamtune.results.rank import Metric
 
 
 def board() -> pd.DataFrame:
-    return pd.DataFrame({
-        "sweep": "s", "trial_id": ["a", "b", "c", "d"], "kind": "ae", "arch": ["cnn", "cnn", "mlp", "mlp"],
-        "rebalance": "none", "role": "", "rank": [1, 2, 3, 4], "lr": 1e-3, "latent_dim": 8,
-        "val_auroc": [0.8, 0.7, 0.75, 0.6], "test_auroc": [0.82, 0.71, 0.79, 0.55], "test_f1": [0.5, 0.4, 0.6, 0.3],
-        "test_ssim": [0.6, 0.9, 0.7, 0.5],
-    })
+    return pd.DataFrame(
+        {
+            "sweep": "s",
+            "trial_id": ["a", "b", "c", "d"],
+            "kind": "ae",
+            "arch": ["cnn", "cnn", "mlp", "mlp"],
+            "rebalance": "none",
+            "role": "",
+            "rank": [1, 2, 3, 4],
+            "lr": 1e-3,
+            "latent_dim": 8,
+            "val_auroc": [0.8, 0.7, 0.75, 0.6],
+            "test_auroc": [0.82, 0.71, 0.79, 0.55],
+            "test_f1": [0.5, 0.4, 0.6, 0.3],
+            "test_ssim": [0.6, 0.9, 0.7, 0.5],
+        }
+    )
 
 
 def test_roc_legend_is_the_auroc_of_the_per_image_scores():

@@ -17,7 +17,10 @@ from hamtune.results.store import read_distributions, write_distributions
 from hamtune.sweep.space import parse_space
 
 SPACE = {
-    "name": "declared", "data": "synthetic", "num_samples": 30, "max_epochs": 2,
+    "name": "declared",
+    "data": "synthetic",
+    "num_samples": 30,
+    "max_epochs": 2,
     "params": {
         "latent_dim": {"int": [8, 256], "log": True},
         "batch_size": {"choice": [32, 64, 128, 256, 512]},
@@ -32,10 +35,17 @@ def trials(n: int = 30) -> pd.DataFrame:
     batch = rng.choice([32, 64, 128, 256, 512], n)
     latent = np.exp(rng.uniform(np.log(8), np.log(256), n)).round().astype(int)
     auroc = 0.6 + 0.2 * (batch == 64) + 0.01 * np.log(latent) + rng.normal(0, 0.01, n)
-    return pd.DataFrame({
-        "sweep": "declared", "trial_id": [f"t{i}" for i in range(n)], "latent_dim": latent, "batch_size": batch,
-        "lr": np.exp(rng.uniform(np.log(1e-4), np.log(1e-2), n)), "kind": rng.choice(["ae", "vae"], n), "val_auroc": auroc,
-    })
+    return pd.DataFrame(
+        {
+            "sweep": "declared",
+            "trial_id": [f"t{i}" for i in range(n)],
+            "latent_dim": latent,
+            "batch_size": batch,
+            "lr": np.exp(rng.uniform(np.log(1e-4), np.log(1e-2), n)),
+            "kind": rng.choice(["ae", "vae"], n),
+            "val_auroc": auroc,
+        }
+    )
 
 
 def test_the_space_declares_a_log_int_and_a_categorical_and_the_sweep_folder_keeps_them(tmp_path):
@@ -68,8 +78,11 @@ def test_importance_uses_the_declared_distributions_not_guessed_ones(tmp_path):
 
 def test_a_declared_distribution_that_does_not_hold_the_values_is_not_used():
     ranked = trials()
-    declared = {"declared": {"latent_dim": parse_space({**SPACE, "params": {"latent_dim": {"int": [8, 16]}}},
-                                                       Path("x.yaml")).distributions()["latent_dim"]}}
+    declared = {
+        "declared": {
+            "latent_dim": parse_space({**SPACE, "params": {"latent_dim": {"int": [8, 16]}}}, Path("x.yaml")).distributions()["latent_dim"]
+        }
+    }
     study, _ = build_study(ranked, Metric("val_auroc", True), declared)
     assert study.trials[0].distributions["latent_dim"].high == ranked["latent_dim"].max()
 

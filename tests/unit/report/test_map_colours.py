@@ -43,8 +43,13 @@ def test_the_original_photo_is_cropped_as_the_data_was_prepared(prepared):
 def test_no_original_photo_for_arrays_or_a_moved_source_says_why(prepared, tmp_path):
     rng = np.random.default_rng(0)
     dx = ["nv"] * 30 + ["mel"] * 10
-    arrays = load_prepared(prepare(write_dermamnist(tmp_path / "dermamnist.npz", rng.integers(0, 255, (40, 28, 28, 3), np.uint8), dx),
-                                   out=tmp_path / "prepared", progress=False))
+    arrays = load_prepared(
+        prepare(
+            write_dermamnist(tmp_path / "dermamnist.npz", rng.integers(0, 255, (40, 28, 28, 3), np.uint8), dx),
+            out=tmp_path / "prepared",
+            progress=False,
+        )
+    )
     photos, missing = originals(arrays, ["x"])
     assert photos == [None] and "dermamnist source holds arrays" in missing
     moved = dataclasses.replace(prepared, manifest={**prepared.manifest, "source": str(tmp_path / "gone" / "HAM10000_metadata.csv")})

@@ -20,8 +20,17 @@ from hamtune.results.layout import CHOSEN, SCORES, TRIALS
 from hamtune.results.store import ResultsWriter, read_parquet, trial_row, write_parquet
 
 DATA = {"name": "synthetic", "fingerprint": "f00d", "path": "/nowhere"}
-PARAMS = {"kind": "ae", "arch": "cnn", "protocol": "cancer", "split": "lesion", "split_seed": 0, "val_fraction": 0.2,
-          "test_fraction": 0.2, "image_size": 28, "batch_size": 32}
+PARAMS = {
+    "kind": "ae",
+    "arch": "cnn",
+    "protocol": "cancer",
+    "split": "lesion",
+    "split_seed": 0,
+    "val_fraction": 0.2,
+    "test_fraction": 0.2,
+    "image_size": 28,
+    "batch_size": 32,
+}
 ENSEMBLE = "seed-ensemble-2-beef"
 TEST_BEST = "s4"  # lowest validation, highest test: what choosing on test labels would take
 
@@ -31,18 +40,47 @@ def _scores(auroc: float, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     labels = np.r_[np.zeros(30, int), np.ones(10, int)]
     score = rng.normal(size=40) + labels * 2.0 * (auroc - 0.5) * 2
-    return pd.DataFrame({"image_id": [f"i{i}" for i in range(40)], "dx": np.where(labels, "mel", "nv"), "label": labels,
-                         "score": score})
+    return pd.DataFrame({"image_id": [f"i{i}" for i in range(40)], "dx": np.where(labels, "mel", "nv"), "label": labels, "score": score})
 
 
-def _add(writer: ResultsWriter, sweep: str, trial_id: str, val: float, test: float, *, latent_dim: int | None = 16,
-         extra: dict | None = None, kind: str = "ae", seed: int = 0) -> None:
+def _add(
+    writer: ResultsWriter,
+    sweep: str,
+    trial_id: str,
+    val: float,
+    test: float,
+    *,
+    latent_dim: int | None = 16,
+    extra: dict | None = None,
+    kind: str = "ae",
+    seed: int = 0,
+) -> None:
     params = {**PARAMS, "kind": kind, "latent_dim": latent_dim, "lr": 1e-3, "seed": seed}
-    history = [{"epoch": 1, "val_auroc": val, "val_loss": 1 - val, "test_auroc": test, "test_auprc": test / 2,
-                "test_f1": test / 3, "epoch_time_s": 0.1}]
-    row = trial_row(sweep=sweep, trial_id=trial_id, status="completed", reason="", params=params, history=history,
-                    objective=("val_auroc", "max"), wall_time_s=1.0, device="cpu", data_manifest=DATA,
-                    checkpoint=f"checkpoints/{trial_id}", extra=extra)
+    history = [
+        {
+            "epoch": 1,
+            "val_auroc": val,
+            "val_loss": 1 - val,
+            "test_auroc": test,
+            "test_auprc": test / 2,
+            "test_f1": test / 3,
+            "epoch_time_s": 0.1,
+        }
+    ]
+    row = trial_row(
+        sweep=sweep,
+        trial_id=trial_id,
+        status="completed",
+        reason="",
+        params=params,
+        history=history,
+        objective=("val_auroc", "max"),
+        wall_time_s=1.0,
+        device="cpu",
+        data_manifest=DATA,
+        checkpoint=f"checkpoints/{trial_id}",
+        extra=extra,
+    )
     writer.add(row, history, _scores(test, len(writer.trials)), None)
 
 
@@ -57,8 +95,16 @@ def sweep_alpha(directory) -> None:
         _add(writer, "alpha", trial_id, val, test, latent_dim=8 + len(trial_id), extra={"stage": "search", "config_id": trial_id})
     _add(writer, "alpha", "s1-c1", 0.60, 0.61, latent_dim=10, seed=1, extra={"stage": "confirm", "config_id": "s1"})
     _add(writer, "alpha", "s2-c1", 0.99, 0.63, latent_dim=10, seed=1, extra={"stage": "confirm", "config_id": "s2"})
-    _add(writer, "alpha", ENSEMBLE, 0.95, 0.63, latent_dim=None, kind="ensemble",
-         extra={"model": "seed-ensemble-2", "members": "s2,s2-c1", "members_from": "alpha", "epochs_run": None})
+    _add(
+        writer,
+        "alpha",
+        ENSEMBLE,
+        0.95,
+        0.63,
+        latent_dim=None,
+        kind="ensemble",
+        extra={"model": "seed-ensemble-2", "members": "s2,s2-c1", "members_from": "alpha", "epochs_run": None},
+    )
 
 
 def sweep_beta(directory) -> None:

@@ -17,9 +17,16 @@ VAL = Metric("val_auroc", True)
 
 def trials() -> pd.DataFrame:
     """a: one lucky search trial (0.90) whose seeds fall back; b: steady; c: searched once, not confirmed."""
-    rows = [("a", "a", 0, 0.90, 0.80), ("a1", "a", 1, 0.70, 0.70), ("a2", "a", 2, 0.71, 0.72),
-            ("b", "b", 0, 0.85, 0.84), ("b1", "b", 1, 0.84, 0.83), ("b2", "b", 2, 0.86, 0.85),
-            ("c", None, 0, 0.95, 0.60), ("d", "d", 0, 0.99, 0.99)]
+    rows = [
+        ("a", "a", 0, 0.90, 0.80),
+        ("a1", "a", 1, 0.70, 0.70),
+        ("a2", "a", 2, 0.71, 0.72),
+        ("b", "b", 0, 0.85, 0.84),
+        ("b1", "b", 1, 0.84, 0.83),
+        ("b2", "b", 2, 0.86, 0.85),
+        ("c", None, 0, 0.95, 0.60),
+        ("d", "d", 0, 0.99, 0.99),
+    ]
     frame = pd.DataFrame(rows, columns=["trial_id", "config_id", "seed", "val_auroc", "test_auroc"])
     return frame.assign(status=["completed"] * 7 + ["failed"], kind="ae", arch="cnn")
 
@@ -39,9 +46,18 @@ def test_the_chosen_configuration_is_the_best_mean_over_seeds_not_the_luckiest_t
 
 
 def test_every_interval_of_a_mean_auroc_over_few_seeds_lies_inside_0_1_and_holds_the_mean():
-    frame = pd.DataFrame({"trial_id": ["p", "p1", "q", "q1", "q2"], "config_id": ["p", "p", "q", "q", "q"], "seed": [0, 1, 0, 1, 2],
-                          "val_auroc": [0.60, 0.99, 0.02, 0.5, 1.0], "test_auroc": [0.29, 0.97, 0.9, 0.95, 1.0],
-                          "test_mse": [0.1, 0.3, 0.2, 0.2, 0.4], "status": "completed", "kind": "ae"})
+    frame = pd.DataFrame(
+        {
+            "trial_id": ["p", "p1", "q", "q1", "q2"],
+            "config_id": ["p", "p", "q", "q", "q"],
+            "seed": [0, 1, 0, 1, 2],
+            "val_auroc": [0.60, 0.99, 0.02, 0.5, 1.0],
+            "test_auroc": [0.29, 0.97, 0.9, 0.95, 1.0],
+            "test_mse": [0.1, 0.3, 0.2, 0.2, 0.4],
+            "status": "completed",
+            "kind": "ae",
+        }
+    )
     table = per_configuration(seed_rows(frame), VAL, metrics=("test_auroc", "test_mse"))
     for name in ("val_auroc", "test_auroc"):
         low, high, mean = table[f"{name}_ci_low"], table[f"{name}_ci_high"], table[f"{name}_mean"]
@@ -50,10 +66,16 @@ def test_every_interval_of_a_mean_auroc_over_few_seeds_lies_inside_0_1_and_holds
 
 
 def test_reproduce_seeds_join_their_configuration_but_the_rerun_of_the_original_does_not():
-    reproduced = pd.DataFrame({
-        "config_id": ["c", "c", "c", "zz"], "seed": [0, 1, 2, 1], "is_original": [True, False, False, False],
-        "status": ["completed"] * 4, "val_auroc": [0.95, 0.50, 0.52, 0.99], "test_auroc": [0.6, 0.5, 0.5, 0.9],
-    })
+    reproduced = pd.DataFrame(
+        {
+            "config_id": ["c", "c", "c", "zz"],
+            "seed": [0, 1, 2, 1],
+            "is_original": [True, False, False, False],
+            "status": ["completed"] * 4,
+            "val_auroc": [0.95, 0.50, 0.52, 0.99],
+            "test_auroc": [0.6, 0.5, 0.5, 0.9],
+        }
+    )
     table = per_configuration(seed_rows(trials(), reproduced), VAL, metrics=("test_auroc",)).set_index("config_id")
     assert table.loc["c", "n"] == 3 and table.loc["c", "val_auroc_mean"] == pytest.approx((0.95 + 0.50 + 0.52) / 3)
     assert "zz" not in table.index  # a reproduction of a trial these results do not hold
@@ -71,8 +93,20 @@ def test_the_leaderboard_chooses_the_best_mean_configurations_seed_ensemble_not_
     frame = trials().assign(test_set="t", data_fingerprint="f", protocol="cancer")
     board = leaderboard(frame, VAL)
     assert board["trial_id"].iloc[0] == "b2"  # no ensemble: the best-mean configuration's best seed, not c (0.95) or a (0.90)
-    ensemble = pd.DataFrame([{"trial_id": "seed-ensemble-3", "kind": "ensemble", "members": "b2,b,b1", "val_auroc": 0.851,
-                              "test_auroc": 0.86, "status": "completed", "arch": "cnn", "seed": 0}])
+    ensemble = pd.DataFrame(
+        [
+            {
+                "trial_id": "seed-ensemble-3",
+                "kind": "ensemble",
+                "members": "b2,b,b1",
+                "val_auroc": 0.851,
+                "test_auroc": 0.86,
+                "status": "completed",
+                "arch": "cnn",
+                "seed": 0,
+            }
+        ]
+    )
     board = leaderboard(pd.concat([frame, ensemble.assign(test_set="t", data_fingerprint="f", protocol="cancer")], ignore_index=True), VAL)
     assert list(board["trial_id"][:3]) == ["seed-ensemble-3", "c", "a"] and list(board["rank"][:2]) == [1, 2]
     by_test = Metric("test_auroc", True)

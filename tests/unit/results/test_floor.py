@@ -13,8 +13,22 @@ from hamtune.report.load import combine, load_sweeps
 from hamtune.results.floor import floor_flags
 from hamtune.results.rank import is_deep, objective, rank, resolve_metric
 
-BAD = ["--set", "kind=vae", "--set", "arch=mlp", "--set", "mlp_width=64", "--set", "latent_dim=8", "--set", "epochs=1",
-       "--set", "norm=none", "--set", "lr=200"]
+BAD = [
+    "--set",
+    "kind=vae",
+    "--set",
+    "arch=mlp",
+    "--set",
+    "mlp_width=64",
+    "--set",
+    "latent_dim=8",
+    "--set",
+    "epochs=1",
+    "--set",
+    "norm=none",
+    "--set",
+    "lr=200",
+]
 
 
 def test_a_trial_trained_at_a_huge_learning_rate_is_flagged_below_the_blur(prepared, tmp_path):
@@ -33,10 +47,25 @@ def test_a_trial_trained_at_a_huge_learning_rate_is_flagged_below_the_blur(prepa
 
 def _board(**deep) -> pd.DataFrame:
     rows = [
-        {"trial_id": "blur", "role": "classical: blur-ssim", "model": "blur-ssim", "baseline": "blur",
-         "baseline_setting": "sigma=4", "val_auroc": 0.80, "val_mse": 0.002, "val_ssim": 0.80},
-        {"trial_id": "pca", "role": "classical: pca-64", "model": "pca-64", "baseline": "pca", "val_auroc": 0.78,
-         "val_mse": 0.001, "val_ssim": 0.82},
+        {
+            "trial_id": "blur",
+            "role": "classical: blur-ssim",
+            "model": "blur-ssim",
+            "baseline": "blur",
+            "baseline_setting": "sigma=4",
+            "val_auroc": 0.80,
+            "val_mse": 0.002,
+            "val_ssim": 0.80,
+        },
+        {
+            "trial_id": "pca",
+            "role": "classical: pca-64",
+            "model": "pca-64",
+            "baseline": "pca",
+            "val_auroc": 0.78,
+            "val_mse": 0.001,
+            "val_ssim": 0.82,
+        },
         {"trial_id": "deep", "role": "", "val_auroc": 0.85, "val_mse": 0.001, "val_ssim": 0.70, **deep},
     ]
     return pd.DataFrame(rows).sort_values("val_auroc", ascending=False, ignore_index=True)

@@ -53,10 +53,12 @@ def test_the_paired_difference_equals_a_loop_over_shared_resamples():
 def test_compare_pairs_two_trials_by_image_and_a_model_never_beats_itself():
     labels, a, b = _case()
     ids = [f"img{i}" for i in range(len(labels))]
-    scores = pd.concat([
-        pd.DataFrame({"sweep": "s", "trial_id": "a", "image_id": ids, "label": labels, "score": a}),
-        pd.DataFrame({"sweep": "s", "trial_id": "b", "image_id": ids[::-1], "label": labels[::-1], "score": b[::-1]}),
-    ])
+    scores = pd.concat(
+        [
+            pd.DataFrame({"sweep": "s", "trial_id": "a", "image_id": ids, "label": labels, "score": a}),
+            pd.DataFrame({"sweep": "s", "trial_id": "b", "image_id": ids[::-1], "label": labels[::-1], "score": b[::-1]}),
+        ]
+    )
     row_a, row_b = pd.Series({"sweep": "s", "trial_id": "a"}), pd.Series({"sweep": "s", "trial_id": "b"})
     assert np.isclose(compare(row_a, row_b, scores).value, paired_difference(labels, a, b).value)
     itself = compare(row_a, row_a, scores)

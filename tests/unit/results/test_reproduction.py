@@ -13,8 +13,15 @@ def test_spread_and_verdict():
     mean, std, low, high, lo, hi = spread(np.array([0.60, 0.62, 0.64]))
     assert mean == pytest.approx(0.62) and std == pytest.approx(0.02)
     assert low == pytest.approx(0.62 - 4.302653 * 0.02 / np.sqrt(3), abs=1e-6) and lo == low and hi == high
-    frame = pd.DataFrame({"config_id": ["a"] * 4, "seed": [0, 1, 2, 3], "is_original": [True, False, False, False],
-                          "test_auroc": [0.9, 0.60, 0.62, 0.64], "val_auroc": [0.5, 0.60, 0.62, 0.64]})
+    frame = pd.DataFrame(
+        {
+            "config_id": ["a"] * 4,
+            "seed": [0, 1, 2, 3],
+            "is_original": [True, False, False, False],
+            "test_auroc": [0.9, 0.60, 0.62, 0.64],
+            "val_auroc": [0.5, 0.60, 0.62, 0.64],
+        }
+    )
     chosen = pd.DataFrame({"trial_id": ["a"], "test_auroc": [0.9], "val_auroc": [0.61]})
     verdicts = summarise(frame, chosen, ("test_auroc", "val_auroc")).set_index("metric")["verdict"]
     assert verdicts.to_dict() == {"test_auroc": "does not hold", "val_auroc": "holds"}

@@ -10,11 +10,19 @@ from hamtune.results.rank import Metric, objective, rank, verdict
 
 
 def trials() -> pd.DataFrame:
-    return pd.DataFrame({
-        "sweep": "s", "trial_id": ["a", "b", "c", "pca"], "status": "completed", "kind": ["ae", "ae", "vae", None],
-        "model": [None, None, None, "pca-64"], "val_auroc": [0.80, 0.85, 0.70, 0.78], "test_auroc": [0.90, 0.82, 0.95, 0.80],
-        "objective_metric": "val_auroc", "objective_mode": "max",
-    })
+    return pd.DataFrame(
+        {
+            "sweep": "s",
+            "trial_id": ["a", "b", "c", "pca"],
+            "status": "completed",
+            "kind": ["ae", "ae", "vae", None],
+            "model": [None, None, None, "pca-64"],
+            "val_auroc": [0.80, 0.85, 0.70, 0.78],
+            "test_auroc": [0.90, 0.82, 0.95, 0.80],
+            "objective_metric": "val_auroc",
+            "objective_mode": "max",
+        }
+    )
 
 
 def test_the_board_is_ordered_on_validation_and_reports_test():

@@ -18,20 +18,29 @@ from hamtune.sweep.tune.cluster import stop_cluster
 def test_a_space_runtime_env_has_its_local_paths_read_from_the_space_folder(tmp_path):
     (tmp_path / "dist").mkdir()
     (tmp_path / "dist" / "hamtune-0.1.0-py3-none-any.whl").write_bytes(b"")
-    raw = {**TINY_SPACE, "runtime_env": {"py_modules": ["dist/hamtune-0.1.0-py3-none-any.whl", "s3://bucket/x.zip"],
-                                         "pip": ["torch==2.13.0"], "env_vars": {"OMP_NUM_THREADS": "1"}}}
+    raw = {
+        **TINY_SPACE,
+        "runtime_env": {
+            "py_modules": ["dist/hamtune-0.1.0-py3-none-any.whl", "s3://bucket/x.zip"],
+            "pip": ["torch==2.13.0"],
+            "env_vars": {"OMP_NUM_THREADS": "1"},
+        },
+    }
     space = parse_space(raw, tmp_path / "space.yaml")
     assert space.runtime_env["py_modules"] == [str(tmp_path / "dist" / "hamtune-0.1.0-py3-none-any.whl"), "s3://bucket/x.zip"]
     assert space.runtime_env["pip"] == ["torch==2.13.0"] and space.runtime_env["env_vars"] == {"OMP_NUM_THREADS": "1"}
     assert parse_space(TINY_SPACE, tmp_path / "space.yaml").runtime_env is None
 
 
-@pytest.mark.parametrize(("runtime_env", "needle"), [
-    ({"pipp": ["x"]}, "unknown key(s) pipp"),
-    ({"working_dir": "missing"}, "working_dir: "),
-    ({"env_vars": {"A": 1}}, "env_vars: expected a mapping of names to strings"),
-    ("pip", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    ("runtime_env", "needle"),
+    [
+        ({"pipp": ["x"]}, "unknown key(s) pipp"),
+        ({"working_dir": "missing"}, "working_dir: "),
+        ({"env_vars": {"A": 1}}, "env_vars: expected a mapping of names to strings"),
+        ("pip", "expected a mapping"),
+    ],
+)
 def test_a_wrong_runtime_env_in_a_space_is_one_line_naming_the_file_and_key(tmp_path, runtime_env, needle):
     with pytest.raises(HamtuneError) as caught:
         parse_space({**TINY_SPACE, "runtime_env": runtime_env}, tmp_path / "space.yaml")

@@ -44,4 +44,3 @@ def test_mlflows_store_opens_for_sqlite_and_is_refused_for_the_old_file_store(tm
     assert internals.open_mlflow_store(f"sqlite:///{tmp_path / 'mlflow.db'}") is not None
     with pytest.raises(Exception):  # noqa: B017 (MLflow's own error type for a refused store varies by version)
         internals.open_mlflow_store(str(tmp_path / "mlruns"))
-

@@ -31,8 +31,7 @@ def space_for(name: str, objectives: str, path: Path):
 
 def in_space(space, config: dict) -> bool:
     return all(p.name in config or not p.applies(config) for p in space.params) and all(
-        config[p.name] in p.values if p.kind == "choice" else p.low <= config[p.name] <= p.high
-        for p in space.params if p.name in config
+        config[p.name] in p.values if p.kind == "choice" else p.low <= config[p.name] <= p.high for p in space.params if p.name in config
     )
 
 
@@ -43,8 +42,11 @@ def test_every_sampler_survives_a_tuner_save_restore_and_pickle(tmp_path, name, 
     space = space_for(name, objectives, tmp_path / "space.yaml")
     searcher = make_searcher(space, "study", tmp_path)
     first = searcher.suggest("t1")
-    tune.Tuner(lambda config: None, tune_config=tune.TuneConfig(search_alg=searcher, num_samples=4),
-               run_config=tune.RunConfig(name="tune", storage_path=str(tmp_path)))  # pickles the searcher to tuner.pkl
+    tune.Tuner(
+        lambda config: None,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=4),
+        run_config=tune.RunConfig(name="tune", storage_path=str(tmp_path)),
+    )  # pickles the searcher to tuner.pkl
     restored = tune.Tuner.restore(str(tmp_path / "tune"), lambda config: None)._local_tuner._tune_config.search_alg
     for again in (restored, pickle.loads(pickle.dumps(searcher))):
         assert type(again.study.sampler) is type(searcher.study.sampler)

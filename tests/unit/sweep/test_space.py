@@ -33,14 +33,19 @@ def test_shipped_spaces_are_valid():
         ({"scheduler": {"name": "asha", "grace": 1}}, "scheduler.grace: unknown option"),
         ({"num_samples": 0}, "num_samples: must be at least 1"),
         ({"resources": {"cpus": 1, "gpu": 1}}, "resources: only cpus and gpus"),
-        ({"objective": [{"metric": "val_ssim"}, {"metric": "val_auroc"}], "scheduler": {"name": "asha"}}, "early stopping (asha) needs a single objective"),
+        (
+            {"objective": [{"metric": "val_ssim"}, {"metric": "val_auroc"}], "scheduler": {"name": "asha"}},
+            "early stopping (asha) needs a single objective",
+        ),
         ({"lerning_rate": 1}, "lerning_rate: unknown key"),
         ({"confirm": {"top": 2, "seed": 3}}, "confirm: only top and seeds can be set"),
         ({"confirm": {"top": 5, "seeds": 2}}, "confirm.top: 5 is more than num_samples (4)"),
         ({"confirm": {"top": 1, "seeds": -1}}, "confirm.seeds: must be at least 0"),
         ({"fuse": "always"}, "fuse: must be one of auto, on, off, got 'always'"),
-        ({"objective": [{"metric": "val_ssim"}, {"metric": "val_auroc"}], "confirm": {"top": 1, "seeds": 2}},
-         "confirm: the confirm stage ranks configurations by one objective"),
+        (
+            {"objective": [{"metric": "val_ssim"}, {"metric": "val_auroc"}], "confirm": {"top": 1, "seeds": 2}},
+            "confirm: the confirm stage ranks configurations by one objective",
+        ),
     ],
 )
 def test_invalid_space_fails_before_ray_naming_the_key(tmp_path, capsys, change, message):
@@ -57,7 +62,10 @@ def test_invalid_space_fails_before_ray_naming_the_key(tmp_path, capsys, change,
 
 def test_fuse_reads_yaml_on_and_off_and_defaults_to_auto(tmp_path):
     path = tmp_path / "space.yaml"
-    spaces = {text: parse_space(yaml.safe_load(yaml.safe_dump(TINY_SPACE, sort_keys=False) + text), path).fuse for text in ("", "fuse: off\n", "fuse: on\n")}
+    spaces = {
+        text: parse_space(yaml.safe_load(yaml.safe_dump(TINY_SPACE, sort_keys=False) + text), path).fuse
+        for text in ("", "fuse: off\n", "fuse: on\n")
+    }
     assert spaces == {"": "auto", "fuse: off\n": "off", "fuse: on\n": "on"}
 
 

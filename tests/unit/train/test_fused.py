@@ -35,8 +35,9 @@ def members(config: TrainConfig, seeds: list[int]) -> list[Run]:
     for seed in seeds:
         torch.manual_seed(seed)
         model = build_model(config, SHAPE).to(memory_format=torch.channels_last)
-        runs.append(Run(config.replace(seed=seed), model, make_optimizer(model, config, torch.device("cpu")), None,
-                        torch.device("cpu"), None, None))
+        runs.append(
+            Run(config.replace(seed=seed), model, make_optimizer(model, config, torch.device("cpu")), None, torch.device("cpu"), None, None)
+        )
     return runs
 
 
@@ -135,8 +136,30 @@ def test_only_configs_that_differ_in_their_seed_alone_fuse():
 @pytest.mark.parametrize("arch", ["cnn", "mlp"])
 def test_cli_train_seeds_writes_one_row_per_seed_and_their_ensemble(prepared, tmp_path, capsys, caplog, arch):
     with caplog.at_level(logging.DEBUG):  # -v after the subcommand is taken as before it
-        code = main(["train", "-v", "--data", str(prepared.path), "--set", "epochs=1", "--set", "image_size=28", "--fuse", "on",
-                     "--set", f"arch={arch}", "--set", "seed=5", "--seeds", "2", "--results", str(tmp_path), "--name", "s"])
+        code = main(
+            [
+                "train",
+                "-v",
+                "--data",
+                str(prepared.path),
+                "--set",
+                "epochs=1",
+                "--set",
+                "image_size=28",
+                "--fuse",
+                "on",
+                "--set",
+                f"arch={arch}",
+                "--set",
+                "seed=5",
+                "--seeds",
+                "2",
+                "--results",
+                str(tmp_path),
+                "--name",
+                "s",
+            ]
+        )
     assert code == 0 and capsys.readouterr().out.count("test_auroc") == 3  # two seeds and their ensemble
     assert ("one after another, not fused: arch=mlp" in caplog.text) == (arch == "mlp")
     trials, epochs, scores = load_results(tmp_path / "s")
@@ -173,8 +196,9 @@ def test_a_group_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(prepar
         train_group(configs, prepared, on_group_epoch=crash_after_first_epoch)
     assert [m["status"] for m in read_group(tmp_path)] == ["running"] * 3
     epochs_seen = []
-    resumed = train_group(configs, prepared, resume_from=tmp_path,
-                          on_group_epoch=lambda states: epochs_seen.append([m.run.epoch for m in states]))
+    resumed = train_group(
+        configs, prepared, resume_from=tmp_path, on_group_epoch=lambda states: epochs_seen.append([m.run.epoch for m in states])
+    )
     assert epochs_seen[0] == [2, 2, 2]  # went on from epoch 1, not from the start
     for got, want in zip(resumed, whole):
         assert (got.status, got.reason) == (want.status, want.reason)

@@ -77,7 +77,9 @@ def test_augmented_training_is_reproducible_and_differs_from_plain(prepared):
     assert a.history[0]["train_loss"] == b.history[0]["train_loss"] != plain.history[0]["train_loss"]
 
 
-@pytest.mark.parametrize("score, tta", [("ssim", False), ("latent", False), ("mse+latent", True), ("ssim+latent", False), ("mse+ssim", True)])
+@pytest.mark.parametrize(
+    "score, tta", [("ssim", False), ("latent", False), ("mse+latent", True), ("ssim+latent", False), ("mse+ssim", True)]
+)
 def test_scores_beyond_mse_are_fitted_without_test_labels(prepared, score, tta):
     result = train(small(arch="cnn", epochs=2, score=score, tta=tta), prepared)
     assert result.status == "completed"

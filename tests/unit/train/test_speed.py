@@ -34,8 +34,10 @@ def test_upsample_conv_computes_upsampling_then_convolution(low, size, out):
     got = layer(x)
     assert got.shape == expected.shape == (3, out, size, size)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
-    for a, b in zip(torch.autograd.grad(got.square().sum(), [x, layer.weight, layer.bias]),
-                    torch.autograd.grad(expected.square().sum(), [x, layer.weight, layer.bias])):
+    for a, b in zip(
+        torch.autograd.grad(got.square().sum(), [x, layer.weight, layer.bias]),
+        torch.autograd.grad(expected.square().sum(), [x, layer.weight, layer.bias]),
+    ):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 

@@ -164,7 +164,13 @@ def test_checkpoint_with_a_pickle_payload_is_refused(tmp_path):
 def test_presets_reproduce_the_original_projects():
     vae = build_config({"preset": "seed-vae"})
     assert (vae.kind, vae.arch, vae.latent_dim, vae.batch_size, vae.lr, vae.epochs, vae.max_train_images) == (
-        "vae", "mlp", 120, 32, 1e-3, 100, 5000
+        "vae",
+        "mlp",
+        120,
+        32,
+        1e-3,
+        100,
+        5000,
     )
     ae = build_config({"preset": "seed-ae", "batch_size": 64})
     assert ae.batch_size == 64 and ae.latent_dim == PRESETS["seed-ae"]["latent_dim"]
@@ -183,10 +189,21 @@ def test_set_errors_list_valid_keys_and_values(capsys):
 
 
 def test_cli_train_writes_the_sweep_layout(prepared, tmp_path, capsys):
-    code = main([
-        "train", "--preset", "seed-ae", "--data", str(prepared.path), "--set", "epochs=2",
-        "--results", str(tmp_path), "--name", "cli",
-    ])
+    code = main(
+        [
+            "train",
+            "--preset",
+            "seed-ae",
+            "--data",
+            str(prepared.path),
+            "--set",
+            "epochs=2",
+            "--results",
+            str(tmp_path),
+            "--name",
+            "cli",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "test_auroc" in out
     trials, epochs, scores = load_results(tmp_path / "cli")
