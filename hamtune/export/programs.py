@@ -167,10 +167,8 @@ def score_program(bundle: Bundle | EnsembleBundle, model: torch.nn.Module | None
     return ScoreGraph(model or bundle.model("cpu"), bundle.config, bundle.score_state(), mappable(bundle.config)).eval()
 
 
-SCORE_RULE = (
-    "one part: that part; several: the sum of (part - center) / scale; parts: mse = mean squared error on [0,1], "
-    "ssim = 1 - SSIM (Gaussian window 11, sigma 1.5, valid region), latent = squared Mahalanobis distance of mu "
-    "to latent_mean with latent_precision, elbo = the negative ELBO"
+SCORE_RULE = "one part: that part; several: the sum of (part - center) / scale; parts: " + ", ".join(
+    f"{part.name} = {part.rule}" for part in PARTS.values()
 )
 MAP_TEXT = (
     "output 'map': float32 (N, H, W), the per-pixel anomaly map (mse: squared error averaged over channels; ssim: "

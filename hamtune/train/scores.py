@@ -14,14 +14,24 @@ class ScorePart:
     similarity: bool  # higher = more alike, so the part is 1 - term
     words: str  # as a model card states it
     pixel_map: bool  # a mean over pixels: `hamtune score --maps` can show where it comes from
+    rule: str  # exactly how it is computed, for whoever ports an exported program (its metadata states it)
 
 
 PARTS: dict[str, ScorePart] = {
     part.name: part
     for part in (
-        ScorePart("mse", "mse", False, "the mean squared reconstruction error (on [0, 1] pixels)", True),
-        ScorePart("ssim", "ssim", True, "one minus the SSIM of its reconstruction", True),
-        ScorePart("latent", "latent", False, "the Mahalanobis distance of its code from the codes of the normal training images", False),
-        ScorePart("elbo", "neg_elbo", False, "the negative ELBO", False),
+        ScorePart("mse", "mse", False, "the mean squared reconstruction error (on [0, 1] pixels)", True, "mean squared error on [0,1]"),
+        ScorePart(
+            "ssim", "ssim", True, "one minus the SSIM of its reconstruction", True, "1 - SSIM (Gaussian window 11, sigma 1.5, valid region)"
+        ),
+        ScorePart(
+            "latent",
+            "latent",
+            False,
+            "the Mahalanobis distance of its code from the codes of the normal training images",
+            False,
+            "squared Mahalanobis distance of mu to latent_mean with latent_precision",
+        ),
+        ScorePart("elbo", "neg_elbo", False, "the negative ELBO", False, "the negative ELBO"),
     )
 }
