@@ -11,15 +11,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 REAL_METADATA = SHARED / "data" / "HAM10000_metadata.csv"
 REAL_SAMPLE = SHARED / "data" / "ham10000_sample"
-# Modules whose tests run for minutes each (killed and resumed sweeps, two-node clusters, many trials): run first,
-# so that under `pytest -n 2` neither worker is left alone with one of them at the end (longest first, shortest tail).
-LONGEST_FIRST = ("test_sweep_faults", "test_cluster", "test_reliability", "test_study_mirror", "test_hostile", "test_sweep")
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """The longest modules first, each kept whole and in its own order (module fixtures are set up once per worker)."""
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).stem, len(rank)))
 
 
 @pytest.fixture(scope="session", autouse=True)
