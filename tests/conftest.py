@@ -110,6 +110,18 @@ def sweep_results(tmp_path_factory, prepared, ray_local) -> Path:
     return run_sweep(tiny_space(prepared, root / "tiny.yaml"), SweepOptions(results_root=root))
 
 
+@pytest.fixture(scope="module")
+def trained(prepared, tmp_path_factory) -> Path:
+    """A results folder written by `hamtune train` (one MLP AE, one epoch, 28 px); one per module, as modules
+    that attack it may leave it changed."""
+    from hamtune.cli import main
+
+    root = tmp_path_factory.mktemp("trained")
+    argv = ["train", "--data", str(prepared.path), "--set", "epochs=1", "--set", "image_size=28", "--set", "mlp_width=32"]
+    assert main([*argv, "--name", "x", "--results", str(root)]) == 0
+    return root / "x"
+
+
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
     """Run `hamtune ARGV` in this process; returns the exit code, stdout and stderr."""
     from hamtune.cli import main

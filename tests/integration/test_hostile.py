@@ -20,33 +20,7 @@ import pytest
 import yaml
 from conftest import TINY_SPACE, assert_one_line_error, run_cli
 
-from hamtune.cli import main
 from hamtune.export.bundle import BUNDLE_VERSION
-
-
-@pytest.fixture(scope="module")
-def trained(prepared, tmp_path_factory) -> Path:
-    """A results folder written by `hamtune train` (one MLP AE, one epoch, 28 px)."""
-    root = tmp_path_factory.mktemp("trained")
-    code = main(
-        [
-            "train",
-            "--data",
-            str(prepared.path),
-            "--set",
-            "epochs=1",
-            "--set",
-            "image_size=28",
-            "--set",
-            "mlp_width=32",
-            "--name",
-            "x",
-            "--results",
-            str(root),
-        ]
-    )
-    assert code == 0
-    return root / "x"
 
 
 def tree(folder: Path) -> set[str]:

@@ -31,31 +31,6 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def trained(prepared, tmp_path_factory) -> Path:
-    """A results folder written by `hamtune train` (one MLP AE, one epoch, 28 px)."""
-    root = tmp_path_factory.mktemp("trained2")
-    code = main(
-        [
-            "train",
-            "--data",
-            str(prepared.path),
-            "--set",
-            "epochs=1",
-            "--set",
-            "image_size=28",
-            "--set",
-            "mlp_width=32",
-            "--name",
-            "x",
-            "--results",
-            str(root),
-        ]
-    )
-    assert code == 0
-    return root / "x"
-
-
-@pytest.fixture(scope="module")
 def program_bundle(trained, tmp_path_factory) -> Path:
     """A bundle exported with --format torch-export (kept pristine: tests copy it)."""
     out = tmp_path_factory.mktemp("programs") / "b"

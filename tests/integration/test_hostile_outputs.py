@@ -27,30 +27,6 @@ LATEX_ATTACK = "x\n\\end{verbatim}\\immediate\\write18{touch pwned}\\input{/etc/
 
 
 @pytest.fixture(scope="module")
-def trained(prepared, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("trained-out")
-    code = main(
-        [
-            "train",
-            "--data",
-            str(prepared.path),
-            "--set",
-            "epochs=1",
-            "--set",
-            "image_size=28",
-            "--set",
-            "mlp_width=32",
-            "--name",
-            "x",
-            "--results",
-            str(root),
-        ]
-    )
-    assert code == 0
-    return root / "x"
-
-
-@pytest.fixture(scope="module")
 def bundle(trained, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundle-out") / "b"
     assert main(["export", str(trained), "--out", str(out)]) == 0

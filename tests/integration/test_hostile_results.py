@@ -18,34 +18,9 @@ import yaml
 from conftest import TINY_SPACE, assert_one_line_error, run_cli
 
 import hamtune
-from hamtune.cli import main
 from hamtune.errors import HamtuneError
 from hamtune.results.layout import TRIALS
 from hamtune.results.store import SCHEMA_KEY, read_parquet, write_parquet
-
-
-@pytest.fixture(scope="module")
-def trained(prepared, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("trained3")
-    code = main(
-        [
-            "train",
-            "--data",
-            str(prepared.path),
-            "--set",
-            "epochs=1",
-            "--set",
-            "image_size=28",
-            "--set",
-            "mlp_width=32",
-            "--name",
-            "x",
-            "--results",
-            str(root),
-        ]
-    )
-    assert code == 0
-    return root / "x"
 
 
 def edited_copy(trained: Path, to: Path, change) -> Path:
