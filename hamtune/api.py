@@ -546,9 +546,10 @@ def run_baselines(
     messages (the CLI: its flags)."""
     from hamtune.baselines import DEFAULT_METHODS, parse_methods
     from hamtune.baselines import run_baselines as run
+    from hamtune.config_fields import DATA_KEYS
     from hamtune.paths import results_folder, results_lock
     from hamtune.results.chosen import record_choice
-    from hamtune.train.config import DATA_KEYS, build_config
+    from hamtune.train.config import build_config
     from hamtune.train.single import load_data
 
     labels = arguments.mapping(labels, "labels")

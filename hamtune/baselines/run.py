@@ -21,12 +21,13 @@ import pandas as pd
 import torch
 
 from hamtune.baselines.classical import Fit, Method, Scored, pixels
+from hamtune.config_fields import DATA_KEYS
 from hamtune.data.prepare import Prepared
 from hamtune.data.splits import Protocol, get_protocol
 from hamtune.results.layout import DEFAULT_OBJECTIVE
 from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.train import metrics
-from hamtune.train.config import DATA_KEYS, TrainConfig
+from hamtune.train.config import TrainConfig
 from hamtune.train.data import plan_splits
 from hamtune.train.evaluate import ScoreState, anomaly_score, detection_metrics, fit_standardisation
 from hamtune.train.loop import sample_picks

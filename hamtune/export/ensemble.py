@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 import hamtune
+from hamtune.config_fields import SPLIT_KEYS
 from hamtune.data.prepare import Prepared
 from hamtune.data.same_data import sweep_data
 from hamtune.data.splits import get_protocol
@@ -30,7 +31,6 @@ from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
 from hamtune.results.rank import DEEP_KINDS, ENSEMBLE, Metric, leaderboard, objective, top_trials
 from hamtune.results.store import ResultsWriter, load_results, trial_row
-from hamtune.train.config import SPLIT_KEYS
 from hamtune.train.data import plan_splits
 from hamtune.train.evaluate import EvalSet, detection_metrics, normal_spread
 from hamtune.train.loop import resolve_device

@@ -109,8 +109,8 @@ def floor_method_name(row: pd.Series) -> str | None:
 
 def _same_split(row: pd.Series, config, reference: pd.Series) -> str | None:
     """Why a row was not measured on the delivered model's test images, or None when it was."""
+    from hamtune.config_fields import SPLIT_KEYS
     from hamtune.results.chosen import typed_config
-    from hamtune.train.config import SPLIT_KEYS
 
     for column in ("data_fingerprint", "test_data_fingerprint"):
         mine, theirs = row.get(column), reference.get(column)

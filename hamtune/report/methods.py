@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from hamtune import escape
+from hamtune.config_fields import DATA_KEYS, SPLIT_KEYS
 from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError
 from hamtune.results.chosen import Chosen, chosen_of
@@ -25,7 +26,7 @@ from hamtune.results.numbers import fmt
 from hamtune.results.rank import RANKED_STATUSES, is_deep, objective, rank, resolve_metric
 from hamtune.results.records import read_plan, read_record
 from hamtune.results.store import load_results
-from hamtune.train.config import DATA_KEYS, SPLIT_KEYS, TrainConfig
+from hamtune.train.config import TrainConfig
 
 UNKNOWN = "not recorded"
 COMMANDS = "Commands that reproduce it"

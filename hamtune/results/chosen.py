@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hamtune.config_fields import FIELDS, WHOLE
 from hamtune.errors import HamtuneError, first_line
 from hamtune.files import atomic_file, read_text
 from hamtune.results.layout import CHOSEN
@@ -90,82 +91,14 @@ def _plain(value):
     return value
 
 
-# TrainConfig's fields and which of them are whole numbers, named here because results sit below train (a test checks
-# both against TrainConfig itself, so a new field cannot be forgotten).
-SETTINGS = (
-    "kind",
-    "arch",
-    "latent_dim",
-    "mlp_width",
-    "mlp_depth",
-    "cnn_channels",
-    "cnn_blocks",
-    "norm",
-    "dropout",
-    "beta",
-    "kl_warmup",
-    "recon_loss",
-    "score",
-    "tta",
-    "input_range",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "lr_schedule",
-    "epochs",
-    "patience",
-    "rebalance",
-    "augment",
-    "color_jitter",
-    "protocol",
-    "split",
-    "val_fraction",
-    "test_fraction",
-    "split_seed",
-    "max_train_images",
-    "image_size",
-    "crop",
-    "channels",
-    "seed",
-    "device",
-    "precision",
-    "compile",
-    "channels_last",
-    "num_threads",
-    "eval_batch_size",
-    "test_every_epoch",
-    "preset",
-)
-WHOLE_SETTINGS = frozenset(
-    {
-        "latent_dim",
-        "mlp_width",
-        "mlp_depth",
-        "cnn_channels",
-        "cnn_blocks",
-        "kl_warmup",
-        "batch_size",
-        "epochs",
-        "patience",
-        "split_seed",
-        "max_train_images",
-        "image_size",
-        "channels",
-        "seed",
-        "num_threads",
-        "eval_batch_size",
-    }
-)
-
-
 def typed_config(row: pd.Series) -> dict:
     """The TrainConfig fields of a row with their declared types (Parquet gives an int column with gaps as floats)."""
     out = {}
-    for name in SETTINGS:
+    for name in FIELDS:
         if name not in row.index:
             continue
         value = _plain(row[name])
-        if name in WHOLE_SETTINGS and isinstance(value, float) and value.is_integer():
+        if name in WHOLE and isinstance(value, float) and value.is_integer():
             value = int(value)
         out[name] = value
     return out

@@ -15,42 +15,18 @@ import json
 
 import pandas as pd
 
+from hamtune.config_fields import GROUPS
 from hamtune.results.rank import Ranking, is_deep
 
+# what the model learned from: its configuration, the input it saw and the data (not where the split's own test part
+# lay: an external test set changes that)
 IDENTITY = (
-    "kind",
-    "arch",
-    "latent_dim",
-    "mlp_width",
-    "mlp_depth",
-    "cnn_channels",
-    "cnn_blocks",
-    "norm",
-    "dropout",
-    "beta",
-    "kl_warmup",
-    "recon_loss",
-    "score",
-    "tta",
-    "input_range",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "lr_schedule",
-    "epochs",
-    "patience",
-    "rebalance",
-    "augment",
-    "color_jitter",
-    "protocol",
-    "image_size",
-    "crop",
-    "channels",
-    "seed",
-    "preset",
-    "model",
+    *GROUPS["model"],
+    *GROUPS["optimisation"],
+    *("protocol", "image_size", "crop", "channels", "seed", "preset"),
+    "model",  # not a baseline's setting: validation chose it, and differs
     "data_fingerprint",
-)  # not a baseline's setting: validation chose it, and differs
+)
 
 
 def is_external(rows: pd.DataFrame) -> pd.Series:

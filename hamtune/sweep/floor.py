@@ -20,11 +20,11 @@ import pandas as pd
 
 from hamtune.baselines.classical import parse_methods
 from hamtune.baselines.run import run_baselines
+from hamtune.config_fields import DATA_KEYS
 from hamtune.data.same_data import sweep_data
 from hamtune.results.layout import TRIALS
 from hamtune.results.rank import DEEP_KINDS, RANKED_STATUSES, role
 from hamtune.results.store import load_results
-from hamtune.train.config import DATA_KEYS
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hamtune.config_fields import MACHINE
 from hamtune.errors import UsageError
 from hamtune.sweep.confirm import new_seeds
 from hamtune.train import checkpoint as ckpt
-from hamtune.train.config import MACHINE, TrainConfig
+from hamtune.train.config import TrainConfig
 
 ROW_NOT_CONFIG = MACHINE  # in a trials row: the device that ran it, and no thread count
 

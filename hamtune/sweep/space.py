@@ -15,13 +15,14 @@ from typing import Any
 
 import yaml
 
+from hamtune.config_fields import MACHINE
 from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.files import read_text
 from hamtune.paths import safe_name
 from hamtune.results.layout import DEFAULT_OBJECTIVE
 from hamtune.sweep.cluster import runtime_env
 from hamtune.sweep.samplers import MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SamplerSpec
-from hamtune.train.config import FUSE, MACHINE, TrainConfig, field_value
+from hamtune.train.config import FUSE, TrainConfig, field_value
 from hamtune.yamlfile import DuplicateKey, load_yaml
 
 TOP_LEVEL = {

@@ -157,35 +157,8 @@ class TrainConfig:
         return values
 
 
-GROUPS: dict[str, tuple[str, ...]] = {  # every field in one group, in declaration order (a test checks it)
-    "model": (
-        "kind",
-        "arch",
-        "latent_dim",
-        "mlp_width",
-        "mlp_depth",
-        "cnn_channels",
-        "cnn_blocks",
-        "norm",
-        "dropout",
-        "beta",
-        "kl_warmup",
-        "recon_loss",
-        "score",
-        "tta",
-        "input_range",
-    ),
-    "optimisation": ("batch_size", "lr", "weight_decay", "lr_schedule", "epochs", "patience", "rebalance", "augment", "color_jitter"),
-    "data": ("protocol", "split", "val_fraction", "test_fraction", "split_seed", "max_train_images", "image_size", "crop", "channels"),
-    "runtime": ("seed", "device", "precision", "compile", "channels_last", "num_threads", "eval_batch_size", "test_every_epoch", "preset"),
-}
-MACHINE = ("device", "num_threads")  # runtime fields that say where a run ran, not what it trained
 FUSE = ("auto", "on", "off")  # seeds of one config as one grouped model (train/fused.py); auto: on CUDA only
 MAX_SEEDS = 1000  # seeds of one configuration (train --seeds, reproduce --seeds): each trains a whole model, so more is a typo
-SPLIT_KEYS = GROUPS["data"]  # what decides which images are train, val and test
-# what a baseline takes of a TrainConfig: the split, and the seed of its randomness (the rest describe a network
-# and are null for a classical row)
-DATA_KEYS = (*SPLIT_KEYS, "seed")
 
 
 def _choices() -> dict[str, tuple]:

@@ -11,6 +11,7 @@ PACKAGE = ROOT / "hamtune"
 FLOORS = (  # lowest first; a module may import its own floor and the ones below
     (
         "hamtune",
+        "hamtune.config_fields",
         "hamtune.errors",
         "hamtune.files",
         "hamtune.paths",

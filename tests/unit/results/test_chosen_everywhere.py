@@ -220,13 +220,13 @@ def test_a_record_naming_a_row_the_folder_no_longer_holds_is_not_believed(folder
     assert read_chosen(alpha).trial_id == ENSEMBLE and chosen_of(alpha).trial_id == "s2-c1"  # its best seed, by the same rule
 
 
-def test_the_records_list_of_settings_is_trainconfigs():
+def test_the_ground_floors_field_names_are_trainconfigs():
     import typing
     from dataclasses import fields
 
-    from hamtune.results.chosen import SETTINGS, WHOLE_SETTINGS
+    from hamtune.config_fields import FIELDS, WHOLE
     from hamtune.train.config import TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
-    assert SETTINGS == tuple(f.name for f in fields(TrainConfig))
-    assert WHOLE_SETTINGS == {f.name for f in fields(TrainConfig) if "int" in str(hints[f.name]) or f.name == "channels"}
+    assert FIELDS == tuple(f.name for f in fields(TrainConfig))
+    assert WHOLE == {f.name for f in fields(TrainConfig) if "int" in str(hints[f.name]) or f.name == "channels"}

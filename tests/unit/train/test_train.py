@@ -217,7 +217,8 @@ def test_every_config_field_sits_in_one_group_and_every_choice_is_its_literal():
     import dataclasses
     import typing
 
-    from hamtune.train.config import CHOICES, GROUPS, MACHINE, SPLIT_KEYS
+    from hamtune.config_fields import GROUPS, MACHINE, SPLIT_KEYS
+    from hamtune.train.config import CHOICES
 
     assert [f.name for f in dataclasses.fields(TrainConfig)] == [name for group in GROUPS.values() for name in group]
     assert set(MACHINE) <= set(GROUPS["runtime"]) and SPLIT_KEYS == GROUPS["data"]
