@@ -32,6 +32,8 @@ import logging
 import math
 import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,6 @@ from hamtune.sweep.space import TRACKERS
 
 log = logging.getLogger(__name__)
 
-EXTRAS = {"mlflow": ("mlflow", "hamtune[mlflow]"), "wandb": ("wandb", "hamtune[wandb]"), "tensorboard": ("tensorboardX", "tensorboardX")}
 EPOCH_PREFIXES = ("val_", "test_")
 EPOCH_KEYS = ("train_loss", "epoch_time_s", "train_images_per_s")
 RUN_NUMBERS = ("best_epoch", "epochs_run", "wall_time_s", "n_params")  # one number per run: no epoch series of that name
@@ -55,11 +56,11 @@ def require(name: str) -> None:
     """The tracker's package is installed, or a one-line error naming the install command."""
     if name not in TRACKERS:
         raise UsageError(f"--log-to {name}: unknown tracker; choose from {', '.join(TRACKERS)}")
-    module, extra = EXTRAS[name]
+    backend = BACKENDS[name]
     try:
-        __import__(module)
+        __import__(backend.module)
     except ImportError:
-        raise HamtuneError(f'--log-to {name} needs its package: pip install "{extra}"') from None
+        raise HamtuneError(f'--log-to {name} needs its package: pip install "{backend.extra}"') from None
     if name == "mlflow":
         check_mlflow(os.environ.get("MLFLOW_TRACKING_URI"))
 
@@ -176,8 +177,9 @@ class TrialTracker:
     a Tune trial's id, config and results, which sweep/tune/trackers.py hands over); each backend says how (setup,
     start, epoch, end, finish)."""
 
-    def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...]):
+    def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...], settings: dict):
         self.directory, self.sweep, self.manifest, self.sampled = Path(directory), sweep, manifest, sampled
+        self.settings = settings  # the sweep's record (sweep.json), for a sweep-level run
 
     def trial_started(self, trial_id: str, config: dict) -> None:
         params = trial_params(config, self.manifest)
@@ -223,8 +225,7 @@ class MLflowTracker(TrialTracker):
     """A parent run per sweep, a child run per trial (see the module docstring)."""
 
     def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...], settings: dict):
-        super().__init__(directory, sweep, manifest, sampled)
-        self.settings = settings
+        super().__init__(directory, sweep, manifest, sampled, settings)
         self.runs: dict[str, str] = {}  # trial id -> its MLflow run id
         self.parent: Any = None  # the sweep's MLflow run, from setup
 
@@ -348,11 +349,8 @@ def log_delivered(directory: Path, sweep: str, trackers: tuple[str, ...]) -> str
     if chosen is None:
         log.warning("%s: no chosen model to name in the trackers (no ranked trial)", directory)
         return None
-    if "wandb" in trackers:
-        wandb_delivered(directory, sweep, chosen)
-    if "tensorboard" in trackers:
-        tensorboard_delivered(directory, chosen)
-    return mlflow_delivered(sweep, chosen) if "mlflow" in trackers else None
+    runs = [BACKENDS[name].delivered(Path(directory), sweep, chosen) for name in trackers]
+    return next((run for run in runs if run is not None), None)
 
 
 def chosen_summary(chosen) -> dict:
@@ -366,7 +364,7 @@ def chosen_summary(chosen) -> dict:
     }
 
 
-def mlflow_delivered(sweep: str, chosen) -> str | None:
+def mlflow_delivered(directory: Path, sweep: str, chosen) -> str | None:
     """The parent run tagged with the chosen id and carrying its metrics as best_*; the chosen model's child run
     (created for an ensemble) tagged delivered; any other run once tagged delivered (a resumed sweep that chose
     again) untagged. Returns the delivered run's id, None without a parent run."""
@@ -440,8 +438,8 @@ def _now_ms() -> int:
 class TensorBoardTracker(TrialTracker):
     """Event files per trial under results/<name>/tensorboard/, short run names, the delivered metrics as best_*."""
 
-    def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...]):
-        super().__init__(directory, sweep, manifest, sampled)
+    def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...], settings: dict):
+        super().__init__(directory, sweep, manifest, sampled, settings)
         self.writers: dict = {}
         self.params: dict = {}
 
@@ -473,8 +471,7 @@ class WandbTracker(TrialTracker):
     its last run from `__del__`: an empty run file, issue 26). Files go to results/<name>/wandb/."""
 
     def __init__(self, directory: Path, sweep: str, manifest: dict, sampled: tuple[str, ...], settings: dict):
-        super().__init__(directory, sweep, manifest, sampled)
-        self.settings = settings
+        super().__init__(directory, sweep, manifest, sampled, settings)
         self.runs: dict[str, Any] = {}  # trial id -> its open W&B run
         self.parent: Any = None  # the sweep's W&B run, from setup
 
@@ -532,7 +529,7 @@ def wandb_delivered(directory: Path, sweep: str, chosen) -> None:
         run.finish()
 
 
-def tensorboard_delivered(directory: Path, chosen) -> None:
+def tensorboard_delivered(directory: Path, sweep: str, chosen) -> None:
     """A run delivered-<id>/ beside the trials': the chosen model's configuration and rule as hparams, its metrics as best_*."""
     from tensorboardX import SummaryWriter
 
@@ -588,6 +585,25 @@ def log_wandb_artifacts(directory: Path, sweep: str, paths: dict[str, Path]) -> 
         run.finish()
 
 
+@dataclass(frozen=True)
+class Backend:
+    """One experiment tracker `--log-to` names: the package it needs and the install that brings it, the tracker that
+    logs a sweep's trials, and how it names the chosen model once the sweep is over (MLflow returns the run the
+    bundle is logged to as an MLflow Model)."""
+
+    module: str
+    extra: str
+    tracker: type[TrialTracker]
+    delivered: Callable[[Path, str, Any], str | None]
+
+
+BACKENDS: dict[str, Backend] = {  # one entry per name in space.TRACKERS (tests/unit/sweep/test_trackers.py)
+    "mlflow": Backend("mlflow", "hamtune[mlflow]", MLflowTracker, mlflow_delivered),
+    "wandb": Backend("wandb", "hamtune[wandb]", WandbTracker, wandb_delivered),
+    "tensorboard": Backend("tensorboardX", "tensorboardX", TensorBoardTracker, tensorboard_delivered),
+}
+
+
 def make_trackers(
     names: tuple[str, ...],
     directory: Path,
@@ -598,12 +614,4 @@ def make_trackers(
 ) -> list[TrialTracker]:
     """The trackers `names` (each checked with `require` first, before anything is loaded); `settings` (the sweep's
     record, sweep.json) go to MLflow's parent run. sweep/tune/trackers.py hands them Tune's trial events."""
-    trackers: list[TrialTracker] = []
-    for name in names:
-        if name == "tensorboard":
-            trackers.append(TensorBoardTracker(directory, sweep, manifest or {}, sampled))
-        elif name == "mlflow":
-            trackers.append(MLflowTracker(directory, sweep, manifest or {}, sampled, settings or {}))
-        else:
-            trackers.append(WandbTracker(directory, sweep, manifest or {}, sampled, settings or {}))
-    return trackers
+    return [BACKENDS[name].tracker(directory, sweep, manifest or {}, sampled, settings or {}) for name in names]
