@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 from hamtune.cli import main
 from hamtune.errors import HamtuneError
+from hamtune.export import PROGRAMS
 from hamtune.export.bundle import CARD, CONFIG, META, SCORE_STATE, WEIGHTS, export_trial, load_bundle, model_card
 from hamtune.export.score import score_inputs
 from hamtune.results.rank import top_trials
@@ -112,13 +113,13 @@ def test_export_ranks_like_reproduce_and_refuses_to_overwrite(sweep_results, exp
         export_trial(sweep_results, 9, tmp_path / "ninth")
 
 
-@pytest.mark.parametrize("fmt", ["torch-export", "onnx"])
+@pytest.mark.parametrize("fmt", sorted(PROGRAMS))  # every portable format, so a new one is tested by being added
 def test_each_portable_format_scores_a_folder_as_the_pytorch_bundle_does(sweep_results, release_dir, tmp_path, fmt):
     if fmt == "onnx":
         pytest.importorskip("onnxruntime", reason='the optional extra: pip install "hamtune[onnx]"')
     out = tmp_path / "bundle"
     assert main(["export", str(sweep_results), "--out", str(out), "--format", fmt]) == 0
-    program = out / {"onnx": "model.onnx", "torch-export": "model.pt2"}[fmt]
+    program = out / PROGRAMS[fmt]
     assert program.stat().st_size > 0
     folder = release_dir / "HAM10000_images_part_1"
     tables = {}
