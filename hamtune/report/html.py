@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -261,16 +262,32 @@ def _reproduction(sweeps: list[Sweep], metric: Metric, embed: Embedder) -> str:
     return note + table(display(shown, [(c, c) for c in shown.columns])) + embed(figure)
 
 
-def build_page(
-    sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...], progress: Callable[[str], None] = lambda stage: None
-) -> tuple[str, int]:
-    """The page and the number of Plotly figures in it; `progress` hears the name of each stage as it starts."""
+@dataclass
+class Page:
+    """What the sections of one report read: the sweeps and their ranking, and what the summary works out once
+    (each board's importances and chosen row)."""
+
+    sweeps: list[Sweep]
+    ranking: Ranking
+    by: tuple[str, ...]
+    trials: pd.DataFrame
+    epochs: pd.DataFrame
+    scores: pd.DataFrame
+    embed: Embedder
+    directories: dict[str, Path]
+    importances: dict[str, Importance]
+    records: list[Chosen]
+    verdicts: list[str]
+    chosen: list[pd.Series]
+    pairs: pd.DataFrame  # the same models on internal and external test sets (results/external.py)
+
+
+def read_page(sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...]) -> Page:
+    """Everything the sections share, computed once: intervals, importances and each board's verdict."""
     trials, epochs, scores = combine(sweeps)
     if not all("test_auroc_low" in board.columns for board in ranking.boards.values()):
         ranking = ranking_with_intervals(ranking, scores)
-    progress("parameter importance")
-    metric, embed = ranking.metric, Embedder()
-    directories = {str(name): s.directory for s in sweeps for name in s.trials["sweep"].unique()}
+    metric = ranking.metric
     declared = {str(name): s.distributions for s in sweeps for name in s.trials["sweep"].unique()}
     importances: dict[str, Importance] = {
         key: param_importance(search_trials(board), ranking.select, declared) for key, board in ranking.boards.items()
@@ -286,61 +303,103 @@ def build_page(
                 found, importances[key], ranking, comparisons(board, found.best, scores), board, picked[1].rule if picked else None
             )
         )
-
     pairs = side_by_side(ranking)
     basis = claim_basis(ranking, pairs)
     verdicts.append(f"<p><b>{escape(basis)}</b></p>" if basis else "")
+    directories = {str(name): s.directory for s in sweeps for name in s.trials["sweep"].unique()}
+    return Page(sweeps, ranking, by, trials, epochs, scores, Embedder(), directories, importances, records, verdicts, chosen, pairs)
 
-    progress("leaderboards")
-    sections = [
-        _section("Which model is best and why", f'<div class="summary">{"".join(verdicts)}</div>', "summary"),
-        _section("How to read this report", how_to_read(ranking), "how-to-read"),
-        _section("Leaderboard", _leaderboards(ranking, by, reproduced(sweeps)), "leaderboard"),
-        _section("Internal vs external test set", external_section(pairs, ranking, table), "external"),
-    ]
-    progress("figures")
-    quality = "".join(embed(figures.quality_vs_detection(board, key)) for key, board in ranking.boards.items())
-    sections.append(_section("Reconstruction quality vs anomaly detection", quality, "quality"))
+
+def _parameters(page: Page) -> str:
     what = []
-    for key in ranking.boards:
-        importance = importances[key]
-        what.append(embed(figures.parallel_coordinates(importance, key)))
-        what.append(embed(figures.importance_bar(importance, key)) + _note(f"{key}: {importance.note}"))
-    sections.append(_section("Parameters and their importance", "".join(what), "parameters"))
-    enough = "".join(embed(figures.expected_best(board, ranking.select, key)) for key, board in ranking.boards.items())
-    sections.append(_section("How many trials are enough", _note(EXPECTED_BEST) + enough if enough else "", "trials"))
-    sections.append(_section("Optimisation history", embed(figures.optimisation_history(search_trials(trials))), "history"))
-    top = pd.concat([b.head(figures.MAX_CURVES) for b in ranking.boards.values()], ignore_index=True)
+    for key in page.ranking.boards:
+        importance = page.importances[key]
+        what.append(page.embed(figures.parallel_coordinates(importance, key)))
+        what.append(page.embed(figures.importance_bar(importance, key)) + _note(f"{key}: {importance.note}"))
+    return "".join(what)
+
+
+def _enough(page: Page) -> str:
+    ranking = page.ranking
+    enough = "".join(page.embed(figures.expected_best(board, ranking.select, key)) for key, board in ranking.boards.items())
+    return _note(EXPECTED_BEST) + enough if enough else ""
+
+
+def _curves(page: Page) -> str:
+    top = pd.concat([b.head(figures.MAX_CURVES) for b in page.ranking.boards.values()], ignore_index=True)
     top = top.sort_values("rank", kind="stable")
-    column = figures.validation_column(metric, epochs, trials)
-    sections.append(_section("Learning curves", embed(figures.learning_curves(top, epochs, column)), "curves"))
-    curves, distributions = [], []
-    for key, board in ranking.boards.items():
-        best = best_per_group(board, by)
-        curves.append(embed(figures.roc_pr(best, scores, key)))
-        distributions.append(embed(figures.score_distributions(best, scores, key)))
-    sections.append(_section("ROC and precision-recall of the best per group", "".join(curves), "roc"))
-    sections.append(_section("Anomaly scores, normal vs anomalous, per diagnosis", "".join(distributions), "scores"))
-    progress("anomaly maps")
+    column = figures.validation_column(page.ranking.metric, page.epochs, page.trials)
+    return page.embed(figures.learning_curves(top, page.epochs, column))
+
+
+def _per_group(page: Page, figure: Callable[[pd.DataFrame, pd.DataFrame, str], go.Figure | None]) -> str:
+    return "".join(page.embed(figure(best_per_group(board, page.by), page.scores, key)) for key, board in page.ranking.boards.items())
+
+
+def _maps(page: Page) -> str:
     from hamtune.report.maps import chosen_maps  # the model itself (torch), only when a page is written
 
-    maps = "".join(chosen_maps(row, scores, ranking.select.column) for row in chosen if is_deep(pd.DataFrame([row])).iloc[0])
-    sections.append(_section("Anomaly maps of the chosen model", maps, "maps"))
-    sections.append(_section("Originals, reconstructions and samples", _sample_grids(ranking, directories), "images"))
-    sections.append(_section("Sweeps side by side", _sweep_comparison(ranking, embed, records), "sweeps"))
-    sections.append(_section("Reproduction over seeds", _reproduction(sweeps, metric, embed), "reproduction"))
-    sections.append(_section("Stress test: acquisition shift", stress_section(sweeps, embed, table), "stress"))
+    column = page.ranking.select.column
+    return "".join(chosen_maps(row, page.scores, column) for row in page.chosen if is_deep(pd.DataFrame([row])).iloc[0])
 
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the page, in page order: its title, anchor and body (empty: the section is left out);
+    `stage` is announced to the progress line before it is built."""
+
+    title: str
+    anchor: str
+    body: Callable[[Page], str]
+    stage: str | None = None
+
+
+SECTIONS: tuple[Section, ...] = (  # tests/integration/test_report.py builds every one
+    Section("Which model is best and why", "summary", lambda p: f'<div class="summary">{"".join(p.verdicts)}</div>', "leaderboards"),
+    Section("How to read this report", "how-to-read", lambda p: how_to_read(p.ranking)),
+    Section("Leaderboard", "leaderboard", lambda p: _leaderboards(p.ranking, p.by, reproduced(p.sweeps))),
+    Section("Internal vs external test set", "external", lambda p: external_section(p.pairs, p.ranking, table)),
+    Section(
+        "Reconstruction quality vs anomaly detection",
+        "quality",
+        lambda p: "".join(p.embed(figures.quality_vs_detection(board, key)) for key, board in p.ranking.boards.items()),
+        "figures",
+    ),
+    Section("Parameters and their importance", "parameters", _parameters),
+    Section("How many trials are enough", "trials", _enough),
+    Section("Optimisation history", "history", lambda p: p.embed(figures.optimisation_history(search_trials(p.trials)))),
+    Section("Learning curves", "curves", _curves),
+    Section("ROC and precision-recall of the best per group", "roc", lambda p: _per_group(p, figures.roc_pr)),
+    Section("Anomaly scores, normal vs anomalous, per diagnosis", "scores", lambda p: _per_group(p, figures.score_distributions)),
+    Section("Anomaly maps of the chosen model", "maps", _maps, "anomaly maps"),
+    Section("Originals, reconstructions and samples", "images", lambda p: _sample_grids(p.ranking, p.directories)),
+    Section("Sweeps side by side", "sweeps", lambda p: _sweep_comparison(p.ranking, p.embed, p.records)),
+    Section("Reproduction over seeds", "reproduction", lambda p: _reproduction(p.sweeps, p.ranking.metric, p.embed)),
+    Section("Stress test: acquisition shift", "stress", lambda p: stress_section(p.sweeps, p.embed, table)),
+)
+
+
+def build_page(
+    sweeps: list[Sweep], ranking: Ranking, by: tuple[str, ...], progress: Callable[[str], None] = lambda stage: None
+) -> tuple[str, int]:
+    """The page and the number of Plotly figures in it; `progress` hears the name of each stage as it starts."""
+    progress("parameter importance")
+    page = read_page(sweeps, ranking, by)
+    sections = []
+    for section in SECTIONS:
+        if section.stage:
+            progress(section.stage)
+        sections.append(_section(section.title, section.body(page), section.anchor))
     names = ", ".join(escape(s.name) for s in sweeps)
-    page = (
+    text = (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>hamtune report: {names}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
-        f'<body data-figures="{embed.count}"><h1>hamtune report</h1>'
-        f'<p class="meta">{len(sweeps)} sweep(s): {names}; {len(trials)} trial(s); {escape(ranking.label)}; '
+        f'<body data-figures="{page.embed.count}"><h1>hamtune report</h1>'
+        f'<p class="meta">{len(sweeps)} sweep(s): {names}; {len(page.trials)} trial(s); {escape(page.ranking.label)}; '
         f"hamtune {escape(hamtune.__version__)}, {escape(time.strftime('%Y-%m-%d %H:%M'))}</p>"
         f"{''.join(sections)}<script>{SORT_SCRIPT}</script></body></html>"
     )
-    return page, embed.count
+    return text, page.embed.count
 
 
 def write_report(
