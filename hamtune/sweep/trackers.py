@@ -597,7 +597,7 @@ class Backend:
     delivered: Callable[[Path, str, Any], str | None]
 
 
-BACKENDS: dict[str, Backend] = {  # one entry per name in space.TRACKERS (tests/unit/sweep/test_trackers.py)
+BACKENDS: dict[str, Backend] = {  # one entry per name in space.TRACKERS (tests/unit/sweep/test_tracker_registry.py)
     "mlflow": Backend("mlflow", "hamtune[mlflow]", MLflowTracker, mlflow_delivered),
     "wandb": Backend("wandb", "hamtune[wandb]", WandbTracker, wandb_delivered),
     "tensorboard": Backend("tensorboardX", "tensorboardX", TensorBoardTracker, tensorboard_delivered),
