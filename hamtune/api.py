@@ -872,19 +872,16 @@ class Results:
 
     def trial(self, trial_id: str) -> Trial:
         """One model by id: its typed configuration, metrics, history and checkpoint."""
-        from dataclasses import fields
-
+        from hamtune.config_fields import FIELDS
         from hamtune.paths import in_results
         from hamtune.results.chosen import typed_config
-        from hamtune.train.config import TrainConfig
 
         found = self.trials[self.trials["trial_id"].astype(str) == str(trial_id)]
         if not len(found):
             raise HamtuneError(f"{self.directory}: no trial {trial_id!r}")
         row = found.iloc[0]
-        keys = {f.name for f in fields(TrainConfig)}
         config = {k: v for k, v in typed_config(row).items() if not _missing(v)}
-        metrics = {k: v for k, v in row.to_dict().items() if k not in keys and k.startswith(("val_", "test_")) and _number(v)}
+        metrics = {k: v for k, v in row.to_dict().items() if k not in FIELDS and k.startswith(("val_", "test_")) and _number(v)}
         members = tuple(str(row["members"]).split(",")) if isinstance(row.get("members"), str) and row["members"] else ()
         history = (
             self.epochs[self.epochs["trial_id"].astype(str) == str(trial_id)].reset_index(drop=True)

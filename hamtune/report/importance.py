@@ -15,13 +15,14 @@ from __future__ import annotations
 import math
 import typing
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from hamtune import escape
+from hamtune.config_fields import FIELDS
 from hamtune.results.rank import Metric
 from hamtune.train.config import TrainConfig
 
@@ -52,7 +53,7 @@ class Importance:
 
 
 def _varying(trials: pd.DataFrame) -> list[str]:
-    names = [f.name for f in fields(TrainConfig) if f.name not in RUNTIME_FIELDS]
+    names = [name for name in FIELDS if name not in RUNTIME_FIELDS]
     return [n for n in names if n in trials.columns and trials[n].dropna().astype(str).nunique() > 1]
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hamtune.config_fields import FIELDS
 from hamtune.errors import HamtuneError, UsageError, first_line
 from hamtune.sweep.confirm import group_seeds, member_id, split_config, trial_config
 from hamtune.sweep.internals import open_mlflow_store
@@ -108,19 +109,9 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def config_fields() -> frozenset[str]:
-    """TrainConfig's field names: parameters, never metrics (val_fraction looks like a validation metric)."""
-    from dataclasses import fields
-
-    from hamtune.train.config import TrainConfig
-
-    return frozenset(f.name for f in fields(TrainConfig))
-
-
 def epoch_metrics(result: dict) -> dict[str, float]:
     """What a trial reports each epoch, without Tune's bookkeeping or configuration fields."""
-    config = config_fields()
-    return {k: float(v) for k, v in result.items() if (k.startswith(EPOCH_PREFIXES) or k in EPOCH_KEYS) and k not in config and _finite(v)}
+    return {k: float(v) for k, v in result.items() if (k.startswith(EPOCH_PREFIXES) or k in EPOCH_KEYS) and k not in FIELDS and _finite(v)}
 
 
 def results_row(directory: Path, trial_id: str) -> dict:
@@ -139,9 +130,9 @@ def results_row(directory: Path, trial_id: str) -> dict:
 def delivered_metrics(row: dict) -> dict[str, float]:
     """The delivered model's numbers (a results row, or a chosen model's metrics), named apart from the epoch
     series: best_<metric> for its validation and test metrics and threshold, plain names for RUN_NUMBERS."""
-    config, out = config_fields(), {}
+    out = {}
     for key, value in row.items():
-        if key in config or not _finite(value):
+        if key in FIELDS or not _finite(value):  # parameters, never metrics (val_fraction looks like a validation metric)
             continue
         if key.startswith(EPOCH_PREFIXES) or key == "threshold":
             out[f"best_{key}"] = float(value)
