@@ -64,7 +64,7 @@ def run_rounds(rounds: int, seed: int, work: Path, keep: bool) -> tuple[int, int
         space = faults.write_space(root / "kills.yaml", prepared, name="kills", **faults.CONFIRM)
         started = time.perf_counter()
         try:
-            killed = faults.kill_and_resume(space, root, moments(rng), rng)
+            killed, _ = faults.kill_and_resume(space, root, moments(rng), rng)
             faults.assert_confirmed(root / "kills")
         except AssertionError as exc:
             message = str(exc)

@@ -118,19 +118,6 @@ def space_file(path: Path, prepared, **changes) -> Path:
     return path
 
 
-def test_sweep_on_a_two_node_cluster_uses_both_nodes(cluster, prepared, tmp_path):
-    space = space_file(tmp_path / "cluster.yaml", prepared, name="cluster")
-    command = [sys.executable, "-m", "hamtune", "sweep", str(space), "--results", str(tmp_path), "--address", cluster.address]
-    without_token = {k: v for k, v in cluster.env.items() if not k.startswith("RAY_AUTH")}
-    refused = subprocess.run(command + ["--name", "refused"], env=without_token, capture_output=True, text=True, timeout=180)
-    assert refused.returncode == 1 and "token authentication" in refused.stderr
-    done = subprocess.run(command, env=cluster.env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    trials, _, _ = load_results(tmp_path / "cluster")
-    assert len(trials) == 4 and set(trials["status"]) == {"completed"}
-    assert trials["node_id"].nunique() == 2
-
-
 def node_ids(cluster: LocalCluster) -> tuple[str, str]:
     """(head, worker) node ids, asked of the cluster itself."""
     script = (
@@ -273,12 +260,17 @@ def test_a_node_with_another_hamtune_is_named_before_the_sweep_and_a_runtime_env
 
 
 def test_a_two_node_sweep_resumes_after_its_driver_is_killed_and_only_its_cluster_is_ended(tmp_path, prepared):
+    """A driver without the cluster's token is refused in one line; with it, trials run on both nodes, and a killed
+    driver resumes there to exactly its trials; ending the cluster ends only its own processes."""
     cluster = LocalCluster(tmp_path)
     decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)", f"{cluster.head_dir}-other/session_x"])
     try:
         cluster.start()
         space = space_file(tmp_path / "resume.yaml", prepared, name="resume", num_samples=4, max_epochs=2)
         command = [sys.executable, "-m", "hamtune", "sweep", str(space), "--results", str(tmp_path), "--address", cluster.address]
+        without_token = {k: v for k, v in cluster.env.items() if not k.startswith("RAY_AUTH")}
+        refused = subprocess.run(command + ["--name", "refused"], env=without_token, capture_output=True, text=True, timeout=180)
+        assert refused.returncode == 1 and "token authentication" in refused.stderr, refused.stdout + refused.stderr
         output = tmp_path / "driver.log"
         driver = subprocess.Popen(command, env=cluster.env, stdout=output.open("w"), stderr=subprocess.STDOUT, text=True)
         deadline = time.time() + 480

@@ -116,9 +116,8 @@ def copy_of(finished_sweep, tmp_path: Path, name: str) -> Path:
 
 @pytest.mark.slow
 def test_resume_refuses_a_tuner_pickle_it_did_not_write_and_never_runs_it(finished_sweep, tmp_path):
+    """The rest of the sweep's own state is recorded: it resumes, with one warning, for the planted file alone."""
     space, root = finished_sweep
-    resumed = subprocess.run(sweep_cli(space, root, "--resume"), capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr  # its own state resumes (nothing left to run)
     marker = tmp_path / "pwned"
     tuner = root / "z" / "tune" / "tuner.pkl"
     planted = pickle.dumps(Payload(marker))
