@@ -1,4 +1,8 @@
-"""Image-quality and detection metrics: SSIM/PSNR in torch, AUROC/AUPRC, and a threshold chosen on validation."""
+"""Image-quality and detection metrics: SSIM/PSNR in torch, AUROC/AUPRC, and a threshold chosen on validation.
+
+AUROC, AUPRC and the precision-recall curve are computed here in numpy, to the bit as scikit-learn computes them
+(a test holds them to it): importing scikit-learn's metrics costs every process that trains or scores over a
+second (it brings SciPy), and every trial of a sweep is such a process."""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
 
@@ -54,17 +57,45 @@ def psnr(mse: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     return (10 * torch.log10(data_range**2 / mse.clamp_min(1e-10))).clamp(max=100.0)
 
 
+def _counts(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False and true positives when flagging score >= t, for each distinct score t from the highest down; and t."""
+    scores = np.asarray(scores, dtype=float)
+    if not np.isfinite(scores).all():
+        raise ValueError("scores contain NaN or infinity")
+    order = np.argsort(-scores, kind="stable")
+    ranked = scores[order]
+    ends = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # the last image of each group of tied scores
+    tps = np.cumsum(np.asarray(labels)[order] == 1, dtype=np.float64)[ends]
+    return 1 + ends - tps, tps, ranked[ends]
+
+
+def _pr_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall (each ending at 1 and 0) and the thresholds, lowest threshold first."""
+    fps, tps, thresholds = _counts(labels, scores)
+    precision = tps / (tps + fps)
+    recall = tps / tps[-1]
+    return np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0], thresholds[::-1]
+
+
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """AUROC, or NaN when only one class is present (an undefined metric, not a zero)."""
+    """AUROC, or NaN when only one class is present (an undefined metric, not a zero): the trapezoid rule over the
+    ROC curve's corners (collinear points dropped, as scikit-learn does, so the sums come out the same)."""
     if len(np.unique(labels)) < 2:
         return math.nan
-    return float(roc_auc_score(labels, scores))
+    fps, tps, _ = _counts(labels, scores)
+    if len(fps) > 2:
+        corners = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
+        fps, tps = fps[corners], tps[corners]
+    fpr, tpr = np.r_[0.0, fps] / fps[-1], np.r_[0.0, tps] / tps[-1]
+    return float(np.add.reduce(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
 
 
 def auprc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision: precision summed over the steps of recall (no interpolation), NaN with one class only."""
     if len(np.unique(labels)) < 2:
         return math.nan
-    return float(average_precision_score(labels, scores))
+    precision, recall, _ = _pr_curve(labels, scores)
+    return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
 
 
 def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -75,7 +106,7 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     """
     if len(np.unique(labels)) < 2:
         return math.inf if labels.sum() == 0 else -math.inf
-    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    precision, recall, thresholds = _pr_curve(labels, scores)
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
     best = float(thresholds[int(np.argmax(f1[:-1]))])
     below = scores[scores < best]

@@ -93,6 +93,26 @@ def test_threshold_maximises_validation_f1():
     assert metrics.detection_at(labels, scores, threshold) == {"precision": 0.75, "recall": 1.0, "f1": pytest.approx(6 / 7)}
 
 
+def test_auroc_auprc_and_the_pr_curve_are_scikit_learns_to_the_bit():
+    """hamtune computes them without importing scikit-learn (a second per trial); the values must not move."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    for case in range(400):
+        n = int(rng.integers(2, 300))
+        labels = (rng.random(n) < rng.uniform(0.05, 0.6)).astype(int)
+        labels[:2] = [0, 1]
+        raw = rng.random(n)
+        scores = [raw, np.round(raw, 1), rng.integers(0, 4, n).astype(float), raw.astype(np.float32)][case % 4]
+        assert metrics.auroc(labels, scores) == roc_auc_score(labels, scores), case
+        assert metrics.auprc(labels.astype(bool), scores) == average_precision_score(labels, scores), case
+        for ours, theirs in zip(metrics._pr_curve(labels, scores), precision_recall_curve(labels, scores)):
+            assert np.array_equal(ours, theirs), case
+    assert math.isnan(metrics.auroc(np.zeros(5), np.arange(5.0)))
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        metrics.auroc(np.array([0, 1]), np.array([0.5, np.nan]))
+
+
 def test_weighted_rebalancing_samples_normal_classes_evenly(prepared):
     from hamtune.data.splits import rebalance_weights
 
