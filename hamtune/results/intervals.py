@@ -47,12 +47,11 @@ def weighted_auroc_auprc(labels: np.ndarray, scores: np.ndarray, weights: np.nda
     starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # groups of tied scores, highest first
     w = weights[:, order]
     pos = np.add.reduceat(w * labels[order], starts, axis=1)
-    neg = np.add.reduceat(w * ~labels[order], starts, axis=1)
+    neg = np.add.reduceat(w, starts, axis=1) - pos  # exact: bootstrap weights are counts
     n_pos, n_neg = pos.sum(1), neg.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        neg_above = np.cumsum(neg, axis=1) - neg  # negatives scoring strictly higher than each group
-        auroc = 1.0 - (pos * (neg_above + 0.5 * neg)).sum(1) / (n_pos * n_neg)
         tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+        auroc = 1.0 - (pos * (fp - 0.5 * neg)).sum(1) / (n_pos * n_neg)  # negatives above each group, half its ties
         precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-300), 0.0)
         auprc = (pos * precision).sum(1) / n_pos
     bad = (n_pos == 0) | (n_neg == 0)
