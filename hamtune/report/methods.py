@@ -238,7 +238,24 @@ def _training(config: dict) -> list[str]:
         + (f"early stopping after {patience} epochs without a better validation objective; " if patience else "no early stopping; ")
         + "the delivered weights are those of the epoch with the best validation objective.",
         f"Augmentation: {augment}" + (f"; colour jitter {config.get('color_jitter')}" if config.get("color_jitter") else "") + ".",
+        *_denoising(config),
     ]
+
+
+NOISE_WORDS = {
+    "gaussian": "Gaussian noise of standard deviation {level} per pixel",
+    "coarse": "coarse Gaussian noise of standard deviation {level}, drawn on a 16x16 grid and upsampled (Kascenas et al. 2022)",
+    "mask": "each cell of an 8x8 grid set to grey with probability {level}",
+}
+
+
+def _denoising(config: dict) -> list[str]:
+    """A line only for a denoising model: a card of a plain autoencoder reads as it always did."""
+    noise = config.get("noise")
+    if noise in (None, "none"):
+        return []
+    words = NOISE_WORDS.get(str(noise), UNKNOWN).format(level=config.get("noise_level", UNKNOWN))
+    return [f"Denoising: the model reconstructs each clean training image from a corrupted copy ({words}) on [0, 1] pixels."]
 
 
 def _evaluation(select, score: str | None) -> list[str]:

@@ -18,6 +18,7 @@ Arch = Literal["mlp", "cnn"]
 Norm = Literal["none", "batch", "group"]
 ReconLoss = Literal["mse", "bce"]
 Augment = Literal["none", "flips", "dihedral"]
+Noise = Literal["none", "gaussian", "coarse", "mask"]
 InputRange = Literal["01", "pm1"]
 LrSchedule = Literal["none", "cosine"]
 Rebalance = Literal["none", "weighted"]
@@ -37,6 +38,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "cnn_blocks": (1, 7),
     "dropout": (0.0, 0.9),
     "color_jitter": (0.0, 0.5),
+    "noise_level": (0.0, 1.0),
     "beta": (0.0, 1e4),
     "kl_warmup": (0, 10_000),
     "batch_size": (2, 1 << 16),
@@ -54,14 +56,16 @@ RANGES: dict[str, tuple[float, float]] = {
     "split_seed": (0, 2**31 - 1),
 }
 
-# Parameters that mean nothing for some models; stored as null in results so comparisons stay honest.
-APPLIES: dict[str, tuple[str, str]] = {
-    "mlp_width": ("arch", "mlp"),
-    "mlp_depth": ("arch", "mlp"),
-    "cnn_channels": ("arch", "cnn"),
-    "cnn_blocks": ("arch", "cnn"),
-    "beta": ("kind", "vae"),
-    "kl_warmup": ("kind", "vae"),
+# Parameters that mean nothing for some models (the other field's value is not among those listed); stored as null
+# in results so comparisons stay honest.
+APPLIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "mlp_width": ("arch", ("mlp",)),
+    "mlp_depth": ("arch", ("mlp",)),
+    "cnn_channels": ("arch", ("cnn",)),
+    "cnn_blocks": ("arch", ("cnn",)),
+    "beta": ("kind", ("vae",)),
+    "kl_warmup": ("kind", ("vae",)),
+    "noise_level": ("noise", ("gaussian", "coarse", "mask")),
 }
 
 # An anomaly score is one part (train/scores.py) or several joined by '+'; several are standardised on the
@@ -99,6 +103,8 @@ class TrainConfig:
     rebalance: Rebalance = "none"
     augment: Augment = "none"
     color_jitter: float = 0.0
+    noise: Noise = "none"
+    noise_level: float = 0.1
     # data and split
     protocol: ProtocolName = "cancer"
     split: Split = "lesion"
@@ -152,7 +158,7 @@ class TrainConfig:
         """All fields, with those that do not apply to this model set to None."""
         values = self.to_dict()
         for key, (other, needed) in APPLIES.items():
-            if values[other] != needed:
+            if values[other] not in needed:
                 values[key] = None
         return values
 

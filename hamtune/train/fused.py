@@ -75,6 +75,8 @@ def unfusable(configs: list[TrainConfig]) -> str:
         return "kind=vae: the sampling noise would not be each seed's own"
     if first.dropout > 0:
         return "dropout > 0: the dropout masks would not be each seed's own"
+    if first.noise != "none":
+        return f"noise={first.noise}: the grouped step trains on clean inputs"
     if first.compile or first.precision != "fp32":
         return "compile and bf16 are single-model options"
     return ""

@@ -27,7 +27,7 @@ from hamtune.models.losses import per_image_terms, training_loss
 from hamtune.results.layout import DEFAULT_OBJECTIVE
 from hamtune.results.store import best_epoch, delivered_epoch, is_better
 from hamtune.train import checkpoint as ckpt
-from hamtune.train.augment import augment
+from hamtune.train.augment import augment, corrupt
 from hamtune.train.config import TrainConfig
 from hamtune.train.data import SplitPlan, plan_splits
 from hamtune.train.evaluate import EvalSet, Evaluation, ScoreState, evaluate_test, evaluate_val
@@ -317,8 +317,9 @@ def _train_epoch(
         x = to_input(images[rows], config.input_range)
         if augmenting:
             x = augment(x, config.augment, config.color_jitter, config.input_range, draws)
+        seen = x if config.noise == "none" else corrupt(x, config.noise, config.noise_level, config.input_range, draws)
         with autocast:
-            recon, mu, logvar = forward(x)
+            recon, mu, logvar = forward(seen)
         terms = per_image_terms(recon, x, mu, logvar, config.recon_loss)
         loss = training_loss(terms, model.variational, config.recon_loss, beta, pixels)
         run.optimizer.zero_grad(set_to_none=True)
