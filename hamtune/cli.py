@@ -17,7 +17,7 @@ from hamtune import __version__
 from hamtune.errors import HamtuneError, one_line
 from hamtune.export import FORMATS
 from hamtune.sweep.space import SHIPPED_DIR, TRACKERS
-from hamtune.train.config import CHOICES
+from hamtune.train.config import CHOICES, PRESETS
 
 if TYPE_CHECKING:
     from hamtune.api import ScoreFile
@@ -488,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_data_info)
 
     tr = commands.add_parser("train", help="train one config and record it like a one-trial sweep")
-    tr.add_argument("--preset", default=None, help="seed-ae, seed-vae, medianomaly-ae, medianomaly-vae, cnn-ae, ham-best")
+    tr.add_argument("--preset", default=None, help=", ".join(PRESETS))
     tr.add_argument("--data", default="synthetic", help="'synthetic' (default), a prepared cache, or any source folder/file")
     tr.add_argument("--test-data", default=None, help="an external test set (e.g. ISIC 2018 Task 3 test); val stays on --data")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")

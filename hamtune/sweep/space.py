@@ -7,6 +7,7 @@ earlier ones) and starting points. Everything is checked before Ray starts.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,7 +23,7 @@ from hamtune.paths import safe_name
 from hamtune.results.layout import DEFAULT_OBJECTIVE
 from hamtune.sweep.cluster import runtime_env
 from hamtune.sweep.samplers import MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SamplerSpec
-from hamtune.train.config import FUSE, TrainConfig, field_value
+from hamtune.train.config import FUSE, RULE_KEYS, TrainConfig, field_value
 from hamtune.yamlfile import DuplicateKey, load_yaml
 
 TOP_LEVEL = {
@@ -349,6 +350,35 @@ def search_params(check: _Checker, params: dict, fixed: dict) -> tuple[Param, ..
     return tuple(out)
 
 
+def combinations(check: _Checker, fixed: dict, params: tuple[Param, ...]) -> None:
+    """Every trial the space can sample must be a valid TrainConfig. The rules between fields (train/config.py:
+    RULE_KEYS) are checked on every combination of the values their fields can take (a range by its two ends, a
+    conditional parameter only where its condition holds), so a broken one is named when the file is read, with the
+    sampled values that break it (none: the fixed values alone do)."""
+    involved = [p for p in params if p.name in RULE_KEYS]
+    conditions = {key for p in involved for key in p.when}
+    involved = [p for p in params if p.name in RULE_KEYS or p.name in conditions]
+    ends = [p.values if p.kind == "choice" else (p.low, p.high) for p in involved]
+    for values in itertools.product(*ends):
+        chosen: dict = {}
+        for param, value in zip(involved, values):
+            if param.applies({**fixed, **chosen}):
+                chosen[param.name] = value
+        reason = _broken({**fixed, **chosen})
+        if reason:
+            cause = [f"{k}={v}" for k, v in chosen.items() if not _broken({**fixed, **{n: w for n, w in chosen.items() if n != k}})]
+            raise check.fail("params" if cause else "fixed", reason + (f"; a trial can sample {', '.join(cause)}" if cause else ""))
+
+
+def _broken(values: dict) -> str:
+    """Why these values make no valid TrainConfig, or ''."""
+    try:
+        TrainConfig.from_dict(values)
+    except HamtuneError as exc:
+        return str(exc).split(": ", 1)[-1]
+    return ""
+
+
 def search_strategy(
     check: _Checker, raw: dict, objectives: tuple, params: tuple[Param, ...], max_epochs: int | None = None
 ) -> tuple[dict, dict]:
@@ -422,6 +452,7 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
     raw, fixed, params_raw = merge_overrides(check, raw, overrides)
     fixed, max_epochs = fixed_values(check, raw, fixed)
     params = search_params(check, params_raw, fixed)
+    combinations(check, fixed, params)
     objectives = _objectives(check, raw.get("objective", dict(zip(("metric", "mode"), DEFAULT_OBJECTIVE))))
     sampler, scheduler = search_strategy(check, raw, objectives, params, max_epochs)
     resources = trial_resources(check, raw.get("resources"))

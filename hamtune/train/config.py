@@ -276,6 +276,11 @@ def check_score(score: str, kind: str | None = None) -> None:
         raise HamtuneError(f"score={score} needs kind=vae (an autoencoder has no ELBO)")
 
 
+# The fields validate()'s rules between fields read: a search space checks every combination of their values when it
+# is read (sweep/space.py), so a broken rule is an error naming the file, not failed trials. A new rule adds its fields.
+RULE_KEYS = ("kind", "score", "recon_loss", "input_range", "val_fraction", "test_fraction")
+
+
 def validate(config: TrainConfig) -> None:
     for key in CHOICES.keys() | RANGES.keys() | {"preset"}:
         check_field(key, getattr(config, key))

@@ -46,6 +46,19 @@ def test_shipped_spaces_are_valid():
             {"objective": [{"metric": "val_ssim"}, {"metric": "val_auroc"}], "confirm": {"top": 1, "seeds": 2}},
             "confirm: the confirm stage ranks configurations by one objective",
         ),
+        ({"fixed": {"recon_loss": "bce", "input_range": "pm1"}}, "fixed: recon_loss=bce needs input_range=01"),
+        (
+            {"fixed": {"input_range": "pm1"}, "params": {"recon_loss": {"choice": ["mse", "bce"]}}},
+            "params: recon_loss=bce needs input_range=01 (BCE compares values in [0, 1]); a trial can sample recon_loss=bce",
+        ),
+        (
+            {"params": {"kind": {"choice": ["ae", "vae"]}, "score": {"choice": ["mse", "elbo"]}}},
+            "params: score=elbo needs kind=vae (an autoencoder has no ELBO); a trial can sample score=elbo",
+        ),
+        (
+            {"params": {"val_fraction": {"float": [0.1, 0.45]}, "test_fraction": {"float": [0.1, 0.45]}}},
+            "params: val_fraction + test_fraction must leave some training data; a trial can sample val_fraction=0.45",
+        ),
     ],
 )
 def test_invalid_space_fails_before_ray_naming_the_key(tmp_path, capsys, change, message):
@@ -58,6 +71,13 @@ def test_invalid_space_fails_before_ray_naming_the_key(tmp_path, capsys, change,
     assert main(["sweep", str(path), "--results", str(tmp_path)]) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "tiny").exists()
+
+
+def test_a_rule_between_fields_kept_by_a_condition_is_accepted(tmp_path):
+    """score=elbo only where kind=vae: every trial the space can sample is valid, so the file is."""
+    params = {"kind": {"choice": ["ae", "vae"]}, "score": {"choice": ["mse", "elbo"], "when": {"kind": "vae"}}}
+    space = parse_space({**TINY_SPACE, "params": params, "points_to_evaluate": []}, tmp_path / "ok.yaml")
+    assert [p.name for p in space.params] == ["kind", "score"]
 
 
 def test_fuse_reads_yaml_on_and_off_and_defaults_to_auto(tmp_path):
