@@ -150,7 +150,7 @@ def make_group(config, shape: tuple[int, int, int], k: int):
     cpu, runs = torch.device("cpu"), []
     for seed in range(k):
         torch.manual_seed(seed)
-        model = build_model(config, tuple(shape)).to(memory_format=torch.channels_last)
+        model = build_model(config.model_spec(), tuple(shape)).to(memory_format=torch.channels_last)
         runs.append(Run(config, model, make_optimizer(model, config, cpu), None, cpu, None, None))
     return regroup(runs, tuple(shape), cpu)
 

@@ -56,7 +56,7 @@ def parts(model, images: torch.Tensor, rows: np.ndarray, tta: bool) -> dict[str,
 def train_and_keep(config: TrainConfig, images: torch.Tensor, plan, mode: str, epochs: int, labels: np.ndarray) -> dict:
     """Train with plain MSE; keep the weights of the best val AUROC epoch of the mse and of the ssim score."""
     torch.manual_seed(0)
-    model = build_model(config, tuple(images.shape[1:][::-1]))
+    model = build_model(config.model_spec(), tuple(images.shape[1:][::-1]))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     rows, best = torch.as_tensor(plan.train), {}
     for epoch in range(1, epochs + 1):

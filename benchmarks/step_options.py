@@ -43,7 +43,7 @@ def make_step(config: TrainConfig, channels_last: bool, bf16: bool, compiled: bo
     shape = (config.channels, config.image_size, config.image_size)
     torch.manual_seed(0)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = build_model(config, shape).to(memory_format=layout)
+    model = build_model(config.model_spec(), shape).to(memory_format=layout)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     forward = torch.compile(model) if compiled else model
     x = torch.rand(config.batch_size, *shape).contiguous(memory_format=layout)

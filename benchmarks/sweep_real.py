@@ -114,7 +114,7 @@ def plain_trial(config: dict, files: dict, split: dict, epochs: int) -> None:
             return torch.from_numpy(np.asarray(image)).permute(2, 0, 1).float() / 255.0
 
     settings = TrainConfig(**FIXED, **config)
-    model = build_model(settings, (3, 64, 64))
+    model = build_model(settings.model_spec(), (3, 64, 64))
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     train = DataLoader(Jpegs(split["train"]), batch_size=64, shuffle=True)
 

@@ -91,7 +91,7 @@ class Notebook:
         self.config, self.device = config, device
         _, h, w, c = data.images.shape
         torch.manual_seed(config.seed)
-        self.model = build_model(config, (c, h, w)).to(device)
+        self.model = build_model(config.model_spec(), (c, h, w)).to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.loader = DataLoader(dataset(data.images, rows), batch_size=config.batch_size, shuffle=True)
         self.pixels = h * w * c
@@ -137,7 +137,7 @@ def step_flops(config: TrainConfig, shape: tuple[int, int, int], device: torch.d
     """FLOPs per image of one training step (forward + backward) as FlopCounterMode counts them."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = build_model(config, shape).to(device)
+    model = build_model(config.model_spec(), shape).to(device)
     x = torch.rand(config.batch_size, *shape, device=device)
     with FlopCounterMode(display=False) as counter:
         recon, mu, logvar = model(x)

@@ -77,7 +77,7 @@ class Bundle:
     def model(self, device: str | torch.device = "cpu") -> Autoencoder:
         """The trained model in eval mode; weights are loaded as tensors only."""
         pre = self.preprocess
-        model = build_model(self.config, (pre.channels, pre.size, pre.size))
+        model = build_model(self.config.model_spec(), (pre.channels, pre.size, pre.size))
         try:
             model.load_state_dict(ckpt.load_weights(self.path / WEIGHTS, device))
         except RuntimeError as exc:

@@ -7,11 +7,14 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from hamtune.data import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from hamtune.errors import HamtuneError, UsageError
 from hamtune.train.scores import PARTS
+
+if TYPE_CHECKING:  # imported where a model is built: reading a config needs no torch
+    from hamtune.models.spec import ModelSpec
 
 Kind = Literal["ae", "vae"]
 Arch = Literal["mlp", "cnn"]
@@ -153,6 +156,22 @@ class TrainConfig:
         """This config at a prepared cache's own preprocessing: the cache's size, crop and channels win."""
         pre = manifest["preprocess"]
         return self.replace(image_size=pre["size"], crop=pre["crop"], channels=pre["channels"])
+
+    def model_spec(self) -> ModelSpec:
+        """The part of this config the model is built from (the models never see the rest)."""
+        from hamtune.models.spec import ModelSpec
+
+        mlp = self.arch == "mlp"
+        return ModelSpec(
+            kind=self.kind,
+            arch=self.arch,
+            latent_dim=self.latent_dim,
+            width=self.mlp_width if mlp else self.cnn_channels,
+            depth=self.mlp_depth if mlp else self.cnn_blocks,
+            norm=self.norm,
+            dropout=self.dropout,
+            input_range=self.input_range,
+        )
 
     def applicable(self) -> dict:
         """All fields, with those that do not apply to this model set to None."""

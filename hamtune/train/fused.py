@@ -138,7 +138,7 @@ def regroup(members: list[Run], shape: tuple[int, int, int], device: torch.devic
         return Group([], None, None)
     config, k = members[0].config, len(members)
     with torch.device("meta"):
-        model = build_model(config, shape, models=k)
+        model = build_model(config.model_spec(), shape, models=k)
     model = model.to_empty(device=device)
     group = Group(members, model, None)
     layout = memory_format(config)

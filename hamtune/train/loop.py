@@ -85,7 +85,7 @@ def check_fits(config: TrainConfig, shape: tuple[int, int, int], device: torch.d
     """Refuse a model whose weights, gradients and two AdamW moments cannot fit, before allocating
     them: an absurd width becomes a `failed` result at once instead of a machine swapping to death."""
     with torch.device("meta"):
-        probe = build_model(config, shape)
+        probe = build_model(config.model_spec(), shape)
     need = 4 * sum(p.numel() * p.element_size() for p in probe.parameters())
     available = free_memory(device)
     if need > available:
@@ -237,7 +237,7 @@ def build_run(config: TrainConfig, data: Prepared, test_data: Prepared | None, d
     _, h, w, c = data.images.shape
     check_fits(config, (c, h, w), device)
     torch.manual_seed(config.seed)
-    model = build_model(config, (c, h, w)).to(device, memory_format=memory_format(config))  # type: ignore[call-overload]  # Module.to takes memory_format (torch docs); its overloads omit it
+    model = build_model(config.model_spec(), (c, h, w)).to(device, memory_format=memory_format(config))  # type: ignore[call-overload]  # Module.to takes memory_format (torch docs); its overloads omit it
     optimizer = make_optimizer(model, config, device)
     scheduler = None
     if config.lr_schedule == "cosine":

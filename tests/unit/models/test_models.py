@@ -33,7 +33,7 @@ def test_every_architecture_reconstructs_its_input_shape_in_its_range(arch, kind
         mlp_depth=1,
         image_size=16,
     )
-    model = build_model(config, (3, 16, 16))
+    model = build_model(config.model_spec(), (3, 16, 16))
     x = torch.rand(4, 3, 16, 16) * (2 if input_range == "pm1" else 1) - (1 if input_range == "pm1" else 0)
     recon, mu, logvar = model(x)
     assert recon.shape == x.shape and mu.shape == (4, 6)
@@ -50,7 +50,7 @@ def test_every_architecture_reconstructs_its_input_shape_in_its_range(arch, kind
 def test_the_exported_score_graph_is_the_evaluations_score(score):
     torch.manual_seed(1)
     config = TrainConfig(arch="cnn", kind="vae", score=score, tta=True, latent_dim=5, cnn_channels=8, cnn_blocks=2, image_size=16)
-    model = build_model(config, (3, 16, 16)).eval()
+    model = build_model(config.model_spec(), (3, 16, 16)).eval()
     images = torch.randint(0, 256, (6, 16, 16, 3), dtype=torch.uint8)
     generator = torch.Generator().manual_seed(2)
     a = torch.randn(5, 5, generator=generator)

@@ -34,7 +34,7 @@ def members(config: TrainConfig, seeds: list[int]) -> list[Run]:
     runs = []
     for seed in seeds:
         torch.manual_seed(seed)
-        model = build_model(config, SHAPE).to(memory_format=torch.channels_last)
+        model = build_model(config.model_spec(), SHAPE).to(memory_format=torch.channels_last)
         runs.append(
             Run(config.replace(seed=seed), model, make_optimizer(model, config, torch.device("cpu")), None, torch.device("cpu"), None, None)
         )

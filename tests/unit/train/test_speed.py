@@ -45,8 +45,8 @@ def test_weights_of_the_plain_layers_load_and_give_the_same_reconstructions():
     """A decoder built the way earlier versions built it (nn.Upsample, then nn.Conv2d) has the same
     parameter names: weights saved by either load into the other, and both reconstruct alike."""
     config = TrainConfig(arch="cnn", cnn_blocks=3, cnn_channels=8, image_size=64)
-    model = build_model(config, (3, 64, 64)).eval()
-    old = build_model(config, (3, 64, 64)).eval()
+    model = build_model(config.model_spec(), (3, 64, 64)).eval()
+    old = build_model(config.model_spec(), (3, 64, 64)).eval()
     layer = old.decoder[-1]
     old.decoder[-2] = nn.Upsample(size=(64, 64), mode="nearest")
     old.decoder[-1] = nn.Conv2d(layer.in_channels, layer.out_channels, 3, padding=1)

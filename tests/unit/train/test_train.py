@@ -50,7 +50,7 @@ def test_each_model_type_learns_and_evaluates_to_finite_metrics(prepared, kind, 
 @pytest.mark.parametrize("size", [28, 32, 64, 128])
 def test_cnn_reconstructs_every_supported_size(size):
     for kind in ("ae", "vae"):
-        model = build_model(TrainConfig(kind=kind, arch="cnn", image_size=size, cnn_blocks=4), (3, size, size))
+        model = build_model(TrainConfig(kind=kind, arch="cnn", image_size=size, cnn_blocks=4).model_spec(), (3, size, size))
         assert model(torch.rand(2, 3, size, size))[0].shape == (2, 3, size, size)
 
 
