@@ -28,6 +28,7 @@ from hamtune.data.shifts import Shift
 from hamtune.errors import HamtuneError
 from hamtune.results.intervals import Interval, from_draws, resample_weights, shown, signed, weighted_auroc_auprc
 from hamtune.results.layout import STRESS
+from hamtune.results.roles import Role, having
 
 if TYPE_CHECKING:
     from hamtune.train.config import TrainConfig
@@ -154,7 +155,7 @@ def plan_stress(directory: Path, target) -> Plan:
     delivered_row = found.iloc[0]
     delivered, config = _deep(delivered_row, DELIVERED, chosen.metric, target)
     subjects = [delivered]
-    searched = board[(board["role"] == "") & board["kind"].isin(DEEP_KINDS)]  # one trial: the best value, not the best mean
+    searched = board[having(board["role"], Role.SEARCH) & board["kind"].isin(DEEP_KINDS)]  # one trial: the best value, not the best mean
     searched = searched.sort_values(chosen.metric, ascending=chosen.mode == "min", kind="stable")
     if len(searched) and str(searched.iloc[0]["trial_id"]) != chosen.trial_id:
         subjects.append(_deep(searched.iloc[0], BEST_DEEP, chosen.metric, target)[0])
@@ -162,7 +163,7 @@ def plan_stress(directory: Path, target) -> Plan:
     plan = plan_splits(data, config, test_data)
     methods: dict[str, FloorMethod] = {}
     floors = []
-    for _, row in board[board["role"].astype(str).str.startswith("classical:")].iterrows():
+    for _, row in board[having(board["role"], Role.FLOOR)].iterrows():
         name, why = floor_method_name(row), _same_split(row, config, delivered_row)
         if name is None or why is not None:
             log.info("stress: %s left out (%s)", row.get("model"), why or "not a cheap floor: refitted only PCA, blur, resample")

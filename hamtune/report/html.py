@@ -35,6 +35,7 @@ from hamtune.results.intervals import comparisons, ranking_with_intervals
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, search_trials, verdict
 from hamtune.results.reproduction import SPREAD, summarise
+from hamtune.results.roles import Role, role_of
 from hamtune.results.store import load_samples
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def _is_number(text: str) -> bool:
 
 
 def _row_classes(board: pd.DataFrame) -> list[str]:
-    return ["baseline" if r.startswith("baseline:") else "classical" if r.startswith("classical:") else "" for r in board["role"]]
+    return [role_of(r).value if role_of(r) in (Role.BASELINE, Role.FLOOR) else "" for r in board["role"]]
 
 
 def board_table(board: pd.DataFrame, metric: Metric, select: Metric | None = None) -> str:

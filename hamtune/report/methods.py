@@ -25,6 +25,7 @@ from hamtune.results.intervals import compare, name_of, shown, signed, with_inte
 from hamtune.results.numbers import fmt
 from hamtune.results.rank import RANKED_STATUSES, is_deep, objective, rank, resolve_metric
 from hamtune.results.records import read_plan, read_record
+from hamtune.results.roles import Role, having, role_name
 from hamtune.results.store import load_results
 from hamtune.train.config import TrainConfig
 
@@ -82,7 +83,7 @@ def results_rows(board: pd.DataFrame, chosen: Chosen, scores: pd.DataFrame) -> l
     mine = board[board["trial_id"].astype(str) == chosen.trial_id]
     if not len(mine):
         return []
-    classical = board[board["role"].astype(str).str.startswith("classical:") & (board["trial_id"].astype(str) != chosen.trial_id)]
+    classical = board[having(board["role"], Role.FLOOR) & (board["trial_id"].astype(str) != chosen.trial_id)]
     family = classical["baseline"] if "baseline" in classical.columns else classical.get("model", classical["trial_id"])
     others = classical.groupby(family.astype(str), sort=False).head(1) if len(classical) else classical
     shown = with_intervals(pd.concat([mine.iloc[:1], others]), scores)
@@ -284,7 +285,7 @@ def _result(info: dict) -> list[str]:
         else f"trial {chosen.trial_id}"
     )
     if info["classical_only"]:
-        what = f"the classical baseline {chosen.role.removeprefix('classical: ')} ({chosen.trial_id})"
+        what = f"the classical baseline {role_name(chosen.role)} ({chosen.trial_id})"
     lines = [f"Delivered model: {chosen.trial_id}, {what}; chosen by {chosen.rule}."]
     figures = []
     for metric in ("test_auroc", "test_auprc"):

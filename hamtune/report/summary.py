@@ -11,6 +11,7 @@ from hamtune.report.importance import Importance
 from hamtune.results.intervals import Interval, judgement, name_of, shown
 from hamtune.results.numbers import fmt, fmt_delta
 from hamtune.results.rank import Metric, Ranking, Verdict, is_deep
+from hamtune.results.roles import Role, role_name, role_of
 
 HOW_TO_READ = """
 <ul>
@@ -143,18 +144,18 @@ def verdict_html(
             f"({escape(str(other['sweep']))}/{escape(str(other['trial_id']))}): picking it would be choosing on "
             f"test labels, optimistic by {fmt_delta(gap, value, other[metric.column])}."
         )
-    if str(best["role"]).startswith("baseline:"):
+    if role_of(best["role"]) is Role.BASELINE:
         searched = verdict.best_searched
         tail = f" The best searched model is {_describe(searched, metric)}." if searched is not None else ""
         lines.append(
-            f"<span class='bad'>The best model is the notebook baseline {escape(str(best['role'])[10:])}: "
+            f"<span class='bad'>The best model is the notebook baseline {escape(role_name(best['role']))}: "
             f"no searched config beats it yet.</span>{tail}"
         )
     else:
         for role, other in verdict.seeds.items():
-            lines.append(f"Against the notebook's {escape(role[10:])}: {_against(value, other, role[10:], metric)}.")
+            lines.append(f"Against the notebook's {escape(role_name(role))}: {_against(value, other, role_name(role), metric)}.")
     if verdict.classical:
-        comparisons = "; ".join(_against(value, other, role[11:], metric) for role, other in verdict.classical.items())
+        comparisons = "; ".join(_against(value, other, role_name(role), metric) for role, other in verdict.classical.items())
         if verdict.beats_classical:
             lines.append(f"Against classical baselines: {comparisons}.")
         else:

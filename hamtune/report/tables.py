@@ -15,6 +15,7 @@ from hamtune.results.intervals import INTERVAL_METRICS, comparisons, judgement, 
 from hamtune.results.numbers import fmt, fmt_delta
 from hamtune.results.rank import Metric, Ranking, best_per_group, is_deep, verdict
 from hamtune.results.reproduction import INTERVAL_RULE
+from hamtune.results.roles import Role, having
 
 # (header, trials column); absent columns are left out, so sweeps without a VAE or with classical rows still print.
 COLUMNS = (
@@ -273,7 +274,7 @@ def text_report(
         groups = best_per_group(board, by)
         parts.append(heading(f"Best per {' x '.join(by)}, test set {key}", form))
         parts.append(render(display(groups, columns_for(groups, metric, select=ranking.select)), form))
-        marked = board[board["role"].str.startswith(("baseline:", "classical:"))]
+        marked = board[having(board["role"], Role.BASELINE, Role.FLOOR)]
         if len(marked):
             parts.append(heading(f"Baselines, test set {key} (rank among {len(board)})", form))
             parts.append(render(display(marked, columns_for(marked, metric, select=ranking.select)), form))

@@ -14,6 +14,7 @@ import math
 import pandas as pd
 
 from hamtune.results.numbers import fmt
+from hamtune.results.roles import Role, having
 
 BLUR = "blur"
 
@@ -36,7 +37,7 @@ def floor_flags(board: pd.DataFrame, deep: pd.Series, column: str, higher_is_bet
     """Per row of a board sorted best first by `column` (a validation metric): why a deep row is below the floor,
     or None. Classical rows are never flagged."""
     flags = pd.Series(None, index=board.index, dtype=object)
-    classical = board[board["role"].astype(str).str.startswith("classical:")]
+    classical = board[having(board["role"], Role.FLOOR)]
     if not len(classical):
         return flags
     family = classical["baseline"] if "baseline" in classical.columns else pd.Series(None, index=classical.index)

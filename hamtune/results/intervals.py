@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hamtune.results.rank import Ranking
+from hamtune.results.roles import Role, having, role_of
 
 RESAMPLES = 2000
 SEED = 0
@@ -195,7 +196,7 @@ def ranking_with_intervals(ranking: Ranking, scores: pd.DataFrame) -> Ranking:
 
 def name_of(row: pd.Series) -> str:
     """A classical row by its model, any other as sweep/trial."""
-    return str(row["model"]) if str(row.get("role", "")).startswith("classical:") else f"{row['sweep']}/{row['trial_id']}"
+    return str(row["model"]) if role_of(row.get("role")) is Role.FLOOR else f"{row['sweep']}/{row['trial_id']}"
 
 
 def judgement(difference: Interval | None, name: str) -> str:
@@ -214,7 +215,7 @@ def comparisons(board: pd.DataFrame, chosen: pd.Series, scores: pd.DataFrame) ->
     """The chosen row against (a) the best classical baseline on this board and (b) the row ranked just below it:
     (what it is, that row, the paired interval of test AUROC(chosen) - AUROC(that row))."""
     out = []
-    classical = board[board["role"].astype(str).str.startswith("classical:") & (board["trial_id"] != chosen["trial_id"])]
+    classical = board[having(board["role"], Role.FLOOR) & (board["trial_id"] != chosen["trial_id"])]
     if len(classical):
         out.append(("the best baseline", classical.iloc[0]))
     below = board[board["rank"] > chosen["rank"]]

@@ -15,6 +15,7 @@ import pandas as pd
 
 from hamtune.errors import HamtuneError, UsageError
 from hamtune.results.floor import floor_flags
+from hamtune.results.roles import Role, having, labels
 from hamtune.results.store import load_results
 
 RANKED_STATUSES = ("completed", "stopped")
@@ -92,10 +93,12 @@ def role(trials: pd.DataFrame) -> pd.Series:
     if "model" in trials.columns:
         kind = trials["kind"] if "kind" in trials.columns else pd.Series(None, index=trials.index)
         named = trials["model"].notna() & ~kind.isin(DEEP_KINDS)
-        out[named] = np.where(kind[named] == ENSEMBLE, "ensemble: ", "classical: ") + trials.loc[named, "model"].astype(str)
+        ensembles = named & (kind == ENSEMBLE)
+        out[ensembles] = labels(Role.ENSEMBLE, trials.loc[ensembles, "model"])
+        out[named & ~ensembles] = labels(Role.FLOOR, trials.loc[named & ~ensembles, "model"])
     if "preset" in trials.columns:
         seeded = trials["preset"].isin(BASELINE_PRESETS)
-        out[seeded] = "baseline: " + trials.loc[seeded, "preset"].astype(str)
+        out[seeded] = labels(Role.BASELINE, trials.loc[seeded, "preset"])
     return out
 
 
@@ -208,14 +211,14 @@ def parse_groups(text: str | None, trials: pd.DataFrame) -> tuple[str, ...]:
 
 def is_deep(board: pd.DataFrame) -> pd.Series:
     """Deep models: searched trials, the notebook's configs and ensembles of deep trials."""
-    return board["role"].eq("") | board["role"].str.startswith(("baseline:", "ensemble:"))
+    return having(board["role"], Role.SEARCH, Role.BASELINE, Role.ENSEMBLE)
 
 
 def search_trials(frame: pd.DataFrame) -> pd.DataFrame:
     """The search's own draws: searched deep trials, without baselines, ensembles, classical rows and the confirm
     stage's extra seeds (what the search plots and the expected-best curve are about)."""
     roles = frame["role"] if "role" in frame.columns else role(frame)
-    keep = roles.eq("")
+    keep = having(roles, Role.SEARCH)
     if "kind" in frame.columns:
         keep &= frame["kind"].isin(DEEP_KINDS)
     if "stage" in frame.columns:
@@ -243,10 +246,10 @@ def verdict(board: pd.DataFrame, key: str, metric: Metric, chosen: pd.Series | N
     deep = board[is_deep(board)]
     if chosen is not None:
         deep = pd.concat([deep.loc[[chosen.name]], deep.drop(index=chosen.name, errors="ignore")]) if chosen.name in deep.index else deep
-    searched = board[board["role"] == ""]
+    searched = board[having(board["role"], Role.SEARCH)]
 
-    def best_of(prefix: str) -> dict[str, float]:
-        rows = board[board["role"].str.startswith(prefix)]
+    def best_of(role: Role) -> dict[str, float]:
+        rows = board[having(board["role"], role)]
         return {str(name): float(group[metric.column].iloc[0]) for name, group in rows.groupby("role", sort=False)}
 
     values = pd.to_numeric(deep[metric.column], errors="coerce") if len(deep) else pd.Series(dtype=float)
@@ -254,7 +257,7 @@ def verdict(board: pd.DataFrame, key: str, metric: Metric, chosen: pd.Series | N
     if values.notna().any():
         best_on_metric = deep.loc[values.idxmax() if metric.higher_is_better else values.idxmin()]
 
-    classical = best_of("classical:")
+    classical = best_of(Role.FLOOR)
     beats = None
     if classical:
         values = list(classical.values())
@@ -265,7 +268,7 @@ def verdict(board: pd.DataFrame, key: str, metric: Metric, chosen: pd.Series | N
         len(board),
         (deep if len(deep) else board).iloc[0],
         searched.iloc[0] if len(searched) else None,
-        best_of("baseline:"),
+        best_of(Role.BASELINE),
         classical,
         beats,
         best_on_metric,

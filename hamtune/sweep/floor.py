@@ -24,6 +24,7 @@ from hamtune.config_fields import DATA_KEYS
 from hamtune.data.same_data import sweep_data
 from hamtune.results.layout import TRIALS
 from hamtune.results.rank import DEEP_KINDS, RANKED_STATUSES, role
+from hamtune.results.roles import Role, having
 from hamtune.results.store import load_results
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def deep_splits(trials: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
 
 def has_floor(trials: pd.DataFrame, key: tuple) -> bool:
     """Whether classical rows on this split are already recorded (by an earlier call or `hamtune baselines`)."""
-    classical = trials[role(trials).str.startswith("classical:")]
+    classical = trials[having(role(trials), Role.FLOOR)]
     return any(split_key(row) == key for _, row in classical.iterrows())
 
 
