@@ -26,8 +26,8 @@ import common
 from train_throughput import SGEMM_N, sgemm, step_flops
 
 from hamtune.models import build_model
-from hamtune.models.losses import per_image_terms, training_loss
 from hamtune.train.config import TrainConfig
+from hamtune.train.losses import per_image_terms, training_loss
 
 NAME = "step_options"
 OPTIONS = {  # name: (channels_last, bf16, compile)

@@ -99,8 +99,8 @@ def plain_trial(config: dict, files: dict, split: dict, epochs: int) -> None:
     from torch.utils.data import DataLoader, Dataset
 
     from hamtune.models import build_model
-    from hamtune.models.losses import per_image_terms, training_loss
     from hamtune.train.config import TrainConfig
+    from hamtune.train.losses import per_image_terms, training_loss
 
     class Jpegs(Dataset):
         def __init__(self, ids):

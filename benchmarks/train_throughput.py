@@ -37,9 +37,9 @@ import common
 
 from hamtune.data.prepare import Prepared
 from hamtune.models import build_model
-from hamtune.models.losses import per_image_terms, training_loss
 from hamtune.train import loop
 from hamtune.train.config import TrainConfig
+from hamtune.train.losses import per_image_terms, training_loss
 
 NAME = "train_throughput"
 MODELS = {

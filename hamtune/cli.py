@@ -672,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help="also write each image's anomaly map (its mean is the score) as DIR/<image>.npy and .png; "
-        "scores of mse and/or ssim only; computed with the PyTorch weights",
+        "scores made of per-pixel parts only (mse, ssim, gms); computed with the PyTorch weights",
     )
     sc.set_defaults(func=cmd_score)
 

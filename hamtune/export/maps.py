@@ -5,6 +5,7 @@ map's mean IS the image's score (as `hamtune score` writes it).
 - ssim: 1 - the local SSIM of hamtune.train.metrics (the map the score averages). SSIM exists only where
   its window fits (the central (H-w+1)x(W-w+1), w = 11 at 28 px and above); the (w-1)/2-pixel border is
   filled with the map's own mean, so the map has the model's resolution and keeps its mean.
+- gms: 1 - the local gradient-magnitude similarity (Prewitt 3x3, so a 1-pixel border, filled the same way).
 - several parts: each part's map standardised with the score's own centre and scale (score.pt), summed.
 - an ensemble: its members' maps standardised as the ensemble standardises their scores, averaged.
 With test-time flips (`tta`) each view's map is flipped back and the views averaged, as the score is.
@@ -48,8 +49,8 @@ def check_mappable(bundle: Bundle | EnsembleBundle) -> None:
         if flat:
             raise HamtuneError(
                 f"{member.path}: score {member.config.score} has no anomaly map (its {', '.join(flat)} part is "
-                "one number per image, not a mean over pixels); --maps needs a score of mse and/or ssim "
-                "(nothing was written)"
+                "one number per image, not a mean over pixels); --maps needs a score made of "
+                f"{', '.join(MAP_PARTS)} (nothing was written)"
             )
 
 
@@ -81,13 +82,14 @@ def part_maps(model: Autoencoder, images: torch.Tensor, config: TrainConfig) -> 
 
 
 def view_maps(x: torch.Tensor, recon: torch.Tensor, input_range: str) -> dict[str, torch.Tensor]:
-    """The mse and 1 - SSIM maps (N,H,W) of one view and its reconstruction (model space); also the body of the
+    """The mse, 1 - SSIM and 1 - GMS maps (N,H,W) of one view and its reconstruction (model space); also the body of the
     exported score graph's map output."""
     height, width = x.shape[-2:]
     unit_x, unit_recon = to_unit(x, input_range), to_unit(recon, input_range)
     return {
         "mse": (unit_recon - unit_x).pow(2).mean(1),
         "ssim": _full_size(1.0 - metrics.ssim_map(unit_recon, unit_x).mean(1), height, width),
+        "gms": _full_size(1.0 - metrics.gms_map(unit_recon, unit_x), height, width),
     }
 
 

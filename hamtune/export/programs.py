@@ -172,8 +172,9 @@ SCORE_RULE = "one part: that part; several: the sum of (part - center) / scale; 
 )
 MAP_TEXT = (
     "output 'map': float32 (N, H, W), the per-pixel anomaly map (mse: squared error averaged over channels; ssim: "
-    "1 - local SSIM, its border filled with its mean; parts standardised and summed as the score; flips flipped "
-    "back and averaged): its mean over the pixels is the score"
+    "1 - local SSIM; gms: 1 - local gradient-magnitude similarity; a border without a window filled with the map's "
+    "mean; parts standardised and summed as the score; flips flipped back and averaged): its mean over the pixels is "
+    "the score"
 )
 
 

@@ -14,9 +14,9 @@ import torch
 
 from hamtune.data.splits import Protocol
 from hamtune.models import Autoencoder
-from hamtune.models.losses import per_image_terms
 from hamtune.train import metrics
 from hamtune.train.config import TrainConfig, score_parts
+from hamtune.train.losses import per_image_terms
 from hamtune.train.scores import PARTS
 from hamtune.train.tensors import to_input, to_unit
 
@@ -101,7 +101,7 @@ def score_batch(
     config: TrainConfig,
     latent: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Per-image terms of one batch in model space (B,C,H,W): mse and ssim (on [0,1]), nll, for a VAE kl and
+    """Per-image terms of one batch in model space (B,C,H,W): mse, ssim, msssim and gms (on [0,1]), nll, for a VAE kl and
     the negative ELBO, with a latent Gaussian (ScoreState.latent_whitening) the Mahalanobis distance of the code; with
     `config.tta` each is the mean over the image and its flips. Also the body of the exported score graph."""
     views = FLIPS if config.tta else FLIPS[:1]
@@ -109,9 +109,17 @@ def score_batch(
     for dims in views:
         x = original.flip(dims) if dims else original
         recon, mu, logvar = model(x)
-        terms = per_image_terms(recon, x, mu, logvar, config.recon_loss)
+        terms = per_image_terms(recon, x, mu, logvar, config.recon_loss, config.input_range)
         unit_x, unit_recon = to_unit(x, config.input_range), to_unit(recon, config.input_range)
-        view = {"mse": (unit_recon - unit_x).pow(2).flatten(1).mean(1), "ssim": metrics.ssim(unit_recon, unit_x), "nll": terms["nll"]}
+        view = {
+            "mse": (unit_recon - unit_x).pow(2).flatten(1).mean(1),
+            "ssim": metrics.ssim(unit_recon, unit_x),
+            "msssim": metrics.msssim(unit_recon, unit_x),
+            "gms": metrics.gms(unit_recon, unit_x),
+            "nll": terms["nll"],
+        }
+        if "structural" in terms:
+            view["structural"] = terms["structural"]
         if "kl" in terms:
             view["kl"] = terms["kl"]
             view["neg_elbo"] = terms["nll"] + terms["kl"]
@@ -247,6 +255,8 @@ def _val_loss(val: EvalSet, terms: dict[str, np.ndarray], config: TrainConfig, b
         return math.nan
     if "neg_elbo" in terms:
         loss = terms["nll"][normal] + beta * terms["kl"][normal]
+    elif "structural" in terms:
+        loss = terms["structural"][normal]
     elif config.recon_loss == "bce":
         loss = terms["nll"][normal] / math.prod(val.images.shape[1:])
     else:

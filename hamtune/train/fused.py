@@ -26,7 +26,6 @@ from hamtune.data.splits import get_protocol
 from hamtune.errors import HamtuneError, first_line
 from hamtune.models import Autoencoder, build_model
 from hamtune.models.grouped import member_view, stack_members
-from hamtune.models.losses import per_image_terms, training_loss
 from hamtune.train.augment import augment
 from hamtune.train.config import TrainConfig
 from hamtune.train.loop import (
@@ -50,6 +49,7 @@ from hamtune.train.loop import (
     too_few_images,
     train_weights,
 )
+from hamtune.train.losses import per_image_terms, training_loss
 from hamtune.train.tensors import to_input
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def member_losses(recon: torch.Tensor, x: torch.Tensor, k: int, config: TrainCon
     pixels = x[:, : x.shape[1] // k].numel() // len(x)
     losses = []
     for r, v in zip(recon.chunk(k, 1), x.chunk(k, 1)):
-        terms = per_image_terms(r, v, None, None, config.recon_loss)  # an AE: no KL term
+        terms = per_image_terms(r, v, None, None, config.recon_loss, config.input_range)  # an AE: no KL term
         losses.append(training_loss(terms, False, config.recon_loss, 0.0, pixels))
     return torch.stack(losses)
 

@@ -23,7 +23,6 @@ from hamtune.data.prepare import Prepared
 from hamtune.data.splits import get_protocol, rebalance_weights
 from hamtune.errors import HamtuneError, first_line
 from hamtune.models import Autoencoder, build_model
-from hamtune.models.losses import per_image_terms, training_loss
 from hamtune.results.layout import DEFAULT_OBJECTIVE
 from hamtune.results.store import best_epoch, delivered_epoch, is_better
 from hamtune.train import checkpoint as ckpt
@@ -31,6 +30,7 @@ from hamtune.train.augment import augment, corrupt
 from hamtune.train.config import TrainConfig
 from hamtune.train.data import SplitPlan, plan_splits
 from hamtune.train.evaluate import EvalSet, Evaluation, ScoreState, evaluate_test, evaluate_val
+from hamtune.train.losses import per_image_terms, training_loss
 from hamtune.train.tensors import to_input, to_uint8
 
 log = logging.getLogger(__name__)
@@ -320,7 +320,7 @@ def _train_epoch(
         seen = x if config.noise == "none" else corrupt(x, config.noise, config.noise_level, config.input_range, draws)
         with autocast:
             recon, mu, logvar = forward(seen)
-        terms = per_image_terms(recon, x, mu, logvar, config.recon_loss)
+        terms = per_image_terms(recon, x, mu, logvar, config.recon_loss, config.input_range)
         loss = training_loss(terms, model.variational, config.recon_loss, beta, pixels)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()

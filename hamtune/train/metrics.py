@@ -31,6 +31,13 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
 def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """The local SSIM behind `ssim`, (N,C,H-w+1,W-w+1): one value per position where the window w fits
     (the valid region), kept so anomaly maps show where an image is unlike its reconstruction."""
+    mu_x, mu_y, var_x, var_y, cov = _local_statistics(x, y)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+
+
+def _local_statistics(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Gaussian-weighted local means, variances and covariance (population) of two batches, over the valid region."""
     x, y = x.float(), y.float()
     _, c, h, _ = x.shape
     size = min(SSIM_WINDOW, h if h % 2 else h - 1)
@@ -47,9 +54,60 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch
     var_x = blur(x * x) - mu_x**2
     var_y = blur(y * y) - mu_y**2
     cov = blur(x * y) - mu_x * mu_y
-    mu_x, mu_y = mu_x + shift, mu_y + shift
+    return mu_x + shift, mu_y + shift, var_x, var_y, cov
+
+
+# Multi-scale SSIM (Wang et al. 2003): contrast-structure at every scale, luminance at the coarsest, each to its weight.
+# Five scales need 176 px with an 11-pixel window; a 64-pixel image has three down to MSSSIM_SMALLEST, so the first
+# weights are used and renormalised to sum to one.
+MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+MSSSIM_SMALLEST = 16
+
+
+def msssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Per-image multi-scale SSIM of two batches (scales halved by 2x2 averaging while the side stays >= 16)."""
+    scales = 1
+    while scales < len(MSSSIM_WEIGHTS) and min(x.shape[-2:]) >> scales >= MSSSIM_SMALLEST:
+        scales += 1
+    weights = torch.tensor(MSSSIM_WEIGHTS[:scales], device=x.device)
+    weights = weights / weights.sum()
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    x, y = x.float(), y.float()
+    value = torch.ones(len(x), device=x.device)
+    for scale, weight in enumerate(weights):
+        mu_x, mu_y, var_x, var_y, cov = _local_statistics(x, y)
+        cs = ((2 * cov + c2) / (var_x + var_y + c2)).flatten(1).mean(1)
+        value = value * cs.clamp_min(1e-6) ** weight
+        if scale == scales - 1:
+            luminance = ((2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)).flatten(1).mean(1)
+            value = value * luminance.clamp_min(1e-6) ** weight
+        else:
+            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    return value
+
+
+# Gradient-magnitude similarity (Xue et al. 2014, GMSD; used as an anomaly score by Zavrtanik et al. 2021, RIAD):
+# Prewitt gradients of the grey image, and GMSD's constant 170 on a 0-255 scale.
+GMS_C = 170 / 255**2
+_PREWITT = torch.tensor([[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]) / 3
+
+
+def gms_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The local gradient-magnitude similarity of two [0,1] batches, (N,H-2,W-2): 1 where the edges agree, lower
+    where one image has an edge the other lacks (an anomaly's structure a reconstruction leaves out)."""
+    kernels = torch.stack([_PREWITT, _PREWITT.T]).unsqueeze(1).to(x.device)
+
+    def magnitude(t: torch.Tensor) -> torch.Tensor:
+        gradients = F.conv2d(t.float().mean(1, keepdim=True), kernels)
+        return gradients.pow(2).sum(1).sqrt()
+
+    m_x, m_y = magnitude(x), magnitude(y)
+    return (2 * m_x * m_y + GMS_C) / (m_x**2 + m_y**2 + GMS_C)
+
+
+def gms(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-image mean gradient-magnitude similarity over the valid region."""
+    return gms_map(x, y).flatten(1).mean(1)
 
 
 def psnr(mse: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:

@@ -25,6 +25,22 @@ PARTS: dict[str, ScorePart] = {
             "ssim", "ssim", True, "one minus the SSIM of its reconstruction", True, "1 - SSIM (Gaussian window 11, sigma 1.5, valid region)"
         ),
         ScorePart(
+            "msssim",
+            "msssim",
+            True,
+            "one minus the multi-scale SSIM of its reconstruction",
+            False,
+            "1 - MS-SSIM (scales halved by 2x2 means while the side is >= 16, Wang et al. 2003 weights renormalised over them)",
+        ),
+        ScorePart(
+            "gms",
+            "gms",
+            True,
+            "one minus the gradient-magnitude similarity of its reconstruction",
+            True,
+            "1 - GMS (grey = channel mean, Prewitt 3x3 gradients, c = 170/255^2, valid region)",
+        ),
+        ScorePart(
             "latent",
             "latent",
             False,

@@ -12,12 +12,12 @@ import torch
 from hamtune.cli import main
 from hamtune.errors import HamtuneError
 from hamtune.models import build_model
-from hamtune.models.losses import per_image_terms, training_loss
 from hamtune.results.store import load_results
 from hamtune.train.checkpoint import load_weights
 from hamtune.train.config import TrainConfig
 from hamtune.train.fused import group_step, read_group, regroup, save_group, train_group, unfusable
 from hamtune.train.loop import Run, make_optimizer, train
+from hamtune.train.losses import per_image_terms, training_loss
 
 SHAPE = (3, 16, 16)
 COMPARED = ("train_loss", "val_loss", "val_mse", "val_ssim", "test_mse")

@@ -12,10 +12,10 @@ from torch import nn
 from hamtune.data.splits import get_protocol
 from hamtune.models import build_model
 from hamtune.models.cnn import UpsampleConv2d
-from hamtune.models.losses import per_image_terms, training_loss
 from hamtune.train.config import TrainConfig
 from hamtune.train.evaluate import evaluate
 from hamtune.train.loop import build_run, train
+from hamtune.train.losses import per_image_terms, training_loss
 from hamtune.train.tensors import to_input
 
 
