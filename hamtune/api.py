@@ -112,14 +112,16 @@ def run_sweep(
         runtime_env=dict(runtime_env) if runtime_env else None,
     )
     directory = run(chosen, options)
-    after_sweep(directory, options.name or chosen.name, chosen.log_to + options.log_to, floor=chosen.floor)
+    trackers = chosen.log_to + options.log_to
+    after_sweep(directory, options.name or chosen.name, trackers, floor=chosen.floor, keep=chosen.confirm_keep or None)
     return Results(directory)
 
 
-def deliver_confirmed(directory: Path, device: str = "auto") -> dict | None:
+def deliver_confirmed(directory: Path, device: str = "auto", keep: int | None = None) -> dict | None:
     """A sweep with a confirm stage delivers its chosen configuration (the best MEAN validation objective over
-    2+ seeds) as that configuration's seed ensemble: one more results row, built once (a resumed or repeated
-    call finds it). None without a confirm stage or a configuration of 2+ finished seeds."""
+    2+ seeds) as that configuration's seed ensemble (with `keep`, of its `keep` seeds best on validation): one more
+    results row, built once (a resumed or repeated call finds it). None without a confirm stage or a configuration of
+    2+ finished seeds."""
     from hamtune.export.ensemble import build_ensemble as build
     from hamtune.paths import results_lock
     from hamtune.results.configurations import per_configuration, seed_rows
@@ -139,10 +141,10 @@ def deliver_confirmed(directory: Path, device: str = "auto") -> dict | None:
     if len(built):
         return built.iloc[0].to_dict()
     with results_lock(Path(directory)):
-        return build(Path(directory), 0, Path(directory).parent, Path(directory).name, device, members=members)[1]
+        return build(Path(directory), 0, Path(directory).parent, Path(directory).name, device, members=members, keep=keep)[1]
 
 
-def after_sweep(directory: Path, name: str, trackers: tuple[str, ...], floor: bool = True) -> None:
+def after_sweep(directory: Path, name: str, trackers: tuple[str, ...], floor: bool = True, keep: int | None = None) -> None:
     """What a finished sweep does last: with a confirm stage, deliver the chosen configuration's seed ensemble
     (deliver_confirmed); score the non-learned floor on the same split (score_floor; not with `floor` False); record
     the choice (chosen.json) once every row is in and name it in the Optuna study; then name it in every tracker, with
@@ -154,7 +156,7 @@ def after_sweep(directory: Path, name: str, trackers: tuple[str, ...], floor: bo
     from hamtune.sweep.floor import score_floor
     from hamtune.sweep.study import record_chosen
 
-    deliver_confirmed(directory)
+    deliver_confirmed(directory, keep=keep)
     score_floor(directory, enabled=floor)
     chosen = record_choice(directory)
     record_chosen(directory, name)
@@ -191,20 +193,30 @@ def train_model(
     name: str | None = None,
     progress: bool = True,
     seeds: int = 1,
+    keep: int | None = None,
     fuse: str = "auto",
     **settings,
 ) -> Path:
     """Train one config (a preset and/or TrainConfig fields as keywords) like `hamtune train`; returns its results folder.
-    With `seeds` > 1 the config trains on seeds seed..seed+N-1 and their seed ensemble is delivered as one more row."""
+    With `seeds` > 1 the config trains on seeds seed..seed+N-1 and their seed ensemble is delivered as one more row
+    (with `keep`, the ensemble of the `keep` seeds best on validation)."""
     from hamtune.train.config import FUSE, build_config
 
     a = arguments
     preset, data, test_data = a.optional_text(preset, "preset"), a.text(data, "data"), a.optional_text(test_data, "test_data")
     name, progress, fuse = a.optional_text(name, "name"), a.flag(progress, "progress"), a.text(fuse, "fuse", FUSE)
-    seeds = a.integer(seeds, "seeds", 1)
+    seeds, keep = a.integer(seeds, "seeds", 1), a.optional_integer(keep, "keep", 2)
     config = build_config({"preset": preset, **settings}, where="hamtune.train()")
     return train_seeds(
-        config, data, test_data=test_data, results=_path(results, "results"), name=name, progress=progress, seeds=seeds, fuse=fuse
+        config,
+        data,
+        test_data=test_data,
+        results=_path(results, "results"),
+        name=name,
+        progress=progress,
+        seeds=seeds,
+        keep=keep,
+        fuse=fuse,
     ).directory
 
 
@@ -227,17 +239,19 @@ def train_seeds(
     name: str | None = None,
     progress: bool = True,
     seeds: int = 1,
+    keep: int | None = None,
     fuse: str = "auto",
     skip_missing: bool = False,
 ) -> Trained:
     """Train `config` on `seeds` seeds (one results row each) under the results folder's lock; with 2+ completed
-    seeds, their ensemble (scores standardised on validation normals, averaged) is the delivered model's row."""
+    seeds, their ensemble (scores standardised on validation normals, averaged; with `keep`, of the `keep` seeds best
+    on validation) is the delivered model's row."""
     from hamtune.export.ensemble import build_ensemble as build
     from hamtune.paths import results_folder, results_lock
     from hamtune.results.chosen import record_choice
     from hamtune.train.single import check_seeds, load_data, run_seeds_and_record
 
-    check_seeds(config, seeds)
+    check_seeds(config, seeds, keep)
     name = name or config.preset or "train"
     directory = results_folder(Path(results), name)
     with results_lock(directory):
@@ -248,7 +262,13 @@ def train_seeds(
         ensemble = None
         if seeds > 1 and len(finished) >= 2:
             ensemble = build(
-                directory, 0, directory.parent, directory.name, config.device if config.device != "auto" else "cpu", members=finished
+                directory,
+                0,
+                directory.parent,
+                directory.name,
+                config.device if config.device != "auto" else "cpu",
+                members=finished,
+                keep=keep,
             )[1]
         record_choice(directory)
     return Trained(directory, prepared.name, runs, ensemble)

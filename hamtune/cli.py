@@ -144,6 +144,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         results=Path(args.results),
         name=args.name,
         seeds=args.seeds,
+        keep=args.keep,
         fuse=args.fuse,
         skip_missing=args.skip_missing,
     )
@@ -158,7 +159,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     if trained.ensemble is not None:
         row = trained.ensemble
         print(
-            f"seed ensemble of {row['members'].count(',') + 1} seeds (the delivered model): val_auroc {row['val_auroc']:.4f}  "
+            f"seed ensemble of {row['members'].count(',') + 1} seeds"
+            + (f" (the {args.keep} of {args.seeds} best on validation)" if args.keep and args.keep < args.seeds else "")
+            + f" (the delivered model): val_auroc {row['val_auroc']:.4f}  "
             f"test_auroc {row['test_auroc']:.4f}  test_auprc {row['test_auprc']:.4f}  test_f1 {row['test_f1']:.4f}"
         )
         print(
@@ -501,6 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="train seeds seed..seed+N-1, one results row each, and deliver their ensemble as one more row (default 1)",
+    )
+    tr.add_argument(
+        "--keep",
+        type=int,
+        default=None,
+        metavar="K",
+        help="the delivered ensemble combines the K seeds best on validation (default: all of them)",
     )
     tr.add_argument(
         "--fuse",

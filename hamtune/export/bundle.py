@@ -638,8 +638,15 @@ Score images with: `hamtune score THIS_FOLDER IMAGES... --out scores.csv`.
 
 
 def _what(info: dict, bundles: list[Bundle]) -> str:
-    if info.get("model", {}).get("chosen") == "seeds":
+    model = info.get("model", {})
+    if model.get("chosen") == "seeds":
         seeds = ", ".join(str(seed) for seed in sorted(b.config.seed for b in bundles))
+        offered = model.get("of", len(bundles))
+        if isinstance(offered, int) and offered > len(bundles):
+            return (
+                f"One configuration trained on {offered} seeds in `{bundles[0].info.get('sweep')}`, of which the "
+                f"{len(bundles)} best on validation ({seeds})"
+            )
         return f"One configuration trained on {len(bundles)} seeds ({seeds}) in `{bundles[0].info.get('sweep')}`"
     return f"The {len(bundles)} best trials of sweep `{bundles[0].info.get('sweep')}` by validation"
 

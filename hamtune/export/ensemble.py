@@ -63,17 +63,26 @@ def seed_members(directory: Path, trial_ids: list[str]) -> tuple[pd.DataFrame, M
 
 
 def build_ensemble(
-    directory: Path, top: int, results_root: Path, name: str | None = None, device: str = "auto", members: list[str] | None = None
+    directory: Path,
+    top: int,
+    results_root: Path,
+    name: str | None = None,
+    device: str = "auto",
+    members: list[str] | None = None,
+    keep: int | None = None,
 ) -> tuple[Path, dict]:
-    """Combine the `top` best trials of `directory` (ranked by the sweep's validation objective), or exactly the
-    trials `members` names (a configuration's seeds), and record the ensemble in results/<name> (default:
-    <sweep>-ensemble); returns that folder and its row."""
+    """Combine the `top` best trials of `directory` (ranked by the sweep's validation objective), or the trials
+    `members` names (a configuration's seeds; with `keep`, the `keep` of them best on validation), and record the
+    ensemble in results/<name> (default: <sweep>-ensemble); returns that folder and its row."""
     if members is None and top < 2:
         raise UsageError(f"--top must be at least 2 for an ensemble, got {top}")
     board, metric = top_trials(directory, top, deep=True) if members is None else seed_members(directory, members)
     if not metric.column.startswith("val_"):
         raise HamtuneError(f"{directory}: ranked by {metric.column}; an ensemble chooses its members on validation only")
     board = board[board["kind"].isin(DEEP_KINDS)].reset_index(drop=True)
+    offered = len(board)
+    if members is not None and keep is not None:
+        board = board.head(keep)
     if members is None and 2 <= len(board) < top:
         log.warning(
             "%s: only %d ranked deep trial(s); the ensemble has %d members, not the %d asked", directory, len(board), len(board), top
@@ -100,7 +109,7 @@ def build_ensemble(
     sweep = str(board["sweep"].iloc[0])
     name = name or f"{Path(directory).resolve().name}-ensemble"
     ids = [str(t) for t in board["trial_id"]]
-    label = f"ensemble-top{len(ids)}" if members is None else f"seed-ensemble-{len(ids)}"
+    label = f"ensemble-top{len(ids)}" if members is None else f"seed-ensemble-{len(ids)}" + (f"-of-{offered}" if len(ids) < offered else "")
     trial_id = f"{label}-{hashlib.blake2b(json.dumps(ids).encode(), digest_size=4).hexdigest()}"
     out = Path(results_root) / name
     target = resolve_device(device)
@@ -162,7 +171,7 @@ def build_ensemble(
             "score": f"mean of {len(ids)} standardised member scores",
             "threshold": result["threshold"],
             "metrics": {k: v for k, v in result.items() if k.startswith(("val_", "test_"))},
-            "model": {"kind": ENSEMBLE, "members": ids, "chosen": "best by validation" if members is None else "seeds"},
+            "model": {"kind": ENSEMBLE, "members": ids, "chosen": "best by validation" if members is None else "seeds", "of": offered},
             "hamtune_version": hamtune.__version__,
             "rank": None,
             "ranked_by": metric.column,

@@ -133,8 +133,9 @@ def choose(trials: pd.DataFrame, scores: pd.DataFrame | None = None, metric: str
             spread = {k: _plain(v) for k, v in mine.iloc[0].items() if k.endswith(("_mean", "_sd", "_ci_low", "_ci_high"))}
             spread["n"] = int(mine.iloc[0]["n"])
     if len(seeds) and spread:
+        kept = f" of the {len(members)} seeds best on validation" if 2 <= len(members) < spread["n"] else ""
         rule = f"best mean {select.column} over {spread['n']} seeds (configurations on 2+ seeds first)" + (
-            ", delivered as its seed ensemble" if members else ""
+            f", delivered as its seed ensemble{kept}" if members else ""
         )
     else:
         rule = f"best {select.column} ({'highest' if select.higher_is_better else 'lowest'})"

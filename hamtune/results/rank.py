@@ -130,11 +130,14 @@ def leaderboards(ranked: pd.DataFrame, metric: Metric) -> dict[str, pd.DataFrame
 
 
 def ensemble_of(trials: pd.DataFrame, members) -> pd.DataFrame:
-    """The ensemble rows whose members are exactly the trials `members` (a configuration's seeds)."""
+    """The ensemble rows built from the trials `members` (a configuration's seeds): all of them, or those best on
+    validation (`train --keep`, `confirm: keep`); an ensemble of all of them first."""
     if "members" not in trials.columns:
         return trials.iloc[0:0]
     wanted = set(map(str, members))
-    return trials[trials["members"].notna() & trials["members"].map(lambda m: set(str(m).split(",")) == wanted)]
+    built = trials["members"].map(lambda m: set(str(m).split(",")) if isinstance(m, str) and m else set())
+    found = trials[built.map(lambda m: len(m) >= 2 and m <= wanted)]
+    return found.loc[sorted(found.index, key=lambda i: built[i] != wanted)]
 
 
 def confirmed_first(board: pd.DataFrame, metric: Metric) -> pd.DataFrame:

@@ -76,7 +76,7 @@ def space_settings(space: SearchSpace, num_samples: int) -> dict:
         "fixed": space.fixed,
         "params": [{k: v for k, v in asdict(p).items() if v not in ((), None, {})} for p in space.params],
         "points_to_evaluate": list(space.points),
-        "confirm": {"top": space.confirm_top, "seeds": space.confirm_seeds},
+        "confirm": {"top": space.confirm_top, "seeds": space.confirm_seeds, **({"keep": space.confirm_keep} if space.confirm_keep else {})},
         "floor": space.floor,
     }
 

@@ -135,6 +135,7 @@ class SearchSpace:
     log_to: tuple[str, ...] = ()  # experiment trackers (sweep/trackers.py)
     confirm_top: int = 0  # after the search, the best configurations by validation that run more seeds (sweep/confirm.py)
     confirm_seeds: int = 0  # new seeds per confirmed configuration
+    confirm_keep: int = 0  # the delivered seed ensemble's members: the seeds best on validation (0: all of them)
     fuse: str = "auto"  # the confirm stage's seeds of a configuration as one grouped model in one trial (train/fused.py)
     floor: bool = True  # score the non-learned floor (blur, down/up-sampling, PCA) into the results when the sweep ends
     runtime_env: dict | None = None  # Ray's runtime_env for a cluster's workers (sweep/cluster.py)
@@ -489,20 +490,24 @@ def parse_space(raw: dict, path: Path, overrides: dict | None = None) -> SearchS
 
 
 def confirm_stage(check: _Checker, spec, objectives: tuple, num_samples: int) -> dict:
-    """`confirm: {top: K, seeds: N}`: after the search, the K best configurations by the validation objective
-    each run N new seeds, so the sweep chooses on a mean over seeds rather than on one seed's draw."""
+    """`confirm: {top: K, seeds: N, keep: M}`: after the search, the K best configurations by the validation objective
+    each run N new seeds, so the sweep chooses on a mean over seeds rather than on one seed's draw; the chosen one is
+    delivered as the ensemble of its seeds (with `keep`, of its M seeds best on validation)."""
     if spec is None:
         return {}
     spec = dict(check.mapping(spec, "confirm"))
-    if set(spec) - {"top", "seeds"}:
-        raise check.fail("confirm", f"only top and seeds can be set, got {', '.join(sorted(set(spec) - {'top', 'seeds'}))}")
+    if set(spec) - {"top", "seeds", "keep"}:
+        raise check.fail("confirm", f"only top, seeds and keep can be set, got {', '.join(sorted(set(spec) - {'top', 'seeds', 'keep'}))}")
     top = int(check.number(spec.get("top", 3), "confirm.top", int, low=0))
     seeds = int(check.number(spec.get("seeds", 5), "confirm.seeds", int, low=0))
+    keep = int(check.number(spec.get("keep", 0), "confirm.keep", int, low=0))
+    if keep and not 2 <= keep <= seeds + 1:
+        raise check.fail("confirm.keep", f"{keep}: an ensemble keeps 2 to {seeds + 1} seeds (the search's own and {seeds} new)")
     if top and seeds and len(objectives) > 1:
         raise check.fail("confirm", "the confirm stage ranks configurations by one objective; a multi-objective space cannot have one")
     if top > num_samples:
         raise check.fail("confirm.top", f"{top} is more than num_samples ({num_samples}): there are not that many configurations")
-    return {"confirm_top": top if seeds else 0, "confirm_seeds": seeds if top else 0}
+    return {"confirm_top": top if seeds else 0, "confirm_seeds": seeds if top else 0, "confirm_keep": keep if top and seeds else 0}
 
 
 def fuse_setting(check: _Checker, spec) -> str:

@@ -66,13 +66,15 @@ def run_and_record(
     return result, record(result, data, results_dir, name, test_data, config_id)
 
 
-def check_seeds(config: TrainConfig, seeds: int) -> None:
+def check_seeds(config: TrainConfig, seeds: int, keep: int | None = None) -> None:
     """Seeds seed..seed+N-1 are at most MAX_SEEDS whole trainings (1,000,000 is a typo that would run for days) and
-    stay valid seeds; checked before any data is read."""
+    stay valid seeds, and an ensemble keeps 2 to N of them; checked before any data is read."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
         raise UsageError(f"--seeds must be a whole number between 1 and {MAX_SEEDS} (each seed trains a whole model), got {seeds!r}")
     if config.seed + seeds - 1 > RANGES["seed"][1]:
         raise UsageError(f"--seeds {seeds} from seed {config.seed} passes the largest seed, {RANGES['seed'][1]}")
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or not 2 <= keep <= seeds):
+        raise UsageError(f"--keep must be a whole number between 2 and --seeds ({seeds}): the seeds an ensemble keeps, got {keep!r}")
 
 
 def run_seeds_and_record(

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from hamtune.cli import main
 from hamtune.export.bundle import META, EnsembleBundle, load_bundle
+from hamtune.export.ensemble import build_ensemble
 from hamtune.results.rank import top_trials
 from hamtune.results.store import load_results
 
@@ -92,3 +93,10 @@ def test_train_seeds_delivers_their_ensemble_which_exports_and_scores_as_its_row
         main(["export", str(tmp_path / "seeds"), "--trial", "nope", "--out", str(tmp_path / "b2")]) == 2
     )  # a --trial the results do not hold: usage
     assert "no ranked trial 'nope'" in capsys.readouterr().err
+
+    best_two = seeds.sort_values("val_auroc", ascending=False, kind="stable")["trial_id"].head(2)
+    _, kept = build_ensemble(tmp_path / "seeds", 0, tmp_path, "kept", "cpu", members=list(seeds["trial_id"]), keep=2)
+    assert kept["model"] == "seed-ensemble-2-of-3" and kept["members"] == ",".join(best_two)  # the 2 best on validation
+    assert main(["export", str(tmp_path / "kept"), "--out", str(tmp_path / "b3")]) == 0
+    assert "trained on 3 seeds in `seeds`, of which the 2 best on validation" in (tmp_path / "b3" / "MODEL_CARD.md").read_text()
+    assert main([*args, "--keep", "4"]) == 2 and "--keep must be a whole number between 2 and --seeds (3)" in capsys.readouterr().err

@@ -90,12 +90,17 @@ def test_killed_driver_resumes_to_exactly_num_samples(prepared, tmp_path, sig, c
     assert scores.groupby("trial_id").size().nunique() == 1
 
 
-CONFIRM = {"num_samples": 3, "max_epochs": 2, "scheduler": {"name": "asha", "grace_period": 1}, "confirm": {"top": 2, "seeds": 2}}
+CONFIRM = {
+    "num_samples": 3,
+    "max_epochs": 2,
+    "scheduler": {"name": "asha", "grace_period": 1},
+    "confirm": {"top": 2, "seeds": 2, "keep": 2},
+}
 
 
 def assert_confirmed(results: Path) -> None:
     """The CONFIRM sweep ended with exactly its planned trials: 3 searched, the best 2 on 2 new seeds each, all
-    completed, and the seed ensemble of the configuration best on the mean delivered once."""
+    completed, and the ensemble of the 2 best seeds on validation of the configuration best on the mean delivered once."""
     from hamtune.api import configurations, deliver_confirmed
 
     trials = load_results(results)[0]
@@ -113,8 +118,10 @@ def assert_confirmed(results: Path) -> None:
     means = trials.groupby("config_id")["val_auroc"].mean()
     assert table["config_id"].iloc[0] == means[list(best)].idxmax()
     delivered = trials[trials["kind"] == "ensemble"]  # the chosen configuration's seed ensemble, built after the sweep
-    chosen = sorted(trials.loc[trials["config_id"] == table["config_id"].iloc[0], "trial_id"])
-    assert len(delivered) == 1 and sorted(delivered["members"].iloc[0].split(",")) == chosen and len(chosen) == 3
+    chosen = trials[trials["config_id"] == table["config_id"].iloc[0]].sort_values("val_auroc", ascending=False, kind="stable")
+    assert len(chosen) == 3 and len(delivered) == 1 and delivered["model"].iloc[0] == "seed-ensemble-2-of-3"
+    kept = chosen["trial_id"].isin(delivered["members"].iloc[0].split(","))
+    assert kept.sum() == 2 and chosen.loc[kept, "val_auroc"].min() >= chosen.loc[~kept, "val_auroc"].max()  # keep: 2
     assert deliver_confirmed(results)["trial_id"] == delivered["trial_id"].iloc[0]  # found again, not built twice
     assert len(load_results(results)[0]) == len(trials)
 

@@ -111,3 +111,17 @@ def test_the_leaderboard_chooses_the_best_mean_configurations_seed_ensemble_not_
     assert list(board["trial_id"][:3]) == ["seed-ensemble-3", "c", "a"] and list(board["rank"][:2]) == [1, 2]
     by_test = Metric("test_auroc", True)
     assert confirmed_first(board, by_test).equals(board)  # ranking on test chooses nothing: left as sorted
+
+
+def test_an_ensemble_of_the_configurations_seeds_best_on_validation_is_its_delivered_row_too():
+    from hamtune.results.rank import ensemble_of, leaderboard
+
+    row = {"kind": "ensemble", "val_auroc": 0.84, "test_auroc": 0.86, "status": "completed", "arch": "cnn", "seed": 0}
+    kept = pd.DataFrame([{**row, "trial_id": "seed-ensemble-2-of-3", "members": "b2,b1"}])
+    mixed = pd.DataFrame([{**row, "trial_id": "ensemble-top2", "members": "b2,c"}])  # not one configuration's seeds
+    frame = pd.concat([trials(), kept, mixed], ignore_index=True).assign(test_set="t", data_fingerprint="f", protocol="cancer")
+    assert list(ensemble_of(frame, ["b", "b1", "b2"])["trial_id"]) == ["seed-ensemble-2-of-3"]
+    assert leaderboard(frame, VAL)["trial_id"].iloc[0] == "seed-ensemble-2-of-3"
+    everything = pd.DataFrame([{**row, "trial_id": "seed-ensemble-3", "members": "b,b1,b2"}])
+    both = pd.concat([frame, everything], ignore_index=True)
+    assert list(ensemble_of(both, ["b", "b1", "b2"])["trial_id"]) == ["seed-ensemble-3", "seed-ensemble-2-of-3"]  # all first

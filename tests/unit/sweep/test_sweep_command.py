@@ -56,3 +56,20 @@ def test_the_recorded_command_parses_back_to_every_option_and_override_given():
         },
     )  # as `hamtune sweep` reads --set
     assert again.sampler == space.sampler and again.fixed == space.fixed and not again.floor
+
+
+def test_a_confirm_stage_that_keeps_its_best_seeds_is_recorded_and_read_back():
+    overrides = {"confirm": {"top": 1, "seeds": 2, "keep": 2}}
+    space = parse_space({**TINY_SPACE, "data": "synthetic", "points_to_evaluate": []}, Path("spaces/tiny.yaml"), overrides)
+    options = SweepOptions(name="q", results_root=Path("results"), overrides=overrides)
+    args = build_parser().parse_args(shlex.split(sweep_command(space, "q", 4, space.data, options))[1:])
+    again = parse_space(
+        {**TINY_SPACE, "data": "synthetic", "points_to_evaluate": []},
+        Path("spaces/tiny.yaml"),
+        {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)},
+    )
+    assert (
+        (space.confirm_top, space.confirm_seeds, space.confirm_keep)
+        == (again.confirm_top, again.confirm_seeds, again.confirm_keep)
+        == (1, 2, 2)
+    )
