@@ -217,7 +217,12 @@ def baselines_command(info: dict) -> str:
 def _training(config: dict) -> list[str]:
     """How the delivered network was trained, from its typed configuration."""
     kind = config.get("kind")
-    loss = {"mse": "mean squared error", "bce": "binary cross-entropy"}.get(str(config.get("recon_loss")), UNKNOWN)
+    loss = {
+        "mse": "per-pixel reconstruction mean squared error",
+        "bce": "per-pixel reconstruction binary cross-entropy",
+        "ssim": "one minus the SSIM of the reconstruction (Gaussian window 11, sigma 1.5)",
+        "ssim_l1": "0.84 times one minus the SSIM of the reconstruction plus 0.16 times its mean absolute error",
+    }.get(str(config.get("recon_loss")), UNKNOWN)
     if kind == "vae":
         loss += f" plus beta = {config.get('beta')} times the KL divergence to N(0, I)" + (
             f", beta warmed up over {config.get('kl_warmup')} epochs" if config.get("kl_warmup") else ""
@@ -234,7 +239,7 @@ def _training(config: dict) -> list[str]:
         f"Optimiser: AdamW (PyTorch), learning rate {config.get('lr', UNKNOWN)}, weight decay {config.get('weight_decay', UNKNOWN)}, "
         f"batch size {config.get('batch_size', UNKNOWN)}, learning-rate schedule {config.get('lr_schedule', UNKNOWN)}; "
         f"precision {config.get('precision', UNKNOWN)}.",
-        f"Loss: per-pixel reconstruction {loss}; class rebalancing {config.get('rebalance', UNKNOWN)}.",
+        f"Loss: {loss}; class rebalancing {config.get('rebalance', UNKNOWN)}.",
         f"Epochs: at most {config.get('epochs', UNKNOWN)}; "
         + (f"early stopping after {patience} epochs without a better validation objective; " if patience else "no early stopping; ")
         + "the delivered weights are those of the epoch with the best validation objective.",
