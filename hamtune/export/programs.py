@@ -411,6 +411,7 @@ ONNX_OPS = frozenset(
     {  # what torch.onnx (dynamo) emits for hamtune's models and score graphs (ensembles, map output); no control flow
         "Abs",
         "Add",
+        "AveragePool",  # msssim's scales
         "BatchNormalization",
         "Cast",
         "Clip",
@@ -442,6 +443,7 @@ ONNX_OPS = frozenset(
         "ReduceMax",
         "ReduceMean",
         "ReduceMin",
+        "ReduceProd",  # msssim's product over scales
         "ReduceSum",
         "Relu",
         "Reshape",

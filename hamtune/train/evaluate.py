@@ -70,6 +70,8 @@ class ScoreState:
 
 
 FLIPS = ((), (-1,), (-2,), (-2, -1))  # test-time augmentation: the image and its three flips
+# Terms computed only for a score that has them (mse and ssim are always reported).
+OPTIONAL_TERMS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"msssim": metrics.msssim, "gms": metrics.gms}
 
 
 @torch.no_grad()
@@ -101,23 +103,22 @@ def score_batch(
     config: TrainConfig,
     latent: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Per-image terms of one batch in model space (B,C,H,W): mse, ssim, msssim and gms (on [0,1]), nll, for a VAE kl and
-    the negative ELBO, with a latent Gaussian (ScoreState.latent_whitening) the Mahalanobis distance of the code; with
-    `config.tta` each is the mean over the image and its flips. Also the body of the exported score graph."""
+    """Per-image terms of one batch in model space (B,C,H,W): mse and ssim (on [0,1]; msssim and gms where the score
+    has them), nll, for a VAE kl and the negative ELBO, with a latent Gaussian (ScoreState.latent_whitening) the
+    Mahalanobis distance of the code; with `config.tta` each is the mean over the image and its flips. Also the body of
+    the exported score graph."""
     views = FLIPS if config.tta else FLIPS[:1]
+    parts = score_parts(config.score)
     batch: dict[str, torch.Tensor] = {}
     for dims in views:
         x = original.flip(dims) if dims else original
         recon, mu, logvar = model(x)
         terms = per_image_terms(recon, x, mu, logvar, config.recon_loss, config.input_range)
         unit_x, unit_recon = to_unit(x, config.input_range), to_unit(recon, config.input_range)
-        view = {
-            "mse": (unit_recon - unit_x).pow(2).flatten(1).mean(1),
-            "ssim": metrics.ssim(unit_recon, unit_x),
-            "msssim": metrics.msssim(unit_recon, unit_x),
-            "gms": metrics.gms(unit_recon, unit_x),
-            "nll": terms["nll"],
-        }
+        view = {"mse": (unit_recon - unit_x).pow(2).flatten(1).mean(1), "ssim": metrics.ssim(unit_recon, unit_x), "nll": terms["nll"]}
+        for name, term in OPTIONAL_TERMS.items():  # only where the score has them: every other graph stays as it was
+            if name in parts:
+                view[name] = term(unit_recon, unit_x)
         if "structural" in terms:
             view["structural"] = terms["structural"]
         if "kl" in terms:

@@ -69,21 +69,20 @@ def msssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.T
     scales = 1
     while scales < len(MSSSIM_WEIGHTS) and min(x.shape[-2:]) >> scales >= MSSSIM_SMALLEST:
         scales += 1
-    weights = torch.tensor(MSSSIM_WEIGHTS[:scales], device=x.device)
-    weights = weights / weights.sum()
+    weights = [w / sum(MSSSIM_WEIGHTS[:scales]) for w in MSSSIM_WEIGHTS[:scales]]
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     x, y = x.float(), y.float()
-    value = torch.ones(len(x), device=x.device)
+    factors = []  # per scale, (N,): no tensor of the batch's size is made, so exported graphs keep the batch dynamic
     for scale, weight in enumerate(weights):
         mu_x, mu_y, var_x, var_y, cov = _local_statistics(x, y)
         cs = ((2 * cov + c2) / (var_x + var_y + c2)).flatten(1).mean(1)
-        value = value * cs.clamp_min(1e-6) ** weight
+        factors.append(cs.clamp_min(1e-6) ** weight)
         if scale == scales - 1:
             luminance = ((2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)).flatten(1).mean(1)
-            value = value * luminance.clamp_min(1e-6) ** weight
+            factors.append(luminance.clamp_min(1e-6) ** weight)
         else:
             x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-    return value
+    return torch.stack(factors).prod(0)
 
 
 # Gradient-magnitude similarity (Xue et al. 2014, GMSD; used as an anomaly score by Zavrtanik et al. 2021, RIAD):

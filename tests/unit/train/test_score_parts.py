@@ -19,7 +19,7 @@ from hamtune.train.scores import PARTS
 def test_every_score_part_is_computed_stated_and_mapped_as_its_entry_says(name):
     part = PARTS[name]
     torch.manual_seed(0)
-    config = TrainConfig(arch="mlp", kind="vae", latent_dim=4, mlp_width=16, mlp_depth=1, image_size=16)
+    config = TrainConfig(arch="mlp", kind="vae", latent_dim=4, mlp_width=16, mlp_depth=1, image_size=16, score=name)
     model = build_model(config.model_spec(), (3, 16, 16)).eval()
     x = torch.rand(3, 3, 16, 16)
     with torch.no_grad():
