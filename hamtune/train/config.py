@@ -20,6 +20,7 @@ Kind = Literal["ae", "vae"]
 Arch = Literal["mlp", "cnn"]
 Norm = Literal["none", "batch", "group"]
 ReconLoss = Literal["mse", "bce", "ssim", "ssim_l1"]
+SSIM_LOSSES = ("ssim", "ssim_l1")  # an autoencoder's only: a VAE's ELBO needs a likelihood
 Augment = Literal["none", "flips", "dihedral"]
 Noise = Literal["none", "gaussian", "coarse", "mask"]
 InputRange = Literal["01", "pm1"]
@@ -306,7 +307,7 @@ def validate(config: TrainConfig) -> None:
     check_score(config.score, config.kind)
     if config.recon_loss == "bce" and config.input_range != "01":
         raise HamtuneError("recon_loss=bce needs input_range=01 (BCE compares values in [0, 1])")
-    if config.recon_loss in ("ssim", "ssim_l1") and config.kind != "ae":
+    if config.recon_loss in SSIM_LOSSES and config.kind != "ae":
         raise HamtuneError(f"recon_loss={config.recon_loss} needs kind=ae (a VAE's ELBO needs a likelihood: mse or bce)")
     if config.val_fraction + config.test_fraction >= 0.9:
         raise HamtuneError("val_fraction + test_fraction must leave some training data")

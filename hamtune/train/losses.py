@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from hamtune.train import metrics
+from hamtune.train.config import SSIM_LOSSES
 from hamtune.train.tensors import to_unit
 
 HALF_LOG_PI = 0.5 * math.log(math.pi)
 # ssim_l1 weighs 1 - SSIM and the mean absolute error as Zhao et al. (2017, "Loss functions for image restoration with
 # neural networks") found best: alpha = 0.84.
 SSIM_L1_ALPHA = 0.84
-SSIM_LOSSES = ("ssim", "ssim_l1")
 
 
 def per_image_terms(
