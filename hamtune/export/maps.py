@@ -14,6 +14,7 @@ Scores with a `latent` or `elbo` part are one number per image and have no map: 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -65,7 +66,7 @@ def _full_size(part: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 @torch.no_grad()
 def part_maps(model: Autoencoder, images: torch.Tensor, config: TrainConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """The mse and 1 - SSIM maps (N,H,W) of uint8 (N,H,W,C) images, averaged over the score's views as
+    """The maps (N,H,W) of the score's parts for uint8 (N,H,W,C) images, averaged over the score's views as
     score_images averages them, and the reconstruction of the image itself in [0,1] (N,C,H,W)."""
     original = to_input(images, config.input_range)
     views = FLIPS if config.tta else FLIPS[:1]
@@ -74,23 +75,26 @@ def part_maps(model: Autoencoder, images: torch.Tensor, config: TrainConfig) -> 
     for dims in views:
         x = original.flip(dims) if dims else original
         recon = model(x)[0]
-        add_view(maps, view_maps(x, recon, config.input_range), dims, len(views))
+        add_view(maps, view_maps(x, recon, config.input_range, score_parts(config.score)), dims, len(views))
         if shown is None:
             shown = to_unit(recon, config.input_range).clamp(0, 1)
     assert shown is not None  # views is never empty
     return maps, shown
 
 
-def view_maps(x: torch.Tensor, recon: torch.Tensor, input_range: str) -> dict[str, torch.Tensor]:
-    """The mse, 1 - SSIM and 1 - GMS maps (N,H,W) of one view and its reconstruction (model space); also the body of the
-    exported score graph's map output."""
-    height, width = x.shape[-2:]
+# Each map part's map (N,H,W) from a reconstruction and its image on [0, 1] (N,C,H,W).
+MAKERS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mse": lambda recon, x: (recon - x).pow(2).mean(1),
+    "ssim": lambda recon, x: _full_size(1.0 - metrics.ssim_map(recon, x).mean(1), *x.shape[-2:]),
+    "gms": lambda recon, x: _full_size(1.0 - metrics.gms_map(recon, x), *x.shape[-2:]),
+}
+
+
+def view_maps(x: torch.Tensor, recon: torch.Tensor, input_range: str, parts: tuple[str, ...] = MAP_PARTS) -> dict[str, torch.Tensor]:
+    """The maps (N,H,W) of `parts` (a score's parts: only what it combines is computed) for one view and its
+    reconstruction (model space); also the body of the exported score graph's map output."""
     unit_x, unit_recon = to_unit(x, input_range), to_unit(recon, input_range)
-    return {
-        "mse": (unit_recon - unit_x).pow(2).mean(1),
-        "ssim": _full_size(1.0 - metrics.ssim_map(unit_recon, unit_x).mean(1), height, width),
-        "gms": _full_size(1.0 - metrics.gms_map(unit_recon, unit_x), height, width),
-    }
+    return {name: MAKERS[name](unit_recon, unit_x) for name in parts if name in MAKERS}
 
 
 def add_view(maps: dict[str, torch.Tensor], view: dict[str, torch.Tensor], dims: tuple[int, ...], views: int) -> None:
@@ -122,7 +126,7 @@ class Mapper:
         for member, model, state in self.members:
             size = member.config.eval_batch_size
             chunks = [part_maps(model, tensor[s : s + size], member.config) for s in range(0, len(tensor), size)]
-            parts = {key: torch.cat([c[0][key] for c in chunks]) for key in MAP_PARTS}
+            parts = {key: torch.cat([c[0][key] for c in chunks]) for key in chunks[0][0]}
             maps.append(score_map(parts, member.config.score, state.center, state.scale))
             recons.append(torch.cat([c[1] for c in chunks]))
         if hasattr(self.bundle, "members"):  # as bundle.combine standardises the members' scores

@@ -136,7 +136,7 @@ class ScoreGraph(torch.nn.Module):
             return score
         parts: dict[str, torch.Tensor] = {}
         for dims, (x, recon) in zip(FLIPS, seen):
-            add_view(parts, view_maps(x, recon, self.config.input_range), dims, len(seen))
+            add_view(parts, view_maps(x, recon, self.config.input_range, score_parts(self.config.score)), dims, len(seen))
         return score, score_map(parts, self.config.score, self.state.center, self.state.scale)
 
 

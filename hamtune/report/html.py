@@ -125,7 +125,8 @@ def _is_number(text: str) -> bool:
 
 
 def _row_classes(board: pd.DataFrame) -> list[str]:
-    return [role_of(r).value if role_of(r) in (Role.BASELINE, Role.FLOOR) else "" for r in board["role"]]
+    marked = {Role.BASELINE: "baseline", Role.FLOOR: "classical"}  # the page's CSS classes
+    return [marked.get(role_of(r), "") for r in board["role"]]
 
 
 def board_table(board: pd.DataFrame, metric: Metric, select: Metric | None = None) -> str:
