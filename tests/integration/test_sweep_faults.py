@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import TINY_SPACE
+from s3server import bucket_files, s3_bucket
 
 from hamtune.results.store import load_results
 
@@ -67,21 +69,34 @@ PARETO = {
 
 
 @pytest.mark.parametrize(
-    ("sig", "changes"),
-    [(signal.SIGKILL, {}), (signal.SIGINT, PARETO)],
-    ids=["sigkill", "sigint-multi-objective-nsga2"],
+    ("sig", "changes", "storage"),
+    [(signal.SIGKILL, {}, "s3://sweeps/hamtune"), (signal.SIGINT, PARETO, None)],
+    ids=["sigkill-s3-storage", "sigint-multi-objective-nsga2"],
 )
-def test_killed_driver_resumes_to_exactly_num_samples(prepared, tmp_path, sig, changes):
+def test_killed_driver_resumes_to_exactly_num_samples(prepared, tmp_path, sig, changes, storage):
     """Killed once two of four trials are recorded (two run at once), so two are left to resume. The two cases cover
     both signals and both kinds of sampler state (TPE's single objective, NSGA-II's population) at half the cost of
-    all four pairs."""
+    all four pairs. The SIGKILL case keeps Tune's experiment and checkpoints in a bucket of a real S3-compatible
+    server (`--storage s3://`): the resume restores and checks them there, and report and export read the results."""
     space = write_space(tmp_path / "resume.yaml", prepared, name="resume", num_samples=4, max_epochs=2, **changes)
     results = tmp_path / "resume"
-    code, before = start_and_interrupt(sweep_command(space, tmp_path), results, sig, lambda: consistent_snapshot(results) >= 2)
-    if sig == signal.SIGINT:
-        assert code == 130
-    done = subprocess.run(sweep_command(space, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    extra = ["--storage", storage] if storage else []
+    with s3_bucket("sweeps") if storage else nullcontext():
+        code, before = start_and_interrupt(sweep_command(space, tmp_path, *extra), results, sig, lambda: consistent_snapshot(results) >= 2)
+        if sig == signal.SIGINT:
+            assert code == 130
+        done = subprocess.run(sweep_command(space, tmp_path, *extra, "--resume"), capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        if storage:
+            held = bucket_files(f"{storage}/resume/tune")
+            assert any("experiment_state" in path for path in held) and any("/checkpoint_" in path for path in held), held
+            assert not (results / "tune").exists()
+            exported = subprocess.run(
+                [sys.executable, "-m", "hamtune", "export", str(results), "--out", str(tmp_path / "bundle")], capture_output=True, text=True
+            )
+            assert exported.returncode == 0 and (tmp_path / "bundle" / "model.pt").is_file(), exported.stdout + exported.stderr
+            shown = subprocess.run([sys.executable, "-m", "hamtune", "report", str(results), "--no-html"], capture_output=True, text=True)
+            assert shown.returncode == 0 and "resume" in shown.stdout, shown.stdout + shown.stderr
     trials, epochs, scores = load_results(results)
     assert len(trials) == 4 and trials["trial_id"].is_unique
     assert before <= set(trials["trial_id"]) and len(before) < 4

@@ -7,10 +7,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.fs as pafs
 from ray import tune
 
 from hamtune.errors import HamtuneError
+from hamtune.files import atomic_folder
 from hamtune.paths import relative_to_results
+from hamtune.results.layout import CHECKPOINTS
 from hamtune.results.store import ResultsWriter, trial_row
 from hamtune.sweep.confirm import group_seeds, member_id, split_config, trial_config
 from hamtune.sweep.study import finish_trial
@@ -45,6 +48,23 @@ def member_states(last: dict, checkpoint: str | None, n: int, status: str, reaso
     if len(saved) == n:
         return [(status, reason) if m["status"] == "running" else (m["status"], m["reason"]) for m in saved]
     return [(status, reason)] * n
+
+
+def local_checkpoint(trial, directory: Path) -> str | None:
+    """The trial's last checkpoint as a folder on this machine: Tune's own where the storage is a local or shared
+    folder; a copy in the results folder's checkpoints/ where it is a bucket (s3://, gs://), so that the row, export,
+    score and report read a sweep's models the same way wherever Tune kept them."""
+    checkpoint = trial.checkpoint
+    if checkpoint is None or isinstance(checkpoint.filesystem, pafs.LocalFileSystem):
+        return checkpoint.path if checkpoint is not None else None
+    target = directory / CHECKPOINTS / trial.trial_id
+    try:
+        with atomic_folder(target) as tmp:
+            checkpoint.to_directory(str(tmp))
+    except OSError as exc:
+        log.warning("trial %s: could not copy its checkpoint from %s (%s)", trial.trial_id, checkpoint.path, exc)
+        return None
+    return str(target)
 
 
 def _last_line(text: str) -> str:
@@ -91,7 +111,7 @@ class ResultsRecorder(tune.Callback):
         self._record(trial, "failed", _last_line(_error_text(trial)), trials)
 
     def _record(self, trial, status: str, reason: str, trials: list) -> None:
-        checkpoint = trial.checkpoint.path if trial.checkpoint is not None else None
+        checkpoint = local_checkpoint(trial, self.directory)
         values, confirms = split_config(trial.config)
         seeds = group_seeds(trial.config)
         if not seeds:
@@ -99,7 +119,7 @@ class ResultsRecorder(tune.Callback):
             return
         states = member_states(trial.last_result or {}, checkpoint, len(seeds), status, reason)
         for index, (seed, (state, why)) in enumerate(zip(seeds, states)):
-            folder = str(member_folder(checkpoint, index)) if checkpoint else None
+            folder = str(member_folder(Path(checkpoint), index)) if checkpoint else None
             self._write(trial, member_id(trial.trial_id, seed), {**values, "seed": seed}, confirms, state, why, folder, trials)
 
     def _write(
