@@ -161,7 +161,8 @@ def trial_lifetimes(experiment: Path) -> dict[str, tuple[float, float, set[str]]
     span is shrunk by a second at both ends, so it lies inside the true one and overlaps are never overcounted."""
     lives = {}
     for result in experiment.glob("*/result.json"):
-        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        whole = result.read_text().split("\n")[:-1]  # the last piece is a line Tune is still writing (or empty)
+        rows = [json.loads(line) for line in whole if line.strip()]
         if rows:
             start, end = rows[0]["timestamp"] - rows[0]["time_this_iter_s"] + 1, rows[-1]["timestamp"] - 1
             lives[result.parent.name] = (start, end, {r.get("node_id") for r in rows})
