@@ -13,6 +13,24 @@ REAL_METADATA = SHARED / "data" / "HAM10000_metadata.csv"
 REAL_SAMPLE = SHARED / "data" / "ham10000_sample"
 
 
+# The modules that take longest on CI's 2 cores (docs/measurements.md), handed out first: `-n 2 --dist loadscope
+# --no-loadscope-reorder` gives whole modules to the workers in collection order, and xdist's own order (most tests
+# first) started these few-test modules last, so a 10-minute module ran alone on one core while the other idled.
+LONGEST_FIRST = (
+    "test_sweep_faults.py",
+    "test_cluster.py",
+    "test_reliability.py",
+    "test_benchmarks.py",
+    "test_hostile.py",
+    "test_api.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def hamtune_cache(tmp_path_factory) -> Path:
     """Every test writes caches under a temp folder, never under the user's home."""
