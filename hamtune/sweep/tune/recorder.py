@@ -178,13 +178,14 @@ class ResultsRecorder(tune.Callback):
             f"[{done}/{self.total}] trial {trial_id} {params.get('kind')}/{params.get('arch')}"
             + (f" seed {params.get('seed')} of {confirms}{fused}" if confirms else "")
             + f" {status} "
-            f"after {len(history)} epoch(s): {shown}" + (f" ({reason[:120]})" if reason else "") + self._progress(done, trials)
+            f"after {len(history)} epoch(s): {shown}" + (f" ({reason[:120]})" if reason else "") + self._progress(done, trials, trial)
         )
 
-    def _progress(self, done: int, trials: list) -> str:
-        """'; 2 running, about 14 min left': the rate of the trials recorded since this driver started."""
+    def _progress(self, done: int, trials: list, ended) -> str:
+        """'; 2 running, about 14 min left': the rate of the trials recorded since this driver started. The trial that
+        just ended is still RUNNING to Tune while its callbacks run: not counted."""
         self.recorded_here += 1
-        running = sum(1 for t in trials if t.status == "RUNNING")
+        running = sum(1 for t in trials if t.status == "RUNNING" and t is not ended)
         left = max(0, self.total - done)
         if not left:
             return ""

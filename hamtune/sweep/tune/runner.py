@@ -309,6 +309,7 @@ def make_tuner(
     trackers: tuple = (),
     on_cuda: bool = False,
     manifest: dict | None = None,
+    elastic: bool = False,
 ):
     """The Tuner of a sweep: Optuna searching, the space's scheduler, the recorder writing results; or, on
     --resume, the interrupted experiment restored with its unfinished trials."""
@@ -326,7 +327,10 @@ def make_tuner(
             scheduler=_scheduler(space),
             num_samples=num_samples + space.confirm_trials,
             max_concurrent_trials=max_concurrent,
-            reuse_actors=True,
+            # a trial's process serves the next trial (no second start of Python and torch), except on a cluster
+            # that can grow: there a reused process on an old node took every trial before the processes starting
+            # on a node that had just joined were up, and the new node was never used
+            reuse_actors=not elastic,
         ),
         run_config=tune.RunConfig(
             name=EXPERIMENT,
@@ -457,6 +461,7 @@ def _run_sweep(space: SearchSpace, options: SweepOptions) -> Path:
         trackers=tuple(trackers),
         on_cuda=gpus > 0,
         manifest=data.manifest,
+        elastic=elastic,
     )
     if not options.resume:
         trust.record_tuner(experiment)
