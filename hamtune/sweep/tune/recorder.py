@@ -55,8 +55,10 @@ def local_checkpoint(trial, directory: Path) -> str | None:
     folder; a copy in the results folder's checkpoints/ where it is a bucket (s3://, gs://), so that the row, export,
     score and report read a sweep's models the same way wherever Tune kept them."""
     checkpoint = trial.checkpoint
-    if checkpoint is None or isinstance(checkpoint.filesystem, pafs.LocalFileSystem):
-        return checkpoint.path if checkpoint is not None else None
+    if checkpoint is None:
+        return None
+    if isinstance(checkpoint.filesystem, pafs.LocalFileSystem):
+        return checkpoint.path
     target = directory / CHECKPOINTS / trial.trial_id
     try:
         with atomic_folder(target) as tmp:
