@@ -293,34 +293,46 @@ def test_resume_survives_a_state_naming_a_deleted_checkpoint(prepared, tmp_path,
         assert len(list(folder.glob("checkpoint_*"))) == 1
 
 
-def test_repair_puts_the_newest_complete_checkpoint_where_a_missing_one_is_named(tmp_path):
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_repair_puts_the_newest_complete_checkpoint_where_a_missing_one_is_named(tmp_path, where):
+    """Both where Tune keeps checkpoints: a local folder, and a bucket of a real S3-compatible server, which has no
+    folders to rename (a rename of one failed there with NoSuchKey in a resumed sweep)."""
+    import pyarrow.fs as pafs
     from ray import tune
 
     from hamtune.sweep.tune.repair import is_complete, repair_checkpoint
     from hamtune.train import checkpoint as ckpt
 
-    def make(name: str, complete: bool) -> Path:
-        folder = tmp_path / name
-        folder.mkdir()
-        for file in ckpt.RESUME_FILES[: 4 if complete else 2]:
-            (folder / file).write_text(name)
-        return folder
+    with s3_bucket("repair") if where == "s3" else nullcontext():
+        uri = "s3://repair/trial" if where == "s3" else str(tmp_path)
+        filesystem, root = pafs.FileSystem.from_uri(uri)
 
-    def named(name: str) -> tune.Checkpoint:
-        return tune.Checkpoint(str(tmp_path / name))
+        def make(name: str, complete: bool) -> None:
+            for file in ckpt.RESUME_FILES[: 4 if complete else 2]:
+                filesystem.create_dir(f"{root}/{name}")
+                with filesystem.open_output_stream(f"{root}/{name}/{file}") as out:
+                    out.write(name.encode())
 
-    make("checkpoint_000001", True)
-    assert repair_checkpoint(named("checkpoint_000001")) is None
-    make("checkpoint_000003", True)
-    make("checkpoint_000004", False)
-    assert "resuming from checkpoint_000003" in repair_checkpoint(named("checkpoint_000002"))
-    assert (tmp_path / "checkpoint_000002" / ckpt.HISTORY).read_text() == "checkpoint_000003"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_000001", "checkpoint_000002"]
-    shutil.rmtree(tmp_path / "checkpoint_000002")
-    make("checkpoint_000005", False)
-    assert "starts over" in repair_checkpoint(named("checkpoint_000002"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_000001", "checkpoint_000002"]
-    assert not is_complete(named("checkpoint_000002")) and is_complete(named("checkpoint_000001"))
+        def named(name: str) -> tune.Checkpoint:
+            return tune.Checkpoint(f"{uri}/{name}")
+
+        def folders() -> list[str]:
+            found = filesystem.get_file_info(pafs.FileSelector(root))
+            return sorted(info.base_name for info in found if info.type == pafs.FileType.Directory)
+
+        make("checkpoint_000001", True)
+        assert repair_checkpoint(named("checkpoint_000001")) is None
+        make("checkpoint_000003", True)
+        make("checkpoint_000004", False)
+        assert "resuming from checkpoint_000003" in repair_checkpoint(named("checkpoint_000002"))
+        with filesystem.open_input_stream(f"{root}/checkpoint_000002/{ckpt.HISTORY}") as moved:
+            assert moved.read() == b"checkpoint_000003"
+        assert folders() == ["checkpoint_000001", "checkpoint_000002"]
+        filesystem.delete_dir(f"{root}/checkpoint_000002")
+        make("checkpoint_000005", False)
+        assert "starts over" in repair_checkpoint(named("checkpoint_000002"))
+        assert folders() == ["checkpoint_000001", "checkpoint_000002"]
+        assert not is_complete(named("checkpoint_000002")) and is_complete(named("checkpoint_000001"))
 
 
 def test_killed_trial_worker_is_retried_from_its_checkpoint(prepared, tmp_path):

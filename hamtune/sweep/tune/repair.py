@@ -59,8 +59,18 @@ def repair_checkpoint(checkpoint: tune.Checkpoint) -> str | None:
     if source is None:
         filesystem.create_dir(path)
         return f"{name} is gone and no later checkpoint survives: the trial starts over"
-    filesystem.move(source.path, path)
+    _move_folder(filesystem, source.path, path)
     return f"{name} is gone: resuming from {source.base_name}, the trial's newest"
+
+
+def _move_folder(filesystem: pafs.FileSystem, source: str, target: str) -> None:
+    """A bucket has no folder to rename (S3's CopyObject of a prefix fails with NoSuchKey): its files are copied,
+    then the source deleted. A local folder is renamed, in one step."""
+    if filesystem.type_name == "local":
+        filesystem.move(source, target)
+        return
+    pafs.copy_files(source, target, source_filesystem=filesystem, destination_filesystem=filesystem)
+    filesystem.delete_dir(source)
 
 
 class RepairCheckpoints(tune.Callback):
