@@ -178,7 +178,8 @@ def test_concurrent_trials_share_one_copy_of_the_dataset(ray_local, tmp_path):
         pixels = rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8)
         path = write_dermamnist(tmp_path / f"dermamnist_{n}.npz", pixels, list(np.resize(dx, n)))
         data = load_prepared(prepare(path, progress=False))
-        # a small evaluation in both runs (48 and 100 images), so mainly the dataset's size differs
+        # a small evaluation in both runs (48 and 100 images) and training on 300 of the images in both, so mainly the
+        # dataset's size differs: a trial that copied the dataset would hold the whole 117 MiB all the same
         fraction = 0.12 if n == 400 else 0.01
         fixed = {
             "kind": "ae",
@@ -189,6 +190,7 @@ def test_concurrent_trials_share_one_copy_of_the_dataset(ray_local, tmp_path):
             "eval_batch_size": 64,
             "val_fraction": fraction,
             "test_fraction": fraction,
+            "max_train_images": 300,
         }
         space = tiny_space(
             data,

@@ -26,7 +26,7 @@ from hamtune.results.records import read_plan, read_record
 from hamtune.results.store import load_results, write_distributions
 from hamtune.sweep.space import SearchSpace, sampler_spec, tune_metric
 from hamtune.sweep.tune.cluster import check_node_versions
-from hamtune.sweep.tune.internals import AUTH_LOGGER
+from hamtune.sweep.tune.internals import AUTH_LOGGER, skip_callback_telemetry
 from hamtune.train.checkpoint import KEEP_CHECKPOINTS
 from hamtune.train.config import build_config
 from hamtune.train.single import load_data
@@ -138,6 +138,7 @@ def start_ray(address: str | None, num_cpus: int | None = None, runtime_env: dic
     token-authenticated and without a dashboard (also where ray[default] is installed)."""
     import ray
 
+    skip_callback_telemetry()
     if ray.is_initialized():
         return
     quiet_auth_advice()

@@ -38,6 +38,17 @@ def test_tunes_experiment_filesystem_and_rays_authentication_logger_are_where_ha
     assert logging.getLogger(ray_internals.AUTH_LOGGER).name == ray_internals.AUTH_LOGGER
 
 
+def test_tunes_callback_telemetry_is_the_function_hamtune_replaces():
+    import inspect
+
+    from ray.air._internal import usage
+    from ray.tune import tune
+
+    assert tune.air_usage is usage and "air_usage.tag_callbacks(callbacks)" in inspect.getsource(tune.run)
+    ray_internals.skip_callback_telemetry()
+    assert usage.tag_callbacks([object()]) is False  # counted nothing, imported no tracker integration
+
+
 def test_mlflows_store_opens_for_sqlite_and_is_refused_for_the_old_file_store(tmp_path, monkeypatch):
     pytest.importorskip("mlflow", reason='the optional extra: pip install "hamtune[mlflow]"')
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
