@@ -178,7 +178,8 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
     with tune_settings():
         start_ray(options.address, options.num_cpus)
         most_cpus = max(r["cpus"] for r in runs)
-        limit = concurrency(most_cpus, options.gpus_per_trial, None, elastic=options.address is not None)
+        elastic = options.address is not None  # a node that joins mid-run gets runs only if no reused process takes them first
+        limit = concurrency(most_cpus, options.gpus_per_trial, None, elastic=elastic)
         trainable = tune.with_resources(
             tune.with_parameters(
                 reproduce_trial,
@@ -194,7 +195,7 @@ def run_reproduce(directory: Path, options: ReproduceOptions) -> tuple[pd.DataFr
         tuner = tune.Tuner(
             trainable,
             param_space={"run": tune.grid_search(runs)},
-            tune_config=tune.TuneConfig(max_concurrent_trials=limit, reuse_actors=True),
+            tune_config=tune.TuneConfig(max_concurrent_trials=limit, reuse_actors=not elastic),
             run_config=tune.RunConfig(
                 name="tune",
                 storage_path=str(storage),

@@ -53,5 +53,7 @@ def test_mlflows_store_opens_for_sqlite_and_is_refused_for_the_old_file_store(tm
     pytest.importorskip("mlflow", reason='the optional extra: pip install "hamtune[mlflow]"')
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     assert internals.open_mlflow_store(f"sqlite:///{tmp_path / 'mlflow.db'}") is not None
-    with pytest.raises(Exception):  # noqa: B017 (MLflow's own error type for a refused store varies by version)
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException, match="database backend"):  # what hamtune's tracker check passes on to the user
         internals.open_mlflow_store(str(tmp_path / "mlruns"))
