@@ -305,8 +305,8 @@ def test_repair_puts_the_newest_complete_checkpoint_where_a_missing_one_is_named
         filesystem, root = pafs.FileSystem.from_uri(uri)
 
         def make(name: str, complete: bool) -> None:
+            filesystem.create_dir(f"{root}/{name}")
             for file in ckpt.RESUME_FILES[: 4 if complete else 2]:
-                filesystem.create_dir(f"{root}/{name}")
                 with filesystem.open_output_stream(f"{root}/{name}/{file}") as out:
                     out.write(name.encode())
 

@@ -66,7 +66,7 @@ def repair_checkpoint(checkpoint: tune.Checkpoint) -> str | None:
 def _move_folder(filesystem: pafs.FileSystem, source: str, target: str) -> None:
     """A bucket has no folder to rename (S3's CopyObject of a prefix fails with NoSuchKey): its files are copied,
     then the source deleted. A local folder is renamed, in one step."""
-    if filesystem.type_name == "local":
+    if isinstance(filesystem, pafs.LocalFileSystem):
         filesystem.move(source, target)
         return
     pafs.copy_files(source, target, source_filesystem=filesystem, destination_filesystem=filesystem)
